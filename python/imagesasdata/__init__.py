@@ -1,0 +1,48 @@
+"""imagesasdata: images as data for social science research.
+
+The pipeline of Webb Williams, Casas & Wilkerson (2020): images → labelled table → fine-tuned CNN (validated
+honestly) → predictions → analysis. Every result is an Arrow table; a fitted model is a run directory.
+
+    import imagesasdata as iad
+    run = iad.finetune(iad.sample_data() / "faces", epochs=5, out="runs/faces")
+    print(run)                                   # validation metrics
+    labels = run.predict(iad.sample_data() / "new_images")
+"""
+
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+from .backbones import BOOK_ARCHITECTURES, create_backbone, list_architectures  # noqa: E402
+from .config import TrainConfig  # noqa: E402
+from .data import image_table  # noqa: E402
+from .errors import BadImageError, ImagesAsDataError  # noqa: E402
+from .images import open_rgb  # noqa: E402
+from .metrics import classification_metrics, metrics_from_counts  # noqa: E402
+from .predict import evaluate, predict  # noqa: E402
+from .runs import Run, load_run  # noqa: E402
+from .splits import split_table  # noqa: E402
+from .train import finetune  # noqa: E402
+
+
+def sample_data() -> Path:
+    """The folder of sample images shipped with the package (see its README.md for credits)."""
+    from importlib import resources
+
+    try:
+        bundled = Path(str(resources.files("imagesasdata.sample_data")))
+        if (bundled / "faces").is_dir():
+            return bundled
+    except ModuleNotFoundError:
+        pass
+    repository = Path(__file__).resolve().parents[2] / "data"
+    if (repository / "faces").is_dir():
+        return repository
+    raise ImagesAsDataError("the sample data is missing from this installation; reinstall imagesasdata")
+
+
+__all__ = [
+    "BOOK_ARCHITECTURES", "BadImageError", "ImagesAsDataError", "Run", "TrainConfig", "classification_metrics",
+    "create_backbone", "evaluate", "finetune", "image_table", "list_architectures", "load_run", "metrics_from_counts",
+    "open_rgb", "predict", "sample_data", "split_table",
+]

@@ -1,0 +1,355 @@
+"""Fine-tuning: the book's training loop (SGD, StepLR, cross-entropy, best epoch on validation), made
+reproducible, resumable and fast. Only this module and `inference` touch tensors.
+
+`finetune()` is the one-line entry point; `Trainer` is the loop, usable on its own.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+import torch.nn as nn
+
+from . import runs
+from .backbones import Backbone, create_backbone, set_train_mode
+from .cache import DecodedImages, DecodeOnRead
+from .config import TrainConfig
+from .data import check_labeled, choose_positive_class, image_table
+from .devices import autocast, resolve_channels_last, resolve_device, resolve_precision
+from .errors import ImagesAsDataError, listing
+from .inference import forward_rows
+from .splits import split_table
+from .transforms import Preprocessing, channel_statistics, normalize_batch, to_chw, train_view
+
+HISTORY_SCHEMA = pa.schema([
+    ("epoch", pa.int64()), ("split", pa.string()), ("loss", pa.float64()), ("accuracy", pa.float64()),
+    ("learning_rate", pa.float64()), ("seconds", pa.float64()),
+])
+
+
+def finetune(data, *, out=None, label: str | None = None, path: str | None = None, resume: bool = False,
+             images=None, **options) -> "runs.Run":
+    """Fine-tune an ImageNet-pretrained CNN on labelled images and return the validated Run.
+
+    data: anything `image_table()` reads — the book's train/ val/ folders, a folder of class folders, a CSV or
+      Parquet file or a data frame with path and label columns (name them with path= and label=).
+    out: the run directory (default: a new temporary folder; `Run.save()` copies it elsewhere).
+    resume: continue an interrupted run in `out` from its last finished epoch (a finished run is loaded as is).
+    images: a DecodedImages cache from an earlier run on the same table (grids share one).
+    options: see TrainConfig — the book's defaults: SGD, learning rate 0.001, momentum 0.9, batch size 4,
+      StepLR step size 7 and gamma 0.1, 25 epochs, 80/20 split.
+    Raises ImagesAsDataError for unusable data or options. Ctrl-C keeps the best model so far in `out`.
+    """
+    config = TrainConfig.from_options(**options)
+    out = runs.new_run_dir(out)
+    if resume and runs.is_complete(out):
+        return runs.load_run(out)
+    table = image_table(data, label=label, path=path)
+    classes = check_labeled(table)
+    positive = choose_positive_class(classes, config.positive_class)
+    table = split_table(table, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+                        seed=config.seed, balance=config.balance, group=config.group)
+    torch.manual_seed(config.seed)  # the new last layer's N(0, 0.01) draw
+    backbone = create_backbone(config.architecture, config.weights, len(classes), config.dropout, config.freeze,
+                               progress=config.progress)
+    prep = preprocessing_for(config, backbone)
+    if images is None or images.prep.resize_size != prep.resize_size or images.prep.resize != prep.resize \
+            or list(images.paths) != table["path"].to_pylist():
+        images = decode_images(table["path"].to_pylist(), prep, config)
+    skipped = skipped_table(table, images.errors)
+    rows = rows_by_split(table, images, classes)
+    if config.normalize == "train":
+        prep.mean, prep.std = channel_statistics(images[r] for r in rows["train"])
+    trainer = Trainer(backbone, config, prep, images, table, rows, classes, positive, out)
+    runs.write_started(out, trainer.describe(), table, images.hashes, skipped)
+    return trainer.fit(resume=resume)
+
+
+def preprocessing_for(config: TrainConfig, backbone: Backbone) -> Preprocessing:
+    """The Preprocessing a config asks for, with the backbone's own input size and statistics where unset."""
+    from .transforms import IMAGENET_MEAN, IMAGENET_STD, NORMALIZE_CHOICES
+
+    if config.normalize not in NORMALIZE_CHOICES:
+        raise ImagesAsDataError(f"normalize={config.normalize!r}: choose one of {', '.join(NORMALIZE_CHOICES)}")
+    mean, std = (backbone.mean, backbone.std) if config.normalize == "backbone" else (IMAGENET_MEAN, IMAGENET_STD)
+    return Preprocessing(image_size=config.image_size or backbone.input_size, resize=config.resize,
+                         resize_size=config.resize_size, normalize=config.normalize, mean=mean, std=std,
+                         augment_crop=config.augment_crop, augment_flip=config.augment_flip)
+
+
+def decode_images(paths, prep: Preprocessing, config: TrainConfig):
+    """Decode once into memory or onto disk (cache="auto" picks by size), or not at all (cache="none")."""
+    kwargs = dict(workers=config.num_workers, progress=config.progress, hashes=True)
+    if config.cache == "none":
+        return DecodeOnRead(paths, prep, **kwargs)
+    limit = {"memory": float("inf"), "disk": 0.0}.get(config.cache)
+    return DecodedImages(paths, prep, **({"memory_limit_gb": limit} if limit is not None else {}), **kwargs)
+
+
+def skipped_table(table: pa.Table, errors: dict) -> pa.Table:
+    """The images left out because they could not be read, with the reason; also printed as a warning."""
+    rows = sorted(errors)
+    skipped = pa.table({
+        "image_id": pa.array([table["image_id"][r].as_py() for r in rows], pa.string()),
+        "path": pa.array([table["path"][r].as_py() for r in rows], pa.string()),
+        "split": pa.array([table["split"][r].as_py() for r in rows], pa.string()),
+        "error": pa.array([errors[r] for r in rows], pa.string()),
+    })
+    if rows:
+        warnings.warn(
+            f"skipped {len(rows)} unreadable image(s): "
+            + listing([f"{table['path'][r].as_py()} ({errors[r]})" for r in rows], 5),
+            stacklevel=3,
+        )
+    return skipped
+
+
+def rows_by_split(table: pa.Table, images, classes) -> dict:
+    """Usable row numbers per split; every class must keep at least one readable training and validation image."""
+    splits = table["split"].to_pylist()
+    labels = table["label"].to_pylist()
+    rows = {name: images.usable([i for i, s in enumerate(splits) if s == name]) for name in ("train", "val", "test")}
+    for name in ("train", "val"):
+        present = {labels[r] for r in rows[name]}
+        lacking = [c for c in classes if c not in present]
+        if lacking:
+            raise ImagesAsDataError(
+                f"the {name} split has no readable images of class(es) {listing(lacking)}; label more images of "
+                "them (or fix the unreadable ones listed above)"
+            )
+    return rows
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    val_f1: float
+    learning_rate: float
+    seconds: float
+
+
+@dataclass
+class TrainingState:
+    """What a resumed run needs besides the weights: where it was and what it had seen."""
+
+    epoch: int = 0                       # epochs finished
+    best_epoch: int = 0
+    best_score: tuple = (-float("inf"),)
+    epochs_without_improvement: int = 0
+    best_val_loss: float = float("inf")
+    history: list = field(default_factory=list)
+    stopped_early: bool = False
+
+
+class Trainer:
+    """The training loop. Data order and augmentation depend only on (seed, epoch, image), so a resumed run
+    and a cached run follow exactly the path an uninterrupted, uncached one would."""
+
+    def __init__(self, backbone: Backbone, config: TrainConfig, prep: Preprocessing, images, table: pa.Table,
+                 rows: dict, classes: list, positive_class, out: Path):
+        self.backbone = backbone
+        self.model = backbone.model
+        self.config = config
+        self.prep = prep
+        self.images = images
+        self.table = table
+        self.rows = rows
+        self.classes = classes
+        self.positive_class = positive_class
+        self.out = Path(out)
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        self.channels_last = resolve_channels_last(config.channels_last, self.device)
+        index = {c: i for i, c in enumerate(classes)}
+        self.targets = np.array([index.get(v, -1) for v in table["label"].to_pylist()], dtype=np.int64)
+        self.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.optimizer = make_optimizer(self.model, config)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=config.step_size, gamma=config.gamma)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.loss_function = nn.CrossEntropyLoss()
+
+    def describe(self) -> dict:
+        """model.json's content (runs.py adds the outcome when training ends)."""
+        return runs.describe_model(self.backbone, self.config, self.prep, self.classes, self.positive_class,
+                                   device=str(self.device), precision=self.precision, channels_last=self.channels_last)
+
+    # ------------------------------------------------------------------------------------------ the loop
+
+    def fit(self, resume: bool = False) -> "runs.Run":
+        state = TrainingState()
+        best_weights = None
+        if resume and runs.has_checkpoint(self.out):
+            state, best_weights = self._restore()
+        if best_weights is None:
+            best_weights = clone_weights(self.model)
+        try:
+            for epoch in range(state.epoch + 1, self.config.epochs + 1):
+                result = self.run_epoch(epoch)
+                state.history += history_rows(result)
+                state.epoch = epoch
+                score = self.score(result)
+                if score > state.best_score:
+                    state.best_score, state.best_epoch = score, epoch
+                    best_weights = clone_weights(self.model)  # by value: later steps must not change it
+                    runs.write_weights(self.out, best_weights)
+                if result.val_loss < state.best_val_loss - 1e-12:
+                    state.best_val_loss, state.epochs_without_improvement = result.val_loss, 0
+                else:
+                    state.epochs_without_improvement += 1
+                self._checkpoint(state)
+                if self.config.patience and state.epochs_without_improvement >= self.config.patience:
+                    state.stopped_early = True
+                    self._say(f"early stopping: validation loss has not improved for {self.config.patience} epochs")
+                    break
+        except KeyboardInterrupt:
+            self._say(f"interrupted after epoch {state.epoch}; keeping the best model so far (epoch {state.best_epoch}) "
+                      f"in {self.out} — resume with resume=True")
+            self._finish(best_weights, state, status="interrupted")
+            raise
+        return self._finish(best_weights, state, status="complete")
+
+    def score(self, result: EpochResult) -> tuple:
+        """Higher is better; ties on the chosen measure go to the lower validation loss (then the earlier epoch)."""
+        if self.config.select_on == "loss":
+            return (-result.val_loss,)
+        main = result.val_accuracy if self.config.select_on == "accuracy" else result.val_f1
+        return (main, -result.val_loss)
+
+    def run_epoch(self, epoch: int) -> EpochResult:
+        from tqdm.auto import tqdm
+
+        started = time.perf_counter()
+        learning_rate = self.optimizer.param_groups[0]["lr"]
+        torch.manual_seed(self.config.seed * 100_003 + epoch)  # dropout masks
+        set_train_mode(self.model)
+        order = epoch_order(self.rows["train"], self.config.seed, epoch)
+        total_loss, correct, seen = 0.0, 0, 0
+        batches = [order[i:i + self.config.batch_size] for i in range(0, len(order), self.config.batch_size)]
+        bar = tqdm(batches, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch", leave=False,
+                   disable=not self.config.progress)
+        for batch_rows in bar:
+            inputs = self.train_batch(batch_rows, epoch)
+            targets = torch.from_numpy(self.targets[batch_rows]).to(self.device)
+            loss, logits = self.step(inputs, targets)
+            total_loss += loss * len(batch_rows)
+            correct += int((logits.argmax(1) == targets).sum())
+            seen += len(batch_rows)
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+        self.scheduler.step()
+        val = self.validate()
+        result = EpochResult(epoch, total_loss / seen, correct / seen, val["loss"], val["accuracy"], val["f1"],
+                             learning_rate, time.perf_counter() - started)
+        self._say(f"epoch {epoch}/{self.config.epochs}  train loss {result.train_loss:.4f} acc {result.train_accuracy:.3f}"
+                  f"  |  val loss {result.val_loss:.4f} acc {result.val_accuracy:.3f}  ({result.seconds:.1f}s)")
+        return result
+
+    def train_batch(self, batch_rows, epoch: int) -> torch.Tensor:
+        """Augmented uint8 views of cached base images, seeded per (seed, epoch, image)."""
+        views = [train_view(to_chw(self.images[r]), self.prep, np.random.default_rng([self.config.seed, epoch, int(r)]))
+                 for r in batch_rows]
+        return torch.stack(views)
+
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor):
+        inputs = normalize_batch(inputs.to(self.device, non_blocking=True), self.prep.mean, self.prep.std)
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.precision):
+            output = self.model(inputs)
+            if isinstance(output, tuple):  # inception_v3 in training: main and auxiliary logits, as in the book
+                logits, aux = output
+                loss = self.loss_function(logits, targets) + 0.4 * self.loss_function(aux, targets)
+            else:
+                logits = output
+                loss = self.loss_function(logits, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach()), logits.detach().float()
+
+    def validate(self) -> dict:
+        from .metrics import metrics_from_counts, confusion_counts
+
+        rows = self.rows["val"]
+        logits = self.logits(rows)
+        targets = torch.from_numpy(self.targets[rows])
+        loss = float(nn.functional.cross_entropy(logits, targets))
+        predicted = logits.argmax(1).numpy()
+        counts = confusion_counts([self.classes[t] for t in targets.numpy()], [self.classes[p] for p in predicted], self.classes)
+        metrics = metrics_from_counts(counts, self.classes, self.positive_class).to_pylist()
+        f1 = next(m["estimate"] for m in metrics if m["metric"] == "f1" and m["estimator"] in ("binary", "macro"))
+        return {"loss": loss, "accuracy": float((predicted == targets.numpy()).mean()), "f1": f1}
+
+    def logits(self, rows) -> torch.Tensor:
+        return forward_rows(self.model, self.images, rows, self.prep, self.device, self.precision, self.channels_last,
+                            batch_size=max(32, self.config.batch_size))
+
+    # ------------------------------------------------------------------------------------------ saving
+
+    def _finish(self, best_weights: dict, state: TrainingState, status: str) -> "runs.Run":
+        self.model.load_state_dict(best_weights)
+        results = {split: (rows, self.logits(rows)) for split, rows in self.rows.items() if rows and split != "train"}
+        return runs.write_finished(self.out, self.table, self.targets, self.classes, self.positive_class, results,
+                                   history=state.history, best_epoch=state.best_epoch, epochs_run=state.epoch,
+                                   stopped_early=state.stopped_early, status=status, weights=best_weights)
+
+    def _checkpoint(self, state: TrainingState) -> None:
+        runs.write_checkpoint(self.out, clone_weights(self.model), self.optimizer, self.scheduler,
+                              {**state.__dict__, "best_score": list(state.best_score)}, self.config)
+
+    def _restore(self):
+        weights, optimizer_state, scheduler_state, saved = runs.read_checkpoint(self.out, self.config)
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(optimizer_state)
+        self.scheduler.load_state_dict(scheduler_state)
+        saved["best_score"] = tuple(saved["best_score"])
+        state = TrainingState(**saved)
+        self._say(f"resuming {self.out} after epoch {state.epoch} (best so far: epoch {state.best_epoch})")
+        return state, runs.read_weights(self.out)
+
+    def _say(self, message: str) -> None:
+        if self.config.progress:
+            from tqdm.auto import tqdm
+
+            tqdm.write(message)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def epoch_order(rows, seed: int, epoch: int) -> list[int]:
+    """The shuffled training order of an epoch: a function of (seed, epoch) only."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return [rows[i] for i in torch.randperm(len(rows), generator=generator).tolist()]
+
+
+def clone_weights(model: nn.Module) -> dict:
+    """A copy of the state dict by value, on the CPU (the book's reference code kept a live reference instead)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def history_rows(result: EpochResult) -> list[dict]:
+    return [
+        {"epoch": result.epoch, "split": "train", "loss": result.train_loss, "accuracy": result.train_accuracy,
+         "learning_rate": result.learning_rate, "seconds": result.seconds},
+        {"epoch": result.epoch, "split": "val", "loss": result.val_loss, "accuracy": result.val_accuracy,
+         "learning_rate": result.learning_rate, "seconds": result.seconds},
+    ]
