@@ -115,7 +115,7 @@ def _torchvision(name: str, weights: str, progress: bool) -> Backbone:
     source = "none"
     if weights == "imagenet":
         enum = torchvision.models.get_model_weights(name).DEFAULT
-        model.load_state_dict(_torchvision_imagenet_state(enum, progress))
+        model.load_state_dict(_torchvision_imagenet_state(IMAGENET_URL(name), progress))
         source = f"torchvision:{enum}"
     elif weights != "none":
         load_weights_file(model, weights, official=_official_hashes(name))
@@ -134,9 +134,19 @@ def _official_hashes(name: str) -> set:
     return {m.group(1) for w in enum if (m := re.search(r"-([0-9a-f]{8,})\.pth$", w.url))}
 
 
-def _torchvision_imagenet_state(enum, progress: bool) -> dict:
+def torchvision_imagenet_url(name: str) -> str:
+    """The URL of torchvision's default ImageNet weights for `name` (its file name carries a SHA-256 prefix)."""
+    import torchvision
+
+    return torchvision.models.get_model_weights(name).DEFAULT.url
+
+
+# Indirection so that tests (and mirrors inside air-gapped networks) can point downloads elsewhere.
+IMAGENET_URL = torchvision_imagenet_url
+
+
+def _torchvision_imagenet_state(url: str, progress: bool) -> dict:
     """Download (once, with a progress bar) or reuse from torch's hub cache, verify, and load torchvision weights."""
-    url = enum.url
     cache = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
     prefix = re.search(r"-([0-9a-f]{8,})\.pth$", url).group(1)
     if not cache.exists():
