@@ -13,6 +13,8 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
+from .autotag import (autotag_local, compare_tags, label_frequencies, rekognition_celebrities,  # noqa: E402
+                      rekognition_labels, tag_metrics_from_counts)
 from .backbones import BOOK_ARCHITECTURES, create_backbone, list_architectures  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .data import image_table  # noqa: E402
@@ -45,4 +47,7 @@ __all__ = [
     "BOOK_ARCHITECTURES", "BadImageError", "ImagesAsDataError", "Run", "TrainConfig", "classification_metrics",
     "create_backbone", "evaluate", "finetune", "image_table", "list_architectures", "load_run", "metrics_from_counts",
     "open_rgb", "predict", "sample_data", "split_table",
+    # autotaggers (section 6)
+    "autotag_local", "compare_tags", "label_frequencies", "rekognition_celebrities", "rekognition_labels",
+    "tag_metrics_from_counts",
 ]

@@ -1,0 +1,55 @@
+"""What every autotagger does first: turn the user's images into a table, hash each file, check the options."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow as pa
+
+from ..errors import ImagesAsDataError
+from ..images import sha256_file
+
+
+def image_inputs(images) -> pa.Table:
+    """An image_table() (image_id, path, …) from a folder, a list of files, a table or data frame; as is if it is one."""
+    from ..data import image_table
+
+    if isinstance(images, pa.Table) and {"image_id", "path"} <= set(images.column_names):
+        return images
+    return image_table(images)
+
+
+def hash_files(paths) -> tuple[list, dict]:
+    """SHA-256 of every file (None where unreadable) and {position: reason} for the unreadable ones.
+
+    The hash is an image's identity: duplicates are asked about once, and cached answers are found by it.
+    """
+    from ..cache import default_workers
+
+    def digest(path):
+        try:
+            return sha256_file(path), None
+        except FileNotFoundError:
+            return None, "file not found; check the path"
+        except OSError as error:
+            return None, f"cannot be read ({error.strerror or error})"
+
+    with ThreadPoolExecutor(max_workers=default_workers()) as pool:
+        results = list(pool.map(digest, paths))
+    return [sha for sha, _ in results], {i: reason for i, (_, reason) in enumerate(results) if reason}
+
+
+def check_number(name: str, value, low, high=None, integer: bool = False) -> float:
+    """`value` as a float within [low, high], or an ImagesAsDataError naming the option."""
+    if isinstance(value, bool):
+        raise ImagesAsDataError(f"{name}={value!r} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ImagesAsDataError(f"{name}={value!r} is not a number") from None
+    if integer and not number.is_integer():
+        raise ImagesAsDataError(f"{name}={value!r} must be a whole number")
+    if not (number >= low) or (high is not None and number > high):
+        span = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ImagesAsDataError(f"{name}={value!r} must be {span}")
+    return number

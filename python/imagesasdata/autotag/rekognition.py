@@ -1,0 +1,293 @@
+"""Amazon Rekognition as an autotagger (the book's section 6.1), made safe, cheap and checkable.
+
+- Credentials come from the standard AWS chain only (environment, ~/.aws, a profile, an instance role); nothing
+  here takes a key as an argument, and no key lands in a table, a cache entry, a log line or an error message.
+- Never pay twice: images are deduplicated by content hash before any call, and each answer is stored in the
+  response cache (responses.py) the moment it arrives; a rerun, or a run after an interruption, only asks for
+  what is missing. `dry_run=True` counts the calls and prices them, and sends nothing.
+- Limits and faults: images are made to fit the service's limits in memory (payload.py); throttling and transient
+  errors are retried by botocore's adaptive retry mode; one image's error is a row with an `error`, never the end
+  of the run. Only problems that would fail every call (no credentials, keys refused, endpoint unreachable) stop it.
+- The table is always built from the cache, so an interrupted-and-resumed run gives exactly the table of an
+  uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Callable
+
+import pyarrow as pa
+
+from ..errors import BadImageError, ImagesAsDataError
+from .inputs import check_number, hash_files, image_inputs
+from .payload import prepare_image
+from .responses import ResponseCache
+from .tables import (CELEBRITY_SCHEMA, LABEL_SCHEMA, MalformedResponse, celebrity_rows, check_celebrities_response,
+                     check_labels_response, error_row, label_rows, rows_to_table)
+
+log = logging.getLogger("imagesasdata.autotag")
+
+# USD per 1,000 images for DetectLabels and RecognizeCelebrities — both are Rekognition Image "Group 2" APIs —
+# for the first 1 million images a month in US East (N. Virginia): $0.001 per image. Source: the Amazon
+# Rekognition pricing page, https://aws.amazon.com/rekognition/pricing/ (as read in November 2026). Volume tiers,
+# other regions and the free tier differ: pass price_per_1000 for yours.
+DEFAULT_PRICE_PER_1000 = 1.00
+DEFAULT_REGION = "us-east-1"
+DEFAULT_MIN_CONFIDENCE = 55.0   # the service's own default, and the floor of the book's recorded answers
+PLAN_SCHEMA = pa.schema([
+    ("operation", pa.string()), ("images", pa.int64()), ("distinct_images", pa.int64()), ("unreadable", pa.int64()),
+    ("cached", pa.int64()), ("calls", pa.int64()), ("price_per_1000", pa.float64()), ("estimated_cost_usd", pa.float64()),
+])
+
+# Error codes that mean every call will fail the same way: stop at once instead of writing one error per image.
+FATAL_ERROR_CODES = frozenset({
+    "UnrecognizedClientException", "InvalidSignatureException", "AccessDeniedException", "ExpiredTokenException",
+    "InvalidClientTokenId", "MissingAuthenticationTokenException", "SignatureDoesNotMatch", "AuthFailure",
+})
+CREDENTIALS_HELP = (
+    "imagesasdata reads AWS credentials from the standard chain only: environment variables "
+    "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), ~/.aws/credentials (`aws configure`), a named "
+    "profile (AWS_PROFILE or profile=), or an instance role. It never takes keys as arguments and never stores them"
+)
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    method: str
+    check: Callable
+    rows: Callable
+    schema: pa.Schema
+
+
+OPERATIONS = {
+    "DetectLabels": Operation("DetectLabels", "detect_labels", check_labels_response, label_rows, LABEL_SCHEMA),
+    "RecognizeCelebrities": Operation("RecognizeCelebrities", "recognize_celebrities", check_celebrities_response,
+                                      celebrity_rows, CELEBRITY_SCHEMA),
+}
+
+
+class _Fatal(Exception):
+    """A failure that every remaining call would repeat."""
+
+
+def rekognition_labels(images, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE, max_labels: int | None = None,
+                       cache=None, region: str | None = None, endpoint_url: str | None = None,
+                       profile: str | None = None, concurrency: int = 4, max_attempts: int = 10,
+                       dry_run: bool = False, price_per_1000: float = DEFAULT_PRICE_PER_1000, client=None,
+                       progress: bool = True) -> pa.Table:
+    """Label images with Rekognition DetectLabels: one row per image × label.
+
+    images: a folder, a list of files, a CSV/Parquet table or data frame with a path column, or an image_table().
+    min_confidence, max_labels: passed to the service (it returns labels at or above min_confidence, at most
+      max_labels of them; 55 is its default).
+    cache: folder of the response cache (default: default_cache_dir()). region, endpoint_url, profile: where to
+      send and whose credentials (the standard AWS chain). concurrency: calls in flight at once. max_attempts:
+      botocore's adaptive retry budget per call. dry_run: print and return the number of calls and their estimated
+      cost at price_per_1000 (USD per 1,000 images), sending nothing. client: a ready boto3 Rekognition client.
+    Returns columns image_id, path, image_sha256, tagger, label, confidence (0–100), label_rank, parents, aliases,
+    categories, instances, bounding_boxes, label_model_version, error — or, with dry_run, the plan (one row).
+    Raises ImagesAsDataError for bad options and for failures that would hit every image (credentials, endpoint).
+    """
+    min_confidence = check_number("min_confidence", min_confidence, 0, 100)
+    parameters = {"MinConfidence": min_confidence}
+    if max_labels is not None:
+        parameters["MaxLabels"] = int(check_number("max_labels", max_labels, 1, None, integer=True))
+    return _tag(OPERATIONS["DetectLabels"], images, parameters, cache=cache, region=region, endpoint_url=endpoint_url,
+                profile=profile, concurrency=concurrency, max_attempts=max_attempts, dry_run=dry_run,
+                price_per_1000=price_per_1000, client=client, progress=progress)
+
+
+def rekognition_celebrities(images, *, cache=None, region: str | None = None, endpoint_url: str | None = None,
+                            profile: str | None = None, concurrency: int = 4, max_attempts: int = 10,
+                            dry_run: bool = False, price_per_1000: float = DEFAULT_PRICE_PER_1000, client=None,
+                            progress: bool = True) -> pa.Table:
+    """Recognise celebrities with Rekognition RecognizeCelebrities: one row per image × celebrity.
+
+    Options as for rekognition_labels(). Returns columns image_id, path, image_sha256, tagger, celebrity,
+    celebrity_id, match_confidence (0–100), celebrity_rank, urls, known_gender, face_confidence, face_box,
+    unrecognized_faces, error; an image with nobody recognised has one row with an empty celebrity.
+    """
+    return _tag(OPERATIONS["RecognizeCelebrities"], images, {}, cache=cache, region=region,
+                endpoint_url=endpoint_url, profile=profile, concurrency=concurrency, max_attempts=max_attempts,
+                dry_run=dry_run, price_per_1000=price_per_1000, client=client, progress=progress)
+
+
+def rekognition_client(region: str | None = None, endpoint_url: str | None = None, profile: str | None = None,
+                       concurrency: int = 4, max_attempts: int = 10):
+    """A boto3 Rekognition client with botocore's adaptive retries (client-side rate limiting plus exponential
+    backoff on throttling and transient errors) and a connection pool as large as the concurrency.
+
+    Credentials: the standard AWS chain only. Raises ImagesAsDataError when boto3 or the credentials are missing.
+    """
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import ProfileNotFound
+    except ImportError:
+        raise ImagesAsDataError("Rekognition needs boto3: pip install 'imagesasdata[aws]'") from None
+    try:
+        session = boto3.Session(profile_name=profile)
+    except ProfileNotFound:
+        raise ImagesAsDataError(f"profile={profile!r}: no such AWS profile in ~/.aws/config or ~/.aws/credentials") from None
+    if session.get_credentials() is None:
+        raise ImagesAsDataError(f"no AWS credentials found. {CREDENTIALS_HELP}")
+    config = Config(retries={"mode": "adaptive", "max_attempts": int(max_attempts)},
+                    max_pool_connections=max(10, int(concurrency)), user_agent_extra="imagesasdata")
+    return session.client("rekognition", region_name=region or session.region_name or DEFAULT_REGION,
+                          endpoint_url=endpoint_url, config=config)
+
+
+def _tag(op: Operation, images, parameters: dict, *, cache, region, endpoint_url, profile, concurrency, max_attempts,
+         dry_run, price_per_1000, client, progress) -> pa.Table:
+    concurrency = int(check_number("concurrency", concurrency, 1, None, integer=True))
+    max_attempts = int(check_number("max_attempts", max_attempts, 1, None, integer=True))
+    price_per_1000 = check_number("price_per_1000", price_per_1000, 0, None)
+    table = image_inputs(images)
+    ids, paths = table["image_id"].to_pylist(), table["path"].to_pylist()
+    hashes, unreadable = hash_files(paths)
+    store = cache if isinstance(cache, ResponseCache) else ResponseCache(cache)
+    endpoint = endpoint_url or _custom_endpoint(client)
+    # Answers from a test server or a proxy never mix with the service's: the endpoint is part of the key.
+    key_parameters = dict(parameters, endpoint_url=endpoint) if endpoint else dict(parameters)
+    distinct = {}
+    for sha, path in zip(hashes, paths):
+        if sha is not None:
+            distinct.setdefault(sha, path)
+    todo = [sha for sha in distinct if not store.has(sha, op.name, key_parameters)]
+    if dry_run:
+        return _plan(op, len(paths), len(distinct), len(unreadable), len(distinct) - len(todo), len(todo), price_per_1000)
+    log.info("%s: %d images, %d distinct, %d answers cached, %d calls to make",
+             op.name, len(paths), len(distinct), len(distinct) - len(todo), len(todo))
+    failures = {}
+    if todo:
+        if client is None:
+            client = rekognition_client(region, endpoint_url, profile, concurrency, max_attempts)
+        failures = _call_all(op, todo, distinct, parameters, key_parameters, store, client, concurrency, progress)
+    rows = []
+    for index, (image_id, path, sha) in enumerate(zip(ids, paths, hashes)):
+        image = {"image_id": image_id, "path": path, "image_sha256": sha}
+        if sha is None:
+            rows.append(error_row(image, unreadable[index]))
+        elif sha in failures:
+            rows.append(error_row(image, failures[sha]))
+        else:
+            entry = store.get(sha, op.name, key_parameters)
+            try:
+                if entry is None:
+                    raise MalformedResponse("its cached answer is missing or unreadable; run again to ask again")
+                op.check(entry["response"])
+                rows += op.rows(image, entry["response"])
+            except MalformedResponse as error:
+                rows.append(error_row(image, f"malformed answer: {error}"))
+    return rows_to_table(rows, op.schema)
+
+
+def _call_all(op: Operation, todo, distinct, parameters, key_parameters, store, client, concurrency, progress) -> dict:
+    """Ask the service about each image hash in `todo`; return {hash: error} for those that failed."""
+    from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError,
+                                     PartialCredentialsError)
+    from tqdm.auto import tqdm
+
+    secrets = _credential_strings(client)
+    stop = threading.Event()
+
+    def scrub(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def ask(sha: str):
+        if stop.is_set():
+            return "not sent: the run stopped before this image"
+        path = distinct[sha]
+        try:
+            payload = prepare_image(path)
+        except BadImageError as error:
+            return error.reason
+        if payload.note:
+            log.info("%s: %s", path, payload.note)
+        try:
+            response = getattr(client, op.method)(Image={"Bytes": payload.data}, **parameters)
+        except ClientError as error:
+            details = error.response.get("Error", {})
+            code, message = details.get("Code", "error"), details.get("Message", "")
+            if code in FATAL_ERROR_CODES:
+                raise _Fatal(f"Rekognition refused the credentials ({code}: {scrub(message)}). {CREDENTIALS_HELP}")
+            attempts = error.response.get("ResponseMetadata", {}).get("RetryAttempts")
+            tried = f" (after {attempts + 1} attempts)" if attempts else ""
+            return scrub(f"{code}: {message}{tried}")
+        except (NoCredentialsError, PartialCredentialsError) as error:
+            raise _Fatal(f"{error}. {CREDENTIALS_HELP}")
+        except EndpointConnectionError as error:
+            raise _Fatal(f"cannot reach Rekognition ({scrub(str(error))}); check region=/endpoint_url= and the network")
+        except BotoCoreError as error:
+            return scrub(f"{type(error).__name__}: {error}")
+        response = {k: v for k, v in response.items() if k != "ResponseMetadata"}
+        try:
+            op.check(response)
+        except MalformedResponse as error:
+            return f"malformed answer: {error} (not cached; a rerun asks again)"
+        store.put(sha, op.name, key_parameters, parameters, response, payload.describe())
+        return None
+
+    failures, fatal = {}, None
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rekognition")
+    try:
+        with tqdm(total=len(todo), desc=op.name, unit="img", disable=not progress, leave=False) as bar:
+            futures = {pool.submit(ask, sha): sha for sha in todo}
+            for future in as_completed(futures):
+                bar.update(1)
+                try:
+                    error = future.result()
+                except _Fatal as problem:
+                    fatal = fatal or str(problem)
+                    stop.set()
+                    continue
+                if error is not None:
+                    failures[futures[future]] = error
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        log.warning("%s interrupted: %d answers are in the cache %s; run the same call again to continue",
+                    op.name, len(store), store.directory)
+        raise
+    pool.shutdown(wait=True)
+    if fatal:
+        raise ImagesAsDataError(f"{op.name} stopped: {fatal}. Answers received so far are cached in {store.directory}")
+    if failures:
+        log.warning("%s: %d of %d images failed (see the error column); errors are not cached, so running again "
+                    "retries them", op.name, len(failures), len(todo))
+    return failures
+
+
+def _plan(op: Operation, images, distinct, unreadable, cached, calls, price_per_1000) -> pa.Table:
+    cost = calls * price_per_1000 / 1000
+    print(f"{op.name} dry run: {images} images, {distinct} distinct, {cached} already answered in the cache → "
+          f"{calls} calls, about ${cost:,.2f} at ${price_per_1000:,.2f} per 1,000 images"
+          + (f"; {unreadable} files cannot be read" if unreadable else "") + ". Nothing was sent.")
+    return pa.Table.from_pylist([{"operation": op.name, "images": images, "distinct_images": distinct,
+                                  "unreadable": unreadable, "cached": cached, "calls": calls,
+                                  "price_per_1000": price_per_1000, "estimated_cost_usd": cost}], schema=PLAN_SCHEMA)
+
+
+def _custom_endpoint(client):
+    """The endpoint of a user-built client when it is not an AWS one (a local test server, a proxy)."""
+    url = getattr(getattr(client, "meta", None), "endpoint_url", None)
+    return None if url is None or ".amazonaws.com" in url else url
+
+
+def _credential_strings(client) -> list[str]:
+    """The client's access key, secret key and session token: scrubbed from any error text we record."""
+    credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+    if credentials is None:
+        return []
+    try:
+        frozen = credentials.get_frozen_credentials()
+    except Exception:  # a refresh failure here is reported by the call itself
+        return []
+    return [s for s in (frozen.access_key, frozen.secret_key, frozen.token) if s]

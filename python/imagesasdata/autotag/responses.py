@@ -1,0 +1,86 @@
+"""The durable response cache: never pay twice for the same image, operation and parameters.
+
+One JSON file per (image SHA-256, operation, parameters), written atomically the moment the response arrives, so
+a run that is interrupted — Ctrl-C, a crash, a killed job — resumes where it stopped without repeating a call.
+An entry holds the service's answer without its ResponseMetadata (request ids and HTTP headers) and a
+description of the bytes sent; never credentials, request headers or the image itself. Plain JSON files can be
+read, copied, archived with the data and deleted one by one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from ..errors import ImagesAsDataError
+from ..tables import write_json
+
+ENTRY_FORMAT = "imagesasdata.autotag.response/1"
+
+
+def default_cache_dir() -> Path:
+    """$IMAGESASDATA_AUTOTAG_CACHE, else $XDG_CACHE_HOME/imagesasdata/autotag, else ~/.cache/imagesasdata/autotag."""
+    if os.environ.get("IMAGESASDATA_AUTOTAG_CACHE"):
+        return Path(os.environ["IMAGESASDATA_AUTOTAG_CACHE"]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "imagesasdata" / "autotag"
+
+
+def parameters_key(parameters: dict) -> str:
+    """A short stable hash of the call's parameters (key order does not matter)."""
+    text = json.dumps(parameters, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class ResponseCache:
+    """Raw responses on disk under `directory`/<operation>/<first two hex digits>/<sha256>-<parameters key>.json."""
+
+    def __init__(self, directory=None):
+        self.directory = Path(directory).expanduser() if directory is not None else default_cache_dir()
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ImagesAsDataError(f"cache={str(self.directory)!r} is a file; give a folder for the response cache")
+
+    def path(self, image_sha256: str, operation: str, key_parameters: dict) -> Path:
+        return (self.directory / operation / image_sha256[:2]
+                / f"{image_sha256}-{parameters_key(key_parameters)}.json")
+
+    def has(self, image_sha256: str, operation: str, key_parameters: dict) -> bool:
+        return self.path(image_sha256, operation, key_parameters).is_file()
+
+    def get(self, image_sha256: str, operation: str, key_parameters: dict) -> dict | None:
+        """The cached entry, or None. An unreadable entry (only possible after a power cut) counts as missing."""
+        path = self.path(image_sha256, operation, key_parameters)
+        try:
+            entry = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return None
+        if not isinstance(entry, dict) or entry.get("format") != ENTRY_FORMAT or "response" not in entry:
+            return None
+        return entry
+
+    def put(self, image_sha256: str, operation: str, key_parameters: dict, parameters: dict, response: dict,
+            sent: dict | None = None) -> Path:
+        """Store one response atomically (temporary file + rename: a reader never sees half an entry)."""
+        entry = {
+            "format": ENTRY_FORMAT,
+            "image_sha256": image_sha256,
+            "operation": operation,
+            "parameters": parameters,
+            "received_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "sent": sent,
+            "response": {k: v for k, v in response.items() if k != "ResponseMetadata"},
+        }
+        return write_json(entry, self.path(image_sha256, operation, key_parameters))
+
+    def __len__(self) -> int:
+        if not self.directory.is_dir():
+            return 0
+        return sum(1 for _ in self.directory.glob("*/*/*.json"))
+
+    def __repr__(self) -> str:
+        return f"ResponseCache({str(self.directory)!r}, {len(self)} responses)"
