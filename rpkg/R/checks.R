@@ -1,0 +1,69 @@
+# Argument checks and conversions done in R before anything reaches Python: only type and shape (a whole
+# number, one string, TRUE/FALSE). What values make sense is the engine's to judge; its message comes back
+# through engine_call().
+
+`%||%` <- function(x, y) if (is.null(x)) y else x
+
+abort_argument <- function(message, call = NULL) {
+  stop(structure(class = c("imagesasdata_argument_error", "imagesasdata_error", "error", "condition"),
+                 list(message = message, call = call)))
+}
+
+describe_value <- function(x) {
+  if (is.null(x)) return("NULL")
+  if (length(x) != 1) return(sprintf("a %s vector of length %d", class(x)[[1]], length(x)))
+  sprintf("%s (a %s)", format(x), class(x)[[1]])
+}
+
+arg_string <- function(x, name, null = FALSE) {
+  if (is.null(x) && null) return(NULL)
+  if (is.factor(x)) x <- as.character(x)
+  if (!is.character(x) || length(x) != 1 || is.na(x)) {
+    abort_argument(sprintf("`%s` must be one string%s, not %s", name, if (null) " or NULL" else "", describe_value(x)))
+  }
+  x
+}
+
+# A whole number as an R integer, so Python receives an int (R's 25 is a double, and the engine wants ints).
+arg_count <- function(x, name, null = FALSE) {
+  if (is.null(x) && null) return(NULL)
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || !is.finite(x) || x != round(x) || abs(x) > .Machine$integer.max) {
+    abort_argument(sprintf("`%s` must be a whole number%s, not %s", name, if (null) " or NULL" else "", describe_value(x)))
+  }
+  as.integer(x)
+}
+
+arg_number <- function(x, name, null = FALSE) {
+  if (is.null(x) && null) return(NULL)
+  if (!is.numeric(x) || length(x) != 1 || is.na(x)) {
+    abort_argument(sprintf("`%s` must be a number%s, not %s", name, if (null) " or NULL" else "", describe_value(x)))
+  }
+  as.double(x)
+}
+
+arg_flag <- function(x, name) {
+  if (!is.logical(x) || length(x) != 1 || is.na(x)) {
+    abort_argument(sprintf("`%s` must be TRUE or FALSE, not %s", name, describe_value(x)))
+  }
+  x
+}
+
+# TRUE, FALSE or one string such as "auto".
+arg_flag_or_string <- function(x, name) {
+  if (is.logical(x) && length(x) == 1 && !is.na(x)) return(x)
+  if (is.character(x) && length(x) == 1 && !is.na(x)) return(x)
+  abort_argument(sprintf("`%s` must be TRUE, FALSE or a string such as \"auto\", not %s", name, describe_value(x)))
+}
+
+# What users pass as images: a folder, a table file or one image (one string); several image files (a character
+# vector); or a data frame with a path column (sent as an Arrow table, NA kept as null).
+arg_images <- function(x, name) {
+  if (is.data.frame(x)) return(engine_table(x))
+  if (is.factor(x)) x <- as.character(x)
+  if (is.character(x) && length(x) >= 1 && !anyNA(x)) {
+    return(if (length(x) == 1) path.expand(x) else as.list(path.expand(x)))
+  }
+  abort_argument(sprintf(
+    "`%s` must be a folder, a CSV/Parquet file, image paths (a character vector) or a data frame with a path column, not %s",
+    name, describe_value(x)))
+}

@@ -1,0 +1,248 @@
+# The Python engine: which Python runs it, installing it, importing it lazily, and turning its errors into R
+# conditions. Nothing here starts Python until a function needs the engine, so library(imagesasdata) never fails.
+
+.engine <- new.env(parent = emptyenv())
+
+ENGINE_ENVNAME <- "r-imagesasdata"
+ENGINE_TORCH <- "torch==2.14.1"
+ENGINE_TORCHVISION <- "torchvision==0.29.1"
+
+.onLoad <- function(libname, pkgname) {
+  # A delay-loaded module tells reticulate, should it choose a Python by itself, to prefer one that has
+  # imagesasdata (it looks for a virtualenv named "r-imagesasdata", the keras convention); before_load applies
+  # our own choice first. The calls themselves go through engine(), which checks and explains.
+  .engine$proxy <- reticulate::import(
+    "imagesasdata", convert = FALSE,
+    delay_load = list(before_load = function() configure_python(), priority = 10)
+  )
+}
+
+#' Is the imagesasdata Python engine available?
+#'
+#' Starts Python if needed (see [engine_python()] for which one) and tries to import the engine.
+#' Use it to guard code, e.g. `if (engine_available()) image_table(sample_data())`.
+#'
+#' @return `TRUE` or `FALSE`. When `FALSE`, any engine function fails with a message that says what to run.
+#' @seealso [install_engine()], [engine_python()]
+#' @export
+#' @examples
+#' engine_available()
+engine_available <- function() {
+  isTRUE(tryCatch({
+    engine()
+    TRUE
+  }, error = function(e) FALSE))
+}
+
+#' Which Python runs the engine, and why
+#'
+#' The engine's Python is chosen, before Python starts, in this order:
+#' 1. the `IMAGESASDATA_PYTHON` environment variable (a path to a Python executable);
+#' 2. the `RETICULATE_PYTHON` environment variable (reticulate's own setting);
+#' 3. the virtualenv `"r-imagesasdata"` made by [install_engine()];
+#' 4. the Python of the checkout this package was installed from (`make install` records its `.venv`);
+#' 5. otherwise reticulate's own search.
+#'
+#' Once Python has started in an R session it cannot be changed: restart R to switch.
+#'
+#' @return A list with `python` (path, or `NA` when reticulate will search) and `from` (why), plus
+#'   `started` (whether Python is already running in this session, and then `python` is the one in use).
+#' @export
+#' @examples
+#' engine_python()
+engine_python <- function() {
+  if (reticulate::py_available(initialize = FALSE)) {
+    return(list(python = reticulate::py_exe(), from = "already running in this R session", started = TRUE))
+  }
+  choice <- python_choice()
+  c(choice, started = FALSE)
+}
+
+python_choice <- function() {
+  own <- Sys.getenv("IMAGESASDATA_PYTHON", "")
+  if (nzchar(own)) return(list(python = own, from = "IMAGESASDATA_PYTHON"))
+  theirs <- Sys.getenv("RETICULATE_PYTHON", "")
+  if (nzchar(theirs)) return(list(python = theirs, from = "RETICULATE_PYTHON"))
+  if (isTRUE(tryCatch(reticulate::virtualenv_exists(ENGINE_ENVNAME), error = function(e) FALSE))) {
+    return(list(python = reticulate::virtualenv_python(ENGINE_ENVNAME),
+                from = sprintf("the %s virtualenv made by install_engine()", ENGINE_ENVNAME)))
+  }
+  built <- build_record()$python
+  if (!is.null(built) && file.exists(built)) {
+    return(list(python = built, from = "the checkout this package was installed from"))
+  }
+  list(python = NA_character_, from = "reticulate's own search")
+}
+
+# inst/engine.dcf, written by the Makefile when it installs the package from a checkout: that checkout's
+# engine Python (its .venv) and source folder. Absent in packages built elsewhere.
+build_record <- function() {
+  file <- system.file("engine.dcf", package = "imagesasdata")
+  if (!nzchar(file)) return(list())
+  record <- read.dcf(file)
+  fields <- list()
+  if ("Python" %in% colnames(record)) fields$python <- unname(record[1, "Python"])
+  if ("Source" %in% colnames(record)) fields$source <- unname(record[1, "Source"])
+  fields
+}
+
+# Point reticulate at the chosen Python; only possible before Python starts.
+configure_python <- function() {
+  if (reticulate::py_available(initialize = FALSE)) return(invisible(FALSE))
+  choice <- python_choice()
+  if (identical(choice$from, "IMAGESASDATA_PYTHON") && !file.exists(choice$python)) {
+    engine_missing(sprintf("IMAGESASDATA_PYTHON is set to %s, which does not exist", choice$python))
+  }
+  if (!is.na(choice$python) && !identical(choice$from, "RETICULATE_PYTHON")) {
+    # RETICULATE_PYTHON outranks everything in reticulate's search, including its guess that a folder with a
+    # pyproject.toml is a Poetry project; use_python() alone does not.
+    Sys.setenv(RETICULATE_PYTHON = choice$python)
+    reticulate::use_python(choice$python, required = TRUE)
+  }
+  invisible(TRUE)
+}
+
+# The imported engine module (convert = FALSE: results stay Python objects until the bridge converts them).
+engine <- function() {
+  if (!is.null(.engine$module)) return(.engine$module)
+  started_before <- reticulate::py_available(initialize = FALSE)
+  configure_python()
+  imported <- tryCatch({
+    module <- reticulate::import("imagesasdata", convert = FALSE)
+    bridge <- reticulate::import("imagesasdata.bridge", convert = FALSE)
+    list(module = module, bridge = bridge)
+  }, error = function(e) e)
+  if (inherits(imported, "error")) {
+    problem <- first_line(conditionMessage(imported))
+    if (started_before) problem <- paste0(problem, " (Python was already running in this R session; restart R ",
+                                          "so imagesasdata can choose its Python)")
+    engine_missing(problem)
+  }
+  .engine$bridge <- imported$bridge
+  .engine$module <- imported$module
+}
+
+# The engine's bridge module (imagesasdata.bridge).
+bridge <- function() {
+  engine()
+  .engine$bridge
+}
+
+engine_missing <- function(problem) {
+  choice <- engine_python()
+  python <- if (is.na(choice$python)) "none found" else choice$python
+  message <- paste0(
+    "The imagesasdata Python engine is not available.\n",
+    "  Python: ", python, " (", choice$from, ")\n",
+    "  Problem: ", problem, "\n",
+    "To install the engine into its own virtualenv, run in R:\n",
+    "  imagesasdata::install_engine()\n",
+    "then restart R. Or set IMAGESASDATA_PYTHON to a Python that has the engine (e.g. the .venv/bin/python that ",
+    "`make install` builds in the imagesasdata repository) and restart R."
+  )
+  stop(structure(class = c("imagesasdata_engine_missing", "imagesasdata_error", "error", "condition"),
+                 list(message = message, call = NULL)))
+}
+
+first_line <- function(text) {
+  lines <- strsplit(text, "\n", fixed = TRUE)[[1]]
+  lines <- lines[nzchar(trimws(lines))]
+  if (length(lines)) lines[[1]] else text
+}
+
+# Call an engine function. Errors come back from Python as data (bridge.call) rather than as reticulate's own
+# condition, whose shape differs between reticulate versions: an ImagesAsDataError becomes an R condition of
+# class "imagesasdata_error" carrying the engine's message; any other Python exception an
+# "imagesasdata_python_error" whose `traceback` field holds the Python traceback (not printed).
+engine_call <- function(fun, ...) {
+  outcome <- bridge()$call(fun, ...)
+  error <- reticulate::py_to_r(outcome$error)
+  if (!is.null(error)) raise_engine_error(error, call = sys.call(-1))
+  outcome$value
+}
+
+raise_engine_error <- function(error, call = NULL) {
+  if (isTRUE(error$engine)) {
+    stop(structure(class = c("imagesasdata_error", "error", "condition"),
+                   list(message = error$message, call = call, python_type = error$type)))
+  }
+  message <- sprintf("the imagesasdata engine failed with Python %s: %s\n(the Python traceback is in this condition's `traceback` field)",
+                     error$type, error$message)
+  stop(structure(class = c("imagesasdata_python_error", "error", "condition"),
+                 list(message = message, call = call, python_type = error$type, traceback = error$traceback)))
+}
+
+#' Install or update the imagesasdata Python engine
+#'
+#' Creates (or updates) a Python virtualenv holding the engine and its dependencies, in one call, the way
+#' `keras::install_keras()` does. Afterwards restart R: [engine_python()] finds the virtualenv by its name.
+#'
+#' What it runs: `reticulate::virtualenv_create(envname, python)` when the virtualenv does not exist yet, then
+#' `pip install --upgrade` of the pinned torch and torchvision builds and of the engine from `source`. It needs
+#' the Python package index (or a pip configured to find the packages elsewhere); nothing else is downloaded.
+#'
+#' @param source The engine's source: a checkout of the imagesasdata repository (the folder holding
+#'   `pyproject.toml`), or a wheel or source archive of it. Default: the `IMAGESASDATA_SOURCE` environment
+#'   variable, else the checkout this R package was installed from by `make install` / `make test`.
+#' @param envname Name of the virtualenv (found by name later) or a path to one.
+#' @param python The Python used to create the virtualenv (default: reticulate's choice, e.g. `python3`).
+#' @param torch,torchvision pip requirements for PyTorch; the defaults are the versions the engine is tested
+#'   with. `NULL` leaves them to the engine's own (broader) requirements.
+#' @param extras Optional engine extras, e.g. `"aws"` (Amazon Rekognition autotagger) or `"dedupe"`.
+#' @param pip_options Further options for `pip install`, e.g. `"--index-url=..."`.
+#' @return The path of the virtualenv's Python, invisibly.
+#' @seealso [engine_available()], [engine_python()]
+#' @export
+#' @examples
+#' \dontrun{
+#' install_engine()                                      # from the checkout this package came from
+#' install_engine(source = "~/src/imagesasdata")         # from a checkout elsewhere
+#' }
+install_engine <- function(source = NULL, envname = ENGINE_ENVNAME, python = NULL, torch = ENGINE_TORCH,
+                           torchvision = ENGINE_TORCHVISION, extras = character(), pip_options = character()) {
+  source <- engine_source(source)
+  envname <- arg_string(envname, "envname")
+  if (!is.null(python)) python <- arg_string(python, "python")
+  extras <- as.character(extras)
+  requirement <- if (length(extras)) sprintf("%s[%s]", source, paste(extras, collapse = ",")) else source
+  if (!reticulate::virtualenv_exists(envname)) {
+    message("Creating the virtualenv ", envname)
+    reticulate::virtualenv_create(envname, python = python, packages = NULL)
+  }
+  packages <- c(torch, torchvision, requirement)
+  message("Installing ", paste(packages, collapse = ", "))
+  reticulate::virtualenv_install(envname, packages = packages, ignore_installed = FALSE,
+                                 pip_options = c("--upgrade", pip_options))
+  interpreter <- reticulate::virtualenv_python(envname)
+  message("The imagesasdata engine is installed in ", interpreter, ".\n",
+          if (reticulate::py_available(initialize = FALSE)) "Restart R to use it" else "",
+          if (!identical(envname, ENGINE_ENVNAME))
+            sprintf("\nTo use it, set IMAGESASDATA_PYTHON=%s before loading imagesasdata", interpreter) else "")
+  invisible(interpreter)
+}
+
+engine_source <- function(source) {
+  from <- "source"
+  if (is.null(source)) {
+    source <- Sys.getenv("IMAGESASDATA_SOURCE", "")
+    from <- "IMAGESASDATA_SOURCE"
+    if (!nzchar(source)) {
+      source <- build_record()$source %||% ""
+      from <- "the checkout this package was installed from"
+    }
+  }
+  source <- arg_string(source, "source")
+  if (!nzchar(source)) {
+    abort_argument(paste0(
+      "install_engine() needs the engine's source: install_engine(source = \"path/to/imagesasdata\") with the ",
+      "folder that holds pyproject.toml, a wheel or a source archive (or set IMAGESASDATA_SOURCE)"))
+  }
+  source <- path.expand(source)
+  archive <- grepl("\\.(whl|tar\\.gz|zip)$", source)
+  if (!file.exists(source) || (!archive && !file.exists(file.path(source, "pyproject.toml")))) {
+    abort_argument(sprintf(
+      "%s (%s) is not the imagesasdata engine's source: give the repository folder that holds pyproject.toml, a wheel or a source archive",
+      source, from))
+  }
+  normalizePath(source)
+}

@@ -1,0 +1,19 @@
+#' imagesasdata: images as data for social science research
+#'
+#' Fine-tune, validate and apply CNN image classifiers from R, following Webb Williams, Casas & Wilkerson (2020),
+#' *Images as Data for Social Science Research*. The pipeline: images -> labelled table ([image_table()]) ->
+#' fit ([finetune_cnn()]) -> validation ([cnn_metrics()], [autoplot.cnn_fit()]) -> predictions
+#' ([predict.cnn_fit()]) -> your analysis. The work is done by the imagesasdata Python engine, reached through
+#' reticulate; [install_engine()] sets it up and [engine_available()] checks it.
+#'
+#' @keywords internal
+"_PACKAGE"
+
+#' @importFrom ggplot2 autoplot
+#' @importFrom rlang .data
+#' @importFrom stats predict
+NULL
+
+#' @importFrom ggplot2 autoplot
+#' @export
+ggplot2::autoplot

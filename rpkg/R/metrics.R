@@ -1,0 +1,84 @@
+# Metrics, confusion matrices and mistakes of a fit or an evaluation, in tidymodels' shapes. Mirrors
+# python/imagesasdata/metrics.py.
+
+#' Classification metrics of a fitted CNN
+#'
+#' In yardstick's shape, so `dplyr::filter()` and `ggplot()` work as usual: accuracy, and precision, recall and
+#' F1 — for the positive class in a binary task, and per class plus macro, micro and weighted averages in a
+#' multiclass one.
+#'
+#' @param x A `cnn_fit` ([finetune_cnn()], [load_cnn()]) or a `cnn_evaluation` ([cnn_evaluate()]).
+#' @param split Keep only these splits (e.g. `"val"`, `"test"`); `NULL` keeps all.
+#' @return A tibble: `.metric` (accuracy, precision, recall, f1), `.estimator` (binary, multiclass, macro,
+#'   micro, macro_weighted, per_class), `.estimate`, `split`, `class` (the positive class, or the class of a
+#'   per_class row; `NA` otherwise) and `n` (the images the estimate rests on).
+#' @export
+#' @examplesIf engine_available()
+#' \donttest{
+#' fit <- finetune_cnn(file.path(sample_data(), "faces"), epochs = 2, image_size = 64)
+#' cnn_metrics(fit, split = "val")
+#' }
+cnn_metrics <- function(x, split = NULL) {
+  metrics <- result_table(x, "metrics")
+  out <- tibble::tibble(.metric = metrics$metric, .estimator = metrics$estimator, .estimate = metrics$estimate,
+                        split = metrics$split, class = metrics$class, n = metrics$n)
+  keep_splits(out, split)
+}
+
+#' Confusion matrices of a fitted CNN
+#'
+#' @inheritParams cnn_metrics
+#' @return A tibble in long form, one row per pair of classes (zeros included): `split`, `truth` and `predicted`
+#'   (factors in the fit's class order) and `count`. `stats::xtabs(count ~ truth + predicted, ...)` makes the
+#'   square table; `autoplot(fit, type = "confusion")` draws it.
+#' @export
+cnn_confusion <- function(x, split = NULL) {
+  keep_splits(result_table(x, "confusion"), split)
+}
+
+#' The images a fitted CNN gets wrong
+#'
+#' The book's advice: look at what the model misclassifies. Most confident mistakes first.
+#'
+#' @inheritParams cnn_metrics
+#' @return A tibble of the misclassified validation (and test, or evaluated) images: `image_id`, `path`,
+#'   `split`, `label`, `predicted`, `probability` (of the predicted class) and the `prob_<class>` columns.
+#'   [image_gallery()] and `autoplot(fit, type = "misclassified")` show them.
+#' @export
+cnn_misclassified <- function(x, split = NULL) {
+  predictions <- keep_splits(result_table(x, "predictions"), split)
+  if (!"split" %in% names(predictions)) predictions$split <- rep(NA_character_, nrow(predictions))
+  if ("error" %in% names(predictions)) predictions <- predictions[is.na(predictions$error), ]
+  wrong <- predictions[as.character(predictions$label) != as.character(predictions$predicted), ]
+  columns <- paste0("prob_", levels(wrong$predicted))
+  chosen <- cbind(seq_len(nrow(wrong)), match(as.character(wrong$predicted), levels(wrong$predicted)))
+  probabilities <- as.matrix(wrong[columns])
+  wrong$probability <- if (nrow(wrong)) probabilities[chosen] else double()
+  wrong <- wrong[order(-wrong$probability), ]
+  first <- c("image_id", "path", "split", "label", "predicted", "probability")
+  wrong[c(first, setdiff(names(wrong), c(first, "error")))]
+}
+
+result_table <- function(x, name) {
+  if (!inherits(x, c("cnn_fit", "cnn_evaluation"))) {
+    abort_argument(sprintf("expected a cnn_fit (finetune_cnn(), load_cnn()) or a cnn_evaluation (cnn_evaluate()), not %s",
+                           describe_value(x)))
+  }
+  table <- x[[name]]
+  if (is.null(table)) {
+    abort_argument(sprintf("this run has no %s table (status: %s); it did not finish training", name,
+                           x$description$status %||% "unknown"))
+  }
+  table
+}
+
+keep_splits <- function(table, split) {
+  if (is.null(split)) return(table)
+  split <- as.character(split)
+  unknown <- setdiff(split, unique(table$split))
+  if (length(unknown)) {
+    abort_argument(sprintf("no split %s in these results; they hold %s", paste(dQuote(unknown, FALSE), collapse = ", "),
+                           paste(dQuote(unique(table$split), FALSE), collapse = ", ")))
+  }
+  table[table$split %in% split, ]
+}

@@ -1,0 +1,226 @@
+# Fine-tuning: finetune_cnn() and the fitted-model object it returns (class "cnn_fit"), with print() and
+# summary(). Mirrors python/imagesasdata/train.py; the options and their defaults are the engine's TrainConfig
+# (the book's), and each @param below is the engine's OPTION_HELP text.
+
+#' Fine-tune a pretrained CNN on labelled images
+#'
+#' One call does what chapter 7 of Webb Williams, Casas & Wilkerson (2020) describes: split the labelled images
+#' into training and validation sets (stratified, seeded), replace the last layer of an ImageNet-pretrained
+#' network with a new one for your classes, train with the book's settings (SGD, learning rate 0.001,
+#' momentum 0.9, batch size 4, StepLR with step size 7 and gamma 0.1, 25 epochs), keep the epoch with the best
+#' validation accuracy, and report validation metrics. The model, its settings, the training history and the
+#' metrics are written to a run directory (`out`), which [load_cnn()] opens again later.
+#'
+#' @param data The labelled images: a folder of class folders (`faces/s1/1.png`, ...); a folder in the book's
+#'   layout (`train/<class>/`, `val/<class>/`, optionally `test/<class>/`); a CSV or Parquet file; or a data
+#'   frame with a path column and a label column.
+#' @param label,path Column names of the labels and image paths in a table (defaults: `label`; the first of
+#'   `path`, `file`, `filename`, `image`, ...).
+#' @param out The run directory to write (default: a new temporary folder; [save_cnn()] copies it elsewhere).
+#' @param resume Continue an interrupted run in `out` from its last finished epoch (a finished run is loaded).
+#' @param architecture network to fine-tune: a torchvision name from the book's Table 4.1 (resnet18, vgg16,
+#'   densenet121, inception_v3, …), any timm model, or efficientnet_lite0 (ImageNet weights installed, works
+#'   offline).
+#' @param weights starting weights: 'imagenet' (pretrained; downloaded once and cached), a .safetensors file,
+#'   or 'none'. In R, `NULL` means 'none'.
+#' @param image_size side in pixels of the square the network sees (default: the architecture's own, 224; 299
+#'   for inception_v3). `NULL` for the default.
+#' @param resize how an image becomes a square: squish, crop, pad, or rescale-crop (the book's Resize 256 +
+#'   CenterCrop 224).
+#' @param resize_size side of the square before the final crop (default 256/224 × image_size for rescale-crop).
+#'   `NULL` for the default.
+#' @param normalize pixel normalisation: 'backbone' (the statistics the weights were trained with), 'imagenet',
+#'   or 'train' (mean and standard deviation of your training images).
+#' @param augment_crop training augmentation: a random crop of 8–100% of the image, resized
+#'   (RandomResizedCrop).
+#' @param augment_flip training augmentation: mirror half the images left-right.
+#' @param val_fraction share of each class held out for validation, used to choose the epoch (the book: 0.2).
+#' @param test_fraction share of each class held out as a test set, evaluated once at the end (e.g. 0.1).
+#' @param balance downsample every class to the size of the smallest before splitting.
+#' @param group a column of group ids (e.g. near-duplicate groups); a group never straddles two splits. `NULL`
+#'   for none.
+#' @param seed random seed for the split, the new layer's weights, the data order and augmentation.
+#' @param epochs passes over the training images (the book's tutorial: 25; its grid: 50).
+#' @param batch_size images per gradient step (the book: 4); smaller batches give noisier but more frequent
+#'   updates.
+#' @param optimizer sgd (the book's), adam or adamw.
+#' @param learning_rate size of each step down the loss gradient (the book: 0.001); too high diverges, too low
+#'   crawls.
+#' @param momentum SGD momentum: the share of the previous step carried into the next, smoothing the path (the
+#'   book: 0.9).
+#' @param weight_decay L2 penalty on the weights (0 in the book).
+#' @param step_size StepLR: every step_size epochs the learning rate is multiplied by gamma (the book: 7).
+#' @param gamma StepLR: factor applied to the learning rate every step_size epochs (the book: 0.1).
+#' @param dropout probability of zeroing a feature before the new last layer during training (0 = none).
+#' @param freeze 'none' (fine-tune everything, the book's default), 'backbone' (train only the new last layer),
+#'   or a stage name such as 'layer3' (frozen up to and including it).
+#' @param patience early stopping: stop after this many epochs without a lower validation loss (default:
+#'   never). `NULL` never stops early.
+#' @param select_on validation measure that picks the kept epoch: accuracy (the book's), loss or f1.
+#' @param positive_class in a binary task, the class whose precision, recall and F1 are reported (default
+#'   'positive', else the second class in sorted order). `NULL` for the default.
+#' @param device auto (CUDA GPU, else Apple MPS, else CPU), cpu, cuda, cuda:1, mps.
+#' @param precision auto (mixed precision on a GPU, fp32 on the CPU), fp32, bf16 or fp16.
+#' @param channels_last channels-last memory layout ('auto': on), faster convolutions on most hardware. `TRUE`,
+#'   `FALSE` or `"auto"`.
+#' @param cache decoded-image cache: auto (memory, or disk when large), memory, disk, or none (decode every
+#'   epoch).
+#' @param num_workers threads decoding images (default: up to 8, one per CPU core). `NULL` for the default.
+#' @param progress show progress bars. Default: only in an interactive session.
+#' @return A `cnn_fit`: the run directory's path, the classes, the model description and its tables
+#'   (history, metrics, confusion matrices, validation predictions). Print it for the validation metrics;
+#'   see [cnn_metrics()], [cnn_history()], [cnn_confusion()], [autoplot.cnn_fit()] and [predict.cnn_fit()].
+#' @seealso [image_table()] to check what the engine will read, [load_cnn()], [save_cnn()].
+#' @export
+#' @examplesIf engine_available()
+#' \donttest{
+#' faces <- file.path(sample_data(), "faces")
+#' fit <- finetune_cnn(faces, epochs = 2, image_size = 64)
+#' fit
+#' cnn_metrics(fit)
+#' }
+finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = FALSE,
+                         architecture = "efficientnet_lite0", weights = "imagenet", image_size = NULL,
+                         resize = "rescale-crop", resize_size = NULL, normalize = "backbone",
+                         augment_crop = TRUE, augment_flip = TRUE, val_fraction = 0.2, test_fraction = 0,
+                         balance = FALSE, group = NULL, seed = 0L, epochs = 25L, batch_size = 4L,
+                         optimizer = "sgd", learning_rate = 0.001, momentum = 0.9, weight_decay = 0,
+                         step_size = 7L, gamma = 0.1, dropout = 0, freeze = "none", patience = NULL,
+                         select_on = "accuracy", positive_class = NULL, device = "auto", precision = "auto",
+                         channels_last = "auto", cache = "auto", num_workers = NULL, progress = interactive()) {
+  run <- engine_call(
+    engine()$finetune, arg_images(data, "data"),
+    out = if (is.null(out)) NULL else path.expand(arg_string(out, "out")),
+    label = arg_string(label, "label", null = TRUE), path = arg_string(path, "path", null = TRUE),
+    resume = arg_flag(resume, "resume"),
+    architecture = arg_string(architecture, "architecture"),
+    weights = arg_string(weights, "weights", null = TRUE) %||% "none",
+    image_size = arg_count(image_size, "image_size", null = TRUE),
+    resize = arg_string(resize, "resize"), resize_size = arg_count(resize_size, "resize_size", null = TRUE),
+    normalize = arg_string(normalize, "normalize"),
+    augment_crop = arg_flag(augment_crop, "augment_crop"), augment_flip = arg_flag(augment_flip, "augment_flip"),
+    val_fraction = arg_number(val_fraction, "val_fraction"), test_fraction = arg_number(test_fraction, "test_fraction"),
+    balance = arg_flag(balance, "balance"), group = arg_string(group, "group", null = TRUE),
+    seed = arg_count(seed, "seed"), epochs = arg_count(epochs, "epochs"), batch_size = arg_count(batch_size, "batch_size"),
+    optimizer = arg_string(optimizer, "optimizer"), learning_rate = arg_number(learning_rate, "learning_rate"),
+    momentum = arg_number(momentum, "momentum"), weight_decay = arg_number(weight_decay, "weight_decay"),
+    step_size = arg_count(step_size, "step_size"), gamma = arg_number(gamma, "gamma"),
+    dropout = arg_number(dropout, "dropout"), freeze = arg_string(freeze, "freeze"),
+    patience = arg_count(patience, "patience", null = TRUE), select_on = arg_string(select_on, "select_on"),
+    positive_class = arg_string(positive_class, "positive_class", null = TRUE),
+    device = arg_string(device, "device"), precision = arg_string(precision, "precision"),
+    channels_last = arg_flag_or_string(channels_last, "channels_last"), cache = arg_string(cache, "cache"),
+    num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_flag(progress, "progress")
+  )
+  new_cnn_fit(run)
+}
+
+# A cnn_fit holds the run directory's path and everything read from it; the Python Run (with its loaded
+# network) is kept in an environment and reopened from the path when missing (e.g. after readRDS()).
+new_cnn_fit <- function(run) {
+  description <- reticulate::py_to_r(run$description)
+  tables <- decode_tables(engine_call(bridge()$run_tables, run))
+  fit <- list(
+    path = as.character(reticulate::py_str(run$path)),
+    classes = as.character(unlist(description$classes)),
+    positive_class = description$positive_class,
+    description = description,
+    history = tables$history, metrics = tables$metrics, confusion = tables$confusion,
+    predictions = tables$predictions, splits = tables$splits, skipped = tables$skipped
+  )
+  fit$cache <- new.env(parent = emptyenv())
+  fit$cache$run <- run
+  structure(fit, class = "cnn_fit")
+}
+
+# The engine's Run behind a fit.
+run_of <- function(fit) {
+  run <- fit$cache$run
+  if (is.null(run) || reticulate::py_is_null_xptr(run)) {
+    run <- engine_call(engine()$load_run, fit$path)
+    if (is.environment(fit$cache)) fit$cache$run <- run
+  }
+  run
+}
+
+#' @export
+print.cnn_fit <- function(x, ...) {
+  d <- x$description
+  classes <- x$classes
+  shown <- if (length(classes) > 8) c(utils::head(classes, 8), "...") else classes
+  cat(sprintf("<cnn_fit> %s fine-tuned for %d classes: %s\n", d$architecture, length(classes),
+              paste(shown, collapse = ", ")))
+  sizes <- split_sizes(x)
+  cat(sprintf("  %d images (%s); best epoch %s of %s, chosen on validation %s\n", sum(sizes),
+              paste(sprintf("%d %s", sizes, names(sizes)), collapse = ", "),
+              format(d$best_epoch %||% NA), format(d$epochs_run %||% NA), d$hyperparameters$select_on %||% "accuracy"))
+  if (!identical(d$status, "complete")) cat(sprintf("  status: %s\n", d$status))
+  if (!is.null(x$metrics)) {
+    for (split in intersect(c("val", "test"), unique(x$metrics$split))) {
+      cat(sprintf("  %-4s %s\n", split, headline_metrics(x$metrics, split)))
+    }
+  }
+  if (!is.null(x$skipped) && nrow(x$skipped)) {
+    cat(sprintf("  %d unreadable images were left out (see fit$skipped)\n", nrow(x$skipped)))
+  }
+  cat(sprintf("  run directory: %s\n", x$path))
+  invisible(x)
+}
+
+split_sizes <- function(fit) {
+  if (is.null(fit$splits)) return(integer())
+  counts <- table(factor(fit$splits$split, levels = c("train", "val", "test")))
+  counts <- counts[counts > 0]
+  stats::setNames(as.integer(counts), names(counts))
+}
+
+# "accuracy 0.917, precision 0.800, recall 1.000, f1 0.889 (positive class: positive)" for one split.
+headline_metrics <- function(metrics, split) {
+  rows <- metrics[metrics$split == split & metrics$estimator %in% c("binary", "multiclass", "macro"), ]
+  labels <- ifelse(rows$estimator == "macro", paste(rows$metric, "(macro)"), rows$metric)
+  text <- paste(sprintf("%s %.3f", labels, rows$estimate), collapse = ", ")
+  positive <- unique(stats::na.omit(rows$class[rows$estimator == "binary"]))
+  if (length(positive)) text <- sprintf("%s (positive class: %s)", text, positive[[1]])
+  text
+}
+
+#' Summarise a fitted CNN
+#'
+#' @param object A `cnn_fit` from [finetune_cnn()] or [load_cnn()].
+#' @param ... Not used.
+#' @return A `summary.cnn_fit` object (a list): `architecture`, `weights`, `classes`, `positive_class`,
+#'   `hyperparameters` (a named list: every option the run used), `split_sizes`, `best_epoch`, `epochs_run`,
+#'   `metrics` (as [cnn_metrics()]) and `confusion` (as [cnn_confusion()]). Printing it shows the settings, the
+#'   metrics of every split and the confusion matrices.
+#' @export
+summary.cnn_fit <- function(object, ...) {
+  d <- object$description
+  structure(list(
+    path = object$path, architecture = d$architecture, weights = d$weights, classes = object$classes,
+    positive_class = object$positive_class, hyperparameters = d$hyperparameters,
+    split_sizes = split_sizes(object), best_epoch = d$best_epoch, epochs_run = d$epochs_run,
+    metrics = cnn_metrics(object), confusion = cnn_confusion(object)
+  ), class = "summary.cnn_fit")
+}
+
+#' @export
+print.summary.cnn_fit <- function(x, ...) {
+  cat(sprintf("CNN fine-tuned from %s (%s)\n", x$architecture, x$weights))
+  cat(sprintf("Classes: %s%s\n", paste(x$classes, collapse = ", "),
+              if (is.null(x$positive_class)) "" else sprintf(" (positive: %s)", x$positive_class)))
+  cat(sprintf("Images: %s\n", paste(sprintf("%d %s", x$split_sizes, names(x$split_sizes)), collapse = ", ")))
+  cat(sprintf("Best epoch: %s of %s\n", format(x$best_epoch %||% NA), format(x$epochs_run %||% NA)))
+  shown <- c("epochs", "batch_size", "optimizer", "learning_rate", "momentum", "step_size", "gamma",
+             "image_size", "resize", "freeze", "seed")
+  settings <- x$hyperparameters[intersect(shown, names(x$hyperparameters))]
+  settings <- vapply(settings, function(v) if (is.null(v)) "default" else format(v), character(1))
+  cat("Settings:", paste(sprintf("%s = %s", names(settings), settings), collapse = ", "), "\n\nMetrics:\n")
+  metrics <- x$metrics[x$metrics$.estimator != "per_class", ]
+  print(as.data.frame(metrics), row.names = FALSE, digits = 3)
+  for (split in unique(as.character(x$confusion$split))) {
+    rows <- x$confusion[x$confusion$split == split, ]
+    cat(sprintf("\nConfusion matrix (%s; rows = truth, columns = predicted):\n", split))
+    print(stats::xtabs(count ~ truth + predicted, data = rows))
+  }
+  invisible(x)
+}
