@@ -54,6 +54,8 @@ def prepare_image(path, max_bytes: int = MAX_BYTES, min_side: int = MIN_SIDE, ma
         raise BadImageError(path, "file not found; check the path")
     except OSError as error:
         raise BadImageError(path, f"cannot be read ({error.strerror or error})")
+    if not raw:
+        raise BadImageError(path, "empty file (0 bytes); the download or copy probably failed — remove it or fetch it again")
     try:
         with Image.open(io.BytesIO(raw)) as probe:
             kind, (width, height) = probe.format, probe.size

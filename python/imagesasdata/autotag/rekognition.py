@@ -158,7 +158,8 @@ def _tag(op: Operation, images, parameters: dict, *, cache, region, endpoint_url
     for sha, path in zip(hashes, paths):
         if sha is not None:
             distinct.setdefault(sha, path)
-    todo = [sha for sha in distinct if not store.has(sha, op.name, key_parameters)]
+    # get(), not has(): an entry that cannot be read (a power cut mid-write) is asked for again.
+    todo = [sha for sha in distinct if store.get(sha, op.name, key_parameters) is None]
     if dry_run:
         return _plan(op, len(paths), len(distinct), len(unreadable), len(distinct) - len(todo), len(todo), price_per_1000)
     log.info("%s: %d images, %d distinct, %d answers cached, %d calls to make",
