@@ -14,6 +14,7 @@ import csv
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 boto3 = pytest.importorskip("boto3")
@@ -125,6 +126,16 @@ def test_celebrity_table_matches_the_books_csv(recorded, rekognition_examples, t
         assert mine["face_confidence"] == float(row["celeb_face_conf"])
         assert mine["face_box"] == {k.lower(): v for k, v in face["BoundingBox"].items()}
     assert [r["celebrity"] for r in got["ex_4.jpg"]] == ["Paul Ryan", "Steve Scalise"]
+    # The celebrity table validates like a label table (the book's Table 6.2 workflow). Coded by looking: ex_2
+    # (a TV interview) and ex_4 (a press conference) show members of Congress; the other three do not.
+    manual = pa.table({"image_id": [f"ex_{i}.jpg" for i in range(1, 6)], "congress": [0, 1, 0, 1, 0]})
+    result = iad.compare_tags(table, manual, ["Ed Royce", "Paul Ryan", "Steve Scalise"], manual_label="congress",
+                              min_confidence=99)
+    assert result.manual_positive == "1"
+    assert (result.count("true positive"), result.count("true negative")) == (2, 3)
+    frequencies = iad.label_frequencies(table)
+    assert set(frequencies["label"].to_pylist()) == {"Ed Royce", "Paul Ryan", "Steve Scalise"}
+    assert set(frequencies["images"].to_pylist()) == {1} and set(frequencies["tagged_images"].to_pylist()) == {5}
 
 
 def test_duplicates_are_sent_once(recorded, rekognition_examples, tmp_path):

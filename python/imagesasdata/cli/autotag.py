@@ -19,6 +19,8 @@ examples:
 
 
 def add_commands(subparsers) -> None:
+    from ..autotag.rekognition import DEFAULT_MIN_CONFIDENCE
+
     labels = subparsers.add_parser(
         "rekognition-labels", help="label images with Amazon Rekognition DetectLabels (cached, resumable)",
         description="Label images with Amazon Rekognition DetectLabels: one row per image × label.",
@@ -26,7 +28,7 @@ def add_commands(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _images_and_out(labels)
-    labels.add_argument("--min-confidence", type=float, default=55.0,
+    labels.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
                         help="labels below this confidence (0-100) are not returned (default: 55, the service's)")
     labels.add_argument("--max-labels", type=int, help="at most this many labels per image (default: all)")
     _rekognition_options(labels)
