@@ -32,9 +32,11 @@ from .tables import (CELEBRITY_SCHEMA, LABEL_SCHEMA, MalformedResponse, celebrit
 log = logging.getLogger("imagesasdata.autotag")
 
 # USD per 1,000 images for DetectLabels and RecognizeCelebrities — both are Rekognition Image "Group 2" APIs —
-# for the first 1 million images a month in US East (N. Virginia): $0.001 per image. Source: the Amazon
-# Rekognition pricing page, https://aws.amazon.com/rekognition/pricing/ (as read in November 2026). Volume tiers,
-# other regions and the free tier differ: pass price_per_1000 for yours.
+# for the first 1 million images a month: $0.0010 per image ("Group 2 (DetectLabels), first 1 million images",
+# then $0.0008 for the next 1.5 million). Source: https://aws.amazon.com/rekognition/pricing/, as transcribed on
+# 2026-10-07 by api-evangelist/amazon-rekognition (plans/amazon-rekognition-plans-pricing.yml); the group
+# membership of RecognizeCelebrities is from the same AWS page. Volume tiers, regions and the free tier differ:
+# pass price_per_1000 for yours.
 DEFAULT_PRICE_PER_1000 = 1.00
 DEFAULT_REGION = "us-east-1"
 DEFAULT_MIN_CONFIDENCE = 55.0   # the service's own default, and the floor of the book's recorded answers
