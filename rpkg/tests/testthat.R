@@ -1,0 +1,4 @@
+library(testthat)
+library(imagesasdata)
+
+test_check("imagesasdata")
