@@ -1,0 +1,65 @@
+"""Shared fixtures: the real datasets in ../shared/datasets and small real-image corpora built from them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def shared_datasets() -> Path:
+    """../shared/datasets beside the repository (or $IMAGESASDATA_DATASETS); a clear failure if absent."""
+    candidates = [os.environ.get("IMAGESASDATA_DATASETS"), REPOSITORY.parent / "shared" / "datasets",
+                  Path("/work/shared/datasets")]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "orl_faces").is_dir():
+            return Path(candidate)
+    raise RuntimeError("the shared datasets are missing: set IMAGESASDATA_DATASETS to the folder holding orl_faces/")
+
+
+@pytest.fixture(scope="session")
+def datasets() -> Path:
+    return shared_datasets()
+
+
+@pytest.fixture(scope="session")
+def orl_faces(datasets) -> Path:
+    return datasets / "orl_faces"
+
+
+@pytest.fixture(scope="session")
+def rekognition_examples(datasets) -> Path:
+    return datasets / "rekognition_examples"
+
+
+@pytest.fixture(scope="session")
+def sample_data() -> Path:
+    import imagesasdata
+
+    return imagesasdata.sample_data()
+
+
+@pytest.fixture()
+def book_layout(tmp_path, orl_faces) -> Path:
+    """The book's train/ val/ layout with positive (person s1) and negative (s2, s3) folders, by copying."""
+    root = tmp_path / "book"
+    for person, label in (("s1", "positive"), ("s2", "negative"), ("s3", "negative")):
+        for k in range(1, 11):
+            split = "train" if k <= 8 else "val"
+            target = root / split / label / f"{person}_{k}.pgm"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(orl_faces / person / f"{k}.pgm", target)
+    return root
+
+
+@pytest.fixture()
+def small_faces(tmp_path, orl_faces) -> Path:
+    """A folder of class folders: 3 people × 10 photos, the who-is-this task in miniature."""
+    root = tmp_path / "faces"
+    for person in ("s1", "s2", "s3"):
+        shutil.copytree(orl_faces / person, root / person)
+    return root

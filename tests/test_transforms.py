@@ -1,0 +1,113 @@
+"""The resize modes of the book's Figure 4.2, its Listing 1 evaluation transform, and seeded augmentation."""
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms as T
+from PIL import Image
+
+from imagesasdata.errors import ImagesAsDataError
+from imagesasdata.images import open_rgb
+from imagesasdata.transforms import (
+    Preprocessing, base_array, channel_statistics, eval_view, load_base, normalize_batch, random_resized_crop_box,
+    to_chw, train_view,
+)
+
+
+@pytest.fixture()
+def halves() -> Image.Image:
+    """200×100: left half red, right half blue — easy to reason about after each resize."""
+    array = np.zeros((100, 200, 3), np.uint8)
+    array[:, :100] = (255, 0, 0)
+    array[:, 100:] = (0, 0, 255)
+    return Image.fromarray(array)
+
+
+def test_squish_keeps_everything_and_distorts(halves):
+    out = base_array(halves, "squish", 64)
+    assert out.shape == (64, 64, 3)
+    assert tuple(out[32, 5]) == (255, 0, 0) and tuple(out[32, 58]) == (0, 0, 255)
+
+
+def test_rescale_crop_cuts_the_sides(halves):
+    out = base_array(halves, "rescale-crop", 64)  # 128×64 then the central 64×64
+    assert out.shape == (64, 64, 3)
+    assert tuple(out[32, 5]) == (255, 0, 0) and tuple(out[32, 58]) == (0, 0, 255)
+    assert (out[:, :28] == (255, 0, 0)).all()
+
+
+def test_pad_letterboxes_with_black(halves):
+    out = base_array(halves, "pad", 64)  # 64×32 in the middle, black above and below
+    assert tuple(out[2, 32]) == (0, 0, 0) and tuple(out[61, 32]) == (0, 0, 0)
+    assert tuple(out[32, 5]) == (255, 0, 0)
+
+
+def test_crop_takes_the_centre_at_original_scale(halves):
+    out = base_array(halves, "crop", 50)  # pixels 75..124 of the width: red then blue, unscaled
+    assert tuple(out[25, 0]) == (255, 0, 0) and tuple(out[25, 49]) == (0, 0, 255)
+    assert (out[:, :25] == (255, 0, 0)).all() and (out[:, 25:] == (0, 0, 255)).all()
+
+
+def test_default_evaluation_matches_the_books_listing(rekognition_examples):
+    """Resize(256) + CenterCrop(224), as in the book's Listing 1 (torchvision on PIL)."""
+    path = rekognition_examples / "ex_3.jpg"
+    prep = Preprocessing()
+    assert (prep.image_size, prep.resize_size) == (224, 256)
+    ours = eval_view(to_chw(base_array(open_rgb(path), prep.resize, prep.resize_size)), prep).numpy().astype(int)
+    book = T.Compose([T.Resize(256), T.CenterCrop(224), T.PILToTensor()])(open_rgb(path)).numpy().astype(int)
+    assert ours.shape == book.shape == (3, 224, 224)
+    assert np.abs(ours - book).mean() < 2.0  # same picture; sub-pixel rounding of the resized width differs
+
+
+def test_load_base_with_draft_mode_is_close_to_a_full_decode(tmp_path, rekognition_examples):
+    image = open_rgb(rekognition_examples / "ex_2.jpg")
+    image.resize((image.width * 3, image.height * 3)).save(tmp_path / "big.jpg", quality=95)
+    prep = Preprocessing(image_size=112)
+    drafted = load_base(tmp_path / "big.jpg", prep).astype(int)
+    full = base_array(open_rgb(tmp_path / "big.jpg"), prep.resize, prep.resize_size).astype(int)
+    # The same picture sampled slightly differently (DCT scaling vs. resampling): nearly identical pixel values.
+    assert np.corrcoef(drafted.ravel(), full.ravel())[0, 1] > 0.98
+
+
+def test_augmentation_is_seeded():
+    base = to_chw(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8))
+    prep = Preprocessing()
+    first = train_view(base, prep, np.random.default_rng([0, 1, 7]))
+    assert first.shape == (3, 224, 224) and first.dtype == torch.uint8
+    assert torch.equal(first, train_view(base, prep, np.random.default_rng([0, 1, 7])))
+    assert not torch.equal(first, train_view(base, prep, np.random.default_rng([0, 2, 7])))
+
+
+def test_augmentation_switches():
+    base = to_chw(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8))
+    prep = Preprocessing(augment_crop=False, augment_flip=False)
+    assert torch.equal(train_view(base, prep, np.random.default_rng(3)), eval_view(base, prep))
+
+
+def test_random_resized_crop_boxes_respect_scale_and_bounds():
+    rng = np.random.default_rng(0)
+    areas = []
+    for _ in range(500):
+        top, left, h, w = random_resized_crop_box(256, 256, (0.08, 1.0), (3 / 4, 4 / 3), rng)
+        assert 0 <= top and 0 <= left and top + h <= 256 and left + w <= 256
+        areas.append(h * w / 256 ** 2)
+    assert 0.07 <= min(areas) and max(areas) <= 1.0 and 0.4 < np.mean(areas) < 0.65
+
+
+def test_normalize_batch_matches_torchvision():
+    batch = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    expected = T.Normalize(mean, std)(batch.float() / 255)
+    assert torch.allclose(normalize_batch(batch, mean, std), expected, atol=1e-5)
+
+
+def test_channel_statistics():
+    arrays = [np.random.default_rng(k).integers(0, 255, (16, 16, 3), dtype=np.uint8) for k in range(3)]
+    mean, std = channel_statistics(arrays)
+    pixels = np.concatenate([a.reshape(-1, 3) for a in arrays]) / 255
+    assert np.allclose(mean, pixels.mean(0)) and np.allclose(std, pixels.std(0))
+
+
+def test_unknown_resize_mode_lists_the_modes():
+    with pytest.raises(ImagesAsDataError, match="resize='sqush'.*squish.*Did you mean 'squish'"):
+        Preprocessing(resize="sqush")
