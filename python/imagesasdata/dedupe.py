@@ -22,7 +22,7 @@ Choices, measured on the ORL faces and the five tweeted images in ../shared/data
   within r bits agree within ⌊r/m⌋ bits on at least one of the m chunks (pigeonhole), so only images sharing a
   chunk up to ⌊r/m⌋ flipped bits are compared. A BK-tree degrades towards a linear scan at this threshold
   (24 of 256 bits, where unrelated images sit at ~128 ± 8). Timings: benchmarks/dedupe_speed.py.
-- Groups are connected components of the near-duplicate graph (single linkage, like union-find), so a chain of
+- Groups are connected components of the near-duplicate graph (union-find: single linkage), so a chain of
   small steps joins a group; distance_to_representative says how far each member is from the copy kept.
 """
 
@@ -368,10 +368,13 @@ def find_duplicates(source, *, threshold: int | None = None, method: str = "phas
     group_number = {rep: k + 1 for k, rep in enumerate(sorted(representatives))}
 
     distance = [None] * n
+    failed = table["error"].to_pylist()
     for i in range(n):
         rep = int(representative_of[i])
+        if failed[i] is not None:
+            continue
         if i == rep:
-            distance[i] = 0 if full_hex[i] or sha[i] else None
+            distance[i] = 0
         elif sha[i] and sha[i] == sha[rep]:
             distance[i] = 0
     if full is not None:
@@ -398,7 +401,8 @@ def find_duplicates(source, *, threshold: int | None = None, method: str = "phas
         if name in out.column_names:
             out = out.drop_columns([name])
     errors = out["error"]
-    out = out.drop_columns(["error"])
+    # The trimmed-border hashes serve the search only; image_hashes() keeps them for another run.
+    out = out.drop_columns([c for c in ("error", "crop_hashes") if c in out.column_names])
     for name in DUPLICATE_COLUMNS:
         out = out.append_column(name, result[name])
     out = out.append_column("error", errors)
@@ -473,12 +477,20 @@ def _pair_distances(a, b, full, crops) -> np.ndarray:
 
 
 def _components(n, edges) -> np.ndarray:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    """Union-find over the edges: each image's group root (path halving keeps the trees flat)."""
+    parent = list(range(n))
 
-    pairs = np.array(edges, dtype=np.int64).reshape(-1, 2)
-    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in edges:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return np.array([root(i) for i in range(n)])
 
 
 def _keep_order(table, keep):
