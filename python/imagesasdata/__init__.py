@@ -15,11 +15,17 @@ __version__ = "0.1.0"
 
 from .autotag import (autotag_local, compare_tags, label_frequencies, rekognition_celebrities,  # noqa: E402
                       rekognition_labels, tag_metrics_from_counts)
+from .annotations import aggregate_annotations, annotation_reliability  # noqa: E402
 from .backbones import BOOK_ARCHITECTURES, create_backbone, list_architectures  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .data import image_table  # noqa: E402
 from .errors import BadImageError, ImagesAsDataError  # noqa: E402
+from .dedupe import contact_sheet, duplicate_groups, duplicate_thumbnails, find_duplicates, image_hashes  # noqa: E402
+from .emotions import emotion_cooccurrence, emotion_counts, emotion_labels, emotion_max_class  # noqa: E402
+from .filters import filter_small  # noqa: E402
 from .images import open_rgb  # noqa: E402
+from .inventory import image_inventory  # noqa: E402
+from .layout import split_images, write_layout  # noqa: E402
 from .metrics import classification_metrics, metrics_from_counts  # noqa: E402
 from .predict import evaluate, predict  # noqa: E402
 from .runs import Run, load_run  # noqa: E402
@@ -50,4 +56,8 @@ __all__ = [
     # autotaggers (section 6)
     "autotag_local", "compare_tags", "label_frequencies", "rekognition_celebrities", "rekognition_labels",
     "tag_metrics_from_counts",
+    # preparing a corpus (inventory, duplicates, small files, annotators, emotion labels, splits)
+    "aggregate_annotations", "annotation_reliability", "contact_sheet", "duplicate_groups", "duplicate_thumbnails",
+    "emotion_cooccurrence", "emotion_counts", "emotion_labels", "emotion_max_class", "filter_small", "find_duplicates",
+    "image_hashes", "image_inventory", "split_images", "write_layout",
 ]
