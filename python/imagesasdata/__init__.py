@@ -31,6 +31,7 @@ from .predict import evaluate, predict  # noqa: E402
 from .runs import Run, load_run  # noqa: E402
 from .splits import split_table  # noqa: E402
 from .train import finetune  # noqa: E402
+from .tune import grid_summary, load_grid, lr_find, tune, tune_tasks  # noqa: E402
 
 
 def sample_data() -> Path:
@@ -60,4 +61,6 @@ __all__ = [
     "aggregate_annotations", "annotation_reliability", "contact_sheet", "duplicate_groups", "duplicate_thumbnails",
     "emotion_cooccurrence", "emotion_counts", "emotion_labels", "emotion_max_class", "filter_small", "find_duplicates",
     "image_hashes", "image_inventory", "split_images", "write_layout",
+    # hyperparameter grids (section 7)
+    "grid_summary", "load_grid", "lr_find", "tune", "tune_tasks",
 ]

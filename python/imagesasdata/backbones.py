@@ -341,11 +341,27 @@ def apply_freeze(model: nn.Module, freeze: str, head: list) -> None:
         parameter.requires_grad_(name not in frozen)
 
 
-def set_train_mode(model: nn.Module) -> None:
-    """model.train(), except batch-norm layers whose parameters are frozen: they keep their running statistics."""
+def set_train_mode(model: nn.Module, head=()) -> None:
+    """model.train(), except batch-norm layers whose parameters are frozen: they keep their running statistics.
+
+    When everything but the head is frozen, the backbone is a fixed feature extractor and runs wholly in eval mode
+    (its own dropout off too): the features of an image are then the same every epoch, which is what lets the
+    trainer compute them once.
+    """
+    if head and backbone_frozen(model, head):
+        model.eval()
+        for name in head:
+            model.get_submodule(name).train()
+        return
     model.train()
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             params = list(module.parameters(recurse=False))
             if params and not any(p.requires_grad for p in params):
                 module.eval()
+
+
+def backbone_frozen(model: nn.Module, head) -> bool:
+    """True when no parameter outside the head modules is trainable."""
+    return not any(p.requires_grad for n, p in model.named_parameters()
+                   if not any(n == h or n.startswith(h + ".") for h in head))

@@ -46,6 +46,8 @@ OPTION_HELP = {
     "precision": "auto (mixed precision on a GPU, fp32 on the CPU), fp32, bf16 or fp16",
     "channels_last": "channels-last memory layout ('auto': on), faster convolutions on most hardware",
     "cache": "decoded-image cache: auto (memory, or disk when large), memory, disk, or none (decode every epoch)",
+    "feature_cache": "'auto': with a frozen backbone and no random crops, compute each image's features once and "
+                     "train the last layer on them (same result, far faster); 'off': run the whole network every step",
     "num_workers": "threads decoding images (default: up to 8, one per CPU core)",
     "progress": "show progress bars",
 }
@@ -83,11 +85,12 @@ class TrainConfig:
     precision: str = "auto"
     channels_last: object = "auto"
     cache: str = "auto"
+    feature_cache: str = "auto"
     num_workers: int | None = None
     progress: bool = True
 
     # Options that change where or how fast a run goes, not what it computes: a run may resume with other values.
-    RUNTIME = ("device", "precision", "channels_last", "cache", "num_workers", "progress")
+    RUNTIME = ("device", "precision", "channels_last", "cache", "feature_cache", "num_workers", "progress")
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "step_size", "seed"):
@@ -110,6 +113,8 @@ class TrainConfig:
             raise ImagesAsDataError(f"optimizer={self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
         if self.select_on not in SELECT_ON:
             raise ImagesAsDataError(f"select_on={self.select_on!r}: choose one of {', '.join(SELECT_ON)}")
+        if self.feature_cache not in ("auto", "off"):
+            raise ImagesAsDataError(f"feature_cache={self.feature_cache!r}: choose 'auto' or 'off'")
         if self.cache not in CACHE_MODES:
             raise ImagesAsDataError(f"cache={self.cache!r}: choose one of {', '.join(CACHE_MODES)}")
         if self.patience is not None:

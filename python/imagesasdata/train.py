@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from . import runs
-from .backbones import Backbone, create_backbone, set_train_mode
+from .backbones import Backbone, backbone_frozen, create_backbone, set_train_mode
 from .cache import DecodedImages, DecodeOnRead
 from .config import TrainConfig
 from .data import check_labeled, choose_positive_class, image_table
@@ -41,7 +41,8 @@ def finetune(data, *, out=None, label: str | None = None, path: str | None = Non
       Parquet file or a data frame with path and label columns (name them with path= and label=).
     out: the run directory (default: a new temporary folder; `Run.save()` copies it elsewhere).
     resume: continue an interrupted run in `out` from its last finished epoch (a finished run is loaded as is).
-    images: a DecodedImages cache from an earlier run on the same table (grids share one).
+    images: a dict shared between runs on the same images (a grid passes one): decoded images are kept in it
+      and reused, so each file is decoded once.
     options: see TrainConfig — the book's defaults: SGD, learning rate 0.001, momentum 0.9, batch size 4,
       StepLR step size 7 and gamma 0.1, 25 epochs, 80/20 split.
     Raises ImagesAsDataError for unusable data or options. Ctrl-C keeps the best model so far in `out`.
@@ -50,6 +51,14 @@ def finetune(data, *, out=None, label: str | None = None, path: str | None = Non
     out = runs.new_run_dir(out)
     if resume and runs.is_complete(out):
         return runs.load_run(out)
+    trainer = prepare_trainer(data, config, out, label=label, path=path, images=images)
+    return trainer.fit(resume=resume)
+
+
+def prepare_trainer(data, config: TrainConfig, out: Path, *, label=None, path=None, images=None,
+                    write: bool = True) -> "Trainer":
+    """Everything before the first epoch: read and check the labels, split, build the backbone, decode the images
+    once, and (unless write=False) start the run directory. Shared by finetune() and lr_find()."""
     table = image_table(data, label=label, path=path)
     classes = check_labeled(table)
     positive = choose_positive_class(classes, config.positive_class)
@@ -59,16 +68,27 @@ def finetune(data, *, out=None, label: str | None = None, path: str | None = Non
     backbone = create_backbone(config.architecture, config.weights, len(classes), config.dropout, config.freeze,
                                progress=config.progress)
     prep = preprocessing_for(config, backbone)
-    if images is None or images.prep.resize_size != prep.resize_size or images.prep.resize != prep.resize \
-            or list(images.paths) != table["path"].to_pylist():
-        images = decode_images(table["path"].to_pylist(), prep, config)
+    images = decoded_for(images, prep, table, config)
     skipped = skipped_table(table, images.errors)
     rows = rows_by_split(table, images, classes)
     if config.normalize == "train":
         prep.mean, prep.std = channel_statistics(images[r] for r in rows["train"])
     trainer = Trainer(backbone, config, prep, images, table, rows, classes, positive, out)
-    runs.write_started(out, trainer.describe(), table, images.hashes, skipped)
-    return trainer.fit(resume=resume)
+    if write:
+        runs.write_started(out, trainer.describe(), table, images.hashes, skipped)
+    return trainer
+
+
+def decoded_for(shared: dict | None, prep: Preprocessing, table: pa.Table, config: TrainConfig):
+    """Decoded images for this run, taken from (and added to) `shared`, a dict that runs of a grid pass along:
+    images are decoded once per set of files and deterministic preprocessing."""
+    paths = table["path"].to_pylist()
+    key = (prep.resize, prep.resize_size, config.cache, tuple(paths))
+    if shared is None:
+        return decode_images(paths, prep, config)
+    if key not in shared:
+        shared[key] = decode_images(paths, prep, config)
+    return shared[key]
 
 
 def preprocessing_for(config: TrainConfig, backbone: Backbone) -> Preprocessing:
@@ -179,6 +199,26 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=config.step_size, gamma=config.gamma)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.loss_function = nn.CrossEntropyLoss()
+        self.features = self._head_features()
+
+    def _head_features(self):
+        """The frozen-backbone fast path (features.py), when this run qualifies; otherwise None."""
+        from .features import HeadFeatures, head_is_final, shared_features
+
+        head = self.backbone.head
+        if self.config.feature_cache == "off" or self.prep.augment_crop or len(head) != 1 \
+                or not backbone_frozen(self.model, head) or not hasattr(self.images, "array"):
+            return None
+        head_module = self.model.get_submodule(head[0])
+        runtime = (self.device, self.precision, self.channels_last)
+        if not head_is_final(self.model, head_module, self.images, self.rows["train"], self.prep, *runtime):
+            return None
+        rows = sorted(r for split_rows in self.rows.values() for r in split_rows)
+        key = (id(self.images), self.backbone.architecture, self.backbone.weights, repr(self.prep.to_dict()),
+               tuple(rows), *map(str, runtime))
+        return shared_features(key, lambda: HeadFeatures(
+            self.model, head_module, self.images, rows, self.prep, *runtime, flips=self.prep.augment_flip,
+            progress=self.config.progress))
 
     def describe(self) -> dict:
         """model.json's content (runs.py adds the outcome when training ends)."""
@@ -233,7 +273,7 @@ class Trainer:
         started = time.perf_counter()
         learning_rate = self.optimizer.param_groups[0]["lr"]
         torch.manual_seed(self.config.seed * 100_003 + epoch)  # dropout masks
-        set_train_mode(self.model)
+        set_train_mode(self.model, self.backbone.head)
         order = epoch_order(self.rows["train"], self.config.seed, epoch)
         total_loss, correct, seen = 0.0, 0, 0
         batches = [order[i:i + self.config.batch_size] for i in range(0, len(order), self.config.batch_size)]
@@ -256,17 +296,25 @@ class Trainer:
         return result
 
     def train_batch(self, batch_rows, epoch: int) -> torch.Tensor:
-        """Augmented uint8 views of cached base images, seeded per (seed, epoch, image)."""
+        """Augmented uint8 views of cached base images, seeded per (seed, epoch, image) — or, on the
+        frozen-backbone path, their features with the same flips."""
+        if self.features is not None:
+            from .features import flip_decisions
+
+            flips = flip_decisions(batch_rows, self.config.seed, epoch) if self.prep.augment_flip else None
+            return self.features.batch(batch_rows, flips).to(self.device)
         views = [train_view(to_chw(self.images[r]), self.prep, np.random.default_rng([self.config.seed, epoch, int(r)]))
                  for r in batch_rows]
         return torch.stack(views)
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor):
-        inputs = normalize_batch(inputs.to(self.device, non_blocking=True), self.prep.mean, self.prep.std)
-        if self.channels_last:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        if self.features is None:
+            inputs = normalize_batch(inputs.to(self.device, non_blocking=True), self.prep.mean, self.prep.std)
+            if self.channels_last:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+        network = self.model if self.features is None else self.model.get_submodule(self.backbone.head[0])
         with autocast(self.device, self.precision):
-            output = self.model(inputs)
+            output = network(inputs)
             if isinstance(output, tuple):  # inception_v3 in training: main and auxiliary logits, as in the book
                 logits, aux = output
                 loss = self.loss_function(logits, targets) + 0.4 * self.loss_function(aux, targets)
@@ -293,6 +341,11 @@ class Trainer:
         return {"loss": loss, "accuracy": float((predicted == targets.numpy()).mean()), "f1": f1}
 
     def logits(self, rows) -> torch.Tensor:
+        if self.features is not None:
+            head = self.model.get_submodule(self.backbone.head[0])
+            head.eval()
+            with torch.no_grad(), autocast(self.device, self.precision):
+                return head(self.features.batch(rows).to(self.device)).float().cpu()
         return forward_rows(self.model, self.images, rows, self.prep, self.device, self.precision, self.channels_last,
                             batch_size=max(32, self.config.batch_size))
 
