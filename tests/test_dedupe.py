@@ -195,8 +195,12 @@ def test_reuse_skips_known_files(corpus, hashes, monkeypatch):
         image_hashes([root / "ex_1.jpg"], progress=False, reuse=hashes, hash_size=8)
 
 
-@pytest.mark.parametrize("bits,threshold", [(256, 24), (256, 40), (64, 6), (64, 3)])
-def test_multi_index_search_equals_brute_force(bits, threshold):
+@pytest.mark.parametrize("bits,threshold,plan", [
+    (256, 24, None), (256, 40, None), (64, 6, None), (64, 3, None), (256, 0, None),
+    # Chunks wider than the lookup table (searched in sorted keys) with flipped bits per chunk, as at large n.
+    (256, 24, ([24] * 10 + [16], 2)), (64, 6, ([16] * 4, 1)),
+])
+def test_multi_index_search_equals_brute_force(bits, threshold, plan):
     rng = np.random.default_rng(bits + threshold)
     words = bits // 64
     codes = rng.integers(0, 2**63, size=(1500, words), dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, size=(1500, words), dtype=np.uint64)
@@ -207,14 +211,15 @@ def test_multi_index_search_equals_brute_force(bits, threshold):
         for f in flips:
             copy[f // 64] ^= np.uint64(1) << np.uint64(f % 64)
         codes[1000 + k] = copy
-    fast = hamming_pairs(codes, threshold)
+    fast = hamming_pairs(codes, threshold, plan=plan)
     slow = brute_force_pairs(codes, threshold)
     for a, b in zip(fast, slow):
         np.testing.assert_array_equal(a, b)
     assert len(fast[0]) >= 200 * (threshold + 1) // (threshold + 3)
     assert (hamming(codes[fast[0]], codes[fast[1]]) == fast[2]).all() and (fast[2] <= threshold).all()
     queries = codes[::7] ^ np.uint64(1)
-    for a, b in zip(hamming_pairs(codes, threshold, queries=queries), brute_force_pairs(codes, threshold, queries=queries)):
+    for a, b in zip(hamming_pairs(codes, threshold, queries=queries, plan=plan),
+                    brute_force_pairs(codes, threshold, queries=queries)):
         np.testing.assert_array_equal(a, b)
 
 

@@ -18,9 +18,9 @@ Choices, measured on the ORL faces and the five tweeted images in ../shared/data
   bits (found about a third of the time), 2% ~44 (never). That is no accident of this hash: a shift of the frame
   is exactly what separates two photos of a person who moved, and every hash tried (phash, dhash, whash,
   average_hash) that tolerates it also groups different moments.
-- Search: multi-index hashing (Norouzi, Punjani & Fleet 2012). Each hash is cut into 16-bit chunks; two hashes
-  within r bits agree within ⌊r/m⌋ bits on at least one of the m chunks (pigeonhole), so only images sharing a
-  chunk up to ⌊r/m⌋ flipped bits are compared. A BK-tree degrades towards a linear scan at this threshold
+- Search: multi-index hashing (Norouzi, Punjani & Fleet 2012). Each hash is cut into m chunks of about log2(n)
+  bits; two hashes within r bits agree within ⌊r/m⌋ bits on at least one chunk (pigeonhole), so only images
+  sharing a chunk up to ⌊r/m⌋ flipped bits are compared. A BK-tree degrades towards a linear scan at this threshold
   (24 of 256 bits, where unrelated images sit at ~128 ± 8). Timings: benchmarks/dedupe_speed.py.
 - Groups are connected components of the near-duplicate graph (union-find: single linkage), so a chain of
   small steps joins a group; distance_to_representative says how far each member is from the copy kept.
@@ -53,7 +53,6 @@ CROP_SCALES = (0.98, 0.96, 0.94, 0.92, 0.90)
 # reads 64 × 64 pixels, and large photos decode several times faster.
 WORKING_SIZE = 256
 KEEP_RULES = ("largest", "first")
-CHUNK_BITS = 16
 
 HASH_COLUMNS = ("bytes", "width", "height", "sha256", "perceptual_hash", "crop_hashes", "error")
 DUPLICATE_COLUMNS = ("group_id", "representative", "group_size", "is_representative", "distance_to_representative",
@@ -221,21 +220,55 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _POPCOUNT8[x.view(np.uint8)].sum(axis=-1, dtype=np.int32)
 
 
-def _chunk_masks(radius: int) -> np.ndarray:
+def search_plan(bits: int, threshold: int, n: int) -> tuple[list[int], int]:
+    """Chunk widths and per-chunk radius for multi-index hashing of n codes.
+
+    Cut the hash into m chunks; two codes within `threshold` bits differ by at most ⌊threshold/m⌋ bits in some
+    chunk (pigeonhole). Each chunk then costs (codes probed: all flips of up to that many bits) × (1 + codes met
+    per probe, n / 2^width for well-spread hashes); m is chosen to minimise the total, which gives chunks of
+    about log2(n) bits, as Norouzi, Punjani & Fleet (2012) recommend.
+    """
+    best = None
+    for m in range(max(1, -(-bits // MAX_CHUNK_BITS)), bits + 1):
+        widths = [bits // m + (1 if k < bits % m else 0) for k in range(m)]
+        radius = threshold // m
+        probes = sum(math.comb(widths[0], i) for i in range(radius + 1))
+        cost = m * probes * (1 + n / 2.0 ** widths[-1])
+        if best is None or cost < best[0]:
+            best = (cost, widths, radius)
+    return best[1], best[2]
+
+
+MAX_CHUNK_BITS = 32
+TABLE_CHUNK_BITS = 22  # up to this width, buckets are found by a table lookup (4M entries) instead of a search
+
+
+def _chunk_values(codes: np.ndarray, start: int, width: int, rows: int = 65536) -> np.ndarray:
+    """Bits start … start + width − 1 of each code (bit k of word w is bit 64·w + k) as uint64 numbers."""
+    out = np.empty(len(codes), dtype=np.uint64)
+    weights = np.uint64(1) << np.arange(width, dtype=np.uint64)
+    for first in range(0, len(codes), rows):
+        block = np.unpackbits(codes[first:first + rows].view(np.uint8), axis=1, bitorder="little")
+        out[first:first + rows] = block[:, start:start + width].astype(np.uint64) @ weights
+    return out
+
+
+def _masks(width: int, radius: int) -> np.ndarray:
     masks = [0]
     for r in range(1, radius + 1):
-        for bits in itertools.combinations(range(CHUNK_BITS), r):
-            masks.append(sum(1 << b for b in bits))
-    return np.array(masks, dtype=np.uint16)
+        for positions in itertools.combinations(range(width), r):
+            masks.append(sum(1 << p for p in positions))
+    return np.array(masks, dtype=np.uint64)
 
 
 def hamming_pairs(codes: np.ndarray, threshold: int, queries: np.ndarray | None = None,
-                  block: int = 65536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  block: int | None = None, plan=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs within `threshold` bits, by multi-index hashing.
 
     codes: n × words uint64 (see hex_to_codes). queries: q × words; when None, pairs within `codes` (i < j).
-    Returns arrays (query_row, code_row, distance), sorted, each pair once. Work grows with the number of codes
-    sharing a 16-bit chunk, not with n²; the answer equals brute_force_pairs().
+    plan: (chunk widths, radius) instead of search_plan()'s choice, for experiments and tests.
+    Returns arrays (query_row, code_row, distance), sorted, each pair once; the same answer as
+    brute_force_pairs(), with work that grows about linearly in n for well-spread hashes (see search_plan()).
     """
     codes = np.ascontiguousarray(codes, dtype=np.uint64)
     self_join = queries is None
@@ -245,33 +278,46 @@ def hamming_pairs(codes: np.ndarray, threshold: int, queries: np.ndarray | None 
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32))
     if len(codes) == 0 or len(queries) == 0:
         return empty
-    chunks_per_code = codes.shape[1] * 64 // CHUNK_BITS
-    masks = _chunk_masks(int(threshold) // chunks_per_code)
-    code_chunks = codes.view(np.uint16)
-    query_chunks = queries.view(np.uint16)
+    widths, radius = plan or search_plan(codes.shape[1] * 64, int(threshold), len(codes))
+    if sum(widths) != codes.shape[1] * 64 or radius < int(threshold) // len(widths) or max(widths) > MAX_CHUNK_BITS:
+        raise ImagesAsDataError(f"plan {plan} does not cover {codes.shape[1] * 64}-bit codes at threshold {threshold}")
     found_q, found_c = [], []
-    for j in range(chunks_per_code):
-        order = np.argsort(code_chunks[:, j], kind="stable")
-        keys = code_chunks[order, j]
-        for start in range(0, len(queries), block):
-            chunk = query_chunks[start:start + block, j]
-            rows = np.arange(start, start + len(chunk))
-            for mask in masks:
-                probe = chunk ^ mask
-                low = np.searchsorted(keys, probe, "left")
-                counts = np.searchsorted(keys, probe, "right") - low
-                total = int(counts.sum())
-                if total == 0:
-                    continue
-                q = np.repeat(rows, counts)
-                # Position of each candidate inside its query's run of matching keys, then its row in `codes`.
-                offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-                c = order[np.repeat(low, counts) + offsets]
-                keep = q < c if self_join else np.ones(total, dtype=bool)
+    offset = 0
+    for width in widths:
+        masks = _masks(width, radius)
+        # Bound the temporaries: block × masks probes at a time.
+        step = block or max(1, 2**22 // len(masks))
+        code_values = _chunk_values(codes, offset, width)
+        query_values = code_values if self_join else _chunk_values(queries, offset, width)
+        offset += width
+        order = np.argsort(code_values, kind="stable")
+        if width <= TABLE_CHUNK_BITS:
+            per_value = np.bincount(code_values.astype(np.int64), minlength=1 << width)
+            start = np.concatenate([[0], np.cumsum(per_value)[:-1]])
+        else:
+            keys = code_values[order]
+        for first in range(0, len(queries), step):
+            probes = (query_values[first:first + step, None] ^ masks[None, :]).ravel()
+            if width <= TABLE_CHUNK_BITS:
+                probes = probes.astype(np.int64)
+                low, counts = start[probes], per_value[probes]
+            else:
+                low = np.searchsorted(keys, probes, "left")
+                counts = np.searchsorted(keys, probes, "right") - low
+            total = int(counts.sum())
+            if total == 0:
+                continue
+            rows = np.arange(first, min(first + step, len(queries)))
+            q = np.repeat(np.repeat(rows, len(masks)), counts)
+            # Position of each candidate inside its bucket, then its row in `codes`.
+            within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+            c = order[np.repeat(low, counts) + within]
+            if self_join:
+                keep = q < c
                 q, c = q[keep], c[keep]
-                close = hamming(queries[q], codes[c]) <= threshold
-                found_q.append(q[close])
-                found_c.append(c[close])
+            close = hamming(queries[q], codes[c]) <= threshold
+            found_q.append(q[close])
+            found_c.append(c[close])
     if not found_q:
         return empty
     q = np.concatenate(found_q)
@@ -282,11 +328,13 @@ def hamming_pairs(codes: np.ndarray, threshold: int, queries: np.ndarray | None 
 
 
 def brute_force_pairs(codes: np.ndarray, threshold: int, queries: np.ndarray | None = None,
-                      block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      block: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The same answer as hamming_pairs() by comparing every pair (n² work): the reference it is tested against."""
     codes = np.ascontiguousarray(codes, dtype=np.uint64)
     self_join = queries is None
     queries = codes if self_join else np.ascontiguousarray(queries, dtype=np.uint64)
+    # About 32 million words per block: a few hundred MB of temporaries whatever n is.
+    block = block or max(1, 2**25 // max(1, codes.size))
     found = []
     for start in range(0, len(queries), block):
         distances = hamming(queries[start:start + block, None, :], codes[None, :, :])
