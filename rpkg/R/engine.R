@@ -107,11 +107,7 @@ engine <- function() {
   if (!is.null(.engine$module)) return(.engine$module)
   started_before <- reticulate::py_available(initialize = FALSE)
   configure_python()
-  imported <- tryCatch({
-    module <- reticulate::import("imagesasdata", convert = FALSE)
-    bridge <- reticulate::import("imagesasdata.bridge", convert = FALSE)
-    list(module = module, bridge = bridge)
-  }, error = function(e) e)
+  imported <- tryCatch(import_engine(), error = function(e) e)
   if (inherits(imported, "error")) {
     problem <- first_line(conditionMessage(imported))
     if (started_before) problem <- paste0(problem, " (Python was already running in this R session; restart R ",
@@ -120,6 +116,27 @@ engine <- function() {
   }
   .engine$bridge <- imported$bridge
   .engine$module <- imported$module
+}
+
+# reticulate puts the working directory first on Python's path, so a folder named "imagesasdata" there (an
+# R package being checked, a checkout's parent folder) would be imported as an empty namespace package instead
+# of the engine. Import with the working directory left out of the path.
+IMPORT_ENGINE <- "
+import importlib, os, sys
+here = os.getcwd()
+saved = list(sys.path)
+sys.path[:] = [p for p in sys.path if p not in ('', '.') and os.path.abspath(p) != here]
+try:
+    module = importlib.import_module('imagesasdata')
+    bridge = importlib.import_module('imagesasdata.bridge')
+finally:
+    sys.path[:] = saved
+"
+
+import_engine <- function() {
+  scope <- reticulate::py_dict(list(), list(), convert = FALSE)
+  reticulate::import_builtins(convert = FALSE)$exec(IMPORT_ENGINE, scope)
+  list(module = reticulate::py_get_item(scope, "module"), bridge = reticulate::py_get_item(scope, "bridge"))
 }
 
 # The engine's bridge module (imagesasdata.bridge).

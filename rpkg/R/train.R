@@ -65,6 +65,8 @@
 #'   `FALSE` or `"auto"`.
 #' @param cache decoded-image cache: auto (memory, or disk when large), memory, disk, or none (decode every
 #'   epoch).
+#' @param feature_cache 'auto': with a frozen backbone and no random crops, compute each image's features once and
+#'   train the last layer on them (same result, far faster); 'off': run the whole network every step.
 #' @param num_workers threads decoding images (default: up to 8, one per CPU core). `NULL` for the default.
 #' @param progress show progress bars. Default: only in an interactive session.
 #' @return A `cnn_fit`: the run directory's path, the classes, the model description and its tables
@@ -87,7 +89,8 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
                          optimizer = "sgd", learning_rate = 0.001, momentum = 0.9, weight_decay = 0,
                          step_size = 7L, gamma = 0.1, dropout = 0, freeze = "none", patience = NULL,
                          select_on = "accuracy", positive_class = NULL, device = "auto", precision = "auto",
-                         channels_last = "auto", cache = "auto", num_workers = NULL, progress = interactive()) {
+                         channels_last = "auto", cache = "auto", feature_cache = "auto", num_workers = NULL,
+                         progress = interactive()) {
   run <- engine_call(
     engine()$finetune, arg_images(data, "data"),
     out = if (is.null(out)) NULL else path.expand(arg_string(out, "out")),
@@ -110,6 +113,7 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
     positive_class = arg_string(positive_class, "positive_class", null = TRUE),
     device = arg_string(device, "device"), precision = arg_string(precision, "precision"),
     channels_last = arg_flag_or_string(channels_last, "channels_last"), cache = arg_string(cache, "cache"),
+    feature_cache = arg_string(feature_cache, "feature_cache"),
     num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_flag(progress, "progress")
   )
   new_cnn_fit(run)

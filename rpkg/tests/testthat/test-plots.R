@@ -47,7 +47,7 @@ test_that("image_gallery() draws real pixels and counts images it cannot read", 
   expect_equal(max(pixels$x), 38)
   expect_equal(max(pixels$y), 46)
   expect_equal(nrow(pixels), 2 * 38 * 46)
-  rgb <- grDevices::col2rgb(pixels$colour)
+  rgb <- col2rgb(pixels$colour)
   expect_true(all(rgb[1, ] == rgb[2, ] & rgb[2, ] == rgb[3, ]))
   expect_gt(length(unique(pixels$colour)), 50)
   with_broken <- rbind(first[, c("image_id", "path")], data.frame(image_id = "broken", path = broken_image()))

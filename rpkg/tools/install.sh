@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Build the R package and install it where a plain library(imagesasdata) finds it, recording this checkout's
+# engine so that it works without any setting (engine_python() explains the order of choices).
+#   rpkg/tools/install.sh PYTHON SOURCE BUILD_DIR
+# PYTHON: the engine's Python (the checkout's .venv/bin/python); SOURCE: the checkout; BUILD_DIR: for the tarball.
+set -euo pipefail
+python=$1 source=$2 build=$3
+here=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$here/inst" "$build"
+printf 'Python: %s\nSource: %s\n' "$python" "$source" > "$here/inst/engine.dcf"
+rm -f "$build"/imagesasdata_*.tar.gz
+(cd "$build" && R CMD build --no-build-vignettes --no-manual "$here" >/dev/null)
+tarball=$(ls "$build"/imagesasdata_*.tar.gz)
+# The first writable library on R's search path (as root on Debian: /usr/local/lib/R/site-library), else the
+# user's own library, created if needed.
+library=$(Rscript -e 'lib <- Filter(function(p) file.access(p, 2) == 0, .libPaths()); if (!length(lib)) { lib <- Sys.getenv("R_LIBS_USER"); dir.create(lib, recursive = TRUE, showWarnings = FALSE) }; cat(lib[[1]])')
+R CMD INSTALL --no-multiarch -l "$library" "$tarball" >"$build/install.log" 2>&1 || { cat "$build/install.log"; exit 1; }
+echo "installed the R package imagesasdata into $library (engine: $python)"
