@@ -90,6 +90,36 @@ def main():
         group_time, _ = timed(find_duplicates, hashes)
         print(f"\nreal images: hashed {len(files)} files (400 ORL PGMs, 5 JPEGs up to 1200 px) in {hash_time:.1f} s "
               f"({len(files) / hash_time:.0f} images/s, 6 hashes each); grouping took {group_time:.2f} s")
+        inventory_speed(files, 20_000 if not args.quick else 4_000)
+
+
+def inventory_speed(files, n):
+    """image_inventory() on n files (copies of the real images, hard-linked into a temporary folder)."""
+    import shutil
+    import tempfile
+
+    from imagesasdata import image_inventory
+
+    folder = Path(tempfile.mkdtemp(prefix="inventory-bench-"))
+    try:
+        for k in range(n):
+            source = Path(files[k % len(files)])
+            target = folder / f"{k // 1000:03d}" / f"{k}{source.suffix}"
+            target.parent.mkdir(exist_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy(source, target)
+        print(f"\ninventory of {n:,} files (headers only):")
+        print("| workers | SHA-256 | seconds | files/s |")
+        print("|---:|---|---:|---:|")
+        for workers, checksum in ((1, False), (None, False), (1, True), (None, True)):
+            seconds, table = timed(image_inventory, folder, workers=workers, checksum=checksum, progress=False)
+            assert table.num_rows == n
+            print(f"| {workers or 'default'} | {'yes' if checksum else 'no'} | {seconds:.1f} | {n / seconds:,.0f} |",
+                  flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

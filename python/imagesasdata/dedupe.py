@@ -581,7 +581,7 @@ def contact_sheet(duplicates: pa.Table, out=None, *, min_size: int = 2, max_grou
     Returns the Pillow image; also saves it to `out` (PNG or JPEG) when given. Groups beyond `max_groups` and
     members beyond `max_per_group` are counted in the last caption, not drawn.
     """
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     members = duplicate_groups(duplicates, min_size=min_size).to_pylist()
     group_ids = list(dict.fromkeys(r["group_id"] for r in members))
