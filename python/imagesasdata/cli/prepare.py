@@ -126,7 +126,8 @@ def add_commands(subparsers) -> None:
 
 
 def _source(parser):
-    parser.add_argument("source", help="folder of images, or CSV/Parquet table with a path column")
+    parser.add_argument("source", help="folder of images, or CSV/Parquet table with a path column (relative paths "
+                                       "are read from the table's folder)")
 
 
 def _workers(parser):
@@ -140,17 +141,11 @@ def _annotation_columns(parser):
     parser.add_argument("--annotator", default="annotator", help="annotator column (default: annotator)")
 
 
-def _source_value(source):
-    from ..tables import is_table_file, read_table
-
-    return read_table(source) if is_table_file(source) else source
-
-
 def run_inventory(args) -> int:
     from ..inventory import image_inventory
     from ..tables import write_table
 
-    table = image_inventory(_source_value(args.source), verify=args.verify, checksum=not args.no_checksum,
+    table = image_inventory(args.source, verify=args.verify, checksum=not args.no_checksum,
                             workers=args.workers, progress=not args.no_progress)
     write_table(table, args.out)
     bad = table.num_rows - sum(table["readable"].to_pylist())
@@ -166,7 +161,7 @@ def run_dedupe(args) -> int:
     from ..dedupe import CROP_SCALES, contact_sheet, duplicate_thumbnails, find_duplicates, image_hashes
     from ..tables import read_table, write_table
 
-    source = _source_value(args.source)
+    source = args.source
     scales = () if args.no_crops else CROP_SCALES
     if not args.exact_only:
         source = image_hashes(source, method=args.method, hash_size=args.hash_size, crop_scales=scales,
@@ -199,7 +194,7 @@ def run_filter_small(args) -> int:
     from ..filters import filter_small
     from ..tables import write_table
 
-    table = filter_small(_source_value(args.source), min_bytes=args.min_bytes or None, min_width=args.min_width,
+    table = filter_small(args.source, min_bytes=args.min_bytes or None, min_width=args.min_width,
                          min_height=args.min_height, workers=args.workers, progress=not args.no_progress)
     kept = table.filter(table["kept"])
     removed = table.filter(pc.invert(table["kept"]))
