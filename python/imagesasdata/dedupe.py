@@ -14,14 +14,14 @@ Choices, measured on the ORL faces and the five tweeted images in ../shared/data
 - Light crops. A perceptual hash follows the whole frame, so a crop moves it (an even border of 1% moves ~20 of
   256 bits, 3% ~60, 5% ~100). Each image is therefore also hashed after trimming an even border of 1, 2, 3, 4 and
   5% (CROP_SCALES), and a pair is near-duplicate when a trimmed hash of one is close to the full hash of the other:
-  any even border up to 5% is then found. A crop that also shifts the picture is not: 1% off-centre moves ~26
-  bits (found about a third of the time), 2% ~44 (never). That is no accident of this hash: a shift of the frame
+  any even border up to 5% is then found. A crop that also shifts the picture is not: half a percent off-centre
+  moves ~26 bits (found about a third of the time), 2% ~44 (never). That is no accident of this hash: a shift of the frame
   is exactly what separates two photos of a person who moved, and every hash tried (phash, dhash, whash,
   average_hash) that tolerates it also groups different moments.
 - Search: multi-index hashing (Norouzi, Punjani & Fleet 2012). Each hash is cut into m chunks of about log2(n)
   bits; two hashes within r bits agree within ⌊r/m⌋ bits on at least one chunk (pigeonhole), so only images
-  sharing a chunk up to ⌊r/m⌋ flipped bits are compared. A BK-tree degrades towards a linear scan at this threshold
-  (24 of 256 bits, where unrelated images sit at ~128 ± 8). Timings: benchmarks/dedupe_speed.py.
+  sharing a chunk up to ⌊r/m⌋ flipped bits are compared. (A BK-tree would prune little: with random 256-bit hashes
+  128 ± 8 bits apart, a 24-bit radius cuts few branches.) Timings: benchmarks/dedupe_speed.py.
 - Groups are connected components of the near-duplicate graph (union-find: single linkage), so a chain of
   small steps joins a group; distance_to_representative says how far each member is from the copy kept.
 """
