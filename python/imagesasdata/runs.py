@@ -4,7 +4,7 @@
     model.json          architecture, classes, positive class, preprocessing, hyperparameters, seed, versions,
                         outcome, and the SHA-256 of every training image
     splits.parquet      every image with its label and split
-    history.parquet     epoch, split, loss, accuracy, learning_rate, seconds
+    history.parquet     epoch, split, loss, accuracy, learning_rate, seconds (spent training / validating)
     metrics.parquet     split, metric, estimator, class, estimate, n
     confusion.parquet   split, truth, predicted, count
     predictions.parquet validation (and test) predictions with class probabilities

@@ -155,7 +155,8 @@ class EpochResult:
     val_accuracy: float
     val_f1: float
     learning_rate: float
-    seconds: float
+    train_seconds: float
+    val_seconds: float
 
 
 @dataclass
@@ -288,11 +289,13 @@ class Trainer:
             seen += len(batch_rows)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
         self.scheduler.step()
+        trained = time.perf_counter()
         val = self.validate()
         result = EpochResult(epoch, total_loss / seen, correct / seen, val["loss"], val["accuracy"], val["f1"],
-                             learning_rate, time.perf_counter() - started)
+                             learning_rate, trained - started, time.perf_counter() - trained)
         self._say(f"epoch {epoch}/{self.config.epochs}  train loss {result.train_loss:.4f} acc {result.train_accuracy:.3f}"
-                  f"  |  val loss {result.val_loss:.4f} acc {result.val_accuracy:.3f}  ({result.seconds:.1f}s)")
+                  f"  |  val loss {result.val_loss:.4f} acc {result.val_accuracy:.3f}  "
+                  f"({result.train_seconds + result.val_seconds:.1f}s)")
         return result
 
     def train_batch(self, batch_rows, epoch: int) -> torch.Tensor:
@@ -402,7 +405,7 @@ def clone_weights(model: nn.Module) -> dict:
 def history_rows(result: EpochResult) -> list[dict]:
     return [
         {"epoch": result.epoch, "split": "train", "loss": result.train_loss, "accuracy": result.train_accuracy,
-         "learning_rate": result.learning_rate, "seconds": result.seconds},
+         "learning_rate": result.learning_rate, "seconds": result.train_seconds},
         {"epoch": result.epoch, "split": "val", "loss": result.val_loss, "accuracy": result.val_accuracy,
-         "learning_rate": result.learning_rate, "seconds": result.seconds},
+         "learning_rate": result.learning_rate, "seconds": result.val_seconds},
     ]

@@ -167,7 +167,7 @@ def collect(out: Path, ids, configurations, parameters, select_on: str, test: pa
                                               ("multiclass" if metric == "accuracy" else "macro"))
         val = [h for h in run.history.to_pylist() if h["split"] == "val" and h["epoch"] == run.best_epoch]
         row["val_loss"] = val[0]["loss"] if val else None
-        epoch_seconds = sum(h["seconds"] for h in run.history.to_pylist() if h["split"] == "train")
+        epoch_seconds = sum(h["seconds"] for h in run.history.to_pylist())
         row["seconds"] = run.description.get("grid", {}).get("seconds", epoch_seconds)
         row["status"] = run.status
         rows.append(row)
