@@ -119,7 +119,7 @@ test_that("install_engine() builds a virtualenv and installs the engine into it"
   skip_if_not(file.exists(file.path(source, "pyproject.toml")), "the engine is not installed from a checkout")
   envname <- file.path(tempdir(), "engine-venv")
   python <- install_engine(source = source, envname = envname, python = Sys.which("python3"), torch = NULL,
-                           torchvision = NULL, pip_options = "--no-deps")
+                           torchvision = NULL, pip_options = c("--no-deps", "--quiet"))
   expect_true(file.exists(python))
   version <- system2(python, c("-c", shQuote("import importlib.metadata as m; print(m.version('imagesasdata'))")),
                      stdout = TRUE)
