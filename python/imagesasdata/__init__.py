@@ -25,6 +25,7 @@ from .emotions import emotion_cooccurrence, emotion_counts, emotion_labels, emot
 from .filters import filter_small  # noqa: E402
 from .images import open_rgb  # noqa: E402
 from .inventory import image_inventory  # noqa: E402
+from .labelling import label_corpus, load_labelling, read_manifest  # noqa: E402
 from .layout import split_images, write_layout  # noqa: E402
 from .metrics import classification_metrics, metrics_from_counts  # noqa: E402
 from .predict import evaluate, predict  # noqa: E402
@@ -63,4 +64,6 @@ __all__ = [
     "image_hashes", "image_inventory", "split_images", "write_layout",
     # hyperparameter grids (section 7)
     "grid_summary", "load_grid", "lr_find", "tune", "tune_tasks",
+    # labelling a large corpus (resumable shards; local or on Ray)
+    "label_corpus", "load_labelling", "read_manifest",
 ]

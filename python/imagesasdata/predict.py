@@ -24,11 +24,12 @@ def _as_run(run):
 
 
 def predict(run, images, *, batch_size: int = 32, device: str = "auto", precision: str = "auto",
-            num_workers: int | None = None, progress: bool = True) -> pa.Table:
+            num_workers: int | None = None, progress: bool = True, backend: str = "local") -> pa.Table:
     """Label images with a fitted run.
 
     run: a Run or a run directory. images: a folder, a list of files, a CSV/Parquet table or data frame with a
     path column, or an image_table().
+    backend: "local" (here) or "ray" (a Ray cluster: RAY_ADDRESS, or one started here); the same answers.
     Returns an Arrow table: image_id, path, predicted, prob_<class> for each class, error. An unreadable image
     gets a row with its error and empty predictions — it never stops the run.
     """
@@ -37,6 +38,13 @@ def predict(run, images, *, batch_size: int = 32, device: str = "auto", precisio
     run = _as_run(run)
     table = images if isinstance(images, pa.Table) and "image_id" in images.column_names and "path" in images.column_names \
         else image_table(images)
+    if backend == "ray":
+        from .distributed import predict_on_ray
+
+        return predict_on_ray(run, table, batch_size=batch_size, device=device, precision=precision,
+                              num_workers=num_workers, progress=progress)
+    if backend != "local":
+        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' (this machine) or 'ray' (a Ray cluster)")
     classes = run.classes
     prep = Preprocessing.from_dict(run.description["preprocessing"])
     target = resolve_device(device)

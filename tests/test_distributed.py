@@ -1,0 +1,320 @@
+"""Labelling a corpus and running grids on Ray — on a real local Ray cluster of 2 CPUs, started once for this
+module. On real images (ORL faces, tweeted JPEGs) the Ray and local backends give predict()'s labels and
+probabilities; unreadable images are rows with an error; shards survive a killed job and are not recomputed;
+s3:// manifests are read from a real S3 endpoint (a moto server); a grid on Ray Tune gives the local backend's
+results table, without re-running finished configurations and resuming an interrupted one."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("ray")
+pytest.importorskip("moto")
+
+import imagesasdata as iad  # noqa: E402
+from imagesasdata import labelling  # noqa: E402
+from imagesasdata import train as train_module  # noqa: E402
+from imagesasdata.cli import main as cli_main  # noqa: E402
+from imagesasdata.errors import ImagesAsDataError  # noqa: E402
+from imagesasdata.tables import read_json, write_table  # noqa: E402
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+GRID_OPTIONS = dict(image_size=64, epochs=2, freeze="backbone", augment_crop=False, progress=False, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fake_aws(tmp_path_factory):
+    """Fake credentials for this module only — set before Ray starts, so its workers inherit them — with no
+    ~/.aws files or instance metadata to fall back on, and a real S3 endpoint: a moto server on localhost."""
+    from moto.server import ThreadedMotoServer
+
+    folder = tmp_path_factory.mktemp("aws")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+                            "AWS_CONFIG_FILE": str(folder / "no-config"),
+                            "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-credentials")}.items():
+            patch.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+            patch.delenv(name, raising=False)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+        server.stop()
+        labelling._clients.clear()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(fake_aws):
+    """A local Ray cluster of 2 CPUs (the size of a CI machine), shared by the module's tests."""
+    import ray
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        patch.delenv("RAY_ADDRESS", raising=False)
+        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+        yield ray
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    return iad.finetune(iad.sample_data() / "faces", image_size=64, epochs=1, progress=False,
+                        out=tmp_path_factory.mktemp("run") / "faces")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, orl_faces, rekognition_examples) -> Path:
+    """36 ORL faces, two tweeted JPEGs, and three images that cannot be read (a truncated copy of a real JPEG,
+    an empty file, a path that does not exist), listed with relative paths in manifest.csv."""
+    root = tmp_path_factory.mktemp("corpus")
+    rows = []
+    for person in ("s1", "s2", "s3", "s7", "s8", "s9"):
+        for k in range(1, 7):
+            target = root / "faces" / f"{person}_{k}.pgm"
+            target.parent.mkdir(exist_ok=True)
+            shutil.copy(orl_faces / person / f"{k}.pgm", target)
+            rows.append(f"faces/{target.name}")
+    (root / "tweets").mkdir()
+    for name in ("ex_1.jpg", "ex_2.jpg"):
+        shutil.copy(rekognition_examples / name, root / "tweets" / name)
+        rows.append(f"tweets/{name}")
+    whole = (rekognition_examples / "ex_1.jpg").read_bytes()
+    (root / "tweets" / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    (root / "tweets" / "empty.png").write_bytes(b"")
+    rows += ["tweets/truncated.jpg", "tweets/empty.png", "tweets/missing.jpg"]
+    (root / "manifest.csv").write_text("path,source\n" + "".join(f"{r},{r.split('/')[0]}\n" for r in rows))
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(fitted, corpus):
+    """Local prediction, the answers every other route must give."""
+    table = iad.predict(fitted, corpus / "manifest.csv", progress=False)
+    errors = table["error"].to_pylist()
+    assert [e is not None for e in errors].count(True) == 3
+    assert "truncated" in errors[-3] and "empty file" in errors[-2] and "file not found" in errors[-1]
+    return table
+
+
+def probabilities(table):
+    return np.array([table[c].to_pylist() for c in table.column_names if c.startswith("prob_")], float).T
+
+
+def assert_same_answers(table, reference):
+    assert table.schema == reference.schema
+    for column in ("image_id", "path", "predicted", "error"):
+        assert table[column].to_pylist() == reference[column].to_pylist(), column
+    np.testing.assert_allclose(probabilities(table), probabilities(reference), rtol=0, atol=1e-5)
+
+
+def shard_files(out) -> list[Path]:
+    return sorted((Path(out) / "shards").glob("shard-*.parquet"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_labelling_gives_the_answers_of_predict(backend, ray_cluster, fitted, corpus, reference, tmp_path):
+    result = iad.label_corpus(fitted, corpus / "manifest.csv", out=tmp_path / "labels", backend=backend,
+                              shard_size=8, batch_size=6, progress=False)
+    assert (result.images, result.shards, result.labelled, result.unreadable) == (41, 6, 41, 3)
+    assert result.complete and result.images_per_second > 0
+    files = shard_files(tmp_path / "labels")
+    assert [f.name for f in files] == [f"shard-{k:06d}.parquet" for k in range(6)]
+    assert [pq.read_metadata(f).num_rows for f in files] == [8, 8, 8, 8, 8, 1]
+    assert_same_answers(result.table, reference)
+    described = read_json(tmp_path / "labels" / "labelling.json")
+    assert described["status"] == "complete" and described["last_call"]["backend"] == backend
+
+
+@pytest.mark.slow
+def test_predict_has_the_same_switch(ray_cluster, fitted, corpus, reference):
+    assert_same_answers(iad.predict(fitted, corpus / "manifest.csv", backend="ray", progress=False), reference)
+    with pytest.raises(ImagesAsDataError, match="backend='spark'"):
+        iad.predict(fitted, corpus / "manifest.csv", backend="spark")
+
+
+@pytest.mark.slow
+def test_ray_labelling_resumes_without_recomputing_finished_shards(ray_cluster, fitted, corpus, reference, tmp_path):
+    out = tmp_path / "labels"
+    first = iad.label_corpus(fitted, corpus / "manifest.csv", out=out, backend="ray", shard_size=8, max_shards=2,
+                             progress=False)
+    assert (first.shards_written, first.labelled, first.complete) == (2, 16, False)
+    assert not iad.load_labelling(out).complete
+    written = {f: f.stat().st_mtime_ns for f in shard_files(out)}
+    assert len(written) == 2
+    second = iad.label_corpus(fitted, corpus / "manifest.csv", out=out, backend="ray", shard_size=8, progress=False)
+    assert (second.shards_written, second.labelled, second.complete) == (4, 41 - 16, True)
+    assert {f: f.stat().st_mtime_ns for f in written} == written
+    assert_same_answers(second.table, reference)
+    third = iad.label_corpus(fitted, corpus / "manifest.csv", out=out, backend="ray", shard_size=8, progress=False)
+    assert (third.shards_written, third.labelled) == (0, 0)
+    # shards of another manifest or another chunking never mix with these
+    with pytest.raises(ImagesAsDataError, match="another shard_size"):
+        iad.label_corpus(fitted, corpus / "manifest.csv", out=out, shard_size=10, progress=False)
+    with pytest.raises(ImagesAsDataError, match="another images"):
+        iad.label_corpus(fitted, corpus / "faces", out=out, shard_size=8, progress=False)
+
+
+@pytest.mark.slow
+def test_a_killed_job_resumes_where_it_stopped(fitted, orl_faces, tmp_path):
+    """The CLI in another process, killed (SIGKILL) after its first shards; the rerun keeps them as they are."""
+    images = [orl_faces / f"s{person}" / f"{k}.pgm" for person in range(1, 21) for k in range(1, 11)]
+    manifest = tmp_path / "manifest.parquet"
+    write_table(iad.image_table(images).select(["path"]), manifest)
+    out = tmp_path / "labels"
+    command = [PYTHON, "-m", "imagesasdata.cli", "label", str(fitted.path), str(manifest), "--out", str(out),
+               "--shard-size", "5", "--batch-size", "5", "--no-progress"]
+    job = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while len(shard_files(out)) < 2 and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    kept = {f: f.stat().st_mtime_ns for f in shard_files(out)}
+    assert 2 <= len(kept) < 40, f"the job was not stopped part-way ({len(kept)} shards)"
+    assert cli_main(["label", str(fitted.path), str(manifest), "--out", str(out), "--shard-size", "5",
+                     "--batch-size", "5", "--no-progress"]) == 0
+    assert {f: f.stat().st_mtime_ns for f in kept} == kept
+    result = iad.load_labelling(out)
+    assert result.complete and len(shard_files(out)) == 40
+    assert_same_answers(result.table, iad.predict(fitted, manifest, progress=False))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_an_s3_manifest_of_s3_images(backend, ray_cluster, fake_aws, fitted, corpus, tmp_path):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=fake_aws)
+    bucket = f"corpus-{backend}"
+    s3.create_bucket(Bucket=bucket)
+    local = [corpus / "faces" / "s1_1.pgm", corpus / "faces" / "s2_3.pgm", corpus / "faces" / "s9_6.pgm",
+             corpus / "tweets" / "ex_1.jpg", corpus / "tweets" / "truncated.jpg"]
+    for file in local:
+        s3.upload_file(str(file), bucket, f"images/{file.parent.name}/{file.name}")
+    keys = [f"images/{f.parent.name}/{f.name}" for f in local] + ["images/tweets/never-uploaded.jpg"]
+    s3.put_object(Bucket=bucket, Key="manifest.csv", Body=("key\n" + "\n".join(keys) + "\n").encode())
+
+    result = iad.label_corpus(fitted, f"s3://{bucket}/manifest.csv", out=tmp_path / "labels", backend=backend,
+                              path="key", endpoint_url=fake_aws, shard_size=4, batch_size=4, progress=False)
+    table = result.table
+    assert table["path"].to_pylist() == [f"s3://{bucket}/{k}" for k in keys]
+    assert table["image_id"].to_pylist() == [k.removeprefix("images/") for k in keys]
+    expected = iad.predict(fitted, [str(f) for f in local], progress=False)
+    assert table["predicted"].to_pylist()[:5] == expected["predicted"].to_pylist()
+    np.testing.assert_allclose(probabilities(table)[:5], probabilities(expected), rtol=0, atol=1e-5)
+    errors = table["error"].to_pylist()
+    assert errors[:4] == [None] * 4
+    assert errors[4] == expected["error"][4].as_py() and "truncated" in errors[4]
+    assert "not found in S3" in errors[5] and table["predicted"][5].as_py() is None
+
+    # a local manifest may list s3:// URIs too
+    (tmp_path / "uris.csv").write_text("path\n" + "\n".join(f"s3://{bucket}/{k}" for k in keys[:2]) + "\n")
+    again = iad.label_corpus(fitted, tmp_path / "uris.csv", out=tmp_path / "again", endpoint_url=fake_aws,
+                             progress=False)
+    np.testing.assert_allclose(probabilities(again.table), probabilities(expected)[:2], rtol=0, atol=1e-5)
+
+
+def test_s3_without_credentials_is_one_clear_error(fake_aws, fitted, tmp_path, monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setattr(labelling, "_clients", {})  # a client made now has no credentials; keep it out of the cache
+    with pytest.raises(ImagesAsDataError, match="no AWS credentials"):
+        iad.label_corpus(fitted, ["s3://corpus/a.jpg", "s3://corpus/b.jpg"], out=tmp_path / "labels",
+                         endpoint_url=fake_aws, progress=False)
+
+
+def test_manifest_errors_name_the_problem(tmp_path):
+    (tmp_path / "no_path.csv").write_text("file_name_here\nx.jpg\n")
+    with pytest.raises(ImagesAsDataError, match="no path column.*file_name_here"):
+        iad.read_manifest(tmp_path / "no_path.csv")
+    (tmp_path / "gs.csv").write_text("path\ngs://bucket/a.jpg\ns3://bucket/b.jpg\n")
+    with pytest.raises(ImagesAsDataError, match="gs://"):
+        iad.read_manifest(tmp_path / "gs.csv")
+    with pytest.raises(ImagesAsDataError, match="empty in rows 2"):
+        iad.read_manifest({"path": ["s3://bucket/a.jpg", None, "s3://bucket/c.jpg"]})
+    with pytest.raises(ImagesAsDataError, match="no rows"):
+        iad.read_manifest({"path": []})
+
+
+@pytest.mark.slow
+def test_cli_label_on_ray(ray_cluster, fitted, corpus, reference, tmp_path, capsys):
+    out = tmp_path / "labels"
+    assert cli_main(["label", str(fitted.path), str(corpus / "manifest.csv"), "--out", str(out), "--backend", "ray",
+                     "--shard-size", "20", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "41 images in 3 shards (complete)" in printed and "(3 unreadable)" in printed and "images/s" in printed
+    assert_same_answers(iad.load_labelling(out).table, reference)
+
+
+def test_an_unreachable_ray_address_fails_fast(fitted, corpus, tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = dict(os.environ, RAY_ADDRESS=f"127.0.0.1:{port}", RAY_USAGE_STATS_ENABLED="0")
+    started = time.monotonic()
+    job = subprocess.run([PYTHON, "-m", "imagesasdata.cli", "label", str(fitted.path), str(corpus / "manifest.csv"),
+                          "--out", str(tmp_path / "labels"), "--backend", "ray", "--no-progress"],
+                         env=environment, capture_output=True, text=True, timeout=120)
+    assert job.returncode == 1
+    assert f"cannot join the Ray cluster at '127.0.0.1:{port}'" in job.stderr and "ray start --head" in job.stderr
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.slow
+def test_a_grid_on_ray_tune_gives_the_local_results(ray_cluster, sample_data, tmp_path, monkeypatch):
+    grid = {"learning_rate": [0.001, 0.01]}
+    local = iad.tune(sample_data / "faces", grid, out=tmp_path / "local", **GRID_OPTIONS)
+
+    # Interrupt the second configuration locally after its first epoch (Ctrl-C) ...
+    original = train_module.Trainer.run_epoch
+
+    def interrupt(self, epoch):
+        if self.out.name == "config_002" and epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(train_module.Trainer, "run_epoch", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        iad.tune(sample_data / "faces", grid, out=tmp_path / "ray", **GRID_OPTIONS)
+    monkeypatch.setattr(train_module.Trainer, "run_epoch", original)
+    configs = tmp_path / "ray" / "configs"
+    finished = (configs / "config_001" / "model.safetensors").stat().st_mtime_ns
+    first_epoch = iad.load_run(configs / "config_002").history.to_pylist()
+    assert [h["epoch"] for h in first_epoch] == [1, 1]
+
+    # ... and finish the grid on Ray Tune: config_001 is not re-run, config_002 resumes at epoch 2.
+    on_ray = iad.tune(sample_data / "faces", grid, out=tmp_path / "ray", backend="ray", **GRID_OPTIONS)
+    assert (configs / "config_001" / "model.safetensors").stat().st_mtime_ns == finished
+    resumed = iad.load_run(configs / "config_002")
+    assert resumed.status == "complete" and resumed.history.to_pylist()[:2] == first_epoch
+    assert [h["epoch"] for h in resumed.history.to_pylist()] == [1, 1, 2, 2]
+
+    assert on_ray.results.column_names == local.results.column_names
+    for mine, theirs in zip(on_ray.results.to_pylist(), local.results.to_pylist()):
+        for column, value in theirs.items():
+            if column == "seconds":
+                continue
+            if isinstance(value, float):
+                assert mine[column] == pytest.approx(value, rel=1e-4), column
+            else:
+                assert mine[column] == value, column
+    assert on_ray.best_config == local.best_config
+    assert on_ray.history.num_rows == local.history.num_rows
