@@ -84,3 +84,16 @@ def metric_value(metrics: pa.Table, metric: str, estimator: str | None = None, s
                 and row["estimator"] != "per_class" and (split is None or row.get("split") == split):
             return row["estimate"]
     raise KeyError(f"no {metric!r} ({estimator or 'any estimator'}) in the metrics table")
+
+
+def headline_lines(metrics: pa.Table, show_split: bool = True) -> list[str]:
+    """The metrics a person reads first, one per line: accuracy and the binary (or macro-averaged) precision,
+    recall and F1 — for printed summaries of runs and evaluations."""
+    lines = []
+    for row in metrics.to_pylist():
+        if row["estimator"] in ("binary", "multiclass", "macro"):
+            label = row["metric"] + (f" ({row['class']})" if row["class"] else "") + \
+                (" macro" if row["estimator"] == "macro" else "")
+            split = f"{row['split']:>4}  " if show_split else ""
+            lines.append(f"  {split}{label:<28} {row['estimate']:.3f}")
+    return lines

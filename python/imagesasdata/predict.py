@@ -13,7 +13,7 @@ from .data import choose_positive_class, image_table
 from .devices import resolve_channels_last, resolve_device, resolve_precision
 from .errors import ImagesAsDataError, listing
 from .inference import forward_files, softmax
-from .metrics import classification_metrics, confusion_table
+from .metrics import classification_metrics, confusion_table, headline_lines
 from .transforms import Preprocessing
 
 
@@ -80,13 +80,7 @@ class Evaluation:
     predictions: pa.Table
 
     def __repr__(self) -> str:
-        lines = ["imagesasdata evaluation"]
-        for row in self.metrics.to_pylist():
-            if row["estimator"] in ("binary", "multiclass", "macro"):
-                label = row["metric"] + (f" ({row['class']})" if row["class"] else "") + \
-                    (" macro" if row["estimator"] == "macro" else "")
-                lines.append(f"  {label:<28} {row['estimate']:.3f}")
-        return "\n".join(lines)
+        return "\n".join(["imagesasdata evaluation"] + headline_lines(self.metrics, show_split=False))
 
 
 def evaluate(run, data, *, label: str | None = None, path: str | None = None, positive_class=None,

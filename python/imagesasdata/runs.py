@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import ImagesAsDataError
-from .metrics import classification_metrics, confusion_table
+from .metrics import classification_metrics, confusion_table, headline_lines
 from .tables import atomic_path, read_json, write_json, write_table
 
 FORMAT_VERSION = 1
@@ -328,11 +328,7 @@ class Run:
                  f"{', '.join(self.classes[:8])}{' …' if len(self.classes) > 8 else ''}",
                  f"  status {self.status}; best epoch {self.best_epoch} of {d.get('epochs_run')}"]
         if (self.path / "metrics.parquet").exists():
-            for row in self.metrics.to_pylist():
-                if row["estimator"] in ("binary", "multiclass", "macro"):
-                    label = row["metric"] + (f" ({row['class']})" if row["class"] else "") + \
-                        (" macro" if row["estimator"] == "macro" else "")
-                    lines.append(f"  {row['split']:>4}  {label:<28} {row['estimate']:.3f}")
+            lines += headline_lines(self.metrics)
         return "\n".join(lines)
 
     def __repr__(self) -> str:
