@@ -11,19 +11,28 @@ list and data-frame columns), with NA at the missing rows. Zero-row tables keep 
 
     to_r(table, factors)  Arrow table → {"nrow", "names", "columns"} for R's as_tibble_engine()
     from_r(encoded)       the same shape built by R's engine_table() → Arrow table (None where R had NA)
-    call(fn, ...)         run an engine function; an exception comes back as data R turns into a condition
+    call(fn, ...)         run an engine function; an exception comes back as data R turns into a condition, and
+                          the engine's warnings as messages R turns into warnings
+    printed(fn, ...)      run fn and keep what it prints, for R to show as a message
     thumbnails(paths)     small RGB thumbnails as a long pixel table, for galleries drawn with ggplot2
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import io
+import os
 import traceback
+import warnings as _warnings
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import ImagesAsDataError
+
+# Warnings raised from files in this folder are the engine's own, written for people.
+_PACKAGE_FOLDER = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 # R's integer is 32-bit with its smallest value reserved for NA; wider integers travel as doubles.
 R_INT_MAX = 2**31 - 1
@@ -189,25 +198,47 @@ def _as_list(values) -> list:
 # ------------------------------------------------------------------------------------------ calls and errors
 
 class Outcome:
-    """What an engine call produced: `value`, or `error` = {"type", "message", "engine", "traceback"}."""
+    """What an engine call produced: `value`, or `error` = {"type", "message", "engine", "traceback"}; `warnings`:
+    the messages of the engine's own warnings (for people: rows left out, unbalanced classes, ...)."""
 
-    def __init__(self, value=None, error=None):
+    def __init__(self, value=None, error=None, warnings=()):
         self.value = value
         self.error = error
+        self.warnings = list(warnings)
 
 
 def call(function, *args, **kwargs) -> Outcome:
     """Run `function`; any Exception is caught and described, so R can raise its own condition with the message
-    the engine wrote for people (ImagesAsDataError) instead of a wall of traceback. Ctrl-C is not caught."""
-    try:
-        return Outcome(value=function(*args, **kwargs))
-    except Exception as error:  # noqa: BLE001 — every engine failure must reach R as a condition
-        return Outcome(error={
-            "type": type(error).__name__,
-            "message": str(error) or type(error).__name__,
-            "engine": isinstance(error, ImagesAsDataError),
-            "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
-        })
+    the engine wrote for people (ImagesAsDataError) instead of a wall of traceback. Ctrl-C is not caught.
+
+    Warnings raised by the engine's own code travel with the outcome, so that R shows them as R warnings (a
+    Python warning printed to stderr is lost in R Markdown and cannot be caught); warnings from other libraries
+    are shown as Python would have shown them."""
+    with _warnings.catch_warnings(record=True) as caught:
+        try:
+            outcome = Outcome(value=function(*args, **kwargs))
+        except Exception as error:  # noqa: BLE001 — every engine failure must reach R as a condition
+            outcome = Outcome(error={
+                "type": type(error).__name__,
+                "message": str(error) or type(error).__name__,
+                "engine": isinstance(error, ImagesAsDataError),
+                "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+            })
+    for warning in caught:
+        if str(warning.filename).startswith(_PACKAGE_FOLDER):
+            outcome.warnings.append(str(warning.message))
+        else:
+            _warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return outcome
+
+
+def printed(function, *args, **kwargs) -> dict:
+    """{"value": function(...), "output": what it printed}: R shows the text as a message (which R Markdown and
+    suppressMessages() handle) instead of Python writing to the console behind R's back."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        value = function(*args, **kwargs)
+    return {"value": value, "output": buffer.getvalue()}
 
 
 def run_tables(run, names=("history", "metrics", "confusion", "predictions", "splits", "skipped")) -> dict:

@@ -67,3 +67,40 @@ arg_images <- function(x, name) {
     "`%s` must be a folder, a CSV/Parquet file, image paths (a character vector) or a data frame with a path column, not %s",
     name, describe_value(x)))
 }
+
+# One or several strings (a Python str for one, a list for several, so a one-element vector stays a str).
+arg_strings <- function(x, name, null = FALSE) {
+  if (is.null(x) && null) return(NULL)
+  if (is.factor(x)) x <- as.character(x)
+  if (!is.character(x) || !length(x) || anyNA(x)) {
+    abort_argument(sprintf("`%s` must be a character vector (one or more names)%s, not %s", name,
+                           if (null) " or NULL" else "", describe_value(x)))
+  }
+  if (length(x) == 1) x else as.list(x)
+}
+
+# One value of any simple type (a string, number or TRUE/FALSE), or NULL.
+arg_scalar <- function(x, name) {
+  if (is.null(x)) return(NULL)
+  if (is.factor(x)) x <- as.character(x)
+  if (!is.atomic(x) || length(x) != 1 || is.na(x)) {
+    abort_argument(sprintf("`%s` must be one value (a string, number or TRUE/FALSE) or NULL, not %s", name, describe_value(x)))
+  }
+  x
+}
+
+# c(low, high) as two Python floats, or NULL.
+arg_range <- function(x, name) {
+  if (is.null(x)) return(NULL)
+  if (!is.numeric(x) || length(x) != 2 || anyNA(x)) {
+    abort_argument(sprintf("`%s` must be c(low, high), e.g. c(0, 10), or NULL, not %s", name, describe_value(x)))
+  }
+  as.list(as.double(x))
+}
+
+# A table: a data frame (sent as an Arrow table) or one CSV/Parquet file path.
+arg_table <- function(x, name) {
+  if (is.data.frame(x)) return(engine_table(x))
+  if (is.character(x) && length(x) == 1 && !is.na(x)) return(path.expand(x))
+  abort_argument(sprintf("`%s` must be a data frame or the path of a CSV/Parquet file, not %s", name, describe_value(x)))
+}

@@ -170,12 +170,39 @@ first_line <- function(text) {
 # Call an engine function. Errors come back from Python as data (bridge.call) rather than as reticulate's own
 # condition, whose shape differs between reticulate versions: an ImagesAsDataError becomes an R condition of
 # class "imagesasdata_error" carrying the engine's message; any other Python exception an
-# "imagesasdata_python_error" whose `traceback` field holds the Python traceback (not printed).
+# "imagesasdata_python_error" whose `traceback` field holds the Python traceback (not printed). The engine's own
+# warnings (rows left out, unbalanced classes, ...) become R warnings of class "imagesasdata_warning".
 engine_call <- function(fun, ...) {
+  caller <- sys.call(-1)
   outcome <- bridge()$call(fun, ...)
+  engine_outcome(outcome, caller)
+}
+
+# engine_call() with the arguments in a list (fixed options plus those a user gave through `...`).
+engine_call_list <- function(fun, args, caller = sys.call(-1)) {
+  force(caller)
+  outcome <- do.call(bridge()$call, c(list(fun), args))
+  engine_outcome(outcome, caller)
+}
+
+# Arguments arrive evaluated: reticulate starts Python before a lazy argument would choose it.
+engine_outcome <- function(outcome, caller) {
+  for (text in as.character(unlist(reticulate::py_to_r(outcome$warnings)))) {
+    warning(structure(class = c("imagesasdata_warning", "warning", "condition"), list(message = text, call = caller)))
+  }
   error <- reticulate::py_to_r(outcome$error)
-  if (!is.null(error)) raise_engine_error(error, call = sys.call(-1))
+  if (!is.null(error)) raise_engine_error(error, call = caller)
   outcome$value
+}
+
+# An engine function that prints what it did (e.g. a dry run's cost estimate): its value, with the printed
+# text shown as an R message.
+engine_call_printed <- function(fun, args, caller = sys.call(-1)) {
+  force(caller)
+  result <- engine_call_list(bridge()$printed, c(list(fun), args), caller)
+  text <- trimws(as.character(reticulate::py_to_r(reticulate::py_get_item(result, "output"))))
+  if (nzchar(text)) message(text)
+  reticulate::py_get_item(result, "value")
 }
 
 raise_engine_error <- function(error, call = NULL) {
