@@ -18,8 +18,8 @@
 #
 # arg_*() (checks.R) convert types explicitly (arg_count() gives Python an int); engine_call() turns the
 # engine's ImagesAsDataError into an R condition of class "imagesasdata_error" with the engine's message;
-# as_tibble_engine() converts any Arrow table (or pandas frame, or dict of columns) the engine returns. Submodules
-# are engine_module("imagesasdata.autotag") and the like.
+# as_tibble_engine() converts any Arrow table (or pandas frame, or dict of columns) the engine returns. Options a
+# user passes through `...` go through engine_call_list(); the engine's own warnings come back as R warnings.
 
 #' Convert an engine table to a tibble
 #'

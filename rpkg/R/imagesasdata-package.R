@@ -1,10 +1,13 @@
 #' imagesasdata: images as data for social science research
 #'
 #' Fine-tune, validate and apply CNN image classifiers from R, following Webb Williams, Casas & Wilkerson (2020),
-#' *Images as Data for Social Science Research*. The pipeline: images -> labelled table ([image_table()]) ->
-#' fit ([finetune_cnn()]) -> validation ([cnn_metrics()], [autoplot.cnn_fit()]) -> predictions
-#' ([predict.cnn_fit()]) -> your analysis. The work is done by the imagesasdata Python engine, reached through
-#' reticulate; [install_engine()] sets it up and [engine_available()] checks it.
+#' *Images as Data for Social Science Research*. The pipeline: images -> a prepared corpus ([image_inventory()],
+#' [find_duplicates()], [filter_small()], [aggregate_annotations()], [emotion_labels()], [split_images()]) ->
+#' labelled table ([image_table()]) -> fit ([finetune_cnn()], or a grid: [tune_cnn()], [lr_find()]) -> validation
+#' ([cnn_metrics()], [autoplot.cnn_fit()], [grid_summary()]) -> predictions ([predict.cnn_fit()]) -> your analysis.
+#' Off-the-shelf autotaggers ([rekognition_labels()], [autotag_local()]) are validated against manual labels with
+#' [compare_tags()]. The work is done by the imagesasdata Python engine, reached through reticulate;
+#' [install_engine()] sets it up and [engine_available()] checks it.
 #'
 #' @keywords internal
 "_PACKAGE"

@@ -29,12 +29,14 @@ load_cnn <- function(path) {
   new_cnn_fit(engine_call(engine()$load_run, path.expand(arg_string(path, "path"))))
 }
 
-#' Training history of a fitted CNN
+#' Training history of a fitted CNN, or of every configuration of a grid
 #'
-#' @param fit A `cnn_fit`.
+#' @param fit A `cnn_fit`, or a `cnn_grid` from [tune_cnn()].
 #' @return A tibble with one row per epoch and split: `epoch`, `split` (`train`, `val`), `loss`, `accuracy`,
-#'   `learning_rate` and `seconds`. `autoplot(fit)` draws it.
+#'   `learning_rate` (the rate used in that epoch, after StepLR) and `seconds`; for a grid, first `config_id` and
+#'   the grid's options. `autoplot(fit)` and `autoplot(grid)` draw it.
 #' @export
 cnn_history <- function(fit) {
+  if (inherits(fit, "cnn_grid")) return(fit$history)
   result_table(fit, "history")
 }

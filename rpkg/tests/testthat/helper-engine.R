@@ -51,3 +51,32 @@ broken_image <- function() {
   writeLines("this is not a PNG", path)
   path
 }
+
+# ../shared/datasets beside the repository (ORL faces, the five tweeted images with their recorded Rekognition
+# answers): IMAGESASDATA_DATASETS, else beside the checkout the package was installed from, else beside the
+# working directory. Tests that need them skip when they are absent.
+shared_datasets <- function() {
+  source <- imagesasdata:::build_record()$source
+  candidates <- c(Sys.getenv("IMAGESASDATA_DATASETS"),
+                  if (!is.null(source)) file.path(dirname(source), "shared", "datasets"),
+                  file.path(dirname(getwd()), "shared", "datasets"))
+  for (candidate in candidates[nzchar(candidates)]) {
+    if (dir.exists(file.path(candidate, "rekognition_examples"))) return(normalizePath(candidate))
+  }
+  skip("the shared datasets are missing: set IMAGESASDATA_DATASETS to the folder holding orl_faces/")
+}
+
+rekognition_examples <- function() file.path(shared_datasets(), "rekognition_examples")
+
+# A grid of 2 learning rates x 2 momentums on the sample faces: 64 px, 2 epochs, frozen backbone, no random crops
+# (features computed once: seconds per configuration), a quarter held out as a test split.
+small_grid <- function() {
+  skip_finetune()
+  if (is.null(shared_fits$grid)) {
+    shared_fits$grid <- tune_cnn(file.path(sample_data(), "faces"),
+                                 grid = list(learning_rate = c(0.001, 0.01), momentum = c(0.7, 0.9)),
+                                 epochs = 2, image_size = 64, freeze = "backbone", augment_crop = FALSE,
+                                 test_fraction = 0.25, out = file.path(tempdir(), "small-grid"), progress = FALSE)
+  }
+  shared_fits$grid
+}

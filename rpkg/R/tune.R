@@ -1,0 +1,434 @@
+# Hyperparameter grids (the book's section 7.2): tune_cnn() and the grid object it returns (class "cnn_grid"),
+# several tasks at once, the book's Table 7.2, and the learning-rate finder. Mirrors python/imagesasdata/tune.py.
+
+#' Fine-tune a grid of configurations and choose the best on validation
+#'
+#' What the book does in section 7.2: every configuration of a grid of hyperparameters is fine-tuned on the same
+#' split, the best is chosen on validation, and the test split (if any) is evaluated once, for the chosen
+#' configuration only. The book's grid (`grid = "book"`) is 3 learning rates x 2 momentums x 2 batch sizes, 50
+#' epochs, StepLR 7 / 0.1. Grids are cheap: the images are decoded once and shared; with `freeze = "backbone"` and
+#' `augment_crop = FALSE`, features are computed once and only the last layer trains. An interrupted grid resumes
+#' when run again with the same `out`.
+#'
+#' @param data The labelled images, as for [finetune_cnn()].
+#' @param grid `"book"` (the book's 12 configurations); a named list of vectors, every combination of which is a
+#'   configuration, e.g. `list(learning_rate = c(0.001, 0.01), momentum = c(0.7, 0.9))`; or a data frame with one
+#'   row per configuration and one column per option.
+#' @param ... Fixed options for every configuration, as named arguments of [finetune_cnn()] (e.g. `epochs = 10`,
+#'   `image_size = 64`, `freeze = "backbone"`); the grid's values override them, and they override the preset's
+#'   (the book's 50 epochs).
+#' @param out The grid directory (default: a new temporary folder): `grid.json`, one run directory per
+#'   configuration under `configs/`, `results.parquet`, `history.parquet`, `test_metrics.parquet`.
+#' @param label,path Column names of the labels and image paths in a table.
+#' @param select_on Validation measure that picks the configuration: `"accuracy"` (the book's), `"f1"` or `"loss"`.
+#' @param backend `"local"` runs configurations one after another in this R session; `"ray"` runs them as Ray Tune
+#'   trials (on the cluster named by `RAY_ADDRESS`, else on this machine).
+#' @param progress Show progress (default: only in an interactive session).
+#' @return A `cnn_grid`: `results` (a tibble, one row per configuration: `config_id`, the grid's options,
+#'   `best_epoch`, `val_accuracy`, `val_precision`, `val_recall`, `val_f1`, `val_loss`, `seconds`, `status`),
+#'   `history` (every epoch of every configuration; see [cnn_history()]), `best_config`, `parameters` (the grid's
+#'   option names), `test_metrics` (as [cnn_metrics()], or `NULL` without a test split) and `path`. Print it for
+#'   the chosen configuration; [best_cnn()] gives its fitted model, `autoplot()` the training curves of all.
+#' @seealso [tune_tasks_cnn()], [grid_summary()], [lr_find()], [load_grid()]
+#' @export
+#' @examplesIf engine_available()
+#' \donttest{
+#' grid <- tune_cnn(file.path(sample_data(), "faces"),
+#'                  grid = list(learning_rate = c(0.001, 0.01), momentum = c(0.7, 0.9)),
+#'                  epochs = 2, image_size = 64, freeze = "backbone", augment_crop = FALSE)
+#' grid
+#' grid$results
+#' autoplot(grid)
+#' best_cnn(grid)
+#' }
+tune_cnn <- function(data, grid = "book", ..., out = NULL, label = NULL, path = NULL, select_on = "accuracy",
+                     backend = c("local", "ray"), progress = interactive()) {
+  backend <- match.arg(backend)
+  options <- train_options(list(...))
+  result <- engine_call_list(engine()$tune, c(list(
+    arg_images(data, "data"), grid_spec(grid),
+    out = if (is.null(out)) NULL else path.expand(arg_string(out, "out")),
+    label = arg_string(label, "label", null = TRUE), path = arg_string(path, "path", null = TRUE),
+    select_on = arg_string(select_on, "select_on"), backend = backend, progress = arg_flag(progress, "progress")
+  ), options))
+  new_cnn_grid(result, select_on)
+}
+
+#' Tune the same grid for several tasks
+#'
+#' [tune_cnn()] for each task (e.g. the book's protest, John Legend and emotion classifiers) into `out/<task>/`.
+#' [grid_summary()] turns the result into the book's Table 7.2.
+#'
+#' @param tasks A named list: for each task, its labelled images (a folder, a table file or a data frame).
+#' @inheritParams tune_cnn
+#' @return A `cnn_grids` object: a named list of `cnn_grid`s, one per task.
+#' @export
+#' @examplesIf engine_available()
+#' \donttest{
+#' sample <- sample_data()
+#' grids <- tune_tasks_cnn(list(who = file.path(sample, "faces"),
+#'                              s1_or_not = file.path(sample, "person_vs_others.csv")),
+#'                         grid = list(learning_rate = c(0.001, 0.01)), epochs = 2, image_size = 64,
+#'                         freeze = "backbone", augment_crop = FALSE)
+#' grid_summary(grids)
+#' }
+tune_tasks_cnn <- function(tasks, grid = "book", ..., out = NULL, select_on = "accuracy", backend = c("local", "ray"),
+                           progress = interactive()) {
+  backend <- match.arg(backend)
+  if (!is.list(tasks) || is.data.frame(tasks) || !length(tasks) || is.null(names(tasks)) || any(!nzchar(names(tasks))) ||
+      anyDuplicated(names(tasks))) {
+    abort_argument("`tasks` must be a named list with one entry per task, e.g. list(protest = \"protest/\", legend = legend_table)")
+  }
+  data <- lapply(names(tasks), function(name) arg_images(tasks[[name]], sprintf("tasks$%s", name)))
+  names(data) <- names(tasks)
+  options <- train_options(list(...))
+  result <- engine_call_list(engine()$tune_tasks, c(list(
+    reticulate::r_to_py(data), grid_spec(grid),
+    out = if (is.null(out)) NULL else path.expand(arg_string(out, "out")),
+    select_on = arg_string(select_on, "select_on"), backend = backend, progress = arg_flag(progress, "progress")
+  ), options))
+  grids <- lapply(names(tasks), function(name) new_cnn_grid(reticulate::py_get_item(result, name), select_on))
+  names(grids) <- names(tasks)
+  structure(grids, class = "cnn_grids")
+}
+
+#' Re-open a grid directory
+#'
+#' @param path A grid directory written by [tune_cnn()] (its `out`) or the `imagesasdata tune` command.
+#' @return A `cnn_grid`.
+#' @export
+load_grid <- function(path) {
+  path <- path.expand(arg_string(path, "path"))
+  grid <- engine_call(engine()$load_grid, path)
+  spec <- reticulate::py_to_r(engine_call(reticulate::import("imagesasdata.tables", convert = FALSE)$read_json,
+                                          file.path(path, "grid.json")))
+  new_cnn_grid(grid, spec$select_on %||% "accuracy")
+}
+
+# A cnn_grid holds the grid directory's path and its tables; the engine's Grid is kept in an environment and
+# reopened from the path when missing (e.g. after readRDS()).
+new_cnn_grid <- function(grid, select_on) {
+  test <- grid$test_metrics
+  grid_object <- structure(list(
+    path = as.character(reticulate::py_str(grid$path)),
+    results = as_tibble_engine(grid$results),
+    history = as_tibble_engine(grid$history),
+    best_config = as.character(reticulate::py_to_r(grid$best_config)),
+    parameters = as.character(unlist(reticulate::py_to_r(grid$parameters))),
+    select_on = select_on,
+    test_metrics = if (inherits(test, "python.builtin.NoneType")) NULL
+                   else yardstick_shape(as_tibble_engine(test))
+  ), class = "cnn_grid")
+  grid_object$cache <- new.env(parent = emptyenv())
+  grid_object$cache$grid <- grid
+  grid_object
+}
+
+# The engine's Grid behind a cnn_grid.
+grid_of <- function(grid) {
+  object <- grid$cache$grid
+  if (is.null(object) || reticulate::py_is_null_xptr(object)) {
+    object <- engine_call(engine()$load_grid, grid$path)
+    if (is.environment(grid$cache)) grid$cache$grid <- object
+  }
+  object
+}
+
+# The engine's metrics table in cnn_metrics()'s (yardstick's) shape.
+yardstick_shape <- function(metrics) {
+  tibble::tibble(.metric = metrics$metric, .estimator = metrics$estimator, .estimate = metrics$estimate,
+                 split = metrics$split %||% rep(NA_character_, nrow(metrics)), class = metrics$class, n = metrics$n)
+}
+
+best_row <- function(grid) grid$results[grid$results$config_id == grid$best_config, ]
+
+#' @export
+print.cnn_grid <- function(x, ...) {
+  best <- best_row(x)
+  parameters <- if (length(x$parameters)) paste(x$parameters, collapse = " x ") else "no options"
+  cat(sprintf("<cnn_grid> %d configurations of %s, chosen on validation %s\n", nrow(x$results), parameters,
+              x$select_on))
+  settings <- vapply(x$parameters, function(p) format(best[[p]][[1]]), character(1))
+  cat(sprintf("  best: %s (%s)\n", x$best_config, paste(sprintf("%s = %s", x$parameters, settings), collapse = ", ")))
+  cat(sprintf("  val  accuracy %.3f, precision %.3f, recall %.3f, f1 %.3f, loss %.3f (epoch %s)\n",
+              best$val_accuracy, best$val_precision, best$val_recall, best$val_f1, best$val_loss,
+              format(best$best_epoch)))
+  if (!is.null(x$test_metrics)) {
+    metrics <- x$test_metrics
+    rows <- metrics[metrics$.estimator %in% c("binary", "multiclass", "macro"), ]
+    labels <- ifelse(rows$.estimator == "macro", paste(rows$.metric, "(macro)"), rows$.metric)
+    cat(sprintf("  test %s\n", paste(sprintf("%s %.3f", labels, rows$.estimate), collapse = ", ")))
+  }
+  unfinished <- sum(x$results$status != "complete", na.rm = TRUE)
+  if (unfinished) cat(sprintf("  %d configurations did not finish (see $results$status)\n", unfinished))
+  cat(sprintf("  grid directory: %s\n", x$path))
+  invisible(x)
+}
+
+#' @export
+print.cnn_grids <- function(x, ...) {
+  cat(sprintf("<cnn_grids> %d tasks: %s\n", length(x), paste(names(x), collapse = ", ")))
+  for (task in names(x)) {
+    best <- best_row(x[[task]])
+    cat(sprintf("  %s: %s, val accuracy %.3f, f1 %.3f\n", task, x[[task]]$best_config, best$val_accuracy,
+                best$val_f1))
+  }
+  cat("grid_summary() gives the book's Table 7.2\n")
+  invisible(x)
+}
+
+#' The chosen configuration's fitted CNN
+#'
+#' @param grid A `cnn_grid` from [tune_cnn()] or [load_grid()].
+#' @return A `cnn_fit` (the best configuration's run directory): print it, [predict()] with it, [save_cnn()] it.
+#' @export
+best_cnn <- function(grid) {
+  if (!inherits(grid, "cnn_grid")) abort_argument(sprintf("`grid` must be a cnn_grid from tune_cnn(), not %s", describe_value(grid)))
+  new_cnn_fit(engine_call(engine()$load_run, file.path(grid$path, "configs", grid$best_config)))
+}
+
+#' The book's Table 7.2: the chosen configuration of each task
+#'
+#' For each task, the chosen configuration's validation accuracy, F1, precision and recall, and its learning
+#' rate, momentum and batch size (and any other grid option), plus test metrics when there was a test split.
+#' `format_grid_summary()` makes the table as the book prints it, ready for `knitr::kable()`.
+#'
+#' @param grids A `cnn_grids` from [tune_tasks_cnn()], a named list of `cnn_grid`s, or one `cnn_grid`.
+#' @param task For one `cnn_grid`: the task's name in the table.
+#' @return `grid_summary()`: a tibble with `task`, `accuracy`, `f1`, `precision`, `recall`, the grid's options and
+#'   `test_<metric>` columns when tested. `format_grid_summary()`: a data frame of text with the book's column
+#'   names (Task, Accuracy, F1, Precision, Recall, Learning rate, Momentum, Batch size) and percentages.
+#' @export
+#' @examplesIf engine_available()
+#' \donttest{
+#' grids <- tune_tasks_cnn(list(who = file.path(sample_data(), "faces")), grid = list(learning_rate = c(0.001, 0.01)),
+#'                         epochs = 2, image_size = 64, freeze = "backbone", augment_crop = FALSE)
+#' grid_summary(grids)
+#' knitr::kable(format_grid_summary(grids))
+#' }
+grid_summary <- function(grids, task = "task") {
+  if (inherits(grids, "cnn_grid")) grids <- stats::setNames(list(grids), arg_string(task, "task"))
+  if (!is.list(grids) || !length(grids) || is.null(names(grids)) || any(!nzchar(names(grids))) ||
+      !all(vapply(grids, inherits, logical(1), "cnn_grid"))) {
+    abort_argument("`grids` must be the result of tune_tasks_cnn(), a named list of cnn_grid objects, or one cnn_grid")
+  }
+  engine_grids <- lapply(grids, grid_of)
+  as_tibble_engine(engine_call(engine()$grid_summary, reticulate::r_to_py(engine_grids)))
+}
+
+#' @rdname grid_summary
+#' @param summary The result of `grid_summary()` (or grids, summarised first).
+#' @param digits Decimal places of the percentages.
+#' @export
+format_grid_summary <- function(summary, digits = 1L) {
+  if (!is.data.frame(summary)) summary <- grid_summary(summary)
+  digits <- arg_count(digits, "digits")
+  percent <- function(x) ifelse(is.na(x), "", sprintf(paste0("%.", digits, "f%%"), 100 * x))
+  plain <- function(x) ifelse(is.na(x), "", format(x, scientific = FALSE, drop0trailing = TRUE, trim = TRUE))
+  book_names <- c(task = "Task", accuracy = "Accuracy", f1 = "F1", precision = "Precision", recall = "Recall",
+                  learning_rate = "Learning rate", momentum = "Momentum", batch_size = "Batch size")
+  metrics <- c("accuracy", "f1", "precision", "recall")
+  out <- lapply(names(summary), function(name) {
+    values <- summary[[name]]
+    is_metric <- name %in% metrics || grepl("^test_(accuracy|f1|precision|recall)$", name)
+    if (is_metric) percent(values)
+    else if (is.numeric(values)) vapply(values, plain, character(1))
+    else ifelse(is.na(values), "", as.character(values))
+  })
+  labels <- ifelse(names(summary) %in% names(book_names), book_names[names(summary)], sentence_case(names(summary)))
+  labels <- sub("^Test f1$", "Test F1", labels)
+  out <- as.data.frame(stats::setNames(out, labels), check.names = FALSE, stringsAsFactors = FALSE)
+  out
+}
+
+sentence_case <- function(name) {
+  words <- gsub("_", " ", name)
+  paste0(toupper(substring(words, 1, 1)), substring(words, 2))
+}
+
+#' Plot a grid: the book's Figures 7.4 and 7.5
+#'
+#' Loss and accuracy by epoch, training against validation, for every configuration: facets by the grid's first
+#' option (the book: learning rate), colour by its second (momentum), line type by its third (batch size).
+#'
+#' @param object A `cnn_grid`.
+#' @param measure `"loss"` (Figure 7.4), `"accuracy"` (Figure 7.5) or both.
+#' @param ... Not used.
+#' @return A ggplot.
+#' @method autoplot cnn_grid
+#' @export
+autoplot.cnn_grid <- function(object, measure = c("loss", "accuracy"), ...) {
+  measure <- match.arg(measure, several.ok = TRUE)
+  parameters <- object$parameters
+  settings <- as.data.frame(object$results)[c("config_id", parameters)]
+  history <- as.data.frame(object$history)
+  # The history's learning_rate is each epoch's scheduled rate; a configuration's own values come from results.
+  long <- do.call(rbind, lapply(measure, function(m) {
+    data.frame(config_id = history$config_id, epoch = history$epoch, split = history$split, measure = m,
+               value = history[[m]], stringsAsFactors = FALSE)
+  }))
+  long$measure <- factor(long$measure, levels = measure)
+  long$split <- factor(long$split, levels = c("train", "val"), labels = c("training", "validation"))
+  settings_of <- match(long$config_id, settings$config_id)
+  aesthetic <- function(k) {
+    if (length(parameters) < k) return(NULL)
+    name <- parameters[[k]]
+    values <- settings[[name]]
+    shown <- function(v) ifelse(is.na(v), "NA", format(v, scientific = FALSE, drop0trailing = TRUE, trim = TRUE))
+    levels <- unique(shown(sort(values, na.last = TRUE)))
+    factor(shown(values[settings_of]), levels = levels, labels = if (k == 1) paste(name, "=", levels) else levels)
+  }
+  long$facet <- aesthetic(1) %||% factor("all configurations")
+  long$colour <- aesthetic(2) %||% factor("")
+  long$linetype <- aesthetic(3) %||% factor("")
+  best <- best_row(object)
+  chosen <- paste(sprintf("%s = %s", parameters, vapply(parameters, function(p) format(best[[p]][[1]]), character(1))),
+                  collapse = ", ")
+  plot <- ggplot2::ggplot(long, ggplot2::aes(x = .data$epoch, y = .data$value, group = .data$config_id,
+                                             colour = .data$colour, linetype = .data$linetype)) +
+    ggplot2::geom_line() +
+    ggplot2::facet_grid(rows = ggplot2::vars(.data$measure, .data$split), cols = ggplot2::vars(.data$facet),
+                        scales = "free_y") +
+    ggplot2::scale_x_continuous(breaks = function(limits) unique(round(pretty(limits)))) +
+    ggplot2::labs(x = "epoch", y = NULL, colour = if (length(parameters) >= 2) parameters[[2]] else NULL,
+                  linetype = if (length(parameters) >= 3) parameters[[3]] else NULL,
+                  title = sprintf("Training curves of %d configurations", nrow(object$results)),
+                  subtitle = sprintf("chosen on validation %s: %s (%s)", object$select_on, object$best_config, chosen)) +
+    ggplot2::theme_minimal() +
+    ggplot2::theme(legend.position = "bottom")
+  if (length(parameters) < 2) plot <- plot + ggplot2::guides(colour = "none")
+  if (length(parameters) < 3) plot <- plot + ggplot2::guides(linetype = "none")
+  plot
+}
+
+#' Find a learning rate: the loss as the learning rate grows
+#'
+#' Trains briefly with a learning rate rising exponentially from `start_lr` to `end_lr` (Smith 2017; fastai's
+#' `lr_find()`), stopping when the loss explodes. A good learning rate lies where the loss falls fastest, well
+#' before it blows up; the suggestion is the steepest fall of the smoothed loss. Nothing is written to disk.
+#'
+#' @inheritParams tune_cnn
+#' @param start_lr,end_lr The learning rates of the first and last step.
+#' @param num_steps Steps (batches) to take at most.
+#' @param ... Options as for [finetune_cnn()] (e.g. `image_size = 64`, `batch_size = 8`, `freeze = "backbone"`).
+#' @return A `cnn_lr_finder`: `table` (a tibble: `step`, `learning_rate`, `loss`, `smoothed_loss`) and
+#'   `suggestion`. `autoplot()` draws the curve with the suggestion marked.
+#' @export
+#' @examplesIf engine_available()
+#' \donttest{
+#' finder <- lr_find(file.path(sample_data(), "faces"), image_size = 64, num_steps = 50)
+#' finder
+#' autoplot(finder)
+#' }
+lr_find <- function(data, start_lr = 1e-7, end_lr = 10, num_steps = 100L, label = NULL, path = NULL, ...,
+                    progress = interactive()) {
+  options <- train_options(list(...))
+  finder <- engine_call_list(engine()$lr_find, c(list(
+    arg_images(data, "data"), start_lr = arg_number(start_lr, "start_lr"),
+    end_lr = arg_number(end_lr, "end_lr"), num_steps = arg_count(num_steps, "num_steps"),
+    label = arg_string(label, "label", null = TRUE), path = arg_string(path, "path", null = TRUE),
+    progress = arg_flag(progress, "progress")
+  ), options))
+  structure(list(table = as_tibble_engine(finder$table), suggestion = reticulate::py_to_r(finder$suggestion)),
+            class = "cnn_lr_finder")
+}
+
+#' @export
+print.cnn_lr_finder <- function(x, ...) {
+  rates <- x$table$learning_rate
+  cat(sprintf("<cnn_lr_finder> %d steps, learning rate %.1e to %.1e\n", nrow(x$table), min(rates), max(rates)))
+  cat(sprintf("  suggested learning rate: %.1e (steepest fall of the smoothed loss); autoplot() shows the curve\n",
+              x$suggestion))
+  invisible(x)
+}
+
+#' Plot the learning-rate finder
+#'
+#' The loss (faint) and its smoothed version against the learning rate on a log10 axis, fastai-style, with the
+#' suggested learning rate marked.
+#'
+#' @param object A `cnn_lr_finder` from [lr_find()].
+#' @param ... Not used.
+#' @return A ggplot.
+#' @method autoplot cnn_lr_finder
+#' @export
+autoplot.cnn_lr_finder <- function(object, ...) {
+  table <- object$table
+  at <- which.min(abs(log10(table$learning_rate) - log10(object$suggestion)))
+  point <- data.frame(learning_rate = object$suggestion, smoothed_loss = table$smoothed_loss[[at]])
+  finite <- is.finite(table$loss)
+  # The raw loss explodes at the end; the view follows the smoothed loss, as fastai's plot does.
+  smoothed <- table$smoothed_loss[is.finite(table$smoothed_loss)]
+  ggplot2::ggplot(table[finite, ], ggplot2::aes(x = .data$learning_rate)) +
+    ggplot2::geom_line(ggplot2::aes(y = .data$loss), colour = "grey70") +
+    ggplot2::geom_line(ggplot2::aes(y = .data$smoothed_loss), colour = "steelblue", linewidth = 0.9) +
+    ggplot2::geom_vline(xintercept = object$suggestion, linetype = "dashed", colour = "grey40") +
+    ggplot2::geom_point(data = point, ggplot2::aes(y = .data$smoothed_loss), colour = "red", size = 3) +
+    ggplot2::scale_x_log10(labels = function(x) format(x, scientific = TRUE)) +
+    ggplot2::coord_cartesian(ylim = range(smoothed)) +
+    ggplot2::labs(x = "learning rate (log scale)", y = "loss", title = "Learning-rate finder",
+                  subtitle = sprintf("suggested: %.1e, the steepest fall of the smoothed loss (blue)", object$suggestion)) +
+    ggplot2::theme_minimal()
+}
+
+# ------------------------------------------------------------------------------------------------- options
+
+# finetune_cnn()'s options given through `...`: named, each converted like finetune_cnn() converts it (whole
+# numbers as Python ints for the engine's integer options). Unknown names are the engine's to refuse.
+train_options <- function(options) {
+  if (!length(options)) return(list())
+  if (is.null(names(options)) || any(!nzchar(names(options)))) {
+    abort_argument("options in `...` must be named, e.g. epochs = 2, image_size = 64")
+  }
+  integers <- integer_options()
+  out <- list()
+  for (name in names(options)) out[name] <- list(option_value(options[[name]], name, integers))
+  out
+}
+
+option_value <- function(x, name, integers) {
+  if (is.null(x)) return(NULL)
+  if (name %in% integers) return(arg_count(x, name))
+  if (is.logical(x)) return(arg_flag(x, name))
+  if (is.numeric(x)) return(arg_number(x, name))
+  arg_string(x, name)
+}
+
+# The engine's whole-number options (TrainConfig fields typed int), asked once per session.
+integer_options <- function() {
+  if (is.null(.engine$integer_options)) {
+    fields <- engine_call(reticulate::py_eval(
+      "lambda: [f.name for f in __import__('dataclasses').fields(__import__('imagesasdata.config', fromlist=['TrainConfig']).TrainConfig) if 'int' in str(f.type)]",
+      convert = FALSE))
+    .engine$integer_options <- as.character(unlist(reticulate::py_to_r(fields)))
+  }
+  .engine$integer_options
+}
+
+# A grid as the engine takes it: a preset name; a dict of lists (from a named list of vectors); a list of dicts
+# (from a data frame, one row per configuration).
+grid_spec <- function(grid) {
+  if (is.character(grid) && length(grid) == 1 && !is.na(grid)) return(grid)
+  integers <- integer_options()
+  values_of <- function(values, name) {
+    values <- if (is.list(values)) values else as.list(values)
+    lapply(values, option_value, name = name, integers = integers)
+  }
+  if (is.data.frame(grid)) {
+    if (!nrow(grid) || !ncol(grid)) abort_argument("`grid` has no configurations (an empty data frame)")
+    columns <- lapply(names(grid), function(name) {
+      column <- grid[[name]]
+      values_of(if (is.factor(column)) as.character(column) else column, name)
+    })
+    names(columns) <- names(grid)
+    return(lapply(seq_len(nrow(grid)), function(i) lapply(columns, function(column) column[[i]])))
+  }
+  if (is.list(grid) && length(grid) && !is.null(names(grid)) && all(nzchar(names(grid)))) {
+    spec <- lapply(names(grid), function(name) values_of(grid[[name]], name))
+    names(spec) <- names(grid)
+    return(spec)
+  }
+  abort_argument(sprintf(
+    "`grid` must be \"book\", a named list of values such as list(learning_rate = c(0.001, 0.01)), or a data frame with one row per configuration, not %s",
+    describe_value(grid)))
+}
