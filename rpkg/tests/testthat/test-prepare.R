@@ -116,7 +116,7 @@ test_that("the contact sheet shows each group's thumbnails with the copy to keep
   # real pixels: the ORL photo shrunk to fit 40 px is 33 x 40, every pixel grey
   first <- plot$data[plot$data$group == "group 1 (2)" & plot$data$member == "1", ]
   expect_identical(c(max(first$x), max(first$y)), c(33L, 40L))
-  rgb <- grDevices::col2rgb(first$colour)
+  rgb <- col2rgb(first$colour)
   expect_true(all(rgb[1, ] == rgb[2, ]))
   expect_identical(nrow(built$plot$layers[[2]]$data), 2L)          # a frame around each copy kept
   # after dplyr-style subsetting the class stays, and a corpus without duplicates says so
