@@ -296,7 +296,10 @@ emotion_labels <- function(scores, emotions = NULL, min_score = 3, min_margin = 
 
 #' How many emotions each image evokes, and which come together (the book's Figure 7.1)
 #'
+#' An image evokes an emotion when its (mean) score is at least `min_score`.
+#'
 #' @inheritParams emotion_labels
+#' @param min_score The score from which an image counts as evoking an emotion.
 #' @return `emotion_counts()`: a tibble of class `emotion_counts` with `n_emotions` (0 to the number of emotions),
 #'   `n_images` and `share`; `autoplot()` draws the bar chart of Figure 7.1 (left).
 #'   `emotion_cooccurrence()`: a tibble of class `emotion_cooccurrence` with `emotion`, `other_emotion`,
