@@ -23,7 +23,7 @@ def test_the_books_grid_is_one_call():
 
 
 def test_grid_results_choice_and_test_split(sample_data, tmp_path):
-    grid = iad.tune(sample_data / "faces", GRID, out=tmp_path / "grid", test_fraction=0.25, **FAST)
+    grid = iad.tune(sample_data / "faces", GRID, out=tmp_path / "grid", test_fraction=0.25, step_size=1, **FAST)
     results = grid.results.to_pylist()
     assert [r["config_id"] for r in results] == ["config_001", "config_002", "config_003", "config_004"]
     assert {(r["learning_rate"], r["momentum"]) for r in results} == {(0.001, 0.7), (0.001, 0.9), (0.01, 0.7), (0.01, 0.9)}
@@ -44,6 +44,9 @@ def test_grid_results_choice_and_test_split(sample_data, tmp_path):
     # the full per-epoch history of every configuration
     assert grid.history.num_rows == 4 * 2 * 2
     assert {"config_id", "learning_rate", "momentum", "epoch", "split", "loss", "accuracy"} <= set(grid.history.column_names)
+    # the configuration's learning rate stays put; the epoch's scheduled rate (StepLR, step size 1) has its own column
+    for row in grid.history.to_pylist():
+        assert row["epoch_learning_rate"] == pytest.approx(row["learning_rate"] * 0.1 ** (row["epoch"] - 1))
 
 
 def test_interrupted_grid_resumes_without_rerunning_finished_configurations(sample_data, tmp_path, monkeypatch):

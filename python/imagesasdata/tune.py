@@ -58,7 +58,7 @@ class Grid:
 
     path: Path
     results: pa.Table       # config_id, the grid's options, best_epoch, val_accuracy … val_loss, seconds, status
-    history: pa.Table       # config_id, the grid's options, epoch, split, loss, accuracy, learning_rate, seconds
+    history: pa.Table       # config_id, the grid's options, epoch, split, loss, accuracy, epoch_learning_rate, seconds
     best_config: str
     test_metrics: pa.Table | None
     parameters: list
@@ -171,7 +171,10 @@ def collect(out: Path, ids, configurations, parameters, select_on: str, test: pa
         row["seconds"] = run.description.get("grid", {}).get("seconds", epoch_seconds)
         row["status"] = run.status
         rows.append(row)
-        histories += [{"config_id": config_id, **settings, **h} for h in run.history.to_pylist()]
+        # The epoch's scheduled rate must not overwrite the configuration's learning_rate.
+        histories += [{"config_id": config_id, **settings,
+                       **{("epoch_learning_rate" if k == "learning_rate" else k): v for k, v in h.items()}}
+                      for h in run.history.to_pylist()]
     results = pa.Table.from_pylist(rows)
     history = pa.Table.from_pylist(histories)
     key = {"accuracy": lambda r: (r["val_accuracy"], -r["val_loss"]), "f1": lambda r: (r["val_f1"], -r["val_loss"]),

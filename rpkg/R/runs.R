@@ -34,7 +34,8 @@ load_cnn <- function(path) {
 #' @param fit A `cnn_fit`, or a `cnn_grid` from [tune_cnn()].
 #' @return A tibble with one row per epoch and split: `epoch`, `split` (`train`, `val`), `loss`, `accuracy`,
 #'   `learning_rate` (the rate used in that epoch, after StepLR) and `seconds`; for a grid, first `config_id` and
-#'   the grid's options. `autoplot(fit)` and `autoplot(grid)` draw it.
+#'   the grid's options (its `learning_rate` is the configuration's; the epoch's scheduled rate is
+#'   `epoch_learning_rate`). `autoplot(fit)` and `autoplot(grid)` draw it.
 #' @export
 cnn_history <- function(fit) {
   if (inherits(fit, "cnn_grid")) return(fit$history)

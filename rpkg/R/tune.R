@@ -262,7 +262,7 @@ autoplot.cnn_grid <- function(object, measure = c("loss", "accuracy"), ...) {
   parameters <- object$parameters
   settings <- as.data.frame(object$results)[c("config_id", parameters)]
   history <- as.data.frame(object$history)
-  # The history's learning_rate is each epoch's scheduled rate; a configuration's own values come from results.
+  # A configuration's own values come from results (the history's epoch_learning_rate is the scheduled rate).
   long <- do.call(rbind, lapply(measure, function(m) {
     data.frame(config_id = history$config_id, epoch = history$epoch, split = history$split, measure = m,
                value = history[[m]], stringsAsFactors = FALSE)
