@@ -302,6 +302,7 @@ def test_a_grid_on_ray_tune_gives_the_local_results(ray_cluster, sample_data, tm
 
     # ... and finish the grid on Ray Tune: config_001 is not re-run, config_002 resumes at epoch 2.
     on_ray = iad.tune(sample_data / "faces", grid, out=tmp_path / "ray", backend="ray", **GRID_OPTIONS)
+    assert any((tmp_path / "ray" / "ray_tune").rglob("result.json"))  # it ran as a Ray Tune trial
     assert (configs / "config_001" / "model.safetensors").stat().st_mtime_ns == finished
     resumed = iad.load_run(configs / "config_002")
     assert resumed.status == "complete" and resumed.history.to_pylist()[:2] == first_epoch
@@ -318,3 +319,13 @@ def test_a_grid_on_ray_tune_gives_the_local_results(ray_cluster, sample_data, tm
                 assert mine[column] == value, column
     assert on_ray.best_config == local.best_config
     assert on_ray.history.num_rows == local.history.num_rows
+
+
+def test_local_threads_for_the_model_are_restored(fitted, corpus, reference, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    result = iad.label_corpus(fitted, corpus / "manifest.csv", out=tmp_path / "labels", cpus_per_replica=1,
+                              progress=False)
+    assert torch.get_num_threads() == before
+    assert_same_answers(result.table, reference)

@@ -81,7 +81,7 @@ def _user_error(error: BaseException):
 
 def replica_plan(resources: dict, replicas=None, gpus_per_replica=None, cpus_per_replica: float = 1):
     """(replicas, gpus per replica, cpus per replica) for a cluster's resources: one replica per GPU by default;
-    without GPUs, half the CPUs run replicas and the other half decode."""
+    without GPUs, one per cpus_per_replica cores (each then decodes its own images)."""
     gpus, cpus = float(resources.get("GPU", 0)), float(resources.get("CPU", 1))
     if gpus_per_replica is None:
         gpus_per_replica = 1 if gpus else 0
@@ -91,7 +91,7 @@ def replica_plan(resources: dict, replicas=None, gpus_per_replica=None, cpus_per
         raise ImagesAsDataError(f"gpus_per_replica={gpus_per_replica} but the Ray cluster has {gpus:g} GPUs; "
                                 "use gpus_per_replica=0 to run the replicas on CPUs")
     if replicas is None:
-        replicas = int(gpus // gpus_per_replica) if gpus_per_replica else int(cpus // (2 * cpus_per_replica))
+        replicas = int(gpus // gpus_per_replica) if gpus_per_replica else int(cpus // cpus_per_replica)
     if int(replicas) < 1:
         replicas = 1
     return int(replicas), float(gpus_per_replica), float(cpus_per_replica)
@@ -100,8 +100,8 @@ def replica_plan(resources: dict, replicas=None, gpus_per_replica=None, cpus_per
 def label_on_ray(manifest: pa.Table, pending, shard_size: int, writer, description: dict, weights: bytes, *,
                  batch_size: int, device: str, precision: str, workers, replicas, gpus_per_replica,
                  cpus_per_replica: float, endpoint_url) -> None:
-    """The Ray backend of label_corpus(): manifest shards → decode (Ray tasks) → a pool of Predictor actors →
-    the writer on this machine, which writes each shard when its last row comes back."""
+    """The Ray backend of label_corpus(): manifest shards → decoding → a pool of Predictor actors → the writer on
+    this machine, which writes each shard when its last row comes back."""
     from .labelling import Predictor, decode_batch, shard_rows
 
     ray = connect()
@@ -112,6 +112,11 @@ def label_on_ray(manifest: pa.Table, pending, shard_size: int, writer, descripti
     context.enable_progress_bars = False  # label_corpus shows one bar for the whole job
     context.enable_auto_log_stats = False
     count, gpus, cpus = replica_plan(ray.cluster_resources(), replicas, gpus_per_replica, cpus_per_replica)
+    # Without GPUs, decoding asks for what a replica has, so Ray Data fuses it into the replicas: each decodes its
+    # own batches, with no copies between processes (faster on CPUs than separate decoders, benchmarks/README.md).
+    # With GPUs the two steps differ in resources and are not fused: decoding runs on the CPUs as Ray tasks while
+    # the GPUs compute.
+    decode_cpus = 1 if gpus else cpus
     # Without a GPU of its own, a replica must not pick up one it was not given.
     replica_device = "cpu" if not gpus and str(device) == "auto" else device
     blocks = []
@@ -121,7 +126,7 @@ def label_on_ray(manifest: pa.Table, pending, shard_size: int, writer, descripti
     dataset = ray.data.from_arrow(blocks).map_batches(
         decode_batch, fn_kwargs={"prep": description["preprocessing"], "endpoint_url": endpoint_url,
                                  "workers": workers or 4},
-        batch_size=batch_size, batch_format="numpy", num_cpus=1,
+        batch_size=batch_size, batch_format="numpy", num_cpus=decode_cpus,
     ).map_batches(
         Predictor, fn_constructor_kwargs={"description": description, "weights": weights, "device": replica_device,
                                           "precision": precision, "threads": max(1, math.floor(cpus))},

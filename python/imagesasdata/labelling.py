@@ -361,7 +361,8 @@ class Labelling:
 
     @property
     def table(self) -> pa.Table:
-        """Every finished shard, in manifest order."""
+        """Every finished shard, in manifest order, in memory. For tens of millions of rows, read the shards folder
+        lazily instead (pyarrow.dataset.dataset(path / "shards"), arrow::open_dataset() in R)."""
         files = sorted((self.path / SHARDS).glob("shard-*.parquet"))
         if not files:
             raise ImagesAsDataError(f"{self.path / SHARDS} holds no shards yet; run label_corpus() first")
@@ -381,7 +382,8 @@ class Labelling:
 
 def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int = 1000, batch_size: int = 32,
                  device: str = "auto", precision: str = "auto", num_workers: int | None = None,
-                 replicas: int | None = None, gpus_per_replica: float | None = None, cpus_per_replica: float = 1,
+                 replicas: int | None = None, gpus_per_replica: float | None = None,
+                 cpus_per_replica: float | None = None,
                  max_shards: int | None = None, path: str | None = None, image_id: str | None = None,
                  endpoint_url: str | None = None, progress: bool = True) -> Labelling:
     """Label every image of a manifest with a fitted run into Parquet shards under `out`; resumable.
@@ -391,8 +393,10 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
       path, predicted, prob_<class>…, error — as predict()). Run again with the same out to resume: finished
       shards are skipped.
     backend: "local" (this machine) or "ray" (joins RAY_ADDRESS, or starts a Ray cluster here): decoding runs as
-      Ray tasks and the model as `replicas` actors — one per GPU by default (gpus_per_replica=1), or half the
-      CPUs on a cluster without GPUs, each with cpus_per_replica cores.
+      Ray tasks and the model as `replicas` actors — one per GPU by default (gpus_per_replica=1); on a cluster
+      without GPUs one per cpus_per_replica cores (default 1), each decoding its own images.
+    cpus_per_replica: also the threads of the local backend's one model (default: torch's choice, all cores; on a
+      machine shared with other work, 1 can be much faster — see benchmarks/README.md).
     max_shards: label at most this many unfinished shards, e.g. to time a trial run before the whole corpus.
     endpoint_url: an S3-compatible endpoint (MinIO, Ceph at a university); default: AWS (or AWS_ENDPOINT_URL_S3).
     Raises ImagesAsDataError for a bad manifest or options, or when `out` holds a labelling by another model or
@@ -431,13 +435,14 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
         writer = ShardWriter(out, table, shard_size, run.classes, pending, progress=bar)
         if pending and backend == "local":
             label_locally(table, pending, shard_size, writer, description, model_bytes(run), batch_size=batch_size,
-                          device=device, precision=precision, workers=num_workers, endpoint_url=endpoint_url)
+                          device=device, precision=precision, workers=num_workers, endpoint_url=endpoint_url,
+                          threads=cpus_per_replica)
         elif pending:
             from .distributed import label_on_ray
 
             label_on_ray(table, pending, shard_size, writer, description, model_bytes(run), batch_size=batch_size,
                          device=device, precision=precision, workers=num_workers, replicas=replicas,
-                         gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica,
+                         gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica or 1,
                          endpoint_url=endpoint_url)
     result = Labelling(out, total, shards, len(done) + writer.written, writer.written, writer.labelled,
                        writer.unreadable, time.perf_counter() - started, backend)
@@ -477,11 +482,22 @@ def _check_same_labelling(out: Path, spec: dict, table: pa.Table) -> None:
 
 def label_locally(manifest: pa.Table, pending, shard_size: int, writer: ShardWriter, description: dict,
                   weights: bytes, *, batch_size: int, device: str, precision: str, workers: int | None,
-                  endpoint_url: str | None) -> None:
-    """The local backend: one model here; the next batch is decoded on a thread pool while this one computes."""
+                  endpoint_url: str | None, threads: float | None = None) -> None:
+    """The local backend: one model here; the next batch is decoded on a thread pool while this one computes.
+    threads: torch's threads for the model, restored afterwards (default: leave torch's setting alone)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    try:
+        _label_locally(manifest, pending, shard_size, writer, Predictor(description, weights, device, precision,
+                       threads=max(1, int(threads)) if threads else None), batch_size, workers, endpoint_url)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _label_locally(manifest, pending, shard_size, writer, predictor, batch_size, workers, endpoint_url) -> None:
     from .cache import default_workers
 
-    predictor = Predictor(description, weights, device, precision)
     paths = manifest["path"].to_pylist()
     batches = [range(start, min(span.stop, start + batch_size))
                for span in (shard_rows(s, shard_size, manifest.num_rows) for s in pending)

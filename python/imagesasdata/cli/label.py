@@ -14,7 +14,7 @@ labelling.json and shards/shard-NNNNNN.parquet, one per --shard-size rows of the
 error; they never stop the job.
 
 --backend ray joins the Ray cluster in RAY_ADDRESS (or --ray-address), or starts one on this machine: images are
-decoded by Ray tasks and labelled by a pool of model replicas, one per GPU (or half the CPUs without GPUs).
+decoded by Ray tasks and labelled by a pool of model replicas, one per GPU (or one per core without GPUs).
 
 examples:
   imagesasdata label runs/protest corpus.parquet --out labels/
@@ -40,9 +40,10 @@ def add_commands(subparsers) -> None:
     label.add_argument("--device", default="auto", help=OPTION_HELP["device"])
     label.add_argument("--precision", default="auto", help=OPTION_HELP["precision"])
     label.add_argument("--num-workers", type=int, help="threads decoding images per process")
-    label.add_argument("--replicas", type=int, help="Ray: model replicas (default: one per GPU, or half the CPUs)")
+    label.add_argument("--replicas", type=int, help="Ray: model replicas (default: one per GPU, or one per core)")
     label.add_argument("--gpus-per-replica", type=float, help="Ray: GPUs per replica (default: 1 when there are GPUs)")
-    label.add_argument("--cpus-per-replica", type=float, default=1, help="Ray: CPU cores per replica (default: 1)")
+    label.add_argument("--cpus-per-replica", type=float,
+                       help="CPU cores (torch threads) per model replica (default: 1 on Ray; all cores locally)")
     label.add_argument("--ray-address", help="Ray: the cluster to join (default: RAY_ADDRESS, else a new local one)")
     label.add_argument("--num-cpus", type=int, help="Ray: CPUs of a cluster started here (default: all)")
     label.add_argument("--max-shards", type=int, help="label at most this many unfinished shards (a timed trial run)")
