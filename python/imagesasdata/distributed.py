@@ -37,6 +37,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus
             _check_reachable(address)
             ray.init(address=address, logging_level=logging.WARNING)
         else:
+            _children_use_this_libpython()
             ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, logging_level=logging.WARNING)
     except ConnectionError as error:
         raise ImagesAsDataError(
@@ -44,6 +45,32 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus
             "or unset RAY_ADDRESS to start a cluster on this machine"
         ) from None
     return ray
+
+
+def disconnect() -> None:
+    """Shut down this process's Ray session, if it has one (R calls this as it exits: Ray's threads must stop
+    before an embedding R finalises Python, or the process crashes on its way out)."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
+def _children_use_this_libpython() -> None:
+    """Make the Ray processes started here load this interpreter's libpython.
+
+    Embedded in R, the process carries R's LD_LIBRARY_PATH (/usr/lib/R/lib:/usr/lib/x86_64-linux-gnu:…), which
+    outranks the interpreter's RUNPATH: a child Python then loads the system's libpython of the same minor version
+    but another patch release, and fails on its first C extension (measured: `_ssl … undefined symbol`).
+    """
+    import sysconfig
+
+    library_path = os.environ.get("LD_LIBRARY_PATH")
+    libdir = sysconfig.get_config_var("LIBDIR")
+    if library_path and libdir and sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        if library_path.split(os.pathsep)[0] != libdir:
+            os.environ["LD_LIBRARY_PATH"] = os.pathsep.join([libdir, library_path])
 
 
 def _check_reachable(address: str) -> None:

@@ -176,10 +176,10 @@ compare_tags <- function(tags, manual, positive, manual_positive = NULL, min_con
                              class = metrics$class, n = metrics$n),
     per_image = as_tibble_engine(comparison$per_image, factors = c("truth", "predicted"), levels = classes),
     excluded = as_tibble_engine(comparison$excluded),
-    positive_tags = as.character(unlist(reticulate::py_to_r(comparison$positive_tags))),
-    manual_positive = reticulate::py_to_r(comparison$manual_positive),
-    min_confidence = reticulate::py_to_r(comparison$min_confidence),
-    summary = reticulate::py_to_r(comparison$summary())
+    positive_tags = as.character(unlist(py_value(comparison$positive_tags))),
+    manual_positive = py_value(comparison$manual_positive),
+    min_confidence = py_value(comparison$min_confidence),
+    summary = py_value(comparison$summary())
   ), class = "tag_comparison")
 }
 

@@ -42,12 +42,12 @@ as_tibble_engine <- function(x, factors = NULL, levels = NULL) {
     spec <- stats::setNames(rep(list(level_list), length(factors)), as.character(factors))
   }
   encoded <- engine_call(bridge()$to_r, x, factors = spec)
-  decode_table(reticulate::py_to_r(encoded))
+  decode_table(py_value(encoded))
 }
 
 # A named list of encoded tables (bridge.run_tables and the like) to a named list of tibbles.
 decode_tables <- function(encoded) {
-  lapply(reticulate::py_to_r(encoded), decode_table)
+  lapply(py_value(encoded), decode_table)
 }
 
 decode_table <- function(encoded) {

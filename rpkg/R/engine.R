@@ -116,6 +116,11 @@ engine <- function() {
   }
   .engine$bridge <- imported$bridge
   .engine$module <- imported$module
+  # A Ray session (backend = "ray") must end before R finalises Python at exit, or R crashes on its way out.
+  reg.finalizer(.engine, function(env) {
+    try(reticulate::import("imagesasdata.distributed", convert = FALSE)$disconnect(), silent = TRUE)
+  }, onexit = TRUE)
+  .engine$module
 }
 
 # reticulate puts the working directory first on Python's path, so a folder named "imagesasdata" there (an
@@ -187,10 +192,10 @@ engine_call_list <- function(fun, args, caller = sys.call(-1)) {
 
 # Arguments arrive evaluated: reticulate starts Python before a lazy argument would choose it.
 engine_outcome <- function(outcome, caller) {
-  for (text in as.character(unlist(reticulate::py_to_r(outcome$warnings)))) {
+  for (text in as.character(unlist(py_value(outcome$warnings)))) {
     warning(structure(class = c("imagesasdata_warning", "warning", "condition"), list(message = text, call = caller)))
   }
-  error <- reticulate::py_to_r(outcome$error)
+  error <- py_value(outcome$error)
   if (!is.null(error)) raise_engine_error(error, call = caller)
   outcome$value
 }
@@ -200,7 +205,7 @@ engine_outcome <- function(outcome, caller) {
 engine_call_printed <- function(fun, args, caller = sys.call(-1)) {
   force(caller)
   result <- engine_call_list(bridge()$printed, c(list(fun), args), caller)
-  text <- trimws(as.character(reticulate::py_to_r(reticulate::py_get_item(result, "output"))))
+  text <- trimws(as.character(py_value(reticulate::py_get_item(result, "output"))))
   if (nzchar(text)) message(text)
   reticulate::py_get_item(result, "value")
 }
@@ -289,4 +294,12 @@ engine_source <- function(source) {
       source, from))
   }
   normalizePath(source)
+}
+
+# reticulate::py_to_r() starts Python (reticulate's default one) before it evaluates its argument. When that
+# argument is the first engine call of the session, the engine then finds the wrong Python already running. So
+# every conversion goes through py_value(), which evaluates the argument first.
+py_value <- function(x) {
+  force(x)
+  reticulate::py_to_r(x)
 }

@@ -11,6 +11,8 @@
 #' @param device,precision As in [finetune_cnn()]: `"auto"` uses a GPU when there is one.
 #' @param num_workers Threads decoding images (`NULL`: up to 8).
 #' @param progress Show a progress bar (default: only in an interactive session).
+#' @param backend `"local"` (this R session's machine) or `"ray"` (the Ray cluster in `RAY_ADDRESS`, or one started
+#'   here; same answers). For a whole corpus, [label_corpus()] writes resumable shards instead.
 #' @param ... Not used.
 #' @return A tibble with one row per image, in the order given: `image_id`, `path` (absolute), `predicted` (a
 #'   factor with the fit's classes as levels), for `type = "prob"` `prob_<class>` for every class, and `error`
@@ -23,13 +25,15 @@
 #' predict(fit, file.path(sample_data(), "new_images"), type = "prob")
 #' }
 predict.cnn_fit <- function(object, new_data, type = c("class", "prob"), batch_size = 32L, device = "auto",
-                            precision = "auto", num_workers = NULL, progress = interactive(), ...) {
+                            precision = "auto", num_workers = NULL, progress = interactive(),
+                            backend = c("local", "ray"), ...) {
   type <- match.arg(type)
+  backend <- match.arg(backend)
   result <- engine_call(
     run_of(object)$predict, arg_images(new_data, "new_data"),
     batch_size = arg_count(batch_size, "batch_size"), device = arg_string(device, "device"),
     precision = arg_string(precision, "precision"), num_workers = arg_count(num_workers, "num_workers", null = TRUE),
-    progress = arg_flag(progress, "progress")
+    progress = arg_flag(progress, "progress"), backend = backend
   )
   predictions <- as_tibble_engine(result, factors = "predicted", levels = object$classes)
   if (type == "class") predictions <- predictions[c("image_id", "path", "predicted", "error")]

@@ -122,7 +122,7 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
 # A cnn_fit holds the run directory's path and everything read from it; the Python Run (with its loaded
 # network) is kept in an environment and reopened from the path when missing (e.g. after readRDS()).
 new_cnn_fit <- function(run) {
-  description <- reticulate::py_to_r(run$description)
+  description <- py_value(run$description)
   tables <- decode_tables(engine_call(bridge()$run_tables, run))
   fit <- list(
     path = as.character(reticulate::py_str(run$path)),

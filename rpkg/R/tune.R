@@ -100,7 +100,7 @@ tune_tasks_cnn <- function(tasks, grid = "book", ..., out = NULL, select_on = "a
 load_grid <- function(path) {
   path <- path.expand(arg_string(path, "path"))
   grid <- engine_call(engine()$load_grid, path)
-  spec <- reticulate::py_to_r(engine_call(reticulate::import("imagesasdata.tables", convert = FALSE)$read_json,
+  spec <- py_value(engine_call(reticulate::import("imagesasdata.tables", convert = FALSE)$read_json,
                                           file.path(path, "grid.json")))
   new_cnn_grid(grid, spec$select_on %||% "accuracy")
 }
@@ -113,8 +113,8 @@ new_cnn_grid <- function(grid, select_on) {
     path = as.character(reticulate::py_str(grid$path)),
     results = as_tibble_engine(grid$results),
     history = as_tibble_engine(grid$history),
-    best_config = as.character(reticulate::py_to_r(grid$best_config)),
-    parameters = as.character(unlist(reticulate::py_to_r(grid$parameters))),
+    best_config = as.character(py_value(grid$best_config)),
+    parameters = as.character(unlist(py_value(grid$parameters))),
     select_on = select_on,
     test_metrics = if (inherits(test, "python.builtin.NoneType")) NULL
                    else yardstick_shape(as_tibble_engine(test))
@@ -329,7 +329,7 @@ lr_find <- function(data, start_lr = 1e-7, end_lr = 10, num_steps = 100L, label 
     label = arg_string(label, "label", null = TRUE), path = arg_string(path, "path", null = TRUE),
     progress = arg_flag(progress, "progress")
   ), options))
-  structure(list(table = as_tibble_engine(finder$table), suggestion = reticulate::py_to_r(finder$suggestion)),
+  structure(list(table = as_tibble_engine(finder$table), suggestion = py_value(finder$suggestion)),
             class = "cnn_lr_finder")
 }
 
@@ -400,7 +400,7 @@ integer_options <- function() {
     fields <- engine_call(reticulate::py_eval(
       "lambda: [f.name for f in __import__('dataclasses').fields(__import__('imagesasdata.config', fromlist=['TrainConfig']).TrainConfig) if 'int' in str(f.type)]",
       convert = FALSE))
-    .engine$integer_options <- as.character(unlist(reticulate::py_to_r(fields)))
+    .engine$integer_options <- as.character(unlist(py_value(fields)))
   }
   .engine$integer_options
 }

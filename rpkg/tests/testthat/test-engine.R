@@ -130,3 +130,14 @@ test_that("install_engine() builds a virtualenv and installs the engine into it"
   expect_true(file.exists(bridge_file))
   expect_match(site, basename(envname), fixed = TRUE)
 })
+
+test_that("the first call of a session may be any wrapper, e.g. load_cnn()", {
+  fit <- faces_fit()
+  # reticulate's py_to_r() starts a Python before evaluating its argument: the engine must still choose its own
+  out <- run_fresh_r(c(
+    "library(imagesasdata)",
+    sprintf("fit <- load_cnn('%s')", fit$path),
+    "cat('loaded:', class(fit)[1], length(fit$classes), '\\n')"
+  ), c(IMAGESASDATA_PYTHON = Sys.getenv("IMAGESASDATA_PYTHON")))
+  expect_true("loaded: cnn_fit 6 " %in% out, info = paste(out, collapse = "\n"))
+})
