@@ -1,5 +1,7 @@
 """The resize modes of the book's Figure 4.2, its Listing 1 evaluation transform, and seeded augmentation."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -70,7 +72,7 @@ def test_load_base_with_draft_mode_is_close_to_a_full_decode(tmp_path, rekogniti
 
 
 def test_augmentation_is_seeded():
-    base = to_chw(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8))
+    base = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
     prep = Preprocessing()
     first = train_view(base, prep, np.random.default_rng([0, 1, 7]))
     assert first.shape == (3, 224, 224) and first.dtype == torch.uint8
@@ -79,9 +81,25 @@ def test_augmentation_is_seeded():
 
 
 def test_augmentation_switches():
-    base = to_chw(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8))
+    base = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
     prep = Preprocessing(augment_crop=False, augment_flip=False)
-    assert torch.equal(train_view(base, prep, np.random.default_rng(3)), eval_view(base, prep))
+    assert torch.equal(train_view(base, prep, np.random.default_rng(3)), eval_view(to_chw(base), prep))
+    mirrored = Preprocessing(augment_crop=False, augment_flip=True)
+    views = [train_view(base, mirrored, np.random.default_rng(k)) for k in range(20)]
+    flipped = sum(torch.equal(v, eval_view(to_chw(base), prep).flip(-1)) for v in views)
+    assert 3 <= flipped <= 17 and flipped + sum(torch.equal(v, eval_view(to_chw(base), prep)) for v in views) == 20
+
+
+def test_random_resized_crop_matches_torchvision_on_the_same_box():
+    """The crop-and-resize of the book's RandomResizedCrop (torchvision on a PIL image), given the same box."""
+    import torchvision.transforms.functional as F
+
+    base = np.asarray(open_rgb(Path(__file__).parent.parent / "data" / "faces" / "s1" / "1.png").resize((256, 256)))
+    prep = Preprocessing(augment_flip=False)
+    ours = train_view(base, prep, np.random.default_rng(5)).numpy().astype(int)
+    top, left, height, width = random_resized_crop_box(256, 256, prep.crop_scale, prep.crop_ratio, np.random.default_rng(5))
+    book = np.asarray(F.resized_crop(Image.fromarray(base), top, left, height, width, [224, 224])).transpose(2, 0, 1)
+    assert np.abs(ours - book.astype(int)).max() <= 1
 
 
 def test_random_resized_crop_boxes_respect_scale_and_bounds():

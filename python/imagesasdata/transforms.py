@@ -3,7 +3,7 @@
 1. `base_array`: deterministic — decode, then resize to a square of `resize_size` pixels by one of the resize modes.
    Its uint8 output is what the image cache stores.
 2. `train_view` / `eval_view`: cheap views of the base — a seeded random-resized-crop and horizontal flip for
-   training, a centre crop of `image_size` for evaluation (the book's Resize(256) + CenterCrop(224)).
+   training (Pillow, off the GIL), a centre crop of `image_size` for evaluation (the book's Resize(256) + CenterCrop(224)).
 Normalisation runs on whole batches on the device (`normalize_batch`).
 """
 
@@ -121,16 +121,23 @@ def eval_view(base: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
     return TF.center_crop(base, [prep.image_size, prep.image_size]) if base.shape[-1] != prep.image_size else base
 
 
-def train_view(base: torch.Tensor, prep: Preprocessing, rng: np.random.Generator) -> torch.Tensor:
-    """Seeded training augmentation of a uint8 CHW base image: random-resized-crop and/or horizontal flip."""
+def train_view(base: np.ndarray, prep: Preprocessing, rng: np.random.Generator) -> torch.Tensor:
+    """Seeded training augmentation of a uint8 HWC base image: random-resized-crop and/or horizontal flip.
+
+    Done with Pillow, as torchvision's RandomResizedCrop does on the book's PIL images: crop and resize in one
+    antialiased pass, single-threaded and outside the GIL, so the trainer prepares the next batch on a thread
+    while the network trains on all cores. Returns a uint8 CHW tensor.
+    """
+    image = Image.fromarray(base)
+    size = prep.image_size
     if prep.augment_crop:
-        top, left, height, width = random_resized_crop_box(base.shape[-2], base.shape[-1], prep.crop_scale, prep.crop_ratio, rng)
-        view = TF.resized_crop(base, top, left, height, width, [prep.image_size, prep.image_size], antialias=True)
-    else:
-        view = eval_view(base, prep)
+        top, left, height, width = random_resized_crop_box(image.height, image.width, prep.crop_scale, prep.crop_ratio, rng)
+        image = image.resize((size, size), Image.BILINEAR, box=(left, top, left + width, top + height))
+    elif image.width != size or image.height != size:
+        image = _centre_crop(image, size)
     if prep.augment_flip and rng.random() < 0.5:
-        view = TF.horizontal_flip(view)
-    return view
+        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+    return to_chw(np.array(image))
 
 
 def random_resized_crop_box(height: int, width: int, scale, ratio, rng: np.random.Generator):
