@@ -83,7 +83,7 @@ labelling_object <- function(job, classes) {
 print.cnn_labelling <- function(x, ...) {
   cat(sprintf("<cnn_labelling> %s (%s backend)\n", x$path, x$backend))
   cat(sprintf("  %d images in %d shards; %d shards done%s\n", x$images, x$shards, x$shards_done,
-              if (x$complete) " (complete)" else " — run label_corpus() again to finish"))
+              if (x$complete) " (complete)" else " - run label_corpus() again to finish"))
   cat(sprintf("  this call: %d images labelled (%d unreadable) in %.1f s, %.1f images/s\n", x$labelled, x$unreadable,
               x$seconds, x$images_per_second))
   invisible(x)
