@@ -6,9 +6,7 @@ import functools
 import hashlib
 import http.server
 import threading
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file

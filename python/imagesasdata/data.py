@@ -10,7 +10,6 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .errors import ImagesAsDataError, did_you_mean, listing
 from .images import IMAGE_EXTENSIONS, is_image_file, list_image_files, require_folder

@@ -31,13 +31,12 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from .cache import default_workers
+from .cache import map_in_threads
 from .data import image_table
 from .errors import BadImageError, ImagesAsDataError, did_you_mean
 from .images import open_rgb, sha256_file
@@ -73,8 +72,6 @@ def image_hashes(source, *, method: str = "phash", hash_size: int = DEFAULT_HASH
     Returns the image_table() columns plus bytes, width, height, sha256, perceptual_hash (hex, the whole image),
     crop_hashes (hex, space-separated, one per crop scale) and error (why an image could not be hashed).
     """
-    from tqdm.auto import tqdm
-
     _check_method(method, hash_size)
     crop_scales = _check_scales(crop_scales)
     table = image_table(source)
@@ -104,12 +101,7 @@ def image_hashes(source, *, method: str = "phash", hash_size: int = DEFAULT_HASH
         return row
 
     paths = table["path"].to_pylist()
-    with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool, \
-            tqdm(total=len(paths), desc="hashing images", unit="img", disable=not progress, leave=False) as bar:
-        rows = []
-        for row in pool.map(work, paths):
-            rows.append(row)
-            bar.update(1)
+    rows = map_in_threads(work, paths, workers=workers, desc="hashing images", progress=progress)
     types = {"bytes": pa.int64(), "width": pa.int32(), "height": pa.int32()}
     columns = {name: table[name] for name in ("image_id", "path", "label", "split")}
     for name in HASH_COLUMNS:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
-from .cache import default_workers
+from .cache import map_in_threads
 from .data import image_table
 from .errors import BadImageError
 from .images import open_rgb, sha256_file
@@ -37,8 +36,6 @@ def image_inventory(source, *, verify: bool = False, checksum: bool = True, work
     rotation). Unreadable or missing files are rows with readable = false and the reason in `error`; they never
     stop the inventory.
     """
-    from tqdm.auto import tqdm
-
     table = image_table(source, label=label, path=path)
     paths = table["path"].to_pylist()
 
@@ -51,12 +48,7 @@ def image_inventory(source, *, verify: bool = False, checksum: bool = True, work
                 row["error"] = row["error"] or f"cannot be read ({error.strerror or error})"
         return row
 
-    with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool, \
-            tqdm(total=len(paths), desc="inventory", unit="img", disable=not progress, leave=False) as bar:
-        rows = []
-        for row in pool.map(work, paths):
-            rows.append(row)
-            bar.update(1)
+    rows = map_in_threads(work, paths, workers=workers, desc="inventory", progress=progress)
     return with_inventory_columns(table, rows)
 
 

@@ -26,7 +26,7 @@ from .devices import autocast, resolve_channels_last, resolve_device, resolve_pr
 from .errors import ImagesAsDataError, listing
 from .inference import forward_rows
 from .splits import split_table
-from .transforms import Preprocessing, channel_statistics, normalize_batch, to_chw, train_view
+from .transforms import Preprocessing, channel_statistics, normalize_batch, train_view
 
 HISTORY_SCHEMA = pa.schema([
     ("epoch", pa.int64()), ("split", pa.string()), ("loss", pa.float64()), ("accuracy", pa.float64()),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 
@@ -24,7 +23,7 @@ def hash_files(paths) -> tuple[list, dict]:
 
     The hash is an image's identity: duplicates are asked about once, and cached answers are found by it.
     """
-    from ..cache import default_workers
+    from ..cache import map_in_threads
 
     def digest(path):
         try:
@@ -34,8 +33,7 @@ def hash_files(paths) -> tuple[list, dict]:
         except OSError as error:
             return None, f"cannot be read ({error.strerror or error})"
 
-    with ThreadPoolExecutor(max_workers=default_workers()) as pool:
-        results = list(pool.map(digest, paths))
+    results = map_in_threads(digest, paths)
     return [sha for sha, _ in results], {i: reason for i, (_, reason) in enumerate(results) if reason}
 
 
