@@ -16,6 +16,10 @@ APT_PACKAGES := python3 python3-venv python3-dev build-essential \
 	r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 pandoc
 R_PACKAGES := reticulate ggplot2 dplyr tibble tidyr testthat knitr rmarkdown roxygen2
 RUN_DIR ?= runs/demo
+# The real test images (ORL faces, the tweeted Rekognition examples): beside the checkout, or the project's shared
+# folder. Tests use them; `make test` fails rather than skips when they are missing.
+DATASETS ?= $(firstword $(abspath $(wildcard ../shared/datasets /work/shared/datasets)))
+export IMAGESASDATA_DATASETS ?= $(DATASETS)
 
 .PHONY: help install system-deps python-deps r-deps demo test test-python test-r check-r vignettes vignette-ci benchmark clean
 
@@ -71,7 +75,8 @@ test-r: python-deps r-deps
 check-r: python-deps r-deps
 	@bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
 	Rscript rpkg/tools/check-docs.R rpkg
-	IMAGESASDATA_PYTHON=$(abspath $(PY)) IMAGESASDATA_TEST_INSTALL=true Rscript rpkg/tools/run-tests.R rpkg/tests/testthat
+	IMAGESASDATA_PYTHON=$(abspath $(PY)) IMAGESASDATA_TEST_INSTALL=true IMAGESASDATA_REQUIRE_DATASETS=true \
+	  Rscript rpkg/tools/run-tests.R rpkg/tests/testthat
 	cd build/r && IMAGESASDATA_PYTHON=$(abspath $(PY)) IMAGESASDATA_SKIP_FINETUNE=true \
 	  _R_CHECK_FUTURE_FILE_TIMESTAMPS_=false _R_CHECK_SYSTEM_CLOCK_=0 _R_CHECK_TESTS_NLINES_=0 \
 	  R CMD check --no-manual imagesasdata_*.tar.gz

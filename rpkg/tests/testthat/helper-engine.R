@@ -54,7 +54,8 @@ broken_image <- function() {
 
 # ../shared/datasets beside the repository (ORL faces, the five tweeted images with their recorded Rekognition
 # answers): IMAGESASDATA_DATASETS, else beside the checkout the package was installed from, else beside the
-# working directory. Tests that need them skip when they are absent.
+# working directory. Tests that need them skip when they are absent, except under `make test`
+# (IMAGESASDATA_REQUIRE_DATASETS=true), where a skip would hide tests that never ran.
 shared_datasets <- function() {
   source <- imagesasdata:::build_record()$source
   candidates <- c(Sys.getenv("IMAGESASDATA_DATASETS"),
@@ -63,7 +64,9 @@ shared_datasets <- function() {
   for (candidate in candidates[nzchar(candidates)]) {
     if (dir.exists(file.path(candidate, "rekognition_examples"))) return(normalizePath(candidate))
   }
-  skip("the shared datasets are missing: set IMAGESASDATA_DATASETS to the folder holding orl_faces/")
+  why <- "the shared datasets are missing: set IMAGESASDATA_DATASETS to the folder holding orl_faces/"
+  if (identical(Sys.getenv("IMAGESASDATA_REQUIRE_DATASETS"), "true")) stop(why, call. = FALSE)
+  skip(why)
 }
 
 rekognition_examples <- function() file.path(shared_datasets(), "rekognition_examples")
