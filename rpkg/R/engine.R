@@ -256,18 +256,37 @@ install_engine <- function(source = NULL, envname = ENGINE_ENVNAME, python = NUL
   requirement <- if (length(extras)) sprintf("%s[%s]", source, paste(extras, collapse = ",")) else source
   if (!reticulate::virtualenv_exists(envname)) {
     message("Creating the virtualenv ", envname)
-    reticulate::virtualenv_create(envname, python = python, packages = NULL)
+    with_own_libpython(python, reticulate::virtualenv_create(envname, python = python, packages = NULL))
   }
   packages <- c(torch, torchvision, requirement)
   message("Installing ", paste(packages, collapse = ", "))
-  reticulate::virtualenv_install(envname, packages = packages, ignore_installed = FALSE,
-                                 pip_options = c("--upgrade", pip_options))
   interpreter <- reticulate::virtualenv_python(envname)
+  with_own_libpython(interpreter, reticulate::virtualenv_install(envname, packages = packages, ignore_installed = FALSE,
+                                                                 pip_options = c("--upgrade", pip_options)))
   message("The imagesasdata engine is installed in ", interpreter, ".\n",
           if (reticulate::py_available(initialize = FALSE)) "Restart R to use it" else "",
           if (!identical(envname, ENGINE_ENVNAME))
             sprintf("\nTo use it, set IMAGESASDATA_PYTHON=%s before loading imagesasdata", interpreter) else "")
   invisible(interpreter)
+}
+
+# R puts its own LD_LIBRARY_PATH (/usr/lib/R/lib:/usr/lib/x86_64-linux-gnu:...) before a Python's RUNPATH. A Python
+# built with a shared libpython (pyenv, a source build) started from R then loads the system's libpython of
+# another patch release and fails on its first C extension - measured: pip's `import _ssl` fails with an undefined
+# symbol, so pip cannot reach PyPI. Evaluate `code` with that Python's own library folder first (Linux only; the
+# engine does the same for the Ray processes it starts).
+with_own_libpython <- function(python, code) {
+  old <- Sys.getenv("LD_LIBRARY_PATH")
+  if (!is.null(python) && nzchar(old) && identical(Sys.info()[["sysname"]], "Linux")) {
+    query <- "import sysconfig as s; print((s.get_config_var('LIBDIR') or '') if s.get_config_var('Py_ENABLE_SHARED') else '')"
+    libdir <- tryCatch(suppressWarnings(system2(python, c("-c", shQuote(query)), stdout = TRUE, stderr = FALSE)),
+                       error = function(e) character())
+    if (length(libdir) == 1 && nzchar(libdir) && !startsWith(old, paste0(libdir, ":"))) {
+      Sys.setenv(LD_LIBRARY_PATH = paste(libdir, old, sep = ":"))
+      on.exit(Sys.setenv(LD_LIBRARY_PATH = old), add = TRUE)
+    }
+  }
+  code
 }
 
 engine_source <- function(source) {

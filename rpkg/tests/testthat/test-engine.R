@@ -110,6 +110,15 @@ test_that("install_engine() needs a real engine source and says how to give one"
   expect_error(install_engine(), class = "imagesasdata_argument_error", regexp = "IMAGESASDATA_SOURCE")
 })
 
+test_that("Pythons started from R load their own libpython, so pip's ssl works under R", {
+  skip_if_no_engine()
+  python <- engine_python()$python
+  import_ssl <- function() system2(python, c("-c", shQuote("import ssl")), stdout = FALSE, stderr = FALSE)
+  before <- Sys.getenv("LD_LIBRARY_PATH")
+  expect_equal(imagesasdata:::with_own_libpython(python, import_ssl()), 0L)
+  expect_equal(Sys.getenv("LD_LIBRARY_PATH"), before)
+})
+
 test_that("install_engine() builds a virtualenv and installs the engine into it", {
   # pip builds the engine from source (fetching setuptools from the package index), so this runs only when
   # asked: `make test` sets IMAGESASDATA_TEST_INSTALL=true. torch is left out to keep it to seconds.
