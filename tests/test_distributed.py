@@ -6,6 +6,7 @@ results table, without re-running finished configurations and resuming an interr
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -301,8 +302,11 @@ def test_a_grid_on_ray_tune_gives_the_local_results(ray_cluster, sample_data, tm
     assert [h["epoch"] for h in first_epoch] == [1, 1]
 
     # ... and finish the grid on Ray Tune: config_001 is not re-run, config_002 resumes at epoch 2.
-    on_ray = iad.tune(sample_data / "faces", grid, out=tmp_path / "ray", backend="ray", **GRID_OPTIONS)
-    assert any((tmp_path / "ray" / "ray_tune").rglob("result.json"))  # it ran as a Ray Tune trial
+    on_ray = iad.tune(sample_data / "faces", grid, out=tmp_path / "ray", backend="ray", cpus_per_trial=2,
+                      **GRID_OPTIONS)
+    trials = [json.loads(f.read_text().splitlines()[-1]) for f in (tmp_path / "ray" / "ray_tune").rglob("result.json")]
+    assert len(trials) == 1  # it ran as a Ray Tune trial, and only the unfinished configuration did
+    assert (trials[0]["cpus"], trials[0]["gpus"], trials[0]["threads"]) == (2.0, 0.0, 2)  # what it reserved, it used
     assert (configs / "config_001" / "model.safetensors").stat().st_mtime_ns == finished
     resumed = iad.load_run(configs / "config_002")
     assert resumed.status == "complete" and resumed.history.to_pylist()[:2] == first_epoch

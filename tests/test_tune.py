@@ -87,6 +87,18 @@ def test_bad_configuration_fails_before_training(sample_data, tmp_path):
     assert not (tmp_path / "grid" / "configs").exists()
 
 
+@pytest.mark.parametrize("resources, message", [
+    (dict(cpus_per_trial=2), "cpus_per_trial applies only to Ray Tune trials: pass backend='ray'"),
+    (dict(cpus_per_trial=2, gpus_per_trial=1, backend="ray_cluster"), "cpus_per_trial and gpus_per_trial apply only to Ray Tune trials"),
+    (dict(cpus_per_trial=0, backend="ray"), "cpus_per_trial=0: give a number of at least 0.01"),
+    (dict(gpus_per_trial="one", backend="ray"), "gpus_per_trial='one'"),
+])
+def test_trial_resources_are_checked_before_anything_runs(sample_data, tmp_path, resources, message):
+    with pytest.raises(ImagesAsDataError, match=message):
+        iad.tune(sample_data / "faces", {"momentum": [0.7, 0.9]}, out=tmp_path / "grid", **resources, **FAST)
+    assert not (tmp_path / "grid").exists()
+
+
 @pytest.mark.parametrize("options", [
     dict(image_size=64, epochs=1, progress=False, seed=3),                                   # full fine-tuning
     dict(image_size=64, epochs=1, progress=False, seed=3, freeze="backbone", augment_crop=False, dropout=0.3),

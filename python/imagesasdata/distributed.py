@@ -193,11 +193,16 @@ def grid_trial(config: dict, table: pa.Table, configurations: dict, options: dic
 
     from .tune import run_config
 
+    import ray
+
     torch.set_num_threads(threads)
     config_id = config["config_id"]
     run = run_config(table, config_id, configurations[config_id], options, Path(out), {})
     estimator = None if len(run.classes) == 2 else "multiclass"
-    ray_tune.report({"val_accuracy": run.metric("accuracy", "val", estimator), "status": run.status})
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    ray_tune.report({"val_accuracy": run.metric("accuracy", "val", estimator), "status": run.status,
+                     "threads": torch.get_num_threads(), "cpus": assigned.get("CPU", 0.0),
+                     "gpus": assigned.get("GPU", 0.0)})
 
 
 def tune_on_ray(table: pa.Table, configurations, ids, options: dict, out, *, cpus_per_trial: float = 1,

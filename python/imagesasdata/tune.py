@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import numbers
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,8 @@ class Grid:
 
 
 def tune(data, grid="book", *, out=None, label: str | None = None, path: str | None = None,
-         select_on: str = "accuracy", backend: str = "local", **options) -> Grid:
+         select_on: str = "accuracy", backend: str = "local", cpus_per_trial: float | None = None,
+         gpus_per_trial: float | None = None, **options) -> Grid:
     """Fine-tune every configuration of `grid` on one split of `data` and pick the best on validation.
 
     grid: "book" (the book's 12 configurations), a dict of lists such as {"learning_rate": [0.001, 0.01],
@@ -84,6 +86,8 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
     out: the grid directory (default: a temporary folder): grid.json, configs/<id>/ run directories,
       results.parquet, history.parquet, test_metrics.parquet. Re-running with the same out resumes.
     backend: "local" runs configurations one after another here; "ray" runs them as Ray Tune trials.
+    cpus_per_trial, gpus_per_trial: what each Ray Tune trial reserves (default: 1 CPU, and 1 GPU on a cluster with
+      GPUs); a trial trains with as many threads as its CPUs. Fractions of a GPU put several trials on one card.
     Raises ImagesAsDataError for a bad grid or options, before anything is trained.
     """
     configurations, fixed = expand_grid(grid)
@@ -93,6 +97,7 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
         TrainConfig.from_options(**{**options, **configuration})
     if select_on not in ("accuracy", "f1", "loss"):
         raise ImagesAsDataError(f"select_on={select_on!r}: choose accuracy, f1 or loss")
+    trial_resources = _trial_resources(backend, cpus_per_trial, gpus_per_trial)
     base = TrainConfig.from_options(**options)
     out = runs.new_run_dir(out)
     parameters = list(dict.fromkeys(k for c in configurations for k in c))
@@ -113,7 +118,7 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
     if backend == "ray":
         from .distributed import tune_on_ray
 
-        tune_on_ray(train_val, configurations, ids, options, out)
+        tune_on_ray(train_val, configurations, ids, options, out, **trial_resources)
     elif backend == "local":
         shared_images: dict = {}
         for number, (config_id, configuration) in enumerate(zip(ids, configurations), start=1):
@@ -206,6 +211,21 @@ def load_grid(path) -> Grid:
     test = splits.filter(pc.equal(splits["split"], "test"))
     base = TrainConfig.from_options(**{k: v for k, v in spec["options"].items()}, progress=False)
     return collect(path, ids, configurations, parameters, spec["select_on"], test, base)
+
+
+def _trial_resources(backend: str, cpus_per_trial, gpus_per_trial) -> dict:
+    """The Ray Tune resources of one trial, checked before anything trains."""
+    given = {"cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial}
+    given = {name: value for name, value in given.items() if value is not None}
+    if given and backend != "ray":
+        several = len(given) > 1
+        raise ImagesAsDataError(f"{' and '.join(given)} {'apply' if several else 'applies'} only to Ray Tune trials: "
+                                f"pass backend='ray' (CLI: --backend ray), or leave {'them' if several else 'it'} out")
+    for name, value in given.items():
+        low = 0 if name == "gpus_per_trial" else 0.01
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= low:
+            raise ImagesAsDataError(f"{name}={value!r}: give a number of at least {low} (e.g. {name}=2)")
+    return {name: float(value) for name, value in given.items()}
 
 
 def tune_tasks(tasks: dict, grid="book", *, out=None, **options) -> dict:

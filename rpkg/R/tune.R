@@ -23,6 +23,9 @@
 #' @param select_on Validation measure that picks the configuration: `"accuracy"` (the book's), `"f1"` or `"loss"`.
 #' @param backend `"local"` runs configurations one after another in this R session; `"ray"` runs them as Ray Tune
 #'   trials (on the cluster named by `RAY_ADDRESS`, else on this machine).
+#' @param cpus_per_trial,gpus_per_trial With `backend = "ray"`: what each trial reserves (default: 1 CPU, and 1 GPU
+#'   on a cluster with GPUs). A trial trains with as many threads as its CPUs; `gpus_per_trial = 0.5` puts two
+#'   trials on one card.
 #' @param progress Show progress (default: only in an interactive session).
 #' @return A `cnn_grid`: `results` (a tibble, one row per configuration: `config_id`, the grid's options,
 #'   `best_epoch`, `val_accuracy`, `val_precision`, `val_recall`, `val_f1`, `val_loss`, `seconds`, `status`),
@@ -42,7 +45,8 @@
 #' best_cnn(grid)
 #' }
 tune_cnn <- function(data, grid = "book", ..., out = NULL, label = NULL, path = NULL, select_on = "accuracy",
-                     backend = c("local", "ray"), progress = interactive()) {
+                     backend = c("local", "ray"), cpus_per_trial = NULL, gpus_per_trial = NULL,
+                     progress = interactive()) {
   backend <- match.arg(backend)
   options <- train_options(list(...))
   result <- engine_call_list(engine()$tune, c(list(
@@ -50,7 +54,7 @@ tune_cnn <- function(data, grid = "book", ..., out = NULL, label = NULL, path = 
     out = if (is.null(out)) NULL else path.expand(arg_string(out, "out")),
     label = arg_string(label, "label", null = TRUE), path = arg_string(path, "path", null = TRUE),
     select_on = arg_string(select_on, "select_on"), backend = backend, progress = arg_flag(progress, "progress")
-  ), options))
+  ), trial_resources(cpus_per_trial, gpus_per_trial), options))
   new_cnn_grid(result, select_on)
 }
 
@@ -73,7 +77,7 @@ tune_cnn <- function(data, grid = "book", ..., out = NULL, label = NULL, path = 
 #' grid_summary(grids)
 #' }
 tune_tasks_cnn <- function(tasks, grid = "book", ..., out = NULL, select_on = "accuracy", backend = c("local", "ray"),
-                           progress = interactive()) {
+                           cpus_per_trial = NULL, gpus_per_trial = NULL, progress = interactive()) {
   backend <- match.arg(backend)
   if (!is.list(tasks) || is.data.frame(tasks) || !length(tasks) || is.null(names(tasks)) || any(!nzchar(names(tasks))) ||
       anyDuplicated(names(tasks))) {
@@ -86,10 +90,17 @@ tune_tasks_cnn <- function(tasks, grid = "book", ..., out = NULL, select_on = "a
     reticulate::r_to_py(data), grid_spec(grid),
     out = if (is.null(out)) NULL else path.expand(arg_string(out, "out")),
     select_on = arg_string(select_on, "select_on"), backend = backend, progress = arg_flag(progress, "progress")
-  ), options))
+  ), trial_resources(cpus_per_trial, gpus_per_trial), options))
   grids <- lapply(names(tasks), function(name) new_cnn_grid(reticulate::py_get_item(result, name), select_on))
   names(grids) <- names(tasks)
   structure(grids, class = "cnn_grids")
+}
+
+# Ray Tune's per-trial resources, passed only when given (the engine checks them against the backend).
+trial_resources <- function(cpus_per_trial, gpus_per_trial) {
+  resources <- list(cpus_per_trial = arg_number(cpus_per_trial, "cpus_per_trial", null = TRUE),
+                    gpus_per_trial = arg_number(gpus_per_trial, "gpus_per_trial", null = TRUE))
+  resources[!vapply(resources, is.null, logical(1))]
 }
 
 #' Re-open a grid directory

@@ -29,6 +29,10 @@ def add_commands(subparsers) -> None:
     tune.add_argument("--select-on-grid", dest="grid_select_on", default="accuracy",
                       help="validation measure that picks the configuration: accuracy, f1 or loss")
     tune.add_argument("--backend", default="local", help="'local' or 'ray' (Ray Tune trials; joins RAY_ADDRESS)")
+    tune.add_argument("--cpus-per-trial", type=float,
+                      help="Ray: CPUs each trial reserves, and its training threads (default: 1)")
+    tune.add_argument("--gpus-per-trial", type=float,
+                      help="Ray: GPUs each trial reserves; 0.5 puts two trials on a card (default: 1 when there are GPUs)")
     tune.add_argument("--label", help="label column of a table (default: label)")
     tune.add_argument("--path", help="path column of a table")
     add_dataclass_options(tune, TrainConfig, OPTION_HELP)
@@ -57,7 +61,8 @@ def run_tune(args) -> int:
     from ..tune import tune
 
     grid = tune(args.data, _grid(args.grid), out=args.out, label=args.label, path=args.path,
-                select_on=args.grid_select_on, backend=args.backend, **given_options(args, TrainConfig))
+                select_on=args.grid_select_on, backend=args.backend, cpus_per_trial=args.cpus_per_trial,
+                gpus_per_trial=args.gpus_per_trial, **given_options(args, TrainConfig))
     print(grid)
     print()
     print_table(grid.results.drop_columns(["status"]))

@@ -30,6 +30,20 @@ test_that("a bad configuration fails in the engine before anything trains, with 
                class = "imagesasdata_error", regexp = "unknown option 'epocs'")
 })
 
+test_that("Ray Tune's trial resources are checked in R and in the engine before anything trains", {
+  expect_error(tune_cnn("x", backend = "ray", cpus_per_trial = "2"), class = "imagesasdata_argument_error",
+               regexp = "`cpus_per_trial` must be a number")
+  skip_if_no_engine()
+  out <- tempfile("grid")
+  expect_error(tune_cnn(file.path(sample_data(), "faces"), list(momentum = c(0.7, 0.9)), cpus_per_trial = 2,
+                        out = out, progress = FALSE),
+               class = "imagesasdata_error", regexp = "pass backend='ray'")
+  expect_error(tune_tasks_cnn(list(a = file.path(sample_data(), "faces")), list(momentum = 0.9), backend = "ray",
+                              gpus_per_trial = -1, out = out, progress = FALSE),
+               class = "imagesasdata_error", regexp = "gpus_per_trial=-1.0: give a number of at least 0")
+  expect_false(dir.exists(file.path(out, "configs")))
+})
+
 test_that("tune_cnn() returns a cnn_grid: one row per configuration, exactly the engine's results", {
   grid <- small_grid()
   expect_s3_class(grid, "cnn_grid")
