@@ -59,7 +59,7 @@ r-deps: system-deps
 	fi
 
 demo: install
-	$(PY) -m imagesasdata.cli finetune data/faces --out $(RUN_DIR) --epochs 8 --learning-rate 0.005 --no-progress
+	$(PY) -m imagesasdata.cli finetune data/faces --out $(RUN_DIR) --epochs 8 --learning-rate 0.005 --no-augment-crop --no-progress
 	$(PY) -m imagesasdata.cli predict $(RUN_DIR) data/new_images --out $(RUN_DIR)/new_images.csv --no-progress
 
 test: install test-python test-r
