@@ -188,12 +188,11 @@ def predict_on_ray(run, table: pa.Table, *, batch_size: int = 32, device: str = 
 def grid_trial(config: dict, table: pa.Table, configurations: dict, options: dict, out: str, threads: int) -> None:
     """One Ray Tune trial: fine-tune one configuration into out/configs/<config_id>, as tune.run_config does
     locally (a finished configuration is not re-run; an interrupted one resumes from its checkpoint)."""
+    import ray
     import torch
     from ray import tune as ray_tune
 
     from .tune import run_config
-
-    import ray
 
     torch.set_num_threads(threads)
     config_id = config["config_id"]
