@@ -138,13 +138,18 @@ new_cnn_fit <- function(run) {
 }
 
 # The engine's Run behind a fit.
-run_of <- function(fit) {
-  run <- fit$cache$run
-  if (is.null(run) || reticulate::py_is_null_xptr(run)) {
-    run <- engine_call(engine()$load_run, fit$path)
-    if (is.environment(fit$cache)) fit$cache$run <- run
+run_of <- function(fit) engine_object(fit, "run", "load_run")
+
+# The engine object behind an R object (a Run behind a cnn_fit, a Grid behind a cnn_grid): kept in the object's
+# cache environment, and loaded again from its path by the engine's `loader` when missing or when the Python
+# session it belonged to is gone (an object restored with readRDS()).
+engine_object <- function(x, slot, loader) {
+  object <- x$cache[[slot]]
+  if (is.null(object) || reticulate::py_is_null_xptr(object)) {
+    object <- engine_call(reticulate::py_get_attr(engine(), loader), x$path)
+    if (is.environment(x$cache)) assign(slot, object, envir = x$cache)
   }
-  run
+  object
 }
 
 #' @export

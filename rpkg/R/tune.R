@@ -136,14 +136,7 @@ new_cnn_grid <- function(grid, select_on) {
 }
 
 # The engine's Grid behind a cnn_grid.
-grid_of <- function(grid) {
-  object <- grid$cache$grid
-  if (is.null(object) || reticulate::py_is_null_xptr(object)) {
-    object <- engine_call(engine()$load_grid, grid$path)
-    if (is.environment(grid$cache)) grid$cache$grid <- object
-  }
-  object
-}
+grid_of <- function(grid) engine_object(grid, "grid", "load_grid")
 
 # The engine's metrics table in cnn_metrics()'s (yardstick's) shape.
 yardstick_shape <- function(metrics) {
