@@ -30,6 +30,8 @@ def test_who_is_this_40_people(orl_faces, tmp_path):
     for row in splits:
         per_person.setdefault(row["label"], []).append(row["split"])
     assert all(sorted(v) == ["train"] * 8 + ["val"] * 2 for v in per_person.values())
+    # Why 0.90 holds on any CPU: measured 0.9625 (77 of 80) on an AVX-512 machine and above 0.95 on an AVX2 one;
+    # the bound leaves 5 more mistakes of 80 for another float path. A broken pipeline lands near 1/40.
     assert run.metric("accuracy", "val") >= 0.90
     # model selection was on validation; the macro averages are reported too
     assert run.metric("f1", "val", "macro") >= 0.85
@@ -44,6 +46,8 @@ def test_one_person_versus_others(orl_faces, tmp_path):
     run = iad.finetune(table, out=tmp_path / "run", image_size=112, epochs=5, learning_rate=0.005,
                        augment_crop=False, val_fraction=0.3, progress=False, seed=0)
     assert run.positive_class == "positive"
+    # Measured 1.0 on accuracy, recall and precision (AVX-512 and AVX2), already 0.975 accuracy after epoch 1: the
+    # bounds leave room for one missed positive of the 3 and six false alarms of the 117 negatives.
     assert run.metric("accuracy", "val") >= 0.95
     # accuracy alone would reward calling everyone "negative": the positives must be found too
     assert run.metric("recall", "val") >= 2 / 3
