@@ -184,20 +184,25 @@ def test_detect_labels_over_http(server, rekognition_examples, tmp_path):
 def test_dry_run_counts_prices_and_sends_nothing(server, faces, tmp_path, capsys):
     url, recorder = server
     shutil.copy(faces / "s1_1.png", faces / "copy_of_s1_1.png")                 # a duplicate: one call, not two
-    (faces / "broken.png").write_bytes(b"")
+    (faces / "broken.png").write_bytes(b"")                                   # cannot be read: not sent
+    (faces / "notes.png").write_text("not an image")                           # readable, but never sent either
     plan = iad.rekognition_labels(faces, endpoint_url=url, cache=tmp_path / "cache", dry_run=True,
                                   price_per_1000=1.25, progress=False)
     assert recorder.requests == 0
     row = plan.to_pylist()[0]
-    assert row == {"operation": "DetectLabels", "images": 26, "distinct_images": 25, "unreadable": 0, "cached": 0,
-                   "calls": 25, "price_per_1000": 1.25, "estimated_cost_usd": pytest.approx(25 * 1.25 / 1000)}
-    assert "25 calls" in capsys.readouterr().out
-    # Label 10 of them for real, then the plan only counts the other 15.
+    assert row == {"operation": "DetectLabels", "images": 27, "distinct_images": 25, "unreadable": 2, "cached": 0,
+                   "calls": 24, "price_per_1000": 1.25, "estimated_cost_usd": pytest.approx(24 * 1.25 / 1000)}
+    assert "24 calls" in capsys.readouterr().out
+    # The plan is exact: a real run sends what it counted.
+    iad.rekognition_labels(faces, endpoint_url=url, cache=tmp_path / "exact", progress=False)
+    assert recorder.requests == 24
+    recorder.reset()
+    # Label 10 of them for real, then the plan only counts the other 14.
     some = sorted(faces.glob("s2_*.png")) + sorted(faces.glob("s3_*.png"))[:2]
     iad.rekognition_labels([str(p) for p in some], endpoint_url=url, cache=tmp_path / "cache", progress=False)
     assert recorder.requests == 10
     plan = iad.rekognition_labels(faces, endpoint_url=url, cache=tmp_path / "cache", dry_run=True, progress=False)
-    assert plan["cached"].to_pylist() == [10] and plan["calls"].to_pylist() == [15]
+    assert plan["cached"].to_pylist() == [10] and plan["calls"].to_pylist() == [14]
     assert recorder.requests == 10
 
 

@@ -143,7 +143,10 @@ def test_interrupted_run_keeps_the_best_model_and_resumes_to_the_same_result(sam
     interrupted = iad.load_run(tmp_path / "resumed")
     assert interrupted.status == "interrupted"
     assert interrupted.description["epochs_run"] == 2
-    assert interrupted.predict(sample_data / "new_images", progress=False).num_rows == 12  # usable as is
+    # an unfinished run is refused unless the caller opts in, and then it is usable as is
+    with pytest.raises(ImagesAsDataError, match="did not finish: it was interrupted after epoch 2.*resume=True"):
+        interrupted.predict(sample_data / "new_images", progress=False)
+    assert interrupted.predict(sample_data / "new_images", progress=False, allow_unfinished=True).num_rows == 12
 
     monkeypatch.setattr(train_module.Trainer, "run_epoch", original)
     resumed = iad.finetune(sample_data / "faces", out=tmp_path / "resumed", resume=True, **options)

@@ -111,8 +111,12 @@ def test_weights_of_the_wrong_shape(fitted, tmp_path):
     weights["classifier.weight"] = weights["classifier.weight"][:3]
     weights["classifier.bias"] = weights["classifier.bias"][:3]
     save_file(weights, str(copy.path / "model.safetensors"))
-    with pytest.raises(ImagesAsDataError, match=r"do not match the architecture.*classifier.weight: file \(3, 1280\)"):
+    # a replaced weights file is refused by its checksum before it is even loaded ...
+    with pytest.raises(ImagesAsDataError, match=r"is not the file this run wrote \(its SHA-256 differs"):
         iad.load_run(copy.path).model()
+    # ... and weights that do not fit the architecture are refused when the model is built
+    with pytest.raises(ImagesAsDataError, match=r"do not match the architecture.*classifier.weight: file \(3, 1280\)"):
+        iad.runs.build_model(copy.description, weights)
 
 
 def test_not_a_run_directory(tmp_path):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from .errors import ImagesAsDataError, did_you_mean
+from .transforms import MIN_IMAGE_SIZE
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SELECT_ON = ("accuracy", "loss", "f1")
@@ -53,6 +55,29 @@ OPTION_HELP = {
 }
 
 
+def whole_number(name: str, value) -> int:
+    """`value` as an int, or an error naming the option (True, 2.5, "ten" and NaN are refused)."""
+    try:
+        if isinstance(value, bool) or int(value) != float(value):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ImagesAsDataError(f"{name}={value!r} must be a whole number") from None
+
+
+def real_number(name: str, value) -> float:
+    """`value` as a finite float, or an error naming the option (NaN and infinity are refused)."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ImagesAsDataError(f"{name}={value!r} must be a number") from None
+    if not math.isfinite(number):
+        raise ImagesAsDataError(f"{name}={value!r} must be a finite number")
+    return number
+
+
 @dataclass
 class TrainConfig:
     architecture: str = "efficientnet_lite0"
@@ -93,21 +118,35 @@ class TrainConfig:
     RUNTIME = ("device", "precision", "channels_last", "cache", "feature_cache", "num_workers", "progress")
 
     def __post_init__(self):
+        # Every number is checked here, before anything is read or trained: a NaN or a negative rate would
+        # otherwise train to NaN weights and a run marked complete.
         for name in ("epochs", "batch_size", "step_size", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value:
-                raise ImagesAsDataError(f"{name}={value!r} must be a whole number")
-            setattr(self, name, int(value))
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "step_size": self.step_size}
-        for name, value in positive.items():
-            if value < 1:
-                raise ImagesAsDataError(f"{name}={value} must be at least 1")
+            setattr(self, name, whole_number(name, getattr(self, name)))
+        for name in ("epochs", "batch_size", "step_size"):
+            if getattr(self, name) < 1:
+                raise ImagesAsDataError(f"{name}={getattr(self, name)} must be at least 1")
+        if not 0 <= self.seed < 2**32:
+            raise ImagesAsDataError(f"seed={self.seed} must be a whole number from 0 to {2**32 - 1}")
         for name in ("learning_rate", "momentum", "weight_decay", "gamma", "dropout", "val_fraction", "test_fraction"):
-            setattr(self, name, float(getattr(self, name)))
+            setattr(self, name, real_number(name, getattr(self, name)))
         if self.learning_rate <= 0:
             raise ImagesAsDataError(f"learning_rate={self.learning_rate} must be above 0 (the book uses 0.001)")
         if not 0 <= self.momentum < 1:
             raise ImagesAsDataError(f"momentum={self.momentum} must be at least 0 and below 1 (the book uses 0.9)")
+        if self.weight_decay < 0:
+            raise ImagesAsDataError(f"weight_decay={self.weight_decay} must be at least 0 (the book uses 0)")
+        if not 0 < self.gamma <= 1:
+            raise ImagesAsDataError(f"gamma={self.gamma} must be above 0 and at most 1: the learning rate is multiplied "
+                                    "by it every step_size epochs (the book uses 0.1; 1 keeps the rate constant)")
+        if not 0 <= self.dropout < 1:
+            raise ImagesAsDataError(f"dropout={self.dropout} must be at least 0 and below 1")
+        for name in ("val_fraction", "test_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ImagesAsDataError(f"{name}={getattr(self, name)} must be at least 0 and below 1 (the book holds "
+                                        "out 0.2 for validation)")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ImagesAsDataError(f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} leaves "
+                                    "no images to train on; keep their sum below 1")
         self.optimizer = str(self.optimizer).lower()
         if self.optimizer not in OPTIMIZERS:
             raise ImagesAsDataError(f"optimizer={self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
@@ -118,11 +157,19 @@ class TrainConfig:
         if self.cache not in CACHE_MODES:
             raise ImagesAsDataError(f"cache={self.cache!r}: choose one of {', '.join(CACHE_MODES)}")
         if self.patience is not None:
-            self.patience = int(self.patience)
+            self.patience = whole_number("patience", self.patience)
             if self.patience < 1:
                 raise ImagesAsDataError(f"patience={self.patience} must be at least 1 epoch (or None to never stop early)")
-        if self.image_size is not None:
-            self.image_size = int(self.image_size)
+        if self.num_workers is not None:
+            self.num_workers = whole_number("num_workers", self.num_workers)
+            if self.num_workers < 1:
+                raise ImagesAsDataError(f"num_workers={self.num_workers} must be at least 1 (or None for one per core)")
+        for name in ("image_size", "resize_size"):
+            if getattr(self, name) is not None:
+                setattr(self, name, whole_number(name, getattr(self, name)))
+        if self.image_size is not None and self.image_size < MIN_IMAGE_SIZE:
+            raise ImagesAsDataError(f"image_size={self.image_size} is too small; use at least {MIN_IMAGE_SIZE} "
+                                    "(the book uses 224)")
         if self.weights in ("none", "None", False):
             self.weights = None
         if self.positive_class is not None:

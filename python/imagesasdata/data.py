@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from .errors import ImagesAsDataError, did_you_mean, listing
-from .images import IMAGE_EXTENSIONS, is_image_file, list_image_files, require_folder
+from .images import IMAGE_EXTENSIONS, is_image_file, list_image_files, path_text, require_folder
 from .tables import is_table_file, to_arrow
 
 SPLITS = ("train", "val", "test")
@@ -24,7 +24,7 @@ CORE_COLUMNS = ("image_id", "path", "label", "split")
 
 
 def image_table(source, *, label: str | None = None, path: str | None = None, image_id: str | None = None,
-                split: str | None = None, root=None) -> pa.Table:
+                split: str | None = None, root=None, encoding: str = "utf-8") -> pa.Table:
     """Inventory labelled (or unlabelled) images as a table with columns image_id, path, label, split.
 
     source: a folder in the book's layout (train/ and val/, optionally test/, each holding one folder per class);
@@ -34,6 +34,7 @@ def image_table(source, *, label: str | None = None, path: str | None = None, im
       path/file/filename/image…; "image_id" and "split" when present).
     root: folder that relative paths in a table are resolved against (default: the table file's folder, or the
       working directory for in-memory tables).
+    encoding: the text encoding of a CSV/TSV source (default UTF-8).
     Paths in the result are absolute; image_id is the path relative to the source folder unless given.
     """
     if isinstance(source, (str, os.PathLike)) and not is_table_file(source):
@@ -44,7 +45,7 @@ def image_table(source, *, label: str | None = None, path: str | None = None, im
         return _from_files(source)
     if root is None and isinstance(source, (str, os.PathLike)):
         root = Path(source).expanduser().resolve().parent
-    return _from_table(to_arrow(source), label=label, path=path, image_id=image_id, split=split,
+    return _from_table(to_arrow(source, encoding), label=label, path=path, image_id=image_id, split=split,
                        root=Path(root) if root is not None else Path.cwd())
 
 
@@ -77,13 +78,19 @@ def _class_folder_rows(folder: Path, relative_to: Path, split_name):
     rows = []
     for image in images:
         parts = image.relative_to(folder).parts
-        label = parts[0] if len(parts) > 1 else None
-        rows.append((image.relative_to(relative_to).as_posix(), str(image.resolve()), label, split_name))
+        label = path_text(parts[0]) if len(parts) > 1 else None
+        rows.append((path_text(image.relative_to(relative_to).as_posix()), absolute_path(image), label, split_name))
     return rows
 
 
+def absolute_path(path) -> str:
+    """The absolute, symlink-resolved path as text (path_text). A link in a loop does not raise here: the path is
+    kept as given, and decoding reports the loop on that image's row."""
+    return path_text(os.path.realpath(os.path.expanduser(path)))
+
+
 def _from_files(files) -> pa.Table:
-    paths = [Path(f).expanduser().resolve() for f in files]
+    paths = [Path(absolute_path(f)) for f in files]
     if not paths:
         raise ImagesAsDataError("no image paths given")
     return _build([(image_id, str(p), None, None) for image_id, p in zip(relative_ids(paths), paths)])
@@ -117,7 +124,7 @@ def _from_table(table: pa.Table, *, label, path, image_id, split, root: Path) ->
     missing = [i + 1 for i, p in enumerate(raw_paths) if p is None or p == ""]
     if missing:
         raise ImagesAsDataError(f"column {path_column!r} is empty in rows {listing(missing)}; every row needs an image path")
-    paths = [str((root / Path(p).expanduser()).resolve()) for p in raw_paths]
+    paths = [absolute_path(root / Path(p).expanduser()) for p in raw_paths]
     if image_id or "image_id" in columns:
         ids = _strings(table[image_id or "image_id"])
     else:

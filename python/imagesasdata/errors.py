@@ -29,5 +29,6 @@ def did_you_mean(name: str, choices) -> str:
     """A ' Did you mean …?' hint for a misspelt option or name, or ''."""
     import difflib
 
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=3, cutoff=0.6)
+    unique = list(dict.fromkeys(str(c) for c in choices))   # a name offered by two libraries is suggested once
+    close = difflib.get_close_matches(str(name), unique, n=3, cutoff=0.6)
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

@@ -6,8 +6,11 @@ their first frame; Pillow's decompression-bomb guard is enforced as an error, no
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -36,21 +39,73 @@ def is_image_file(path) -> bool:
 def list_image_files(folder, recursive: bool = True) -> tuple[list[Path], list[Path]]:
     """Image files under `folder`, sorted, and the other (non-image) files found beside them.
 
-    Hidden files and folders (".DS_Store", ".ipynb_checkpoints") are ignored altogether.
+    Hidden files and folders (".DS_Store", ".ipynb_checkpoints") are ignored altogether. Everything else with an
+    image extension is listed, even when it cannot be an image — a broken link, a link in a loop, a folder named
+    x.jpg, a name that is not valid UTF-8 — so that it becomes a row with the reason instead of vanishing.
     """
     folder = Path(folder)
     images, others = [], []
     walker = os.walk(folder) if recursive else [(str(folder), [], os.listdir(folder))]
     for root, dirs, files in walker:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        images += [Path(root) / d for d in dirs if is_image_file(d)]   # a folder named x.jpg: listed, and searched
         for name in sorted(files):
             if name.startswith("."):
                 continue
             path = Path(root) / name
-            if not path.is_file():
-                continue
-            (images if is_image_file(path) else others).append(path)
+            if is_image_file(path):
+                images.append(path)
+            elif os.path.isfile(path):
+                others.append(path)
     return sorted(images), sorted(others)
+
+
+def path_text(path) -> str:
+    """A path as text that Arrow, Parquet and R can hold. A name that is not valid UTF-8 (a file copied from an
+    old Windows or Mac disk) keeps its odd bytes as backslash escapes, e.g. 'caf\\xe9.jpg'; open_rgb() recognises
+    such a name and says what is wrong with it."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def _undecodable_original(path: str) -> bytes | None:
+    """The bytes name of an existing file whose name path_text() escaped, or None."""
+    if "\\x" not in path:
+        return None
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m.group(1), 16)]), path.encode("utf-8"))
+    return raw if raw != path.encode("utf-8") and os.path.lexists(raw) else None
+
+
+def unusable_file(path: Path) -> str | None:
+    """Why `path` cannot be an image file before it is even opened (missing, a link in a loop, a folder, not
+    readable), or None."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        original = _undecodable_original(str(path))
+        if original is not None:
+            return ("its name is not valid UTF-8 (bytes " + repr(os.path.basename(original)) + "); rename the file "
+                    "to a UTF-8 name (e.g. `convmv -f latin1 -t utf8 --notest`) and run again")
+        if os.path.islink(path):
+            return f"a broken symbolic link (to {os.readlink(path)}); fix or remove the link"
+        return "file not found; check the path (relative paths are resolved from the table's folder)"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link in a loop (it points back to itself); fix or remove the link"
+        return f"cannot be read ({error.strerror or error}); check the file's permissions"
+    if stat.S_ISDIR(status.st_mode):
+        return "a folder, not an image file (its name ends like an image's); rename it or list the files inside"
+    if not stat.S_ISREG(status.st_mode):
+        return "not a regular file (a device, socket or pipe)"
+    if status.st_size == 0:
+        return "empty file (0 bytes); the download or copy probably failed — remove it or fetch it again"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permission denied); check the file's permissions (chmod a+r)"
+    return None
 
 
 def open_rgb(path, draft_size: int | None = None, max_pixels: int | None = None) -> Image.Image:
@@ -62,14 +117,9 @@ def open_rgb(path, draft_size: int | None = None, max_pixels: int | None = None)
     Raises BadImageError saying why the file cannot be used.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise BadImageError(path, "file not found; check the path (relative paths are resolved from the table's folder)")
-    except OSError as error:
-        raise BadImageError(path, f"cannot be read ({error.strerror or error})")
-    if size == 0:
-        raise BadImageError(path, "empty file (0 bytes); the download or copy probably failed — remove it or fetch it again")
+    problem = unusable_file(path)
+    if problem:
+        raise BadImageError(path_text(path), problem)
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
         with warnings.catch_warnings():
@@ -92,6 +142,8 @@ def open_rgb(path, draft_size: int | None = None, max_pixels: int | None = None)
         )
     except UnidentifiedImageError:
         raise BadImageError(path, "not an image Pillow can read (supported: JPEG, PNG, GIF, BMP, TIFF, WebP, PGM/PPM)")
+    except PermissionError as error:
+        raise BadImageError(path, f"cannot be read ({error.strerror}); check the file's permissions")
     except (OSError, SyntaxError, ValueError) as error:
         # Pillow reports truncated and corrupt data as OSError ("image file is truncated", "broken data stream").
         raise BadImageError(path, f"corrupt or truncated image data ({error})")

@@ -24,6 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import BadImageError, ImagesAsDataError, listing
+from .images import sha256_file
+from .locks import claimed_directory
+from .runs import WEIGHTS
 from .tables import is_table_file, read_json, to_arrow, write_json, write_table
 from .transforms import Preprocessing, eval_view, load_base, to_chw
 
@@ -247,12 +250,10 @@ class Predictor:
 
 
 def model_bytes(run) -> bytes:
-    """The run's weights as safetensors bytes (read through runs.read_weights, which refuses pickles)."""
+    """The run's weights as safetensors bytes, checked by Run.weights() (checksum, classes; pickles refused)."""
     from safetensors.torch import save
 
-    from .runs import read_weights
-
-    return save(read_weights(run.path))
+    return save(run.weights())
 
 
 # ------------------------------------------------------------------------------------------ shards
@@ -385,7 +386,7 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
                  replicas: int | None = None, gpus_per_replica: float | None = None,
                  cpus_per_replica: float | None = None,
                  max_shards: int | None = None, path: str | None = None, image_id: str | None = None,
-                 endpoint_url: str | None = None, progress: bool = True) -> Labelling:
+                 endpoint_url: str | None = None, allow_unfinished: bool = False, progress: bool = True) -> Labelling:
     """Label every image of a manifest with a fitted run into Parquet shards under `out`; resumable.
 
     run: a Run or run directory. manifest: see read_manifest() (CSV/Parquet of local paths or s3:// URIs).
@@ -399,14 +400,14 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
       machine shared with other work, 1 can be much faster — see benchmarks/README.md).
     max_shards: label at most this many unfinished shards, e.g. to time a trial run before the whole corpus.
     endpoint_url: an S3-compatible endpoint (MinIO, Ceph at a university); default: AWS (or AWS_ENDPOINT_URL_S3).
+    allow_unfinished: label with a run that did not finish training (refused by default).
+    The folder is locked while the job runs: a second job on the same out is refused.
     Raises ImagesAsDataError for a bad manifest or options, or when `out` holds a labelling by another model or
     of another manifest.
     """
     from tqdm.auto import tqdm
 
-    from .images import sha256_file
     from .predict import _as_run
-    from .runs import WEIGHTS, new_run_dir
 
     if backend not in BACKENDS:
         raise ImagesAsDataError(f"backend={backend!r}: choose 'local' (this machine) or 'ray' (a Ray cluster)")
@@ -415,42 +416,60 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
             raise ImagesAsDataError(f"{name}={value}: use a positive number of images")
     started = time.perf_counter()
     run = _as_run(run)
+    run.require_finished(allow_unfinished)
     table = read_manifest(manifest, path=path, image_id=image_id, endpoint_url=endpoint_url)
-    out = new_run_dir(out)
+    check_unique_ids(table, "the manifest")
+    weights = model_bytes(run)   # checked (checksum, pickles refused) before anything is written
     total = table.num_rows
-    spec = {"format": "imagesasdata-labelling", "run": str(run.path), "model_sha256": sha256_file(run.path / WEIGHTS),
+    spec = {"format": "imagesasdata-labelling", "run": str(run.path), "model_sha256": run.description.get(
+            "files", {}).get(WEIGHTS) or sha256_file(run.path / WEIGHTS),
             "classes": run.classes, "images": total, "shard_size": int(shard_size)}
-    _check_same_labelling(out, spec, table)
-    write_table(table, out / MANIFEST)
-    if not (out / DESCRIPTION).exists():  # before the first shard, so a killed job is recognised on its rerun
-        write_json({**spec, "status": "started"}, out / DESCRIPTION)
-    shards = -(-total // shard_size)
-    done = finished_shards(out, shard_size, total)
-    pending = [s for s in range(shards) if s not in done]
-    if max_shards is not None:
-        pending = pending[:max(0, int(max_shards))]
-    rows = sum(len(shard_rows(s, shard_size, total)) for s in pending)
-    description = run.description
-    with tqdm(total=rows, desc=f"labelling ({backend})", unit="img", disable=not progress, smoothing=0.1) as bar:
-        writer = ShardWriter(out, table, shard_size, run.classes, pending, progress=bar)
-        if pending and backend == "local":
-            label_locally(table, pending, shard_size, writer, description, model_bytes(run), batch_size=batch_size,
-                          device=device, precision=precision, workers=num_workers, endpoint_url=endpoint_url,
-                          threads=cpus_per_replica)
-        elif pending:
-            from .distributed import label_on_ray
+    with claimed_directory(out, what="labelling", marker=DESCRIPTION, resume=True) as out:
+        _check_same_labelling(out, spec, table)
+        # labelling.json before the manifest and the first shard: it marks the folder, and a killed job is
+        # recognised on its rerun
+        if not (out / DESCRIPTION).exists() or not any((out / SHARDS).glob("shard-*.parquet")):
+            write_json({**spec, "status": "started"}, out / DESCRIPTION)
+        write_table(table, out / MANIFEST)
+        shards = -(-total // shard_size)
+        done = finished_shards(out, shard_size, total)
+        pending = [s for s in range(shards) if s not in done]
+        if max_shards is not None:
+            pending = pending[:max(0, int(max_shards))]
+        rows = sum(len(shard_rows(s, shard_size, total)) for s in pending)
+        description = run.description
+        with tqdm(total=rows, desc=f"labelling ({backend})", unit="img", disable=not progress, smoothing=0.1) as bar:
+            writer = ShardWriter(out, table, shard_size, run.classes, pending, progress=bar)
+            if pending and backend == "local":
+                label_locally(table, pending, shard_size, writer, description, weights, batch_size=batch_size,
+                              device=device, precision=precision, workers=num_workers, endpoint_url=endpoint_url,
+                              threads=cpus_per_replica)
+            elif pending:
+                from .distributed import label_on_ray
 
-            label_on_ray(table, pending, shard_size, writer, description, model_bytes(run), batch_size=batch_size,
-                         device=device, precision=precision, workers=num_workers, replicas=replicas,
-                         gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica or 1,
-                         endpoint_url=endpoint_url)
-    result = Labelling(out, total, shards, len(done) + writer.written, writer.written, writer.labelled,
-                       writer.unreadable, time.perf_counter() - started, backend)
-    spec.update(status="complete" if result.complete else "partial", shards=shards, shards_done=result.shards_done,
-                last_call={"backend": backend, "images": result.labelled, "seconds": round(result.seconds, 3),
-                           "images_per_second": round(result.images_per_second, 2) if result.labelled else None})
-    write_json(spec, out / DESCRIPTION)
-    return result
+                label_on_ray(table, pending, shard_size, writer, description, weights, batch_size=batch_size,
+                             device=device, precision=precision, workers=num_workers, replicas=replicas,
+                             gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica or 1,
+                             endpoint_url=endpoint_url)
+        result = Labelling(out, total, shards, len(done) + writer.written, writer.written, writer.labelled,
+                           writer.unreadable, time.perf_counter() - started, backend)
+        spec.update(status="complete" if result.complete else "partial", shards=shards, shards_done=result.shards_done,
+                    last_call={"backend": backend, "images": result.labelled, "seconds": round(result.seconds, 3),
+                               "images_per_second": round(result.images_per_second, 2) if result.labelled else None})
+        write_json(spec, out / DESCRIPTION)
+        return result
+
+
+def check_unique_ids(table: pa.Table, what: str) -> None:
+    """Every image_id once: two rows with one id (the same path listed twice) would give two answers for one image."""
+    seen: dict = {}
+    for row, image_id in enumerate(table["image_id"].to_pylist(), start=1):
+        seen.setdefault(image_id, []).append(row)
+    repeated = [f"{image_id!r} (rows {', '.join(map(str, rows[:3]))}{' …' if len(rows) > 3 else ''})"
+                for image_id, rows in seen.items() if len(rows) > 1]
+    if repeated:
+        raise ImagesAsDataError(f"{what} lists {len(repeated)} image(s) more than once: {listing(repeated, 5)}. "
+                                "List each image once (drop the duplicate rows), or give them distinct image_id values")
 
 
 def load_labelling(path) -> Labelling:
@@ -465,12 +484,16 @@ def load_labelling(path) -> Labelling:
 
 
 def _check_same_labelling(out: Path, spec: dict, table: pa.Table) -> None:
-    """Shards of two models or two manifests must never mix in one folder."""
+    """Shards of two models or two manifests must never mix in one folder. Before the first shard is written
+    nothing can mix: a job that stopped early (or was refused) does not block the folder."""
+    shards_written = any((out / SHARDS).glob("shard-*.parquet"))
     if not (out / DESCRIPTION).exists():
-        if any((out / SHARDS).glob("shard-*.parquet")):
+        if shards_written:
             raise ImagesAsDataError(f"{out / SHARDS} holds shards but no {DESCRIPTION}; choose an empty --out folder")
         return
-    previous = read_json(out / DESCRIPTION)
+    if not shards_written:
+        return
+    previous = read_json(out / DESCRIPTION, "a labelling description")
     changed = [k for k in ("model_sha256", "classes", "images", "shard_size") if previous.get(k) != spec[k]]
     if not changed and (out / MANIFEST).exists() and not pq.read_table(out / MANIFEST).equals(table):
         changed.append("manifest")

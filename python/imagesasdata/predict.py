@@ -22,18 +22,21 @@ def _as_run(run):
 
 
 def predict(run, images, *, batch_size: int = 32, device: str = "auto", precision: str = "auto",
-            num_workers: int | None = None, progress: bool = True, backend: str = "local") -> pa.Table:
+            num_workers: int | None = None, progress: bool = True, backend: str = "local",
+            allow_unfinished: bool = False) -> pa.Table:
     """Label images with a fitted run.
 
     run: a Run or a run directory. images: a folder, a list of files, a CSV/Parquet table or data frame with a
     path column, or an image_table().
     backend: "local" (here) or "ray" (a Ray cluster: RAY_ADDRESS, or one started here); the same answers.
+    allow_unfinished: use a run that did not finish training (killed, interrupted or failed); refused by default.
     Returns an Arrow table: image_id, path, predicted, prob_<class> for each class, error. An unreadable image
     gets a row with its error and empty predictions — it never stops the run.
     """
     from tqdm.auto import tqdm
 
     run = _as_run(run)
+    run.require_finished(allow_unfinished)
     table = images if isinstance(images, pa.Table) and "image_id" in images.column_names and "path" in images.column_names \
         else image_table(images)
     if backend == "ray":
@@ -89,6 +92,7 @@ def evaluate(run, data, *, label: str | None = None, path: str | None = None, po
     in the predictions' error column.
     """
     run = _as_run(run)
+    run.require_finished(options.get("allow_unfinished", False))
     table = image_table(data, label=label, path=path)
     labels = table["label"].to_pylist()
     classes = run.classes

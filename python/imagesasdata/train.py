@@ -6,6 +6,8 @@ reproducible, resumable and fast. Only this module and `inference` touch tensors
 
 from __future__ import annotations
 
+import math
+import shutil
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -24,36 +26,35 @@ from .config import TrainConfig
 from .data import check_labeled, choose_positive_class, image_table
 from .devices import autocast, resolve_channels_last, resolve_device, resolve_precision
 from .errors import ImagesAsDataError, listing
+from .faults import crash_point
 from .inference import forward_rows
 from .splits import split_table
 from .transforms import Preprocessing, channel_statistics, normalize_batch, train_view
 
-HISTORY_SCHEMA = pa.schema([
-    ("epoch", pa.int64()), ("split", pa.string()), ("loss", pa.float64()), ("accuracy", pa.float64()),
-    ("learning_rate", pa.float64()), ("seconds", pa.float64()),
-])
-
-
 def finetune(data, *, out=None, label: str | None = None, path: str | None = None, resume: bool = False,
-             images=None, **options) -> "runs.Run":
+             overwrite: bool = False, images=None, **options) -> "runs.Run":
     """Fine-tune an ImageNet-pretrained CNN on labelled images and return the validated Run.
 
     data: anything `image_table()` reads — the book's train/ val/ folders, a folder of class folders, a CSV or
       Parquet file or a data frame with path and label columns (name them with path= and label=).
-    out: the run directory (default: a new temporary folder; `Run.save()` copies it elsewhere).
+    out: the run directory (default: a new temporary folder; `Run.save()` copies it elsewhere). It is locked while
+      the run trains: a second job writing to it is refused.
     resume: continue an interrupted run in `out` from its last finished epoch (a finished run is loaded as is).
+    overwrite: replace a run already in `out`. Without resume or overwrite, an existing run is never touched.
     images: a dict shared between runs on the same images (a grid passes one): decoded images are kept in it
       and reused, so each file is decoded once.
     options: see TrainConfig — the book's defaults: SGD, learning rate 0.001, momentum 0.9, batch size 4,
       StepLR step size 7 and gamma 0.1, 25 epochs, 80/20 split.
-    Raises ImagesAsDataError for unusable data or options. Ctrl-C keeps the best model so far in `out`.
+    Raises ImagesAsDataError for unusable data or options, and when training diverges (the run is then marked
+    failed). Ctrl-C keeps the best model so far in `out`.
     """
     config = TrainConfig.from_options(**options)
-    out = runs.new_run_dir(out)
-    if resume and runs.is_complete(out):
-        return runs.load_run(out)
-    trainer = prepare_trainer(data, config, out, label=label, path=path, images=images)
-    return trainer.fit(resume=resume)
+    with runs.claim_run_dir(out, resume=resume, overwrite=overwrite) as folder:
+        if resume and runs.is_complete(folder):
+            shutil.rmtree(folder / runs.CHECKPOINT, ignore_errors=True)  # left by a kill after the run completed
+            return runs.load_run(folder)
+        trainer = prepare_trainer(data, config, folder, label=label, path=path, images=images)
+        return trainer.fit(resume=resume)
 
 
 def prepare_trainer(data, config: TrainConfig, out: Path, *, label=None, path=None, images=None,
@@ -239,18 +240,18 @@ class Trainer:
         try:
             for epoch in range(state.epoch + 1, self.config.epochs + 1):
                 result = self.run_epoch(epoch)
+                crash_point(f"epoch {epoch} trained")
                 state.history += history_rows(result)
                 state.epoch = epoch
                 score = self.score(result)
                 if score > state.best_score:
                     state.best_score, state.best_epoch = score, epoch
                     best_weights = clone_weights(self.model)  # by value: later steps must not change it
-                    runs.write_weights(self.out, best_weights)
                 if result.val_loss < state.best_val_loss - 1e-12:
                     state.best_val_loss, state.epochs_without_improvement = result.val_loss, 0
                 else:
                     state.epochs_without_improvement += 1
-                self._checkpoint(state)
+                self._checkpoint(state)   # the epoch's commit point
                 if self.config.patience and state.epochs_without_improvement >= self.config.patience:
                     state.stopped_early = True
                     self._say(f"early stopping: validation loss has not improved for {self.config.patience} epochs")
@@ -260,6 +261,11 @@ class Trainer:
                       f"in {self.out} — resume with resume=True")
             self._finish(best_weights, state, status="interrupted")
             raise
+        except TrainingDiverged as diverged:
+            message = (f"{diverged} The run in {self.out} is marked failed; it keeps the best epoch so far "
+                       f"({state.best_epoch or 'none: the starting weights'}) and the checkpoint of epoch {state.epoch}.")
+            self._finish(best_weights, state, status="failed", error=message)
+            raise ImagesAsDataError(message) from None
         return self._finish(best_weights, state, status="complete")
 
     def score(self, result: EpochResult) -> tuple:
@@ -299,13 +305,22 @@ class Trainer:
                     upcoming = prepare(batches[index + 1])
                 targets = torch.from_numpy(self.targets[batch_rows]).to(self.device)
                 loss, logits = self.step(inputs, targets)
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(epoch, f"in batch {index + 1} of {len(batches)} the training loss became "
+                                                  f"{loss}", self.config.learning_rate)
+                if index == 0:
+                    crash_point(f"epoch {epoch}: first batch")
                 total_loss += loss * len(batch_rows)
                 correct += int((logits.argmax(1) == targets).sum())
                 seen += len(batch_rows)
                 bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
         self.scheduler.step()
+        if not weights_are_finite(self.model):
+            raise TrainingDiverged(epoch, "the weights became infinite or NaN", self.config.learning_rate)
         trained = time.perf_counter()
         val = self.validate()
+        if not math.isfinite(val["loss"]):
+            raise TrainingDiverged(epoch, f"the validation loss became {val['loss']}", self.config.learning_rate)
         result = EpochResult(epoch, total_loss / seen, correct / seen, val["loss"], val["accuracy"], val["f1"],
                              learning_rate, trained - started, time.perf_counter() - trained)
         self._say(f"epoch {epoch}/{self.config.epochs}  train loss {result.train_loss:.4f} acc {result.train_accuracy:.3f}"
@@ -369,32 +384,46 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ saving
 
-    def _finish(self, best_weights: dict, state: TrainingState, status: str) -> "runs.Run":
+    def _finish(self, best_weights: dict, state: TrainingState, status: str, error: str | None = None) -> "runs.Run":
         self.model.load_state_dict(best_weights)
         results = {split: (rows, self.logits(rows)) for split, rows in self.rows.items() if rows and split != "train"}
         return runs.write_finished(self.out, self.table, self.targets, self.classes, self.positive_class, results,
                                    history=state.history, best_epoch=state.best_epoch, epochs_run=state.epoch,
-                                   stopped_early=state.stopped_early, status=status, weights=best_weights)
+                                   stopped_early=state.stopped_early, status=status, weights=best_weights, error=error)
 
     def _checkpoint(self, state: TrainingState) -> None:
-        runs.write_checkpoint(self.out, clone_weights(self.model), self.optimizer, self.scheduler,
-                              {**state.__dict__, "best_score": list(state.best_score)}, self.config)
+        runs.write_checkpoint(self.out, state.epoch, clone_weights(self.model), self.optimizer, self.scheduler,
+                              {**state.__dict__, "best_score": list(state.best_score)}, self.config, state.best_epoch)
 
     def _restore(self):
-        weights, optimizer_state, scheduler_state, saved = runs.read_checkpoint(self.out, self.config)
+        weights, optimizer_state, scheduler_state, saved, best_weights = runs.read_checkpoint(self.out, self.config)
         self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(optimizer_state)
         self.scheduler.load_state_dict(scheduler_state)
         saved["best_score"] = tuple(saved["best_score"])
         state = TrainingState(**saved)
         self._say(f"resuming {self.out} after epoch {state.epoch} (best so far: epoch {state.best_epoch})")
-        return state, runs.read_weights(self.out)
+        return state, best_weights
 
     def _say(self, message: str) -> None:
         if self.config.progress:
             from tqdm.auto import tqdm
 
             tqdm.write(message)
+
+
+class TrainingDiverged(Exception):
+    """The loss or the weights stopped being finite numbers: nothing after this point would mean anything."""
+
+    def __init__(self, epoch: int, what: str, learning_rate: float):
+        super().__init__(f"training diverged in epoch {epoch}: {what}. The learning rate ({learning_rate:g}) is "
+                         f"probably too high: try {learning_rate / 10:g} (lr_find() suggests one).")
+
+
+def weights_are_finite(model: nn.Module) -> bool:
+    """True when no parameter or buffer (batch-norm statistics included) holds NaN or infinity."""
+    with torch.no_grad():
+        return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
 
 
 class _Ready:

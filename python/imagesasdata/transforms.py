@@ -29,6 +29,7 @@ RESIZE_MODES = {
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NORMALIZE_CHOICES = ("backbone", "imagenet", "train")
+MIN_IMAGE_SIZE = 32  # smaller squares vanish in the networks' downsampling (32× for ResNets and EfficientNets)
 
 
 @dataclass
@@ -54,8 +55,9 @@ class Preprocessing:
                 + "; ".join(f"{k} ({v})" for k, v in RESIZE_MODES.items()) + did_you_mean(self.resize, RESIZE_MODES)
             )
         self.image_size = int(self.image_size)
-        if self.image_size < 16:
-            raise ImagesAsDataError(f"image_size={self.image_size} is too small; use at least 32 (the book uses 224)")
+        if self.image_size < MIN_IMAGE_SIZE:
+            raise ImagesAsDataError(f"image_size={self.image_size} is too small; use at least {MIN_IMAGE_SIZE} "
+                                    "(the book uses 224)")
         if self.resize_size is None:
             # Resize 256 / crop 224 for the book's mode; the other modes already produce the final square.
             self.resize_size = round(self.image_size * 256 / 224) if self.resize == "rescale-crop" else self.image_size

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import numbers
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from . import runs
 from .config import TrainConfig
 from .data import check_labeled, image_table
 from .errors import ImagesAsDataError
+from .locks import claimed_directory
 from .splits import split_table
 from .tables import read_json, write_json, write_table
 
@@ -31,6 +33,7 @@ PRESETS = {
              {"epochs": 50, "step_size": 7, "gamma": 0.1}),
 }
 RESULT_METRICS = ("accuracy", "precision", "recall", "f1")
+GRID_FILE = "grid.json"
 
 
 def expand_grid(grid) -> tuple[list[dict], dict]:
@@ -98,34 +101,33 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
     if select_on not in ("accuracy", "f1", "loss"):
         raise ImagesAsDataError(f"select_on={select_on!r}: choose accuracy, f1 or loss")
     trial_resources = _trial_resources(backend, cpus_per_trial, gpus_per_trial)
+    if backend not in ("local", "ray"):
+        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' or 'ray'")
     base = TrainConfig.from_options(**options)
-    out = runs.new_run_dir(out)
     parameters = list(dict.fromkeys(k for c in configurations for k in c))
     ids = [f"config_{i + 1:03d}" for i in range(len(configurations))]
     spec = {"configurations": [{"config_id": i, **c} for i, c in zip(ids, configurations)],
             "options": {k: v for k, v in options.items() if k not in TrainConfig.RUNTIME}, "select_on": select_on}
-    _check_same_grid(out, spec)
-    write_json(spec, out / "grid.json")
-
     table = image_table(data, label=label, path=path)
     check_labeled(table)
     table = split_table(table, val_fraction=base.val_fraction, test_fraction=base.test_fraction, seed=base.seed,
                         balance=base.balance, group=base.group)
     test = table.filter(pc.equal(table["split"], "test"))
     train_val = table.filter(pc.not_equal(table["split"], "test"))
-    write_table(table.select(["image_id", "path", "label", "split"]), out / "splits.parquet")
+    # Re-running with the same out resumes the grid; the folder is locked while the grid runs.
+    with claimed_directory(out, what="grid", marker=GRID_FILE, resume=True) as out:
+        _check_same_grid(out, spec)
+        write_json(spec, out / GRID_FILE)
+        write_table(table.select(["image_id", "path", "label", "split"]), out / "splits.parquet")
+        if backend == "ray":
+            from .distributed import tune_on_ray
 
-    if backend == "ray":
-        from .distributed import tune_on_ray
-
-        tune_on_ray(train_val, configurations, ids, options, out, **trial_resources)
-    elif backend == "local":
-        shared_images: dict = {}
-        for number, (config_id, configuration) in enumerate(zip(ids, configurations), start=1):
-            run_config(train_val, config_id, configuration, options, out, shared_images, number, len(ids))
-    else:
-        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' or 'ray'")
-    return collect(out, ids, configurations, parameters, select_on, test, base)
+            tune_on_ray(train_val, configurations, ids, options, out, **trial_resources)
+        else:
+            shared_images: dict = {}
+            for number, (config_id, configuration) in enumerate(zip(ids, configurations), start=1):
+                run_config(train_val, config_id, configuration, options, out, shared_images, number, len(ids))
+        return collect(out, ids, configurations, parameters, select_on, test, base)
 
 
 def run_config(table, config_id, configuration, options, out: Path, shared_images, number=None, total=None):
@@ -152,7 +154,7 @@ def run_config(table, config_id, configuration, options, out: Path, shared_image
 
 
 def _check_same_grid(out: Path, spec: dict) -> None:
-    previous = out / "grid.json"
+    previous = out / GRID_FILE
     if previous.exists() and read_json(previous) != json.loads(json.dumps(spec, default=str)):
         raise ImagesAsDataError(
             f"{out} holds a different grid (configurations or options changed); resume with the same grid and "
@@ -230,7 +232,7 @@ def _trial_resources(backend: str, cpus_per_trial, gpus_per_trial) -> dict:
 
 def tune_tasks(tasks: dict, grid="book", *, out=None, **options) -> dict:
     """tune() for several tasks (e.g. {"protest": ..., "legend": ...}) into out/<task>/; returns {task: Grid}."""
-    root = runs.new_run_dir(out)
+    root = Path(out).expanduser() if out is not None else Path(tempfile.mkdtemp(prefix="imagesasdata-tasks-"))
     return {name: tune(data, grid, out=root / name, **options) for name, data in tasks.items()}
 
 

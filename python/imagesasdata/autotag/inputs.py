@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from ..errors import ImagesAsDataError
-from ..images import sha256_file
+from ..images import sha256_file, unusable_file
 
 
 def image_inputs(images) -> pa.Table:
@@ -25,10 +25,11 @@ def hash_files(paths) -> tuple[list, dict]:
     from ..cache import map_in_threads
 
     def digest(path):
+        problem = unusable_file(path)
+        if problem:
+            return None, problem
         try:
             return sha256_file(path), None
-        except FileNotFoundError:
-            return None, "file not found; check the path"
         except OSError as error:
             return None, f"cannot be read ({error.strerror or error})"
 

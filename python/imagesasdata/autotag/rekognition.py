@@ -4,7 +4,10 @@
   here takes a key as an argument, and no key lands in a table, a cache entry, a log line or an error message.
 - Never pay twice: images are deduplicated by content hash before any call, and each answer is stored in the
   response cache (responses.py) the moment it arrives; a rerun, or a run after an interruption, only asks for
-  what is missing. `dry_run=True` counts the calls and prices them, and sends nothing.
+  what is missing. Runs that share a cache at the same time claim each image before asking (a lock per cache
+  entry), so two processes never send the same image. What a kill can cost: the requests in flight at that
+  instant (at most `concurrency`, 4 by default), whose answers arrive after the process is gone.
+  `dry_run=True` reads every image as a real run would, counts the calls and prices them, and sends nothing.
 - Limits and faults: images are made to fit the service's limits in memory (payload.py); throttling and transient
   errors are retried by botocore's adaptive retry mode; one image's error is a row with an `error`, never the end
   of the run. Only problems that would fail every call (no credentials, keys refused, endpoint unreachable) stop it.
@@ -164,7 +167,10 @@ def _tag(op: Operation, images, parameters: dict, *, cache, region, endpoint_url
     # get(), not has(): an entry that cannot be read (a power cut mid-write) is asked for again.
     todo = [sha for sha in distinct if store.get(sha, op.name, key_parameters) is None]
     if dry_run:
-        return _plan(op, len(paths), len(distinct), len(unreadable), len(distinct) - len(todo), len(todo), price_per_1000)
+        # Exactly what a real run would send: images that cannot be prepared (not an image, corrupt) are not sent.
+        unpreparable = [sha for sha in todo if _preparation_error(distinct[sha]) is not None]
+        return _plan(op, len(paths), len(distinct), len(unreadable) + len(unpreparable),
+                     len(distinct) - len(todo), len(todo) - len(unpreparable), price_per_1000)
     log.info("%s: %d images, %d distinct, %d answers cached, %d calls to make",
              op.name, len(paths), len(distinct), len(distinct) - len(todo), len(todo))
     failures = {}
@@ -208,6 +214,13 @@ def _call_all(op: Operation, todo, distinct, parameters, key_parameters, store, 
     def ask(sha: str):
         if stop.is_set():
             return "not sent: the run stopped before this image"
+        # One process at a time per image: another run sharing this cache may be asking about it right now.
+        with store.claim(sha, op.name, key_parameters):
+            if store.get(sha, op.name, key_parameters) is not None:
+                return None   # answered by the other run while this one waited
+            return send(sha)
+
+    def send(sha: str):
         path = distinct[sha]
         try:
             payload = prepare_image(path)
@@ -269,11 +282,20 @@ def _call_all(op: Operation, todo, distinct, parameters, key_parameters, store, 
     return failures
 
 
+def _preparation_error(path) -> str | None:
+    try:
+        prepare_image(path)
+    except BadImageError as error:
+        return error.reason
+    return None
+
+
 def _plan(op: Operation, images, distinct, unreadable, cached, calls, price_per_1000) -> pa.Table:
     cost = calls * price_per_1000 / 1000
     print(f"{op.name} dry run: {images} images, {distinct} distinct, {cached} already answered in the cache → "
           f"{calls} calls, about ${cost:,.2f} at ${price_per_1000:,.2f} per 1,000 images"
-          + (f"; {unreadable} files cannot be read" if unreadable else "") + ". Nothing was sent.")
+          + (f"; {unreadable} files cannot be read or are not images (not sent)" if unreadable else "")
+          + ". Nothing was sent.")
     return pa.Table.from_pylist([{"operation": op.name, "images": images, "distinct_images": distinct,
                                   "unreadable": unreadable, "cached": cached, "calls": calls,
                                   "price_per_1000": price_per_1000, "estimated_cost_usd": cost}], schema=PLAN_SCHEMA)

@@ -47,6 +47,14 @@ class ResponseCache:
         return (self.directory / operation / image_sha256[:2]
                 / f"{image_sha256}-{parameters_key(key_parameters)}.json")
 
+    def claim(self, image_sha256: str, operation: str, key_parameters: dict):
+        """A lock on one entry across processes (locks.EntryClaim): whoever holds it asks the service; others wait,
+        then read its answer. Two runs sharing a cache therefore never pay twice for one image."""
+        from ..locks import EntryClaim
+
+        entry = self.path(image_sha256, operation, key_parameters)
+        return EntryClaim(entry.with_name(f".{entry.stem}.claim"))
+
     def has(self, image_sha256: str, operation: str, key_parameters: dict) -> bool:
         return self.path(image_sha256, operation, key_parameters).is_file()
 

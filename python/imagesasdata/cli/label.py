@@ -48,6 +48,8 @@ def add_commands(subparsers) -> None:
     label.add_argument("--num-cpus", type=int, help="Ray: CPUs of a cluster started here (default: all)")
     label.add_argument("--max-shards", type=int, help="label at most this many unfinished shards (a timed trial run)")
     label.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph); default: AWS or AWS_ENDPOINT_URL_S3")
+    label.add_argument("--allow-unfinished", action="store_true",
+                       help="label with a run that did not finish training (refused by default)")
     label.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     label.set_defaults(handler=run_label)
 
@@ -64,7 +66,7 @@ def run_label(args) -> int:
         batch_size=args.batch_size, device=args.device, precision=args.precision, num_workers=args.num_workers,
         replicas=args.replicas, gpus_per_replica=args.gpus_per_replica, cpus_per_replica=args.cpus_per_replica,
         max_shards=args.max_shards, path=args.path, image_id=args.image_id, endpoint_url=args.endpoint_url,
-        progress=not args.no_progress,
+        allow_unfinished=args.allow_unfinished, progress=not args.no_progress,
     )
     print(result)
     return 0

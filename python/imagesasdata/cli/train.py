@@ -31,6 +31,9 @@ def add_commands(subparsers) -> None:
     finetune.add_argument("--label", help="label column of a table (default: label)")
     finetune.add_argument("--path", help="path column of a table (default: path, file, filename, image…)")
     finetune.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    finetune.add_argument("--overwrite", action="store_true",
+                          help="replace a run already in --out (without --resume or --overwrite it is never touched)")
+    finetune.add_argument("--encoding", default="utf-8", help="text encoding of a CSV table (default: utf-8)")
     add_dataclass_options(finetune, TrainConfig, OPTION_HELP)
     finetune.set_defaults(handler=run_finetune)
 
@@ -41,8 +44,9 @@ def add_commands(subparsers) -> None:
     predict.add_argument("run", help="run directory written by finetune")
     predict.add_argument("images", nargs="+", help="image files, folders, or a CSV/Parquet table with a path column")
     predict.add_argument("--out", required=True, help="output table: FILE.parquet or FILE.csv")
-    predict.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
-    predict.add_argument("--device", default="auto", help=OPTION_HELP["device"])
+    add_inference_options(predict)
+    predict.add_argument("--backend", default="local", choices=["local", "ray"],
+                         help="local (this machine) or ray (a Ray cluster: RAY_ADDRESS, or one started here)")
     predict.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     predict.set_defaults(handler=run_predict)
 
@@ -55,15 +59,33 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument("--label", help="label column of a table (default: label)")
     evaluate.add_argument("--path", help="path column of a table")
     evaluate.add_argument("--out", help="also write the per-image predictions to FILE.parquet or FILE.csv")
-    evaluate.add_argument("--device", default="auto", help=OPTION_HELP["device"])
+    add_inference_options(evaluate)
+    evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     evaluate.set_defaults(handler=run_evaluate)
+
+
+def add_inference_options(parser) -> None:
+    """The options predict() and evaluate() share with the API."""
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
+    parser.add_argument("--device", default="auto", help=OPTION_HELP["device"])
+    parser.add_argument("--precision", default="auto", help=OPTION_HELP["precision"])
+    parser.add_argument("--num-workers", type=int, help="threads decoding images (default: one per core, up to 8)")
+    parser.add_argument("--allow-unfinished", action="store_true",
+                        help="use a run that did not finish training (killed, interrupted or failed; refused by default)")
+
+
+def inference_options(args) -> dict:
+    return dict(batch_size=args.batch_size, device=args.device, precision=args.precision,
+                num_workers=args.num_workers, allow_unfinished=args.allow_unfinished, progress=not args.no_progress)
 
 
 def run_finetune(args) -> int:
     from ..train import finetune
 
-    run = finetune(args.data, out=args.out, label=args.label, path=args.path, resume=args.resume,
-                   **given_options(args, TrainConfig))
+    from ..data import image_table
+
+    data = image_table(args.data, label=args.label, path=args.path, encoding=args.encoding)
+    run = finetune(data, out=args.out, resume=args.resume, overwrite=args.overwrite, **given_options(args, TrainConfig))
     print(run.summary())
     print(f"\nrun directory: {run.path}")
     return 0
@@ -89,8 +111,7 @@ def run_predict(args) -> int:
     from ..predict import predict
     from ..tables import write_table
 
-    table = predict(args.run, _image_source(args.images), batch_size=args.batch_size, device=args.device,
-                    progress=not args.no_progress)
+    table = predict(args.run, _image_source(args.images), backend=args.backend, **inference_options(args))
     write_table(table, args.out)
     errors = [e for e in table["error"].to_pylist() if e]
     print(f"labelled {table.num_rows - len(errors)} images, {len(errors)} unreadable → {args.out}")
@@ -102,8 +123,10 @@ def run_evaluate(args) -> int:
     from ..predict import evaluate
     from ..tables import write_table
 
-    result = evaluate(args.run, args.data, label=args.label, path=args.path, device=args.device)
-    print_table(result.metrics.filter(__import__("pyarrow.compute").compute.not_equal(result.metrics["estimator"], "per_class")))
+    import pyarrow.compute as pc
+
+    result = evaluate(args.run, args.data, label=args.label, path=args.path, **inference_options(args))
+    print_table(result.metrics.filter(pc.not_equal(result.metrics["estimator"], "per_class")))
     print()
     print_table(result.confusion)
     if args.out:
