@@ -63,3 +63,15 @@ def small_faces(tmp_path, orl_faces) -> Path:
     for person in ("s1", "s2", "s3"):
         shutil.copytree(orl_faces / person, root / person)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_faces(tmp_path_factory, orl_faces) -> Path:
+    """Three people, five real photos each, in class folders: small enough that a fine-tune at 32 px takes about a
+    second (the crash and locking tests run dozens)."""
+    root = tmp_path_factory.mktemp("tiny")
+    for person in ("s1", "s2", "s3"):
+        (root / person).mkdir()
+        for k in range(1, 6):
+            shutil.copy(orl_faces / person / f"{k}.pgm", root / person / f"{k}.pgm")
+    return root

@@ -67,6 +67,9 @@ class Recorder:
             self.answer_limit = None    # let this many requests through, then hold every further one
             self.garble = set()         # image hashes answered with a 200 and a body that is not JSON
             self.echo_key = set()       # image hashes answered with an error message quoting the access key
+            self.gate_after = None      # let this many requests through, then make the others wait for the gate
+            self.gate = threading.Event()
+            self.waiting = 0            # requests waiting at the gate
             self.release = threading.Event()
 
     def __call__(self, environ, start_response):
@@ -82,6 +85,8 @@ class Recorder:
             self.requests += 1
             self.received.append((sha, image))
             hold = self.answer_limit is not None and self.admitted >= self.answer_limit
+            gated = self.gate_after is not None and self.admitted >= self.gate_after and not self.gate.is_set()
+            self.waiting += gated
             throttle = self.throttle_first and not self.throttled[sha]
             if hold:
                 self.held.append(sha)
@@ -100,6 +105,8 @@ class Recorder:
         if sha in self.echo_key:
             credential = environ.get("HTTP_AUTHORIZATION", "").split("Credential=")[-1].split("/")[0]
             return _error(start_response, 400, "InvalidImageFormatException", f"request from {credential} rejected")
+        if gated:
+            self.gate.wait(120)
         answer = self.app(environ, start_response)
         with self.lock:
             self.answered[sha] += 1
@@ -348,6 +355,39 @@ def test_killed_run_resumes_without_sending_any_answered_image_again(server, fac
     printed = first_out + first_err + second_out + second_err
     for secret in (ACCESS_KEY, SECRET_KEY):
         assert secret.encode() not in written and secret.encode() not in printed
+
+
+def test_two_runs_sharing_a_cache_never_pay_twice(server, faces, tmp_path):
+    """Two processes label the same 24 images into one cache at the same time, the second in the opposite order.
+    The service lets the first run's first 2 requests through and then holds every request until both runs have
+    requests waiting: they are surely at work together. Each claims an image before asking about it; a run that
+    reaches an image the other has claimed waits for that answer and reads it from the cache. Every image is sent
+    exactly once (without the claims the second run sends every image it did not find cached when it started)."""
+    url, recorder = server
+    recorder.gate_after = 2
+    cache = tmp_path / "cache"
+    files = sorted(faces.glob("*.png"))
+    (tmp_path / "backwards.csv").write_text("path\n" + "\n".join(str(f) for f in reversed(files)) + "\n")
+    env = dict(os.environ)
+    options = ["--endpoint-url", url, "--cache", str(cache), "--concurrency", "2", "--no-progress"]
+    first = _cli(["rekognition-labels", str(faces), *options, "--out", str(tmp_path / "first.parquet")], env)
+    deadline = time.monotonic() + 120
+    while recorder.waiting < 2:                      # the first run: 2 answered, 2 waiting at the gate
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    second = _cli(["rekognition-labels", str(tmp_path / "backwards.csv"), *options, "--out",
+                   str(tmp_path / "second.parquet")], env)
+    while recorder.waiting < 4:                      # the second run is asking too
+        assert second.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    recorder.gate.set()
+    for process in (first, second):
+        output, errors = process.communicate(timeout=300)
+        assert process.returncode == 0, errors.decode()
+    hashes = {sha256_file(f) for f in files}
+    assert Counter(sha for sha, _ in recorder.received) == Counter({sha: 1 for sha in hashes})
+    first_table, second_table = pq.read_table(tmp_path / "first.parquet"), pq.read_table(tmp_path / "second.parquet")
+    assert first_table.sort_by("image_id").equals(second_table.sort_by("image_id"))
 
 
 def test_cli_dry_run_sends_nothing(server, rekognition_examples, tmp_path, capsys):

@@ -8,15 +8,13 @@ the job is resumed. The resumed result must be exactly the uninterrupted one: th
 bit for bit, the same files and no leftovers. Everything runs on the same machine with the same thread count, so
 "exactly" is the right standard here on any CPU (no result is compared with a number from another machine).
 
-The killed processes are forked from one process that has already imported the engine (multiprocessing's
-forkserver), so each kill costs a fine-tune, not an interpreter start.
+The killed processes are forked from one process that has already imported the engine (tests/forked.py), so each
+kill costs a fine-tune, not an interpreter start.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import shutil
 import signal
 from pathlib import Path
 
@@ -29,26 +27,10 @@ import imagesasdata as iad
 from imagesasdata import faults
 from imagesasdata.locks import LOCK_FILE
 
+import forked
 OPTIONS = dict(image_size=32, epochs=2, learning_rate=0.01, seed=0, progress=False)
 RUN_FILES = {"model.json", "model.safetensors", "splits.parquet", "skipped.parquet", "history.parquet",
              "metrics.parquet", "confusion.parquet", "predictions.parquet", LOCK_FILE}
-
-
-def _context():
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["imagesasdata"])
-    return context
-
-
-def _run_with_crash(job, crash_at: int, log: str | None, *args):
-    """In the forked child: arm the crash point, run the job (it dies by SIGKILL at point `crash_at`)."""
-    import threading
-
-    from tqdm.auto import tqdm
-
-    tqdm.set_lock(threading.RLock())   # tqdm's default lock is a semaphore a killed process would leak
-    faults._CRASH_AT, faults._CRASH_LOG, faults._passed = crash_at, log, 0
-    job(*args)
 
 
 def _finetune(data, out):
@@ -63,31 +45,11 @@ def _label(run, manifest, out):
     iad.label_corpus(run, manifest, out=out, shard_size=4, batch_size=4, progress=False)
 
 
-def run_in_child(job, *args, crash_at: int = 0, log: Path | None = None) -> int:
-    """Run job(*args) in a process forked from the preloaded server; its exit code (-9 when killed)."""
-    process = _context().Process(target=_run_with_crash, args=(job, crash_at, str(log) if log else None, *args))
-    process.start()
-    process.join(600)
-    assert process.exitcode is not None, "the job did not end"
-    return process.exitcode
-
-
 def crash_points(job, *args, tmp_path: Path) -> list[str]:
     """The crash points an uninterrupted job passes, in order (and the job's result on disk in args' out)."""
     log = tmp_path / "crash-points.log"
-    assert run_in_child(job, *args, log=log) == 0
+    assert forked.run(job, *args, log=log) == 0
     return [line.split("\t", 1)[1] for line in log.read_text().splitlines()]
-
-
-@pytest.fixture(scope="module")
-def tiny_faces(tmp_path_factory, orl_faces) -> Path:
-    """Three people, five real photos each: small enough that a fine-tune takes a second."""
-    root = tmp_path_factory.mktemp("tiny")
-    for person in ("s1", "s2", "s3"):
-        (root / person).mkdir()
-        for k in range(1, 6):
-            shutil.copy(orl_faces / person / f"{k}.pgm", root / person / f"{k}.pgm")
-    return root
 
 
 def same_run(resumed: Path, reference: Path) -> None:
@@ -117,7 +79,7 @@ def test_a_finetune_killed_at_every_crash_point_resumes_to_the_uninterrupted_res
     tried = 0
     for number, name in enumerate(points, start=1):
         out = tmp_path / f"killed-{number}"
-        assert run_in_child(_finetune, tiny_faces, out, crash_at=number) == -signal.SIGKILL, name
+        assert forked.run(_finetune, tiny_faces, out, crash_at=number) == -signal.SIGKILL, name
         # whatever the instant, what is on disk is whole: a run description is valid JSON or absent
         if (out / "model.json").exists():
             iad.load_run(out)
@@ -139,7 +101,7 @@ def test_a_killed_grid_resumes_to_the_uninterrupted_result(tiny_faces, tmp_path)
     chosen = list(range(1, len(points) + 1, 3)) + [len(points)]
     for number in chosen:
         out = tmp_path / f"killed-{number}"
-        assert run_in_child(_tune, tiny_faces, out, crash_at=number) == -signal.SIGKILL, points[number - 1]
+        assert forked.run(_tune, tiny_faces, out, crash_at=number) == -signal.SIGKILL, points[number - 1]
         grid = iad.tune(tiny_faces, {"learning_rate": [0.01, 0.001]}, out=out, **OPTIONS)
         assert grid.results.drop_columns(["seconds"]).equals(expected.results.drop_columns(["seconds"]))
         assert grid.best_config == expected.best_config
@@ -159,7 +121,7 @@ def test_a_killed_labelling_resumes_to_the_uninterrupted_result(tiny_faces, tmp_
     expected = iad.load_labelling(reference).table
     for number in range(1, len(points) + 1):
         out = tmp_path / f"killed-{number}"
-        assert run_in_child(_label, run.path, manifest, out, crash_at=number) == -signal.SIGKILL, points[number - 1]
+        assert forked.run(_label, run.path, manifest, out, crash_at=number) == -signal.SIGKILL, points[number - 1]
         result = iad.label_corpus(run, manifest, out=out, shard_size=4, batch_size=4, progress=False)
         assert result.complete and result.table.equals(expected)
         assert not [p for p in out.rglob(".*.part")]

@@ -84,9 +84,10 @@ def _class_folder_rows(folder: Path, relative_to: Path, split_name):
 
 
 def absolute_path(path) -> str:
-    """The absolute, symlink-resolved path as text (path_text). A link in a loop does not raise here: the path is
-    kept as given, and decoding reports the loop on that image's row."""
-    return path_text(os.path.realpath(os.path.expanduser(path)))
+    """The absolute, symlink-resolved path as text (path_text). A broken link or a link in a loop is kept as the
+    link itself (nothing raises here), so that decoding names the link on that image's row."""
+    given = os.path.abspath(os.path.expanduser(path))
+    return path_text(os.path.realpath(given) if os.path.exists(given) else given)
 
 
 def _from_files(files) -> pa.Table:

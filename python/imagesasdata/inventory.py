@@ -14,7 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from .cache import map_in_threads
 from .data import image_table
 from .errors import BadImageError
-from .images import open_rgb, sha256_file
+from .images import open_rgb, sha256_file, unusable_file
 
 INVENTORY_COLUMNS = ("bytes", "width", "height", "format", "mode", "sha256", "readable", "error")
 # EXIF orientations 5–8 turn the picture a quarter: the displayed width is the stored height.
@@ -73,17 +73,13 @@ def read_header(path, verify: bool = False) -> dict:
     """
     row = {"bytes": None, "width": None, "height": None, "format": None, "mode": None, "sha256": None,
            "error": None}
-    try:
-        row["bytes"] = os.stat(path).st_size
-    except FileNotFoundError:
-        row["error"] = "file not found; check the path (relative paths are resolved from the table's folder)"
+    problem = unusable_file(path)   # missing, a link in a loop, a folder, empty, not readable: as open_rgb() says
+    if problem:
+        if os.path.isfile(path):
+            row["bytes"] = os.stat(path).st_size
+        row["error"] = problem
         return row
-    except OSError as error:
-        row["error"] = f"cannot be read ({error.strerror or error})"
-        return row
-    if row["bytes"] == 0:
-        row["error"] = "empty file (0 bytes); the download or copy probably failed — remove it or fetch it again"
-        return row
+    row["bytes"] = os.stat(path).st_size
     try:
         with warnings.catch_warnings():
             # Files above Pillow's pixel limit are reported like open_rgb() reports them, with their size.
@@ -108,6 +104,9 @@ def read_header(path, verify: bool = False) -> dict:
         return row
     except UnidentifiedImageError:
         row["error"] = "not an image Pillow can read (supported: JPEG, PNG, GIF, BMP, TIFF, WebP, PGM/PPM)"
+        return row
+    except PermissionError as error:
+        row["error"] = f"cannot be read ({error.strerror}); check the file's permissions"
         return row
     except (OSError, SyntaxError, ValueError) as error:
         row["error"] = f"corrupt or truncated image data ({error})"

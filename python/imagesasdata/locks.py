@@ -177,6 +177,7 @@ def claimed_directory(out, *, what: str, marker: str, resume: bool = True, overw
         if folder.exists() and not folder.is_dir():
             raise ImagesAsDataError(f"{folder} is a file; out must name a folder for the {what}")
     created = created_temporary or not folder.exists()
+    had_lock_file = (folder / LOCK_FILE).exists()
     lock = DirectoryLock(folder, what)
     lock.acquire()
     try:
@@ -201,5 +202,7 @@ def claimed_directory(out, *, what: str, marker: str, resume: bool = True, overw
         lock.release()
         if created and not [p for p in folder.iterdir() if p.name != LOCK_FILE]:
             shutil.rmtree(folder, ignore_errors=True)
+        elif not had_lock_file and not (folder / marker).exists():   # leave a refused folder as it was
+            (folder / LOCK_FILE).unlink(missing_ok=True)
         raise
     lock.release()
