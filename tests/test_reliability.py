@@ -354,3 +354,20 @@ def test_unknown_architecture_hint_names_each_candidate_once():
     hint = str(caught.value).split("Did you mean ")[1].split("?")[0]
     candidates = hint.split(" or ")
     assert "'resnet18'" in candidates and len(candidates) == len(set(candidates))
+
+
+def test_a_file_that_cannot_be_opened_is_not_called_corrupt(tiny_faces, monkeypatch):
+    """A permission problem is worded as one (the tests run as root, who may read anything, so the refusal is
+    played by Pillow's open raising what it raises for an unreadable file)."""
+    from PIL import Image
+
+    from imagesasdata.errors import BadImageError
+    from imagesasdata.inventory import read_header
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Image, "open", refuse)
+    with pytest.raises(BadImageError, match=r"cannot be read \(Permission denied\); check the file's permissions"):
+        iad.open_rgb(tiny_faces / "s1" / "1.pgm")
+    assert read_header(tiny_faces / "s1" / "1.pgm")["error"].startswith("cannot be read (Permission denied)")

@@ -27,7 +27,7 @@ from .errors import BadImageError, ImagesAsDataError, listing
 from .images import sha256_file
 from .locks import claimed_directory
 from .runs import WEIGHTS
-from .tables import is_table_file, read_json, to_arrow, write_json, write_table
+from .tables import check_text, is_table_file, read_json, to_arrow, write_json, write_table
 from .transforms import Preprocessing, eval_view, load_base, to_chw
 
 SHARDS = "shards"
@@ -105,7 +105,9 @@ def _read_remote_table(uri: str, endpoint_url=None) -> pa.Table:
     if suffix in (".parquet", ".pq"):
         return pq.read_table(io.BytesIO(data))
     if suffix in (".csv", ".tsv"):
-        return pa_csv.read_csv(io.BytesIO(data), parse_options=pa_csv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ","))
+        table = pa_csv.read_csv(io.BytesIO(data), parse_options=pa_csv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ","))
+        check_text(table, uri, "utf-8")
+        return table
     raise ImagesAsDataError(f"{uri}: a manifest must end in .csv, .tsv or .parquet")
 
 

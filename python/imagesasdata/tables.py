@@ -64,12 +64,12 @@ def read_table(path, encoding: str = "utf-8") -> pa.Table:
             raise ImagesAsDataError(f"encoding={encoding!r} is not a text encoding Python knows (e.g. utf-8, latin-1)") from None
         except pa.ArrowInvalid as error:
             raise ImagesAsDataError(f"{path}: not a readable {kind.upper()} file ({error})") from None
-        _check_text(table, path, encoding)
+        check_text(table, path, encoding)
         return table
     raise ImagesAsDataError(f"{path}: unknown table format; use .csv, .tsv or .parquet")
 
 
-def _check_text(table: pa.Table, path: Path, encoding: str) -> None:
+def check_text(table: pa.Table, path: Path, encoding: str) -> None:
     """Arrow reads a column with bytes that are not valid text as binary; refuse it, naming the first bad row."""
     for name in table.column_names:
         if pa.types.is_binary(table.schema.field(name).type) or pa.types.is_large_binary(table.schema.field(name).type):

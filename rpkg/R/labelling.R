@@ -23,6 +23,7 @@
 #' @param endpoint_url An S3-compatible endpoint (MinIO, Ceph); default AWS. Credentials come from the standard
 #'   AWS chain only.
 #' @param progress Show a progress bar.
+#' @param allow_unfinished Label with a fit whose training did not finish; refused by default.
 #' @return A `cnn_labelling`: a list with `path`, `images`, `shards`, `shards_done`, `labelled` (by this call),
 #'   `unreadable`, `seconds`, `images_per_second`, `backend` and `complete`. [labelled_images()] reads the labels.
 #' @export
@@ -34,7 +35,8 @@
 #' }
 label_corpus <- function(fit, manifest, out, backend = c("local", "ray"), shard_size = 1000L, batch_size = 32L,
                          device = "auto", precision = "auto", replicas = NULL, cpus_per_replica = NULL,
-                         gpus_per_replica = NULL, max_shards = NULL, endpoint_url = NULL, progress = interactive()) {
+                         gpus_per_replica = NULL, max_shards = NULL, endpoint_url = NULL, progress = interactive(),
+                         allow_unfinished = FALSE) {
   if (!inherits(fit, "cnn_fit")) abort_argument("`fit` must be a cnn_fit from finetune_cnn() or load_cnn()")
   backend <- match.arg(backend)
   job <- engine_call(
@@ -45,7 +47,8 @@ label_corpus <- function(fit, manifest, out, backend = c("local", "ray"), shard_
     cpus_per_replica = arg_number(cpus_per_replica, "cpus_per_replica", null = TRUE),
     gpus_per_replica = arg_number(gpus_per_replica, "gpus_per_replica", null = TRUE),
     max_shards = arg_count(max_shards, "max_shards", null = TRUE),
-    endpoint_url = arg_string(endpoint_url, "endpoint_url", null = TRUE), progress = arg_flag(progress, "progress")
+    endpoint_url = arg_string(endpoint_url, "endpoint_url", null = TRUE), progress = arg_flag(progress, "progress"),
+    allow_unfinished = arg_flag(allow_unfinished, "allow_unfinished")
   )
   labelling_object(job, fit$classes)
 }

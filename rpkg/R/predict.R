@@ -11,6 +11,8 @@
 #' @param device,precision As in [finetune_cnn()]: `"auto"` uses a GPU when there is one.
 #' @param num_workers Threads decoding images (`NULL`: up to 8).
 #' @param progress Show a progress bar (default: only in an interactive session).
+#' @param allow_unfinished Use a fit whose training did not finish (it was interrupted, killed or failed);
+#'   refused by default.
 #' @param backend `"local"` (this R session's machine) or `"ray"` (the Ray cluster in `RAY_ADDRESS`, or one started
 #'   here; same answers). For a whole corpus, [label_corpus()] writes resumable shards instead.
 #' @param ... Not used.
@@ -26,14 +28,15 @@
 #' }
 predict.cnn_fit <- function(object, new_data, type = c("class", "prob"), batch_size = 32L, device = "auto",
                             precision = "auto", num_workers = NULL, progress = interactive(),
-                            backend = c("local", "ray"), ...) {
+                            backend = c("local", "ray"), allow_unfinished = FALSE, ...) {
   type <- match.arg(type)
   backend <- match.arg(backend)
   result <- engine_call(
     run_of(object)$predict, arg_images(new_data, "new_data"),
     batch_size = arg_count(batch_size, "batch_size"), device = arg_string(device, "device"),
     precision = arg_string(precision, "precision"), num_workers = arg_count(num_workers, "num_workers", null = TRUE),
-    progress = arg_flag(progress, "progress"), backend = backend
+    progress = arg_flag(progress, "progress"), backend = backend,
+    allow_unfinished = arg_flag(allow_unfinished, "allow_unfinished")
   )
   predictions <- as_tibble_engine(result, factors = "predicted", levels = object$classes)
   if (type == "class") predictions <- predictions[c("image_id", "path", "predicted", "error")]
@@ -57,7 +60,7 @@ predict.cnn_fit <- function(object, new_data, type = c("class", "prob"), batch_s
 #' @export
 cnn_evaluate <- function(object, data, label = NULL, path = NULL, positive_class = NULL, split = "evaluation",
                          batch_size = 32L, device = "auto", precision = "auto", num_workers = NULL,
-                         progress = interactive()) {
+                         progress = interactive(), allow_unfinished = FALSE) {
   if (!inherits(object, "cnn_fit")) abort_argument("`object` must be a cnn_fit from finetune_cnn() or load_cnn()")
   evaluation <- engine_call(
     engine()$evaluate, run_of(object), arg_images(data, "data"),
@@ -65,7 +68,7 @@ cnn_evaluate <- function(object, data, label = NULL, path = NULL, positive_class
     positive_class = arg_string(positive_class, "positive_class", null = TRUE), split = arg_string(split, "split"),
     batch_size = arg_count(batch_size, "batch_size"), device = arg_string(device, "device"),
     precision = arg_string(precision, "precision"), num_workers = arg_count(num_workers, "num_workers", null = TRUE),
-    progress = arg_flag(progress, "progress")
+    progress = arg_flag(progress, "progress"), allow_unfinished = arg_flag(allow_unfinished, "allow_unfinished")
   )
   labels <- c("label", "predicted", "truth")
   structure(list(

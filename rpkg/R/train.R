@@ -18,6 +18,8 @@
 #'   `path`, `file`, `filename`, `image`, ...).
 #' @param out The run directory to write (default: a new temporary folder; [save_cnn()] copies it elsewhere).
 #' @param resume Continue an interrupted run in `out` from its last finished epoch (a finished run is loaded).
+#' @param overwrite Replace a run already in `out`. Without `resume` or `overwrite`, an existing run is never
+#'   touched, and a folder holding other files is never written into.
 #' @param architecture network to fine-tune: a torchvision name from the book's Table 4.1 (resnet18, vgg16,
 #'   densenet121, inception_v3, …), any timm model, or efficientnet_lite0 (ImageNet weights installed, works
 #'   offline).
@@ -81,7 +83,7 @@
 #' fit
 #' cnn_metrics(fit)
 #' }
-finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = FALSE,
+finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = FALSE, overwrite = FALSE,
                          architecture = "efficientnet_lite0", weights = "imagenet", image_size = NULL,
                          resize = "rescale-crop", resize_size = NULL, normalize = "backbone",
                          augment_crop = TRUE, augment_flip = TRUE, val_fraction = 0.2, test_fraction = 0,
@@ -95,7 +97,7 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
     engine()$finetune, arg_images(data, "data"),
     out = if (is.null(out)) NULL else path.expand(arg_string(out, "out")),
     label = arg_string(label, "label", null = TRUE), path = arg_string(path, "path", null = TRUE),
-    resume = arg_flag(resume, "resume"),
+    resume = arg_flag(resume, "resume"), overwrite = arg_flag(overwrite, "overwrite"),
     architecture = arg_string(architecture, "architecture"),
     weights = arg_string(weights, "weights", null = TRUE) %||% "none",
     image_size = arg_count(image_size, "image_size", null = TRUE),
