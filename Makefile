@@ -65,6 +65,7 @@ demo: install
 test: install test-python test-r
 
 test-python: python-deps
+	cd $(CURDIR) && $(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 test-r: python-deps r-deps

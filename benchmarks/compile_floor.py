@@ -13,7 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_speed import floor_train  # noqa: E402
 
-from imagesasdata.backbones import create_backbone  # noqa: E402
+from imagesasdata.model.backbones import create_backbone  # noqa: E402
 
 
 def main(rounds: int = 3, steps: int = 20, batch_size: int = 4, image_size: int = 224) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imagesasdata.dedupe import brute_force_pairs, find_duplicates, hamming_pairs, image_hashes
+from imagesasdata.prepare.dedupe import brute_force_pairs, find_duplicates, hamming_pairs, image_hashes
 
 
 def flip(code, bits, rng, count):
@@ -114,7 +114,7 @@ def inventory_speed(files, n):
         print("| workers | SHA-256 | seconds | files/s |")
         print("|---:|---|---:|---:|")
         for workers, checksum in ((1, False), (None, False), (1, True), (None, True)):
-            seconds, table = timed(image_inventory, folder, workers=workers, checksum=checksum, progress=False)
+            seconds, table = timed(image_inventory, folder, num_workers=workers, checksum=checksum, progress=False)
             assert table.num_rows == n
             print(f"| {workers or 'default'} | {'yes' if checksum else 'no'} | {seconds:.1f} | {n / seconds:,.0f} |",
                   flush=True)

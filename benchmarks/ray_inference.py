@@ -38,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import imagesasdata as iad  # noqa: E402
-from imagesasdata.labelling import Predictor, decode_images, model_bytes  # noqa: E402
-from imagesasdata.transforms import Preprocessing  # noqa: E402
+from imagesasdata.infer.labelling import model_bytes  # noqa: E402
+from imagesasdata.model.inference import Predictor, decode_images  # noqa: E402
+from imagesasdata.data.transforms import Preprocessing  # noqa: E402
 
 IMAGES = 10_000
 PHOTOS = 800
@@ -135,8 +136,8 @@ def main() -> None:
     if parser.parse_args().quick:
         IMAGES, PHOTOS, SECONDS = 1_000, 80, 3
 
-    from imagesasdata.distributed import connect
-    from imagesasdata.tables import write_table
+    from imagesasdata.scale.cluster import connect
+    from imagesasdata.io.tables import write_table
 
     scratch = Path(tempfile.mkdtemp(prefix="imagesasdata-ray-bench-"))
     try:

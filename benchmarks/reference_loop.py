@@ -21,7 +21,7 @@ from torchvision import datasets, transforms
 def reference_model(num_classes: int, architecture: str = "efficientnet_lite0") -> nn.Module:
     import timm
 
-    from imagesasdata.backbones import efficientnet_lite0_state
+    from imagesasdata.model.backbones import efficientnet_lite0_state
 
     if architecture == "efficientnet_lite0":
         model = timm.create_model("efficientnet_lite0")

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import imagesasdata as iad  # noqa: E402
 
 print = functools.partial(print, flush=True)  # noqa: A001  (sections appear as they finish)
-from imagesasdata.config import TrainConfig  # noqa: E402
-from imagesasdata.devices import autocast  # noqa: E402
-from imagesasdata.train import prepare_trainer  # noqa: E402
+from imagesasdata.train.config import TrainConfig  # noqa: E402
+from imagesasdata.model.devices import autocast  # noqa: E402
+from imagesasdata.train.trainer import prepare_trainer  # noqa: E402
 from reference_loop import reference_finetune  # noqa: E402
 
 
@@ -197,7 +197,7 @@ def main() -> None:
             print(f"### The book's 12-configuration grid: 12 reference runs against one frozen-backbone grid "
                   f"(bundled sample, 6 people × 8 photos, 224 px, {epochs} epochs each)\n")
             sample = book_layout(work / "sample", people=6, train_per_person=7)
-            from imagesasdata.tune import expand_grid
+            from imagesasdata.train.grids import expand_grid
 
             configurations, _ = expand_grid("book")
             started = time.perf_counter()

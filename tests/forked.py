@@ -22,7 +22,7 @@ def _context():
 def _child(job, crash_at: int, log: str | None, args):
     from tqdm.auto import tqdm
 
-    from imagesasdata import faults
+    from imagesasdata.io import faults
 
     tqdm.set_lock(threading.RLock())   # tqdm's default lock is a semaphore a killed process would leak
     faults._CRASH_AT, faults._CRASH_LOG, faults._passed = crash_at, log, 0
@@ -56,7 +56,7 @@ def wait_for(condition, process=None, timeout: float = 300, what: str = "the con
 
 def pause_at_epoch(epoch: int, gate: Path) -> None:
     """In a child: make the trainer wait before `epoch` until the file `gate` exists (the test opens it)."""
-    from imagesasdata import train
+    from imagesasdata.train import trainer as train
 
     original = train.Trainer.run_epoch
 

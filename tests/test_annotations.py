@@ -8,7 +8,7 @@ import pytest
 
 from imagesasdata import ImagesAsDataError, aggregate_annotations, annotation_reliability
 from imagesasdata.cli import main
-from imagesasdata.tables import read_table, write_table
+from imagesasdata.io.tables import read_table, write_table
 
 
 def long_table(answers: dict, column="label"):

@@ -8,7 +8,7 @@ import pyarrow.csv as pa_csv
 import pytest
 
 from imagesasdata.cli import main
-from imagesasdata.tables import read_table
+from imagesasdata.io.tables import read_table
 
 
 def test_local_then_compare_then_frequencies(rekognition_examples, tmp_path, capsys):

@@ -11,7 +11,7 @@ from PIL import Image
 from imagesasdata.autotag import ResponseCache, prepare_image
 from imagesasdata.autotag.payload import MAX_BYTES
 from imagesasdata.errors import BadImageError
-from imagesasdata.images import open_rgb
+from imagesasdata.io.images import open_rgb
 
 
 def test_acceptable_files_go_as_they_are(rekognition_examples):

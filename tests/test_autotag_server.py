@@ -39,8 +39,8 @@ import imagesasdata as iad  # noqa: E402
 from imagesasdata.autotag import ResponseCache  # noqa: E402
 from imagesasdata.autotag.payload import MAX_BYTES, MAX_SIDE, MIN_SIDE  # noqa: E402
 from imagesasdata.autotag.tables import LABEL_SCHEMA  # noqa: E402
-from imagesasdata.images import sha256_file  # noqa: E402
-from imagesasdata.tables import write_table  # noqa: E402
+from imagesasdata.io.images import sha256_file  # noqa: E402
+from imagesasdata.io.tables import write_table  # noqa: E402
 
 ACCESS_KEY = "AKIAIMAGESASDATA7TST"            # fake, distinctive: searched for in every output below
 SECRET_KEY = "imagesasdata/Canary+Secret/Key0123456789abcdef"

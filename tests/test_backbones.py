@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import imagesasdata.backbones as backbones
-from imagesasdata.backbones import BOOK_ARCHITECTURES, create_backbone
+import imagesasdata.model.backbones as backbones
+from imagesasdata.model.backbones import BOOK_ARCHITECTURES, create_backbone
 from imagesasdata.errors import ImagesAsDataError
-from imagesasdata.transforms import Preprocessing, eval_view, load_base, normalize_batch, to_chw
+from imagesasdata.data.transforms import Preprocessing, eval_view, load_base, normalize_batch, to_chw
 
 
 def head_layers(backbone):

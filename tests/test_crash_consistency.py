@@ -24,8 +24,8 @@ import pytest
 from safetensors.torch import load_file
 
 import imagesasdata as iad
-from imagesasdata import faults
-from imagesasdata.locks import LOCK_FILE
+from imagesasdata.io import faults
+from imagesasdata.io.locks import LOCK_FILE
 
 import forked
 OPTIONS = dict(image_size=32, epochs=2, learning_rate=0.01, seed=0, progress=False)

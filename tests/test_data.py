@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from imagesasdata.data import check_labeled, choose_positive_class, class_names, image_table
+from imagesasdata.data.table import check_labeled, choose_positive_class, class_names, image_table
 from imagesasdata.errors import ImagesAsDataError
 
 

@@ -15,9 +15,9 @@ from PIL import Image
 
 from imagesasdata import ImagesAsDataError
 from imagesasdata.cli import main
-from imagesasdata.dedupe import (DEFAULT_THRESHOLD, brute_force_pairs, contact_sheet, duplicate_groups,
+from imagesasdata.prepare.dedupe import (DEFAULT_THRESHOLD, brute_force_pairs, contact_sheet, duplicate_groups,
                                  duplicate_thumbnails, find_duplicates, hamming, hamming_pairs, image_hashes)
-from imagesasdata.tables import read_table
+from imagesasdata.io.tables import read_table
 
 # Copies of these are planted: the five tweeted photos and one photo of ten ORL people.
 ORL_ORIGINALS = [f"orl/s{k}/1.pgm" for k in (1, 5, 9, 13, 17, 21, 25, 29, 33, 37)]
@@ -182,7 +182,7 @@ def test_lower_threshold_groups_less(hashes, duplicates):
 
 
 def test_reuse_skips_known_files(corpus, hashes, monkeypatch):
-    import imagesasdata.dedupe as dedupe
+    import imagesasdata.prepare.dedupe.hashing as dedupe
 
     calls = []
     original = dedupe._perceptual_hashes

@@ -24,11 +24,11 @@ pytest.importorskip("ray")
 pytest.importorskip("moto")
 
 import imagesasdata as iad  # noqa: E402
-from imagesasdata import labelling  # noqa: E402
-from imagesasdata import train as train_module  # noqa: E402
+from imagesasdata.io import s3 as s3_io  # noqa: E402
+from imagesasdata.train import trainer as train_module  # noqa: E402
 from imagesasdata.cli import main as cli_main  # noqa: E402
 from imagesasdata.errors import ImagesAsDataError  # noqa: E402
-from imagesasdata.tables import read_json, write_table  # noqa: E402
+from imagesasdata.io.tables import read_json, write_table  # noqa: E402
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -56,7 +56,7 @@ def fake_aws(tmp_path_factory):
         host, port = server.get_host_and_port()
         yield f"http://{host}:{port}"
         server.stop()
-        labelling._clients.clear()
+        s3_io._clients.clear()
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +234,7 @@ def test_an_s3_manifest_of_s3_images(backend, ray_cluster, fake_aws, fitted, cor
 def test_s3_without_credentials_is_one_clear_error(fake_aws, fitted, tmp_path, monkeypatch):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    monkeypatch.setattr(labelling, "_clients", {})  # a client made now has no credentials; keep it out of the cache
+    monkeypatch.setattr(s3_io, "_clients", {})  # a client made now has no credentials; keep it out of the cache
     with pytest.raises(ImagesAsDataError, match="no AWS credentials"):
         iad.label_corpus(fitted, ["s3://corpus/a.jpg", "s3://corpus/b.jpg"], out=tmp_path / "labels",
                          endpoint_url=fake_aws, progress=False)

@@ -9,7 +9,7 @@ import pytest
 from imagesasdata import (ImagesAsDataError, emotion_cooccurrence, emotion_counts, emotion_labels,
                           emotion_max_class)
 from imagesasdata.cli import main
-from imagesasdata.tables import read_table, write_table
+from imagesasdata.io.tables import read_table, write_table
 
 EMOTIONS = ["anger", "disgust", "enthusiasm", "fear", "sadness"]
 #            anger disgust enthus. fear sadness   what the rule makes of it (min_score 3, min_margin 3)

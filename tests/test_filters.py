@@ -9,7 +9,7 @@ from PIL import Image
 
 from imagesasdata import ImagesAsDataError, filter_small, image_inventory
 from imagesasdata.cli import main
-from imagesasdata.tables import read_table
+from imagesasdata.io.tables import read_table
 
 
 @pytest.fixture()

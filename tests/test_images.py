@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from imagesasdata.errors import BadImageError
-from imagesasdata.images import list_image_files, open_rgb, sha256_file
+from imagesasdata.io.images import list_image_files, open_rgb, sha256_file
 
 
 @pytest.fixture()

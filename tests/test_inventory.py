@@ -12,7 +12,7 @@ from PIL import Image
 
 from imagesasdata import ImagesAsDataError, image_inventory, open_rgb
 from imagesasdata.cli import main
-from imagesasdata.tables import read_table
+from imagesasdata.io.tables import read_table
 
 
 @pytest.fixture()
@@ -76,8 +76,8 @@ def test_table_source_missing_files_and_extra_columns(tmp_path, orl_faces):
 
 
 def test_threads_keep_the_order(mixed):
-    one = image_inventory(mixed, workers=1, progress=False)
-    four = image_inventory(mixed, workers=4, progress=False)
+    one = image_inventory(mixed, num_workers=1, progress=False)
+    four = image_inventory(mixed, num_workers=4, progress=False)
     assert one.equals(four)
 
 

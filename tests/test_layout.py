@@ -11,7 +11,7 @@ from PIL import Image
 
 from imagesasdata import (ImagesAsDataError, find_duplicates, image_table, split_images, write_layout)
 from imagesasdata.cli import main
-from imagesasdata.tables import read_table, write_table
+from imagesasdata.io.tables import read_table, write_table
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from imagesasdata.metrics import classification_metrics, confusion_table, metrics_from_counts
+from imagesasdata.measure.metrics import classification_metrics, confusion_table, metrics_from_counts
 
 
 def lookup(table, metric, estimator, cls=None):

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 import imagesasdata as iad
 from imagesasdata.errors import ImagesAsDataError
-from imagesasdata.locks import LOCK_FILE, DirectoryLock
+from imagesasdata.io.locks import LOCK_FILE, DirectoryLock
 
 import forked
 
@@ -49,7 +48,7 @@ def _tune_paused(data, out, gate):
 def _label_paused(run, manifest, out, gate):
     import time
 
-    from imagesasdata import labelling
+    from imagesasdata.infer import labelling
 
     original = labelling.ShardWriter._write
 
@@ -267,7 +266,7 @@ def test_weights_from_another_run_are_refused(two_runs, tiny_faces, tmp_path):
         iad.load_run(swapped.path).predict(tiny_faces, progress=False)
     # even with the checksum in model.json made to match, the weights name their own run
     description = json.loads((swapped.path / "model.json").read_text())
-    description["files"]["model.safetensors"] = iad.images.sha256_file(b.path / "model.safetensors")
+    description["files"]["model.safetensors"] = iad.io.images.sha256_file(b.path / "model.safetensors")
     (swapped.path / "model.json").write_text(json.dumps(description))
     with pytest.raises(ImagesAsDataError, match=r"belongs to another run \(run id "):
         iad.load_run(swapped.path).predict(tiny_faces, progress=False)
@@ -311,7 +310,7 @@ def test_a_run_killed_while_training_is_refused_unless_asked(tiny_faces, tmp_pat
 
 
 def _finetune_killed_after_epoch_1(data, out):
-    from imagesasdata import train
+    from imagesasdata.train import trainer as train
 
     original = train.Trainer._checkpoint
 
@@ -362,7 +361,7 @@ def test_a_file_that_cannot_be_opened_is_not_called_corrupt(tiny_faces, monkeypa
     from PIL import Image
 
     from imagesasdata.errors import BadImageError
-    from imagesasdata.inventory import read_header
+    from imagesasdata.prepare.inventory import read_header
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

@@ -11,6 +11,7 @@ import torch
 
 import imagesasdata as iad
 from imagesasdata.errors import ImagesAsDataError
+from imagesasdata.model.backbones import rebuild_model
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def test_run_directory_contents(fitted, sample_data):
     assert description["seed"] == 0 and description["versions"]["torch"] == torch.__version__
     hashes = description["training_images"]["sha256"]
     assert len(hashes) == 48
-    assert hashes["s1/1.png"] == iad.images.sha256_file(sample_data / "faces" / "s1" / "1.png")
+    assert hashes["s1/1.png"] == iad.io.images.sha256_file(sample_data / "faces" / "s1" / "1.png")
     history = pq.read_table(fitted.path / "history.parquet")
     assert history.column_names == ["epoch", "split", "loss", "accuracy", "learning_rate", "seconds"]
     assert history.num_rows == 4
@@ -116,7 +117,7 @@ def test_weights_of_the_wrong_shape(fitted, tmp_path):
         iad.load_run(copy.path).model()
     # ... and weights that do not fit the architecture are refused when the model is built
     with pytest.raises(ImagesAsDataError, match=r"do not match the architecture.*classifier.weight: file \(3, 1280\)"):
-        iad.runs.build_model(copy.description, weights)
+        rebuild_model(copy.description, weights)
 
 
 def test_not_a_run_directory(tmp_path):

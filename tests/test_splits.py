@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from imagesasdata.errors import ImagesAsDataError
-from imagesasdata.splits import split_table
+from imagesasdata.data.splits import split_table
 
 
 def table_of(labels, groups=None):

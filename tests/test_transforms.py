@@ -9,8 +9,8 @@ import torchvision.transforms as T
 from PIL import Image
 
 from imagesasdata.errors import ImagesAsDataError
-from imagesasdata.images import open_rgb
-from imagesasdata.transforms import (
+from imagesasdata.io.images import open_rgb
+from imagesasdata.data.transforms import (
     Preprocessing, base_array, channel_statistics, eval_view, load_base, normalize_batch, random_resized_crop_box,
     to_chw, train_view,
 )

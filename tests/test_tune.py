@@ -6,9 +6,9 @@ import pyarrow.compute as pc
 import pytest
 
 import imagesasdata as iad
-from imagesasdata import train as train_module
+from imagesasdata.train import trainer as train_module
 from imagesasdata.errors import ImagesAsDataError
-from imagesasdata.tune import expand_grid
+from imagesasdata.train.grids import expand_grid
 
 FAST = dict(image_size=64, epochs=2, freeze="backbone", augment_crop=False, progress=False, seed=0)
 GRID = {"learning_rate": [0.001, 0.01], "momentum": [0.7, 0.9]}

@@ -13,26 +13,48 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-from .autotag import (autotag_local, compare_tags, label_frequencies, rekognition_celebrities,  # noqa: E402
-                      rekognition_labels, tag_metrics_from_counts)
-from .annotations import aggregate_annotations, annotation_reliability  # noqa: E402
-from .backbones import BOOK_ARCHITECTURES, create_backbone, list_architectures  # noqa: E402
-from .config import TrainConfig  # noqa: E402
-from .data import image_table  # noqa: E402
-from .errors import BadImageError, ImagesAsDataError  # noqa: E402
-from .dedupe import contact_sheet, duplicate_groups, duplicate_thumbnails, find_duplicates, image_hashes  # noqa: E402
-from .emotions import emotion_cooccurrence, emotion_counts, emotion_labels, emotion_max_class  # noqa: E402
-from .filters import filter_small  # noqa: E402
-from .images import open_rgb  # noqa: E402
-from .inventory import image_inventory  # noqa: E402
-from .labelling import label_corpus, load_labelling, read_manifest  # noqa: E402
-from .layout import split_images, write_layout  # noqa: E402
-from .metrics import classification_metrics, metrics_from_counts  # noqa: E402
-from .predict import evaluate, predict  # noqa: E402
-from .runs import Run, load_run  # noqa: E402
-from .splits import split_table  # noqa: E402
-from .train import finetune  # noqa: E402
-from .tune import grid_summary, load_grid, lr_find, tune, tune_tasks  # noqa: E402
+# The public API, imported on first use (PEP 562): `import imagesasdata` (and library(imagesasdata) in R) loads no
+# torch; preparing a corpus never does; torch arrives with the first model.
+_PUBLIC = {
+    "errors": ("BadImageError", "ImagesAsDataError"),
+    "io.images": ("open_rgb",),
+    "data.table": ("image_table",),
+    "data.splits": ("split_table",),
+    "prepare.annotations": ("aggregate_annotations", "annotation_reliability"),
+    "prepare.dedupe": ("contact_sheet", "duplicate_groups", "duplicate_thumbnails", "find_duplicates", "image_hashes"),
+    "prepare.emotions": ("emotion_cooccurrence", "emotion_counts", "emotion_labels", "emotion_max_class"),
+    "prepare.filters": ("filter_small",),
+    "prepare.inventory": ("image_inventory",),
+    "prepare.layout": ("split_images", "write_layout"),
+    "measure.metrics": ("classification_metrics", "metrics_from_counts"),
+    "measure.interpretation": ("Interpretation",),
+    "model.backbones": ("BOOK_ARCHITECTURES", "create_backbone", "list_architectures"),
+    "infer.run": ("Run", "load_run"),
+    "infer.predict": ("evaluate", "predict"),
+    "infer.labelling": ("label_corpus", "load_labelling", "read_manifest"),
+    "train.config": ("TrainConfig",),
+    "train.trainer": ("finetune",),
+    "train.grids": ("grid_summary", "load_grid", "tune", "tune_tasks"),
+    "train.lr_find": ("lr_find",),
+    "autotag": ("autotag_local", "compare_tags", "label_frequencies", "rekognition_celebrities", "rekognition_labels",
+                "tag_metrics_from_counts"),
+}
+_WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'imagesasdata' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))
 
 
 def sample_data() -> Path:
@@ -48,11 +70,14 @@ def sample_data() -> Path:
     repository = Path(__file__).resolve().parents[2] / "data"
     if (repository / "faces").is_dir():
         return repository
+    from .errors import ImagesAsDataError
+
     raise ImagesAsDataError("the sample data is missing from this installation; reinstall imagesasdata")
 
 
 __all__ = [
-    "BOOK_ARCHITECTURES", "BadImageError", "ImagesAsDataError", "Run", "TrainConfig", "classification_metrics",
+    "BOOK_ARCHITECTURES", "BadImageError", "ImagesAsDataError", "Interpretation", "Run", "TrainConfig",
+    "classification_metrics",
     "create_backbone", "evaluate", "finetune", "image_table", "list_architectures", "load_run", "metrics_from_counts",
     "open_rgb", "predict", "sample_data", "split_table",
     # autotaggers (section 6)

@@ -40,15 +40,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import ImagesAsDataError
-from .faults import crash_point
-from .images import sha256_file
-from .locks import LOCK_FILE, claimed_directory
-from .metrics import classification_metrics, confusion_table, headline_lines
-from .tables import atomic_path, fsync_directory, read_json, write_json, write_table
+from .io.faults import crash_point
+from .io.images import sha256_file
+from .io.locks import LOCK_FILE, claimed_directory
+from .measure.metrics import classification_metrics, confusion_table, headline_lines
+from .io.tables import atomic_path, fsync_directory, read_json, write_json, write_table
 
 FORMAT_VERSION = 2
 WEIGHTS = "model.safetensors"
-DESCRIPTION = "model.json"
+RUN_DESCRIPTION = "model.json"
 CHECKPOINT = "checkpoint"
 POINTER = "current.json"
 FINISHED = ("complete", "interrupted", "failed")
@@ -63,7 +63,7 @@ HISTORY_SCHEMA = pa.schema([
 def claim_run_dir(out, *, resume: bool = False, overwrite: bool = False):
     """The run directory for a fine-tune, created and locked for its life (a context manager yielding the Path).
     An existing run needs resume=True (continue it) or overwrite=True (replace it); see locks.claimed_directory."""
-    return claimed_directory(out, what="run", marker=DESCRIPTION, resume=resume, overwrite=overwrite)
+    return claimed_directory(out, what="run", marker=RUN_DESCRIPTION, resume=resume, overwrite=overwrite)
 
 
 def versions() -> dict:
@@ -98,7 +98,7 @@ def describe_model(backbone, config, prep, classes, positive_class, **runtime) -
 
 
 def is_complete(out) -> bool:
-    path = Path(out) / DESCRIPTION
+    path = Path(out) / RUN_DESCRIPTION
     return path.exists() and read_json(path, "a run description").get("status") == "complete"
 
 
@@ -109,7 +109,7 @@ def has_checkpoint(out) -> bool:
 def write_started(out: Path, description: dict, table: pa.Table, hashes: dict, skipped: pa.Table) -> None:
     """model.json (status "training") first — it marks the folder as a run — then the splits and skipped images.
     A resumed run keeps its id and creation time."""
-    previous = Path(out) / DESCRIPTION
+    previous = Path(out) / RUN_DESCRIPTION
     if previous.exists():
         earlier = read_json(previous, "a run description")
         description.update({k: earlier[k] for k in ("run_id", "created") if k in earlier})
@@ -118,7 +118,7 @@ def write_started(out: Path, description: dict, table: pa.Table, hashes: dict, s
         "count": table.num_rows - skipped.num_rows,
         "sha256": {ids[row]: digest for row, digest in sorted(hashes.items())},
     }
-    write_json(description, out / DESCRIPTION)
+    write_json(description, out / RUN_DESCRIPTION)
     write_table(table.select(["image_id", "path", "label", "split"]), out / "splits.parquet")
     write_table(skipped, out / "skipped.parquet")
 
@@ -197,11 +197,10 @@ def _epoch_folder(epoch: int) -> str:
     return f"epoch-{epoch:04d}"
 
 
-def read_checkpoint(out: Path, config):
-    """(weights, optimizer state dict, scheduler state dict, training state, best weights) of the last committed
-    epoch, every file checked against its checksum. Raises ImagesAsDataError for other options or damage."""
-    from .config import TrainConfig
-
+def read_checkpoint(out: Path):
+    """(weights, optimizer state dict, scheduler state dict, training state, best weights, options) of the last
+    committed epoch, every file checked against its checksum. Raises ImagesAsDataError for a damaged checkpoint.
+    The caller compares the options with its own (a run resumes only with the options it started with)."""
     folder = Path(out) / CHECKPOINT
     pointer = read_json(folder / POINTER, "a checkpoint pointer")
     states = {}
@@ -211,12 +210,6 @@ def read_checkpoint(out: Path, config):
         for file, digest in states[name]["sha256"].items():
             _verify(folder / name / file, digest, out)
     saved = states[pointer["last"]]
-    differences = config.differences(TrainConfig(**saved["config"]))
-    if differences:
-        changed = ", ".join(f"{k}: was {theirs!r}, now {mine!r}" for k, (mine, theirs) in differences.items())
-        raise ImagesAsDataError(f"{out} holds a run started with other options ({changed}); resume with the same "
-                                "options, pass overwrite=True (CLI: --overwrite) to start again, or write to a new "
-                                "--out directory")
     weights = read_weights(folder / pointer["last"], "weights.safetensors")
     flat = read_weights(folder / pointer["last"], "optimizer.safetensors")
     state: dict = {}
@@ -225,7 +218,14 @@ def read_checkpoint(out: Path, config):
         state.setdefault(int(index), {})[name] = value
     optimizer_state = {"state": state, "param_groups": saved["optimizer"]["param_groups"]}
     best_weights = read_weights(folder / pointer["best"], "weights.safetensors")
-    return weights, optimizer_state, saved["scheduler"], saved["state"], best_weights
+    return weights, optimizer_state, saved["scheduler"], saved["state"], best_weights, saved["config"]
+
+
+def checkpoint_options(out: Path) -> dict:
+    """The options the interrupted run in `out` was started with (to compare before anything is loaded)."""
+    folder = Path(out) / CHECKPOINT
+    pointer = read_json(folder / POINTER, "a checkpoint pointer")
+    return read_json(folder / pointer["last"] / "state.json", "a checkpoint's state")["config"]
 
 
 def _verify(path: Path, expected: str | None, out) -> None:
@@ -237,13 +237,13 @@ def _verify(path: Path, expected: str | None, out) -> None:
 
 
 def write_finished(out: Path, table: pa.Table, targets, classes, positive_class, results: dict, *, history,
-                   best_epoch, epochs_run, stopped_early, status, weights, error: str | None = None) -> "Run":
+                   best_epoch, epochs_run, stopped_early, status, weights, error: str | None = None) -> None:
     """Write weights, history, metrics, confusion matrices and predictions; then model.json with the outcome and the
     weights' checksum (the moment the run counts as finished); a complete run's checkpoint is then removed."""
-    from .inference import softmax
+    from .model.inference import softmax
 
     out = Path(out)
-    description = read_json(out / DESCRIPTION, "a run description")
+    description = read_json(out / RUN_DESCRIPTION, "a run description")
     checksum = write_weights(out, weights, metadata=weights_metadata(description))
     write_table(pa.Table.from_pylist(history, schema=HISTORY_SCHEMA), out / "history.parquet")
     metric_tables, confusion_tables, prediction_tables = [], [], []
@@ -270,11 +270,10 @@ def write_finished(out: Path, table: pa.Table, targets, classes, positive_class,
         description["error"] = error
     else:
         description.pop("error", None)
-    write_json(description, out / DESCRIPTION)
+    write_json(description, out / RUN_DESCRIPTION)
     if status == "complete":
         shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
         crash_point("checkpoint removed")
-    return Run(out)
 
 
 def _with_split(table: pa.Table, split: str) -> pa.Table:
@@ -323,26 +322,29 @@ def check_safetensors_file(path: Path) -> None:
         )
 
 
-def load_run(path) -> "Run":
-    """Open a run directory written by finetune(). Raises ImagesAsDataError if it is not one, or is damaged."""
-    path = Path(path).expanduser().absolute()
-    if not (path / DESCRIPTION).exists():
-        raise ImagesAsDataError(f"{path} is not a run directory (no {DESCRIPTION}); pass the --out folder of a finetune run")
-    return Run(path)
+def as_run_directory(run) -> "RunDirectory":
+    """A RunDirectory (or its subclass infer.Run) as given, else the run directory at the path `run`."""
+    if isinstance(run, RunDirectory):
+        return run
+    path = Path(run).expanduser().absolute()
+    if not (path / RUN_DESCRIPTION).exists():
+        raise ImagesAsDataError(f"{path} is not a run directory (no {RUN_DESCRIPTION}); pass the --out folder of a finetune run")
+    return RunDirectory(path)
 
 
-class Run:
-    """A fitted model in its run directory: its description, tables, and verbs to predict and evaluate."""
+class RunDirectory:
+    """A fitted model in its run directory: its description, tables and checked weights. The verbs that use the
+    model (predict, evaluate, interpretation) are added by infer.Run, the class users meet."""
 
     def __init__(self, path):
         self.path = Path(path)
-        self.description = read_json(self.path / DESCRIPTION, "a run description (model.json of a finetune run)")
+        self.description = read_json(self.path / RUN_DESCRIPTION, "a run description (model.json of a finetune run)")
         if self.description.get("format") != "imagesasdata-run":
-            raise ImagesAsDataError(f"{self.path / DESCRIPTION} was not written by imagesasdata")
+            raise ImagesAsDataError(f"{self.path / RUN_DESCRIPTION} was not written by imagesasdata")
         missing = [k for k in ("classes", "architecture", "library", "preprocessing", "hyperparameters")
                    if k not in self.description]
         if missing or not isinstance(self.description["classes"], list):
-            raise ImagesAsDataError(f"{self.path / DESCRIPTION} is damaged: it lacks {', '.join(missing) or 'a list of classes'}")
+            raise ImagesAsDataError(f"{self.path / RUN_DESCRIPTION} is damaged: it lacks {', '.join(missing) or 'a list of classes'}")
         self._model = None
 
     # what the run knows
@@ -393,7 +395,7 @@ class Run:
         return self._table("skipped")
 
     def metric(self, metric: str = "accuracy", split: str = "val", estimator: str | None = None) -> float:
-        from .metrics import metric_value
+        from .measure.metrics import metric_value
 
         return metric_value(self.metrics, metric, estimator, split)
 
@@ -423,7 +425,7 @@ class Run:
             return self._best_checkpointed_weights()
         recorded = (self.description.get("files") or {}).get(WEIGHTS)
         if recorded is None and self.description.get("format_version", 1) >= 2:
-            raise ImagesAsDataError(f"{self.path / DESCRIPTION} is damaged: it has no checksum of {WEIGHTS}")
+            raise ImagesAsDataError(f"{self.path / RUN_DESCRIPTION} is damaged: it has no checksum of {WEIGHTS}")
         if recorded is None:
             import warnings
 
@@ -434,7 +436,7 @@ class Run:
         if recorded is not None and sha256_file(self.path / WEIGHTS) != recorded:
             raise ImagesAsDataError(
                 f"{self.path / WEIGHTS} is not the file this run wrote (its SHA-256 differs from the one in "
-                f"{DESCRIPTION}): the weights were replaced or damaged. Copy the run folder again, or retrain"
+                f"{RUN_DESCRIPTION}): the weights were replaced or damaged. Copy the run folder again, or retrain"
             )
         weights, metadata = read_weights_and_metadata(self.path, WEIGHTS)
         if recorded is not None:
@@ -444,14 +446,14 @@ class Run:
     def _check_metadata(self, metadata: dict) -> None:
         if metadata.get("run_id") != self.description.get("run_id"):
             raise ImagesAsDataError(f"{self.path / WEIGHTS} belongs to another run (run id {metadata.get('run_id')}, "
-                                    f"{DESCRIPTION} says {self.description.get('run_id')}); do not mix files of two runs")
+                                    f"{RUN_DESCRIPTION} says {self.description.get('run_id')}); do not mix files of two runs")
         try:
             trained = json.loads(metadata.get("classes", "null"))
         except ValueError:
             trained = None
         if trained != self.classes:
             raise ImagesAsDataError(
-                f"{self.path / DESCRIPTION} lists the classes {self.classes}, but the weights were trained for "
+                f"{self.path / RUN_DESCRIPTION} lists the classes {self.classes}, but the weights were trained for "
                 f"{trained}: model.json was edited or comes from another run. Restore the run's own model.json"
             )
 
@@ -470,20 +472,12 @@ class Run:
     def model(self, device: str = "cpu"):
         """The fitted network (torch.nn.Module) in eval mode, from the checked weights (see weights())."""
         if self._model is None:
-            self._model = build_model(self.description, self.weights())
+            from .model.backbones import rebuild_model
+
+            self._model = rebuild_model(self.description, self.weights())
         return self._model.to(device).eval()
 
-    def predict(self, images, **options) -> pa.Table:
-        from .predict import predict
-
-        return predict(self, images, **options)
-
-    def evaluate(self, data, **options):
-        from .predict import evaluate
-
-        return evaluate(self, data, **options)
-
-    def save(self, path) -> "Run":
+    def save(self, path):
         """Copy the run directory (without training checkpoints) to `path`, atomically; return the copy."""
         path = Path(path).expanduser().resolve()
         if path == self.path:
@@ -499,7 +493,7 @@ class Run:
             os.replace(staging, path) if staging.parent == path.parent else shutil.move(str(staging), str(path))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return Run(path)
+        return type(self)(path)
 
     def summary(self) -> str:
         d = self.description
@@ -513,29 +507,3 @@ class Run:
 
     def __repr__(self) -> str:
         return self.summary()
-
-
-def build_model(description: dict, weights: dict):
-    """Rebuild the network a run describes and load its weights; shapes must match exactly."""
-    from .backbones import create_backbone
-
-    name = description["architecture"]
-    if description["library"] == "timm" and not name.startswith("timm/"):
-        import torchvision
-
-        if name in torchvision.models.list_models(module=torchvision.models):
-            name = f"timm/{name}"
-    backbone = create_backbone(name, None, len(description["classes"]),
-                               description["hyperparameters"].get("dropout", 0.0), "none", progress=False)
-    model = backbone.model
-    own = model.state_dict()
-    wrong = [f"{k}: file {tuple(v.shape)}, model {tuple(own[k].shape)}" for k, v in weights.items()
-             if k in own and v.shape != own[k].shape]
-    missing = [k for k in own if k not in weights]
-    if wrong or missing:
-        raise ImagesAsDataError(
-            "the weights do not match the architecture in model.json: "
-            + "; ".join(wrong[:3] + [f"missing {m}" for m in missing[:3]])
-        )
-    model.load_state_dict(weights)
-    return model.eval()

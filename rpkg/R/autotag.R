@@ -169,11 +169,9 @@ compare_tags <- function(tags, manual, positive, manual_positive = NULL, min_con
     tagger = arg_string(tagger, "tagger", null = TRUE)
   )
   classes <- c("negative", "positive")
-  metrics <- as_tibble_engine(comparison$metrics)
   structure(list(
     confusion = as_tibble_engine(comparison$confusion, factors = c("truth", "predicted"), levels = classes),
-    metrics = tibble::tibble(.metric = metrics$metric, .estimator = metrics$estimator, .estimate = metrics$estimate,
-                             class = metrics$class, n = metrics$n),
+    metrics = yardstick_shape(as_tibble_engine(comparison$metrics)),
     per_image = as_tibble_engine(comparison$per_image, factors = c("truth", "predicted"), levels = classes),
     excluded = as_tibble_engine(comparison$excluded),
     positive_tags = as.character(unlist(py_value(comparison$positive_tags))),

@@ -118,7 +118,7 @@ engine <- function() {
   .engine$module <- imported$module
   # A Ray session (backend = "ray") must end before R finalises Python at exit, or R crashes on its way out.
   reg.finalizer(.engine, function(env) {
-    try(reticulate::import("imagesasdata.distributed", convert = FALSE)$disconnect(), silent = TRUE)
+    try(.engine$bridge$shutdown(), silent = TRUE)
   }, onexit = TRUE)
   .engine$module
 }
@@ -133,7 +133,7 @@ saved = list(sys.path)
 sys.path[:] = [p for p in sys.path if p not in ('', '.') and os.path.abspath(p) != here]
 try:
     module = importlib.import_module('imagesasdata')
-    bridge = importlib.import_module('imagesasdata.bridge')
+    bridge = importlib.import_module('imagesasdata.interop.bridge')
 finally:
     sys.path[:] = saved
 "
@@ -144,7 +144,7 @@ import_engine <- function() {
   list(module = reticulate::py_get_item(scope, "module"), bridge = reticulate::py_get_item(scope, "bridge"))
 }
 
-# The engine's bridge module (imagesasdata.bridge).
+# The engine's bridge module (imagesasdata.interop.bridge): with the engine's public functions, all R calls.
 bridge <- function() {
   engine()
   .engine$bridge

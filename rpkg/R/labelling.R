@@ -66,8 +66,7 @@ labelled_images <- function(labelling, classes = NULL) {
     classes <- classes %||% labelling$classes
     labelling <- labelling$path
   }
-  job <- engine_call(engine()$load_labelling, path.expand(arg_string(labelling, "labelling")))
-  table <- engine_call(reticulate::import("operator", convert = FALSE)$attrgetter("table"), job)
+  table <- engine_call(bridge()$labelled_table, path.expand(arg_string(labelling, "labelling")))
   as_tibble_engine(table, factors = "predicted", levels = classes)
 }
 

@@ -19,10 +19,22 @@
 #' cnn_metrics(fit, split = "val")
 #' }
 cnn_metrics <- function(x, split = NULL) {
-  metrics <- result_table(x, "metrics")
-  out <- tibble::tibble(.metric = metrics$metric, .estimator = metrics$estimator, .estimate = metrics$estimate,
-                        split = metrics$split, class = metrics$class, n = metrics$n)
-  keep_splits(out, split)
+  keep_splits(result_table(x, "metrics"), split)
+}
+
+# The engine's metrics table (metric, estimator, estimate, [split], class, n) in yardstick's shape: the one
+# conversion, used by fits, evaluations, grids and tag comparisons.
+yardstick_shape <- function(metrics) {
+  out <- tibble::tibble(.metric = metrics$metric, .estimator = metrics$estimator, .estimate = metrics$estimate)
+  if ("split" %in% names(metrics)) out$split <- metrics$split
+  out$class <- metrics$class
+  out$n <- metrics$n
+  out
+}
+
+# The metrics a person reads first, on one line ("accuracy 0.917, precision 0.800, ..."), written by the engine.
+headline_metrics <- function(metrics, split) {
+  as.character(py_value(engine_call(bridge()$headline, engine_table(metrics), split)))
 }
 
 #' Confusion matrices of a fitted CNN
@@ -47,14 +59,10 @@ cnn_confusion <- function(x, split = NULL) {
 #' @export
 cnn_misclassified <- function(x, split = NULL) {
   predictions <- keep_splits(result_table(x, "predictions"), split)
-  if (!"split" %in% names(predictions)) predictions$split <- rep(NA_character_, nrow(predictions))
-  if ("error" %in% names(predictions)) predictions <- predictions[is.na(predictions$error), ]
-  wrong <- predictions[as.character(predictions$label) != as.character(predictions$predicted), ]
-  columns <- paste0("prob_", levels(wrong$predicted))
-  chosen <- cbind(seq_len(nrow(wrong)), match(as.character(wrong$predicted), levels(wrong$predicted)))
-  probabilities <- as.matrix(wrong[columns])
-  wrong$probability <- if (nrow(wrong)) probabilities[chosen] else double()
-  wrong <- wrong[order(-wrong$probability), ]
+  interpretation <- engine_call(engine()$Interpretation$from_predictions, engine_table(predictions), x$classes)
+  wrong <- as_tibble_engine(engine_call(interpretation$misclassified), factors = c("label", "predicted"),
+                            levels = x$classes)
+  if (!"split" %in% names(wrong)) wrong$split <- rep(NA_character_, nrow(wrong))
   first <- c("image_id", "path", "split", "label", "predicted", "probability")
   wrong[c(first, setdiff(names(wrong), c(first, "error")))]
 }

@@ -73,7 +73,7 @@ cnn_evaluate <- function(object, data, label = NULL, path = NULL, positive_class
   labels <- c("label", "predicted", "truth")
   structure(list(
     classes = object$classes,
-    metrics = as_tibble_engine(evaluation$metrics),
+    metrics = yardstick_shape(as_tibble_engine(evaluation$metrics)),
     confusion = as_tibble_engine(evaluation$confusion, factors = labels, levels = object$classes),
     predictions = as_tibble_engine(evaluation$predictions, factors = labels, levels = object$classes)
   ), class = "cnn_evaluation")

@@ -13,7 +13,7 @@
 #'   a data frame with a path column, or a character vector of image paths.
 #' @param verify Decode every image fully (slower) instead of reading headers.
 #' @param checksum Compute each file's SHA-256 (exact duplicates share it).
-#' @param workers Threads reading files (`NULL`: one per CPU core, up to 8).
+#' @param num_workers Threads reading files (`NULL`: one per CPU core, up to 8).
 #' @param progress Show a progress bar (default: only in an interactive session).
 #' @param label,path Column names of the labels and paths in a table source.
 #' @return A tibble: `image_id`, `path`, `label` (a factor), `split`, `bytes`, `width` and `height` (as displayed,
@@ -24,12 +24,12 @@
 #' @examplesIf engine_available()
 #' inventory <- image_inventory(file.path(sample_data(), "faces"), progress = FALSE)
 #' table(inventory$format, inventory$readable)
-image_inventory <- function(source, verify = FALSE, checksum = TRUE, workers = NULL, progress = interactive(),
+image_inventory <- function(source, verify = FALSE, checksum = TRUE, num_workers = NULL, progress = interactive(),
                             label = NULL, path = NULL) {
   result <- engine_call(
     engine()$image_inventory, arg_images(source, "source"),
     verify = arg_flag(verify, "verify"), checksum = arg_flag(checksum, "checksum"),
-    workers = arg_count(workers, "workers", null = TRUE), progress = arg_flag(progress, "progress"),
+    num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_flag(progress, "progress"),
     label = arg_string(label, "label", null = TRUE), path = arg_string(path, "path", null = TRUE)
   )
   as_tibble_engine(result, factors = "label")
@@ -51,14 +51,14 @@ image_inventory <- function(source, verify = FALSE, checksum = TRUE, workers = N
 #' @examplesIf engine_available()
 #' checked <- filter_small(file.path(sample_data(), "faces"), min_bytes = 5120, min_width = 64, progress = FALSE)
 #' table(checked$kept)
-filter_small <- function(source, min_bytes = 5120L, min_width = NULL, min_height = NULL, workers = NULL,
+filter_small <- function(source, min_bytes = 5120L, min_width = NULL, min_height = NULL, num_workers = NULL,
                          progress = interactive()) {
   result <- engine_call(
     engine()$filter_small, arg_images(source, "source"),
     min_bytes = arg_count(min_bytes, "min_bytes", null = TRUE),
     min_width = arg_count(min_width, "min_width", null = TRUE),
     min_height = arg_count(min_height, "min_height", null = TRUE),
-    workers = arg_count(workers, "workers", null = TRUE), progress = arg_flag(progress, "progress")
+    num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_flag(progress, "progress")
   )
   as_tibble_engine(result, factors = "label")
 }
@@ -89,12 +89,12 @@ filter_small <- function(source, min_bytes = 5120L, min_width = NULL, min_height
 #' duplicates <- find_duplicates(file.path(sample_data(), "faces"), progress = FALSE)
 #' table(duplicates$group_size)
 find_duplicates <- function(source, threshold = NULL, method = "phash", hash_size = 16L, keep = "largest",
-                            near = TRUE, workers = NULL, progress = interactive()) {
+                            near = TRUE, num_workers = NULL, progress = interactive()) {
   result <- engine_call(
     engine()$find_duplicates, arg_images(source, "source"),
     threshold = arg_count(threshold, "threshold", null = TRUE), method = arg_string(method, "method"),
     hash_size = arg_count(hash_size, "hash_size"), keep = arg_string(keep, "keep"), near = arg_flag(near, "near"),
-    workers = arg_count(workers, "workers", null = TRUE), progress = arg_flag(progress, "progress")
+    num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_flag(progress, "progress")
   )
   duplicates <- as_tibble_engine(result, factors = "label")
   tibble::new_tibble(duplicates, nrow = nrow(duplicates), class = "image_duplicates")

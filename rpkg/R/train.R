@@ -131,7 +131,8 @@ new_cnn_fit <- function(run) {
     classes = as.character(unlist(description$classes)),
     positive_class = description$positive_class,
     description = description,
-    history = tables$history, metrics = tables$metrics, confusion = tables$confusion,
+    history = tables$history, metrics = if (is.null(tables$metrics)) NULL else yardstick_shape(tables$metrics),
+    confusion = tables$confusion,
     predictions = tables$predictions, splits = tables$splits, skipped = tables$skipped
   )
   fit$cache <- new.env(parent = emptyenv())
@@ -183,16 +184,6 @@ split_sizes <- function(fit) {
   counts <- table(factor(fit$splits$split, levels = c("train", "val", "test")))
   counts <- counts[counts > 0]
   stats::setNames(as.integer(counts), names(counts))
-}
-
-# "accuracy 0.917, precision 0.800, recall 1.000, f1 0.889 (positive class: positive)" for one split.
-headline_metrics <- function(metrics, split) {
-  rows <- metrics[metrics$split == split & metrics$estimator %in% c("binary", "multiclass", "macro"), ]
-  labels <- ifelse(rows$estimator == "macro", paste(rows$metric, "(macro)"), rows$metric)
-  text <- paste(sprintf("%s %.3f", labels, rows$estimate), collapse = ", ")
-  positive <- unique(stats::na.omit(rows$class[rows$estimator == "binary"]))
-  if (length(positive)) text <- sprintf("%s (positive class: %s)", text, positive[[1]])
-  text
 }
 
 #' Summarise a fitted CNN

@@ -111,9 +111,7 @@ trial_resources <- function(cpus_per_trial, gpus_per_trial) {
 load_grid <- function(path) {
   path <- path.expand(arg_string(path, "path"))
   grid <- engine_call(engine()$load_grid, path)
-  spec <- py_value(engine_call(reticulate::import("imagesasdata.tables", convert = FALSE)$read_json,
-                                          file.path(path, "grid.json")))
-  new_cnn_grid(grid, spec$select_on %||% "accuracy")
+  new_cnn_grid(grid, as.character(py_value(grid$select_on)))
 }
 
 # A cnn_grid holds the grid directory's path and its tables; the engine's Grid is kept in an environment and
@@ -137,12 +135,6 @@ new_cnn_grid <- function(grid, select_on) {
 
 # The engine's Grid behind a cnn_grid.
 grid_of <- function(grid) engine_object(grid, "grid", "load_grid")
-
-# The engine's metrics table in cnn_metrics()'s (yardstick's) shape.
-yardstick_shape <- function(metrics) {
-  tibble::tibble(.metric = metrics$metric, .estimator = metrics$estimator, .estimate = metrics$estimate,
-                 split = metrics$split %||% rep(NA_character_, nrow(metrics)), class = metrics$class, n = metrics$n)
-}
 
 best_row <- function(grid) grid$results[grid$results$config_id == grid$best_config, ]
 
@@ -401,9 +393,7 @@ option_value <- function(x, name, integers) {
 # The engine's whole-number options (TrainConfig fields typed int), asked once per session.
 integer_options <- function() {
   if (is.null(.engine$integer_options)) {
-    fields <- engine_call(reticulate::py_eval(
-      "lambda: [f.name for f in __import__('dataclasses').fields(__import__('imagesasdata.config', fromlist=['TrainConfig']).TrainConfig) if 'int' in str(f.type)]",
-      convert = FALSE))
+    fields <- engine_call(bridge()$integer_options)
     .engine$integer_options <- as.character(unlist(py_value(fields)))
   }
   .engine$integer_options

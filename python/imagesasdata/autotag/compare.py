@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import ImagesAsDataError, did_you_mean, listing
-from ..metrics import confusion_table, metric_value, metrics_from_counts
-from ..tables import to_arrow
+from ..measure.metrics import confusion_table, metric_value, metrics_from_counts
+from ..io.tables import to_arrow
 from .inputs import check_number
 from .tables import tag_columns
 

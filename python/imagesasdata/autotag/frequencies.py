@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import pyarrow as pa
 
-from ..tables import to_arrow
+from ..io.tables import to_arrow
 from .inputs import check_number
 from .tables import tag_columns
 

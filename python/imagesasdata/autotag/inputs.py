@@ -5,12 +5,12 @@ from __future__ import annotations
 import pyarrow as pa
 
 from ..errors import ImagesAsDataError
-from ..images import sha256_file, unusable_file
+from ..io.images import sha256_file, unusable_file
 
 
 def image_inputs(images) -> pa.Table:
     """An image_table() (image_id, path, …) from a folder, a list of files, a table or data frame; as is if it is one."""
-    from ..data import image_table
+    from ..data.table import image_table
 
     if isinstance(images, pa.Table) and {"image_id", "path"} <= set(images.column_names):
         return images
@@ -22,7 +22,7 @@ def hash_files(paths) -> tuple[list, dict]:
 
     The hash is an image's identity: duplicates are asked about once, and cached answers are found by it.
     """
-    from ..cache import map_in_threads
+    from ..io.threads import map_in_threads
 
     def digest(path):
         problem = unusable_file(path)

@@ -17,8 +17,6 @@ from ..errors import ImagesAsDataError
 from .tables import LABEL_SCHEMA, error_row, rows_to_table
 
 ARCHITECTURE = "efficientnet_lite0"
-# The Lite models were trained on inputs scaled to [-1, 1] (what create_backbone reports for them).
-LITE_MEAN = LITE_STD = (0.5, 0.5, 0.5)
 
 
 @lru_cache(maxsize=1)
@@ -39,15 +37,21 @@ def _model_version() -> str:
     return f"{ARCHITECTURE} ImageNet-1k ({package})"
 
 
-def imagenet_model():
-    """timm's efficientnet_lite0 with its ImageNet classifier (1,000 classes), in eval mode."""
-    import timm
+def tagger(device: str = "auto", precision: str = "auto"):
+    """The ImageNet classifier as a Predictor (model.inference), built by the backbone registry with the
+    normalisation its weights expect: the same forward pass as predict() and label_corpus()."""
+    from ..data.transforms import Preprocessing
+    from ..model.backbones import imagenet_classifier
+    from ..model.inference import Predictor
 
-    from ..backbones import efficientnet_lite0_state
-
-    model = timm.create_model(ARCHITECTURE, pretrained=False)
-    model.load_state_dict(efficientnet_lite0_state(model))
-    return model.eval()
+    categories = imagenet_categories()
+    if len(categories) != 1000:
+        raise ImagesAsDataError(f"torchvision's ImageNet metadata lists {len(categories)} categories, expected 1000")
+    backbone = imagenet_classifier(ARCHITECTURE, progress=False)
+    prep = Preprocessing(image_size=backbone.input_size, resize="rescale-crop", mean=backbone.mean, std=backbone.std)
+    description = {"architecture": backbone.architecture, "library": backbone.library, "classes": list(categories),
+                   "preprocessing": prep.to_dict(), "hyperparameters": {"dropout": 0.0}}
+    return Predictor(description, backbone.model.state_dict(), device, precision)
 
 
 def autotag_local(images, *, top_k: int = 5, min_confidence: float = 0.0, batch_size: int = 32,
@@ -61,12 +65,9 @@ def autotag_local(images, *, top_k: int = 5, min_confidence: float = 0.0, batch_
     instances and bounding_boxes empty); an image with no label above min_confidence has one empty row, an
     unreadable one a row with its error.
     """
-    import torch
     from tqdm.auto import tqdm
 
-    from ..devices import resolve_channels_last, resolve_device, resolve_precision
-    from ..inference import forward_files, softmax
-    from ..transforms import Preprocessing
+    from ..model.inference import batch_ranges, predict_paths
     from .inputs import check_number, hash_files, image_inputs
 
     top_k = int(check_number("top_k", top_k, 1, len(imagenet_categories()), integer=True))
@@ -77,38 +78,31 @@ def autotag_local(images, *, top_k: int = 5, min_confidence: float = 0.0, batch_
     hashes, _ = hash_files(paths)
     categories = imagenet_categories()
     version = _model_version()
-    prep = Preprocessing(image_size=224, resize="rescale-crop", mean=LITE_MEAN, std=LITE_STD)
-    target = resolve_device(device)
-    precision = resolve_precision("auto", target)
-    channels_last = resolve_channels_last("auto", target)
-    model = imagenet_model().to(target)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if len(categories) != 1000:
-        raise ImagesAsDataError(f"torchvision's ImageNet metadata lists {len(categories)} categories, expected 1000")
+    predictor = tagger(device)
 
     per_image: dict[int, list] = {}
     errors: dict[int, str] = {}
-    with tqdm(total=len(paths), desc="tagging", unit="img", disable=not progress, leave=False) as bar:
-        for positions, logits, chunk_errors in forward_files(model, paths, prep, target, precision, channels_last,
-                                                              batch_size=batch_size, workers=num_workers, progress=bar):
-            errors.update(chunk_errors)
-            if not positions:
-                continue
-            probabilities = softmax(logits) * 100.0
-            best = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
-            for row, position in enumerate(positions):
-                per_image[position] = [(categories[c], float(probabilities[row, c])) for c in best[row]]
 
-    tagger = ARCHITECTURE
+    def keep(positions, probabilities, batch_errors):
+        for position, shares, error in zip(positions, probabilities * 100.0, batch_errors):
+            if error:
+                errors[int(position)] = error
+                continue
+            best = np.argsort(-shares, kind="stable")[:top_k]
+            per_image[int(position)] = [(categories[c], float(shares[c])) for c in best]
+        bar.update(len(positions))
+
+    with tqdm(total=len(paths), desc="tagging", unit="img", disable=not progress, leave=False) as bar:
+        predict_paths(predictor, paths, batch_ranges(0, len(paths), batch_size), keep, workers=num_workers)
+
     rows = []
     for position, (image_id, path, sha) in enumerate(zip(ids, paths, hashes)):
         image = {"image_id": image_id, "path": path, "image_sha256": sha}
         if position in errors:
-            rows.append(error_row(image, errors[position], tagger))
+            rows.append(error_row(image, errors[position], ARCHITECTURE))
             continue
         kept = [(name, conf) for name, conf in per_image[position] if conf >= min_confidence]
-        rows += [{**image, "tagger": tagger, "label": name, "confidence": conf, "label_rank": rank,
+        rows += [{**image, "tagger": ARCHITECTURE, "label": name, "confidence": conf, "label_rank": rank,
                   "label_model_version": version} for rank, (name, conf) in enumerate(kept, start=1)] \
-            or [{**image, "tagger": tagger, "label_model_version": version}]
+            or [{**image, "tagger": ARCHITECTURE, "label_model_version": version}]
     return rows_to_table(rows, LABEL_SCHEMA)

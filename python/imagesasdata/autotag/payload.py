@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import BadImageError
-from ..images import open_rgb
+from ..io.images import open_rgb
 
 MAX_BYTES = 5 * 1024 * 1024
 MIN_SIDE = 80

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from ..errors import ImagesAsDataError
-from ..tables import write_json
+from ..io.tables import write_json
 
 ENTRY_FORMAT = "imagesasdata.autotag.response/1"
 
@@ -50,7 +50,7 @@ class ResponseCache:
     def claim(self, image_sha256: str, operation: str, key_parameters: dict):
         """A lock on one entry across processes (locks.EntryClaim): whoever holds it asks the service; others wait,
         then read its answer. Two runs sharing a cache therefore never pay twice for one image."""
-        from ..locks import EntryClaim
+        from ..io.locks import EntryClaim
 
         entry = self.path(image_sha256, operation, key_parameters)
         return EntryClaim(entry.with_name(f".{entry.stem}.claim"))

@@ -131,7 +131,7 @@ def _require_out(args) -> None:
 
 
 def _finish(table, args, what: str) -> int:
-    from ..tables import write_table
+    from ..io.tables import write_table
 
     if getattr(args, "dry_run", False):
         return 0
@@ -171,7 +171,7 @@ def run_local(args) -> int:
 
 def run_compare(args) -> int:
     from ..autotag import compare_tags
-    from ..tables import write_table
+    from ..io.tables import write_table
 
     result = compare_tags(args.tags, args.manual, args.positive, manual_positive=args.manual_positive,
                           min_confidence=args.min_confidence, manual_label=args.manual_label, by=args.by,
@@ -188,7 +188,7 @@ def run_compare(args) -> int:
 
 def run_frequencies(args) -> int:
     from ..autotag import label_frequencies
-    from ..tables import write_table
+    from ..io.tables import write_table
 
     table = label_frequencies(list(args.tags), min_confidence=args.min_confidence, top_n=args.top_n)
     print_table(table)

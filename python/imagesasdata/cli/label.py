@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import OPTION_HELP
+from ..train.config import OPTION_HELP
 
 LABEL_EPILOG = """
 MANIFEST is a CSV or Parquet table with a path column (local paths, relative to the table's folder, or s3:// URIs;
@@ -55,10 +55,10 @@ def add_commands(subparsers) -> None:
 
 
 def run_label(args) -> int:
-    from ..labelling import label_corpus
+    from ..infer.labelling import label_corpus
 
     if args.backend == "ray" and (args.ray_address or args.num_cpus):
-        from ..distributed import connect
+        from ..scale.cluster import connect
 
         connect(args.ray_address, num_cpus=args.num_cpus)
     result = label_corpus(

@@ -131,7 +131,7 @@ def _source(parser):
 
 
 def _workers(parser):
-    parser.add_argument("--workers", type=int, help="threads reading files (default: CPU cores, at most 8)")
+    parser.add_argument("--num-workers", type=int, help="threads reading files (default: CPU cores, at most 8)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -142,11 +142,11 @@ def _annotation_columns(parser):
 
 
 def run_inventory(args) -> int:
-    from ..inventory import image_inventory
-    from ..tables import write_table
+    from ..prepare.inventory import image_inventory
+    from ..io.tables import write_table
 
     table = image_inventory(args.source, verify=args.verify, checksum=not args.no_checksum,
-                            workers=args.workers, progress=not args.no_progress)
+                            num_workers=args.num_workers, progress=not args.no_progress)
     write_table(table, args.out)
     bad = table.num_rows - sum(table["readable"].to_pylist())
     print(f"{table.num_rows} images, {bad} unreadable → {args.out}")
@@ -158,19 +158,19 @@ def run_inventory(args) -> int:
 
 
 def run_dedupe(args) -> int:
-    from ..dedupe import CROP_SCALES, contact_sheet, duplicate_thumbnails, find_duplicates, image_hashes
-    from ..tables import read_table, write_table
+    from ..prepare.dedupe import CROP_SCALES, contact_sheet, duplicate_thumbnails, find_duplicates, image_hashes
+    from ..io.tables import read_table, write_table
 
     source = args.source
     scales = () if args.no_crops else CROP_SCALES
     if not args.exact_only:
         source = image_hashes(source, method=args.method, hash_size=args.hash_size, crop_scales=scales,
-                              workers=args.workers, progress=not args.no_progress,
+                              num_workers=args.num_workers, progress=not args.no_progress,
                               reuse=read_table(args.reuse) if args.reuse else None)
         if args.hashes:
             write_table(source, args.hashes)
     table = find_duplicates(source, threshold=args.threshold, method=args.method, hash_size=args.hash_size,
-                            crop_scales=scales, keep=args.keep, near=not args.exact_only, workers=args.workers,
+                            crop_scales=scales, keep=args.keep, near=not args.exact_only, num_workers=args.num_workers,
                             progress=not args.no_progress)
     write_table(table, args.out)
     groups = len({g for g, s in zip(table["group_id"].to_pylist(), table["group_size"].to_pylist()) if s > 1})
@@ -191,11 +191,11 @@ def run_dedupe(args) -> int:
 def run_filter_small(args) -> int:
     import pyarrow.compute as pc
 
-    from ..filters import filter_small
-    from ..tables import write_table
+    from ..prepare.filters import filter_small
+    from ..io.tables import write_table
 
     table = filter_small(args.source, min_bytes=args.min_bytes or None, min_width=args.min_width,
-                         min_height=args.min_height, workers=args.workers, progress=not args.no_progress)
+                         min_height=args.min_height, num_workers=args.num_workers, progress=not args.no_progress)
     kept = table.filter(table["kept"])
     removed = table.filter(pc.invert(table["kept"]))
     write_table(kept, args.out)
@@ -208,8 +208,8 @@ def run_filter_small(args) -> int:
 
 
 def run_aggregate(args) -> int:
-    from ..annotations import aggregate_annotations
-    from ..tables import write_table
+    from ..prepare.annotations import aggregate_annotations
+    from ..io.tables import write_table
 
     table = aggregate_annotations(args.annotations, method=args.method, value=args.value, image=args.image,
                                   annotator=args.annotator, positive=args.positive,
@@ -222,8 +222,8 @@ def run_aggregate(args) -> int:
 
 
 def run_reliability(args) -> int:
-    from ..annotations import annotation_reliability
-    from ..tables import write_table
+    from ..prepare.annotations import annotation_reliability
+    from ..io.tables import write_table
 
     table = annotation_reliability(args.annotations, value=args.value, image=args.image, annotator=args.annotator,
                                    level=args.level)
@@ -236,8 +236,8 @@ def run_reliability(args) -> int:
 def run_emotion_labels(args) -> int:
     from pathlib import Path
 
-    from ..emotions import emotion_cooccurrence, emotion_counts, emotion_labels, emotion_max_class
-    from ..tables import read_table, write_table
+    from ..prepare.emotions import emotion_cooccurrence, emotion_counts, emotion_labels, emotion_max_class
+    from ..io.tables import read_table, write_table
 
     scores = read_table(args.scores)
     emotions = [e.strip() for e in args.emotions.split(",") if e.strip()] if args.emotions else None
@@ -263,9 +263,12 @@ def run_split(args) -> int:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from pathlib import Path
+
+    from ..data.table import image_table
     from ..errors import ImagesAsDataError, did_you_mean
-    from ..layout import split_images, write_layout
-    from ..tables import read_table, write_table
+    from ..io.tables import read_table, write_table
+    from ..prepare.layout import split_images, write_layout
 
     if not args.out and not args.layout:
         raise ImagesAsDataError("say where to write: --out FILE for the split table and/or --layout DIR for folders")
@@ -281,13 +284,9 @@ def run_split(args) -> int:
             raise ImagesAsDataError(f"--where {condition}: no rows match")
     group = None if args.group.lower() == "none" else args.group
     options = dict(val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed,
-                   balance=args.balance, group=group, label=args.label)
-    from pathlib import Path
-
-    root = Path(args.table).resolve().parent
-    if "path" in table.column_names:  # relative paths in the file are relative to the file, not the shell
-        table = table.set_column(table.schema.get_field_index("path"), "path", pa.array(
-            [None if p is None else str((root / p).resolve()) for p in table["path"].to_pylist()], pa.string()))
+                   balance=args.balance, group=group)
+    # relative paths in the file are relative to the file, not the shell: image_table(root=) resolves them
+    table = image_table(table, label=args.label, root=Path(args.table).resolve().parent)
     if args.layout:
         result = write_layout(table, args.layout, mode=args.mode, **options)
         print(f"wrote {args.layout}/ ({args.mode}s)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import OPTION_HELP, TrainConfig
+from ..train.config import OPTION_HELP, TrainConfig
 from .common import add_dataclass_options, given_options, print_table
 
 FINETUNE_EPILOG = """
@@ -80,9 +80,9 @@ def inference_options(args) -> dict:
 
 
 def run_finetune(args) -> int:
-    from ..train import finetune
+    from ..train.trainer import finetune
 
-    from ..data import image_table
+    from ..data.table import image_table
 
     data = image_table(args.data, label=args.label, path=args.path, encoding=args.encoding)
     run = finetune(data, out=args.out, resume=args.resume, overwrite=args.overwrite, **given_options(args, TrainConfig))
@@ -92,14 +92,14 @@ def run_finetune(args) -> int:
 
 
 def _image_source(items):
-    from ..tables import is_table_file
+    from ..io.tables import is_table_file
 
     if len(items) == 1 and (Path(items[0]).is_dir() or is_table_file(items[0])):
         return items[0]
     files = []
     for item in items:
         if Path(item).is_dir():
-            from ..images import list_image_files
+            from ..io.images import list_image_files
 
             files += [str(p) for p in list_image_files(item)[0]]
         else:
@@ -108,8 +108,8 @@ def _image_source(items):
 
 
 def run_predict(args) -> int:
-    from ..predict import predict
-    from ..tables import write_table
+    from ..infer.predict import predict
+    from ..io.tables import write_table
 
     table = predict(args.run, _image_source(args.images), backend=args.backend, **inference_options(args))
     write_table(table, args.out)
@@ -120,8 +120,8 @@ def run_predict(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from ..predict import evaluate
-    from ..tables import write_table
+    from ..infer.predict import evaluate
+    from ..io.tables import write_table
 
     import pyarrow.compute as pc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..config import OPTION_HELP, TrainConfig
+from ..train.config import OPTION_HELP, TrainConfig
 from .common import add_dataclass_options, given_options, print_table
 
 TUNE_EPILOG = """
@@ -58,7 +58,9 @@ def _grid(text: str):
 
 
 def run_tune(args) -> int:
-    from ..tune import tune
+    import pyarrow.compute as pc
+
+    from ..train.grids import tune
 
     grid = tune(args.data, _grid(args.grid), out=args.out, label=args.label, path=args.path,
                 select_on=args.grid_select_on, backend=args.backend, cpus_per_trial=args.cpus_per_trial,
@@ -68,14 +70,13 @@ def run_tune(args) -> int:
     print_table(grid.results.drop_columns(["status"]))
     if grid.test_metrics is not None:
         print("\ntest split, chosen configuration only:")
-        print_table(grid.test_metrics.filter(__import__("pyarrow.compute").compute.not_equal(
-            grid.test_metrics["estimator"], "per_class")))
+        print_table(grid.test_metrics.filter(pc.not_equal(grid.test_metrics["estimator"], "per_class")))
     return 0
 
 
 def run_lr_find(args) -> int:
-    from ..tables import write_table
-    from ..tune import lr_find
+    from ..io.tables import write_table
+    from ..train.grids import lr_find
 
     finder = lr_find(args.data, start_lr=args.start_lr, end_lr=args.end_lr, num_steps=args.num_steps,
                      label=args.label, **given_options(args, TrainConfig))

@@ -83,7 +83,7 @@ test_that("rekognition_labels() over HTTP: a dry-run plan first, then typed tabl
   expect_identical(names(box), c("left", "top", "width", "height", "confidence"))
   expect_equal(box$width, 0.26779675483703613)
   expect_identical(tags$label_model_version[1], "3.0")
-  sha <- py_json(sprintf("[__import__('imagesasdata.images', fromlist=['x']).sha256_file(p) for p in %s]",
+  sha <- py_json(sprintf("[__import__('imagesasdata.io.images', fromlist=['x']).sha256_file(p) for p in %s]",
                          paste0("[", paste(shQuote(tags$path), collapse = ", "), "]")))
   expect_identical(tags$image_sha256, sha)
   # every answer is cached: the plan now has nothing to send, and the table comes back from the cache alone

@@ -11,7 +11,7 @@ test_that("a fit prints its validation metrics and summarises its settings", {
   expect_identical(fit$classes, paste0("s", 1:6))
   printed <- capture.output(print(fit))
   expect_match(printed[1], "<cnn_fit> efficientnet_lite0 fine-tuned for 6 classes: s1, s2, s3, s4, s5, s6", fixed = TRUE)
-  accuracy <- fit$metrics$estimate[fit$metrics$split == "val" & fit$metrics$metric == "accuracy"]
+  accuracy <- fit$metrics$.estimate[fit$metrics$split == "val" & fit$metrics$.metric == "accuracy"]
   expect_true(any(grepl(sprintf("val  accuracy %.3f", accuracy), printed, fixed = TRUE)))
   expect_true(any(grepl("best epoch [12] of 2", printed)))
   expect_true(any(grepl(fit$path, printed, fixed = TRUE)))
@@ -81,7 +81,7 @@ test_that("cnn_misclassified() lists exactly the wrong validation predictions, m
     row <- predictions[predictions$image_id == wrong$image_id[1], ]
     expect_equal(wrong$probability[1], row[[paste0("prob_", as.character(row$predicted))]])
   }
-  accuracy <- fit$metrics$estimate[fit$metrics$metric == "accuracy" & fit$metrics$split == "val"]
+  accuracy <- fit$metrics$.estimate[fit$metrics$.metric == "accuracy" & fit$metrics$split == "val"]
   expect_equal(1 - nrow(wrong) / nrow(predictions), accuracy)
 })
 

@@ -2,7 +2,7 @@
 
 test_that("finetune_cnn() exposes every engine option with the engine's default", {
   skip_if_no_engine()
-  reticulate::py_run_string("import dataclasses, json, imagesasdata.config as _c
+  reticulate::py_run_string("import dataclasses, json, imagesasdata.train.config as _c
 _defaults = json.dumps({f.name: f.default for f in dataclasses.fields(_c.TrainConfig)})", convert = FALSE)
   defaults <- jsonlite::fromJSON(reticulate::py_to_r(reticulate::import_main(convert = FALSE)[["_defaults"]]),
                                  simplifyVector = FALSE)
@@ -22,7 +22,7 @@ _defaults = json.dumps({f.name: f.default for f in dataclasses.fields(_c.TrainCo
 
 test_that("each option's documentation is the engine's OPTION_HELP text", {
   skip_if_no_engine()
-  help <- reticulate::py_to_r(reticulate::import("imagesasdata.config", convert = FALSE)$OPTION_HELP)
+  help <- reticulate::py_to_r(reticulate::import("imagesasdata.train.config", convert = FALSE)$OPTION_HELP)
   rd <- tools::Rd_db("imagesasdata")[["finetune_cnn.Rd"]]
   if (is.null(rd)) skip("the installed package has no Rd database")
   # The Rd source, whitespace squashed and non-ASCII dropped (the locale may not be UTF-8 under R CMD check).

@@ -1,0 +1,48 @@
+"""The fitted model users meet: a run directory (runs.RunDirectory) with the verbs that use its network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from ..errors import ImagesAsDataError
+from ..runs import RUN_DESCRIPTION, RunDirectory
+
+
+class Run(RunDirectory):
+    """A fitted model in its run directory: description, tables, checked weights, and predict()/evaluate()."""
+
+    def predict(self, images, **options) -> pa.Table:
+        """Label images with this run: see imagesasdata.predict()."""
+        from .predict import predict
+
+        return predict(self, images, **options)
+
+    def evaluate(self, data, **options):
+        """Held-out evaluation on labelled images: see imagesasdata.evaluate()."""
+        from .predict import evaluate
+
+        return evaluate(self, data, **options)
+
+    def interpretation(self, split: str | None = None):
+        """What the model gets wrong on its validation (and test) images, and how sure it was: an
+        Interpretation (top_losses(), misclassified(), most_confused())."""
+        from ..measure.interpretation import Interpretation
+
+        return Interpretation.from_run(self, split)
+
+
+def load_run(path) -> Run:
+    """Open a run directory written by finetune(). Raises ImagesAsDataError if it is not one, or is damaged."""
+    path = Path(path).expanduser().absolute()
+    if not (path / RUN_DESCRIPTION).exists():
+        raise ImagesAsDataError(f"{path} is not a run directory (no {RUN_DESCRIPTION}); pass the --out folder of a finetune run")
+    return Run(path)
+
+
+def as_run(run) -> Run:
+    """A Run from a Run, a RunDirectory or a path."""
+    if isinstance(run, Run):
+        return run
+    return load_run(run.path if isinstance(run, RunDirectory) else run)

@@ -1,0 +1,329 @@
+"""The engine side of the R bridge: Arrow tables travel to and from R as plain Python lists plus a type word.
+
+Why not numpy or pandas: Debian 12's reticulate (1.28) hands numpy 2 arrays and pandas 3 data frames back to R
+unconverted, and every reticulate turns a Python list holding None into an R list. A homogeneous list of bool,
+int, float or str, on the other hand, becomes an R vector in every reticulate. So each column is sent as
+
+    {"type": "integer", "values": [...no None...], "missing": [0-based rows that are null], ...}
+
+and rpkg/R/bridge.R rebuilds the exact R type (integer, double, character, logical, factor, Date, POSIXct,
+list and data-frame columns), with NA at the missing rows. Zero-row tables keep their columns and types.
+
+    to_r(table, factors)  Arrow table → {"nrow", "names", "columns"} for R's as_tibble_engine()
+    from_r(encoded)       the same shape built by R's engine_table() → Arrow table (None where R had NA)
+    call(fn, ...)         run an engine function; an exception comes back as data R turns into a condition, and
+                          the engine's warnings as messages R turns into warnings
+    printed(fn, ...)      run fn and keep what it prints, for R to show as a message
+    thumbnails(paths)     small RGB thumbnails as a long pixel table, for galleries drawn with ggplot2
+    headline(metrics)     the metrics a person reads first, on one line (R's print methods)
+    integer_options()     the fine-tuning options that take whole numbers (R converts them with as.integer)
+    labelled_table(path)  a labelling directory's finished rows
+    shutdown()            end this process's Ray session (R calls it as it exits)
+
+R calls only the engine's public functions (imagesasdata.<name>) and the functions of this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import io
+import os
+import traceback
+import warnings as _warnings
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import ImagesAsDataError
+
+# Warnings raised from files in this folder are the engine's own, written for people.
+_PACKAGE_FOLDER = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+# R's integer is 32-bit with its smallest value reserved for NA; wider integers travel as doubles.
+R_INT_MAX = 2**31 - 1
+# Filler for null slots, so every values list is homogeneous (R restores NA from "missing").
+FILLERS = {"logical": False, "integer": 0, "double": 0.0, "character": "", "factor": 1, "date": 0, "datetime": 0.0}
+
+
+# ------------------------------------------------------------------------------------------ engine → R
+
+def to_r(data, factors=None) -> dict:
+    """Encode a table (Arrow, pandas, dict of columns, or anything `tables.to_arrow` reads) for R.
+
+    factors: {column: levels or None} — columns to send as R factors, levels in the given order (the run's class
+      order); None means the values present in natural sort order (s2 before s10). Values missing from the given
+      levels are added after them, so no value is ever lost to NA.
+    """
+    from ..io.tables import to_arrow
+
+    table = to_arrow(data)
+    # Naming a factor column the table lacks is harmless (e.g. 'label' in unlabelled predictions).
+    factors = dict(factors or {})
+    columns = []
+    for name in table.column_names:
+        if name in factors:
+            columns.append(encode_factor(table[name], factors[name]))
+        else:
+            columns.append(encode_column(table[name], name))
+    return {"nrow": table.num_rows, "names": list(table.column_names), "columns": columns}
+
+
+def encode_column(column, name: str = "") -> dict:
+    """One Arrow column (Array or ChunkedArray) as {"type", "values", "missing", ...}."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    kind = column.type
+    if pa.types.is_dictionary(kind):  # Arrow's own factor: keep its level order
+        return encode_factor(column, [str(v) for v in column.dictionary.to_pylist()])
+    if pa.types.is_null(kind):
+        return _plain("logical", [None] * len(column))
+    if pa.types.is_boolean(kind):
+        return _plain("logical", column.to_pylist())
+    if pa.types.is_integer(kind):
+        values = column.to_pylist()
+        wide = any(v is not None and not -R_INT_MAX <= v <= R_INT_MAX for v in values)
+        return _plain("double", [None if v is None else float(v) for v in values]) if wide else _plain("integer", values)
+    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return _plain("double", [None if v is None else float(v) for v in column.to_pylist()])
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _plain("character", column.to_pylist())
+    if pa.types.is_date(kind):
+        days = column.cast(pa.date32()).cast(pa.int32()).to_pylist()
+        return _plain("date", days)
+    if pa.types.is_timestamp(kind):
+        seconds = pc.divide(column.cast(pa.timestamp("us", kind.tz)).cast(pa.int64()).cast(pa.float64()), 1e6)
+        encoded = _plain("datetime", seconds.to_pylist())
+        encoded["tz"] = kind.tz or ""
+        return encoded
+    if pa.types.is_duration(kind):
+        seconds = pc.divide(column.cast(pa.duration("us")).cast(pa.int64()).cast(pa.float64()), 1e6)
+        return _plain("double", seconds.to_pylist())
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        # Arrow's layout: one flat child column plus each row's length (a null row has length 0 and is missing).
+        # flatten() honours slicing and skips the values behind null lists.
+        encoded = _plain("list", pc.list_value_length(column).to_pylist())
+        encoded["lengths"] = encoded.pop("values")
+        encoded["child"] = encode_column(column.flatten(), name)
+        return encoded
+    if pa.types.is_struct(kind):
+        fields = [kind.field(i).name for i in range(kind.num_fields)]
+        children = [encode_column(pc.struct_field(column, [i]), f) for i, f in enumerate(fields)]
+        missing = [i for i, valid in enumerate(column.is_valid().to_pylist()) if not valid]
+        for child in children:  # a null struct has null fields, whatever Arrow holds behind them
+            child["missing"] = sorted(set(child["missing"]) | set(missing))
+        return {"type": "struct", "names": fields, "children": children, "missing": missing}
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return _plain("character", [None if v is None else v.hex() for v in column.to_pylist()])
+    raise ImagesAsDataError(f"column {name!r} has Arrow type {kind}, which the R bridge cannot convert yet; "
+                            "cast it to a string, number or list column first")
+
+
+def encode_factor(column, levels=None) -> dict:
+    """A string-like column as 1-based codes into `levels` (None: the values present, naturally sorted)."""
+    from ..data.table import natural_key
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    values = [None if v is None else str(v) for v in column.to_pylist()]
+    present = sorted({v for v in values if v is not None}, key=natural_key)
+    levels = [str(level) for level in levels] if levels is not None else present
+    levels += [v for v in present if v not in set(levels)]
+    index = {level: i + 1 for i, level in enumerate(levels)}
+    encoded = _plain("factor", [None if v is None else index[v] for v in values])
+    encoded["levels"] = levels
+    return encoded
+
+
+def _plain(kind: str, values: list) -> dict:
+    missing = [i for i, v in enumerate(values) if v is None]
+    if missing:
+        filler = FILLERS.get(kind, 0)
+        values = [filler if v is None else v for v in values]
+    return {"type": kind, "values": values, "missing": missing}
+
+
+# ------------------------------------------------------------------------------------------ R → engine
+
+ARROW_TYPES = {"logical": pa.bool_(), "integer": pa.int32(), "double": pa.float64(), "character": pa.string(),
+               "factor": pa.string(), "date": pa.date32()}
+
+
+def from_r(encoded: dict) -> pa.Table:
+    """Rebuild the Arrow table R's engine_table() described; rows listed in "missing" become nulls."""
+    names = list(encoded["names"])
+    nrow = int(encoded["nrow"])
+    arrays = []
+    for name, column in zip(names, encoded["columns"]):
+        arrays.append(decode_column(column, nrow, name))
+    return pa.table(dict(zip(names, arrays))) if names else pa.table({})
+
+
+def decode_column(column: dict, nrow: int, name: str = "") -> pa.Array:
+    kind = column["type"]
+    values = _as_list(column.get("values"))
+    if len(values) != nrow:
+        raise ImagesAsDataError(f"column {name!r} has {len(values)} values for {nrow} rows")
+    for row in _as_list(column.get("missing")):
+        values[int(row)] = None
+    if kind == "factor":
+        levels = [str(v) for v in _as_list(column.get("levels"))]
+        return pa.array([None if v is None else levels[int(v) - 1] for v in values], pa.string())
+    if kind == "datetime":
+        tz = column.get("tz") or None
+        stamps = [None if v is None else _dt.datetime.fromtimestamp(float(v), _dt.timezone.utc) for v in values]
+        return pa.array(stamps, pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us", tz or "UTC"))
+    if kind == "date":
+        epoch = _dt.date(1970, 1, 1)
+        return pa.array([None if v is None else epoch + _dt.timedelta(days=int(v)) for v in values], pa.date32())
+    if kind not in ARROW_TYPES:
+        raise ImagesAsDataError(f"column {name!r}: R type {kind!r} cannot be sent to the engine; convert it to "
+                                "character, numeric, logical, factor or Date first")
+    if kind == "integer":
+        values = [None if v is None else int(v) for v in values]
+    elif kind == "double":
+        values = [None if v is None else float(v) for v in values]
+    elif kind == "logical":
+        values = [None if v is None else bool(v) for v in values]
+    else:
+        values = [None if v is None else str(v) for v in values]
+    return pa.array(values, ARROW_TYPES[kind])
+
+
+def _as_list(values) -> list:
+    """R hands over a length-one vector as a scalar and an empty one as an empty list; make both lists."""
+    if values is None:
+        return []
+    if isinstance(values, (list, tuple)):
+        return list(values)
+    return [values]
+
+
+# ------------------------------------------------------------------------------------------ calls and errors
+
+class Outcome:
+    """What an engine call produced: `value`, or `error` = {"type", "message", "engine", "traceback"}; `warnings`:
+    the messages of the engine's own warnings (for people: rows left out, unbalanced classes, ...)."""
+
+    def __init__(self, value=None, error=None, warnings=()):
+        self.value = value
+        self.error = error
+        self.warnings = list(warnings)
+
+
+def call(function, *args, **kwargs) -> Outcome:
+    """Run `function`; any Exception is caught and described, so R can raise its own condition with the message
+    the engine wrote for people (ImagesAsDataError) instead of a wall of traceback. Ctrl-C is not caught.
+
+    Warnings raised by the engine's own code travel with the outcome, so that R shows them as R warnings (a
+    Python warning printed to stderr is lost in R Markdown and cannot be caught); warnings from other libraries
+    are shown as Python would have shown them."""
+    with _warnings.catch_warnings(record=True) as caught:
+        try:
+            outcome = Outcome(value=function(*args, **kwargs))
+        except Exception as error:  # noqa: BLE001 — every engine failure must reach R as a condition
+            outcome = Outcome(error={
+                "type": type(error).__name__,
+                "message": str(error) or type(error).__name__,
+                "engine": isinstance(error, ImagesAsDataError),
+                "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+            })
+    for warning in caught:
+        if str(warning.filename).startswith(_PACKAGE_FOLDER):
+            outcome.warnings.append(str(warning.message))
+        else:
+            _warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return outcome
+
+
+def printed(function, *args, **kwargs) -> dict:
+    """{"value": function(...), "output": what it printed}: R shows the text as a message (which R Markdown and
+    suppressMessages() handle) instead of Python writing to the console behind R's back."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        value = function(*args, **kwargs)
+    return {"value": value, "output": buffer.getvalue()}
+
+
+def run_tables(run, names=("history", "metrics", "confusion", "predictions", "splits", "skipped")) -> dict:
+    """A run's tables encoded for R in one call, labels as factors in the run's class order."""
+    classes = run.classes
+    labels = {"label": classes, "predicted": classes, "truth": classes}
+    out = {}
+    for name in names:
+        path = run.path / f"{name}.parquet"
+        if path.exists():
+            table = getattr(run, name)
+            out[name] = to_r(table, {k: v for k, v in labels.items() if k in table.column_names})
+    return out
+
+
+def headline(metrics: pa.Table, split: str | None = None) -> str:
+    """measure.metrics.headline() of a metrics table R holds in yardstick's shape (sent by R's engine_table())."""
+    from ..measure.metrics import headline as engine_headline
+
+    table = metrics
+    names = {".metric": "metric", ".estimator": "estimator", ".estimate": "estimate"}
+    return engine_headline(table.rename_columns([names.get(n, n) for n in table.column_names]), split)
+
+
+def integer_options() -> list[str]:
+    """The fine-tuning options (TrainConfig fields) whose values are whole numbers."""
+    import dataclasses
+
+    from ..train.config import TrainConfig
+
+    return [f.name for f in dataclasses.fields(TrainConfig) if "int" in str(f.type)]
+
+
+def labelled_table(path) -> pa.Table:
+    """Every finished row of the labelling directory at `path`."""
+    from ..infer.labelling import load_labelling
+
+    return load_labelling(path).table
+
+
+def shutdown() -> None:
+    """End this process's Ray session, if it has one: Ray's threads must stop before an embedding R finalises
+    Python, or the process crashes on its way out."""
+    import sys
+
+    if "imagesasdata.scale.cluster" in sys.modules:
+        sys.modules["imagesasdata.scale.cluster"].disconnect()
+
+
+# ------------------------------------------------------------------------------------------ thumbnails
+
+def thumbnails(paths, max_side: int = 96) -> pa.Table:
+    """Images shrunk to fit `max_side` as a long table: image (1-based position in `paths`), path, x, y (1 = top
+    row), colour ('#rrggbb'), error. ggplot2's geom_raster draws it; an unreadable image is one row with its error.
+    """
+    from ..io.images import open_rgb
+
+    columns = {"image": [], "path": [], "x": [], "y": [], "colour": [], "error": []}
+    for position, path in enumerate([str(p) for p in _as_list(paths)], start=1):
+        try:
+            image = open_rgb(path)
+            image.thumbnail((int(max_side), int(max_side)))
+        except Exception as error:  # noqa: BLE001 — one bad image must not spoil a gallery
+            for key, value in (("image", position), ("path", path), ("x", None), ("y", None), ("colour", None),
+                               ("error", str(error) or type(error).__name__)):
+                columns[key].append(value)
+            continue
+        width, height = image.size
+        pixels = image.tobytes()
+        colours = [f"#{pixels[i]:02x}{pixels[i + 1]:02x}{pixels[i + 2]:02x}" for i in range(0, len(pixels), 3)]
+        count = width * height
+        columns["image"] += [position] * count
+        columns["path"] += [path] * count
+        columns["x"] += [i % width + 1 for i in range(count)]
+        columns["y"] += [i // width + 1 for i in range(count)]
+        columns["colour"] += colours
+        columns["error"] += [None] * count
+    return pa.table({
+        "image": pa.array(columns["image"], pa.int32()), "path": pa.array(columns["path"], pa.string()),
+        "x": pa.array(columns["x"], pa.int32()), "y": pa.array(columns["y"], pa.int32()),
+        "colour": pa.array(columns["colour"], pa.string()), "error": pa.array(columns["error"], pa.string()),
+    })

@@ -1,0 +1,178 @@
+"""Running a network forward over images: on cached base images during training, and on files (local or s3://)
+for prediction — the one path that predict(), label_corpus(), the local autotagger and Ray's replicas share.
+
+Files are decoded on a thread pool one batch ahead of the network, so decoding and compute overlap; an
+unreadable file becomes an error on its row, never an exception.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import PurePosixPath
+
+import numpy as np
+import pyarrow as pa
+import torch
+import torch.nn as nn
+
+from ..data.transforms import Preprocessing, eval_view, load_base, normalize_batch, to_chw
+from ..errors import BadImageError
+from ..io.s3 import read_s3_bytes
+from ..io.threads import default_workers
+from .devices import autocast, resolve_channels_last, resolve_device, resolve_precision
+
+
+@torch.no_grad()
+def forward_batch(model: nn.Module, views: torch.Tensor, prep: Preprocessing, device, precision: str,
+                  channels_last: bool) -> torch.Tensor:
+    """Logits (float32, on the CPU) for a uint8 NCHW batch of evaluation views."""
+    inputs = normalize_batch(views.to(device, non_blocking=True), prep.mean, prep.std)
+    if channels_last:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    with autocast(device, precision):
+        output = model(inputs)
+    return output.float().cpu()
+
+
+def forward_rows(model: nn.Module, images, rows, prep: Preprocessing, device, precision: str, channels_last: bool,
+                 batch_size: int = 64) -> torch.Tensor:
+    """Logits for rows of a DecodedImages store, in eval mode (the caller's mode is restored afterwards)."""
+    was_training = model.training
+    model.eval()
+    try:
+        chunks = []
+        for start in range(0, len(rows), batch_size):
+            views = torch.stack([eval_view(to_chw(images[r]), prep) for r in rows[start:start + batch_size]])
+            chunks.append(forward_batch(model, views, prep, device, precision, channels_last))
+        return torch.cat(chunks) if chunks else torch.zeros((0, 0))
+    finally:
+        model.train(was_training)
+
+
+def read_base(path: str, prep: Preprocessing, endpoint_url: str | None = None) -> np.ndarray:
+    """The deterministic preprocessing stage (load_base) of a local file or an s3:// object. Raises BadImageError.
+
+    An S3 object is decoded from a temporary file by the very code that decodes local files, so both give the
+    same pixels (and the same reasons for refusing a file)."""
+    if not path.startswith("s3://"):
+        return load_base(path, prep)
+    data = read_s3_bytes(path, endpoint_url)
+    with tempfile.NamedTemporaryFile(prefix="imagesasdata-", suffix=PurePosixPath(path).suffix) as handle:
+        handle.write(data)
+        handle.flush()
+        try:
+            return load_base(handle.name, prep)
+        except BadImageError as error:
+            raise BadImageError(path, error.reason) from None
+
+
+def decode_images(paths, prep: Preprocessing, *, endpoint_url: str | None = None, workers: int | None = None,
+                  pool: ThreadPoolExecutor | None = None) -> tuple[np.ndarray, list]:
+    """(uint8 N×S×S×3 base images, errors) for `paths`; an unreadable image is zeros with its reason in errors
+    ("" for the readable ones), decoded on a thread pool (reads from S3 wait on the network, not the CPU)."""
+    def work(path):
+        try:
+            return read_base(path, prep, endpoint_url), ""
+        except BadImageError as error:
+            return None, error.reason
+
+    size = prep.resize_size
+    paths = [str(p) for p in paths]
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers or default_workers(), len(paths) or 1))) as own:
+            results = list(own.map(work, paths))
+    else:
+        results = list(pool.map(work, paths))
+    images = np.zeros((len(paths), size, size, 3), np.uint8)
+    errors = []
+    for i, (array, error) in enumerate(results):
+        if array is not None:
+            images[i] = array
+        errors.append(error)
+    return images, errors
+
+
+def decode_batch(batch: dict, prep: dict, endpoint_url: str | None = None, workers: int | None = None) -> dict:
+    """decode_images on a batch of {"row", "path"} (numpy columns), as Ray Data hands it over."""
+    images, errors = decode_images(list(batch["path"]), Preprocessing.from_dict(prep), endpoint_url=endpoint_url,
+                                   workers=workers)
+    return {"row": np.asarray(batch["row"], np.int64), "image": images, "error": np.array(errors, dtype=object)}
+
+
+class Predictor:
+    """One model replica: base images in, class probabilities out — the one forward pass of predict(),
+    label_corpus(), the local autotagger and Ray's replicas (eval view, normalisation on the device, autocast).
+
+    Built from a model description (a run's model.json, or the ImageNet tagger's) and its weights — a state dict,
+    or safetensors bytes, so that a replica on another machine needs no copy of the run directory.
+    """
+
+    def __init__(self, description: dict, weights, device: str = "auto", precision: str = "auto",
+                 threads: int | None = None):
+        from safetensors.torch import load as load_safetensors
+
+        from .backbones import rebuild_model
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.prep = Preprocessing.from_dict(description["preprocessing"])
+        self.classes = list(description["classes"])
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.channels_last = resolve_channels_last("auto", self.device)
+        state = load_safetensors(weights) if isinstance(weights, (bytes, bytearray)) else weights
+        model = rebuild_model(description, state).to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model = model.eval()
+
+    def __call__(self, batch: dict) -> dict:
+        """{"row", "image", "error"} → {"row", "probabilities" (NaN for unreadable images), "error"}."""
+        errors = [e if isinstance(e, str) else "" for e in batch["error"]]
+        readable = np.flatnonzero([e == "" for e in errors])
+        probabilities = np.full((len(errors), len(self.classes)), np.nan)
+        if len(readable):
+            images = batch["image"]
+            views = torch.stack([eval_view(to_chw(np.asarray(images[i])), self.prep) for i in readable])
+            logits = forward_batch(self.model, views, self.prep, self.device, self.precision, self.channels_last)
+            probabilities[readable] = softmax(logits)
+        return {"row": np.asarray(batch["row"], np.int64), "probabilities": probabilities,
+                "error": np.array(errors, dtype=object)}
+
+
+def predict_paths(predictor: Predictor, paths, batches, on_batch, *, workers: int | None = None,
+                  endpoint_url: str | None = None) -> None:
+    """Run `predictor` over `paths` batch by batch (`batches`: ranges of positions), decoding the next batch on a
+    thread pool while this one computes; on_batch(positions, probabilities, errors) receives each result."""
+    paths = list(paths)
+    with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool, \
+            ThreadPoolExecutor(max_workers=1) as ahead:
+        def decode(rows):
+            return decode_images([paths[r] for r in rows], predictor.prep, endpoint_url=endpoint_url, pool=pool)
+
+        following = ahead.submit(decode, batches[0]) if batches else None
+        for number, rows in enumerate(batches):
+            images, errors = following.result()
+            following = ahead.submit(decode, batches[number + 1]) if number + 1 < len(batches) else None
+            output = predictor({"row": np.arange(rows.start, rows.stop), "image": images, "error": errors})
+            on_batch(output["row"], output["probabilities"], list(output["error"]))
+
+
+def batch_ranges(start: int, stop: int, batch_size: int) -> list[range]:
+    return [range(first, min(stop, first + batch_size)) for first in range(start, stop, batch_size)]
+
+
+def predictions_table(manifest: pa.Table, probabilities: np.ndarray, errors, classes) -> pa.Table:
+    """The table predict() returns: image_id, path, predicted, prob_<class>…, error (nulls for unreadable rows)."""
+    ok = ~np.isnan(probabilities).any(axis=1)
+    predicted = [classes[i] if good else None for i, good in zip(probabilities.argmax(1), ok)]
+    columns = {"image_id": manifest["image_id"], "path": manifest["path"], "predicted": pa.array(predicted, pa.string())}
+    for i, c in enumerate(classes):
+        columns[f"prob_{c}"] = pa.array(np.where(ok, probabilities[:, i], np.nan), pa.float64(), from_pandas=True)
+    columns["error"] = pa.array([e or None for e in errors], pa.string())
+    return pa.table(columns)
+
+
+def softmax(logits: torch.Tensor) -> np.ndarray:
+    return torch.softmax(logits.float(), dim=1).numpy()

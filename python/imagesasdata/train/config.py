@@ -1,0 +1,202 @@
+"""Every option of a fine-tuning run, with the book's defaults, validated once and saved in model.json."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from ..errors import ImagesAsDataError, did_you_mean
+from ..data.transforms import MIN_IMAGE_SIZE
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SELECT_ON = ("accuracy", "loss", "f1")
+CACHE_MODES = ("auto", "memory", "disk", "none")
+
+# What each option means, in the book's words; the CLI's --help and the R documentation are built from this.
+OPTION_HELP = {
+    "architecture": "network to fine-tune: a torchvision name from the book's Table 4.1 (resnet18, vgg16, densenet121, "
+                    "inception_v3, …), any timm model, or efficientnet_lite0 (ImageNet weights installed, works offline)",
+    "weights": "starting weights: 'imagenet' (pretrained; downloaded once and cached), a .safetensors file, or 'none'",
+    "image_size": "side in pixels of the square the network sees (default: the architecture's own, 224; 299 for inception_v3)",
+    "resize": "how an image becomes a square: squish, crop, pad, or rescale-crop (the book's Resize 256 + CenterCrop 224)",
+    "resize_size": "side of the square before the final crop (default 256/224 × image_size for rescale-crop)",
+    "normalize": "pixel normalisation: 'backbone' (the statistics the weights were trained with), 'imagenet', or "
+                 "'train' (mean and standard deviation of your training images)",
+    "augment_crop": "training augmentation: a random crop of 8–100% of the image, resized (RandomResizedCrop)",
+    "augment_flip": "training augmentation: mirror half the images left-right",
+    "val_fraction": "share of each class held out for validation, used to choose the epoch (the book: 0.2)",
+    "test_fraction": "share of each class held out as a test set, evaluated once at the end (e.g. 0.1)",
+    "balance": "downsample every class to the size of the smallest before splitting",
+    "group": "a column of group ids (e.g. near-duplicate groups); a group never straddles two splits",
+    "seed": "random seed for the split, the new layer's weights, the data order and augmentation",
+    "epochs": "passes over the training images (the book's tutorial: 25; its grid: 50)",
+    "batch_size": "images per gradient step (the book: 4); smaller batches give noisier but more frequent updates",
+    "optimizer": "sgd (the book's), adam or adamw",
+    "learning_rate": "size of each step down the loss gradient (the book: 0.001); too high diverges, too low crawls",
+    "momentum": "SGD momentum: the share of the previous step carried into the next, smoothing the path (the book: 0.9)",
+    "weight_decay": "L2 penalty on the weights (0 in the book)",
+    "step_size": "StepLR: every step_size epochs the learning rate is multiplied by gamma (the book: 7)",
+    "gamma": "StepLR: factor applied to the learning rate every step_size epochs (the book: 0.1)",
+    "dropout": "probability of zeroing a feature before the new last layer during training (0 = none)",
+    "freeze": "'none' (fine-tune everything, the book's default), 'backbone' (train only the new last layer), or a "
+              "stage name such as 'layer3' (frozen up to and including it)",
+    "patience": "early stopping: stop after this many epochs without a lower validation loss (default: never)",
+    "select_on": "validation measure that picks the kept epoch: accuracy (the book's), loss or f1",
+    "positive_class": "in a binary task, the class whose precision, recall and F1 are reported (default 'positive', "
+                      "else the second class in sorted order)",
+    "device": "auto (CUDA GPU, else Apple MPS, else CPU), cpu, cuda, cuda:1, mps",
+    "precision": "auto (mixed precision on a GPU, fp32 on the CPU), fp32, bf16 or fp16",
+    "channels_last": "channels-last memory layout ('auto': on), faster convolutions on most hardware",
+    "cache": "decoded-image cache: auto (memory, or disk when large), memory, disk, or none (decode every epoch)",
+    "feature_cache": "'auto': with a frozen backbone and no random crops, compute each image's features once and "
+                     "train the last layer on them (same result, far faster); 'off': run the whole network every step",
+    "num_workers": "threads decoding images (default: up to 8, one per CPU core)",
+    "progress": "show progress bars",
+}
+
+
+def selection_score(select_on: str, accuracy: float, f1: float, loss: float) -> tuple:
+    """The one rule that picks the kept epoch of a run and the best configuration of a grid: higher is better.
+    The book's measure is validation accuracy (or f1, or loss); ties go to the lower validation loss, and among
+    equals the callers keep the first (the earlier epoch, the earlier configuration)."""
+    if select_on == "loss":
+        return (-loss,)
+    return (accuracy if select_on == "accuracy" else f1, -loss)
+
+
+def whole_number(name: str, value) -> int:
+    """`value` as an int, or an error naming the option (True, 2.5, "ten" and NaN are refused)."""
+    try:
+        if isinstance(value, bool) or int(value) != float(value):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ImagesAsDataError(f"{name}={value!r} must be a whole number") from None
+
+
+def real_number(name: str, value) -> float:
+    """`value` as a finite float, or an error naming the option (NaN and infinity are refused)."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ImagesAsDataError(f"{name}={value!r} must be a number") from None
+    if not math.isfinite(number):
+        raise ImagesAsDataError(f"{name}={value!r} must be a finite number")
+    return number
+
+
+@dataclass
+class TrainConfig:
+    architecture: str = "efficientnet_lite0"
+    weights: str | None = "imagenet"
+    image_size: int | None = None
+    resize: str = "rescale-crop"
+    resize_size: int | None = None
+    normalize: str = "backbone"
+    augment_crop: bool = True
+    augment_flip: bool = True
+    val_fraction: float = 0.2
+    test_fraction: float = 0.0
+    balance: bool = False
+    group: str | None = None
+    seed: int = 0
+    epochs: int = 25
+    batch_size: int = 4
+    optimizer: str = "sgd"
+    learning_rate: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    step_size: int = 7
+    gamma: float = 0.1
+    dropout: float = 0.0
+    freeze: str = "none"
+    patience: int | None = None
+    select_on: str = "accuracy"
+    positive_class: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: object = "auto"
+    cache: str = "auto"
+    feature_cache: str = "auto"
+    num_workers: int | None = None
+    progress: bool = True
+
+    # Options that change where or how fast a run goes, not what it computes: a run may resume with other values.
+    RUNTIME = ("device", "precision", "channels_last", "cache", "feature_cache", "num_workers", "progress")
+
+    def __post_init__(self):
+        # Every number is checked here, before anything is read or trained: a NaN or a negative rate would
+        # otherwise train to NaN weights and a run marked complete.
+        for name in ("epochs", "batch_size", "step_size", "seed"):
+            setattr(self, name, whole_number(name, getattr(self, name)))
+        for name in ("epochs", "batch_size", "step_size"):
+            if getattr(self, name) < 1:
+                raise ImagesAsDataError(f"{name}={getattr(self, name)} must be at least 1")
+        if not 0 <= self.seed < 2**32:
+            raise ImagesAsDataError(f"seed={self.seed} must be a whole number from 0 to {2**32 - 1}")
+        for name in ("learning_rate", "momentum", "weight_decay", "gamma", "dropout", "val_fraction", "test_fraction"):
+            setattr(self, name, real_number(name, getattr(self, name)))
+        if self.learning_rate <= 0:
+            raise ImagesAsDataError(f"learning_rate={self.learning_rate} must be above 0 (the book uses 0.001)")
+        if not 0 <= self.momentum < 1:
+            raise ImagesAsDataError(f"momentum={self.momentum} must be at least 0 and below 1 (the book uses 0.9)")
+        if self.weight_decay < 0:
+            raise ImagesAsDataError(f"weight_decay={self.weight_decay} must be at least 0 (the book uses 0)")
+        if not 0 < self.gamma <= 1:
+            raise ImagesAsDataError(f"gamma={self.gamma} must be above 0 and at most 1: the learning rate is multiplied "
+                                    "by it every step_size epochs (the book uses 0.1; 1 keeps the rate constant)")
+        if not 0 <= self.dropout < 1:
+            raise ImagesAsDataError(f"dropout={self.dropout} must be at least 0 and below 1")
+        for name in ("val_fraction", "test_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ImagesAsDataError(f"{name}={getattr(self, name)} must be at least 0 and below 1 (the book holds "
+                                        "out 0.2 for validation)")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ImagesAsDataError(f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} leaves "
+                                    "no images to train on; keep their sum below 1")
+        self.optimizer = str(self.optimizer).lower()
+        if self.optimizer not in OPTIMIZERS:
+            raise ImagesAsDataError(f"optimizer={self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        if self.select_on not in SELECT_ON:
+            raise ImagesAsDataError(f"select_on={self.select_on!r}: choose one of {', '.join(SELECT_ON)}")
+        if self.feature_cache not in ("auto", "off"):
+            raise ImagesAsDataError(f"feature_cache={self.feature_cache!r}: choose 'auto' or 'off'")
+        if self.cache not in CACHE_MODES:
+            raise ImagesAsDataError(f"cache={self.cache!r}: choose one of {', '.join(CACHE_MODES)}")
+        if self.patience is not None:
+            self.patience = whole_number("patience", self.patience)
+            if self.patience < 1:
+                raise ImagesAsDataError(f"patience={self.patience} must be at least 1 epoch (or None to never stop early)")
+        if self.num_workers is not None:
+            self.num_workers = whole_number("num_workers", self.num_workers)
+            if self.num_workers < 1:
+                raise ImagesAsDataError(f"num_workers={self.num_workers} must be at least 1 (or None for one per core)")
+        for name in ("image_size", "resize_size"):
+            if getattr(self, name) is not None:
+                setattr(self, name, whole_number(name, getattr(self, name)))
+        if self.image_size is not None and self.image_size < MIN_IMAGE_SIZE:
+            raise ImagesAsDataError(f"image_size={self.image_size} is too small; use at least {MIN_IMAGE_SIZE} "
+                                    "(the book uses 224)")
+        if self.weights in ("none", "None", False):
+            self.weights = None
+        if self.positive_class is not None:
+            self.positive_class = str(self.positive_class)
+
+    @classmethod
+    def from_options(cls, **options) -> "TrainConfig":
+        """Build from keyword options; an unknown option is an error that suggests the right name."""
+        known = [f.name for f in fields(cls)]
+        for name in options:
+            if name not in known:
+                raise ImagesAsDataError(f"unknown option {name!r}.{did_you_mean(name, known)} Options: {', '.join(known)}")
+        return cls(**options)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def differences(self, other: "TrainConfig") -> dict:
+        """Options (other than runtime ones) whose values differ: {name: (self, other)}."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return {k: (mine[k], theirs[k]) for k in mine if k not in self.RUNTIME and mine[k] != theirs[k]}

@@ -1,0 +1,297 @@
+"""Hyperparameter grids, as in the book's section 7: every configuration fine-tuned on the same split, the
+best chosen on validation, the test split (if any) evaluated once for the chosen configuration only.
+
+Grids are cheap: the images are decoded once and shared by every configuration; with a frozen backbone and no
+random crops, features are computed once and only the last layer trains (features.py). An interrupted grid
+resumes: finished configurations are not re-run, the interrupted one continues from its last epoch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import numbers
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import runs
+from ..infer.run import Run, load_run
+from .config import SELECT_ON, TrainConfig, selection_score
+from ..data.table import check_labeled, image_table
+from ..errors import ImagesAsDataError
+from ..io.locks import claimed_directory
+from ..data.splits import split_table
+from ..io.tables import read_json, write_json, write_table
+
+# The book's grid (section 7.2): 3 learning rates × 2 momentums × 2 batch sizes, 50 epochs, StepLR 7 / 0.1.
+PRESETS = {
+    "book": ({"learning_rate": [0.0005, 0.001, 0.005], "momentum": [0.7, 0.9], "batch_size": [1, 4]},
+             {"epochs": 50, "step_size": 7, "gamma": 0.1}),
+}
+RESULT_METRICS = ("accuracy", "precision", "recall", "f1")
+GRID_FILE = "grid.json"
+
+
+def expand_grid(grid) -> tuple[list[dict], dict]:
+    """(configurations, fixed options) from a preset name, a dict of lists (their product), or a list of dicts."""
+    fixed: dict = {}
+    if isinstance(grid, str):
+        if grid not in PRESETS:
+            raise ImagesAsDataError(f"unknown grid preset {grid!r}; presets: {', '.join(PRESETS)}")
+        grid, fixed = PRESETS[grid]
+    if isinstance(grid, dict):
+        names = list(grid)
+        values = [v if isinstance(v, (list, tuple)) else [v] for v in grid.values()]
+        configurations = [dict(zip(names, combination)) for combination in itertools.product(*values)]
+    elif isinstance(grid, (list, tuple)) and all(isinstance(c, dict) for c in grid):
+        configurations = [dict(c) for c in grid]
+    else:
+        raise ImagesAsDataError("grid must be a preset name ('book'), a dict of lists, or a list of dicts")
+    if not configurations:
+        raise ImagesAsDataError("the grid is empty")
+    return configurations, dict(fixed)
+
+
+@dataclass
+class Grid:
+    """The outcome of tune(): one row per configuration, every epoch of every configuration, the chosen run."""
+
+    path: Path
+    results: pa.Table       # config_id, the grid's options, best_epoch, val_accuracy … val_loss, seconds, status
+    history: pa.Table       # config_id, the grid's options, epoch, split, loss, accuracy, epoch_learning_rate, seconds
+    best_config: str
+    test_metrics: pa.Table | None
+    parameters: list
+    select_on: str = "accuracy"   # the validation measure that chose best_config
+
+    @property
+    def best(self) -> Run:
+        return load_run(self.path / "configs" / self.best_config)
+
+    def __repr__(self) -> str:
+        best = [r for r in self.results.to_pylist() if r["config_id"] == self.best_config][0]
+        settings = ", ".join(f"{p}={best[p]}" for p in self.parameters)
+        return (f"imagesasdata grid  {self.path}\n  {self.results.num_rows} configurations; best on validation: "
+                f"{self.best_config} ({settings}) — val accuracy {best['val_accuracy']:.3f}, F1 {best['val_f1']:.3f}")
+
+
+def tune(data, grid="book", *, out=None, label: str | None = None, path: str | None = None,
+         select_on: str = "accuracy", backend: str = "local", cpus_per_trial: float | None = None,
+         gpus_per_trial: float | None = None, **options) -> Grid:
+    """Fine-tune every configuration of `grid` on one split of `data` and pick the best on validation.
+
+    grid: "book" (the book's 12 configurations), a dict of lists such as {"learning_rate": [0.001, 0.01],
+      "freeze": ["none", "backbone"]} (every combination), or a list of dicts.
+    options: fixed options for every configuration (see TrainConfig); the grid's values override them.
+    out: the grid directory (default: a temporary folder): grid.json, configs/<id>/ run directories,
+      results.parquet, history.parquet, test_metrics.parquet. Re-running with the same out resumes.
+    backend: "local" runs configurations one after another here; "ray" runs them as Ray Tune trials.
+    cpus_per_trial, gpus_per_trial: what each Ray Tune trial reserves (default: 1 CPU, and 1 GPU on a cluster with
+      GPUs); a trial trains with as many threads as its CPUs. Fractions of a GPU put several trials on one card.
+    Raises ImagesAsDataError for a bad grid or options, before anything is trained.
+    """
+    configurations, fixed = expand_grid(grid)
+    options = {**fixed, **options}
+    # Every configuration is checked before the first one trains.
+    for configuration in configurations:
+        TrainConfig.from_options(**{**options, **configuration})
+    if select_on not in SELECT_ON:
+        raise ImagesAsDataError(f"select_on={select_on!r}: choose one of {', '.join(SELECT_ON)}")
+    trial_resources = _trial_resources(backend, cpus_per_trial, gpus_per_trial)
+    if backend not in ("local", "ray"):
+        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' or 'ray'")
+    base = TrainConfig.from_options(**options)
+    parameters = list(dict.fromkeys(k for c in configurations for k in c))
+    ids = [f"config_{i + 1:03d}" for i in range(len(configurations))]
+    spec = {"configurations": [{"config_id": i, **c} for i, c in zip(ids, configurations)],
+            "options": {k: v for k, v in options.items() if k not in TrainConfig.RUNTIME}, "select_on": select_on}
+    table = image_table(data, label=label, path=path)
+    check_labeled(table)
+    table = split_table(table, val_fraction=base.val_fraction, test_fraction=base.test_fraction, seed=base.seed,
+                        balance=base.balance, group=base.group)
+    test = table.filter(pc.equal(table["split"], "test"))
+    train_val = table.filter(pc.not_equal(table["split"], "test"))
+    # Re-running with the same out resumes the grid; the folder is locked while the grid runs.
+    with claimed_directory(out, what="grid", marker=GRID_FILE, resume=True) as out:
+        _check_same_grid(out, spec)
+        write_json(spec, out / GRID_FILE)
+        write_table(table.select(["image_id", "path", "label", "split"]), out / "splits.parquet")
+        if backend == "ray":
+            _tune_on_ray(train_val, configurations, ids, options, out, **trial_resources)
+        else:
+            shared_images: dict = {}
+            for number, (config_id, configuration) in enumerate(zip(ids, configurations), start=1):
+                run_config(train_val, config_id, configuration, options, out, shared_images, number, len(ids))
+        return collect(out, ids, configurations, parameters, select_on, test, base)
+
+
+def run_config(table, config_id, configuration, options, out: Path, shared_images, number=None, total=None):
+    """Fine-tune one configuration into out/configs/<config_id> (resuming it if interrupted)."""
+    from tqdm.auto import tqdm
+
+    from .trainer import finetune
+
+    target = out / "configs" / config_id
+    settings = ", ".join(f"{k}={v}" for k, v in configuration.items())
+    progress = options.get("progress", True)
+    if runs.is_complete(target):
+        if progress:
+            tqdm.write(f"{config_id} ({settings}): done earlier, not re-run")
+        return load_run(target)
+    if progress:
+        tqdm.write(f"{config_id}{f' ({number}/{total})' if number else ''}: {settings}")
+    started = time.perf_counter()
+    run = finetune(table, out=target, resume=True, images=shared_images, **{**options, **configuration})
+    description = runs.read_json(target / runs.RUN_DESCRIPTION)
+    description.setdefault("grid", {})["seconds"] = time.perf_counter() - started
+    write_json(description, target / runs.RUN_DESCRIPTION)
+    return run
+
+
+def grid_trial(config: dict, *, table: pa.Table, configurations: dict, options: dict, out: str, threads: int,
+               gpus: float) -> None:
+    """One Ray Tune trial: fine-tune one configuration into out/configs/<config_id>, as run_config does locally (a
+    finished configuration is not re-run; an interrupted one resumes from its checkpoint)."""
+    import torch
+
+    from ..scale.cluster import report_trial
+
+    torch.set_num_threads(threads)
+    if not gpus and str(options.get("device", "auto")) == "auto":
+        options = dict(options, device="cpu")   # a trial without a GPU of its own must not pick one up
+    config_id = config["config_id"]
+    run = run_config(table, config_id, configurations[config_id], options, Path(out), {})
+    estimator = None if len(run.classes) == 2 else "multiclass"
+    report_trial({"val_accuracy": run.metric("accuracy", "val", estimator), "status": run.status,
+                  "threads": torch.get_num_threads()})
+
+
+def _tune_on_ray(table: pa.Table, configurations, ids, options: dict, out: Path, *, cpus_per_trial: float = 1,
+                 gpus_per_trial: float | None = None) -> None:
+    """Fine-tune every unfinished configuration as a Ray Tune trial (scale.cluster.run_trials); tune() then reads
+    the run directories, as after the local backend. On a cluster of several machines, `out` and the images must be
+    on a shared filesystem. Raises ImagesAsDataError naming the configurations that failed (the others are kept)."""
+    from ..scale.cluster import run_trials
+
+    out = Path(out).resolve()
+    pending = [i for i in ids if not runs.is_complete(out / "configs" / i)]
+    if not pending:
+        return
+    trial_options = dict(options, progress=False)  # trials run in other processes; Ray Tune reports progress
+    failed = run_trials(grid_trial, pending, storage=out / "ray_tune", cpus_per_trial=cpus_per_trial,
+                        gpus_per_trial=gpus_per_trial, verbose=options.get("progress", True),
+                        parameters={"table": table, "configurations": dict(zip(ids, configurations)),
+                                    "options": trial_options, "out": str(out)})
+    if failed:
+        raise ImagesAsDataError(f"{len(failed)} configurations failed on Ray: " + "; ".join(failed) +
+                                ". The others are kept; fix the cause and run the grid again to resume")
+    missing = [i for i in pending if not runs.is_complete(out / "configs" / i)]
+    if missing:
+        raise ImagesAsDataError(
+            f"configurations {', '.join(missing)} finished on Ray but {out / 'configs'} does not show them: on a "
+            "cluster of several machines the grid's out folder must be on a filesystem every node shares"
+        )
+
+
+def _check_same_grid(out: Path, spec: dict) -> None:
+    previous = out / GRID_FILE
+    if previous.exists() and read_json(previous) != json.loads(json.dumps(spec, default=str)):
+        raise ImagesAsDataError(
+            f"{out} holds a different grid (configurations or options changed); resume with the same grid and "
+            "options, or choose a new out directory"
+        )
+
+
+def collect(out: Path, ids, configurations, parameters, select_on: str, test: pa.Table, base: TrainConfig) -> Grid:
+    """Results and histories of finished configurations; choose the best; evaluate the test split once."""
+    rows, histories = [], []
+    for config_id, configuration in zip(ids, configurations):
+        run = load_run(out / "configs" / config_id)
+        settings = {p: configuration.get(p) for p in parameters}
+        row = {"config_id": config_id, **settings, "best_epoch": run.best_epoch}
+        for metric in RESULT_METRICS:
+            row[f"val_{metric}"] = run.metric(metric, "val", None if len(run.classes) == 2 else
+                                              ("multiclass" if metric == "accuracy" else "macro"))
+        val = [h for h in run.history.to_pylist() if h["split"] == "val" and h["epoch"] == run.best_epoch]
+        row["val_loss"] = val[0]["loss"] if val else None
+        epoch_seconds = sum(h["seconds"] for h in run.history.to_pylist())
+        row["seconds"] = run.description.get("grid", {}).get("seconds", epoch_seconds)
+        row["status"] = run.status
+        rows.append(row)
+        # The epoch's scheduled rate must not overwrite the configuration's learning_rate.
+        histories += [{"config_id": config_id, **settings,
+                       **{("epoch_learning_rate" if k == "learning_rate" else k): v for k, v in h.items()}}
+                      for h in run.history.to_pylist()]
+    results = pa.Table.from_pylist(rows)
+    history = pa.Table.from_pylist(histories)
+    best = max(rows, key=lambda r: selection_score(select_on, r["val_accuracy"], r["val_f1"], r["val_loss"]))
+    best = best["config_id"]  # the first of equals: max keeps the earliest
+    test_metrics = None
+    if test.num_rows:
+        evaluation = load_run(out / "configs" / best).evaluate(test, split="test", progress=base.progress,
+                                                                     device=base.device)
+        test_metrics = evaluation.metrics
+        write_table(test_metrics, out / "test_metrics.parquet")
+    write_table(results, out / "results.parquet")
+    write_table(history, out / "history.parquet")
+    return Grid(out, results, history, best, test_metrics, parameters, select_on)
+
+
+def load_grid(path) -> Grid:
+    """Re-open a finished grid directory."""
+    path = Path(path)
+    if not (path / GRID_FILE).exists():
+        raise ImagesAsDataError(f"{path} is not a grid directory (no {GRID_FILE})")
+    spec = read_json(path / GRID_FILE, "a grid description")
+    configurations = [{k: v for k, v in c.items() if k != "config_id"} for c in spec["configurations"]]
+    ids = [c["config_id"] for c in spec["configurations"]]
+    parameters = list(dict.fromkeys(k for c in configurations for k in c))
+    import pyarrow.parquet as pq
+
+    splits = pq.read_table(path / "splits.parquet")
+    test = splits.filter(pc.equal(splits["split"], "test"))
+    base = TrainConfig.from_options(**{k: v for k, v in spec["options"].items()}, progress=False)
+    return collect(path, ids, configurations, parameters, spec["select_on"], test, base)
+
+
+def _trial_resources(backend: str, cpus_per_trial, gpus_per_trial) -> dict:
+    """The Ray Tune resources of one trial, checked before anything trains."""
+    given = {"cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial}
+    given = {name: value for name, value in given.items() if value is not None}
+    if given and backend != "ray":
+        several = len(given) > 1
+        raise ImagesAsDataError(f"{' and '.join(given)} {'apply' if several else 'applies'} only to Ray Tune trials: "
+                                f"pass backend='ray' (CLI: --backend ray), or leave {'them' if several else 'it'} out")
+    for name, value in given.items():
+        low = 0 if name == "gpus_per_trial" else 0.01
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= low:
+            raise ImagesAsDataError(f"{name}={value!r}: give a number of at least {low} (e.g. {name}=2)")
+    return {name: float(value) for name, value in given.items()}
+
+
+def tune_tasks(tasks: dict, grid="book", *, out=None, **options) -> dict:
+    """tune() for several tasks (e.g. {"protest": ..., "legend": ...}) into out/<task>/; returns {task: Grid}."""
+    root = Path(out).expanduser() if out is not None else Path(tempfile.mkdtemp(prefix="imagesasdata-tasks-"))
+    return {name: tune(data, grid, out=root / name, **options) for name, data in tasks.items()}
+
+
+def grid_summary(grids: dict) -> pa.Table:
+    """The book's Table 7.2: for each task, the chosen configuration's validation accuracy, F1, precision and
+    recall, and its learning rate, momentum and batch size (and any other grid option)."""
+    rows = []
+    for task, grid in grids.items():
+        best = [r for r in grid.results.to_pylist() if r["config_id"] == grid.best_config][0]
+        row = {"task": task, "accuracy": best["val_accuracy"], "f1": best["val_f1"],
+               "precision": best["val_precision"], "recall": best["val_recall"]}
+        row.update({p: best[p] for p in grid.parameters})
+        if grid.test_metrics is not None:
+            for r in grid.test_metrics.to_pylist():
+                if r["estimator"] in ("binary", "multiclass") or (r["estimator"] == "macro" and r["metric"] != "accuracy"):
+                    row[f"test_{r['metric']}"] = r["estimate"]
+        rows.append(row)
+    return pa.Table.from_pylist(rows)
