@@ -128,3 +128,34 @@ def test_not_a_run_directory(tmp_path):
 def test_summary_mentions_the_metrics(fitted):
     text = repr(fitted)
     assert "efficientnet_lite0" in text and "val  accuracy" in text
+
+
+def test_interpretation_of_the_validation_predictions(fitted):
+    """fastai's ClassificationInterpretation, checked against a computation of its own from the predictions."""
+    interpretation = fitted.interpretation("val")
+    predictions = fitted.predictions.to_pylist()
+    expected_losses = sorted((-np.log(r[f"prob_{r['label']}"]) for r in predictions), reverse=True)
+    top = interpretation.top_losses()
+    assert np.allclose(top["loss"].to_numpy(), expected_losses)
+    assert interpretation.top_losses(3).num_rows == min(3, len(predictions))
+    wrong = [r for r in predictions if r["label"] != r["predicted"]]
+    mistakes = interpretation.misclassified()
+    assert sorted(mistakes["image_id"].to_pylist()) == sorted(r["image_id"] for r in wrong)
+    confidence = mistakes["probability"].to_pylist()
+    assert confidence == sorted(confidence, reverse=True)
+    assert all(p == r[f"prob_{r['predicted']}"] for p, r in zip(confidence, mistakes.to_pylist()))
+    confused = {(r["label"], r["predicted"]): r["count"] for r in interpretation.most_confused().to_pylist()}
+    off_diagonal = {(r["truth"], r["predicted"]): r["count"] for r in fitted.confusion.to_pylist()
+                    if r["truth"] != r["predicted"] and r["count"]}
+    assert confused == off_diagonal
+    with pytest.raises(ImagesAsDataError, match=r"no split test in these predictions; they hold val"):
+        fitted.interpretation("test")
+
+
+def test_import_loads_no_torch():
+    import subprocess
+    import sys
+
+    probe = "import sys, imagesasdata as iad; iad.image_table; iad.image_inventory; iad.find_duplicates; " \
+            "import imagesasdata.interop.bridge; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -81,10 +81,19 @@ def test_a_different_grid_in_the_same_directory_is_refused(sample_data, tmp_path
         iad.tune(sample_data / "faces", {"learning_rate": [0.02]}, out=tmp_path / "grid", **FAST)
 
 
-def test_bad_configuration_fails_before_training(sample_data, tmp_path):
-    with pytest.raises(ImagesAsDataError, match="momentum=1.5"):
-        iad.tune(sample_data / "faces", {"momentum": [0.9, 1.5]}, out=tmp_path / "grid", **FAST)
-    assert not (tmp_path / "grid" / "configs").exists()
+@pytest.mark.parametrize("grid, message", [
+    ({"momentum": [0.9, 1.5]}, "momentum=1.5"),
+    ({"normalize": ["imagenet", "imagnet"]}, "normalize='imagnet': choose one of .*Did you mean 'imagenet'"),
+    ({"resize": ["crop", "squash"]}, "resize='squash': choose one of"),
+    ({"image_size": [64, 8]}, "image_size=8 is too small"),
+    ({"architecture": ["efficientnet_lite0", "resnet18x"]}, "unknown architecture 'resnet18x'"),
+    ({"freeze": ["backbone", "layer3"]}, "freeze='layer3' names no stage of efficientnet_lite0.*blocks"),
+])
+def test_bad_configuration_fails_before_training(sample_data, tmp_path, grid, message):
+    """The second configuration is the bad one: it is refused before the first trains (not hours into a grid)."""
+    with pytest.raises(ImagesAsDataError, match=message):
+        iad.tune(sample_data / "faces", grid, out=tmp_path / "grid", **{k: v for k, v in FAST.items() if k not in grid})
+    assert not (tmp_path / "grid").exists()
 
 
 @pytest.mark.parametrize("resources, message", [

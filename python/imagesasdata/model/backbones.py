@@ -12,6 +12,7 @@ Nothing else in the engine needs to know where weights came from.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import urllib.error
@@ -77,6 +78,40 @@ def _resolve(architecture: str) -> tuple[str, str]:
     raise ImagesAsDataError(
         f"unknown architecture {architecture!r}.{did_you_mean(name, known)} The book's networks: "
         f"{', '.join(BOOK_ARCHITECTURES)}; any timm model also works; {OFFLINE_ARCHITECTURE!r} has ImageNet weights offline"
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _parameter_names(library: str, name: str) -> tuple[str, ...]:
+    if library == "torchvision":
+        import torchvision
+
+        kwargs = {"aux_logits": True, "init_weights": False} if name == "inception_v3" else {}
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+    else:
+        import timm
+
+        model = timm.create_model(name, pretrained=False)
+    return tuple(n for n, _ in model.named_parameters())
+
+
+def check_architecture_options(architecture: str, freeze: str = "none") -> None:
+    """Raise ImagesAsDataError now, not when a grid reaches the configuration: an unknown architecture, or a
+    freeze stage the architecture does not have. Builds the network without weights (once per architecture)."""
+    library, name = _resolve(architecture)
+    freeze = "none" if freeze in (None, False, "", "none") else str(freeze)
+    if freeze in ("none", "backbone"):
+        return
+    names = _parameter_names(library, name)
+    if not any(n.startswith(freeze + ".") for n in names):
+        raise _no_such_stage(freeze, names, architecture)
+
+
+def _no_such_stage(freeze: str, parameter_names, architecture: str) -> ImagesAsDataError:
+    stages = sorted({n.split(".")[0] for n in parameter_names})
+    return ImagesAsDataError(
+        f"freeze={freeze!r} names no stage of {architecture}; use 'none', 'backbone' or one of: "
+        f"{', '.join(stages)} (dotted names such as 'blocks.3' work too).{did_you_mean(freeze, stages)}"
     )
 
 
@@ -339,11 +374,7 @@ def apply_freeze(model: nn.Module, freeze: str, head: list) -> None:
     else:
         inside = [i for i, n in enumerate(names) if n.startswith(freeze + ".")]
         if not inside:
-            stages = sorted({n.split(".")[0] for n in names})
-            raise ImagesAsDataError(
-                f"freeze={freeze!r} names no stage of this model; use 'none', 'backbone' or one of: "
-                f"{', '.join(stages)} (dotted names such as 'blocks.3' work too).{did_you_mean(freeze, stages)}"
-            )
+            raise _no_such_stage(freeze, names, type(model).__name__)
         frozen = {n for n in names[: inside[-1] + 1] if not in_head(n)}
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(name not in frozen)

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from ..errors import ImagesAsDataError, did_you_mean
-from ..data.transforms import MIN_IMAGE_SIZE
+from ..data.transforms import MIN_IMAGE_SIZE, NORMALIZE_CHOICES, RESIZE_MODES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SELECT_ON = ("accuracy", "loss", "f1")
@@ -179,10 +179,26 @@ class TrainConfig:
         if self.image_size is not None and self.image_size < MIN_IMAGE_SIZE:
             raise ImagesAsDataError(f"image_size={self.image_size} is too small; use at least {MIN_IMAGE_SIZE} "
                                     "(the book uses 224)")
+        if self.normalize not in NORMALIZE_CHOICES:
+            raise ImagesAsDataError(f"normalize={self.normalize!r}: choose one of {', '.join(NORMALIZE_CHOICES)}"
+                                    f"{did_you_mean(self.normalize, NORMALIZE_CHOICES)}")
+        if self.resize not in RESIZE_MODES:
+            raise ImagesAsDataError(f"resize={self.resize!r}: choose one of {', '.join(RESIZE_MODES)}"
+                                    f"{did_you_mean(self.resize, RESIZE_MODES)}")
+        if self.resize_size is not None and self.image_size is not None and self.resize_size < self.image_size:
+            raise ImagesAsDataError(f"resize_size={self.resize_size} is smaller than image_size={self.image_size}; it "
+                                    "must be at least as large")
         if self.weights in ("none", "None", False):
             self.weights = None
         if self.positive_class is not None:
             self.positive_class = str(self.positive_class)
+
+    def check_model_options(self) -> None:
+        """The checks that need the network's definition (no weights are loaded): that the architecture exists and
+        that `freeze` names one of its stages. Cheap enough to run for every configuration of a grid up front."""
+        from ..model.backbones import check_architecture_options
+
+        check_architecture_options(self.architecture, self.freeze)
 
     @classmethod
     def from_options(cls, **options) -> "TrainConfig":

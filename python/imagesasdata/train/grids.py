@@ -97,9 +97,10 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
     """
     configurations, fixed = expand_grid(grid)
     options = {**fixed, **options}
-    # Every configuration is checked before the first one trains.
+    # Every configuration is checked before the first one trains: its options, and the architecture and freeze
+    # stage against the network's definition.
     for configuration in configurations:
-        TrainConfig.from_options(**{**options, **configuration})
+        TrainConfig.from_options(**{**options, **configuration}).check_model_options()
     if select_on not in SELECT_ON:
         raise ImagesAsDataError(f"select_on={select_on!r}: choose one of {', '.join(SELECT_ON)}")
     trial_resources = _trial_resources(backend, cpus_per_trial, gpus_per_trial)
