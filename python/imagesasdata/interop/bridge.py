@@ -37,8 +37,8 @@ import pyarrow.compute as pc
 
 from ..errors import ImagesAsDataError
 
-# Warnings raised from files in this folder are the engine's own, written for people.
-_PACKAGE_FOLDER = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# Warnings raised from files in the engine's package are its own, written for people.
+_PACKAGE_FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 # R's integer is 32-bit with its smallest value reserved for NA; wider integers travel as doubles.
 R_INT_MAX = 2**31 - 1

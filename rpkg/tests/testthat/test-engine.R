@@ -135,7 +135,7 @@ test_that("install_engine() builds a virtualenv and installs the engine into it"
   expect_identical(version, reticulate::py_to_r(engine()$`__version__`))
   # installed into the virtualenv (a copy, not a link to the checkout)
   site <- system2(python, c("-c", shQuote("import sysconfig; print(sysconfig.get_paths()['purelib'])")), stdout = TRUE)
-  bridge_file <- file.path(site, "imagesasdata", "bridge.py")
+  bridge_file <- file.path(site, "imagesasdata", "interop", "bridge.py")
   expect_true(file.exists(bridge_file))
   expect_match(site, basename(envname), fixed = TRUE)
 })

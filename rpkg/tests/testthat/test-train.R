@@ -7,7 +7,7 @@ _defaults = json.dumps({f.name: f.default for f in dataclasses.fields(_c.TrainCo
   defaults <- jsonlite::fromJSON(reticulate::py_to_r(reticulate::import_main(convert = FALSE)[["_defaults"]]),
                                  simplifyVector = FALSE)
   formals <- formals(finetune_cnn)
-  expect_setequal(setdiff(names(formals), c("data", "label", "path", "out", "resume")), names(defaults))
+  expect_setequal(setdiff(names(formals), c("data", "label", "path", "out", "resume", "overwrite")), names(defaults))
   for (name in setdiff(names(defaults), "progress")) {
     r_default <- eval(formals[[name]])
     py_default <- defaults[[name]]
