@@ -32,6 +32,7 @@ _PUBLIC = {
     "infer.run": ("Run", "load_run"),
     "infer.predict": ("evaluate", "predict"),
     "infer.labelling": ("label_corpus", "load_labelling", "read_manifest"),
+    "infer.heatmaps": ("heatmap_layers", "heatmaps", "top_loss_heatmaps"),
     "train.config": ("TrainConfig",),
     "train.trainer": ("finetune",),
     "train.grids": ("grid_summary", "load_grid", "tune", "tune_tasks"),
@@ -91,4 +92,6 @@ __all__ = [
     "grid_summary", "load_grid", "lr_find", "tune", "tune_tasks",
     # labelling a large corpus (resumable shards; local or on Ray)
     "label_corpus", "load_labelling", "read_manifest",
+    # looking inside: heatmaps, subgroup audits, embeddings and maps, which images to label next
+    "heatmap_layers", "heatmaps", "top_loss_heatmaps",
 ]
