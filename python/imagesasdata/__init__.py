@@ -28,6 +28,7 @@ _PUBLIC = {
     "prepare.layout": ("split_images", "write_layout"),
     "measure.metrics": ("classification_metrics", "metrics_from_counts"),
     "measure.interpretation": ("Interpretation",),
+    "measure.subgroups": ("SubgroupAudit", "subgroup_metrics"),
     "model.backbones": ("BOOK_ARCHITECTURES", "create_backbone", "list_architectures"),
     "infer.run": ("Run", "load_run"),
     "infer.predict": ("evaluate", "predict"),
@@ -93,5 +94,5 @@ __all__ = [
     # labelling a large corpus (resumable shards; local or on Ray)
     "label_corpus", "load_labelling", "read_manifest",
     # looking inside: heatmaps, subgroup audits, embeddings and maps, which images to label next
-    "heatmap_layers", "heatmaps", "top_loss_heatmaps",
+    "heatmap_layers", "heatmaps", "top_loss_heatmaps", "SubgroupAudit", "subgroup_metrics",
 ]
