@@ -29,11 +29,15 @@ _PUBLIC = {
     "measure.metrics": ("classification_metrics", "metrics_from_counts"),
     "measure.interpretation": ("Interpretation",),
     "measure.subgroups": ("SubgroupAudit", "subgroup_metrics"),
+    "explore.vectors": ("embedding_matrix", "embeddings_wide"),
+    "explore.maps": ("embedding_clusters", "embedding_map", "nearest_images"),
+    "explore.sheets": ("cluster_sheets",),
     "model.backbones": ("BOOK_ARCHITECTURES", "create_backbone", "list_architectures"),
     "infer.run": ("Run", "load_run"),
     "infer.predict": ("evaluate", "predict"),
     "infer.labelling": ("label_corpus", "load_labelling", "read_manifest"),
     "infer.heatmaps": ("heatmap_layers", "heatmaps", "top_loss_heatmaps"),
+    "infer.embeddings": ("image_embeddings",),
     "train.config": ("TrainConfig",),
     "train.trainer": ("finetune",),
     "train.grids": ("grid_summary", "load_grid", "tune", "tune_tasks"),
@@ -94,5 +98,6 @@ __all__ = [
     # labelling a large corpus (resumable shards; local or on Ray)
     "label_corpus", "load_labelling", "read_manifest",
     # looking inside: heatmaps, subgroup audits, embeddings and maps, which images to label next
-    "heatmap_layers", "heatmaps", "top_loss_heatmaps", "SubgroupAudit", "subgroup_metrics",
+    "heatmap_layers", "heatmaps", "top_loss_heatmaps", "SubgroupAudit", "subgroup_metrics", "image_embeddings",
+    "embedding_matrix", "embeddings_wide", "embedding_map", "embedding_clusters", "nearest_images", "cluster_sheets",
 ]
