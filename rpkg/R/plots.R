@@ -6,11 +6,15 @@
 #' @param object A `cnn_fit` (or a `cnn_evaluation`, for `"confusion"` and `"misclassified"`).
 #' @param type `"curves"`: loss and accuracy by epoch, training against validation, with the kept epoch
 #'   marked (the book's Figures 7.4 and 7.5); `"confusion"`: a heatmap of the confusion matrix;
-#'   `"misclassified"`: a gallery of the misclassified images with their true and predicted labels.
+#'   `"misclassified"`: a gallery of the misclassified images with their true and predicted labels;
+#'   `"heatmap"`: where the model looks ([cnn_heatmaps()]) in `images`, or in the top losses.
 #' @param split For `"confusion"` and `"misclassified"`: which splits to show (default `"val"` for a fit, all for
-#'   an evaluation).
-#' @param n For `"misclassified"`: show at most this many images, most confident mistakes first.
-#' @param ... Passed to [image_gallery()] for `"misclassified"`.
+#'   an evaluation); for `"heatmap"` without `images`, the split of the top losses.
+#' @param n For `"misclassified"` and `"heatmap"`: show at most this many images, most confident mistakes (or
+#'   largest losses) first.
+#' @param images For `"heatmap"`: the images (as [cnn_heatmaps()] takes them); `NULL`: the top losses.
+#' @param ... Passed to [image_gallery()] for `"misclassified"`, to [cnn_heatmaps()] for `"heatmap"` (e.g.
+#'   `method`, `target`).
 #' @return A ggplot object.
 #' @method autoplot cnn_fit
 #' @export
@@ -20,13 +24,16 @@
 #' autoplot(fit)
 #' autoplot(fit, type = "confusion")
 #' autoplot(fit, type = "misclassified")
+#' autoplot(fit, type = "heatmap", n = 4)
 #' }
-autoplot.cnn_fit <- function(object, type = c("curves", "confusion", "misclassified"), split = "val", n = 16L, ...) {
+autoplot.cnn_fit <- function(object, type = c("curves", "confusion", "misclassified", "heatmap"), split = "val",
+                             n = 16L, images = NULL, ...) {
   type <- match.arg(type)
   switch(type,
     curves = plot_curves(object),
     confusion = plot_confusion(cnn_confusion(object, split)),
-    misclassified = plot_misclassified(cnn_misclassified(object, split), n, ...)
+    misclassified = plot_misclassified(cnn_misclassified(object, split), n, ...),
+    heatmap = heatmap_gallery(cnn_heatmaps(object, images, n = n, split = if (is.null(images)) split, ...), n = n)
   )
 }
 
