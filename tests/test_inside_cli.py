@@ -97,7 +97,7 @@ def test_select_then_add_coded(sample_data, tmp_path):
                  "--no-progress"]) == 0
     table = pa_csv.read_csv(sheet)
     assert table.num_rows == 3
-    coded = table.set_column(3, "label", pa.array([i.split("_")[0] for i in table["image_id"].to_pylist()]))
+    coded = table.set_column(2, "code", pa.array([i.split("_")[0] for i in table["image_id"].to_pylist()]))
     pa_csv.write_csv(coded, sheet)
     out = tmp_path / "training.csv"
     assert main(["add-coded", str(sample_data / "faces"), str(sheet), "--run", str(run.path), "--out", str(out)]) == 0

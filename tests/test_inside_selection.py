@@ -1,5 +1,5 @@
 """Which images to label next (issue 15, item 4): uncertainty from a run's probabilities, diversity from the pool's
-embeddings, the run's own images never proposed, and a coding sheet that goes out, comes back coded and joins the
+embeddings, the run's own images never proposed, and a sheet that goes out to coders, comes back coded and joins the
 training table. (Whether it beats random selection is measured in benchmarks/active_learning.py.)"""
 
 from __future__ import annotations
@@ -99,20 +99,21 @@ def test_a_runs_own_images_are_never_proposed(sample_data):
     assert all("/new_images/" in p for p in selection["path"].to_pylist())
 
 
-def test_coding_sheet_round_trip(sample_data, tmp_path):
+def test_selection_sheet_round_trip(sample_data, tmp_path):
     run = faces_run()
     selection = iad.select_images(run, sample_data / "new_images", 6, progress=False)
-    sheet = iad.write_coding_sheet(selection, tmp_path / "to_code.csv", classes=run.classes)
+    sheet = iad.write_selection_sheet(selection, tmp_path / "to_code.csv", classes=run.classes)
     table = pa_csv.read_csv(sheet)
-    assert table.column_names == ["order", "image_id", "path", "label", "coder", "notes"]
+    assert table.column_names == ["image_id", "path", "code", "note"]   # the gold-sample sheets' columns
+    assert table["image_id"].to_pylist() == selection["image_id"].to_pylist()   # in the order to code them
     assert "prob" not in " ".join(table.column_names) and "predicted" not in table.column_names   # no anchoring
     assert (tmp_path / "to_code.classes.txt").read_text().split() == run.classes
     # A coder fills in five of six rows (the person is in the file name: sK_9.png), with stray spaces.
-    coded = table.set_column(3, "label", pa.array([f" {i.split('_')[0]} " if k < 5 else None
+    coded = table.set_column(2, "code", pa.array([f" {i.split('_')[0]} " if k < 5 else None
                                                    for k, i in enumerate(table["image_id"].to_pylist())]))
     pa_csv.write_csv(coded, sheet)
-    with pytest.warns(UserWarning, match="1 of 6 images on the coding sheet have no label"):
-        back = iad.read_coding_sheet(sheet, classes=run.classes)
+    with pytest.warns(UserWarning, match="1 of 6 images on the sheet have no code"):
+        back = iad.read_selection_sheet(sheet, classes=run.classes)
     assert back.num_rows == 5 and all(v in run.classes for v in back["label"].to_pylist())
     training = iad.add_coded_images(sample_data / "faces", back)
     assert training.num_rows == 48 + 5 and training.column_names == ["image_id", "path", "label", "split"]
@@ -132,9 +133,9 @@ def test_coding_sheet_round_trip(sample_data, tmp_path):
 
 def test_bad_labels_on_the_sheet_are_named(tmp_path):
     sheet = tmp_path / "sheet.csv"
-    pa_csv.write_csv(pa.table({"order": [1, 2], "image_id": ["a.png", "b.png"], "path": ["/x/a.png", "/x/b.png"],
-                               "label": ["s1", "S2"], "coder": ["ann", "ann"], "notes": [None, None]}), sheet)
+    pa_csv.write_csv(pa.table({"image_id": ["a.png", "b.png"], "path": ["/x/a.png", "/x/b.png"],
+                               "code": ["s1", "S2"], "note": [None, None]}), sheet)
     with pytest.raises(ImagesAsDataError, match=r"line 3: 'S2'. Did you mean 's2'\?"):
-        iad.read_coding_sheet(sheet, classes=["s1", "s2"])
+        iad.read_selection_sheet(sheet, classes=["s1", "s2"])
     with pytest.raises(ImagesAsDataError, match="lacks the column"):
-        iad.read_coding_sheet(pa.table({"image_id": ["a"], "path": ["b"]}))
+        iad.read_selection_sheet(pa.table({"image_id": ["a"], "path": ["b"]}))

@@ -63,7 +63,7 @@ def test_multiclass_groups_match_scikit_learn(evaluated):
             key = (row["metric"], None if row["estimator"] == "multiclass" else row["estimator"], row["class"])
             key = ("accuracy", None, None) if row["metric"] == "accuracy" else key
             assert row["estimate"] == pytest.approx(expected[key], abs=1e-12), key
-            assert row["conf_low"] - 1e-12 <= row["estimate"] <= row["conf_high"] + 1e-12, row
+            assert row["lower"] - 1e-12 <= row["estimate"] <= row["upper"] + 1e-12, row
         accuracy = next(r for r in rows if r["metric"] == "accuracy")
         assert accuracy["n"] == 30 and accuracy["interval"] == "wilson"
 

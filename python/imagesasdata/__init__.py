@@ -26,7 +26,7 @@ _PUBLIC = {
     "prepare.filters": ("filter_small",),
     "prepare.inventory": ("image_inventory",),
     "prepare.layout": ("split_images", "write_layout"),
-    "prepare.coding": ("add_coded_images", "read_coding_sheet", "write_coding_sheet"),
+    "prepare.selection_sheets": ("add_coded_images", "read_selection_sheet", "write_selection_sheet"),
     "measure.metrics": ("classification_metrics", "metrics_from_counts"),
     "measure.interpretation": ("Interpretation",),
     "measure.subgroups": ("SubgroupAudit", "subgroup_metrics"),
@@ -103,6 +103,6 @@ __all__ = [
     # looking inside: heatmaps, subgroup audits, embeddings and maps, which images to label next
     "heatmap_layers", "heatmaps", "top_loss_heatmaps", "SubgroupAudit", "subgroup_metrics", "image_embeddings",
     "embedding_matrix", "embeddings_wide", "embedding_map", "embedding_clusters", "nearest_images", "cluster_sheets",
-    "uncertainty_scores", "rank_for_labelling", "pool_predictions", "select_images", "write_coding_sheet",
-    "read_coding_sheet", "add_coded_images",
+    "uncertainty_scores", "rank_for_labelling", "pool_predictions", "select_images", "write_selection_sheet",
+    "read_selection_sheet", "add_coded_images",
 ]

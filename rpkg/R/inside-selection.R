@@ -1,5 +1,5 @@
-# Which images to label next (uncertainty mixed with diversity), and the coding sheet that carries them to coders
-# and back into the training table. Mirrors python/imagesasdata/infer/selection.py and prepare/coding.py.
+# Which images to label next (uncertainty mixed with diversity), and the sheet that carries them to coders and
+# back into the training table. Mirrors python/imagesasdata/infer/selection.py and prepare/selection_sheets.py.
 
 #' Which images to label next
 #'
@@ -19,7 +19,7 @@
 #' @param batch_size,device,num_workers,progress As in [predict.cnn_fit()].
 #' @return A tibble in the order to code the images: `rank`, `image_id`, `path`, `predicted`, `probability`,
 #'   `uncertainty` (0 = certain, 1 = every class equally likely), `strategy` and the `prob_<class>` columns.
-#'   [write_coding_sheet()] turns it into a sheet for coders.
+#'   [write_selection_sheet()] turns it into a sheet for coders.
 #' @export
 select_images <- function(fit, pool, n = 20L, strategy = "uncertainty+diversity", uncertainty = "entropy",
                           candidates = NULL, exclude = NULL, seed = 0L, batch_size = 32L, device = "auto",
@@ -36,46 +36,47 @@ select_images <- function(fit, pool, n = 20L, strategy = "uncertainty+diversity"
   as_tibble_engine(result, factors = "predicted", levels = fit$classes)
 }
 
-#' Coding sheets: images out to coders, labels back into the training table
+#' Selection sheets: images out to coders, labels back into the training table
 #'
-#' `write_coding_sheet()` writes the selected images as a sheet to fill in (CSV opens in any spreadsheet): `order`,
-#' `image_id`, `path` and empty `label`, `coder` and `notes` columns. It shows no model output, so the model's
-#' guess cannot anchor the coder. `read_coding_sheet()` reads the coded rows back, checking every label against the
-#' classes; `add_coded_images()` adds them to the training table for the next [finetune_cnn()].
+#' `write_selection_sheet()` writes the selected images as a sheet to fill in (CSV opens in any spreadsheet) with
+#' the columns of the gold-sample coding sheets: `image_id`, `path` and empty `code` and `note`, in the order to
+#' code the images. It shows no model output, so the model's guess cannot anchor the coder.
+#' `read_selection_sheet()` reads the coded rows back, checking every code against the classes;
+#' `add_coded_images()` adds them to the training table for the next [finetune_cnn()].
 #'
 #' @param images A tibble from [select_images()] (or any data frame with `image_id` and `path`).
 #' @param path The sheet to write (`.csv` or `.parquet`).
-#' @param classes The labels coders may use (e.g. `fit$classes`): written beside the sheet
+#' @param classes The codes coders may use (e.g. `fit$classes`): written beside the sheet
 #'   (`<name>.classes.txt`), and checked when the sheet is read back.
-#' @return `write_coding_sheet()`: the sheet's path (invisibly).
+#' @return `write_selection_sheet()`: the sheet's path (invisibly).
 #' @export
-write_coding_sheet <- function(images, path, classes = NULL) {
+write_selection_sheet <- function(images, path, classes = NULL) {
   if (!is.data.frame(images)) abort_argument("`images` must be a data frame from select_images()")
   plain <- images[intersect(c("rank", "image_id", "path"), names(images))]
-  written <- engine_call(engine()$write_coding_sheet, engine_table(plain), path.expand(arg_string(path, "path")),
+  written <- engine_call(engine()$write_selection_sheet, engine_table(plain), path.expand(arg_string(path, "path")),
                          classes = if (is.null(classes)) NULL else as.list(as.character(classes)))
   invisible(as.character(reticulate::py_str(written)))
 }
 
-#' @rdname write_coding_sheet
+#' @rdname write_selection_sheet
 #' @param sheet The coded sheet: its path, or a data frame.
-#' @return `read_coding_sheet()`: a tibble of the coded rows (`image_id`, `path`, `label`, `coder`, `notes`);
-#'   rows without a label are left out with a warning.
+#' @return `read_selection_sheet()`: a tibble of the coded rows (`image_id`, `path`, `label` (the code), `note`);
+#'   rows without a code are left out with a warning.
 #' @export
-read_coding_sheet <- function(sheet, classes = NULL) {
-  as_tibble_engine(engine_call(engine()$read_coding_sheet, arg_table(sheet, "sheet"),
+read_selection_sheet <- function(sheet, classes = NULL) {
+  as_tibble_engine(engine_call(engine()$read_selection_sheet, arg_table(sheet, "sheet"),
                                classes = if (is.null(classes)) NULL else as.list(as.character(classes))))
 }
 
-#' @rdname write_coding_sheet
+#' @rdname write_selection_sheet
 #' @param training The labelled images so far: anything [finetune_cnn()] reads.
-#' @param coded A tibble from `read_coding_sheet()`.
+#' @param coded A tibble from `read_selection_sheet()`.
 #' @param split The split the new images join: `"auto"` (`"train"` when `training` has splits, so the validation
 #'   images stay the same; none otherwise).
 #' @return `add_coded_images()`: the new training table (`image_id`, `path`, `label`, `split`).
 #' @export
 add_coded_images <- function(training, coded, split = "auto") {
-  if (!is.data.frame(coded)) abort_argument("`coded` must be a tibble from read_coding_sheet()")
+  if (!is.data.frame(coded)) abort_argument("`coded` must be a tibble from read_selection_sheet()")
   as_tibble_engine(engine_call(engine()$add_coded_images, arg_images(training, "training"), engine_table(coded),
                                split = arg_string(split, "split", null = TRUE)))
 }

@@ -19,7 +19,7 @@
 #' @param by The column joining `x` and `metadata`.
 #' @param split For a `cnn_fit` or `cnn_evaluation`: keep only these splits.
 #' @param positive_class Binary tasks: the class whose precision, recall and F1 are reported.
-#' @param level Confidence level of the intervals.
+#' @param conf_level Confidence level of the intervals.
 #' @param bootstrap Resamples for the bootstrap intervals.
 #' @param permutations Shuffles of the group labels for the gap test.
 #' @param seed Seed of the bootstrap and the permutations.
@@ -38,26 +38,26 @@
 #' autoplot(audit)
 #' }
 subgroup_metrics <- function(x, metadata = NULL, group, by = "image_id", split = NULL, positive_class = NULL,
-                             level = 0.95, bootstrap = 1000L, permutations = 2000L, seed = 0L, min_size = 5L) {
+                             conf_level = 0.95, bootstrap = 1000L, permutations = 2000L, seed = 0L, min_size = 5L) {
   input <- subgroup_input(x, split, positive_class)
   audit <- engine_call(
     engine()$subgroup_metrics, engine_table(input$table),
     if (is.null(metadata)) NULL else arg_table(metadata, "metadata"), arg_strings(group, "group"),
     by = arg_string(by, "by"), truth = input$truth, predicted = "predicted",
     classes = if (is.null(input$classes)) NULL else as.list(input$classes), positive_class = input$positive,
-    level = arg_number(level, "level"), bootstrap = arg_count(bootstrap, "bootstrap"),
+    confidence = arg_number(conf_level, "conf_level"), bootstrap = arg_count(bootstrap, "bootstrap"),
     permutations = arg_count(permutations, "permutations"), seed = arg_count(seed, "seed"),
     min_size = arg_count(min_size, "min_size")
   )
   metrics <- as_tibble_engine(audit$metrics)
   groups <- as.character(unlist(py_value(audit$groups)))
   shaped <- yardstick_shape(metrics)
-  shaped$.lower <- metrics$conf_low
-  shaped$.upper <- metrics$conf_high
+  shaped$.lower <- metrics$lower
+  shaped$.upper <- metrics$upper
   shaped$interval <- metrics$interval
   shaped <- tibble::as_tibble(c(as.list(metrics[unique(c(groups, "group"))]), as.list(shaped)))
   structure(list(metrics = shaped, gaps = as_tibble_engine(audit$gaps), excluded = as_tibble_engine(audit$excluded),
-                 groups = groups, level = py_value(audit$level), summary = py_value(audit$summary())),
+                 groups = groups, conf_level = py_value(audit$confidence), summary = py_value(audit$summary())),
             class = "subgroup_audit")
 }
 
@@ -105,7 +105,7 @@ autoplot.subgroup_audit <- function(object, ...) {
     ggplot2::geom_point(size = 2.5) +
     ggplot2::facet_wrap(ggplot2::vars(.data$.metric), nrow = 1) +
     ggplot2::scale_x_continuous(limits = c(0, 1)) +
-    ggplot2::labs(x = sprintf("estimate with %d%% interval", round(100 * object$level)), y = NULL,
+    ggplot2::labs(x = sprintf("estimate with %d%% interval", round(100 * object$conf_level)), y = NULL,
                   title = "Metrics by group", subtitle = paste(object$groups, collapse = " x ")) +
     ggplot2::theme_minimal()
 }

@@ -111,12 +111,12 @@ def add_commands(subparsers) -> None:
     neighbours.set_defaults(handler=run_neighbours)
 
     select = subparsers.add_parser(
-        "select", help="which images of a pool to label next (uncertainty + diversity), as a coding sheet",
+        "select", help="which images of a pool to label next (uncertainty + diversity), as a sheet to code",
         epilog=INSIDE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     select.add_argument("run", help="run directory written by finetune")
     select.add_argument("pool", help="folder or CSV/Parquet table of unlabelled images")
     select.add_argument("--n", type=int, default=20, help="images to select (default: 20)")
-    select.add_argument("--sheet", required=True, help="coding sheet to write (CSV or Parquet)")
+    select.add_argument("--sheet", required=True, help="sheet to write (CSV or Parquet: image_id, path, code, note)")
     select.add_argument("--strategy", default="uncertainty+diversity",
                         help="uncertainty+diversity (default), uncertainty, diversity or random")
     select.add_argument("--uncertainty", default="entropy", help="entropy (default), margin or least_confidence")
@@ -129,7 +129,7 @@ def add_commands(subparsers) -> None:
 
     coded = subparsers.add_parser("add-coded", help="add a coded sheet's images to a training table")
     coded.add_argument("training", help="the training images so far (folder or CSV/Parquet table)")
-    coded.add_argument("sheet", help="the coding sheet, with its label column filled in")
+    coded.add_argument("sheet", help="the sheet written by select, with its code column filled in")
     coded.add_argument("--out", required=True, help="the new training table (CSV or Parquet)")
     coded.add_argument("--run", help="run directory whose classes the labels must be among")
     coded.set_defaults(handler=run_add_coded)
@@ -243,25 +243,25 @@ def run_neighbours(args) -> int:
 
 def run_select(args) -> int:
     from ..infer.selection import select_images
-    from ..prepare.coding import write_coding_sheet
+    from ..prepare.selection_sheets import write_selection_sheet
     from ..runs import as_run_directory
 
     selection = select_images(args.run, args.pool, args.n, strategy=args.strategy, uncertainty=args.uncertainty,
                               candidates=args.candidates, exclude=args.exclude, seed=args.seed, device=args.device,
                               progress=not args.no_progress)
-    write_coding_sheet(selection, args.sheet, classes=as_run_directory(args.run).classes)
+    write_selection_sheet(selection, args.sheet, classes=as_run_directory(args.run).classes)
     print_table(selection.select(["rank", "image_id", "predicted", "probability", "uncertainty"]), max_rows=50)
-    print(f"coding sheet -> {args.sheet} (fill in the label column, then: imagesasdata add-coded)")
+    print(f"sheet to code -> {args.sheet} (fill in the code column, then: imagesasdata add-coded)")
     return 0
 
 
 def run_add_coded(args) -> int:
     from ..io.tables import write_table
-    from ..prepare.coding import add_coded_images, read_coding_sheet
+    from ..prepare.selection_sheets import add_coded_images, read_selection_sheet
     from ..runs import as_run_directory
 
     classes = as_run_directory(args.run).classes if args.run else None
-    table = add_coded_images(args.training, read_coding_sheet(args.sheet, classes=classes))
+    table = add_coded_images(args.training, read_selection_sheet(args.sheet, classes=classes))
     write_table(table, args.out)
     print(f"{table.num_rows} labelled images -> {args.out}")
     return 0

@@ -59,7 +59,7 @@ def select_images(run, pool, n: int = 20, *, strategy: str = "uncertainty+divers
     strategy, uncertainty, candidates, seed: see explore.selection.rank_for_labelling() — by default the most
       uncertain images (entropy), spread over the embedding space so the batch is not twenty near-copies.
     exclude: more images already labelled (a table with path or image_id); the run's own images are always left out.
-    Returns rank, image_id, path, predicted, probability, uncertainty, strategy, prob_<class>…; write_coding_sheet()
+    Returns rank, image_id, path, predicted, probability, uncertainty, strategy, prob_<class>…; write_selection_sheet()
     turns it into a sheet for coders.
     """
     from ..explore.selection import rank_for_labelling

@@ -26,7 +26,7 @@ from .metrics import HEADLINE_ESTIMATORS, confusion_counts, metrics_from_counts
 GROUP = "group"
 
 
-def wilson_interval(successes, trials, level: float = 0.95) -> tuple[float, float]:
+def wilson_interval(successes, trials, confidence: float = 0.95) -> tuple[float, float]:
     """The Wilson score interval for a proportion successes/trials (NaN, NaN when trials is 0).
 
     A small local version until the engine's shared interval functions land; the formula is Wilson (1927), as in
@@ -34,7 +34,7 @@ def wilson_interval(successes, trials, level: float = 0.95) -> tuple[float, floa
     successes, trials = float(successes), float(trials)
     if trials <= 0:
         return math.nan, math.nan
-    z = NormalDist().inv_cdf(1 - (1 - level) / 2)
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
     p = successes / trials
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
@@ -45,14 +45,14 @@ def wilson_interval(successes, trials, level: float = 0.95) -> tuple[float, floa
 @dataclass
 class SubgroupAudit:
     """Metrics by subgroup: `metrics` (the group column(s), group, metric, estimator, class, estimate, n,
-    conf_low, conf_high, interval), `gaps` (for each headline metric: the best and worst group, the gap, and its
+    lower, upper, interval), `gaps` (for each headline metric: the best and worst group, the gap, and its
     permutation p-value) and `excluded` (image_id, reason: no group, no label, no prediction)."""
 
     metrics: pa.Table
     gaps: pa.Table
     excluded: pa.Table
     groups: list = field(default_factory=list)
-    level: float = 0.95
+    confidence: float = 0.95
 
     def summary(self) -> str:
         lines = [f"subgroup audit by {' × '.join(self.groups)}: {self.metrics.num_rows and len(set(self.metrics[GROUP].to_pylist()))} "
@@ -71,7 +71,7 @@ class SubgroupAudit:
 
 
 def subgroup_metrics(predictions, metadata=None, group=None, *, by: str = "image_id", truth: str = "label",
-                     predicted: str = "predicted", classes=None, positive_class=None, level: float = 0.95,
+                     predicted: str = "predicted", classes=None, positive_class=None, confidence: float = 0.95,
                      bootstrap: int = 1000, permutations: int = 2000, seed: int = 0,
                      min_size: int = 5) -> SubgroupAudit:
     """Metrics for each group of images, with intervals, and the largest gap between groups.
@@ -83,7 +83,7 @@ def subgroup_metrics(predictions, metadata=None, group=None, *, by: str = "image
     group: a column name, or several (intersectional groups such as gender × skin tone).
     classes, positive_class: the model's classes (default: those in the labels) and, in a binary task, the class
       whose precision, recall and F1 are reported.
-    level: the confidence level of the intervals. bootstrap: resamples for the bootstrap intervals.
+    confidence: the confidence level of the intervals. bootstrap: resamples for the bootstrap intervals.
     permutations: for the gap test, times the group labels are shuffled across images (groups keep their sizes):
       p_value is the share of shuffles whose largest gap is at least the observed one.
     min_size: groups with fewer images are reported but left out of the gap and its test.
@@ -139,18 +139,18 @@ def subgroup_metrics(predictions, metadata=None, group=None, *, by: str = "image
         rows = member[name]
         counts = confusion_counts([classes[k] for k in t[rows]], [classes[k] for k in p[rows]], classes)
         metrics = metrics_from_counts(counts, classes, positive)
-        low, high, how = _intervals(metrics, counts, t[rows], p[rows], classes, positive, level, int(bootstrap), rng)
+        low, high, how = _intervals(metrics, counts, t[rows], p[rows], classes, positive, confidence, int(bootstrap), rng)
         first = {g: pa.array([parts[g][rows[0]]] * metrics.num_rows, pa.string()) for g in groups}
         first[GROUP] = pa.array([name] * metrics.num_rows, pa.string())
         columns = dict(first)
-        columns.update({c: metrics[c] for c in metrics.column_names})
-        columns.update({"conf_low": pa.array(low, pa.float64()), "conf_high": pa.array(high, pa.float64()),
+        columns.update({c: metrics[c] for c in metrics.column_names if c not in ("lower", "upper", "interval")})
+        columns.update({"lower": pa.array(low, pa.float64()), "upper": pa.array(high, pa.float64()),
                         "interval": pa.array(how, pa.string())})
         metric_tables.append(pa.table(columns))
     metrics = pa.concat_tables(metric_tables)
     gaps = _gaps(metrics, t, p, labels, names, member, classes, positive, int(min_size), int(permutations), rng)
     excluded_table = pa.Table.from_pylist(excluded, schema=pa.schema([("image_id", pa.string()), ("reason", pa.string())]))
-    return SubgroupAudit(metrics, gaps, excluded_table, groups, level)
+    return SubgroupAudit(metrics, gaps, excluded_table, groups, confidence)
 
 
 # ------------------------------------------------------------------------------------------ pieces
@@ -240,8 +240,8 @@ def estimates(counts: np.ndarray, positive_index: int | None) -> np.ndarray:
     return np.stack(out, axis=1)
 
 
-def _intervals(metrics: pa.Table, counts, t, p, classes, positive, level, bootstrap, rng):
-    """(conf_low, conf_high, interval method) for each row of a group's metrics table."""
+def _intervals(metrics: pa.Table, counts, t, p, classes, positive, confidence, bootstrap, rng):
+    """(lower, upper, interval method) for each row of a group's metrics table."""
     k = len(classes)
     positive_index = classes.index(positive) if positive is not None else None
     rows = metrics.to_pylist()
@@ -258,7 +258,7 @@ def _intervals(metrics: pa.Table, counts, t, p, classes, positive, level, bootst
         elif row["metric"] == "recall" and row["estimator"] in ("binary", "per_class"):
             wilson = (tp[c], counts[c, :].sum())
         if wilson is not None:
-            a, b = wilson_interval(*wilson, level)
+            a, b = wilson_interval(*wilson, confidence)
             low.append(a)
             high.append(b)
             how.append("wilson")
@@ -266,8 +266,8 @@ def _intervals(metrics: pa.Table, counts, t, p, classes, positive, level, bootst
         if boot is None:
             boot = _bootstrap(t, p, k, positive_index, bootstrap, rng)
         values = boot[:, r]
-        low.append(float(np.quantile(values, (1 - level) / 2)) if len(values) else math.nan)
-        high.append(float(np.quantile(values, 1 - (1 - level) / 2)) if len(values) else math.nan)
+        low.append(float(np.quantile(values, (1 - confidence) / 2)) if len(values) else math.nan)
+        high.append(float(np.quantile(values, 1 - (1 - confidence) / 2)) if len(values) else math.nan)
         how.append("bootstrap")
     return low, high, how
 

@@ -111,22 +111,22 @@ test_that("maps, clusters and neighbours of the embeddings", {
   expect_error(embedding_map(broken), class = "imagesasdata_error", regexp = "have no embedding")
 })
 
-test_that("select_images() proposes images, and the coding sheet comes back into the training table", {
+test_that("select_images() proposes images, and the sheet comes back coded into the training table", {
   fit <- faces_fit()
   selection <- select_images(fit, file.path(sample_data(), "new_images"), n = 4L)
   expect_equal(selection$rank, 1:4)
   expect_true(all(selection$uncertainty >= 0 & selection$uncertainty <= 1))
   sheet <- tempfile(fileext = ".csv")
-  write_coding_sheet(selection, sheet, classes = fit$classes)
+  write_selection_sheet(selection, sheet, classes = fit$classes)
   coded <- utils::read.csv(sheet, stringsAsFactors = FALSE)
-  expect_identical(names(coded), c("order", "image_id", "path", "label", "coder", "notes"))
-  coded$label <- sub("_.*", "", coded$image_id)
+  expect_identical(names(coded), c("image_id", "path", "code", "note"))
+  coded$code <- sub("_.*", "", coded$image_id)
   utils::write.csv(coded, sheet, row.names = FALSE, na = "")
-  back <- read_coding_sheet(sheet, classes = fit$classes)
+  back <- read_selection_sheet(sheet, classes = fit$classes)
   expect_equal(nrow(back), 4)
   training <- add_coded_images(file.path(sample_data(), "faces"), back)
   expect_equal(nrow(training), 52)
-  coded$label[1] <- "nobody"
+  coded$code[1] <- "nobody"
   utils::write.csv(coded, sheet, row.names = FALSE, na = "")
-  expect_error(read_coding_sheet(sheet, classes = fit$classes), class = "imagesasdata_error", regexp = "'nobody'")
+  expect_error(read_selection_sheet(sheet, classes = fit$classes), class = "imagesasdata_error", regexp = "'nobody'")
 })

@@ -1,8 +1,10 @@
-"""Coding sheets: images chosen for hand-labelling go out as a table a coder fills in (CSV opens in any
-spreadsheet), come back checked, and join the training table.
+"""Selection sheets: the images chosen for hand-labelling (select_images()) go out as a sheet a coder fills in, come
+back checked, and join the training table.
 
-The sheet shows no model output (no predicted class, no probability): a coder who sees the model's guess is
-anchored by it, and the labels would then validate the model against itself.
+The sheet has the columns of the gold-sample coding sheets (image_id, path, code, note: the same thing for coders
+to fill in, whatever chose the images), in the order to code the images. It shows no model output (no predicted
+class, no probability): a coder who sees the model's guess is anchored by it, and the labels would then validate the
+model against itself.
 """
 
 from __future__ import annotations
@@ -17,24 +19,24 @@ from ..data.table import image_table
 from ..errors import ImagesAsDataError, did_you_mean, listing
 from ..io.tables import to_arrow, write_table
 
-SHEET_COLUMNS = ("image_id", "path", "label", "coder", "notes")
+SHEET_COLUMNS = ("image_id", "path", "code", "note")
 
 
-def write_coding_sheet(images, path, *, classes=None) -> Path:
-    """Write a coding sheet for `images` (select_images()'s table, or any table with image_id and path) to `path`
-    (.csv, or .parquet): order (the order to code them in), image_id, path, and empty label, coder and notes
-    columns to fill in. classes: the labels coders may use, written beside the sheet as <name>.classes.txt.
+def write_selection_sheet(images, path, *, classes=None) -> Path:
+    """Write a sheet for coding `images` (select_images()'s table, or any table with image_id and path) to `path`
+    (.csv, or .parquet): image_id, path, and empty code and note columns, the rows in the order to code them
+    (select_images()'s rank). classes: the codes coders may use, written beside the sheet as <name>.classes.txt.
     Returns the sheet's path."""
     table = to_arrow(images)
     missing = [c for c in ("image_id", "path") if c not in table.column_names]
     if missing:
         raise ImagesAsDataError(f"the images lack {listing(missing)}; pass select_images()'s table or one with "
                                 "image_id and path columns")
+    if "rank" in table.column_names:
+        table = table.sort_by("rank")
     n = table.num_rows
-    order = table["rank"] if "rank" in table.column_names else pa.array(range(1, n + 1), pa.int32())
-    sheet = pa.table({"order": order, "image_id": table["image_id"].cast(pa.string()),
-                      "path": table["path"].cast(pa.string()), "label": pa.nulls(n, pa.string()),
-                      "coder": pa.nulls(n, pa.string()), "notes": pa.nulls(n, pa.string())})
+    sheet = pa.table({"image_id": table["image_id"].cast(pa.string()), "path": table["path"].cast(pa.string()),
+                      "code": pa.nulls(n, pa.string()), "note": pa.nulls(n, pa.string())})
     path = Path(path).expanduser()
     write_table(sheet, path)
     if classes is not None:
@@ -45,38 +47,38 @@ def write_coding_sheet(images, path, *, classes=None) -> Path:
     return path
 
 
-def read_coding_sheet(sheet, *, classes=None, label: str = "label", encoding: str = "utf-8") -> pa.Table:
-    """The coded rows of a coding sheet: image_id, path, label, coder, notes (labels with surrounding spaces
-    trimmed). Rows not yet coded (empty label) are left out with a warning.
+def read_selection_sheet(sheet, *, classes=None, code: str = "code", encoding: str = "utf-8") -> pa.Table:
+    """The coded rows of a selection sheet: image_id, path, label (the code, surrounding spaces trimmed) and note.
+    Rows not coded yet (an empty code) are left out with a warning.
 
-    classes: the labels allowed (a run's classes); any other label is an error naming its rows.
-    Raises ImagesAsDataError for a sheet without image_id, path or label columns, or labels outside `classes`.
+    classes: the codes allowed (a run's classes); any other code is an error naming its line.
+    Raises ImagesAsDataError for a sheet without image_id, path or code columns, or codes outside `classes`.
     """
     from ..io.tables import read_table
 
     table = read_table(sheet, encoding) if isinstance(sheet, (str, Path)) else to_arrow(sheet)
-    missing = [c for c in ("image_id", "path", label) if c not in table.column_names]
+    missing = [c for c in ("image_id", "path", code) if c not in table.column_names]
     if missing:
-        raise ImagesAsDataError(f"the coding sheet lacks the column(s) {listing(missing)} (it has "
-                                f"{listing(table.column_names, 8)}); use the sheet write_coding_sheet() wrote")
-    labels = [None if v is None or not str(v).strip() else str(v).strip() for v in table[label].to_pylist()]
+        raise ImagesAsDataError(f"the sheet lacks the column(s) {listing(missing)} (it has "
+                                f"{listing(table.column_names, 8)}); use the sheet write_selection_sheet() wrote")
+    labels = [None if v is None or not str(v).strip() else str(v).strip() for v in table[code].to_pylist()]
     coded = [i for i, v in enumerate(labels) if v is not None]
     if len(coded) < table.num_rows:
-        warnings.warn(f"{table.num_rows - len(coded)} of {table.num_rows} images on the coding sheet have no label "
-                      "yet and are left out", stacklevel=2)
+        warnings.warn(f"{table.num_rows - len(coded)} of {table.num_rows} images on the sheet have no code yet and "
+                      "are left out", stacklevel=2)
     if classes is not None:
         allowed = [str(c) for c in classes]
         wrong = [(i + 2, labels[i]) for i in coded if labels[i] not in allowed]   # +2: the header is line 1
         if wrong:
             shown = listing([f"line {line}: {value!r}" for line, value in wrong], 5)
-            raise ImagesAsDataError(f"the coding sheet has labels that are not classes ({', '.join(allowed)}): "
+            raise ImagesAsDataError(f"the sheet has codes that are not classes ({', '.join(allowed)}): "
                                     f"{shown}.{_hint(wrong[0][1], allowed)} Correct them in the sheet")
     rows = pa.array(coded, pa.int64())
-    out = {"image_id": table["image_id"].cast(pa.string()).take(rows), "path": table["path"].cast(pa.string()).take(rows),
-           "label": pa.array([labels[i] for i in coded], pa.string())}
-    for name in ("coder", "notes"):
-        out[name] = table[name].cast(pa.string()).take(rows) if name in table.column_names else pa.nulls(len(coded), pa.string())
-    return pa.table(out)
+    return pa.table({"image_id": table["image_id"].cast(pa.string()).take(rows),
+                     "path": table["path"].cast(pa.string()).take(rows),
+                     "label": pa.array([labels[i] for i in coded], pa.string()),
+                     "note": table["note"].cast(pa.string()).take(rows) if "note" in table.column_names
+                     else pa.nulls(len(coded), pa.string())})
 
 
 def _hint(value: str, allowed) -> str:
@@ -89,7 +91,7 @@ def add_coded_images(training, coded, *, split: str | None = "auto") -> pa.Table
     """The training table with the coded images added: image_id, path, label, split (image_table()'s columns),
     ready for finetune().
 
-    training: anything image_table() reads (the labelled images so far). coded: read_coding_sheet()'s table.
+    training: anything image_table() reads (the labelled images so far). coded: read_selection_sheet()'s table.
     split: the split new images join. "auto": "train" when the training table has splits (the validation images
       stay as they were, so accuracy before and after is comparable), else none (finetune() draws them all).
     An image already in the training table (same file) with the same label is not added twice; with another label
@@ -107,7 +109,7 @@ def add_coded_images(training, coded, *, split: str | None = "auto") -> pa.Table
     coded = to_arrow(coded)
     missing = [c for c in ("image_id", "path", "label") if c not in coded.column_names]
     if missing:
-        raise ImagesAsDataError(f"the coded images lack {listing(missing)}; pass read_coding_sheet()'s table")
+        raise ImagesAsDataError(f"the coded images lack {listing(missing)}; pass read_selection_sheet()'s table")
     coded = coded.filter(pc.is_valid(coded["label"]))
     label_of = dict(zip(base["path"].to_pylist(), base["label"].to_pylist()))
     taken = set(base["image_id"].to_pylist())
