@@ -1,5 +1,5 @@
 # Looking inside models and corpora from R (issue 15): heatmaps and their gallery, metrics by subgroup, image
-# embeddings (the same vectors as the command line's), maps, clusters and neighbours, and the coding sheet that
+# embeddings (the same vectors as the command line's), maps, clusters and neighbours, and the selection sheet that
 # carries the images to label next out to coders and back.
 
 orl_files <- function(people = 1:3, photos = 1:10) {
