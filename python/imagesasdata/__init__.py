@@ -59,14 +59,15 @@ def __dir__():
 
 def sample_data() -> Path:
     """The folder of sample images shipped with the package (see its README.md for credits)."""
-    from importlib import resources
+    import importlib.util
 
-    try:
-        bundled = Path(str(resources.files("imagesasdata.sample_data")))
-        if (bundled / "faces").is_dir():
-            return bundled
-    except ModuleNotFoundError:
-        pass
+    # The wheel ships the images as the folder imagesasdata/sample_data (no __init__.py). Its location comes from
+    # the import system without importing it: importing would bind the name sample_data to the folder's module,
+    # hiding this function, and importlib.resources hands a namespace folder back as a MultiplexedPath.
+    spec = importlib.util.find_spec("imagesasdata.sample_data")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(folder) / "faces").is_dir():
+            return Path(folder)
     repository = Path(__file__).resolve().parents[2] / "data"
     if (repository / "faces").is_dir():
         return repository
