@@ -21,7 +21,7 @@ RUN_DIR ?= runs/demo
 DATASETS ?= $(firstword $(abspath $(wildcard ../shared/datasets /work/shared/datasets)))
 export IMAGESASDATA_DATASETS ?= $(DATASETS)
 
-.PHONY: help install system-deps python-deps r-deps demo test test-python test-r check-r vignettes vignette-ci benchmark clean
+.PHONY: help install system-deps python-deps r-deps demo test test-python test-r check-r test-r-install vignettes vignette-ci benchmark clean
 
 help:
 	@echo "make demo        install everything, fine-tune on data/, print metrics, label new images"
@@ -69,7 +69,12 @@ test-python: python-deps
 	$(PY) -m pytest -q
 
 test-r: python-deps r-deps
-	@if [ -f rpkg/DESCRIPTION ]; then $(MAKE) --no-print-directory check-r vignette-ci; fi
+	@if [ -f rpkg/DESCRIPTION ]; then $(MAKE) --no-print-directory check-r vignette-ci test-r-install; fi
+
+# The install route of an R user without the Debian shortcut: the tarball into a fresh library, install_engine()
+# with no arguments into a fresh virtualenv (PyTorch included), then the README tour in a new R session.
+test-r-install: python-deps r-deps
+	bash rpkg/tools/install-route.sh $(abspath $(PY)) $(CURDIR) build/r
 
 # The R package: docs up to date, installed for library(imagesasdata), testthat against the real engine, then
 # R CMD check on the built tarball (no errors or warnings; its second test run skips the fine-tunes).
