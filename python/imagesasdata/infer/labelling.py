@@ -45,7 +45,7 @@ def read_manifest(manifest, *, path: str | None = None, image_id: str | None = N
       manifest's folder, as in image_table()) or s3:// URIs (relative ones against an s3:// manifest's prefix).
     Raises ImagesAsDataError for an empty manifest, a missing path column, or a scheme other than s3://.
     """
-    from ..data.table import PATH_COLUMN_GUESSES, image_table, relative_ids
+    from ..data.table import PATH_COLUMN_GUESSES, image_table
 
     root = None
     if isinstance(manifest, (str, os.PathLike)) and is_uri(manifest):
@@ -81,11 +81,8 @@ def read_manifest(manifest, *, path: str | None = None, image_id: str | None = N
              Path(p).expanduser()).resolve())) for p in raw]
     if image_id or "image_id" in table.column_names:
         ids = [None if v is None else str(v) for v in table[image_id or "image_id"].to_pylist()]
-    else:
-        try:  # as for local files: the address below the deepest common folder
-            ids = relative_ids([PurePosixPath(p.split("://", 1)[-1]) for p in paths])
-        except ValueError:  # local and s3:// paths mixed: no common folder
-            ids = paths
+    else:   # as for local tables: the address as the manifest writes it
+        ids = raw
     return pa.table({"image_id": pa.array(ids, pa.string()), "path": pa.array(paths, pa.string())})
 
 
