@@ -264,20 +264,22 @@ def _reading_order(words: list[dict]) -> list[dict]:
     return ordered
 
 
-def ocr_text(words, *, min_confidence: float = 0.0, **options) -> pa.Table:
+def ocr_text(words, *, min_confidence: float | None = None, **options) -> pa.Table:
     """One row per image with its text: words joined by spaces, lines by newlines, in reading order.
 
     words: an ocr_words() table; or images (anything ocr_words() takes), which are read first with `options`.
-    min_confidence: leave out words below this confidence (0–100).
+    min_confidence: leave out words below this confidence (0–100); default: ocr_words()'s 50 when images are
+      read here, no further filtering of a words table.
     Returns columns image_id, path, languages, text (null when no word was read), words (count),
     mean_confidence, error — ready for quanteda, tidytext or scikit-learn.
     """
     if not (isinstance(words, pa.Table) and {"word", "line", "word_id"} <= set(words.column_names)):
-        words = ocr_words(words, **options)
+        read = {} if min_confidence is None else {"min_confidence": min_confidence}
+        words = ocr_words(words, **read, **options)
     elif options:
         raise ImagesAsDataError(f"options {', '.join(options)} apply when ocr_text() reads images; the words table "
                                 "was already read")
-    min_confidence = check_number("min_confidence", min_confidence, 0, 100)
+    min_confidence = 0.0 if min_confidence is None else check_number("min_confidence", min_confidence, 0, 100)
     images: dict = {}
     for row in words.to_pylist():
         entry = images.setdefault((row["image_id"], row["path"]), {

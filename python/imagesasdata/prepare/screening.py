@@ -81,6 +81,10 @@ def _screen(screen) -> pa.Table:
     missing = [n for n in ("image_id", "path", "flagged") if n not in table.column_names]
     if missing:
         raise ImagesAsDataError(f"the table lacks columns {missing}; pass the result of screen_images()")
+    if "reasons" not in table.column_names and "reasons_text" in table.column_names:
+        # From R, where list columns do not travel: the reasons joined by "; ".
+        reasons = [[] if t is None or t == "" else t.split("; ") for t in table["reasons_text"].to_pylist()]
+        table = table.drop_columns(["reasons_text"]).append_column("reasons", pa.array(reasons, pa.list_(pa.string())))
     return table
 
 
