@@ -77,7 +77,7 @@ def test_tweeted_examples_counts_and_rekognitions_faces(rekognition_examples):
     assert counts["ex_4.jpg"] >= 10
     assert counts["ex_5.jpg"] == 4          # a family of four facing the camera
     # Every face Rekognition recognised as a celebrity is one of ours (the boxes overlap by IoU >= 0.3; measured
-    # 0.5-0.7: the two detectors draw the box around a face differently).
+    # 0.68-0.72: the two detectors draw the box around a face differently).
     ours = {}
     for row in faces.to_pylist():
         if row["face_id"] is not None:
