@@ -13,7 +13,6 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("nudenet")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, check_number  # noqa: F401 — check_number is used by every tagger
+from ..errors import check_number  # noqa: F401 — re-exported: every tagger checks its options with it
 from ..io.images import sha256_file, unusable_file
 
 

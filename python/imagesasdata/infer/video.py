@@ -20,7 +20,7 @@ import pyarrow as pa
 from ..errors import ImagesAsDataError, check_number
 from ..io.images import path_text
 from ..io.tables import to_arrow, write_json, write_table
-from ..io.video import BadVideoError, is_video_file, list_video_files, sample_frames
+from ..io.video import BadVideoError, list_video_files, sample_frames
 
 FRAMES_DESCRIPTION = "frames.json"
 FRAME_SCHEMA = pa.schema([
