@@ -84,11 +84,16 @@ def video_frames(videos, out=None, *, every: float | None = 1.0, scene_threshold
     fps, error. A video that cannot be read is one row with its error and no frame; one that breaks part-way keeps
     its frames and adds a row (no frame) saying where it stopped.
     """
-    from tqdm.auto import tqdm
-
     from ..io.locks import claimed_directory
-    from ..io.tables import atomic_path
 
+    settings = _frame_settings(every, scene_threshold, max_frames)
+    table = video_table(videos)
+    with claimed_directory(out, what="video frames", marker=FRAMES_DESCRIPTION, resume=False, overwrite=overwrite,
+                           option_hint="overwrite=True (CLI: --overwrite)") as folder:
+        return _write_frames(table, folder, settings, progress)
+
+
+def _frame_settings(every, scene_threshold, max_frames) -> dict:
     if every is not None:
         every = check_number("every", every, 0.001)
     if scene_threshold is not None:
@@ -97,19 +102,25 @@ def video_frames(videos, out=None, *, every: float | None = 1.0, scene_threshold
         raise ImagesAsDataError("give every= (seconds between frames) or scene_threshold= (0–1), or both")
     if max_frames is not None:
         max_frames = int(check_number("max_frames", max_frames, 1, None, integer=True))
-    table = video_table(videos)
+    return {"format": "imagesasdata.video_frames/1", "every": every, "scene_threshold": scene_threshold,
+            "max_frames": max_frames}
+
+
+def _write_frames(table: pa.Table, folder: Path, settings: dict, progress: bool) -> pa.Table:
+    """Sample every video of `table` into the claimed `folder`; frames.parquet and frames.json last."""
+    from tqdm.auto import tqdm
+
+    from ..io.tables import atomic_path
+
     rows = []
-    with claimed_directory(out, what="video frames", marker=FRAMES_DESCRIPTION, resume=False, overwrite=overwrite,
-                           option_hint="overwrite=True (CLI: --overwrite)") as folder, \
-            tqdm(total=table.num_rows, desc="videos", unit="video", disable=not progress, leave=False) as bar:
-        settings = {"format": "imagesasdata.video_frames/1", "every": every, "scene_threshold": scene_threshold,
-                    "max_frames": max_frames}
-        write_json(dict(settings, status="writing"), folder / FRAMES_DESCRIPTION)
+    write_json(dict(settings, status="writing"), folder / FRAMES_DESCRIPTION)
+    with tqdm(total=table.num_rows, desc="videos", unit="video", disable=not progress, leave=False) as bar:
         for number, (video_id, path) in enumerate(zip(table["video_id"].to_pylist(), table["path"].to_pylist())):
             bar.update(1)
             base = {"video_id": video_id, "video_path": path}
             try:
-                sampled = sample_frames(path, every=every, scene_threshold=scene_threshold, max_frames=max_frames)
+                sampled = sample_frames(path, every=settings["every"], scene_threshold=settings["scene_threshold"],
+                                        max_frames=settings["max_frames"])
             except BadVideoError as error:
                 rows.append(dict(base, error=error.reason))
                 continue
@@ -124,10 +135,10 @@ def video_frames(videos, out=None, *, every: float | None = 1.0, scene_threshold
                                  fps=sampled.fps))
             if sampled.stopped:
                 rows.append(dict(base, duration=sampled.duration, fps=sampled.fps, error=sampled.stopped))
-        result = pa.Table.from_pylist([{n: r.get(n) for n in FRAME_SCHEMA.names} for r in rows], schema=FRAME_SCHEMA)
-        write_table(result, folder / "frames.parquet")
-        write_json(dict(settings, videos=table.num_rows, frames=sum(1 for r in rows if r.get("path")),
-                        status="complete"), folder / FRAMES_DESCRIPTION)
+    result = pa.Table.from_pylist([{n: r.get(n) for n in FRAME_SCHEMA.names} for r in rows], schema=FRAME_SCHEMA)
+    write_table(result, folder / "frames.parquet")
+    write_json(dict(settings, videos=table.num_rows, frames=sum(1 for r in rows if r.get("path")), status="complete"),
+               folder / FRAMES_DESCRIPTION)
     return result
 
 
@@ -150,13 +161,26 @@ def label_video(model, videos, out=None, *, every: float | None = 1.0, scene_thr
     to <out>/labels.parquet; videos that failed keep their rows with the error. Summarise it with
     video_summary().
     """
+    from ..io.locks import claimed_directory
+
+    settings = _frame_settings(every, scene_threshold, max_frames)
+    table = video_table(videos)
+    # The folder stays claimed until the labels are written too: no other job can write into it meanwhile.
+    with claimed_directory(out, what="video frames", marker=FRAMES_DESCRIPTION, resume=False, overwrite=overwrite,
+                           option_hint="overwrite=True (CLI: --overwrite)") as folder:
+        frames = _write_frames(table, folder, settings, progress)
+        labels = _label_frames(model, frames, progress, options)
+        if labels is not None:
+            write_table(labels, folder / "labels.parquet")
+    return frames if labels is None else labels
+
+
+def _label_frames(model, frames: pa.Table, progress: bool, options: dict):
     import pyarrow.compute as pc
 
-    frames = video_frames(videos, out, every=every, scene_threshold=scene_threshold, max_frames=max_frames,
-                          overwrite=overwrite, progress=progress)
     usable = frames.filter(pc.invert(pc.is_null(frames["path"])))
     if usable.num_rows == 0:
-        return frames
+        return None
     images = usable.select(["image_id", "path"])
     if callable(model) and not isinstance(model, (str, os.PathLike)) and not hasattr(model, "description"):
         import inspect
@@ -180,10 +204,7 @@ def label_video(model, videos, out=None, *, every: float | None = 1.0, scene_thr
     frame_ids, video_ids = joined["frame_id"].to_pylist(), joined["video_id"].to_pylist()
     order = sorted(range(joined.num_rows), key=lambda i: (position[video_ids[i]], frame_ids[i] is None,
                                                            frame_ids[i] or 0))
-    joined = joined.take(pa.array(order, pa.int64()))
-    if out is not None:
-        write_table(joined, Path(out) / "labels.parquet")
-    return joined
+    return joined.take(pa.array(order, pa.int64()))
 
 
 def _join_labels(frames: pa.Table, labels: pa.Table) -> pa.Table:
