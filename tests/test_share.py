@@ -121,3 +121,13 @@ def test_any_table_with_paths_and_unreadable_rows(tmp_path, orl_faces):
     assert shared.labels.column_names == ["image_sha256", "protest"]
     assert shared.labels["image_sha256"].to_pylist()[1] is None
     assert shared.datasheet["provenance"]["unreadable"] == 1 and shared.datasheet["run"] is None
+
+
+def test_text_screening_video_frames_and_sharing_import_no_torch():
+    import subprocess
+    import sys
+
+    probe = ("import sys, imagesasdata as iad; iad.ocr_text; iad.ocr_words; iad.screen_images; iad.coding_sheet; "
+             "iad.screening_sheet; iad.video_frames; iad.video_summary; iad.share_corpus; iad.rejoin_shared; "
+             "iad.wilson_interval; print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"
