@@ -10,10 +10,15 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # CI and the demo pin the torch build that lies on this machine's disk; pyproject.toml keeps broad ranges for users.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# The MTCNN face detector (weights in the wheel). Its metadata pins torch<2.3, torchvision<0.18, numpy<2 and
+# Pillow<10.3, which would replace our torch; it runs on the current ones (tests/test_faces.py), so it is installed
+# without its dependencies (those it imports, torch, torchvision, numpy, Pillow and requests, we install anyway).
+FACENET := facenet-pytorch==2.6.0
 PY_STAMP := $(VENV)/.imagesasdata-installed
 APT_PACKAGES := python3 python3-venv python3-dev build-essential \
 	r-base-core r-base-dev r-cran-reticulate r-cran-ggplot2 r-cran-dplyr r-cran-tibble r-cran-tidyr \
-	r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 pandoc
+	r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 pandoc \
+	tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu fonts-dejavu-core
 R_PACKAGES := reticulate ggplot2 dplyr tibble tidyr testthat knitr rmarkdown roxygen2
 RUN_DIR ?= runs/demo
 # The real test images (ORL faces, the tweeted Rekognition examples): beside the checkout, or the project's shared
@@ -50,6 +55,7 @@ $(PY_STAMP): pyproject.toml | system-deps
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PINS)
 	$(PIP) install -q -e '.[dev,ray]' $(TORCH_PINS)
+	$(PIP) install -q --no-deps $(FACENET)
 	@touch $@
 
 # R packages: Debian's r-cran-* when root on Debian (above); otherwise install.packages() for any missing.

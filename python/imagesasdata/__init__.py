@@ -26,18 +26,26 @@ _PUBLIC = {
     "prepare.filters": ("filter_small",),
     "prepare.inventory": ("image_inventory",),
     "prepare.layout": ("split_images", "write_layout"),
+    "prepare.ocr": ("ocr_languages", "ocr_text", "ocr_words"),
+    "prepare.screening": ("coding_sheet", "screen_images", "screening_sheet"),
     "measure.metrics": ("classification_metrics", "metrics_from_counts"),
     "measure.interpretation": ("Interpretation",),
+    "measure.intervals": ("metrics_with_intervals", "wilson_interval"),
+    "measure.video": ("video_summary",),
     "model.backbones": ("BOOK_ARCHITECTURES", "create_backbone", "list_architectures"),
     "infer.run": ("Run", "load_run"),
     "infer.predict": ("evaluate", "predict"),
     "infer.labelling": ("label_corpus", "load_labelling", "read_manifest"),
+    "infer.faces": ("classify_faces", "crop_faces", "detect_faces", "face_counts", "face_crops"),
+    "infer.video": ("label_video", "video_frames"),
+    "infer.share": ("rejoin_shared", "share_corpus"),
     "train.config": ("TrainConfig",),
     "train.trainer": ("finetune",),
     "train.grids": ("grid_summary", "load_grid", "tune", "tune_tasks"),
     "train.lr_find": ("lr_find",),
     "autotag": ("autotag_local", "compare_tags", "label_frequencies", "rekognition_celebrities", "rekognition_labels",
                 "tag_metrics_from_counts"),
+    "autotag.moderation": ("moderation_local", "rekognition_moderation"),
 }
 _WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
 
@@ -92,4 +100,10 @@ __all__ = [
     "grid_summary", "load_grid", "lr_find", "tune", "tune_tasks",
     # labelling a large corpus (resumable shards; local or on Ray)
     "label_corpus", "load_labelling", "read_manifest",
+    # beyond one label per image: faces, text in images, a sensitive-content prescreen, video, sharing
+    "classify_faces", "crop_faces", "detect_faces", "face_counts", "face_crops",
+    "ocr_languages", "ocr_text", "ocr_words",
+    "coding_sheet", "moderation_local", "rekognition_moderation", "screen_images", "screening_sheet",
+    "label_video", "video_frames", "video_summary",
+    "metrics_with_intervals", "rejoin_shared", "share_corpus", "wilson_interval",
 ]
