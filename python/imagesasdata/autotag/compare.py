@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import check_number, did_you_mean, ImagesAsDataError, listing
 from ..measure.metrics import confusion_table, metric_value, metrics_from_counts
 from ..io.tables import to_arrow
-from .inputs import check_number
 from .tables import tag_columns
 
 CLASSES = ("negative", "positive")

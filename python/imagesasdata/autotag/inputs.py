@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from ..errors import check_number  # noqa: F401 — re-exported: every tagger checks its options with it
 from ..io.images import sha256_file, unusable_file
 
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from ..errors import BadImageError
-from .inputs import check_number, hash_files, image_inputs
+from ..errors import BadImageError, check_number
+from .inputs import hash_files, image_inputs
 from .rekognition import DEFAULT_PRICE_PER_1000, Operation, _tag
 from .tables import MalformedResponse, error_row, rows_to_table
 
