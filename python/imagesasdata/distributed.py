@@ -171,7 +171,7 @@ def label_on_ray(manifest: pa.Table, pending, shard_size: int, writer, descripti
 
 
 def predict_on_ray(run, table: pa.Table, *, batch_size: int = 32, device: str = "auto", precision: str = "auto",
-                   num_workers=None, progress: bool = True) -> pa.Table:
+                   num_workers=None, progress: bool = True, calibrate: bool = False, threshold=None) -> pa.Table:
     """predict(backend="ray"): label_corpus on Ray into a temporary folder, returned as one table."""
     from .labelling import label_corpus
 
@@ -179,7 +179,7 @@ def predict_on_ray(run, table: pa.Table, *, batch_size: int = 32, device: str = 
     with tempfile.TemporaryDirectory(prefix="imagesasdata-predict-") as scratch:
         result = label_corpus(run, table.select(["image_id", "path"]), out=scratch, backend="ray",
                               shard_size=shard_size, batch_size=batch_size, device=device, precision=precision,
-                              num_workers=num_workers, progress=progress)
+                              num_workers=num_workers, progress=progress, calibrate=calibrate, threshold=threshold)
         return result.table
 
 

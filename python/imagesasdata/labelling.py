@@ -218,8 +218,11 @@ class Predictor:
 
         if threads:
             torch.set_num_threads(int(threads))
+        from .analysis.calibration import applied_temperature
+
         self.prep = Preprocessing.from_dict(description["preprocessing"])
         self.classes = list(description["classes"])
+        self.temperature = applied_temperature(description)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.channels_last = resolve_channels_last("auto", self.device)
@@ -241,7 +244,7 @@ class Predictor:
             images = batch["image"]
             views = torch.stack([eval_view(to_chw(np.asarray(images[i])), self.prep) for i in readable])
             logits = forward_batch(self.model, views, self.prep, self.device, self.precision, self.channels_last)
-            probabilities[readable] = softmax(logits)
+            probabilities[readable] = softmax(logits / self.temperature)
         return {"row": np.asarray(batch["row"], np.int64), "probabilities": probabilities,
                 "error": np.array(errors, dtype=object)}
 
@@ -257,10 +260,14 @@ def model_bytes(run) -> bytes:
 
 # ------------------------------------------------------------------------------------------ shards
 
-def predictions_table(manifest: pa.Table, probabilities: np.ndarray, errors, classes) -> pa.Table:
-    """The table predict() returns: image_id, path, predicted, prob_<class>…, error (nulls for unreadable rows)."""
+def predictions_table(manifest: pa.Table, probabilities: np.ndarray, errors, classes, threshold=None,
+                      positive_class=None) -> pa.Table:
+    """The table predict() returns: image_id, path, predicted, prob_<class>…, error (nulls for unreadable rows).
+    threshold: binary tasks: positive when the positive class's probability is at least this (default: argmax)."""
+    from .analysis.thresholds import decide
+
     ok = ~np.isnan(probabilities).any(axis=1)
-    predicted = [classes[i] if good else None for i, good in zip(probabilities.argmax(1), ok)]
+    predicted = decide(probabilities, classes, threshold, positive_class)
     columns = {"image_id": manifest["image_id"], "path": manifest["path"], "predicted": pa.array(predicted, pa.string())}
     for i, c in enumerate(classes):
         columns[f"prob_{c}"] = pa.array(np.where(ok, probabilities[:, i], np.nan), pa.float64(), from_pandas=True)
@@ -295,8 +302,10 @@ def finished_shards(out, shard_size: int, total: int) -> set:
 class ShardWriter:
     """Collects labelled rows in any order and writes each shard the moment its last row arrives."""
 
-    def __init__(self, out, manifest: pa.Table, shard_size: int, classes, pending, progress=None):
+    def __init__(self, out, manifest: pa.Table, shard_size: int, classes, pending, progress=None, threshold=None,
+                 positive_class=None):
         self.out, self.manifest, self.shard_size, self.classes = Path(out), manifest, shard_size, list(classes)
+        self.threshold, self.positive_class = threshold, positive_class
         self.remaining = {s: len(shard_rows(s, shard_size, manifest.num_rows)) for s in pending}
         self.parts: dict = {s: [] for s in pending}
         self.progress = progress
@@ -326,7 +335,8 @@ class ShardWriter:
         span = shard_rows(shard, self.shard_size, self.manifest.num_rows)
         if not np.array_equal(rows[order], np.arange(span.start, span.stop)):
             raise RuntimeError(f"shard {shard}: rows arrived twice or not at all")  # a bug, not a user error
-        table = predictions_table(self.manifest.slice(span.start, len(span)), probabilities, errors, self.classes)
+        table = predictions_table(self.manifest.slice(span.start, len(span)), probabilities, errors, self.classes,
+                                  self.threshold, self.positive_class)
         write_table(table, shard_path(self.out, shard))
         self.written += 1
 
@@ -350,6 +360,9 @@ class Labelling:
     unreadable: int          # of those, images with an error
     seconds: float           # wall time of this call, from reading the manifest to the last shard
     backend: str
+    note: str | None = None  # when the run's validation metrics may not transfer to this corpus (analysis/transfer.py)
+    temperature: float | None = None  # the temperature applied to the probabilities (None: uncalibrated)
+    threshold: float | None = None    # binary tasks: the threshold applied (None: the most probable class)
 
     @property
     def complete(self) -> bool:
@@ -377,6 +390,12 @@ class Labelling:
         earlier = self.shards_done - self.shards_written
         if earlier:
             lines.append(f"  {earlier} shards were done earlier{' and skipped' if self.seconds else ''}")
+        settings = ([f"probabilities calibrated (temperature {self.temperature:.3g})"] if self.temperature else []) \
+            + ([f"threshold {self.threshold:g}"] if self.threshold is not None else [])
+        if settings:
+            lines.append("  " + "; ".join(settings))
+        if self.note:
+            lines.append(f"  note: {self.note}")
         return "\n".join(lines)
 
 
@@ -385,7 +404,8 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
                  replicas: int | None = None, gpus_per_replica: float | None = None,
                  cpus_per_replica: float | None = None,
                  max_shards: int | None = None, path: str | None = None, image_id: str | None = None,
-                 endpoint_url: str | None = None, progress: bool = True) -> Labelling:
+                 endpoint_url: str | None = None, progress: bool = True, calibrate: bool = False,
+                 threshold: float | None = None) -> Labelling:
     """Label every image of a manifest with a fitted run into Parquet shards under `out`; resumable.
 
     run: a Run or run directory. manifest: see read_manifest() (CSV/Parquet of local paths or s3:// URIs).
@@ -399,11 +419,16 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
       machine shared with other work, 1 can be much faster — see benchmarks/README.md).
     max_shards: label at most this many unfinished shards, e.g. to time a trial run before the whole corpus.
     endpoint_url: an S3-compatible endpoint (MinIO, Ceph at a university); default: AWS (or AWS_ENDPOINT_URL_S3).
+    calibrate, threshold: as in predict() (the run's temperature; a binary task's threshold); recorded in
+      labelling.json, and a resumed labelling must use the same.
     Raises ImagesAsDataError for a bad manifest or options, or when `out` holds a labelling by another model or
     of another manifest.
     """
     from tqdm.auto import tqdm
 
+    from .analysis.calibration import prediction_description
+    from .analysis.thresholds import check_threshold
+    from .analysis.transfer import selection_note
     from .images import sha256_file
     from .predict import _as_run
     from .runs import WEIGHTS, new_run_dir
@@ -415,11 +440,15 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
             raise ImagesAsDataError(f"{name}={value}: use a positive number of images")
     started = time.perf_counter()
     run = _as_run(run)
+    threshold = check_threshold(threshold, run.classes)
+    description = prediction_description(run.description, calibrate)
+    temperature = description["apply_temperature"] if calibrate else None
     table = read_manifest(manifest, path=path, image_id=image_id, endpoint_url=endpoint_url)
     out = new_run_dir(out)
     total = table.num_rows
     spec = {"format": "imagesasdata-labelling", "run": str(run.path), "model_sha256": sha256_file(run.path / WEIGHTS),
-            "classes": run.classes, "images": total, "shard_size": int(shard_size)}
+            "classes": run.classes, "images": total, "shard_size": int(shard_size), "temperature": temperature,
+            "threshold": threshold, "note": selection_note(run.description)}
     _check_same_labelling(out, spec, table)
     write_table(table, out / MANIFEST)
     if not (out / DESCRIPTION).exists():  # before the first shard, so a killed job is recognised on its rerun
@@ -430,9 +459,9 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
     if max_shards is not None:
         pending = pending[:max(0, int(max_shards))]
     rows = sum(len(shard_rows(s, shard_size, total)) for s in pending)
-    description = run.description
     with tqdm(total=rows, desc=f"labelling ({backend})", unit="img", disable=not progress, smoothing=0.1) as bar:
-        writer = ShardWriter(out, table, shard_size, run.classes, pending, progress=bar)
+        writer = ShardWriter(out, table, shard_size, run.classes, pending, progress=bar, threshold=threshold,
+                             positive_class=run.positive_class)
         if pending and backend == "local":
             label_locally(table, pending, shard_size, writer, description, model_bytes(run), batch_size=batch_size,
                           device=device, precision=precision, workers=num_workers, endpoint_url=endpoint_url,
@@ -445,7 +474,7 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
                          gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica or 1,
                          endpoint_url=endpoint_url)
     result = Labelling(out, total, shards, len(done) + writer.written, writer.written, writer.labelled,
-                       writer.unreadable, time.perf_counter() - started, backend)
+                       writer.unreadable, time.perf_counter() - started, backend, spec["note"], temperature, threshold)
     spec.update(status="complete" if result.complete else "partial", shards=shards, shards_done=result.shards_done,
                 last_call={"backend": backend, "images": result.labelled, "seconds": round(result.seconds, 3),
                            "images_per_second": round(result.images_per_second, 2) if result.labelled else None})
@@ -461,7 +490,8 @@ def load_labelling(path) -> Labelling:
     spec = read_json(path / DESCRIPTION)
     shards = -(-spec["images"] // spec["shard_size"])
     done = len(finished_shards(path, spec["shard_size"], spec["images"]))
-    return Labelling(path, spec["images"], shards, done, 0, 0, 0, 0.0, spec.get("last_call", {}).get("backend", "local"))
+    return Labelling(path, spec["images"], shards, done, 0, 0, 0, 0.0, spec.get("last_call", {}).get("backend", "local"),
+                     spec.get("note"), spec.get("temperature"), spec.get("threshold"))
 
 
 def _check_same_labelling(out: Path, spec: dict, table: pa.Table) -> None:
@@ -471,7 +501,8 @@ def _check_same_labelling(out: Path, spec: dict, table: pa.Table) -> None:
             raise ImagesAsDataError(f"{out / SHARDS} holds shards but no {DESCRIPTION}; choose an empty --out folder")
         return
     previous = read_json(out / DESCRIPTION)
-    changed = [k for k in ("model_sha256", "classes", "images", "shard_size") if previous.get(k) != spec[k]]
+    changed = [k for k in ("model_sha256", "classes", "images", "shard_size", "temperature", "threshold")
+               if previous.get(k) != spec[k]]
     if not changed and (out / MANIFEST).exists() and not pq.read_table(out / MANIFEST).equals(table):
         changed.append("manifest")
     if changed:

@@ -2,10 +2,12 @@
 
     model.safetensors   the kept (best-epoch) weights
     model.json          architecture, classes, positive class, preprocessing, hyperparameters, seed, versions,
-                        outcome, and the SHA-256 of every training image
+                        outcome, the SHA-256 of every training image, the temperature fitted on the validation
+                        split ("calibration") and how the images were selected ("training_selection")
     splits.parquet      every image with its label and split
     history.parquet     epoch, split, loss, accuracy, learning_rate, seconds (spent training / validating)
-    metrics.parquet     split, metric, estimator, class, estimate, n
+    metrics.parquet     split, metric, estimator, class, estimate, n, lower, upper, interval (95% intervals;
+                        ECE and Brier score before and after temperature scaling as metrics ece and brier)
     confusion.parquet   split, truth, predicted, count
     predictions.parquet validation (and test) predictions with class probabilities
     skipped.parquet     images left out as unreadable, with the reason
@@ -174,12 +176,16 @@ def write_finished(out: Path, table: pa.Table, targets, classes, positive_class,
         }
         columns.update({f"prob_{c}": pa.array(probabilities[:, i], pa.float64()) for i, c in enumerate(classes)})
         prediction_tables.append(pa.table(columns))
-    write_table(pa.concat_tables(metric_tables), out / "metrics.parquet")
+    description = read_json(out / DESCRIPTION)
+    # Temperature scaling on the validation split, ECE/Brier before and after, how the images were selected.
+    from .analysis.finishing import finishing_analysis
+
+    analysed, calibration_metrics = finishing_analysis(description, table, targets, classes, positive_class, results)
+    write_table(pa.concat_tables(metric_tables + [calibration_metrics]), out / "metrics.parquet")
     write_table(pa.concat_tables(confusion_tables), out / "confusion.parquet")
     write_table(pa.concat_tables(prediction_tables), out / "predictions.parquet")
-    description = read_json(out / DESCRIPTION)
     description.update(status=status, best_epoch=best_epoch, epochs_run=epochs_run, stopped_early=stopped_early,
-                       finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+                       finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **analysed)
     write_json(description, out / DESCRIPTION)
     if status == "complete":
         shutil.rmtree(out / CHECKPOINT, ignore_errors=True)

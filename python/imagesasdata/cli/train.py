@@ -44,6 +44,7 @@ def add_commands(subparsers) -> None:
     predict.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     predict.add_argument("--device", default="auto", help=OPTION_HELP["device"])
     predict.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _decision_options(predict)
     predict.set_defaults(handler=run_predict)
 
     evaluate = subparsers.add_parser(
@@ -56,7 +57,16 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument("--path", help="path column of a table")
     evaluate.add_argument("--out", help="also write the per-image predictions to FILE.parquet or FILE.csv")
     evaluate.add_argument("--device", default="auto", help=OPTION_HELP["device"])
+    _decision_options(evaluate)
     evaluate.set_defaults(handler=run_evaluate)
+
+
+def _decision_options(parser) -> None:
+    parser.add_argument("--calibrate", action="store_true",
+                        help="apply the temperature fitted on the validation split (calibrated probabilities)")
+    parser.add_argument("--threshold", type=float,
+                        help="binary tasks: positive when the positive class's probability is at least this "
+                             "(default: the most probable class; see `imagesasdata thresholds`)")
 
 
 def run_finetune(args) -> int:
@@ -90,7 +100,7 @@ def run_predict(args) -> int:
     from ..tables import write_table
 
     table = predict(args.run, _image_source(args.images), batch_size=args.batch_size, device=args.device,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, calibrate=args.calibrate, threshold=args.threshold)
     write_table(table, args.out)
     errors = [e for e in table["error"].to_pylist() if e]
     print(f"labelled {table.num_rows - len(errors)} images, {len(errors)} unreadable → {args.out}")
@@ -102,7 +112,8 @@ def run_evaluate(args) -> int:
     from ..predict import evaluate
     from ..tables import write_table
 
-    result = evaluate(args.run, args.data, label=args.label, path=args.path, device=args.device)
+    result = evaluate(args.run, args.data, label=args.label, path=args.path, device=args.device,
+                      calibrate=args.calibrate, threshold=args.threshold)
     print_table(result.metrics.filter(__import__("pyarrow.compute").compute.not_equal(result.metrics["estimator"], "per_class")))
     print()
     print_table(result.confusion)
