@@ -13,6 +13,11 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
+from .analysis.calibration import calibration_table  # noqa: E402
+from .analysis.estimators import CorrectedGLM, corrected_glm, corrected_prevalence  # noqa: E402
+from .analysis.gold import draw_gold_sample, gold_metrics, read_coding_sheet, write_coding_sheet  # noqa: E402
+from .analysis.thresholds import (choose_run_threshold, choose_threshold, run_threshold_curves,  # noqa: E402
+                                  threshold_curves)
 from .autotag import (autotag_local, compare_tags, label_frequencies, rekognition_celebrities,  # noqa: E402
                       rekognition_labels, tag_metrics_from_counts)
 from .annotations import aggregate_annotations, annotation_reliability  # noqa: E402
@@ -66,4 +71,8 @@ __all__ = [
     "grid_summary", "load_grid", "lr_find", "tune", "tune_tasks",
     # labelling a large corpus (resumable shards; local or on Ray)
     "label_corpus", "load_labelling", "read_manifest",
+    # from predicted labels to defensible estimates: gold samples, calibration, thresholds, corrected estimation
+    "CorrectedGLM", "calibration_table", "choose_run_threshold", "choose_threshold", "corrected_glm",
+    "corrected_prevalence", "draw_gold_sample", "gold_metrics", "read_coding_sheet", "run_threshold_curves",
+    "threshold_curves", "write_coding_sheet",
 ]
