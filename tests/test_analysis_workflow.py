@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pytest
 
 import imagesasdata as iad
-from imagesasdata.analysis.calibration import logits_from_probabilities, softmax
+from imagesasdata.analysis.calibration import logits_from_probabilities, run_calibration_metrics, softmax
 from imagesasdata.analysis.gold import draw_gold_sample, gold_metrics, read_coding_sheet, write_coding_sheet
 from imagesasdata.analysis.thresholds import check_threshold, choose_run_threshold
 from imagesasdata.cli import main
@@ -60,10 +60,20 @@ def test_the_run_stores_its_temperature_and_calibration_metrics(workflow):
         1 for s in run.splits["split"].to_pylist() if s == "val")
     if calibration["status"] == "fitted":  # the maximum-likelihood temperature cannot do worse than T = 1
         assert calibration["nll_after"] <= calibration["nll_before"] + 1e-12
-    rows = [r for r in run.metrics.to_pylist() if r["metric"] in ("ece", "brier")]
+    rows = run_calibration_metrics(run).to_pylist()
     assert {(r["split"], r["metric"], r["estimator"]) for r in rows} == {
         ("val", m, e) for m in ("ece", "brier") for e in ("uncalibrated", "temperature")}
     assert all(r["interval"] == "percentile_bootstrap" and r["lower"] <= r["upper"] for r in rows)
+    ece = {r["estimator"]: r["estimate"] for r in rows if r["metric"] == "ece"}
+    assert (calibration["ece_before"], calibration["ece_after"]) == (ece["uncalibrated"], ece["temperature"])
+    # ECE as netcal computes it, from the run's own validation predictions
+    from netcal.metrics import ECE
+
+    val = run.predictions.filter(pc.equal(run.predictions["split"], "val"))
+    probabilities = np.column_stack([val[f"prob_{c}"].to_numpy() for c in run.classes])
+    labels = np.array([run.classes.index(v) for v in val["label"].to_pylist()])
+    assert ece["uncalibrated"] == pytest.approx(ECE(bins=10).measure(probabilities, labels), abs=1e-6)
+    assert not {"ece", "brier"} & set(run.metrics["metric"].to_pylist())  # the metrics table keeps its rows
     # every classification metric of the run carries its interval
     accuracy = [r for r in run.metrics.to_pylist() if r["metric"] == "accuracy"][0]
     assert accuracy["interval"] == "wilson" and accuracy["lower"] <= accuracy["estimate"] <= accuracy["upper"]

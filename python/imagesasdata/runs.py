@@ -6,8 +6,9 @@
                         split ("calibration") and how the images were selected ("training_selection")
     splits.parquet      every image with its label and split
     history.parquet     epoch, split, loss, accuracy, learning_rate, seconds (spent training / validating)
-    metrics.parquet     split, metric, estimator, class, estimate, n, lower, upper, interval (95% intervals;
-                        ECE and Brier score before and after temperature scaling as metrics ece and brier)
+    metrics.parquet     split, metric, estimator, class, estimate, n, lower, upper, interval (95% intervals)
+    calibration.parquet the same columns for ECE and Brier score before ("uncalibrated") and after ("temperature")
+                        temperature scaling (analysis/calibration.py)
     confusion.parquet   split, truth, predicted, count
     predictions.parquet validation (and test) predictions with class probabilities
     skipped.parquet     images left out as unreadable, with the reason
@@ -181,7 +182,8 @@ def write_finished(out: Path, table: pa.Table, targets, classes, positive_class,
     from .analysis.finishing import finishing_analysis
 
     analysed, calibration_metrics = finishing_analysis(description, table, targets, classes, positive_class, results)
-    write_table(pa.concat_tables(metric_tables + [calibration_metrics]), out / "metrics.parquet")
+    write_table(calibration_metrics, out / "calibration.parquet")
+    write_table(pa.concat_tables(metric_tables), out / "metrics.parquet")
     write_table(pa.concat_tables(confusion_tables), out / "confusion.parquet")
     write_table(pa.concat_tables(prediction_tables), out / "predictions.parquet")
     description.update(status=status, best_epoch=best_epoch, epochs_run=epochs_run, stopped_early=stopped_early,

@@ -3,8 +3,9 @@
 A fine-tuned network's softmax is usually overconfident: of the images it calls 90% likely, fewer than 90% are
 right. Temperature scaling divides the logits by one number T > 0, fitted by maximum likelihood on the validation
 split at the end of training; it changes no predicted class (the order of the logits is kept), only how sure the
-probabilities are. The run stores T in model.json ("calibration") and ECE and Brier score before and after in its
-metrics; predict(), evaluate() and label_corpus() apply T when asked (calibrate=True).
+probabilities are. The run stores T in model.json ("calibration", with the validation ECE and Brier score before and
+after) and those measures with intervals, for every evaluated split, in calibration.parquet; predict(), evaluate()
+and label_corpus() apply T when asked (calibrate=True).
 
 ECE (expected calibration error, Naeini et al. 2015; Guo et al. 2017) uses equal-width bins: Σ_b (n_b / n)
 |observed_b − predicted_b|. In a multiclass task it is the top-label version (predicted = the highest probability,
@@ -219,7 +220,26 @@ def calibrate_run(results: dict, targets, split: str = "val", positive: int = 1)
         from ..metrics import METRIC_SCHEMA
 
         return entry, pa.Table.from_pylist([], schema=pa.schema([("split", pa.string())] + list(METRIC_SCHEMA)))
-    return entry, pa.concat_tables(tables)
+    table = pa.concat_tables(tables)
+    for row in table.to_pylist():
+        if row["split"] == split:
+            when = "before" if row["estimator"] == "uncalibrated" else "after"
+            entry[f"{row['metric']}_{when}"] = row["estimate"]
+    return entry, table
+
+
+CALIBRATION_FILE = "calibration.parquet"
+
+
+def run_calibration_metrics(run) -> pa.Table:
+    """A run's ECE and Brier score before and after temperature scaling, with intervals (calibration.parquet)."""
+    path = run.path / CALIBRATION_FILE
+    if not path.exists():
+        raise ImagesAsDataError(f"{run.path} has no {CALIBRATION_FILE}: it was trained before calibration existed "
+                                "(or did not finish); train it again to fit a temperature")
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
 
 
 def calibration_table(run, split: str = "val", bins: int = DEFAULT_BINS) -> pa.Table:

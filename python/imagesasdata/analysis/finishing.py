@@ -1,5 +1,6 @@
 """What a run adds about itself when training ends: temperature scaling fitted on the validation split (with ECE
-and Brier score before and after, calibration.py) and how its images were selected (transfer.py).
+and Brier score before and after, calibration.py; written to calibration.parquet) and how its images were selected
+(transfer.py).
 
 One call from runs.write_finished(); numpy only (logits arrive as tensors and are read as arrays).
 """
@@ -14,7 +15,7 @@ from .transfer import training_selection
 
 def finishing_analysis(description: dict, table: pa.Table, targets, classes, positive_class,
                        results: dict) -> tuple[dict, pa.Table]:
-    """(entries for model.json, metrics rows to append): {"calibration": …, "training_selection": …} and the
+    """(entries for model.json, calibration.parquet's table): {"calibration": …, "training_selection": …} and the
     ECE/Brier rows of every evaluated split."""
     classes = list(classes)
     positive = classes.index(positive_class) if positive_class in classes else min(1, len(classes) - 1)

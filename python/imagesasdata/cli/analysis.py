@@ -212,10 +212,9 @@ def run_calibration(args) -> int:
         raise ImagesAsDataError(f"{run.path} was trained before calibration existed; retrain it to fit a temperature")
     print(f"temperature {entry['temperature']:.4g} ({entry['status']}; fitted on {entry['images']} {entry['fitted_on']} "
           "images)")
-    rows = [r for r in run.metrics.to_pylist() if r["metric"] in ("ece", "brier")]
-    import pyarrow as pa
+    from ..analysis.calibration import run_calibration_metrics
 
-    print_table(pa.Table.from_pylist(rows).select(["split", "metric", "estimator", "estimate", "lower", "upper", "n"]))
+    print_table(run_calibration_metrics(run).select(["split", "metric", "estimator", "estimate", "lower", "upper", "n"]))
     table = calibration_table(run, split=args.split, bins=args.bins)
     print()
     print_table(table.drop_columns(["split", "temperature"]))
