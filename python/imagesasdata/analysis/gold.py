@@ -613,3 +613,19 @@ def inclusion_probabilities(gold: pa.Table, column: str = "inclusion_probability
                                 f"have been drawn: {listing(bad)}; use the inclusion_probability column "
                                 "draw_gold_sample() wrote")
     return np.asarray(values, dtype=float)
+
+
+# ------------------------------------------------------------------------------------------ for the R bridge
+
+def design_json(table: pa.Table) -> str:
+    """A sample's design (its schema metadata) as JSON text, for R to keep beside a tibble ("" when none)."""
+    raw = (to_arrow(table).schema.metadata or {}).get(b"imagesasdata.gold")
+    return raw.decode() if raw else ""
+
+
+def with_design(table: pa.Table, design: str) -> pa.Table:
+    """A table with a sample's design attached again (the metadata a tibble cannot carry through the bridge)."""
+    table = to_arrow(table)
+    if not design:
+        return table
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), b"imagesasdata.gold": design.encode()})
