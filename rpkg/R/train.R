@@ -169,9 +169,11 @@ print.cnn_fit <- function(x, ...) {
       cat(sprintf("  %-4s %s\n", split, headline_metrics(x$metrics, split)))
     }
   }
+  calibration_line(x)
   if (!is.null(x$skipped) && nrow(x$skipped)) {
     cat(sprintf("  %d unreadable images were left out (see fit$skipped)\n", nrow(x$skipped)))
   }
+  print_note(d$training_selection$note)
   cat(sprintf("  run directory: %s\n", x$path))
   invisible(x)
 }
@@ -183,11 +185,11 @@ split_sizes <- function(fit) {
   stats::setNames(as.integer(counts), names(counts))
 }
 
-# "accuracy 0.917, precision 0.800, recall 1.000, f1 0.889 (positive class: positive)" for one split.
+# "accuracy 0.917 [0.646, 0.985], precision 0.800 [...], ... (positive class: positive)" for one split.
 headline_metrics <- function(metrics, split) {
   rows <- metrics[metrics$split == split & metrics$estimator %in% c("binary", "multiclass", "macro"), ]
   labels <- ifelse(rows$estimator == "macro", paste(rows$metric, "(macro)"), rows$metric)
-  text <- paste(sprintf("%s %.3f", labels, rows$estimate), collapse = ", ")
+  text <- paste(sprintf("%s %.3f%s", labels, rows$estimate, format_interval(rows$lower, rows$upper)), collapse = ", ")
   positive <- unique(stats::na.omit(rows$class[rows$estimator == "binary"]))
   if (length(positive)) text <- sprintf("%s (positive class: %s)", text, positive[[1]])
   text
