@@ -91,12 +91,15 @@ vignettes: python-deps r-deps
 	  IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render(commandArgs(TRUE)[1], quiet = TRUE)' $$rmd || exit 1; \
 	done
 
-# CI: knit the first vignette at small settings (2 epochs, 64 px); fails if knitting fails.
+# CI: knit the first vignette and the corrected-regression one at small settings (64 px, few epochs, a gold sample
+# of 60); fails if knitting fails.
 vignette-ci: python-deps r-deps
 	@bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
 	@mkdir -p build/vignettes
 	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("vignettes/person-vs-others.Rmd", params = list(epochs = 2, image_size = 64), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
 	@test -s build/vignettes/person-vs-others.html && echo "knitted build/vignettes/person-vs-others.html"
+	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("vignettes/predicted-labels-regression.Rmd", params = list(epochs = 4, image_size = 64, gold_size = 60), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
+	@test -s build/vignettes/predicted-labels-regression.html && echo "knitted build/vignettes/predicted-labels-regression.html"
 
 benchmark: python-deps
 	$(PY) benchmarks/train_speed.py
