@@ -200,3 +200,20 @@ print("ok")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_the_books_table_6_1_gets_intervals():
+    """Table 6.1 (Rekognition's "Crowd" as a proxy for protest: 374 true positives, 72 false positives, 48 false
+    negatives, 321 true negatives) with its 95% intervals, and the comparison's summary prints them."""
+    from imagesasdata import tag_metrics_from_counts
+
+    table = tag_metrics_from_counts(374, 72, 48, 321)
+    for metric, k, n in (("accuracy", 695, 815), ("precision", 374, 446), ("recall", 374, 422)):
+        r = row(table, metric, "binary")
+        assert (r["lower"], r["upper"]) == pytest.approx(proportion_confint(k, n, method="wilson"), abs=1e-12)
+    from imagesasdata.autotag.compare import TagComparison
+
+    comparison = TagComparison(pa.table({"truth": [], "predicted": [], "cell": [], "count": []}), table,
+                               pa.table({}), pa.table({}), ["Crowd"], "protest")
+    accuracy = row(table, "accuracy", "binary")
+    assert f"accuracy {accuracy['lower']:.1%}–{accuracy['upper']:.1%}" in comparison.summary()
