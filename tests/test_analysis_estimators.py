@@ -113,9 +113,10 @@ def test_dsl_limits_and_statsmodels_references():
     for a, b in zip(naive, corrected):
         assert b["estimate"] == pytest.approx(a["estimate"], abs=1e-8)
         assert b["std_error"] == pytest.approx(a["std_error"], abs=1e-8)
-    # and tuning λ trusts such predictions almost fully (its optimum is 1 in expectation; a sample of 250 gold
-    # images moves it by a few hundredths)
-    assert corrected_glm(formula, corpus, gold, predicted="label", method="dsl").lam > 0.9
+    # and tuning λ (per coefficient) trusts such predictions almost fully (its optimum is 1 in expectation; a
+    # sample of 250 gold images moves it by a few hundredths)
+    tuned = corrected_glm(formula, corpus, gold, predicted="label", method="dsl").tidy("corrected")
+    assert min(tuned["lambda"].to_pylist()) > 0.9
     corpus, gold, formula, family = regressor_data(rng)
     # λ = 0: only the gold sample counts, weighted by 1/π
     fit = corrected_glm(formula, corpus, gold, predicted="label", method="dsl", lam=0)
@@ -135,7 +136,8 @@ def test_dsl_limits_and_statsmodels_references():
     assert [r["estimate"] for r in fit.tidy("gold_only").to_pylist()] == pytest.approx(list(reference.params), abs=1e-8)
     assert [r["std_error"] for r in fit.tidy("gold_only").to_pylist()] == pytest.approx(list(reference.bse), abs=1e-8)
     assert fit.tidy().column_names == ["term", "method", "estimate", "std_error", "statistic", "p_value", "conf_low",
-                                       "conf_high"]
+                                       "conf_high", "lambda"]
+    assert fit.tidy("corrected")["lambda"].to_pylist() == [0.0] * 3 and fit.tidy("naive")["lambda"].null_count == 3
     assert fit.glance().to_pylist()[0]["n_gold"] == 250
 
 
@@ -162,6 +164,18 @@ def test_weighted_gold_only_poisson_equals_statsmodels():
 # them either side. The naive interval is centred on a biased estimate and covers far less (its bias is several of
 # its standard errors here); the corrected interval is narrower than the gold-only one because it also uses the
 # corpus's predictions.
+
+def test_tuning_each_coefficient_never_loses_to_the_gold_sample_alone():
+    """With λ tuned per coefficient, each corrected standard error is at most the gold-only one (λ = 0 is one of the
+    candidates; the tuning estimates its optimum from the same data, so allow a few percent of estimation noise)."""
+    rng = np.random.default_rng(31)
+    for scenario in ("regressor", "stratified", "outcome"):
+        corpus, gold, formula, family, _ = simulate(scenario, rng, 2000, 120)
+        fit = corrected_glm(formula, corpus, gold, predicted="label", family=family, method="dsl")
+        for g, c in zip(fit.tidy("gold_only").to_pylist(), fit.tidy("corrected").to_pylist()):
+            assert c["std_error"] <= 1.05 * g["std_error"], (scenario, g, c)
+            assert 0 <= c["lambda"] <= 1
+
 
 @pytest.mark.parametrize("scenario, method", [("regressor", "auto"), ("outcome", "dsl"), ("stratified", "auto")])
 def test_corrected_intervals_cover_the_truth(scenario, method):

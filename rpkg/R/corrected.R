@@ -31,7 +31,8 @@
 #' @param conf_level Confidence level of the intervals.
 #' @param id The image id column shared by `data` and `gold`.
 #' @return A `corrected_glm`: `coefficients` (a tibble in broom's shape: `term`, `estimate`, `std.error`,
-#'   `statistic`, `p.value`, `conf.low`, `conf.high`, `method`), plus the settings. `tidy()`, `glance()`,
+#'   `statistic`, `p.value`, `conf.low`, `conf.high`, `method`, and `lambda`, the power tuning behind each corrected
+#'   estimate: tuned per coefficient by the DSL estimator, `NA` where ppi-python tuned it), plus the settings. `tidy()`, `glance()`,
 #'   `print()` and `autoplot()` (each coefficient under the three methods, with its interval).
 #' @seealso [corrected_prevalence()], [draw_gold_sample()]
 #' @export
@@ -79,7 +80,7 @@ broom_shape <- function(table) {
   tibble::tibble(term = gsub("\\[T\\.([^]]*)\\]", "\\1", term), estimate = table$estimate,
                  std.error = table$std_error, statistic = table$statistic, p.value = table$p_value,
                  conf.low = table$conf_low, conf.high = table$conf_high,
-                 method = factor(table$method, levels = c("naive", "gold_only", "corrected")))
+                 method = factor(table$method, levels = c("naive", "gold_only", "corrected")), lambda = table$lambda)
 }
 
 arg_strings_vector <- function(x, name) {
@@ -109,8 +110,9 @@ generics::glance
 #' @param method Keep only these methods (`"naive"`, `"gold_only"`, `"corrected"`); `NULL` keeps all.
 #' @param ... Not used.
 #' @return `tidy()`: a tibble with `term`, `estimate`, `std.error`, `statistic`, `p.value`, `conf.low`,
-#'   `conf.high` and `method`. `glance()`: one row with `formula`, `family`, `predicted`, `corrected_method`,
-#'   `lambda`, `n_corpus`, `n_gold`, `design` and `conf_level`.
+#'   `conf.high`, `method` and `lambda`. `glance()`: one row with `formula`, `family`, `predicted`,
+#'   `corrected_method`, `lambda` (`NA` when tuned per coefficient), `n_corpus`, `n_gold`, `design` and
+#'   `conf_level`.
 #' @name corrected_glm_tidiers
 #' @export
 tidy.corrected_glm <- function(x, method = NULL, ...) {
@@ -139,7 +141,8 @@ print.corrected_glm <- function(x, ...) {
   cat(sprintf("  predicted: %s; %d corpus images, %d gold (%s)\n", paste(x$predicted, collapse = ", "), x$n_corpus,
               x$n_gold, x$design))
   cat(sprintf("  corrected by %s%s\n", x$corrected_method,
-              if (is.null(x$lambda)) "" else sprintf(" (lambda %.2f)", x$lambda)))
+              if (!is.null(x$lambda)) sprintf(" (lambda %.2f)", x$lambda)
+              else if (startsWith(x$corrected_method, "DSL")) " (lambda tuned per coefficient)" else ""))
   cells <- sprintf("%.3f [%.3f, %.3f]", x$coefficients$estimate, x$coefficients$conf.low, x$coefficients$conf.high)
   table <- stats::reshape(data.frame(term = x$coefficients$term, method = as.character(x$coefficients$method),
                                      cell = cells, stringsAsFactors = FALSE),

@@ -29,9 +29,9 @@ The corrected estimator is chosen by case (method="auto"):
   the true values everywhere; the predictions only buy precision. The variance is the sandwich
   J⁻¹ (Σ_i ψ_i ψ_i') J⁻ᵀ with J = Σ_i ∂ψ_i/∂β (Huber 1967; Stefanski & Boos 2002), treating the corpus images as
   independent draws and the sampling as independent Bernoulli draws with probabilities π_i (slightly
-  conservative for sampling without replacement). λ ∈ [0, 1] is chosen, as in PPI++, to minimise the trace of
-  that variance (λ = 0 is the gold-only estimator with HT weights, λ = 1 trusts the predictions fully); it is
-  estimated once at λ = 1 and then held fixed.
+  conservative for sampling without replacement). λ ∈ [0, 1] is chosen, as in PPI++, to minimise that variance —
+  for each coefficient separately (λ = 0 is the gold-only estimator with HT weights, λ = 1 trusts the
+  predictions fully); it is estimated once at λ = 1 and then held fixed.
 
 naive and gold_only use the same sandwich (HC0) variance, so the three intervals are comparable; all intervals are
 Wald intervals at the chosen confidence.
@@ -56,6 +56,7 @@ METHODS = ("auto", "ppi", "dsl")
 ESTIMATE_SCHEMA = pa.schema([
     ("term", pa.string()), ("method", pa.string()), ("estimate", pa.float64()), ("std_error", pa.float64()),
     ("statistic", pa.float64()), ("p_value", pa.float64()), ("conf_low", pa.float64()), ("conf_high", pa.float64()),
+    ("lambda", pa.float64()),
 ])
 # Names a formula may use that are functions, not columns (patsy's built-ins and numpy's usual transforms).
 FORMULA_FUNCTIONS = {"log": np.log, "log1p": np.log1p, "log2": np.log2, "log10": np.log10, "exp": np.exp,
@@ -196,32 +197,44 @@ def _dsl_parts(d: _Data, lam: float) -> _Parts:
     ])
 
 
-def dsl_estimate(d: _Data, family: str, lam=None) -> tuple[np.ndarray, np.ndarray, float]:
-    """(β̂, its covariance, λ) of the design-based M-estimator; λ tuned (PPI++'s rule) when None."""
+def dsl_estimate(d: _Data, family: str, lam=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(β̂, standard errors, λ of each coefficient) of the design-based M-estimator.
+
+    lam None: λ is tuned for each coefficient separately (PPI++'s coordinate-wise rule): from the fit at λ = 1,
+    λ_j minimises the sandwich variance of β_j (clipped to [0, 1]); β_j and its standard error are then read from
+    the fit at λ_j. Tuning the trace of the variance instead would let the intercept, on its own scale, decide
+    for every coefficient. A number: that λ for all coefficients."""
     images = len(d.y_hat)
     naive = _solve(_naive_parts(d), family, what="the naive model")
-    if lam is None:
-        first = _solve(_dsl_parts(d, 1.0), family, start=naive, what="the corrected model")
-        # ψ_i(λ) = a_i + λ b_i: a from the true values, b from the predictions
-        a = _image_scores(_gold_parts(d), family, first, images)
-        b = _image_scores(_naive_parts(d), family, first, images) - \
-            _image_scores(_Parts(d.X_hat[d.gold], d.y_hat[d.gold], 1 / d.probability, d.gold), family, first, images)
-        _, information, _ = _score(_dsl_parts(d, 1.0), family, first)
-        try:
-            inverse = np.linalg.inv(information)
-        except np.linalg.LinAlgError:
-            inverse = np.linalg.pinv(information)
-        a, b = a - a.mean(0), b - b.mean(0)
-        cross = a.T @ b
-        numerator = -np.trace(inverse @ (cross + cross.T) @ inverse.T)
-        denominator = 2 * np.trace(inverse @ (b.T @ b) @ inverse.T)
-        lam = float(np.clip(numerator / denominator, 0, 1)) if denominator > 0 else 1.0
-        start = first
-    else:
-        lam = float(lam)
-        start = naive
-    beta = _solve(_dsl_parts(d, lam), family, start=start, what="the corrected model")
-    return beta, _sandwich(_dsl_parts(d, lam), family, beta, images), lam
+    p = d.X_hat.shape[1]
+    if lam is not None:
+        beta = _solve(_dsl_parts(d, float(lam)), family, start=naive, what="the corrected model")
+        se = np.sqrt(np.diag(_sandwich(_dsl_parts(d, float(lam)), family, beta, images)))
+        return beta, se, np.full(p, float(lam))
+    first = _solve(_dsl_parts(d, 1.0), family, start=naive, what="the corrected model")
+    # ψ_i(λ) = a_i + λ b_i: a from the true values, b from the predictions
+    a = _image_scores(_gold_parts(d), family, first, images)
+    b = _image_scores(_naive_parts(d), family, first, images) - \
+        _image_scores(_Parts(d.X_hat[d.gold], d.y_hat[d.gold], 1 / d.probability, d.gold), family, first, images)
+    _, information, _ = _score(_dsl_parts(d, 1.0), family, first)
+    try:
+        inverse = np.linalg.inv(information)
+    except np.linalg.LinAlgError:
+        inverse = np.linalg.pinv(information)
+    a, b = a - a.mean(0), b - b.mean(0)
+    cross = a.T @ b
+    numerator = -np.diag(inverse @ (cross + cross.T) @ inverse.T)
+    denominator = 2 * np.diag(inverse @ (b.T @ b) @ inverse.T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lams = np.where(denominator > 0, np.clip(numerator / denominator, 0, 1), 1.0)
+    beta, se = np.empty(p), np.empty(p)
+    fits: dict = {}
+    for j, value in enumerate(np.round(lams, 12)):
+        if value not in fits:
+            estimate = _solve(_dsl_parts(d, float(value)), family, start=first, what="the corrected model")
+            fits[value] = (estimate, np.sqrt(np.diag(_sandwich(_dsl_parts(d, float(value)), family, estimate, images))))
+        beta[j], se[j] = fits[value][0][j], fits[value][1][j]
+    return beta, se, lams
 
 
 def _ppi_estimate(d: _Data, family: str, lam, confidence: float) -> tuple[np.ndarray, np.ndarray, float | None]:
@@ -249,17 +262,18 @@ def _ppi_estimate(d: _Data, family: str, lam, confidence: float) -> tuple[np.nda
     return (low + high) / 2, (high - low) / (2 * z), None if lam is None else float(lam)
 
 
-def _rows(terms, method, estimate, std_error, confidence) -> list:
+def _rows(terms, method, estimate, std_error, confidence, lams=None) -> list:
     from statistics import NormalDist
 
     z = z_value(confidence)
     rows = []
-    for term, value, se in zip(terms, estimate, std_error):
+    lams = [None] * len(terms) if lams is None else [None if v is None else float(v) for v in lams]
+    for term, value, se, lam in zip(terms, estimate, std_error, lams):
         statistic = value / se if se > 0 else float("nan")
         p_value = 2 * (1 - NormalDist().cdf(abs(statistic))) if se > 0 else float("nan")
         rows.append({"term": term, "method": method, "estimate": float(value), "std_error": float(se),
                      "statistic": float(statistic), "p_value": float(p_value),
-                     "conf_low": float(value - z * se), "conf_high": float(value + z * se)})
+                     "conf_low": float(value - z * se), "conf_high": float(value + z * se), "lambda": lam})
     return rows
 
 
@@ -395,9 +409,10 @@ def _gold_join(corpus: pa.Table, gold: pa.Table, id_column: str) -> np.ndarray:
 @dataclass
 class CorrectedGLM:
     """A GLM fitted naive, gold-only and corrected. coefficients: term, method, estimate, std_error, statistic,
-    p_value, conf_low, conf_high (Wald intervals at `confidence`)."""
+    p_value, conf_low, conf_high (Wald intervals at `confidence`) and lambda (the power tuning behind a corrected
+    estimate; null where ppi-python tuned it internally). lam: the one λ of every coefficient, or None."""
 
-    coefficients: pa.Table
+    coefficients: pa.Table   # term, method, estimate, std_error, statistic, p_value, conf_low, conf_high, lambda
     formula: str
     family: str
     predicted: list
@@ -422,7 +437,8 @@ class CorrectedGLM:
         return self.coefficients.filter(pc.equal(self.coefficients["method"], method))
 
     def glance(self) -> pa.Table:
-        """One row: formula, family, predicted, corrected_method, lambda, n_corpus, n_gold, design, confidence."""
+        """One row: formula, family, predicted, corrected_method, lambda (null when tuned per coefficient: see
+        tidy()), n_corpus, n_gold, design, confidence."""
         return pa.table({
             "formula": [self.formula], "family": [self.family], "predicted": [", ".join(self.predicted)],
             "outcome_predicted": [self.outcome_predicted], "corrected_method": [self.corrected_method],
@@ -435,7 +451,9 @@ class CorrectedGLM:
         lines = [f"imagesasdata corrected {self.family} GLM  {self.formula}",
                  f"  predicted: {', '.join(self.predicted)}; {self.n_corpus:,} corpus images, {self.n_gold:,} gold "
                  f"({self.design})",
-                 f"  corrected by {self.corrected_method}" + (f" (lambda {self.lam:.2f})" if self.lam is not None else ""),
+                 f"  corrected by {self.corrected_method}" + (f" (lambda {self.lam:.2f})" if self.lam is not None else
+                                                              " (lambda tuned per coefficient)" if
+                                                              self.corrected_method.startswith("DSL") else ""),
                  f"  {'term':<24} {'naive':>26} {'gold only':>26} {'corrected':>26}"]
         rows = self.coefficients.to_pylist()
         for term in dict.fromkeys(r["term"] for r in rows):
@@ -551,13 +569,14 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
     gold_se = np.sqrt(np.diag(_sandwich(_gold_parts(d), family, gold_beta, len(y_hat))))
     if chosen == "ppi":
         corrected, corrected_se, used_lam = _ppi_estimate(d, family, lam, confidence)
-        label = "PPI++ (ppi-python)" if lam is None or lam > 0 else "PPI (ppi-python, lambda fixed)"
+        lams = None if used_lam is None else [used_lam] * len(terms)
+        label = "PPI++ (ppi-python)"
     else:
-        corrected, covariance, used_lam = dsl_estimate(d, family, lam)
-        corrected_se = np.sqrt(np.diag(covariance))
+        corrected, corrected_se, lams = dsl_estimate(d, family, lam)
+        used_lam = float(lams[0]) if np.allclose(lams, lams[0]) else None
         label = "DSL M-estimator (sandwich variance)"
     rows = (_rows(terms, "naive", naive, naive_se, confidence) + _rows(terms, "gold_only", gold_beta, gold_se, confidence)
-            + _rows(terms, "corrected", corrected, corrected_se, confidence))
+            + _rows(terms, "corrected", corrected, corrected_se, confidence, lams))
     notes = []
     if not equal:
         notes.append("unequal inclusion probabilities: gold images are weighted 1/pi")
@@ -688,5 +707,5 @@ def _mean_estimate(d: _Data, method: str, lam=None, confidence: float = 0.95) ->
         low, high = ppi_py.ppi_mean_ci(d.y_true, d.y_hat[d.gold], d.y_hat[unlabelled], alpha=1 - confidence, lam=lam)
         low, high = float(np.ravel(low)[0]), float(np.ravel(high)[0])
         return (low + high) / 2, (high - low) / (2 * z_value(confidence))
-    beta, covariance, _ = dsl_estimate(d, "gaussian", lam)
-    return float(beta[0]), float(np.sqrt(covariance[0, 0]))
+    beta, se, _ = dsl_estimate(d, "gaussian", lam)
+    return float(beta[0]), float(se[0])

@@ -142,7 +142,9 @@ test_that("corrected_glm() and corrected_prevalence() on the labelled corpus, in
   expect_s3_class(fit, "corrected_glm")
   tidied <- tidy(fit)
   expect_identical(names(tidied), c("term", "estimate", "std.error", "statistic", "p.value", "conf.low", "conf.high",
-                                    "method"))
+                                    "method", "lambda"))
+  corrected <- tidy(fit, method = "corrected")
+  expect_true(all(corrected$lambda >= 0 & corrected$lambda <= 1))
   expect_identical(unique(tidied$term), c("(Intercept)", "showsTRUE", "log(followers)"))
   expect_identical(levels(tidied$method), c("naive", "gold_only", "corrected"))
   expect_identical(nrow(tidy(fit, method = "corrected")), 3L)
