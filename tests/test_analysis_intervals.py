@@ -195,6 +195,17 @@ sys.modules["torch"] = None  # any import of torch now fails
 import imagesasdata.analysis.intervals, imagesasdata.analysis.calibration, imagesasdata.analysis.thresholds
 import imagesasdata.analysis.gold, imagesasdata.analysis.estimators, imagesasdata.analysis.finishing
 import imagesasdata.metrics
+# a labelled corpus on disk (label_corpus()'s folder) is read without the labelling module (which uses torch)
+import tempfile, pathlib, json
+import pyarrow as pa, pyarrow.parquet as pq
+folder = pathlib.Path(tempfile.mkdtemp())
+(folder / "shards").mkdir()
+(folder / "labelling.json").write_text(json.dumps({{"classes": ["a", "b"]}}))
+pq.write_table(pa.table({{"image_id": [f"i{{k}}" for k in range(30)], "path": [None] * 30,
+                          "predicted": ["a", "b"] * 15, "error": pa.array([None] * 30, pa.string())}}),
+               folder / "shards" / "shard-000000.parquet")
+sample = imagesasdata.analysis.gold.draw_gold_sample(str(folder), 12, strata="predicted")
+assert sample.num_rows == 12 and "torch" not in [m for m in sys.modules if sys.modules[m] is not None]
 print("ok")
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -30,6 +30,7 @@ from ..errors import ImagesAsDataError, did_you_mean, listing
 from ..tables import read_json, to_arrow, write_json, write_table
 
 SAMPLE_FILE = "sample.parquet"
+LABELLING_FILE = "labelling.json"  # labelling.DESCRIPTION: a label_corpus() folder
 DESIGN_FILE = "gold.json"
 SHEET_PREFIX = "coding_sheet_wave"
 ALLOCATIONS = ("proportional", "equal")
@@ -44,18 +45,22 @@ MIN_GOLD = 10  # fewer coded images than this cannot support an interval worth r
 def corpus_table(labels) -> tuple[pa.Table, list | None]:
     """(labelled corpus, classes or None): a Labelling, a labelling directory, a predict() table or its file.
     Raises ImagesAsDataError when there is no image_id column or an image_id repeats."""
-    from ..labelling import DESCRIPTION, Labelling, load_labelling
+    import pyarrow.parquet as pq
 
     classes = None
-    if isinstance(labels, Labelling):
+    if not isinstance(labels, (str, os.PathLike, pa.Table)) and hasattr(labels, "path") \
+            and (Path(labels.path) / LABELLING_FILE).exists():  # a Labelling (read here without importing torch)
         labels = labels.path
     if isinstance(labels, (str, os.PathLike)) and Path(labels).is_dir():
         folder = Path(labels)
-        if not (folder / DESCRIPTION).exists():
-            raise ImagesAsDataError(f"{folder} is not a labelling directory (no {DESCRIPTION}); pass the --out folder "
-                                    "of label_corpus, or a predictions table")
-        classes = read_json(folder / DESCRIPTION).get("classes")
-        table = load_labelling(folder).table
+        if not (folder / LABELLING_FILE).exists():
+            raise ImagesAsDataError(f"{folder} is not a labelling directory (no {LABELLING_FILE}); pass the --out "
+                                    "folder of label_corpus, or a predictions table")
+        classes = read_json(folder / LABELLING_FILE).get("classes")
+        shards = sorted((folder / "shards").glob("shard-*.parquet"))
+        if not shards:
+            raise ImagesAsDataError(f"{folder / 'shards'} holds no shards yet; run label_corpus() first")
+        table = pa.concat_tables([pq.read_table(f) for f in shards])
     else:
         table = to_arrow(labels)
     if "image_id" not in table.column_names:
