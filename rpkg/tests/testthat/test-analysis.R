@@ -197,3 +197,32 @@ test_that("a labelling made with a balanced fit says its metrics may not transfe
   expect_match(printed, "threshold 0.5")
   expect_null(label_corpus(fit, file.path(sample_data(), "new_images"), out = tempfile("labels"))$note)
 })
+
+test_that("corrected_glm() returns the engine's numbers in broom's shape (no fine-tune needed)", {
+  skip_if_no_engine()
+  set.seed(3)
+  n <- 1500
+  truth <- stats::rbinom(n, 1, 0.3)
+  corpus <- data.frame(image_id = paste0("img", seq_len(n)), z = stats::rnorm(n))
+  corpus$y <- 1 + 0.5 * truth + 0.3 * corpus$z + stats::rnorm(n)
+  corpus$protest <- ifelse(stats::runif(n) < ifelse(corpus$y > 1.5, 0.75, 0.95), truth, 1 - truth)
+  coded <- sample(n, 200)
+  gold <- data.frame(image_id = corpus$image_id[coded], protest = truth[coded])
+  fit <- corrected_glm(y ~ protest + z, corpus, gold, predicted = "protest")
+  expect_identical(fit$corrected_method, "DSL M-estimator (sandwich variance)")
+  expect_identical(glance(fit)$design, "simple random sample")
+  engine <- reticulate::import("imagesasdata.analysis.estimators", convert = FALSE)$corrected_glm(
+    "y ~ protest + z", engine_table(corpus), engine_table(gold), predicted = "protest")
+  rows <- as_tibble_engine(engine$coefficients)
+  expect_equal(tidy(fit)$estimate, rows$estimate, tolerance = 1e-12)
+  expect_equal(tidy(fit)$conf.low, rows$conf_low, tolerance = 1e-12)
+  expect_identical(as.character(tidy(fit)$method), rows$method)
+  # the naive fit is glm() on the predictions
+  naive <- stats::glm(y ~ protest + z, data = corpus)
+  expect_equal(tidy(fit, method = "naive")$estimate, unname(stats::coef(naive)), tolerance = 1e-8)
+  expect_error(corrected_glm(y ~ protest + w, corpus, gold, predicted = "protest"), class = "imagesasdata_error",
+               "'w', which the corpus does not have")
+  expect_error(corrected_glm(y ~ protest, corpus, gold[1:3, ], predicted = "protest"), class = "imagesasdata_error",
+               "has 3 coded images")
+  expect_error(tidy(fit, method = "best"), class = "imagesasdata_argument_error", "naive, gold_only, corrected")
+})
