@@ -60,7 +60,7 @@ corrected_glm <- function(formula, data, gold, predicted, family = c("gaussian",
   fit <- engine_call(
     estimators_engine()$corrected_glm, text, engine_table(data), arg_gold(gold, "gold"),
     predicted = as.list(arg_strings_vector(predicted, "predicted")), family = family, method = method,
-    lam = arg_number(lambda, "lambda", null = TRUE), confidence = arg_number(conf_level, "conf_level"),
+    lam = arg_share(lambda, "lambda", null = TRUE), confidence = arg_share(conf_level, "conf_level", open = TRUE),
     id = arg_string(id, "id")
   )
   field <- function(name) py_value(reticulate::py_get_attr(fit, name))
@@ -81,6 +81,19 @@ broom_shape <- function(table) {
                  std.error = table$std_error, statistic = table$statistic, p.value = table$p_value,
                  conf.low = table$conf_low, conf.high = table$conf_high,
                  method = factor(table$method, levels = c("naive", "gold_only", "corrected")), lambda = table$lambda)
+}
+
+# A share in [0, 1] (lambda), or a level strictly inside (0, 1) (conf_level), checked here so the error names the
+# R argument rather than the engine's.
+arg_share <- function(x, name, null = FALSE, open = FALSE) {
+  if (is.null(x) && null) return(NULL)
+  x <- arg_number(x, name, null = null)
+  ok <- if (open) x > 0 && x < 1 else x >= 0 && x <= 1
+  if (!ok) {
+    abort_argument(sprintf("`%s` must lie %s, not %s", name,
+                           if (open) "strictly between 0 and 1 (e.g. 0.95)" else "between 0 and 1", format(x)))
+  }
+  x
 }
 
 arg_strings_vector <- function(x, name) {
@@ -143,14 +156,24 @@ print.corrected_glm <- function(x, ...) {
   cat(sprintf("  corrected by %s%s\n", x$corrected_method,
               if (!is.null(x$lambda)) sprintf(" (lambda %.2f)", x$lambda)
               else if (startsWith(x$corrected_method, "DSL")) " (lambda tuned per coefficient)" else ""))
-  cells <- sprintf("%.3f [%.3f, %.3f]", x$coefficients$estimate, x$coefficients$conf.low, x$coefficients$conf.high)
-  table <- stats::reshape(data.frame(term = x$coefficients$term, method = as.character(x$coefficients$method),
-                                     cell = cells, stringsAsFactors = FALSE),
-                          idvar = "term", timevar = "method", direction = "wide")
-  names(table) <- sub("^cell\\.", "", names(table))
-  table <- table[c("term", intersect(c("naive", "gold_only", "corrected"), names(table)))]
-  rownames(table) <- NULL
-  print(table, row.names = FALSE, right = FALSE)
+  coefficients <- x$coefficients
+  cells <- sprintf("%.3f [%.3f, %.3f]", coefficients$estimate, coefficients$conf.low, coefficients$conf.high)
+  methods <- intersect(c("naive", "gold_only", "corrected"), as.character(coefficients$method))
+  terms <- unique(coefficients$term)
+  grid <- vapply(methods, function(m) cells[match(terms, coefficients$term[coefficients$method == m]) +
+                                              (which(coefficients$method == m)[1] - 1L)], character(length(terms)))
+  grid <- matrix(grid, nrow = length(terms), dimnames = list(terms, methods))
+  widths <- c(max(nchar(c("term", terms))), pmax(nchar(methods), apply(grid, 2, function(v) max(nchar(v)))))
+  if (sum(widths) + 2L * length(widths) <= getOption("width", 80L)) {
+    line <- function(values) cat("  ", paste(formatC(values, width = -widths), collapse = "  "), "\n", sep = "")
+    line(c("term", methods))
+    for (t in terms) line(c(t, grid[t, ]))
+  } else {
+    for (t in terms) {
+      cat(sprintf("  %s\n", t))
+      for (m in methods) cat(sprintf("    %-10s %s\n", m, grid[t, m]))
+    }
+  }
   cat(sprintf("  estimates [%g%% intervals]; tidy() for the table, autoplot() to compare the methods\n",
               100 * x$conf_level))
   for (note in x$notes) cat(sprintf("  note: %s\n", note))
@@ -224,8 +247,8 @@ corrected_prevalence <- function(data, gold, classes = NULL, by = NULL, use = c(
   result <- engine_call(
     estimators_engine()$corrected_prevalence, engine_table(data), arg_gold(gold, "gold"),
     classes = if (is.null(classes)) NULL else as.list(as.character(classes)), by = arg_string(by, "by", null = TRUE),
-    use = use, method = method, lam = arg_number(lambda, "lambda", null = TRUE),
-    confidence = arg_number(conf_level, "conf_level"), id = arg_string(id, "id")
+    use = use, method = method, lam = arg_share(lambda, "lambda", null = TRUE),
+    confidence = arg_share(conf_level, "conf_level", open = TRUE), id = arg_string(id, "id")
   )
   table <- as_tibble_engine(result)
   names(table) <- sub("^std_error$", "std.error", sub("^conf_(low|high)$", "conf.\\1", names(table)))

@@ -110,7 +110,7 @@ gold_metrics <- function(gold, classes = NULL, positive_class = NULL, conf_level
     gold_engine()$gold_metrics, arg_gold(gold, "gold"),
     classes = if (is.null(classes)) NULL else as.list(as.character(classes)),
     positive_class = arg_string(positive_class, "positive_class", null = TRUE),
-    confidence = arg_number(conf_level, "conf_level")
+    confidence = arg_share(conf_level, "conf_level", open = TRUE)
   )
   metric_tibble(as_tibble_engine(result))
 }

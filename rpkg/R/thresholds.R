@@ -38,7 +38,7 @@ choose_threshold <- function(fit, recall = NULL, precision = NULL, split = "val"
   choice <- engine_call(
     thresholds_engine()$choose_run_threshold, run_of(fit), recall = arg_number(recall, "recall", null = TRUE),
     precision = arg_number(precision, "precision", null = TRUE), split = arg_string(split, "split"),
-    calibrate = arg_flag(calibrate, "calibrate"), confidence = arg_number(conf_level, "conf_level")
+    calibrate = arg_flag(calibrate, "calibrate"), confidence = arg_share(conf_level, "conf_level", open = TRUE)
   )
   field <- function(name) py_value(reticulate::py_get_attr(choice, name))
   structure(list(

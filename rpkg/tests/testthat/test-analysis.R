@@ -225,4 +225,8 @@ test_that("corrected_glm() returns the engine's numbers in broom's shape (no fin
   expect_error(corrected_glm(y ~ protest, corpus, gold[1:3, ], predicted = "protest"), class = "imagesasdata_error",
                "has 3 coded images")
   expect_error(tidy(fit, method = "best"), class = "imagesasdata_argument_error", "naive, gold_only, corrected")
+  expect_error(corrected_glm(y ~ protest, corpus, gold, predicted = "protest", lambda = 2),
+               class = "imagesasdata_argument_error", "`lambda` must lie between 0 and 1")
+  expect_error(corrected_glm(y ~ protest, corpus, gold, predicted = "protest", conf_level = 95),
+               class = "imagesasdata_argument_error", "`conf_level` must lie strictly between 0 and 1")
 })
