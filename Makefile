@@ -17,9 +17,9 @@ FACENET := facenet-pytorch==2.6.0
 PY_STAMP := $(VENV)/.imagesasdata-installed
 APT_PACKAGES := python3 python3-venv python3-dev build-essential \
 	r-base-core r-base-dev r-cran-reticulate r-cran-ggplot2 r-cran-dplyr r-cran-tibble r-cran-tidyr \
-	r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 pandoc \
+	r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 r-cran-generics pandoc \
 	tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu fonts-dejavu-core
-R_PACKAGES := reticulate ggplot2 dplyr tibble tidyr testthat knitr rmarkdown roxygen2
+R_PACKAGES := reticulate ggplot2 dplyr tibble tidyr testthat knitr rmarkdown roxygen2 generics
 RUN_DIR ?= runs/demo
 # The real test images (ORL faces, the tweeted Rekognition examples): beside the checkout, or the project's shared
 # folder. Tests use them; `make test` fails rather than skips when they are missing.
@@ -103,12 +103,15 @@ vignettes: python-deps r-deps
 	  IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render(commandArgs(TRUE)[1], quiet = TRUE)' $$rmd || exit 1; \
 	done
 
-# CI: knit the first vignette at small settings (2 epochs, 64 px); fails if knitting fails.
+# CI: knit the first vignette and the corrected-regression one at small settings (64 px, few epochs, a gold sample
+# of 60); fails if knitting fails.
 vignette-ci: python-deps r-deps
 	@bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
 	@mkdir -p build/vignettes
 	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("vignettes/person-vs-others.Rmd", params = list(epochs = 2, image_size = 64), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
 	@test -s build/vignettes/person-vs-others.html && echo "knitted build/vignettes/person-vs-others.html"
+	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("vignettes/predicted-labels-regression.Rmd", params = list(epochs = 4, image_size = 64, gold_size = 60), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
+	@test -s build/vignettes/predicted-labels-regression.html && echo "knitted build/vignettes/predicted-labels-regression.html"
 
 benchmark: python-deps
 	$(PY) benchmarks/train_speed.py

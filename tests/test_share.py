@@ -79,10 +79,11 @@ def test_wilson_and_bootstrap_intervals():
 
     for successes, n in ((9, 10), (50, 60), (0, 12), (12, 12)):
         expected = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
-        assert iad.wilson_interval(successes, n) == pytest.approx((expected.low, expected.high), abs=1e-9)
+        assert [float(v) for v in iad.proportion_interval(successes, n)] == \
+            pytest.approx((expected.low, expected.high), abs=1e-9)
     confusion = pa.table({"truth": ["no", "no", "yes", "yes"], "predicted": ["no", "yes", "no", "yes"],
                           "count": [40, 10, 5, 45]})
-    table = {(r["metric"], r["class"]): r for r in iad.metrics_with_intervals(confusion, ["no", "yes"], "yes").to_pylist()}
+    table = {(r["metric"], r["class"]): r for r in iad.metrics_from_confusion(confusion, ["no", "yes"], "yes").to_pylist()}
     precision = table[("precision", "yes")]
     expected = binomtest(45, 55).proportion_ci(method="wilson")
     assert (precision["lower"], precision["upper"]) == pytest.approx((expected.low, expected.high))
@@ -129,5 +130,5 @@ def test_text_screening_video_frames_and_sharing_import_no_torch():
 
     probe = ("import sys, imagesasdata as iad; iad.ocr_text; iad.ocr_words; iad.screen_images; iad.coding_sheet; "
              "iad.screening_sheet; iad.video_frames; iad.video_summary; iad.share_corpus; iad.rejoin_shared; "
-             "iad.wilson_interval; print('torch' in sys.modules)")
+             "iad.proportion_interval; print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -6,9 +6,11 @@
 #' @param object A `cnn_fit` (or a `cnn_evaluation`, for `"confusion"` and `"misclassified"`).
 #' @param type `"curves"`: loss and accuracy by epoch, training against validation, with the kept epoch
 #'   marked (the book's Figures 7.4 and 7.5); `"confusion"`: a heatmap of the confusion matrix;
-#'   `"misclassified"`: a gallery of the misclassified images with their true and predicted labels.
-#' @param split For `"confusion"` and `"misclassified"`: which splits to show (default `"val"` for a fit, all for
-#'   an evaluation).
+#'   `"misclassified"`: a gallery of the misclassified images with their true and predicted labels;
+#'   `"calibration"`: the reliability diagram before and after temperature scaling ([cnn_calibration()]);
+#'   `"pr"` and `"roc"`: binary tasks' precision-recall and ROC curves ([cnn_thresholds()]).
+#' @param split For `"confusion"`, `"misclassified"`, `"calibration"`, `"pr"` and `"roc"`: which split to show
+#'   (default `"val"` for a fit, all for an evaluation).
 #' @param n For `"misclassified"`: show at most this many images, most confident mistakes first.
 #' @param ... Passed to [image_gallery()] for `"misclassified"`.
 #' @return A ggplot object.
@@ -20,13 +22,18 @@
 #' autoplot(fit)
 #' autoplot(fit, type = "confusion")
 #' autoplot(fit, type = "misclassified")
+#' autoplot(fit, type = "calibration")
 #' }
-autoplot.cnn_fit <- function(object, type = c("curves", "confusion", "misclassified"), split = "val", n = 16L, ...) {
+autoplot.cnn_fit <- function(object, type = c("curves", "confusion", "misclassified", "calibration", "pr", "roc"),
+                             split = "val", n = 16L, ...) {
   type <- match.arg(type)
   switch(type,
     curves = plot_curves(object),
     confusion = plot_confusion(cnn_confusion(object, split)),
-    misclassified = plot_misclassified(cnn_misclassified(object, split), n, ...)
+    misclassified = plot_misclassified(cnn_misclassified(object, split), n, ...),
+    calibration = plot_calibration(object, split),
+    pr = plot_curve(object, split, "pr"),
+    roc = plot_curve(object, split, "roc")
   )
 }
 

@@ -184,7 +184,7 @@ def _split_counts(table: pa.Table) -> dict | None:
 
 
 def _run_section(run) -> dict:
-    from ..measure.intervals import metrics_with_intervals
+    from ..measure.metrics import metrics_from_confusion
     from ..runs import as_run_directory
 
     run = as_run_directory(run)
@@ -194,7 +194,7 @@ def _run_section(run) -> dict:
     confusion = run.confusion
     for split in sorted(set(confusion["split"].to_pylist())):
         part = confusion.filter(pc.equal(confusion["split"], split))
-        for row in metrics_with_intervals(part, run.classes, run.positive_class).to_pylist():
+        for row in metrics_from_confusion(part, run.classes, run.positive_class).to_pylist():
             metrics.append({"split": split, **row})
     return {
         "run_id": description.get("run_id"), "created": description.get("created"), "status": run.status,
