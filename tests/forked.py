@@ -56,7 +56,7 @@ def wait_for(condition, process=None, timeout: float = 300, what: str = "the con
 
 def pause_at_epoch(epoch: int, gate: Path) -> None:
     """In a child: make the trainer wait before `epoch` until the file `gate` exists (the test opens it)."""
-    from imagesasdata.train.trainer import trainer as train
+    from imagesasdata.train import trainer as train
 
     original = train.Trainer.run_epoch
 

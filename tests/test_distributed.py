@@ -25,7 +25,7 @@ pytest.importorskip("moto")
 
 import imagesasdata as iad  # noqa: E402
 from imagesasdata.io import s3 as s3_io  # noqa: E402
-from imagesasdata.train.trainer import trainer as train_module  # noqa: E402
+from imagesasdata.train import trainer as train_module  # noqa: E402
 from imagesasdata.cli import main as cli_main  # noqa: E402
 from imagesasdata.errors import ImagesAsDataError  # noqa: E402
 from imagesasdata.io.tables import read_json, write_table  # noqa: E402

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 import imagesasdata as iad
-from imagesasdata.train.trainer import trainer as train_module
+from imagesasdata.train import trainer as train_module
 from imagesasdata.errors import ImagesAsDataError
 
 TINY = dict(image_size=64, epochs=2, progress=False, seed=0)

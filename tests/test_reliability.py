@@ -310,7 +310,7 @@ def test_a_run_killed_while_training_is_refused_unless_asked(tiny_faces, tmp_pat
 
 
 def _finetune_killed_after_epoch_1(data, out):
-    from imagesasdata.train.trainer import trainer as train
+    from imagesasdata.train import trainer as train
 
     original = train.Trainer._checkpoint
 

@@ -6,7 +6,7 @@ import pyarrow.compute as pc
 import pytest
 
 import imagesasdata as iad
-from imagesasdata.train.trainer import trainer as train_module
+from imagesasdata.train import trainer as train_module
 from imagesasdata.errors import ImagesAsDataError
 from imagesasdata.train.grids import expand_grid
 
