@@ -88,7 +88,7 @@ def test_wilson_and_bootstrap_intervals():
     expected = binomtest(45, 55).proportion_ci(method="wilson")
     assert (precision["lower"], precision["upper"]) == pytest.approx((expected.low, expected.high))
     f1 = table[("f1", "yes")]
-    assert f1["interval"] == "bootstrap" and f1["lower"] < f1["estimate"] < f1["upper"]
+    assert f1["interval"] == "percentile_bootstrap" and f1["lower"] < f1["estimate"] < f1["upper"]
     assert 0.05 < f1["upper"] - f1["lower"] < 0.3         # 100 images: several points either way
 
 

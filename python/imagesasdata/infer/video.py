@@ -37,7 +37,7 @@ FRAME_SCHEMA = pa.schema([
 
 def video_table(videos) -> pa.Table:
     """video_id, path for a folder of videos, a video file, a list of files, or a table with a path column."""
-    from ..data.table import PATH_COLUMN_GUESSES, absolute_path, relative_ids
+    from ..data.table import PATH_COLUMN_GUESSES, absolute_path, written_id
 
     if isinstance(videos, (str, os.PathLike)) and Path(videos).is_dir():
         folder = Path(videos)
@@ -52,13 +52,15 @@ def video_table(videos) -> pa.Table:
         if not videos:
             raise ImagesAsDataError("no video paths given")
         paths = [absolute_path(v) for v in videos]
-        return pa.table({"video_id": pa.array(relative_ids(paths), pa.string()), "path": pa.array(paths, pa.string())})
+        ids = [written_id(v) for v in videos]   # as image_table(): the path as written, the same in any call
+        return pa.table({"video_id": pa.array(ids, pa.string()), "path": pa.array(paths, pa.string())})
     table = to_arrow(videos)
     column = next((c for c in ("video_path", *PATH_COLUMN_GUESSES) if c in table.column_names), None)
     if column is None:
         raise ImagesAsDataError(f"no path column in the videos table (columns: {', '.join(table.column_names)})")
     paths = [absolute_path(p) for p in table[column].to_pylist()]
-    ids = [str(v) for v in table["video_id"].to_pylist()] if "video_id" in table.column_names else relative_ids(paths)
+    ids = [str(v) for v in table["video_id"].to_pylist()] if "video_id" in table.column_names \
+        else [written_id(p) for p in table[column].to_pylist()]
     return pa.table({"video_id": pa.array(ids, pa.string()), "path": pa.array(paths, pa.string())})
 
 
