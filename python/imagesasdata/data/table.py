@@ -182,6 +182,20 @@ def class_names(table: pa.Table) -> list[str]:
     return sorted({v for v in table["label"].to_pylist() if v is not None}, key=natural_key)
 
 
+def order_classes(classes, order=None) -> list[str]:
+    """The classes present in `order` (e.g. an R factor's levels) when given; it must name exactly these classes."""
+    if order is None:
+        return list(classes)
+    missing = [c for c in classes if c not in order]
+    extra = [c for c in order if c not in classes]
+    if missing or extra:
+        raise ImagesAsDataError(
+            f"class_order {list(order)} does not match the labels' classes {list(classes)}"
+            + (f": it lacks {listing(missing)}" if missing else "") + (f"; no image is labelled {listing(extra)}" if extra else "")
+            + ". Give every class that has images, once (in R: drop unused factor levels with droplevels())")
+    return list(order)
+
+
 def choose_positive_class(classes, positive_class=None):
     """The class whose precision/recall is reported in a binary task: as given, else 'positive', else the second."""
     if len(classes) != 2:
