@@ -10,18 +10,23 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # CI and the demo pin the torch build that lies on this machine's disk; pyproject.toml keeps broad ranges for users.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# The MTCNN face detector (weights in the wheel). Its metadata pins torch<2.3, torchvision<0.18, numpy<2 and
+# Pillow<10.3, which would replace our torch; it runs on the current ones (tests/test_faces.py), so it is installed
+# without its dependencies (those it imports, torch, torchvision, numpy, Pillow and requests, we install anyway).
+FACENET := facenet-pytorch==2.6.0
 PY_STAMP := $(VENV)/.imagesasdata-installed
 APT_PACKAGES := python3 python3-venv python3-dev build-essential \
 	r-base-core r-base-dev r-cran-reticulate r-cran-ggplot2 r-cran-dplyr r-cran-tibble r-cran-tidyr \
-	r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 pandoc
-R_PACKAGES := reticulate ggplot2 dplyr tibble tidyr testthat knitr rmarkdown roxygen2
+	r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 r-cran-generics pandoc \
+	tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu fonts-dejavu-core
+R_PACKAGES := reticulate ggplot2 dplyr tibble tidyr testthat knitr rmarkdown roxygen2 generics
 RUN_DIR ?= runs/demo
 # The real test images (ORL faces, the tweeted Rekognition examples): beside the checkout, or the project's shared
 # folder. Tests use them; `make test` fails rather than skips when they are missing.
 DATASETS ?= $(firstword $(abspath $(wildcard ../shared/datasets /work/shared/datasets)))
 export IMAGESASDATA_DATASETS ?= $(DATASETS)
 
-.PHONY: help install system-deps python-deps r-deps demo test test-python test-r check-r vignettes vignette-ci benchmark clean
+.PHONY: help install system-deps python-deps r-deps demo test test-python test-r check-r test-r-install vignettes vignette-ci benchmark clean
 
 help:
 	@echo "make demo        install everything, fine-tune on data/, print metrics, label new images"
@@ -50,6 +55,7 @@ $(PY_STAMP): pyproject.toml | system-deps
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PINS)
 	$(PIP) install -q -e '.[dev,ray]' $(TORCH_PINS)
+	$(PIP) install -q --no-deps $(FACENET)
 	@touch $@
 
 # R packages: Debian's r-cran-* when root on Debian (above); otherwise install.packages() for any missing.
@@ -69,7 +75,12 @@ test-python: python-deps
 	$(PY) -m pytest -q
 
 test-r: python-deps r-deps
-	@if [ -f rpkg/DESCRIPTION ]; then $(MAKE) --no-print-directory check-r vignette-ci; fi
+	@if [ -f rpkg/DESCRIPTION ]; then $(MAKE) --no-print-directory check-r vignette-ci test-r-install; fi
+
+# The install route of an R user without the Debian shortcut: the tarball into a fresh library, install_engine()
+# with no arguments into a fresh virtualenv (PyTorch included), then the README tour in a new R session.
+test-r-install: python-deps r-deps
+	bash rpkg/tools/install-route.sh $(abspath $(PY)) $(CURDIR) build/r
 
 # The R package: docs up to date, installed for library(imagesasdata), testthat against the real engine, then
 # R CMD check on the built tarball (no errors or warnings; its second test run skips the fine-tunes).
@@ -92,12 +103,15 @@ vignettes: python-deps r-deps
 	  IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render(commandArgs(TRUE)[1], quiet = TRUE)' $$rmd || exit 1; \
 	done
 
-# CI: knit the first vignette at small settings (2 epochs, 64 px); fails if knitting fails.
+# CI: knit the first vignette and the corrected-regression one at small settings (64 px, few epochs, a gold sample
+# of 60); fails if knitting fails.
 vignette-ci: python-deps r-deps
 	@bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
 	@mkdir -p build/vignettes
 	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("vignettes/person-vs-others.Rmd", params = list(epochs = 2, image_size = 64), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
 	@test -s build/vignettes/person-vs-others.html && echo "knitted build/vignettes/person-vs-others.html"
+	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("vignettes/predicted-labels-regression.Rmd", params = list(epochs = 4, image_size = 64, gold_size = 60), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
+	@test -s build/vignettes/predicted-labels-regression.html && echo "knitted build/vignettes/predicted-labels-regression.html"
 
 benchmark: python-deps
 	$(PY) benchmarks/train_speed.py

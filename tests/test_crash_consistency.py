@@ -29,7 +29,7 @@ from imagesasdata.io.locks import LOCK_FILE
 
 import forked
 OPTIONS = dict(image_size=32, epochs=2, learning_rate=0.01, seed=0, progress=False)
-RUN_FILES = {"model.json", "model.safetensors", "splits.parquet", "skipped.parquet", "history.parquet",
+RUN_FILES = {"model.json", "model.safetensors", "splits.parquet", "skipped.parquet", "history.parquet", "calibration.parquet",
              "metrics.parquet", "confusion.parquet", "predictions.parquet", LOCK_FILE}
 
 

@@ -86,7 +86,7 @@ def test_missing_labels_name_the_rows(orl_faces):
         "path": [str(orl_faces / "s1" / f"{k}.pgm") for k in range(1, 5)],
         "label": ["positive", None, "negative", float("nan")],
     }))
-    with pytest.raises(ImagesAsDataError, match=r"2 images have no label: row 2 \(2\.pgm\), row 4 \(4\.pgm\)"):
+    with pytest.raises(ImagesAsDataError, match=r"2 images have no label: row 2 \(.*/s1/2\.pgm\), row 4 \(.*/s1/4\.pgm\)"):
         check_labeled(table)
 
 
@@ -109,3 +109,20 @@ def test_positive_class_choice():
     assert choose_positive_class(["legend", "other"], "legend") == "legend"
     with pytest.raises(ImagesAsDataError, match="Did you mean 'legend'"):
         choose_positive_class(["legend", "other"], "legnd")
+
+
+def test_an_image_keeps_its_id_whatever_it_is_read_with(orl_faces, tmp_path):
+    """image_id does not depend on which other files come in the same call (batches of one corpus join)."""
+    three = [str(orl_faces / "s1" / f"{k}.pgm") for k in (1, 2, 3)]
+    everyone = sorted(str(p) for p in orl_faces.glob("s*/*.pgm"))
+    ids_three = dict(zip(three, image_table(three)["image_id"].to_pylist()))
+    ids_all = dict(zip(everyone, image_table(everyone)["image_id"].to_pylist()))
+    assert all(ids_three[p] == ids_all[p] == p for p in three)        # a list: the path as written
+    relative = ["s1/1.pgm", "s1/2.pgm"]
+    (tmp_path / "few.csv").write_text("path\n" + "\n".join(relative) + "\n")
+    (tmp_path / "many.csv").write_text("path\n" + "\n".join(relative + ["s2/1.pgm", "s3/7.pgm"]) + "\n")
+    for name in ("few.csv", "many.csv"):
+        table = image_table(tmp_path / name, root=orl_faces)
+        assert table["image_id"].to_pylist()[:2] == relative            # a table: the path as the table writes it
+    folder = image_table(orl_faces)
+    assert "s1/1.pgm" in folder["image_id"].to_pylist()                 # a folder: the path below it

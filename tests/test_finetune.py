@@ -243,3 +243,19 @@ def test_unknown_option_suggests_the_right_name(sample_data):
         iad.finetune(sample_data / "faces", lr=0.01)
     with pytest.raises(ImagesAsDataError, match="Did you mean 'learning_rate'"):
         iad.finetune(sample_data / "faces", learning_rte=0.01)
+
+
+def test_class_order_and_the_positive_class_follow_the_user(sample_data, tmp_path):
+    """R passes a factor's levels as class_order and its first level as the positive class (yardstick's event)."""
+    csv = pa.csv.read_csv(sample_data / "person_vs_others.csv")
+    table = csv.set_column(0, "path", pa.array([str(sample_data / p) for p in csv["path"].to_pylist()]))
+    run = iad.finetune(table, out=tmp_path / "run", class_order=["positive", "negative"], positive_class="positive",
+                       **TINY)
+    assert run.classes == ["positive", "negative"]
+    assert [c for c in run.predictions.column_names if c.startswith("prob_")] == ["prob_positive", "prob_negative"]
+    assert {r["class"] for r in run.metrics.to_pylist() if r["estimator"] == "binary" and r["metric"] != "accuracy"} \
+        == {"positive"}
+    with pytest.raises(ImagesAsDataError, match=r"class_order \['positive'\] does not match .* it lacks negative"):
+        iad.finetune(table, out=tmp_path / "bad", class_order=["positive"], **TINY)
+    with pytest.raises(ImagesAsDataError, match=r"no image is labelled maybe"):
+        iad.finetune(table, out=tmp_path / "bad", class_order=["positive", "negative", "maybe"], **TINY)

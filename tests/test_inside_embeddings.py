@@ -34,8 +34,11 @@ def cache_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def orl_embeddings(orl_files, cache_folder):
-    """200 faces of 20 people through the offline ImageNet EfficientNet-Lite0 (no fine-tuning), cached."""
-    return iad.image_embeddings(iad.image_table(orl_files), image_size=SIZE, cache=cache_folder, progress=False)
+    """200 faces of 20 people through the offline ImageNet EfficientNet-Lite0 (no fine-tuning), cached. The table
+    gives each image its id ("s3/4.pgm": person/photo), as a user's own table does."""
+    ids = ["/".join(f.split("/")[-2:]) for f in orl_files]
+    table = iad.image_table(pa.table({"image_id": ids, "path": orl_files}))
+    return iad.image_embeddings(table, image_size=SIZE, cache=cache_folder, progress=False)
 
 
 def test_embeddings_table(orl_embeddings):

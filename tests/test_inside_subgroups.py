@@ -1,5 +1,5 @@
 """Metrics by subgroup (issue 15, item 2): each group's metrics equal scikit-learn's on that group's images, the
-intervals are Wilson's (as scipy computes them) or a seeded bootstrap, the gap test rejects a gap that is real and
+intervals are the engine's — Wilson's or Clopper–Pearson's (as scipy computes them), or a seeded bootstrap — the gap test rejects a gap that is real and
 the same audit works for autotagger comparisons."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import imagesasdata as iad
 from imagesasdata.errors import ImagesAsDataError
 from imagesasdata.measure.metrics import classification_metrics
-from imagesasdata.measure.subgroups import estimates, wilson_interval
+from imagesasdata.measure.subgroups import estimates
 from inside_runs import faces_run
 
 
@@ -88,13 +88,24 @@ def test_binary_groups_match_scikit_learn(evaluated):
             assert row["estimate"] == pytest.approx(expected[key], abs=1e-12), (group, key)
 
 
-def test_wilson_intervals_are_scipys():
+@pytest.mark.parametrize("method, scipy_method, name", [("wilson", "wilson", "wilson"),
+                                                        ("exact", "exact", "clopper_pearson")])
+def test_group_intervals_are_scipys(evaluated, method, scipy_method, name):
     from scipy.stats import binomtest
 
-    for k, n in ((0, 10), (3, 10), (29, 30), (30, 30), (7, 13)):
-        reference = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-        assert wilson_interval(k, n) == pytest.approx((reference.low, reference.high), abs=1e-12)
-    assert np.isnan(wilson_interval(0, 0)).all()
+    predictions, metadata = evaluated
+    audit = iad.subgroup_metrics(predictions, metadata, "people", interval_method=method, confidence=0.9)
+    by_id = {r["image_id"]: r for r in predictions.to_pylist()}
+    for people in ("s1-s3", "s4-s6"):
+        ids = [i for i, g in zip(metadata["image_id"].to_pylist(), metadata["people"].to_pylist()) if g == people]
+        correct = sum(by_id[i]["label"] == by_id[i]["predicted"] for i in ids)
+        reference = binomtest(correct, len(ids)).proportion_ci(confidence_level=0.9, method=scipy_method)
+        row = next(r for r in audit.metrics.to_pylist() if r["group"] == people and r["metric"] == "accuracy")
+        assert (row["lower"], row["upper"]) == pytest.approx((reference.low, reference.high), abs=1e-9)
+        assert row["interval"] == name
+    assert audit.confidence == 0.9
+    with pytest.raises(ImagesAsDataError, match="between 0 and 1"):
+        iad.subgroup_metrics(predictions, metadata, "people", confidence=95)
 
 
 def test_fast_estimates_equal_the_metrics_table(evaluated):

@@ -90,8 +90,15 @@ def build_report():
     images = new_images + [broken]
     case("predictions", run.predict(images, progress=False),
          f'predict(imagesasdata::load_cnn("{run_dir}"), c({", ".join(repr(p) for p in images)}), type = "prob")')
-    for table in ("metrics", "history", "confusion", "predictions", "splits"):
+    for table in ("history", "confusion", "predictions", "splits"):
         case(f"run_{table}", getattr(run, table), f'imagesasdata::load_cnn("{run_dir}")${table}')
+    # A fit's metrics reach R in yardstick's shape (renamed and ordered once, by metric_tibble() in R)
+    metrics = run.metrics
+    yardstick = pa.table({".metric": metrics["metric"], ".estimator": metrics["estimator"],
+                          ".estimate": metrics["estimate"], "split": metrics["split"], "class": metrics["class"],
+                          "n": metrics["n"], ".lower": metrics["lower"], ".upper": metrics["upper"],
+                          "interval": metrics["interval"]})
+    case("run_metrics", yardstick, f'imagesasdata::load_cnn("{run_dir}")$metrics')
 
     # Straight through the bridge: every Arrow type, with None in every column, and zero rows.
     everything = pa.table({

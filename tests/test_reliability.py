@@ -329,7 +329,7 @@ def test_labelling_refuses_duplicate_images_and_a_stopped_job_blocks_nothing(two
     paths = sorted(str(p) for p in tiny_faces.rglob("*.pgm"))
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("path\n" + "\n".join(paths + [paths[3]]) + "\n")
-    with pytest.raises(ImagesAsDataError, match=r"lists 1 image\(s\) more than once: 's1/4.pgm' \(rows 4, 16\)"):
+    with pytest.raises(ImagesAsDataError, match=r"lists 1 image\(s\) more than once: '[^']*/s1/4.pgm' \(rows 4, 16\)"):
         iad.label_corpus(run, manifest, out=tmp_path / "labels", progress=False)
     assert not (tmp_path / "labels").exists()
     manifest.write_text("path\n" + "\n".join(paths) + "\n")

@@ -26,18 +26,29 @@ _PUBLIC = {
     "prepare.filters": ("filter_small",),
     "prepare.inventory": ("image_inventory",),
     "prepare.layout": ("split_images", "write_layout"),
+    "prepare.ocr": ("ocr_languages", "ocr_text", "ocr_words"),
+    "prepare.screening": ("coding_sheet", "screen_images", "screening_sheet"),
     "prepare.selection_sheets": ("add_coded_images", "read_selection_sheet", "write_selection_sheet"),
-    "measure.metrics": ("classification_metrics", "metrics_from_counts"),
+    "measure.metrics": ("classification_metrics", "metrics_from_confusion", "metrics_from_counts"),
     "measure.interpretation": ("Interpretation",),
+    "measure.intervals": ("proportion_interval",),
     "measure.subgroups": ("SubgroupAudit", "subgroup_metrics"),
     "explore.vectors": ("embedding_matrix", "embeddings_wide"),
     "explore.maps": ("embedding_clusters", "embedding_map", "nearest_images"),
     "explore.sheets": ("cluster_sheets",),
     "explore.selection": ("rank_for_labelling", "uncertainty_scores"),
+    "analysis.calibration": ("calibration_table",),
+    "analysis.estimators": ("CorrectedGLM", "corrected_glm", "corrected_prevalence"),
+    "analysis.gold": ("draw_gold_sample", "gold_metrics", "read_coding_sheet", "write_coding_sheet"),
+    "analysis.thresholds": ("choose_run_threshold", "choose_threshold", "run_threshold_curves", "threshold_curves"),
+    "measure.video": ("video_summary",),
     "model.backbones": ("BOOK_ARCHITECTURES", "create_backbone", "list_architectures"),
     "infer.run": ("Run", "load_run"),
     "infer.predict": ("evaluate", "predict"),
     "infer.labelling": ("label_corpus", "load_labelling", "read_manifest"),
+    "infer.faces": ("classify_faces", "crop_faces", "detect_faces", "face_counts", "face_crops"),
+    "infer.video": ("label_video", "video_frames"),
+    "infer.share": ("rejoin_shared", "share_corpus"),
     "infer.heatmaps": ("heatmap_layers", "heatmaps", "top_loss_heatmaps"),
     "infer.embeddings": ("image_embeddings",),
     "infer.selection": ("pool_predictions", "select_images"),
@@ -47,6 +58,7 @@ _PUBLIC = {
     "train.lr_find": ("lr_find",),
     "autotag": ("autotag_local", "compare_tags", "label_frequencies", "rekognition_celebrities", "rekognition_labels",
                 "tag_metrics_from_counts"),
+    "autotag.moderation": ("moderation_local", "rekognition_moderation"),
 }
 _WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
 
@@ -68,14 +80,15 @@ def __dir__():
 
 def sample_data() -> Path:
     """The folder of sample images shipped with the package (see its README.md for credits)."""
-    from importlib import resources
+    import importlib.util
 
-    try:
-        bundled = Path(str(resources.files("imagesasdata.sample_data")))
-        if (bundled / "faces").is_dir():
-            return bundled
-    except ModuleNotFoundError:
-        pass
+    # The wheel ships the images as the folder imagesasdata/sample_data (no __init__.py). Its location comes from
+    # the import system without importing it: importing would bind the name sample_data to the folder's module,
+    # hiding this function, and importlib.resources hands a namespace folder back as a MultiplexedPath.
+    spec = importlib.util.find_spec("imagesasdata.sample_data")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(folder) / "faces").is_dir():
+            return Path(folder)
     repository = Path(__file__).resolve().parents[2] / "data"
     if (repository / "faces").is_dir():
         return repository
@@ -100,6 +113,17 @@ __all__ = [
     "grid_summary", "load_grid", "lr_find", "tune", "tune_tasks",
     # labelling a large corpus (resumable shards; local or on Ray)
     "label_corpus", "load_labelling", "read_manifest",
+    # beyond one label per image: faces, text in images, a sensitive-content prescreen, video, sharing
+    "classify_faces", "crop_faces", "detect_faces", "face_counts", "face_crops",
+    "ocr_languages", "ocr_text", "ocr_words",
+    "coding_sheet", "moderation_local", "rekognition_moderation", "screen_images", "screening_sheet",
+    "label_video", "video_frames", "video_summary",
+    "rejoin_shared", "share_corpus",
+    # from predicted labels to defensible estimates: gold samples, calibration, thresholds, corrected estimation
+    "CorrectedGLM", "calibration_table", "choose_run_threshold", "choose_threshold", "corrected_glm",
+    "corrected_prevalence", "draw_gold_sample", "gold_metrics", "read_coding_sheet", "run_threshold_curves",
+    "threshold_curves", "write_coding_sheet",
+    "Interpretation", "metrics_from_confusion", "proportion_interval",
     # looking inside: heatmaps, subgroup audits, embeddings and maps, which images to label next
     "heatmap_layers", "heatmaps", "top_loss_heatmaps", "SubgroupAudit", "subgroup_metrics", "image_embeddings",
     "embedding_matrix", "embeddings_wide", "embedding_map", "embedding_clusters", "nearest_images", "cluster_sheets",

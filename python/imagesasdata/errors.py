@@ -32,3 +32,19 @@ def did_you_mean(name: str, choices) -> str:
     unique = list(dict.fromkeys(str(c) for c in choices))   # a name offered by two libraries is suggested once
     close = difflib.get_close_matches(str(name), unique, n=3, cutoff=0.6)
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def check_number(name: str, value, low, high=None, integer: bool = False) -> float:
+    """`value` as a float within [low, high], or an ImagesAsDataError naming the option."""
+    if isinstance(value, bool):
+        raise ImagesAsDataError(f"{name}={value!r} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ImagesAsDataError(f"{name}={value!r} is not a number") from None
+    if integer and not number.is_integer():
+        raise ImagesAsDataError(f"{name}={value!r} must be a whole number")
+    if not (number >= low) or (high is not None and number > high):
+        span = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ImagesAsDataError(f"{name}={value!r} must be {span}")
+    return number

@@ -1,12 +1,16 @@
 """The run directory, the unit of reproducibility: everything needed to explain and reload a model, in open formats.
 
     model.json          architecture, classes, positive class, preprocessing, hyperparameters, seed, versions,
-                        status and outcome, the SHA-256 of every training image and of the weights file
+                        status and outcome, the SHA-256 of every training image and of the weights file, the
+                        temperature fitted on the validation split ("calibration") and how the images were
+                        selected ("training_selection")
     model.safetensors   the kept (best-epoch) weights, written when training ends (complete, interrupted or
                         failed); its metadata repeats the run's id and classes
     splits.parquet      every image with its label and split
     history.parquet     epoch, split, loss, accuracy, learning_rate, seconds (spent training / validating)
-    metrics.parquet     split, metric, estimator, class, estimate, n
+    metrics.parquet     split, metric, estimator, class, estimate, n, lower, upper, interval (95% intervals)
+    calibration.parquet the same columns for ECE and Brier score before ("uncalibrated") and after ("temperature")
+                        temperature scaling (analysis/calibration.py)
     confusion.parquet   split, truth, predicted, count
     predictions.parquet validation (and test) predictions with class probabilities
     skipped.parquet     images left out as unreadable, with the reason
@@ -260,11 +264,16 @@ def write_finished(out: Path, table: pa.Table, targets, classes, positive_class,
         }
         columns.update({f"prob_{c}": pa.array(probabilities[:, i], pa.float64()) for i, c in enumerate(classes)})
         prediction_tables.append(pa.table(columns))
+    # Temperature scaling on the validation split, ECE/Brier before and after, how the images were selected.
+    from .analysis.finishing import finishing_analysis
+
+    analysed, calibration_metrics = finishing_analysis(description, table, targets, classes, positive_class, results)
+    write_table(calibration_metrics, out / "calibration.parquet")
     write_table(pa.concat_tables(metric_tables), out / "metrics.parquet")
     write_table(pa.concat_tables(confusion_tables), out / "confusion.parquet")
     write_table(pa.concat_tables(prediction_tables), out / "predictions.parquet")
     description.update(status=status, best_epoch=best_epoch, epochs_run=epochs_run, stopped_early=stopped_early,
-                       files={WEIGHTS: checksum},
+                       files={WEIGHTS: checksum}, **analysed,
                        finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     if error:
         description["error"] = error
@@ -381,6 +390,11 @@ class RunDirectory:
     @property
     def confusion(self) -> pa.Table:
         return self._table("confusion")
+
+    @property
+    def calibration(self) -> pa.Table:
+        """ECE and Brier score before and after temperature scaling, with intervals (calibration.parquet)."""
+        return self._table("calibration")
 
     @property
     def predictions(self) -> pa.Table:

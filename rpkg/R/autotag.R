@@ -148,7 +148,8 @@ arg_tags <- function(x, name) {
 #' @param tagger Which tagger's rows to use when the table holds several.
 #' @return A `tag_comparison`: `confusion` (a tibble: `truth` and `predicted` as factors negative/positive, `cell`
 #'   such as "true positive", `count`), `metrics` (accuracy, precision, recall, F1 of the positive class in
-#'   [cnn_metrics()]'s shape: `.metric`, `.estimator`, `.estimate`, `class`, `n`), `per_image` (each image's
+#'   [cnn_metrics()]'s shape: `.metric`, `.estimator`, `.estimate`, `class`, `n`, and the 95% interval `.lower`,
+#'   `.upper`, `interval`), `per_image` (each image's
 #'   `manual_label`, `truth`, `predicted`, `matched_tags` (a list column), `max_confidence`, `cell`), `excluded`
 #'   (`image_id`, `reason`), `positive_tags`, `manual_positive` and `min_confidence`. Print it for the book's 2x2
 #'   table; `autoplot()` draws the confusion matrix.
@@ -171,7 +172,7 @@ compare_tags <- function(tags, manual, positive, manual_positive = NULL, min_con
   classes <- c("negative", "positive")
   structure(list(
     confusion = as_tibble_engine(comparison$confusion, factors = c("truth", "predicted"), levels = classes),
-    metrics = yardstick_shape(as_tibble_engine(comparison$metrics)),
+    metrics = metric_tibble(as_tibble_engine(comparison$metrics), split = FALSE),
     per_image = as_tibble_engine(comparison$per_image, factors = c("truth", "predicted"), levels = classes),
     excluded = as_tibble_engine(comparison$excluded),
     positive_tags = as.character(unlist(py_value(comparison$positive_tags))),

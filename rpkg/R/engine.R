@@ -224,19 +224,23 @@ raise_engine_error <- function(error, call = NULL) {
 #' Install or update the imagesasdata Python engine
 #'
 #' Creates (or updates) a Python virtualenv holding the engine and its dependencies, in one call, the way
-#' `keras::install_keras()` does. Afterwards restart R: [engine_python()] finds the virtualenv by its name.
+#' `keras::install_keras()` does. With no arguments it installs the engine this R package carries (built with it,
+#' same version) into the virtualenv `"r-imagesasdata"`, where [engine_python()] finds it after a restart of R.
 #'
-#' What it runs: `reticulate::virtualenv_create(envname, python)` when the virtualenv does not exist yet, then
-#' `pip install --upgrade` of the pinned torch and torchvision builds and of the engine from `source`. It needs
-#' the Python package index (or a pip configured to find the packages elsewhere); nothing else is downloaded.
+#' Before anything is downloaded it says what pip will install and how much that is. PyTorch is the big part:
+#' the default build on Linux comes with NVIDIA's CUDA libraries (about 2.5 GB to download, 5.5 GB on disk); on a
+#' machine without an NVIDIA GPU, `torch_build = "cpu"` installs PyTorch's CPU-only build instead (about 200 MB,
+#' from PyTorch's own package index, https://download.pytorch.org/whl/cpu, which must then be reachable).
 #'
-#' @param source The engine's source: a checkout of the imagesasdata repository (the folder holding
-#'   `pyproject.toml`), or a wheel or source archive of it. Default: the `IMAGESASDATA_SOURCE` environment
-#'   variable, else the checkout this R package was installed from by `make install` / `make test`.
+#' @param source The engine to install: a wheel or source archive of it, or a checkout of the imagesasdata
+#'   repository (the folder holding `pyproject.toml`). Default: the `IMAGESASDATA_SOURCE` environment variable,
+#'   else the wheel this package carries, else the checkout it was installed from by `make install`.
 #' @param envname Name of the virtualenv (found by name later) or a path to one.
-#' @param python The Python used to create the virtualenv (default: reticulate's choice, e.g. `python3`).
+#' @param python The Python used to create the virtualenv (default: `python3` on the PATH).
 #' @param torch,torchvision pip requirements for PyTorch; the defaults are the versions the engine is tested
 #'   with. `NULL` leaves them to the engine's own (broader) requirements.
+#' @param torch_build `"default"` (the package index's build: with CUDA on Linux) or `"cpu"` (CPU only, much
+#'   smaller; from PyTorch's index).
 #' @param extras Optional engine extras, e.g. `"aws"` (Amazon Rekognition autotagger) or `"dedupe"`.
 #' @param pip_options Further options for `pip install`, e.g. `"--index-url=..."`.
 #' @return The path of the virtualenv's Python, invisibly.
@@ -244,31 +248,73 @@ raise_engine_error <- function(error, call = NULL) {
 #' @export
 #' @examples
 #' \dontrun{
-#' install_engine()                                      # from the checkout this package came from
-#' install_engine(source = "~/src/imagesasdata")         # from a checkout elsewhere
+#' install_engine()                              # the engine this package carries, with PyTorch
+#' install_engine(torch_build = "cpu")           # on a laptop without an NVIDIA GPU
+#' install_engine(source = "~/src/imagesasdata")  # a checkout elsewhere
 #' }
 install_engine <- function(source = NULL, envname = ENGINE_ENVNAME, python = NULL, torch = ENGINE_TORCH,
-                           torchvision = ENGINE_TORCHVISION, extras = character(), pip_options = character()) {
+                           torchvision = ENGINE_TORCHVISION, torch_build = c("default", "cpu"),
+                           extras = character(), pip_options = character()) {
   source <- engine_source(source)
   envname <- arg_string(envname, "envname")
-  if (!is.null(python)) python <- arg_string(python, "python")
+  torch_build <- match.arg(torch_build)
+  python <- if (is.null(python)) unname(Sys.which("python3")) else arg_string(python, "python")
+  if (!nzchar(python)) abort_argument("no python3 on the PATH: install Python 3.9 or later, or pass `python =`")
   extras <- as.character(extras)
   requirement <- if (length(extras)) sprintf("%s[%s]", source, paste(extras, collapse = ",")) else source
+  if (torch_build == "cpu") {
+    pip_options <- c(pip_options, "--index-url=https://download.pytorch.org/whl/cpu",
+                     "--extra-index-url=https://pypi.org/simple")
+  } else if (!nzchar(Sys.which("nvidia-smi")) && !identical(Sys.info()[["sysname"]], "Darwin")) {
+    message("No NVIDIA GPU was found on this machine: install_engine(torch_build = \"cpu\") installs PyTorch's ",
+            "CPU-only build instead (about 200 MB rather than several GB).")
+  }
   if (!reticulate::virtualenv_exists(envname)) {
     message("Creating the virtualenv ", envname)
     with_own_libpython(python, reticulate::virtualenv_create(envname, python = python, packages = NULL))
   }
   packages <- c(torch, torchvision, requirement)
-  message("Installing ", paste(packages, collapse = ", "))
   interpreter <- reticulate::virtualenv_python(envname)
+  plan <- with_own_libpython(interpreter, install_plan(interpreter, packages, c("--upgrade", pip_options)))
+  if (length(plan)) message(paste(plan, collapse = "\n"))
+  message("Installing ", paste(basename(packages), collapse = ", "))
   with_own_libpython(interpreter, reticulate::virtualenv_install(envname, packages = packages, ignore_installed = FALSE,
                                                                  pip_options = c("--upgrade", pip_options)))
-  message("The imagesasdata engine is installed in ", interpreter, ".\n",
-          if (reticulate::py_available(initialize = FALSE)) "Restart R to use it" else "",
-          if (!identical(envname, ENGINE_ENVNAME))
-            sprintf("\nTo use it, set IMAGESASDATA_PYTHON=%s before loading imagesasdata", interpreter) else "")
+  restart <- if (reticulate::py_available(initialize = FALSE)) "Restart R, then run" else "Next, run"
+  setting <- if (identical(envname, ENGINE_ENVNAME)) "" else
+    sprintf("Sys.setenv(IMAGESASDATA_PYTHON = \"%s\")   # this virtualenv is not the default one\n  ", interpreter)
+  message("The imagesasdata engine is installed in ", interpreter, ".\n", restart, ":\n  ", setting,
+          "library(imagesasdata); engine_available()")
   invisible(interpreter)
 }
+
+# What pip would install for `packages` into `python`'s environment and how much it is, as lines to show before
+# installing (pip's own dry run and installation report; sizes of files it would take from a local folder, and of
+# PyTorch's known builds). character() when pip cannot say (an old pip): the install then just goes ahead.
+install_plan <- function(python, packages, pip_options) {
+  report <- tempfile(fileext = ".json")
+  on.exit(unlink(report))
+  status <- suppressWarnings(system2(python, c("-m", "pip", "install", "--dry-run", "--quiet", "--report", shQuote(report),
+                                               pip_options, shQuote(packages)), stdout = FALSE, stderr = FALSE))
+  if (!identical(status, 0L) || !file.exists(report)) return(character())
+  summary <- system2(python, c("-c", shQuote(INSTALL_PLAN_SUMMARY), shQuote(report)), stdout = TRUE, stderr = FALSE)
+  if (!length(summary)) character() else summary
+}
+
+INSTALL_PLAN_SUMMARY <- "
+import json, os, sys, urllib.parse
+items = json.load(open(sys.argv[1]))['install']
+known = sum(os.path.getsize(p) for p in (urllib.parse.unquote(urllib.parse.urlparse(i['download_info']['url']).path)
+            for i in items if i['download_info']['url'].startswith('file:')) if os.path.exists(p))
+names = ', '.join(sorted(i['metadata']['name'] + ' ' + i['metadata']['version'] for i in items))
+print(f'pip will install {len(items)} packages: {names}.')
+cuda = [i for i in items if i['metadata']['name'].startswith('nvidia-')]
+if any(i['metadata']['name'] == 'torch' for i in items):
+    print('PyTorch with CUDA is about 2.5 GB to download and 5.5 GB on disk' if cuda else
+          'PyTorch without CUDA is about 200 MB to download')
+if known:
+    print(f'{known / 1e9:.1f} GB of it comes from files on this machine.')
+"
 
 # R puts its own LD_LIBRARY_PATH (/usr/lib/R/lib:/usr/lib/x86_64-linux-gnu:...) before a Python's RUNPATH. A Python
 # built with a shared libpython (pyenv, a source build) started from R then loads the system's libpython of
@@ -295,6 +341,10 @@ engine_source <- function(source) {
     source <- Sys.getenv("IMAGESASDATA_SOURCE", "")
     from <- "IMAGESASDATA_SOURCE"
     if (!nzchar(source)) {
+      source <- packaged_engine()
+      from <- "the engine this package carries"
+    }
+    if (!nzchar(source)) {
       source <- build_record()$source %||% ""
       from <- "the checkout this package was installed from"
     }
@@ -302,8 +352,9 @@ engine_source <- function(source) {
   source <- arg_string(source, "source")
   if (!nzchar(source)) {
     abort_argument(paste0(
-      "install_engine() needs the engine's source: install_engine(source = \"path/to/imagesasdata\") with the ",
-      "folder that holds pyproject.toml, a wheel or a source archive (or set IMAGESASDATA_SOURCE)"))
+      "install_engine() needs the engine's source and this installation of the package carries none: ",
+      "install_engine(source = \"path/to/imagesasdata\") with the folder that holds pyproject.toml, a wheel or a ",
+      "source archive (or set IMAGESASDATA_SOURCE)"))
   }
   source <- path.expand(source)
   archive <- grepl("\\.(whl|tar\\.gz|zip)$", source)
@@ -313,6 +364,13 @@ engine_source <- function(source) {
       source, from))
   }
   normalizePath(source)
+}
+
+# The engine wheel built into this package (inst/python), or "".
+packaged_engine <- function() {
+  folder <- system.file("python", package = "imagesasdata")
+  wheels <- if (nzchar(folder)) list.files(folder, pattern = "^imagesasdata-.*\\.whl$", full.names = TRUE) else character()
+  if (length(wheels)) wheels[[length(wheels)]] else ""
 }
 
 # reticulate::py_to_r() starts Python (reticulate's default one) before it evaluates its argument. When that

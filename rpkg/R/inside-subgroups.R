@@ -8,8 +8,9 @@
 #' accuracy, precision, recall and F1 with confidence intervals, the largest gap between groups and a permutation
 #' test of whether that gap exceeds chance (the book's sections 6 and 8.4).
 #'
-#' Intervals: Wilson score intervals for accuracy and for one class's precision and recall; percentile bootstrap
-#' intervals (images resampled within the group) for F1 and the averages over classes.
+#' Intervals are the engine's, as in [cnn_metrics()]: Wilson score intervals (or exact Clopper-Pearson ones) for
+#' accuracy and for one class's precision and recall; seeded percentile bootstrap intervals (the group's images
+#' resampled) for F1 and the averages over classes.
 #'
 #' @param x A `cnn_fit` (its validation and test predictions), a `cnn_evaluation`, a `tag_comparison`, or a data
 #'   frame with `image_id`, `label` and `predicted` columns.
@@ -20,6 +21,7 @@
 #' @param split For a `cnn_fit` or `cnn_evaluation`: keep only these splits.
 #' @param positive_class Binary tasks: the class whose precision, recall and F1 are reported.
 #' @param conf_level Confidence level of the intervals.
+#' @param interval_method `"wilson"` or `"exact"` (Clopper-Pearson): the interval of accuracy, precision and recall.
 #' @param bootstrap Resamples for the bootstrap intervals.
 #' @param permutations Shuffles of the group labels for the gap test.
 #' @param seed Seed of the bootstrap and the permutations.
@@ -38,23 +40,23 @@
 #' autoplot(audit)
 #' }
 subgroup_metrics <- function(x, metadata = NULL, group, by = "image_id", split = NULL, positive_class = NULL,
-                             conf_level = 0.95, bootstrap = 1000L, permutations = 2000L, seed = 0L, min_size = 5L) {
+                             conf_level = 0.95, interval_method = c("wilson", "exact"), bootstrap = 1000L,
+                             permutations = 2000L, seed = 0L, min_size = 5L) {
+  interval_method <- match.arg(interval_method)
   input <- subgroup_input(x, split, positive_class)
   audit <- engine_call(
     engine()$subgroup_metrics, engine_table(input$table),
     if (is.null(metadata)) NULL else arg_table(metadata, "metadata"), arg_strings(group, "group"),
     by = arg_string(by, "by"), truth = input$truth, predicted = "predicted",
     classes = if (is.null(input$classes)) NULL else as.list(input$classes), positive_class = input$positive,
-    confidence = arg_number(conf_level, "conf_level"), bootstrap = arg_count(bootstrap, "bootstrap"),
+    confidence = arg_share(conf_level, "conf_level", open = TRUE), interval_method = interval_method,
+    bootstrap = arg_count(bootstrap, "bootstrap"),
     permutations = arg_count(permutations, "permutations"), seed = arg_count(seed, "seed"),
     min_size = arg_count(min_size, "min_size")
   )
   metrics <- as_tibble_engine(audit$metrics)
   groups <- as.character(unlist(py_value(audit$groups)))
-  shaped <- yardstick_shape(metrics)
-  shaped$.lower <- metrics$lower
-  shaped$.upper <- metrics$upper
-  shaped$interval <- metrics$interval
+  shaped <- metric_tibble(metrics, split = FALSE)
   shaped <- tibble::as_tibble(c(as.list(metrics[unique(c(groups, "group"))]), as.list(shaped)))
   structure(list(metrics = shaped, gaps = as_tibble_engine(audit$gaps), excluded = as_tibble_engine(audit$excluded),
                  groups = groups, conf_level = py_value(audit$confidence), summary = py_value(audit$summary())),

@@ -24,8 +24,13 @@
 #'   AWS chain only.
 #' @param progress Show a progress bar.
 #' @param allow_unfinished Label with a fit whose training did not finish; refused by default.
+#' @param calibrate,threshold As in [predict.cnn_fit()]: apply the fit's temperature; a binary task's threshold.
+#'   Recorded with the labelling; a resumed labelling must use the same.
 #' @return A `cnn_labelling`: a list with `path`, `images`, `shards`, `shards_done`, `labelled` (by this call),
-#'   `unreadable`, `seconds`, `images_per_second`, `backend` and `complete`. [labelled_images()] reads the labels.
+#'   `unreadable`, `seconds`, `images_per_second`, `backend`, `complete`, `temperature` and `threshold` (as
+#'   applied, or `NULL`) and `note` (when the fit was trained on a balanced or rule-filtered set: its validation
+#'   metrics may not hold on this corpus, and a gold sample ([draw_gold_sample()]) measures what does).
+#'   [labelled_images()] reads the labels.
 #' @export
 #' @examplesIf engine_available()
 #' \donttest{
@@ -36,7 +41,7 @@
 label_corpus <- function(fit, manifest, out, backend = c("local", "ray"), shard_size = 1000L, batch_size = 32L,
                          device = "auto", precision = "auto", replicas = NULL, cpus_per_replica = NULL,
                          gpus_per_replica = NULL, max_shards = NULL, endpoint_url = NULL, progress = interactive(),
-                         allow_unfinished = FALSE) {
+                         allow_unfinished = FALSE, calibrate = FALSE, threshold = NULL) {
   if (!inherits(fit, "cnn_fit")) abort_argument("`fit` must be a cnn_fit from finetune_cnn() or load_cnn()")
   backend <- match.arg(backend)
   job <- engine_call(
@@ -48,7 +53,8 @@ label_corpus <- function(fit, manifest, out, backend = c("local", "ray"), shard_
     gpus_per_replica = arg_number(gpus_per_replica, "gpus_per_replica", null = TRUE),
     max_shards = arg_count(max_shards, "max_shards", null = TRUE),
     endpoint_url = arg_string(endpoint_url, "endpoint_url", null = TRUE), progress = arg_flag(progress, "progress"),
-    allow_unfinished = arg_flag(allow_unfinished, "allow_unfinished")
+    allow_unfinished = arg_flag(allow_unfinished, "allow_unfinished"), calibrate = arg_flag(calibrate, "calibrate"),
+    threshold = arg_number(threshold, "threshold", null = TRUE)
   )
   labelling_object(job, fit$classes)
 }
@@ -77,7 +83,8 @@ labelling_object <- function(job, classes) {
     shards = as.integer(field("shards")), shards_done = as.integer(field("shards_done")),
     labelled = as.integer(field("labelled")), unreadable = as.integer(field("unreadable")),
     seconds = as.double(field("seconds")), images_per_second = as.double(field("images_per_second")),
-    backend = as.character(field("backend")), complete = isTRUE(field("complete")), classes = classes
+    backend = as.character(field("backend")), complete = isTRUE(field("complete")), classes = classes,
+    temperature = field("temperature"), threshold = field("threshold"), note = field("note")
   ), class = "cnn_labelling")
 }
 
@@ -88,5 +95,8 @@ print.cnn_labelling <- function(x, ...) {
               if (x$complete) " (complete)" else " - run label_corpus() again to finish"))
   cat(sprintf("  this call: %d images labelled (%d unreadable) in %.1f s, %.1f images/s\n", x$labelled, x$unreadable,
               x$seconds, x$images_per_second))
+  if (!is.null(x$temperature)) cat(sprintf("  probabilities calibrated (temperature %.3g)\n", x$temperature))
+  if (!is.null(x$threshold)) cat(sprintf("  threshold %g\n", x$threshold))
+  print_note(x$note)
   invisible(x)
 }

@@ -9,30 +9,54 @@
 #'
 #' @param x A `cnn_fit` ([finetune_cnn()], [load_cnn()]) or a `cnn_evaluation` ([cnn_evaluate()]).
 #' @param split Keep only these splits (e.g. `"val"`, `"test"`); `NULL` keeps all.
-#' @return A tibble: `.metric` (accuracy, precision, recall, f1), `.estimator` (binary, multiclass, macro,
-#'   micro, macro_weighted, per_class), `.estimate`, `split`, `class` (the positive class, or the class of a
-#'   per_class row; `NA` otherwise) and `n` (the images the estimate rests on).
+#' @param calibration For a fit: also the expected calibration error (`ece`) and Brier score (`brier`) before
+#'   (`.estimator` `uncalibrated`) and after (`temperature`) temperature scaling (see [cnn_calibration()]).
+#' @return A tibble: `.metric` (accuracy, precision, recall, f1), `.estimator` (binary, multiclass, macro, micro,
+#'   macro_weighted, per_class), `.estimate`, `split`, `class` (the positive class, or the class of a per_class
+#'   row; `NA` otherwise), `n` (the images the estimate rests on), and its 95% interval: `.lower`, `.upper` and
+#'   `interval` (the method: `wilson` for accuracy, precision and recall, `percentile_bootstrap` for F1, the
+#'   averages and the calibration measures; `NA` where a ratio has nothing under it, e.g. no predicted positives).
 #' @export
 #' @examplesIf engine_available()
 #' \donttest{
 #' fit <- finetune_cnn(file.path(sample_data(), "faces"), epochs = 2, image_size = 64)
 #' cnn_metrics(fit, split = "val")
 #' }
-cnn_metrics <- function(x, split = NULL) {
-  keep_splits(result_table(x, "metrics"), split)
+cnn_metrics <- function(x, split = NULL, calibration = FALSE) {
+  metrics <- result_table(x, "metrics")
+  if (arg_flag(calibration, "calibration")) {
+    if (!inherits(x, "cnn_fit")) abort_argument("`calibration = TRUE` needs a cnn_fit (the run holds the calibration)")
+    if (is.null(x$calibration)) {
+      abort_argument("this fit has no calibration table: it was trained before calibration existed; train it again")
+    }
+    metrics <- rbind(metrics, x$calibration)
+  }
+  keep_splits(metrics, split)
 }
 
-# The engine's metrics table (metric, estimator, estimate, [split], class, n) in yardstick's shape: the one
-# conversion, used by fits, evaluations, grids and tag comparisons.
-yardstick_shape <- function(metrics) {
+# The engine's metrics table in yardstick's shape: .metric, .estimator, .estimate, [split], class, n, then the
+# interval (.lower, .upper, interval; NA for tables written before intervals existed). The one conversion: fits,
+# evaluations, grids, gold samples and tag comparisons all hold their metrics in this shape.
+metric_tibble <- function(metrics, split = TRUE) {
+  rows <- nrow(metrics)
+  column <- function(name, empty) if (name %in% names(metrics)) metrics[[name]] else rep(empty, rows)
   out <- tibble::tibble(.metric = metrics$metric, .estimator = metrics$estimator, .estimate = metrics$estimate)
-  if ("split" %in% names(metrics)) out$split <- metrics$split
-  out$class <- metrics$class
+  if (split) out$split <- column("split", NA_character_)
+  out$class <- column("class", NA_character_)
   out$n <- metrics$n
+  out$.lower <- column("lower", NA_real_)
+  out$.upper <- column("upper", NA_real_)
+  out$interval <- column("interval", NA_character_)
   out
 }
 
-# The metrics a person reads first, on one line ("accuracy 0.917, precision 0.800, ..."), written by the engine.
+# " [0.646, 0.985]", or "" without an interval.
+format_interval <- function(lower, upper, digits = 3L) {
+  if (is.null(lower) || is.null(upper)) return(rep("", max(1L, length(lower))))
+  ifelse(is.na(lower) | is.na(upper), "", sprintf(" [%.*f, %.*f]", digits, lower, digits, upper))
+}
+
+# The metrics a person reads first, on one line ("accuracy 0.917 [0.646, 0.985], ..."), written by the engine.
 headline_metrics <- function(metrics, split) {
   as.character(py_value(engine_call(bridge()$headline, engine_table(metrics), split)))
 }

@@ -15,6 +15,10 @@
 #'   refused by default.
 #' @param backend `"local"` (this R session's machine) or `"ray"` (the Ray cluster in `RAY_ADDRESS`, or one started
 #'   here; same answers). For a whole corpus, [label_corpus()] writes resumable shards instead.
+#' @param calibrate Divide the logits by the temperature fitted on the validation split when the model was trained
+#'   (see [cnn_calibration()]), so the probabilities are calibrated; the predicted classes do not change.
+#' @param threshold Binary tasks: call an image positive when the positive class's probability is at least this
+#'   (default `NULL`: the most probable class, i.e. 0.5). [choose_threshold()] finds one for a target recall.
 #' @param ... Not used.
 #' @return A tibble with one row per image, in the order given: `image_id`, `path` (absolute), `predicted` (a
 #'   factor with the fit's classes as levels), for `type = "prob"` `prob_<class>` for every class, and `error`
@@ -28,7 +32,8 @@
 #' }
 predict.cnn_fit <- function(object, new_data, type = c("class", "prob"), batch_size = 32L, device = "auto",
                             precision = "auto", num_workers = NULL, progress = interactive(),
-                            backend = c("local", "ray"), allow_unfinished = FALSE, ...) {
+                            backend = c("local", "ray"), allow_unfinished = FALSE, calibrate = FALSE,
+                            threshold = NULL, ...) {
   type <- match.arg(type)
   backend <- match.arg(backend)
   result <- engine_call(
@@ -36,7 +41,8 @@ predict.cnn_fit <- function(object, new_data, type = c("class", "prob"), batch_s
     batch_size = arg_count(batch_size, "batch_size"), device = arg_string(device, "device"),
     precision = arg_string(precision, "precision"), num_workers = arg_count(num_workers, "num_workers", null = TRUE),
     progress = arg_flag(progress, "progress"), backend = backend,
-    allow_unfinished = arg_flag(allow_unfinished, "allow_unfinished")
+    allow_unfinished = arg_flag(allow_unfinished, "allow_unfinished"), calibrate = arg_flag(calibrate, "calibrate"),
+    threshold = arg_number(threshold, "threshold", null = TRUE)
   )
   predictions <- as_tibble_engine(result, factors = "predicted", levels = object$classes)
   if (type == "class") predictions <- predictions[c("image_id", "path", "predicted", "error")]
@@ -54,13 +60,13 @@ predict.cnn_fit <- function(object, new_data, type = c("class", "prob"), batch_s
 #' @param positive_class In a binary task, the class whose precision, recall and F1 are reported (default: the
 #'   fit's).
 #' @param split Name given to this evaluation in the `split` column of its tables.
-#' @return A `cnn_evaluation`: a list with `metrics` (as [cnn_metrics()]), `confusion` (as [cnn_confusion()]) and
+#' @return A `cnn_evaluation`: a list with `metrics` (as [cnn_metrics()], with 95% intervals), `confusion` (as [cnn_confusion()]) and
 #'   `predictions` (one row per image with `label`, `predicted`, the probabilities and `error`). [cnn_metrics()],
 #'   [cnn_confusion()], [cnn_misclassified()] and [autoplot()] accept it.
 #' @export
 cnn_evaluate <- function(object, data, label = NULL, path = NULL, positive_class = NULL, split = "evaluation",
                          batch_size = 32L, device = "auto", precision = "auto", num_workers = NULL,
-                         progress = interactive(), allow_unfinished = FALSE) {
+                         progress = interactive(), allow_unfinished = FALSE, calibrate = FALSE, threshold = NULL) {
   if (!inherits(object, "cnn_fit")) abort_argument("`object` must be a cnn_fit from finetune_cnn() or load_cnn()")
   evaluation <- engine_call(
     engine()$evaluate, run_of(object), arg_images(data, "data"),
@@ -68,12 +74,13 @@ cnn_evaluate <- function(object, data, label = NULL, path = NULL, positive_class
     positive_class = arg_string(positive_class, "positive_class", null = TRUE), split = arg_string(split, "split"),
     batch_size = arg_count(batch_size, "batch_size"), device = arg_string(device, "device"),
     precision = arg_string(precision, "precision"), num_workers = arg_count(num_workers, "num_workers", null = TRUE),
-    progress = arg_flag(progress, "progress"), allow_unfinished = arg_flag(allow_unfinished, "allow_unfinished")
+    progress = arg_flag(progress, "progress"), allow_unfinished = arg_flag(allow_unfinished, "allow_unfinished"),
+    calibrate = arg_flag(calibrate, "calibrate"), threshold = arg_number(threshold, "threshold", null = TRUE)
   )
   labels <- c("label", "predicted", "truth")
   structure(list(
     classes = object$classes,
-    metrics = yardstick_shape(as_tibble_engine(evaluation$metrics)),
+    metrics = metric_tibble(as_tibble_engine(evaluation$metrics)),
     confusion = as_tibble_engine(evaluation$confusion, factors = labels, levels = object$classes),
     predictions = as_tibble_engine(evaluation$predictions, factors = labels, levels = object$classes)
   ), class = "cnn_evaluation")

@@ -131,7 +131,8 @@ new_cnn_fit <- function(run) {
     classes = as.character(unlist(description$classes)),
     positive_class = description$positive_class,
     description = description,
-    history = tables$history, metrics = if (is.null(tables$metrics)) NULL else yardstick_shape(tables$metrics),
+    history = tables$history, metrics = if (is.null(tables$metrics)) NULL else metric_tibble(tables$metrics),
+    calibration = if (is.null(tables$calibration)) NULL else metric_tibble(tables$calibration),
     confusion = tables$confusion,
     predictions = tables$predictions, splits = tables$splits, skipped = tables$skipped
   )
@@ -172,9 +173,11 @@ print.cnn_fit <- function(x, ...) {
       cat(sprintf("  %-4s %s\n", split, headline_metrics(x$metrics, split)))
     }
   }
+  calibration_line(x)
   if (!is.null(x$skipped) && nrow(x$skipped)) {
     cat(sprintf("  %d unreadable images were left out (see fit$skipped)\n", nrow(x$skipped)))
   }
+  print_note(d$training_selection$note)
   cat(sprintf("  run directory: %s\n", x$path))
   invisible(x)
 }

@@ -28,7 +28,8 @@
 #'   trials on one card.
 #' @param progress Show progress (default: only in an interactive session).
 #' @return A `cnn_grid`: `results` (a tibble, one row per configuration: `config_id`, the grid's options,
-#'   `best_epoch`, `val_accuracy`, `val_precision`, `val_recall`, `val_f1`, `val_loss`, `seconds`, `status`),
+#'   `best_epoch`, `val_accuracy`, `val_precision`, `val_recall`, `val_f1`, `val_loss`, `seconds`, `status`, then
+#'   the 95% interval of each validation metric, `val_<metric>_lower` and `val_<metric>_upper`),
 #'   `history` (every epoch of every configuration; see [cnn_history()]), `best_config`, `parameters` (the grid's
 #'   option names), `test_metrics` (as [cnn_metrics()], or `NULL` without a test split) and `path`. Print it for
 #'   the chosen configuration; [best_cnn()] gives its fitted model, `autoplot()` the training curves of all.
@@ -126,7 +127,7 @@ new_cnn_grid <- function(grid, select_on) {
     parameters = as.character(unlist(py_value(grid$parameters))),
     select_on = select_on,
     test_metrics = if (inherits(test, "python.builtin.NoneType")) NULL
-                   else yardstick_shape(as_tibble_engine(test))
+                   else metric_tibble(as_tibble_engine(test))
   ), class = "cnn_grid")
   grid_object$cache <- new.env(parent = emptyenv())
   grid_object$cache$grid <- grid
@@ -146,14 +147,18 @@ print.cnn_grid <- function(x, ...) {
               x$select_on))
   settings <- vapply(x$parameters, function(p) format(best[[p]][[1]]), character(1))
   cat(sprintf("  best: %s (%s)\n", x$best_config, paste(sprintf("%s = %s", x$parameters, settings), collapse = ", ")))
-  cat(sprintf("  val  accuracy %.3f, precision %.3f, recall %.3f, f1 %.3f, loss %.3f (epoch %s)\n",
-              best$val_accuracy, best$val_precision, best$val_recall, best$val_f1, best$val_loss,
+  shown <- vapply(c("accuracy", "precision", "recall", "f1"), function(m) {
+    sprintf("%s %.3f%s", m, best[[paste0("val_", m)]],
+            format_interval(best[[paste0("val_", m, "_lower")]], best[[paste0("val_", m, "_upper")]]))
+  }, character(1))
+  cat(sprintf("  val  %s, loss %.3f (epoch %s)\n", paste(shown, collapse = ", "), best$val_loss,
               format(best$best_epoch)))
   if (!is.null(x$test_metrics)) {
     metrics <- x$test_metrics
     rows <- metrics[metrics$.estimator %in% c("binary", "multiclass", "macro"), ]
     labels <- ifelse(rows$.estimator == "macro", paste(rows$.metric, "(macro)"), rows$.metric)
-    cat(sprintf("  test %s\n", paste(sprintf("%s %.3f", labels, rows$.estimate), collapse = ", ")))
+    cat(sprintf("  test %s\n", paste(sprintf("%s %.3f%s", labels, rows$.estimate, format_interval(rows$.lower, rows$.upper)),
+                                     collapse = ", ")))
   }
   unfinished <- sum(x$results$status != "complete", na.rm = TRUE)
   if (unfinished) cat(sprintf("  %d configurations did not finish (see $results$status)\n", unfinished))
@@ -191,9 +196,10 @@ best_cnn <- function(grid) {
 #'
 #' @param grids A `cnn_grids` from [tune_tasks_cnn()], a named list of `cnn_grid`s, or one `cnn_grid`.
 #' @param task For one `cnn_grid`: the task's name in the table.
-#' @return `grid_summary()`: a tibble with `task`, `accuracy`, `f1`, `precision`, `recall`, the grid's options and
-#'   `test_<metric>` columns when tested. `format_grid_summary()`: a data frame of text with the book's column
-#'   names (Task, Accuracy, F1, Precision, Recall, Learning rate, Momentum, Batch size) and percentages.
+#' @return `grid_summary()`: a tibble with `task`, `accuracy`, `f1`, `precision`, `recall`, the grid's options,
+#'   `test_<metric>` columns when tested, then each metric's 95% interval (`<metric>_lower`, `<metric>_upper`).
+#'   `format_grid_summary()`: a data frame of text with the book's column names (Task, Accuracy, F1, Precision,
+#'   Recall, Learning rate, Momentum, Batch size) and percentages, then one "95% CI" column per metric.
 #' @export
 #' @examplesIf engine_available()
 #' \donttest{
@@ -223,7 +229,21 @@ format_grid_summary <- function(summary, digits = 1L) {
   plain <- function(x) ifelse(is.na(x), "", format(x, scientific = FALSE, drop0trailing = TRUE, trim = TRUE))
   book_names <- c(task = "Task", accuracy = "Accuracy", f1 = "F1", precision = "Precision", recall = "Recall",
                   learning_rate = "Learning rate", momentum = "Momentum", batch_size = "Batch size")
+  label_of <- function(name) {
+    label <- unname(ifelse(name %in% names(book_names), book_names[name], sentence_case(name)))
+    sub("^Test f1$", "Test F1", label)
+  }
   metrics <- c("accuracy", "f1", "precision", "recall")
+  # each metric's interval as one text column after the book's columns, e.g. "Accuracy 95% CI": "64.6-98.5%"
+  with_interval <- sub("_lower$", "", grep("_lower$", names(summary), value = TRUE))
+  intervals <- lapply(with_interval, function(metric) {
+    lower <- summary[[paste0(metric, "_lower")]]
+    upper <- summary[[paste0(metric, "_upper")]]
+    ifelse(is.na(lower) | is.na(upper), "",
+           sprintf(paste0("%.", digits, "f-%.", digits, "f%%"), 100 * lower, 100 * upper))
+  })
+  names(intervals) <- paste(label_of(with_interval), "95% CI")
+  summary <- summary[!grepl("_(lower|upper)$", names(summary))]
   out <- lapply(names(summary), function(name) {
     values <- summary[[name]]
     is_metric <- name %in% metrics || grepl("^test_(accuracy|f1|precision|recall)$", name)
@@ -231,9 +251,8 @@ format_grid_summary <- function(summary, digits = 1L) {
     else if (is.numeric(values)) vapply(values, plain, character(1))
     else ifelse(is.na(values), "", as.character(values))
   })
-  labels <- ifelse(names(summary) %in% names(book_names), book_names[names(summary)], sentence_case(names(summary)))
-  labels <- sub("^Test f1$", "Test F1", labels)
-  out <- as.data.frame(stats::setNames(out, labels), check.names = FALSE, stringsAsFactors = FALSE)
+  out <- as.data.frame(c(stats::setNames(out, label_of(names(summary))), intervals), check.names = FALSE,
+                       stringsAsFactors = FALSE)
   out
 }
 

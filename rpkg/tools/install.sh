@@ -8,6 +8,10 @@ python=$1 source=$2 build=$3
 here=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$here/inst" "$build"
 printf 'Python: %s\nSource: %s\n' "$python" "$source" > "$here/inst/engine.dcf"
+# The package carries the engine it was built with, as a wheel: install_engine() with no arguments installs it.
+rm -rf "$here/inst/python" && mkdir -p "$here/inst/python"
+"$python" -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation -w "$here/inst/python" "$source" \
+  >"$build/wheel.log" 2>&1 || { cat "$build/wheel.log"; exit 1; }
 rm -f "$build"/imagesasdata_*.tar.gz
 (cd "$build" && R CMD build --no-build-vignettes --no-manual "$here" >/dev/null)
 tarball=$(ls "$build"/imagesasdata_*.tar.gz)

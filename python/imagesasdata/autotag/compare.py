@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
-from ..measure.metrics import confusion_table, metric_value, metrics_from_counts
+from ..errors import check_number, did_you_mean, ImagesAsDataError, listing
+from ..measure.metrics import confusion_table, metric_interval, metric_value, metrics_from_counts
 from ..io.tables import to_arrow
-from .inputs import check_number
 from .tables import tag_columns
 
 CLASSES = ("negative", "positive")
@@ -47,6 +46,10 @@ class TagComparison:
     def metric(self, name: str) -> float:
         return metric_value(self.metrics, name, "binary")
 
+    def _interval(self, name: str) -> str:
+        lower, upper = metric_interval(self.metrics, name, "binary")
+        return "none" if lower is None else f"{lower:.1%}–{upper:.1%}"
+
     def by_group(self, metadata, group, *, by: str = "image_id", **options):
         """The same comparison for each group of images (gender, skin tone, account type, …): a SubgroupAudit
         (measure.subgroups.subgroup_metrics) of the per-image decisions joined to `metadata` by `by`."""
@@ -66,6 +69,8 @@ class TagComparison:
             f"  not tagged     {self.count('false negative'):>12}   {self.count('true negative'):>12}",
             f"  accuracy {self.metric('accuracy'):.1%}  precision {self.metric('precision'):.1%}  "
             f"recall {self.metric('recall'):.1%}  F1 {self.metric('f1'):.1%}",
+            "  95% intervals: " + ", ".join(f"{name} {self._interval(name)}" for name in ("accuracy", "precision",
+                                                                                        "recall", "f1")),
         ]
         return "\n".join(lines)
 

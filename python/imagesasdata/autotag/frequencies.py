@@ -8,7 +8,7 @@ from collections import defaultdict
 import pyarrow as pa
 
 from ..io.tables import to_arrow
-from .inputs import check_number
+from ..errors import check_number
 from .tables import tag_columns
 
 FREQUENCY_SCHEMA = pa.schema([

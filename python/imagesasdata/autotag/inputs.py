@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError
 from ..io.images import sha256_file, unusable_file
 
 
@@ -35,19 +34,3 @@ def hash_files(paths) -> tuple[list, dict]:
 
     results = map_in_threads(digest, paths)
     return [sha for sha, _ in results], {i: reason for i, (_, reason) in enumerate(results) if reason}
-
-
-def check_number(name: str, value, low, high=None, integer: bool = False) -> float:
-    """`value` as a float within [low, high], or an ImagesAsDataError naming the option."""
-    if isinstance(value, bool):
-        raise ImagesAsDataError(f"{name}={value!r} is not a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ImagesAsDataError(f"{name}={value!r} is not a number") from None
-    if integer and not number.is_integer():
-        raise ImagesAsDataError(f"{name}={value!r} must be a whole number")
-    if not (number >= low) or (high is not None and number > high):
-        span = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ImagesAsDataError(f"{name}={value!r} must be {span}")
-    return number

@@ -68,7 +68,8 @@ def autotag_local(images, *, top_k: int = 5, min_confidence: float = 0.0, batch_
     from tqdm.auto import tqdm
 
     from ..model.inference import batch_ranges, predict_paths
-    from .inputs import check_number, hash_files, image_inputs
+    from ..errors import check_number
+    from .inputs import hash_files, image_inputs
 
     top_k = int(check_number("top_k", top_k, 1, len(imagenet_categories()), integer=True))
     min_confidence = check_number("min_confidence", min_confidence, 0, 100)

@@ -25,8 +25,8 @@ from typing import Callable
 
 import pyarrow as pa
 
-from ..errors import BadImageError, ImagesAsDataError
-from .inputs import check_number, hash_files, image_inputs
+from ..errors import BadImageError, check_number, ImagesAsDataError
+from .inputs import hash_files, image_inputs
 from .payload import prepare_image
 from .responses import ResponseCache
 from .tables import (CELEBRITY_SCHEMA, LABEL_SCHEMA, MalformedResponse, celebrity_rows, check_celebrities_response,

@@ -64,6 +64,9 @@ def add_commands(subparsers) -> None:
     groups.add_argument("--truth", default="label", help="column of true labels (default: label)")
     groups.add_argument("--predicted", default="predicted", help="column of predictions (default: predicted)")
     groups.add_argument("--positive-class", help="binary tasks: the class whose precision/recall/F1 are reported")
+    groups.add_argument("--confidence", type=float, default=0.95, help="interval level (default: 0.95)")
+    groups.add_argument("--interval-method", default="wilson", choices=["wilson", "exact"],
+                        help="interval of accuracy, precision and recall (default: wilson; exact: Clopper-Pearson)")
     groups.add_argument("--permutations", type=int, default=2000, help="shuffles for the gap test (default: 2000)")
     groups.add_argument("--min-size", type=int, default=5, help="smallest group in the gap test (default: 5)")
     groups.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the permutations")
@@ -181,6 +184,7 @@ def run_subgroups(args) -> int:
         predictions = predictions.filter(pc.equal(predictions["split"], args.split))
     audit = subgroup_metrics(predictions, args.metadata, args.group, by=args.by, truth=args.truth,
                              predicted=args.predicted, classes=classes, positive_class=args.positive_class,
+                             confidence=args.confidence, interval_method=args.interval_method,
                              permutations=args.permutations, min_size=args.min_size, seed=args.seed)
     print(audit.summary())
     if args.out:

@@ -51,6 +51,10 @@ def add_commands(subparsers) -> None:
     label.add_argument("--allow-unfinished", action="store_true",
                        help="label with a run that did not finish training (refused by default)")
     label.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    label.add_argument("--calibrate", action="store_true",
+                       help="apply the temperature fitted on the validation split (calibrated probabilities)")
+    label.add_argument("--threshold", type=float,
+                       help="binary tasks: positive when the positive class's probability is at least this")
     label.set_defaults(handler=run_label)
 
 
@@ -66,7 +70,8 @@ def run_label(args) -> int:
         batch_size=args.batch_size, device=args.device, precision=args.precision, num_workers=args.num_workers,
         replicas=args.replicas, gpus_per_replica=args.gpus_per_replica, cpus_per_replica=args.cpus_per_replica,
         max_shards=args.max_shards, path=args.path, image_id=args.image_id, endpoint_url=args.endpoint_url,
-        allow_unfinished=args.allow_unfinished, progress=not args.no_progress,
+        allow_unfinished=args.allow_unfinished, progress=not args.no_progress, calibrate=args.calibrate,
+        threshold=args.threshold,
     )
     print(result)
     return 0

@@ -72,11 +72,17 @@ def add_inference_options(parser) -> None:
     parser.add_argument("--num-workers", type=int, help="threads decoding images (default: one per core, up to 8)")
     parser.add_argument("--allow-unfinished", action="store_true",
                         help="use a run that did not finish training (killed, interrupted or failed; refused by default)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="apply the temperature fitted on the validation split (calibrated probabilities)")
+    parser.add_argument("--threshold", type=float,
+                        help="binary tasks: positive when the positive class's probability is at least this "
+                             "(default: the most probable class; see `imagesasdata thresholds`)")
 
 
 def inference_options(args) -> dict:
     return dict(batch_size=args.batch_size, device=args.device, precision=args.precision,
-                num_workers=args.num_workers, allow_unfinished=args.allow_unfinished, progress=not args.no_progress)
+                num_workers=args.num_workers, allow_unfinished=args.allow_unfinished, progress=not args.no_progress,
+                calibrate=args.calibrate, threshold=args.threshold)
 
 
 def run_finetune(args) -> int:

@@ -35,7 +35,9 @@ def image_table(source, *, label: str | None = None, path: str | None = None, im
     root: folder that relative paths in a table are resolved against (default: the table file's folder, or the
       working directory for in-memory tables).
     encoding: the text encoding of a CSV/TSV source (default UTF-8).
-    Paths in the result are absolute; image_id is the path relative to the source folder unless given.
+    Paths in the result are absolute. image_id is stable, whatever else is read with an image: for a folder, the
+    path below that folder (s1/1.png); for a table, its image_id column (image_id=) or else the path as the
+    table writes it; for a list of files, the path as written. Pass your own ids in a table to join on them.
     """
     if isinstance(source, (str, os.PathLike)) and not is_table_file(source):
         if Path(source).is_file() and is_image_file(source):
@@ -91,19 +93,15 @@ def absolute_path(path) -> str:
 
 
 def _from_files(files) -> pa.Table:
-    paths = [Path(absolute_path(f)) for f in files]
-    if not paths:
+    if not files:
         raise ImagesAsDataError("no image paths given")
-    return _build([(image_id, str(p), None, None) for image_id, p in zip(relative_ids(paths), paths)])
+    return _build([(written_id(f), absolute_path(f), None, None) for f in files])
 
 
-def relative_ids(paths) -> list[str]:
-    """Image ids for loose files: paths relative to their deepest common folder (file names when they share one)."""
-    paths = [Path(p) for p in paths]
-    if len(paths) == 1:
-        return [paths[0].name]
-    common = Path(os.path.commonpath([str(p.parent) for p in paths]))
-    return [p.relative_to(common).as_posix() for p in paths]
+def written_id(path) -> str:
+    """The image_id of a path listed by the user: the path as written (POSIX separators, ~ expanded), so that a
+    file gets the same id in whatever call or batch it comes."""
+    return path_text(Path(path).expanduser().as_posix())
 
 
 def _from_table(table: pa.Table, *, label, path, image_id, split, root: Path) -> pa.Table:
@@ -128,8 +126,8 @@ def _from_table(table: pa.Table, *, label, path, image_id, split, root: Path) ->
     paths = [absolute_path(root / Path(p).expanduser()) for p in raw_paths]
     if image_id or "image_id" in columns:
         ids = _strings(table[image_id or "image_id"])
-    else:
-        ids = relative_ids(paths)
+    else:   # the path as the table writes it: the same row of the same table always gets the same id
+        ids = [written_id(p) for p in raw_paths]
     labels = _strings(table[label_column]) if label_column else [None] * len(paths)
     split_column = split or ("split" if "split" in columns else None)
     splits = [_split_name(s, i) for i, s in enumerate(_strings(table[split_column]))] if split_column else [None] * len(paths)
@@ -182,6 +180,20 @@ def natural_key(text: str):
 def class_names(table: pa.Table) -> list[str]:
     """The classes present, in natural sort order (their order in probability columns and confusion matrices)."""
     return sorted({v for v in table["label"].to_pylist() if v is not None}, key=natural_key)
+
+
+def order_classes(classes, order=None) -> list[str]:
+    """The classes present in `order` (e.g. an R factor's levels) when given; it must name exactly these classes."""
+    if order is None:
+        return list(classes)
+    missing = [c for c in classes if c not in order]
+    extra = [c for c in order if c not in classes]
+    if missing or extra:
+        raise ImagesAsDataError(
+            f"class_order {list(order)} does not match the labels' classes {list(classes)}"
+            + (f": it lacks {listing(missing)}" if missing else "") + (f"; no image is labelled {listing(extra)}" if extra else "")
+            + ". Give every class that has images, once (in R: drop unused factor levels with droplevels())")
+    return list(order)
 
 
 def choose_positive_class(classes, positive_class=None):

@@ -45,7 +45,7 @@ def read_manifest(manifest, *, path: str | None = None, image_id: str | None = N
       manifest's folder, as in image_table()) or s3:// URIs (relative ones against an s3:// manifest's prefix).
     Raises ImagesAsDataError for an empty manifest, a missing path column, or a scheme other than s3://.
     """
-    from ..data.table import PATH_COLUMN_GUESSES, image_table, relative_ids
+    from ..data.table import PATH_COLUMN_GUESSES, image_table
 
     root = None
     if isinstance(manifest, (str, os.PathLike)) and is_uri(manifest):
@@ -81,11 +81,8 @@ def read_manifest(manifest, *, path: str | None = None, image_id: str | None = N
              Path(p).expanduser()).resolve())) for p in raw]
     if image_id or "image_id" in table.column_names:
         ids = [None if v is None else str(v) for v in table[image_id or "image_id"].to_pylist()]
-    else:
-        try:  # as for local files: the address below the deepest common folder
-            ids = relative_ids([PurePosixPath(p.split("://", 1)[-1]) for p in paths])
-        except ValueError:  # local and s3:// paths mixed: no common folder
-            ids = paths
+    else:   # as for local tables: the address as the manifest writes it
+        ids = raw
     return pa.table({"image_id": pa.array(ids, pa.string()), "path": pa.array(paths, pa.string())})
 
 
@@ -143,11 +140,13 @@ def finished_shards(out, shard_size: int, total: int) -> set:
 class ShardWriter:
     """Collects labelled rows in any order and writes each shard the moment its last row arrives."""
 
-    def __init__(self, out, manifest: pa.Table, shard_size: int, classes, pending, progress=None):
+    def __init__(self, out, manifest: pa.Table, shard_size: int, classes, pending, progress=None, threshold=None,
+                 positive_class=None):
         self.out, self.manifest, self.shard_size, self.classes = Path(out), manifest, shard_size, list(classes)
         self.remaining = {s: len(shard_rows(s, shard_size, manifest.num_rows)) for s in pending}
         self.parts: dict = {s: [] for s in pending}
         self.progress = progress
+        self.threshold, self.positive_class = threshold, positive_class
         self.written = self.labelled = self.unreadable = 0
 
     def add(self, rows, probabilities, errors) -> None:
@@ -174,7 +173,8 @@ class ShardWriter:
         span = shard_rows(shard, self.shard_size, self.manifest.num_rows)
         if not np.array_equal(rows[order], np.arange(span.start, span.stop)):
             raise RuntimeError(f"shard {shard}: rows arrived twice or not at all")  # a bug, not a user error
-        table = predictions_table(self.manifest.slice(span.start, len(span)), probabilities, errors, self.classes)
+        table = predictions_table(self.manifest.slice(span.start, len(span)), probabilities, errors, self.classes,
+                                  self.threshold, self.positive_class)
         write_table(table, shard_path(self.out, shard))
         self.written += 1
 
@@ -198,6 +198,9 @@ class Labelling:
     unreadable: int          # of those, images with an error
     seconds: float           # wall time of this call, from reading the manifest to the last shard
     backend: str
+    note: str | None = None  # when the run's validation metrics may not transfer to this corpus (analysis/transfer.py)
+    temperature: float | None = None  # the temperature applied to the probabilities (None: uncalibrated)
+    threshold: float | None = None    # binary tasks: the threshold applied (None: the most probable class)
 
     @property
     def complete(self) -> bool:
@@ -222,6 +225,12 @@ class Labelling:
         if self.labelled:
             lines.append(f"  this call ({self.backend}): {self.labelled:,} images labelled ({self.unreadable:,} unreadable) "
                          f"in {self.seconds:.1f} s — {self.images_per_second:,.1f} images/s")
+        settings = ([f"probabilities calibrated (temperature {self.temperature:.3g})"] if self.temperature else []) \
+            + ([f"threshold {self.threshold:g}"] if self.threshold is not None else [])
+        if settings:
+            lines.append("  " + "; ".join(settings))
+        if self.note:
+            lines.append(f"  note: {self.note}")
         earlier = self.shards_done - self.shards_written
         if earlier:
             lines.append(f"  {earlier} shards were done earlier{' and skipped' if self.seconds else ''}")
@@ -233,7 +242,8 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
                  replicas: int | None = None, gpus_per_replica: float | None = None,
                  cpus_per_replica: float | None = None,
                  max_shards: int | None = None, path: str | None = None, image_id: str | None = None,
-                 endpoint_url: str | None = None, allow_unfinished: bool = False, progress: bool = True) -> Labelling:
+                 endpoint_url: str | None = None, allow_unfinished: bool = False, progress: bool = True,
+                 calibrate: bool = False, threshold: float | None = None) -> Labelling:
     """Label every image of a manifest with a fitted run into Parquet shards under `out`; resumable.
 
     run: a Run or run directory. manifest: see read_manifest() (CSV/Parquet of local paths or s3:// URIs).
@@ -248,6 +258,8 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
     max_shards: label at most this many unfinished shards, e.g. to time a trial run before the whole corpus.
     endpoint_url: an S3-compatible endpoint (MinIO, Ceph at a university); default: AWS (or AWS_ENDPOINT_URL_S3).
     allow_unfinished: label with a run that did not finish training (refused by default).
+    calibrate, threshold: as in predict() (the run's temperature; a binary task's threshold); recorded in
+      labelling.json, and a resumed labelling must use the same.
     The folder is locked while the job runs: a second job on the same out is refused.
     Raises ImagesAsDataError for a bad manifest or options, or when `out` holds a labelling by another model or
     of another manifest.
@@ -260,15 +272,23 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
         if int(value) < 1:
             raise ImagesAsDataError(f"{name}={value}: use a positive number of images")
     started = time.perf_counter()
+    from ..analysis.calibration import prediction_description
+    from ..analysis.thresholds import check_threshold
+    from ..analysis.transfer import selection_note
+
     run = as_run_directory(run)
     run.require_finished(allow_unfinished)
+    threshold = check_threshold(threshold, run.classes)
+    description = prediction_description(run.description, calibrate)
+    temperature = description["apply_temperature"] if calibrate else None
     table = read_manifest(manifest, path=path, image_id=image_id, endpoint_url=endpoint_url)
     check_unique_ids(table, "the manifest")
     weights = model_bytes(run)   # checked (checksum, pickles refused) before anything is written
     total = table.num_rows
     spec = {"format": "imagesasdata-labelling", "run": str(run.path), "model_sha256": run.description.get(
             "files", {}).get(WEIGHTS) or sha256_file(run.path / WEIGHTS),
-            "classes": run.classes, "images": total, "shard_size": int(shard_size)}
+            "classes": run.classes, "images": total, "shard_size": int(shard_size), "temperature": temperature,
+            "threshold": threshold, "note": selection_note(run.description)}
     with claimed_directory(out, what="labelling", marker=LABELLING_DESCRIPTION, resume=True) as out:
         _check_same_labelling(out, spec, table)
         # labelling.json before the manifest and the first shard: it marks the folder, and a killed job is
@@ -282,9 +302,9 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
         if max_shards is not None:
             pending = pending[:max(0, int(max_shards))]
         rows = sum(len(shard_rows(s, shard_size, total)) for s in pending)
-        description = run.description
         with tqdm(total=rows, desc=f"labelling ({backend})", unit="img", disable=not progress, smoothing=0.1) as bar:
-            writer = ShardWriter(out, table, shard_size, run.classes, pending, progress=bar)
+            writer = ShardWriter(out, table, shard_size, run.classes, pending, progress=bar, threshold=threshold,
+                                 positive_class=run.positive_class)
             if pending and backend == "local":
                 label_locally(table, pending, shard_size, writer, description, weights, batch_size=batch_size,
                               device=device, precision=precision, workers=num_workers, endpoint_url=endpoint_url,
@@ -295,7 +315,8 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
                              gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica or 1,
                              endpoint_url=endpoint_url)
         result = Labelling(out, total, shards, len(done) + writer.written, writer.written, writer.labelled,
-                           writer.unreadable, time.perf_counter() - started, backend)
+                           writer.unreadable, time.perf_counter() - started, backend, spec["note"], temperature,
+                           threshold)
         spec.update(status="complete" if result.complete else "partial", shards=shards, shards_done=result.shards_done,
                     last_call={"backend": backend, "images": result.labelled, "seconds": round(result.seconds, 3),
                                "images_per_second": round(result.images_per_second, 2) if result.labelled else None})
@@ -323,7 +344,8 @@ def load_labelling(path) -> Labelling:
     spec = read_json(path / LABELLING_DESCRIPTION)
     shards = -(-spec["images"] // spec["shard_size"])
     done = len(finished_shards(path, spec["shard_size"], spec["images"]))
-    return Labelling(path, spec["images"], shards, done, 0, 0, 0, 0.0, spec.get("last_call", {}).get("backend", "local"))
+    return Labelling(path, spec["images"], shards, done, 0, 0, 0, 0.0, spec.get("last_call", {}).get("backend", "local"),
+                     spec.get("note"), spec.get("temperature"), spec.get("threshold"))
 
 
 def _check_same_labelling(out: Path, spec: dict, table: pa.Table) -> None:
@@ -337,7 +359,8 @@ def _check_same_labelling(out: Path, spec: dict, table: pa.Table) -> None:
     if not shards_written:
         return
     previous = read_json(out / LABELLING_DESCRIPTION, "a labelling description")
-    changed = [k for k in ("model_sha256", "classes", "images", "shard_size") if previous.get(k) != spec[k]]
+    changed = [k for k in ("model_sha256", "classes", "images", "shard_size", "temperature", "threshold")
+               if previous.get(k) != spec.get(k)]
     if not changed and (out / LABELLING_MANIFEST).exists() and not pq.read_table(out / LABELLING_MANIFEST).equals(table):
         changed.append("manifest")
     if changed:

@@ -16,28 +16,36 @@ from ..runs import as_run_directory
 
 def predict(run, images, *, batch_size: int = 32, device: str = "auto", precision: str = "auto",
             num_workers: int | None = None, progress: bool = True, backend: str = "local",
-            allow_unfinished: bool = False) -> pa.Table:
+            allow_unfinished: bool = False, calibrate: bool = False, threshold: float | None = None) -> pa.Table:
     """Label images with a fitted run.
 
     run: a Run or a run directory. images: a folder, a list of files, a CSV/Parquet table or data frame with a
     path column, or an image_table().
     backend: "local" (here) or "ray" (a Ray cluster: RAY_ADDRESS, or one started here); the same answers.
     allow_unfinished: use a run that did not finish training (killed, interrupted or failed); refused by default.
+    calibrate: divide the logits by the temperature fitted on the validation split when the run was trained
+      (model.json "calibration"), so the probabilities are calibrated; predicted classes do not change.
+    threshold: binary tasks only: call an image positive when the positive class's probability is at least this
+      (default: the most probable class, i.e. 0.5); choose one with choose_threshold().
     Returns an Arrow table: image_id, path, predicted, prob_<class> for each class, error. An unreadable image
     gets a row with its error and empty predictions — it never stops the run.
     """
     from tqdm.auto import tqdm
 
+    from ..analysis.calibration import prediction_description
+    from ..analysis.thresholds import check_threshold
+
     run = as_run_directory(run)
     run.require_finished(allow_unfinished)
+    threshold = check_threshold(threshold, run.classes)
     table = images if isinstance(images, pa.Table) and "image_id" in images.column_names and "path" in images.column_names \
         else image_table(images)
     if backend == "ray":
         return _predict_on_ray(run, table, batch_size=batch_size, device=device, precision=precision,
-                               num_workers=num_workers, progress=progress)
+                               num_workers=num_workers, progress=progress, calibrate=calibrate, threshold=threshold)
     if backend != "local":
         raise ImagesAsDataError(f"backend={backend!r}: choose 'local' (this machine) or 'ray' (a Ray cluster)")
-    predictor = Predictor(run.description, run.weights(), device, precision)
+    predictor = Predictor(prediction_description(run.description, calibrate), run.weights(), device, precision)
     paths = table["path"].to_pylist()
     probabilities = np.full((len(paths), len(run.classes)), np.nan)
     errors = [""] * len(paths)
@@ -50,11 +58,11 @@ def predict(run, images, *, batch_size: int = 32, device: str = "auto", precisio
 
     with tqdm(total=len(paths), desc="predicting", unit="img", disable=not progress, leave=False) as bar:
         predict_paths(predictor, paths, batch_ranges(0, len(paths), batch_size), keep, workers=num_workers)
-    return predictions_table(table, probabilities, errors, run.classes)
+    return predictions_table(table, probabilities, errors, run.classes, threshold, run.positive_class)
 
 
 def _predict_on_ray(run, table: pa.Table, *, batch_size: int, device: str, precision: str, num_workers,
-                    progress: bool) -> pa.Table:
+                    progress: bool, calibrate: bool, threshold) -> pa.Table:
     """predict(backend="ray"): label_corpus on Ray into a temporary folder, returned as one table."""
     import math
     import tempfile
@@ -65,7 +73,8 @@ def _predict_on_ray(run, table: pa.Table, *, batch_size: int, device: str, preci
     with tempfile.TemporaryDirectory(prefix="imagesasdata-predict-") as scratch:
         result = label_corpus(run, table.select(["image_id", "path"]), out=scratch, backend="ray",
                               shard_size=shard_size, batch_size=batch_size, device=device, precision=precision,
-                              num_workers=num_workers, progress=progress, allow_unfinished=True)
+                              num_workers=num_workers, progress=progress, allow_unfinished=True, calibrate=calibrate,
+                              threshold=threshold)
         return result.table
 
 
@@ -91,7 +100,8 @@ class Evaluation:
 
 def evaluate(run, data, *, label: str | None = None, path: str | None = None, positive_class=None,
              split: str = "evaluation", **options) -> Evaluation:
-    """Predict labelled images and compare with their labels (metrics as in the run's own validation).
+    """Predict labelled images and compare with their labels (metrics as in the run's own validation, with 95%
+    intervals). options: those of predict(), including calibrate= and threshold=.
 
     Images whose label is not one of the run's classes are an error; unreadable images are left out and listed
     in the predictions' error column.

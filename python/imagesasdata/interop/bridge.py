@@ -247,7 +247,7 @@ def printed(function, *args, **kwargs) -> dict:
     return {"value": value, "output": buffer.getvalue()}
 
 
-def run_tables(run, names=("history", "metrics", "confusion", "predictions", "splits", "skipped")) -> dict:
+def run_tables(run, names=("history", "metrics", "calibration", "confusion", "predictions", "splits", "skipped")) -> dict:
     """A run's tables encoded for R in one call, labels as factors in the run's class order."""
     classes = run.classes
     labels = {"label": classes, "predicted": classes, "truth": classes}
@@ -265,8 +265,22 @@ def headline(metrics: pa.Table, split: str | None = None) -> str:
     from ..measure.metrics import headline as engine_headline
 
     table = metrics
-    names = {".metric": "metric", ".estimator": "estimator", ".estimate": "estimate"}
+    names = {".metric": "metric", ".estimator": "estimator", ".estimate": "estimate", ".lower": "lower", ".upper": "upper"}
     return engine_headline(table.rename_columns([names.get(n, n) for n in table.column_names]), split)
+
+
+def gold_design_json(sample: pa.Table) -> str:
+    """A gold sample's design (strata, inclusion probabilities), which R keeps as an attribute of its tibble."""
+    from ..analysis.gold import design_json
+
+    return design_json(sample)
+
+
+def with_gold_design(table: pa.Table, design: str) -> pa.Table:
+    """A gold sample R sends back, with its design (from gold_design_json()) in the table's metadata again."""
+    from ..analysis.gold import with_design
+
+    return with_design(table, design)
 
 
 def integer_options() -> list[str]:

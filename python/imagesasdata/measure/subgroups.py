@@ -3,9 +3,10 @@ and 8.4 (Gender Shades): join any metadata column (gender, skin tone, account ty
 true labels, and get each group's accuracy, precision, recall and F1 with confidence intervals, the largest gap
 between groups, and a permutation test of whether that gap exceeds what chance alone produces.
 
-Per-group metrics are measure.metrics' own (checked against scikit-learn in the tests). Intervals: Wilson score
-intervals for the metrics that are proportions of images (accuracy, and one class's precision and recall);
-percentile bootstrap intervals (images resampled within the group) for F1 and the averages over classes.
+Per-group metrics and their intervals are measure.metrics' own (checked against scikit-learn in the tests), with
+the engine's interval rules (measure.intervals): Wilson score intervals (or exact ones) for the metrics that are
+proportions of images (accuracy, and one class's precision and recall); a seeded percentile bootstrap (the group's
+images resampled) for F1 and the averages over classes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from statistics import NormalDist
 
 import numpy as np
 import pyarrow as pa
@@ -21,25 +21,11 @@ import pyarrow as pa
 from ..data.table import choose_positive_class, natural_key
 from ..errors import ImagesAsDataError, did_you_mean, listing
 from ..io.tables import to_arrow
+from .intervals import check_confidence
 from .metrics import HEADLINE_ESTIMATORS, confusion_counts, metrics_from_counts
 
 GROUP = "group"
 
-
-def wilson_interval(successes, trials, confidence: float = 0.95) -> tuple[float, float]:
-    """The Wilson score interval for a proportion successes/trials (NaN, NaN when trials is 0).
-
-    A small local version until the engine's shared interval functions land; the formula is Wilson (1927), as in
-    R's prop.test(correct = FALSE)."""
-    successes, trials = float(successes), float(trials)
-    if trials <= 0:
-        return math.nan, math.nan
-    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z / denominator * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass
@@ -72,8 +58,8 @@ class SubgroupAudit:
 
 def subgroup_metrics(predictions, metadata=None, group=None, *, by: str = "image_id", truth: str = "label",
                      predicted: str = "predicted", classes=None, positive_class=None, confidence: float = 0.95,
-                     bootstrap: int = 1000, permutations: int = 2000, seed: int = 0,
-                     min_size: int = 5) -> SubgroupAudit:
+                     interval_method: str = "wilson", bootstrap: int = 1000, permutations: int = 2000,
+                     seed: int = 0, min_size: int = 5) -> SubgroupAudit:
     """Metrics for each group of images, with intervals, and the largest gap between groups.
 
     predictions: a table with true and predicted labels per image — a run's validation/test predictions, an
@@ -83,12 +69,14 @@ def subgroup_metrics(predictions, metadata=None, group=None, *, by: str = "image
     group: a column name, or several (intersectional groups such as gender × skin tone).
     classes, positive_class: the model's classes (default: those in the labels) and, in a binary task, the class
       whose precision, recall and F1 are reported.
-    confidence: the confidence level of the intervals. bootstrap: resamples for the bootstrap intervals.
+    confidence: the confidence level of the intervals. interval_method: "wilson" (default) or "exact"
+      (Clopper–Pearson) for the proportions. bootstrap: resamples for the bootstrap intervals.
     permutations: for the gap test, times the group labels are shuffled across images (groups keep their sizes):
       p_value is the share of shuffles whose largest gap is at least the observed one.
     min_size: groups with fewer images are reported but left out of the gap and its test.
     Raises ImagesAsDataError for missing columns, a metadata table naming an image twice, or no image in any group.
     """
+    confidence = check_confidence(confidence)
     table = to_arrow(predictions)
     groups = [group] if isinstance(group, str) else list(group or [])
     if not groups:
@@ -135,17 +123,17 @@ def subgroup_metrics(predictions, metadata=None, group=None, *, by: str = "image
     member = {name: np.flatnonzero(np.array(labels) == name) for name in names}
     rng = np.random.default_rng(int(seed))
     metric_tables = []
-    for name in names:
+    for g, name in enumerate(names):
         rows = member[name]
         counts = confusion_counts([classes[k] for k in t[rows]], [classes[k] for k in p[rows]], classes)
-        metrics = metrics_from_counts(counts, classes, positive)
-        low, high, how = _intervals(metrics, counts, t[rows], p[rows], classes, positive, confidence, int(bootstrap), rng)
-        first = {g: pa.array([parts[g][rows[0]]] * metrics.num_rows, pa.string()) for g in groups}
+        # The engine's intervals (measure.intervals); each group's bootstrap gets its own seed, derived from `seed`.
+        metrics = metrics_from_counts(counts, classes, positive, confidence=confidence,
+                                      interval_method=interval_method, resamples=int(bootstrap),
+                                      seed=int(seed) * 1000 + g)
+        first = {g_: pa.array([parts[g_][rows[0]]] * metrics.num_rows, pa.string()) for g_ in groups}
         first[GROUP] = pa.array([name] * metrics.num_rows, pa.string())
         columns = dict(first)
-        columns.update({c: metrics[c] for c in metrics.column_names if c not in ("lower", "upper", "interval")})
-        columns.update({"lower": pa.array(low, pa.float64()), "upper": pa.array(high, pa.float64()),
-                        "interval": pa.array(how, pa.string())})
+        columns.update({c: metrics[c] for c in metrics.column_names})
         metric_tables.append(pa.table(columns))
     metrics = pa.concat_tables(metric_tables)
     gaps = _gaps(metrics, t, p, labels, names, member, classes, positive, int(min_size), int(permutations), rng)
@@ -238,49 +226,6 @@ def estimates(counts: np.ndarray, positive_index: int | None) -> np.ndarray:
     for values in (precision, recall, f1):
         out += [values[:, k] for k in range(values.shape[1])]
     return np.stack(out, axis=1)
-
-
-def _intervals(metrics: pa.Table, counts, t, p, classes, positive, confidence, bootstrap, rng):
-    """(lower, upper, interval method) for each row of a group's metrics table."""
-    k = len(classes)
-    positive_index = classes.index(positive) if positive is not None else None
-    rows = metrics.to_pylist()
-    low, high, how = [], [], []
-    boot = None
-    tp = np.diag(counts)
-    for r, row in enumerate(rows):
-        c = classes.index(row["class"]) if row["class"] is not None else None
-        wilson = None
-        if row["metric"] == "accuracy":
-            wilson = (tp.sum(), counts.sum())
-        elif row["metric"] == "precision" and row["estimator"] in ("binary", "per_class"):
-            wilson = (tp[c], counts[:, c].sum())
-        elif row["metric"] == "recall" and row["estimator"] in ("binary", "per_class"):
-            wilson = (tp[c], counts[c, :].sum())
-        if wilson is not None:
-            a, b = wilson_interval(*wilson, confidence)
-            low.append(a)
-            high.append(b)
-            how.append("wilson")
-            continue
-        if boot is None:
-            boot = _bootstrap(t, p, k, positive_index, bootstrap, rng)
-        values = boot[:, r]
-        low.append(float(np.quantile(values, (1 - confidence) / 2)) if len(values) else math.nan)
-        high.append(float(np.quantile(values, 1 - (1 - confidence) / 2)) if len(values) else math.nan)
-        how.append("bootstrap")
-    return low, high, how
-
-
-def _bootstrap(t, p, k, positive_index, bootstrap, rng) -> np.ndarray:
-    """Estimates of `bootstrap` resamples (images drawn with replacement within the group)."""
-    n = len(t)
-    if n == 0 or bootstrap < 1:
-        return np.zeros((0, 0))
-    draws = rng.integers(0, n, size=(bootstrap, n))
-    cells = t[draws] * k + p[draws] + (np.arange(bootstrap) * k * k)[:, None]   # one bincount for all resamples
-    counts = np.bincount(cells.ravel(), minlength=bootstrap * k * k).reshape(bootstrap, k, k)
-    return estimates(counts, positive_index)
 
 
 def _gaps(metrics: pa.Table, t, p, labels, names, member, classes, positive, min_size, permutations, rng) -> pa.Table:

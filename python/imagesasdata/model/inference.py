@@ -112,12 +112,15 @@ class Predictor:
                  threads: int | None = None, features: bool = False):
         from safetensors.torch import load as load_safetensors
 
+        from ..analysis.calibration import applied_temperature
         from .backbones import rebuild_model
 
         if threads:
             torch.set_num_threads(int(threads))
         self.prep = Preprocessing.from_dict(description["preprocessing"])
         self.classes = list(description["classes"])
+        # 1 unless the description asks for the run's fitted temperature (analysis.calibration.prediction_description)
+        self.temperature = applied_temperature(description)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.channels_last = resolve_channels_last("auto", self.device)
@@ -153,7 +156,7 @@ class Predictor:
             self._captured.clear()
             logits = forward_batch(self.model, self.views(batch, readable), self.prep, self.device, self.precision,
                                    self.channels_last)
-            probabilities[readable] = softmax(logits)
+            probabilities[readable] = softmax(logits / self.temperature)
             if self._hooks:
                 # A network with two heads (a distilled timm model) feeds both the same input; take the first.
                 captured = self._captured[0].float()
@@ -200,10 +203,14 @@ def batch_ranges(start: int, stop: int, batch_size: int) -> list[range]:
     return [range(first, min(stop, first + batch_size)) for first in range(start, stop, batch_size)]
 
 
-def predictions_table(manifest: pa.Table, probabilities: np.ndarray, errors, classes) -> pa.Table:
-    """The table predict() returns: image_id, path, predicted, prob_<class>…, error (nulls for unreadable rows)."""
+def predictions_table(manifest: pa.Table, probabilities: np.ndarray, errors, classes, threshold=None,
+                      positive_class=None) -> pa.Table:
+    """The table predict() returns: image_id, path, predicted, prob_<class>…, error (nulls for unreadable rows).
+    threshold: binary tasks: positive when the positive class's probability is at least this (default: argmax)."""
+    from ..analysis.thresholds import decide
+
     ok = ~np.isnan(probabilities).any(axis=1)
-    predicted = [classes[i] if good else None for i, good in zip(probabilities.argmax(1), ok)]
+    predicted = decide(probabilities, classes, threshold, positive_class)
     columns = {"image_id": manifest["image_id"], "path": manifest["path"], "predicted": pa.array(predicted, pa.string())}
     for i, c in enumerate(classes):
         columns[f"prob_{c}"] = pa.array(np.where(ok, probabilities[:, i], np.nan), pa.float64(), from_pandas=True)

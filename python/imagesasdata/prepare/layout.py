@@ -68,8 +68,8 @@ def write_layout(table, out, *, mode: str = "symlink", val_fraction: float = 0.2
     """Write the book's layout, out/<split>/<label>/<file>, from a labelled table (split first if needed).
 
     mode: "symlink" (links to the original files; nothing is duplicated) or "copy".
-    Other options as for split_images(). File names are the images' file names, or their image_id with "/" as
-    "__" when two images share a name. An existing `out` is replaced only if write_layout wrote it.
+    Other options as for split_images(). File names are the images' file names, or their path below the images'
+    common folder with "/" as "__" when two images share a name. An existing `out` is replaced only if write_layout wrote it.
     Returns the split table with a layout_path column (the file written for each image).
     """
     if mode not in LAYOUT_MODES:
@@ -77,7 +77,6 @@ def write_layout(table, out, *, mode: str = "symlink", val_fraction: float = 0.2
     out = Path(out).expanduser().resolve()
     data = split_images(table, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, balance=balance,
                         group=group, label=label, path=path)
-    ids = data["image_id"].to_pylist()
     paths = data["path"].to_pylist()
     labels = data["label"].to_pylist()
     splits = data["split"].to_pylist()
@@ -87,7 +86,7 @@ def write_layout(table, out, *, mode: str = "symlink", val_fraction: float = 0.2
     bad = sorted({lab for lab in labels if lab in (".", "..") or "/" in lab or "\\" in lab or lab.startswith(".")})
     if bad:
         raise ImagesAsDataError(f"labels {bad} cannot be folder names; rename them (no slashes, no leading dot)")
-    names = _file_names(ids, paths)
+    names = _file_names(paths)
     relative = [f"{s}/{lab}/{name}" for s, lab, name in zip(splits, labels, names)]
     manifest = {"mode": mode, "files": dict(zip(relative, paths))}
     digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
@@ -138,19 +137,21 @@ def _group_column(data, group):
     return group
 
 
-def _file_names(ids, paths):
+def _file_names(paths):
+    """Each image's file name in the layout: its own name, or — when two images share one — its path below the
+    images' common folder with "/" as "__" (s1__1.pgm, s2__1.pgm)."""
     base = [Path(p).name for p in paths]
     counts = Counter(base)
+    common = Path(os.path.commonpath([str(Path(p).parent) for p in paths])) if paths else Path()
     names = []
-    for image_id, path, name in zip(ids, paths, base):
+    for path, name in zip(paths, base):
         if counts[name] == 1:
             names.append(name)
             continue
-        flat = str(image_id).replace("/", "__").replace("\\", "__")
-        names.append(flat if Path(flat).suffix else flat + Path(path).suffix)
+        names.append(Path(path).relative_to(common).as_posix().replace("/", "__"))
     if len(set(names)) != len(names):
         repeated = [n for n, c in Counter(names).items() if c > 1]
-        raise ImagesAsDataError(f"image_id values repeat ({listing(repeated)}); each image needs its own image_id")
+        raise ImagesAsDataError(f"images listed twice ({listing(repeated)}); list each image once")
     return names
 
 

@@ -43,7 +43,9 @@ OPTION_HELP = {
     "patience": "early stopping: stop after this many epochs without a lower validation loss (default: never)",
     "select_on": "validation measure that picks the kept epoch: accuracy (the book's), loss or f1",
     "positive_class": "in a binary task, the class whose precision, recall and F1 are reported (default 'positive', "
-                      "else the second class in sorted order)",
+                      "else the second class in sorted order; from R, the first level of a factor label)",
+    "class_order": "the classes in the order of the probability columns and confusion matrices (default: sorted, "
+                   "s2 before s10; from R, the levels of a factor label)",
     "device": "auto (CUDA GPU, else Apple MPS, else CPU), cpu, cuda, cuda:1, mps",
     "precision": "auto (mixed precision on a GPU, fp32 on the CPU), fp32, bf16 or fp16",
     "channels_last": "channels-last memory layout ('auto': on), faster convolutions on most hardware",
@@ -115,6 +117,7 @@ class TrainConfig:
     patience: int | None = None
     select_on: str = "accuracy"
     positive_class: str | None = None
+    class_order: list | None = None
     device: str = "auto"
     precision: str = "auto"
     channels_last: object = "auto"
@@ -192,6 +195,15 @@ class TrainConfig:
             self.weights = None
         if self.positive_class is not None:
             self.positive_class = str(self.positive_class)
+        if self.class_order is not None:
+            if isinstance(self.class_order, str):   # the command line's --class-order protest,other
+                self.class_order = [c.strip() for c in self.class_order.split(",") if c.strip()]
+            if not hasattr(self.class_order, "__iter__"):
+                raise ImagesAsDataError(f"class_order={self.class_order!r}: give a list of class names, e.g. "
+                                        "['protest', 'other']")
+            self.class_order = [str(c) for c in self.class_order]
+            if len(set(self.class_order)) != len(self.class_order):
+                raise ImagesAsDataError(f"class_order={self.class_order!r} names a class twice")
 
     def check_model_options(self) -> None:
         """The checks that need the network's definition (no weights are loaded): that the architecture exists and

@@ -25,6 +25,7 @@ from .config import SELECT_ON, TrainConfig, selection_score
 from ..data.table import check_labeled, image_table
 from ..errors import ImagesAsDataError
 from ..io.locks import claimed_directory
+from ..measure.metrics import format_interval, metric_interval
 from ..data.splits import split_table
 from ..io.tables import read_json, write_json, write_table
 
@@ -62,7 +63,8 @@ class Grid:
     """The outcome of tune(): one row per configuration, every epoch of every configuration, the chosen run."""
 
     path: Path
-    results: pa.Table       # config_id, the grid's options, best_epoch, val_accuracy … val_loss, seconds, status
+    results: pa.Table       # config_id, the grid's options, best_epoch, val_accuracy … val_loss, seconds, status,
+                            # then val_<metric>_lower, val_<metric>_upper (95% intervals)
     history: pa.Table       # config_id, the grid's options, epoch, split, loss, accuracy, epoch_learning_rate, seconds
     best_config: str
     test_metrics: pa.Table | None
@@ -76,8 +78,10 @@ class Grid:
     def __repr__(self) -> str:
         best = [r for r in self.results.to_pylist() if r["config_id"] == self.best_config][0]
         settings = ", ".join(f"{p}={best[p]}" for p in self.parameters)
+        interval = format_interval(best.get("val_accuracy_lower"), best.get("val_accuracy_upper"))
         return (f"imagesasdata grid  {self.path}\n  {self.results.num_rows} configurations; best on validation: "
-                f"{self.best_config} ({settings}) — val accuracy {best['val_accuracy']:.3f}, F1 {best['val_f1']:.3f}")
+                f"{self.best_config} ({settings}) — val accuracy {best['val_accuracy']:.3f}"
+                f"{' ' + interval if interval else ''}, F1 {best['val_f1']:.3f}")
 
 
 def tune(data, grid="book", *, out=None, label: str | None = None, path: str | None = None,
@@ -223,6 +227,10 @@ def collect(out: Path, ids, configurations, parameters, select_on: str, test: pa
         epoch_seconds = sum(h["seconds"] for h in run.history.to_pylist())
         row["seconds"] = run.description.get("grid", {}).get("seconds", epoch_seconds)
         row["status"] = run.status
+        for metric in RESULT_METRICS:  # 95% intervals, after the columns tables had before them
+            row[f"val_{metric}_lower"], row[f"val_{metric}_upper"] = metric_interval(
+                run.metrics, metric, None if len(run.classes) == 2 else
+                ("multiclass" if metric == "accuracy" else "macro"), "val")
         rows.append(row)
         # The epoch's scheduled rate must not overwrite the configuration's learning_rate.
         histories += [{"config_id": config_id, **settings,
@@ -283,16 +291,23 @@ def tune_tasks(tasks: dict, grid="book", *, out=None, **options) -> dict:
 
 def grid_summary(grids: dict) -> pa.Table:
     """The book's Table 7.2: for each task, the chosen configuration's validation accuracy, F1, precision and
-    recall, and its learning rate, momentum and batch size (and any other grid option)."""
+    recall, and its learning rate, momentum and batch size (and any other grid option); then each metric's 95%
+    interval (<metric>_lower, <metric>_upper) and, with a test split, the test metrics and theirs."""
     rows = []
     for task, grid in grids.items():
         best = [r for r in grid.results.to_pylist() if r["config_id"] == grid.best_config][0]
         row = {"task": task, "accuracy": best["val_accuracy"], "f1": best["val_f1"],
                "precision": best["val_precision"], "recall": best["val_recall"]}
         row.update({p: best[p] for p in grid.parameters})
+        bounds = {}
+        for metric in ("accuracy", "f1", "precision", "recall"):
+            bounds[f"{metric}_lower"] = best.get(f"val_{metric}_lower")
+            bounds[f"{metric}_upper"] = best.get(f"val_{metric}_upper")
         if grid.test_metrics is not None:
             for r in grid.test_metrics.to_pylist():
                 if r["estimator"] in ("binary", "multiclass") or (r["estimator"] == "macro" and r["metric"] != "accuracy"):
                     row[f"test_{r['metric']}"] = r["estimate"]
-        rows.append(row)
+                    bounds[f"test_{r['metric']}_lower"] = r.get("lower")
+                    bounds[f"test_{r['metric']}_upper"] = r.get("upper")
+        rows.append({**row, **bounds})  # intervals after the book's columns
     return pa.Table.from_pylist(rows)

@@ -24,7 +24,7 @@ from ..infer.run import Run, load_run
 from ..model.backbones import Backbone, backbone_frozen, create_backbone, set_train_mode
 from ..data.cache import DecodedImages, DecodeOnRead
 from .config import TrainConfig, selection_score
-from ..data.table import check_labeled, choose_positive_class, image_table
+from ..data.table import check_labeled, choose_positive_class, image_table, order_classes
 from ..model.devices import autocast, resolve_channels_last, resolve_device, resolve_precision
 from ..errors import ImagesAsDataError, listing
 from ..io.faults import crash_point
@@ -63,7 +63,7 @@ def prepare_trainer(data, config: TrainConfig, out: Path, *, label=None, path=No
     """Everything before the first epoch: read and check the labels, split, build the backbone, decode the images
     once, and (unless write=False) start the run directory. Shared by finetune() and lr_find()."""
     table = image_table(data, label=label, path=path)
-    classes = check_labeled(table)
+    classes = order_classes(check_labeled(table), config.class_order)
     positive = choose_positive_class(classes, config.positive_class)
     table = split_table(table, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
                         seed=config.seed, balance=config.balance, group=config.group)

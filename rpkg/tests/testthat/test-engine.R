@@ -110,6 +110,16 @@ test_that("install_engine() needs a real engine source and says how to give one"
   expect_error(install_engine(), class = "imagesasdata_argument_error", regexp = "IMAGESASDATA_SOURCE")
 })
 
+test_that("the package carries its engine, and install_engine() says what pip will install before it does", {
+  withr::local_envvar(IMAGESASDATA_SOURCE = "")
+  wheel <- imagesasdata:::engine_source(NULL)
+  expect_match(basename(wheel), "^imagesasdata-.*-py3-none-any\\.whl$")
+  expect_identical(dirname(wheel), normalizePath(system.file("python", package = "imagesasdata")))
+  skip_if_no_engine()
+  plan <- imagesasdata:::install_plan(engine_python()$python, wheel, c("--no-deps", "--force-reinstall"))
+  expect_match(plan[[1]], "^pip will install 1 packages: imagesasdata ")
+})
+
 test_that("Pythons started from R load their own libpython, so pip's ssl works under R", {
   skip_if_no_engine()
   python <- engine_python()$python

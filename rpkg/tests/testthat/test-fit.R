@@ -26,7 +26,8 @@ test_that("a fit prints its validation metrics and summarises its settings", {
 test_that("cnn_metrics() is yardstick-shaped and holds exactly the engine's metrics", {
   fit <- faces_fit()
   metrics <- cnn_metrics(fit)
-  expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "split", "class", "n"))
+  expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "split", "class", "n", ".lower", ".upper",
+                                     "interval"))
   expect_type(metrics$.estimate, "double")
   expect_type(metrics$n, "integer")
   engine <- engine_rows(fit, "metrics")

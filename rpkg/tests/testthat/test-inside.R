@@ -12,7 +12,11 @@ shared_inside <- new.env(parent = emptyenv())
 orl_embeddings <- function() {
   skip_if_no_engine()
   if (is.null(shared_inside$embeddings)) {
-    shared_inside$embeddings <- image_embeddings(orl_files(), image_size = 128L)
+    # The table gives each face its id ("s1/1.pgm": person/photo), as a user's own table does (a vector of paths
+    # would keep each path as written as its id).
+    files <- orl_files()
+    images <- data.frame(image_id = sub(".*/orl_faces/", "", files), path = files)
+    shared_inside$embeddings <- image_embeddings(images, image_size = 128L)
   }
   shared_inside$embeddings
 }

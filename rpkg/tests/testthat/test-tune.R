@@ -50,7 +50,9 @@ test_that("tune_cnn() returns a cnn_grid: one row per configuration, exactly the
   expect_identical(grid$parameters, c("learning_rate", "momentum"))
   results <- grid$results
   expect_identical(names(results), c("config_id", "learning_rate", "momentum", "best_epoch", "val_accuracy",
-                                     "val_precision", "val_recall", "val_f1", "val_loss", "seconds", "status"))
+                                     "val_precision", "val_recall", "val_f1", "val_loss", "seconds", "status",
+                                     paste0("val_", rep(c("accuracy", "precision", "recall", "f1"), each = 2),
+                                            c("_lower", "_upper"))))
   expect_identical(results$config_id, sprintf("config_%03d", 1:4))
   expect_identical(results$learning_rate, c(0.001, 0.001, 0.01, 0.01))
   expect_identical(results$momentum, c(0.7, 0.9, 0.7, 0.9))
@@ -80,7 +82,8 @@ test_that("cnn_history() of a grid has every epoch of every configuration; the t
   expect_identical(history$loss, grid_rows(grid, "history")$loss)
   expect_type(history$epoch, "integer")
   test <- grid$test_metrics
-  expect_identical(names(test), c(".metric", ".estimator", ".estimate", "split", "class", "n"))
+  expect_identical(names(test), c(".metric", ".estimator", ".estimate", "split", "class", "n", ".lower", ".upper",
+                                  "interval"))
   expect_identical(unique(test$split), "test")
   expect_equal(sum(test$.metric == "accuracy"), 1)
   expect_identical(unique(test$n[test$.metric == "accuracy"]), 12L)        # a quarter of 48 images
@@ -144,20 +147,23 @@ test_that("several tasks, and the book's Table 7.2 as a tibble and as the book p
   expect_output(print(grids), "<cnn_grids> 2 tasks: who, s1_or_not")
   summary <- grid_summary(grids)
   expect_identical(summary$task, c("who", "s1_or_not"))
-  expect_identical(names(summary), c("task", "accuracy", "f1", "precision", "recall", "learning_rate", "batch_size"))
+  expect_identical(names(summary), c("task", "accuracy", "f1", "precision", "recall", "learning_rate", "batch_size",
+                                     paste0(rep(c("accuracy", "f1", "precision", "recall"), each = 2),
+                                            c("_lower", "_upper"))))
   for (task in names(grids)) {
     best <- grids[[task]]$results[grids[[task]]$results$config_id == grids[[task]]$best_config, ]
     expect_identical(summary$accuracy[summary$task == task], best$val_accuracy)
     expect_identical(summary$batch_size[summary$task == task], best$batch_size)
   }
   book <- format_grid_summary(summary)
-  expect_identical(names(book), c("Task", "Accuracy", "F1", "Precision", "Recall", "Learning rate", "Batch size"))
+  expect_identical(names(book), c("Task", "Accuracy", "F1", "Precision", "Recall", "Learning rate", "Batch size",
+                                  "Accuracy 95% CI", "F1 95% CI", "Precision 95% CI", "Recall 95% CI"))
   expect_identical(book$Accuracy, sprintf("%.1f%%", 100 * summary$accuracy))
   expect_true(all(book$`Learning rate` %in% c("0.001", "0.01")))
   expect_identical(as.numeric(book$`Learning rate`), summary$learning_rate)
   expect_identical(book$`Batch size`, as.character(summary$batch_size))
   expect_true(all(vapply(book, is.character, logical(1))))
-  expect_match(knitr::kable(book)[1], "^\\|Task +\\|Accuracy +\\|F1 +\\|Precision +\\|Recall +\\|Learning rate +\\|Batch size +\\|$")
+  expect_match(knitr::kable(book)[1], "^\\|Task +\\|Accuracy +\\|F1 +\\|Precision +\\|Recall +\\|Learning rate +\\|Batch size +\\|Accuracy 95% CI +\\|")
   expect_identical(format_grid_summary(grids), book)
   single <- grid_summary(grids$who, task = "faces")
   expect_identical(single$task, "faces")

@@ -1,0 +1,636 @@
+"""A gold-standard sample from a labelled corpus: drawn at random (simple or stratified, seeded), coded by people,
+read back with checks, and used to measure the classifier where it matters — on the corpus itself.
+
+    sample = draw_gold_sample(labels, 200, strata="predicted", allocation="equal", seed=1)
+    write_coding_sheet(sample, "gold/")            # gold/coding_sheet_wave1.csv + .html, sample.parquet, gold.json
+    ... annotators fill the `code` column ...
+    gold = read_coding_sheet("gold/")              # checked: unknown ids, missing codes, codes outside the classes
+    gold_metrics(gold)                             # corpus-level accuracy, precision, recall, F1 with intervals
+
+Every sampled image carries its inclusion probability π (the chance the design gave it of being drawn) and its
+weight 1/π, so that estimates from a stratified sample (e.g. the rare predicted class oversampled) are
+design-weighted back to the corpus (Horvitz & Thompson 1952). A sample is topped up later by drawing more images
+within the same strata from those not drawn yet (previous=): each stratum's union is then a simple random sample
+of its combined size, so π is recomputed for every image and nothing already coded is redrawn.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..io.tables import read_json, to_arrow, write_json, write_table
+
+SAMPLE_FILE = "sample.parquet"
+LABELLING_FILE = "labelling.json"  # labelling.DESCRIPTION: a label_corpus() folder
+DESIGN_FILE = "gold.json"
+SHEET_PREFIX = "coding_sheet_wave"
+ALLOCATIONS = ("proportional", "equal")
+ALL = "all"  # the one stratum of a simple random sample
+DESIGN_COLUMNS = ["image_id", "path", "wave", "draw", "stratum", "stratum_size", "stratum_sample_size",
+                  "inclusion_probability", "weight"]
+MIN_GOLD = 10  # fewer coded images than this cannot support an interval worth reporting
+
+
+# ------------------------------------------------------------------------------------------ the corpus
+
+def corpus_table(labels) -> tuple[pa.Table, list | None]:
+    """(labelled corpus, classes or None): a Labelling, a labelling directory, a predict() table or its file.
+    Raises ImagesAsDataError when there is no image_id column or an image_id repeats."""
+    import pyarrow.parquet as pq
+
+    classes = None
+    if not isinstance(labels, (str, os.PathLike, pa.Table)) and hasattr(labels, "path") \
+            and (Path(labels.path) / LABELLING_FILE).exists():  # a Labelling (read here without importing torch)
+        labels = labels.path
+    if isinstance(labels, (str, os.PathLike)) and Path(labels).is_dir():
+        folder = Path(labels)
+        if not (folder / LABELLING_FILE).exists():
+            raise ImagesAsDataError(f"{folder} is not a labelling directory (no {LABELLING_FILE}); pass the --out "
+                                    "folder of label_corpus, or a predictions table")
+        classes = read_json(folder / LABELLING_FILE).get("classes")
+        shards = sorted((folder / "shards").glob("shard-*.parquet"))
+        if not shards:
+            raise ImagesAsDataError(f"{folder / 'shards'} holds no shards yet; run label_corpus() first")
+        table = pa.concat_tables([pq.read_table(f) for f in shards])
+    else:
+        table = to_arrow(labels)
+    if "image_id" not in table.column_names:
+        raise ImagesAsDataError(f"the labelled corpus has no image_id column (columns: {', '.join(table.column_names)}); "
+                                "pass the output of predict() or label_corpus()")
+    ids = [None if v is None else str(v) for v in table["image_id"].to_pylist()]
+    seen, repeated = set(), []
+    for row, image_id in enumerate(ids, start=1):
+        if image_id in seen:
+            repeated.append(f"{image_id} (row {row})")
+        seen.add(image_id)
+    if repeated:
+        raise ImagesAsDataError(f"image_id repeats in the labelled corpus: {listing(repeated)}; every image needs its "
+                                "own id")
+    if classes is None:
+        probabilities = [c[len("prob_"):] for c in table.column_names if c.startswith("prob_")]
+        classes = probabilities or None
+    return table.set_column(table.column_names.index("image_id"), "image_id", pa.array(ids, pa.string())), classes
+
+
+def _usable_rows(table: pa.Table) -> np.ndarray:
+    """Rows that can be coded and analysed: readable (no error) and with a prediction."""
+    ok = np.ones(table.num_rows, dtype=bool)
+    if "error" in table.column_names:
+        ok &= np.array([e is None or e == "" for e in table["error"].to_pylist()], dtype=bool)
+    if "predicted" in table.column_names:
+        ok &= np.array([p is not None for p in table["predicted"].to_pylist()], dtype=bool)
+    return np.flatnonzero(ok)
+
+
+# ------------------------------------------------------------------------------------------ drawing
+
+def _allocate(size: int, capacity: dict, allocation, minimum: int) -> dict:
+    """Images per stratum: `size` shared by `allocation` ("proportional" to the stratum's size, "equal", or a
+    dict {stratum: n}), never more than a stratum's capacity (its images not drawn yet)."""
+    strata = list(capacity)
+    if isinstance(allocation, dict):
+        unknown = [s for s in allocation if str(s) not in capacity]
+        if unknown:
+            raise ImagesAsDataError(f"allocation names strata {listing(map(repr, unknown))} that the corpus does not have "
+                                    f"(strata: {listing(map(repr, strata))})")
+        counts = {s: int(allocation.get(s, 0)) for s in strata}
+        too_many = [f"{s!r} ({counts[s]} asked, {capacity[s]} left)" for s in strata if counts[s] > capacity[s]]
+        if too_many:
+            raise ImagesAsDataError(f"allocation asks for more images than strata hold: {listing(too_many)}")
+        if any(v < 0 for v in counts.values()):
+            raise ImagesAsDataError("allocation: numbers of images must be 0 or more")
+        return counts
+    if allocation not in ALLOCATIONS:
+        raise ImagesAsDataError(f"allocation={allocation!r}: choose 'proportional', 'equal' or a dict "
+                                "{stratum: number of images}")
+    total_capacity = sum(capacity.values())
+    if size > total_capacity:
+        raise ImagesAsDataError(f"size={size}: only {total_capacity} usable images are left to draw from")
+    counts = {s: min(capacity[s], minimum) for s in strata}
+    remaining = size - sum(counts.values())
+    if remaining < 0:
+        raise ImagesAsDataError(f"size={size} is too small for {len(strata)} strata with at least {minimum} images each; "
+                                f"draw at least {sum(counts.values())} images, or use fewer strata")
+    if allocation == "proportional":
+        shares = np.array([capacity[s] for s in strata], dtype=float)
+    else:
+        shares = np.ones(len(strata))
+    # hand out the rest in proportion to the shares (largest remainder), capped by each stratum's room
+    while remaining > 0:
+        room = np.array([capacity[s] - counts[s] for s in strata], dtype=float)
+        active = room > 0
+        if not active.any():
+            break
+        ideal = np.where(active, remaining * shares / shares[active].sum(), 0.0)
+        give = np.minimum(np.floor(ideal), room)
+        fraction = np.where(active & (give < room), ideal - np.floor(ideal), -1.0)
+        for i in np.argsort(-fraction, kind="stable")[:int(remaining - give.sum())]:
+            if fraction[i] >= 0:
+                give[i] += 1
+        if give.sum() == 0:
+            break
+        for s, extra in zip(strata, give):
+            counts[s] += int(extra)
+        remaining -= int(give.sum())
+    return counts
+
+
+def draw_gold_sample(labels, size: int | None, *, strata=None, allocation="proportional", seed: int = 0,
+                     previous=None, min_per_stratum: int = 2) -> pa.Table:
+    """Draw images from a labelled corpus for people to code; seeded, with each image's inclusion probability.
+
+    labels: the labelled corpus — a Labelling or labelling directory (label_corpus()), or a predict() table or file.
+      Unreadable images (an error, no prediction) cannot be coded and are left out of the corpus sampled.
+    size: how many images to draw (with previous=: how many more).
+    strata: None for a simple random sample; "predicted" (by predicted class, e.g. to oversample a rare class); or
+      any column of the corpus table (an account, a day).
+    allocation: "proportional" (each stratum in proportion to its size), "equal" (the same number per stratum) or a
+      dict {stratum: number}; every stratum gets at least min_per_stratum images (2: a stratum's variance needs two).
+    previous: an earlier sample (its table, or the folder write_coding_sheet() wrote) to top up: more images are
+      drawn within the same strata from those not drawn yet; the earlier ones are kept as they are.
+    Returns the whole sample (every wave): image_id, path, wave, draw (order within the wave, random), stratum,
+    stratum_size, stratum_sample_size, inclusion_probability, weight (1 / inclusion_probability), then the
+    corpus's prediction columns (predicted, prob_<class>…) and any others it has.
+    """
+    corpus, classes = corpus_table(labels)
+    usable = _usable_rows(corpus)
+    if not len(usable):
+        raise ImagesAsDataError("the labelled corpus has no readable, labelled images to draw from")
+    corpus = corpus.take(pa.array(usable))
+    earlier, design = _previous_sample(previous)
+    if earlier is not None and strata is None:
+        strata = design.get("strata")
+    if earlier is not None and (design.get("strata") or None) != (strata or None):
+        raise ImagesAsDataError(f"the earlier sample was stratified by {design.get('strata')!r}, not {strata!r}; a top-up "
+                                "must use the same strata (leave strata= out to reuse them)")
+    stratum_of = _strata_values(corpus, strata)
+    ids = corpus["image_id"].to_pylist()
+    sizes: dict = {}
+    for s in stratum_of:
+        sizes[s] = sizes.get(s, 0) + 1
+    drawn_before: dict = {}
+    wave = 1
+    if earlier is not None:
+        wave = int(max(earlier["wave"].to_pylist())) + 1
+        position = {image_id: i for i, image_id in enumerate(ids)}
+        lost = [i for i in earlier["image_id"].to_pylist() if i not in position]
+        if lost:
+            raise ImagesAsDataError(f"the earlier sample holds images that are not (or no longer) readable in this corpus: "
+                                    f"{listing(lost)}; top up from the corpus the sample was drawn from")
+        changed = [f"{i} ({s!r} then, {stratum_of[position[i]]!r} now)"
+                   for i, s in zip(earlier["image_id"].to_pylist(), earlier["stratum"].to_pylist())
+                   if stratum_of[position[i]] != s]
+        if changed:
+            raise ImagesAsDataError(f"images changed stratum since the earlier draw: {listing(changed)}; the corpus or its "
+                                    "predictions changed — top up from the same labelling")
+        for s, n in zip(earlier["stratum"].to_pylist(), earlier["stratum_size"].to_pylist()):
+            if sizes.get(s) != n:
+                raise ImagesAsDataError(f"stratum {s!r} had {n} images when first drawn and has {sizes.get(s, 0)} now; the "
+                                        "corpus changed — top up from the same labelling")
+        for s in earlier["stratum"].to_pylist():
+            drawn_before[s] = drawn_before.get(s, 0) + 1
+    if size is None and not isinstance(allocation, dict):
+        raise ImagesAsDataError("size=None: say how many images to draw (or give allocation as {stratum: number})")
+    if size is not None and (isinstance(size, bool) or int(size) != size or int(size) < 1):
+        raise ImagesAsDataError(f"size={size!r}: give a whole number of images of at least 1")
+    already = set(earlier["image_id"].to_pylist()) if earlier is not None else set()
+    capacity = {s: sizes[s] - drawn_before.get(s, 0) for s in sorted(sizes, key=str)}
+    minimum = 0 if earlier is not None else int(min_per_stratum)
+    counts = _allocate(int(size) if size is not None else 0, capacity, allocation, minimum)
+    if earlier is None:
+        empty = [s for s in capacity if counts[s] == 0]
+        if empty:
+            raise ImagesAsDataError(f"strata {listing(map(repr, empty))} would get no images, so nothing could be said about "
+                                    "them (their inclusion probability would be 0); give every stratum at least one image")
+    rng = np.random.default_rng([int(seed), wave])
+    chosen = []
+    for s in capacity:
+        pool = [i for i, (image_id, t) in enumerate(zip(ids, stratum_of)) if t == s and image_id not in already]
+        if counts[s]:
+            chosen += rng.choice(pool, size=counts[s], replace=False).tolist()
+    chosen = [chosen[i] for i in rng.permutation(len(chosen))]  # the annotators' order: strata mixed
+    new = corpus.take(pa.array(chosen, pa.int64())) if chosen else corpus.slice(0, 0)
+    new_strata = [stratum_of[i] for i in chosen]
+    new = _with_design(new, new_strata, wave)
+    if earlier is not None:
+        keep = [c for c in new.column_names if c in earlier.column_names]
+        new = pa.concat_tables([earlier.select(keep), new.select(keep)], promote_options="default")
+    sample_sizes = {s: drawn_before.get(s, 0) + counts[s] for s in capacity}
+    sample = _set_probabilities(new, sizes, sample_sizes)
+    metadata = {"strata": strata, "allocation": allocation if not isinstance(allocation, dict) else
+                {str(k): int(v) for k, v in allocation.items()}, "seed": int(seed), "classes": classes,
+                "corpus_images": int(corpus.num_rows)}
+    return sample.replace_schema_metadata({b"imagesasdata.gold": _json(metadata)})
+
+
+def _json(value) -> bytes:
+    import json
+
+    return json.dumps(value, default=str).encode()
+
+
+def sample_design(sample: pa.Table) -> dict:
+    """The design a sample was drawn with (strata, allocation, seed, classes, corpus_images), from its metadata."""
+    import json
+
+    raw = (sample.schema.metadata or {}).get(b"imagesasdata.gold")
+    return json.loads(raw) if raw else {}
+
+
+def _strata_values(corpus: pa.Table, strata) -> list:
+    if strata is None:
+        return [ALL] * corpus.num_rows
+    if strata not in corpus.column_names:
+        raise ImagesAsDataError(f"strata={strata!r}: no such column in the labelled corpus (columns: "
+                                f"{', '.join(corpus.column_names)}).{did_you_mean(strata, corpus.column_names)}")
+    values = corpus[strata].to_pylist()
+    missing = [i + 1 for i, v in enumerate(values) if v is None]
+    if missing:
+        raise ImagesAsDataError(f"column {strata!r} is empty in rows {listing(missing)}; every image needs a stratum")
+    return [str(v) for v in values]
+
+
+def _with_design(table: pa.Table, strata: list, wave: int) -> pa.Table:
+    columns = {"image_id": table["image_id"], "path": table["path"] if "path" in table.column_names
+               else pa.array([None] * table.num_rows, pa.string()),
+               "wave": pa.array([wave] * table.num_rows, pa.int32()),
+               "draw": pa.array(np.arange(1, table.num_rows + 1), pa.int32()),
+               "stratum": pa.array(strata, pa.string())}
+    out = pa.table(columns)
+    for name in table.column_names:
+        if name not in out.column_names and name not in DESIGN_COLUMNS:
+            out = out.append_column(name, table[name])
+    return out
+
+
+def _set_probabilities(sample: pa.Table, sizes: dict, sample_sizes: dict) -> pa.Table:
+    strata = sample["stratum"].to_pylist()
+    stratum_size = [sizes[s] for s in strata]
+    stratum_sample = [sample_sizes[s] for s in strata]
+    probability = [n / N for n, N in zip(stratum_sample, stratum_size)]
+    design = {"stratum_size": pa.array(stratum_size, pa.int64()),
+              "stratum_sample_size": pa.array(stratum_sample, pa.int64()),
+              "inclusion_probability": pa.array(probability, pa.float64()),
+              "weight": pa.array([1 / p for p in probability], pa.float64())}
+    base = sample.drop_columns([c for c in design if c in sample.column_names])
+    position = base.column_names.index("stratum") + 1
+    for offset, (name, values) in enumerate(design.items()):
+        base = base.add_column(position + offset, name, values)
+    return base
+
+
+def _previous_sample(previous):
+    """(table, design) of an earlier sample given as a table or as a coding-sheet folder; (None, {})."""
+    if previous is None:
+        return None, {}
+    if isinstance(previous, (str, os.PathLike)) and Path(previous).is_dir():
+        folder = Path(previous)
+        if not (folder / SAMPLE_FILE).exists():
+            raise ImagesAsDataError(f"{folder} holds no {SAMPLE_FILE}; pass the folder write_coding_sheet() wrote")
+        return to_arrow(folder / SAMPLE_FILE), read_json(folder / DESIGN_FILE) if (folder / DESIGN_FILE).exists() else {}
+    table = to_arrow(previous)
+    missing = [c for c in ("image_id", "wave", "stratum", "stratum_size") if c not in table.column_names]
+    if missing:
+        raise ImagesAsDataError(f"previous= is not a gold sample (no {', '.join(missing)} column); pass what "
+                                "draw_gold_sample() returned or the folder write_coding_sheet() wrote")
+    return table, sample_design(table)
+
+
+# ------------------------------------------------------------------------------------------ the coding sheet
+
+def write_coding_sheet(sample: pa.Table, out, *, classes=None, thumb_size: int = 192,
+                       instructions: str | None = None) -> Path:
+    """Write what annotators need into the folder `out`, one coding sheet per wave not written yet:
+
+        sample.parquet                 the whole sample with its design (predictions included: never show them)
+        gold.json                      the design: strata, allocation, seed, classes, waves
+        coding_sheet_wave<k>.csv       image_id, path, code (empty: one of the classes), note (empty)
+        coding_sheet_wave<k>.html      the same images as a contact sheet to look at, captioned by image_id
+
+    Sheets already written are never overwritten (they may hold codes). The sheets show no predictions, so
+    annotators are not anchored by the model. Returns the folder.
+    """
+    out = Path(out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise ImagesAsDataError(f"{out} is a file; out= must name a folder for the coding sheets")
+    out.mkdir(parents=True, exist_ok=True)
+    sample = to_arrow(sample)
+    design = sample_design(sample)
+    if (out / SAMPLE_FILE).exists():
+        earlier = to_arrow(out / SAMPLE_FILE)
+        lost = sorted(set(earlier["image_id"].to_pylist()) - set(sample["image_id"].to_pylist()))
+        if lost:
+            raise ImagesAsDataError(f"{out} holds a sample with images this one lacks ({listing(lost)}); write a topped-up "
+                                    "sample (draw_gold_sample(previous=...)) or choose a new folder")
+    classes = list(classes or design.get("classes") or [])
+    if not classes:
+        raise ImagesAsDataError("which codes may annotators use? pass classes= (e.g. the run's classes)")
+    waves = sorted(set(sample["wave"].to_pylist()))
+    previous = read_json(out / DESIGN_FILE) if (out / DESIGN_FILE).exists() else {}
+    written = {w["wave"]: w for w in previous.get("waves", [])}
+    for wave in waves:
+        sheet = out / f"{SHEET_PREFIX}{wave}.csv"
+        rows = [i for i, w in enumerate(sample["wave"].to_pylist()) if w == wave]
+        if not sheet.exists():
+            part = sample.take(pa.array(rows, pa.int64()))
+            order = np.argsort(np.asarray(part["draw"].to_pylist()), kind="stable")
+            part = part.take(pa.array(order))
+            blank = pa.array([None] * part.num_rows, pa.string())
+            write_table(pa.table({"image_id": part["image_id"], "path": part["path"], "code": blank, "note": blank}), sheet)
+            _write_contact_page(part, out / f"{SHEET_PREFIX}{wave}.html", classes, wave, thumb_size, instructions)
+        written.setdefault(wave, {"wave": wave, "images": len(rows),
+                                  "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                                  "sheet": sheet.name})
+    write_table(sample, out / SAMPLE_FILE)
+    write_json({"format": "imagesasdata-gold", "classes": classes, "strata": design.get("strata"),
+                "allocation": design.get("allocation"), "seed": design.get("seed"),
+                "corpus_images": design.get("corpus_images"), "waves": [written[w] for w in sorted(written)],
+                "code_column": "code"}, out / DESIGN_FILE)
+    return out
+
+
+def _thumbnail_uri(path, size: int) -> str | None:
+    from ..io.images import open_rgb
+
+    try:
+        image = open_rgb(path)
+        image.thumbnail((size, size))
+    except Exception:  # noqa: BLE001 — an unreadable image gets a placeholder, not a broken page
+        return None
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _write_contact_page(part: pa.Table, target: Path, classes, wave: int, thumb_size: int, instructions) -> None:
+    from ..io.tables import atomic_path
+
+    cells = []
+    for image_id, path in zip(part["image_id"].to_pylist(), part["path"].to_pylist()):
+        uri = _thumbnail_uri(path, thumb_size) if path else None
+        picture = (f'<img src="{uri}" alt="{html.escape(image_id)}">' if uri else
+                   '<div class="missing">unreadable</div>')
+        cells.append(f'<figure>{picture}<figcaption>{html.escape(image_id)}</figcaption></figure>')
+    text = instructions or ("Code every image: write one of the codes below in the <code>code</code> column of "
+                            f"<code>{SHEET_PREFIX}{wave}.csv</code>, in the row with the image's id. Judge the image "
+                            "itself; leave a remark in <code>note</code> if a case is unclear.")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Coding sheet, wave {wave}</title>
+<style>body{{font-family:sans-serif;margin:1.5em}} figure{{display:inline-block;margin:6px;width:{thumb_size}px;
+vertical-align:top}} img{{max-width:{thumb_size}px;max-height:{thumb_size}px}} figcaption{{font-size:12px;
+word-break:break-all}} .missing{{width:{thumb_size}px;height:{thumb_size}px;background:#ddd}}</style></head>
+<body><h1>Coding sheet, wave {wave}: {part.num_rows} images</h1>
+<p>{text}</p><p>Codes: {", ".join(f"<b>{html.escape(str(c))}</b>" for c in classes)}</p>
+{"".join(cells)}
+</body></html>
+"""
+    with atomic_path(target) as temporary:
+        temporary.write_text(page, encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------ reading codes
+
+def _code_text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value != value:
+            return None
+        if value.is_integer():
+            return str(int(value))
+    text = str(value).strip()
+    return text or None
+
+
+def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", missing: str = "error") -> pa.Table:
+    """Read coded sheets back, checked, as the gold standard.
+
+    coded: the folder write_coding_sheet() wrote (every coding_sheet_wave<k>.csv in it is read), or one coded table
+      (CSV/Parquet file or table) with image_id and `code` columns — then pass sample= (the sample or its folder).
+    classes: the codes allowed (default: those recorded with the sample).
+    missing: "error" (default) when a sampled image has no code; "drop" leaves uncoded images out with a warning
+      — valid only if why they are uncoded has nothing to do with what they show.
+    Returns the sample's rows with `label` (the code, as text), in the sample's order: image_id, path, label, wave,
+    draw, stratum, stratum_size, stratum_sample_size, inclusion_probability, weight, then the corpus's predicted
+    and prob_<class> columns.
+    Raises ImagesAsDataError naming the file and row for: ids not in the sample, an image coded twice differently,
+    missing codes, and codes outside the classes.
+    """
+    import warnings
+
+    if missing not in ("error", "drop"):
+        raise ImagesAsDataError(f"missing={missing!r}: choose 'error' or 'drop'")
+    design: dict = {}
+    sheets: list[tuple[str, pa.Table]] = []
+    if isinstance(coded, (str, os.PathLike)) and Path(coded).is_dir():
+        folder = Path(coded)
+        files = sorted(folder.glob(f"{SHEET_PREFIX}*.csv"), key=lambda p: _wave_number(p.name))
+        if not files:
+            raise ImagesAsDataError(f"{folder} holds no {SHEET_PREFIX}<k>.csv; pass the folder write_coding_sheet() wrote")
+        sheets = [(str(f), _read_sheet(f)) for f in files]
+        if sample is None:
+            sample = folder
+    else:
+        sheets = [(str(coded) if isinstance(coded, (str, os.PathLike)) else "the coded table", _read_sheet(coded))]
+    if sample is None:
+        raise ImagesAsDataError("read_coding_sheet(): pass sample= (the sample, or the folder write_coding_sheet() "
+                                "wrote) so the codes can be matched to the design")
+    sample_table, design = _previous_sample(sample)
+    design = {**sample_design(sample_table), **design}
+    classes = [str(c) for c in (classes or design.get("classes") or [])]
+    if not classes:
+        raise ImagesAsDataError("which codes are allowed? pass classes= (the run's classes)")
+    in_sample = set(sample_table["image_id"].to_pylist())
+    codes: dict = {}
+    where: dict = {}
+    unknown, conflicts, outside = [], [], []
+    for name, sheet in sheets:
+        for column in ("image_id", code):
+            if column not in sheet.column_names:
+                raise ImagesAsDataError(f"{name}: no {column!r} column (columns: {', '.join(sheet.column_names)})."
+                                        f"{did_you_mean(column, sheet.column_names)}")
+        for row, (image_id, value) in enumerate(zip(sheet["image_id"].to_pylist(), sheet[code].to_pylist()), start=2):
+            image_id = None if image_id is None else str(image_id).strip()
+            value = _code_text(value)
+            if image_id is None or image_id == "":
+                if value is not None:
+                    unknown.append(f"{Path(name).name} row {row} (no image_id)")
+                continue
+            if image_id not in in_sample:
+                unknown.append(f"{Path(name).name} row {row} ({image_id})")
+                continue
+            if value is None:
+                continue
+            if value not in classes:
+                folded = {c.casefold(): c for c in classes}
+                if value.casefold() in folded:
+                    value = folded[value.casefold()]
+                else:
+                    outside.append(f"{Path(name).name} row {row}: {value!r}")
+                    continue
+            if image_id in codes and codes[image_id] != value:
+                conflicts.append(f"{image_id} ({codes[image_id]!r} in {where[image_id]}, {value!r} in "
+                                 f"{Path(name).name} row {row})")
+                continue
+            codes[image_id] = value
+            where[image_id] = f"{Path(name).name} row {row}"
+    if unknown:
+        raise ImagesAsDataError(f"coded rows whose image_id is not in the sample: {listing(unknown)}; fix the id (copy it "
+                                "from the sheet) or delete the row — only sampled images can be gold")
+    if outside:
+        raise ImagesAsDataError(f"codes outside the classes ({', '.join(classes)}): {listing(outside)}; use one of the "
+                                f"classes exactly.{did_you_mean(outside[0].split(': ', 1)[1].strip(chr(39)), classes)}")
+    if conflicts:
+        raise ImagesAsDataError(f"images coded twice with different codes: {listing(conflicts)}; keep one code per image")
+    uncoded = [i for i in sample_table["image_id"].to_pylist() if i not in codes]
+    if uncoded and missing == "error":
+        located = []
+        for image_id in uncoded:
+            found = next((f"{Path(n).name} row {r}" for n, s in sheets
+                          for r, v in enumerate(s["image_id"].to_pylist(), start=2) if str(v).strip() == image_id), None)
+            located.append(f"{image_id} ({found})" if found else f"{image_id} (not in any sheet)")
+        raise ImagesAsDataError(f"{len(uncoded)} sampled images have no code: {listing(located)}; code them, or pass "
+                                "missing='drop' if they are uncoded for reasons unrelated to what they show")
+    if uncoded:
+        warnings.warn(f"{len(uncoded)} sampled images have no code and are left out of the gold standard: "
+                      f"{listing(uncoded, 5)}")
+    keep = [i for i, image_id in enumerate(sample_table["image_id"].to_pylist()) if image_id in codes]
+    gold = sample_table.take(pa.array(keep, pa.int64()))
+    labels = pa.array([codes[i] for i in gold["image_id"].to_pylist()], pa.string())
+    if "label" in gold.column_names:
+        gold = gold.drop_columns(["label"])
+    gold = gold.add_column(2, "label", labels)
+    metadata = dict(sample_table.schema.metadata or {})
+    metadata[b"imagesasdata.gold"] = _json({**design, "classes": classes})
+    return gold.replace_schema_metadata(metadata)
+
+
+def _wave_number(name: str) -> int:
+    digits = "".join(ch for ch in name[len(SHEET_PREFIX):] if ch.isdigit())
+    return int(digits) if digits else 0
+
+
+def _read_sheet(source) -> pa.Table:
+    table = to_arrow(source)
+    # a sheet saved by Excel may start with a byte-order mark
+    names = [n.lstrip("\ufeff").strip() for n in table.column_names]
+    return table.rename_columns(names)
+
+
+# ------------------------------------------------------------------------------------------ metrics on gold
+
+def gold_metrics(gold, *, classes=None, positive_class=None, confidence: float = 0.95, resamples: int = 1000,
+                 seed: int = 0) -> pa.Table:
+    """The classifier's accuracy, precision, recall and F1 on the corpus, from a coded gold sample.
+
+    With unequal inclusion probabilities (a stratified sample) every estimate is design-weighted (each image counts
+    1/π times), so it estimates performance on the whole corpus, not on the sample; intervals are Wilson intervals
+    on the design's effective sample size (Korn & Graubard 1998) and a bootstrap within strata. With equal
+    probabilities this is the ordinary table (Wilson and bootstrap intervals). Columns: split ("gold"), metric,
+    estimator, class, estimate, n (coded images behind the estimate), lower, upper, interval.
+    """
+    from ..data.table import choose_positive_class
+    from ..measure.metrics import METRIC_SCHEMA, _metric_arrays, _row_sizes, confusion_counts, metrics_from_counts
+    from ..measure.intervals import design_effective_size, percentile_interval, stratified_bootstrap_confusions, wilson_interval
+
+    gold = to_arrow(gold)
+    design = sample_design(gold)
+    for column in ("label", "predicted"):
+        if column not in gold.column_names:
+            raise ImagesAsDataError(f"the gold table has no {column!r} column; pass what read_coding_sheet() returned")
+    classes = [str(c) for c in (classes or design.get("classes") or [])] or \
+        sorted({v for v in gold["label"].to_pylist() + gold["predicted"].to_pylist() if v is not None})
+    check_gold_size(gold.num_rows)
+    truth = [str(v) for v in gold["label"].to_pylist()]
+    predicted = [None if v is None else str(v) for v in gold["predicted"].to_pylist()]
+    strange = sorted({v for v in truth + predicted if v not in classes}, key=str)
+    if strange:
+        raise ImagesAsDataError(f"labels {listing(map(repr, strange))} are not among the classes ({', '.join(classes)})")
+    positive = choose_positive_class(classes, positive_class) if len(classes) == 2 else None
+    probabilities = inclusion_probabilities(gold)
+    weights = 1 / probabilities
+    strata = gold["stratum"].to_pylist() if "stratum" in gold.column_names else [ALL] * gold.num_rows
+    if np.allclose(probabilities, probabilities[0]):
+        table = metrics_from_counts(confusion_counts(truth, predicted, classes), classes, positive,
+                                    confidence=confidence, resamples=resamples, seed=seed)
+        return table.add_column(0, "split", pa.array(["gold"] * table.num_rows, pa.string()))
+    index = {c: i for i, c in enumerate(classes)}
+    t = np.array([index[v] for v in truth])
+    p = np.array([index[v] for v in predicted])
+    k = len(classes)
+    weighted = np.zeros((k, k))
+    np.add.at(weighted, (t, p), weights)
+    rows = _metric_arrays(weighted, classes, positive)
+    sizes = _row_sizes(confusion_counts(truth, predicted, classes), classes, positive)
+    replicates = _metric_arrays(stratified_bootstrap_confusions(t, p, k, weights, strata, resamples, seed), classes,
+                                positive)
+    records = []
+    for (name, estimator, cls, value, ratio), n, (_, _, _, boot, _) in zip(rows, sizes, replicates):
+        lower = upper = method = None
+        if ratio is not None:
+            kind, j = ratio
+            hit = (t == p).astype(float) if j is None else ((t == j) & (p == j)).astype(float)
+            domain = np.ones(len(t)) if kind == "correct" else ((p == j) if kind == "predicted" else (t == j)).astype(float)
+            rate, effective = design_effective_size(hit, domain, weights, strata)
+            if effective > 0:
+                low, high = wilson_interval(rate, effective, confidence)
+                lower, upper, method = float(low), float(high), "wilson_design_effect"
+        else:
+            low, high = percentile_interval(boot, confidence)
+            if not np.isnan(low):
+                lower, upper, method = float(low), float(high), "stratified_bootstrap"
+        records.append({"split": "gold", "metric": name, "estimator": estimator, "class": cls, "estimate": float(value),
+                        "n": n, "lower": lower, "upper": upper, "interval": method})
+    return pa.Table.from_pylist(records, schema=pa.schema([("split", pa.string())] + list(METRIC_SCHEMA)))
+
+
+def check_gold_size(n: int, what: str = "the gold sample") -> None:
+    if n < MIN_GOLD:
+        raise ImagesAsDataError(
+            f"{what} has {n} coded images; at least {MIN_GOLD} are needed for any estimate with an interval, and a "
+            "regression needs a few hundred — draw more with draw_gold_sample(labels, size, previous=<the sample>) "
+            "and code them")
+
+
+def inclusion_probabilities(gold: pa.Table, column: str = "inclusion_probability", corpus_size: int | None = None):
+    """Each gold image's inclusion probability π, checked to lie in (0, 1]. Without the column: a simple random
+    sample is assumed, π = n / corpus_size (or 1 when the corpus size is unknown: the weights then only need to
+    be equal)."""
+    if column not in gold.column_names:
+        n = gold.num_rows
+        return np.full(n, n / corpus_size if corpus_size else 1.0)
+    values = gold[column].to_pylist()
+    ids = gold["image_id"].to_pylist() if "image_id" in gold.column_names else list(range(1, len(values) + 1))
+    bad = [f"{i} ({v!r})" for i, v in zip(ids, values) if v is None or not (0 < float(v) <= 1)]
+    if bad:
+        raise ImagesAsDataError(f"inclusion probabilities must lie in (0, 1] — an image with probability 0 could never "
+                                f"have been drawn: {listing(bad)}; use the inclusion_probability column "
+                                "draw_gold_sample() wrote")
+    return np.asarray(values, dtype=float)
+
+
+# ------------------------------------------------------------------------------------------ for the R bridge
+
+def design_json(table: pa.Table) -> str:
+    """A sample's design (its schema metadata) as JSON text, for R to keep beside a tibble ("" when none)."""
+    raw = (to_arrow(table).schema.metadata or {}).get(b"imagesasdata.gold")
+    return raw.decode() if raw else ""
+
+
+def with_design(table: pa.Table, design: str) -> pa.Table:
+    """A table with a sample's design attached again (the metadata a tibble cannot carry through the bridge)."""
+    table = to_arrow(table)
+    if not design:
+        return table
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), b"imagesasdata.gold": design.encode()})

@@ -1,0 +1,277 @@
+# Estimates from predicted labels that a researcher can defend: GLMs and prevalence combining predictions on the
+# whole corpus with codes on a gold sample. Mirrors python/imagesasdata/analysis/estimators.py.
+
+#' A regression with image-derived variables, corrected with a gold sample
+#'
+#' Predicted labels are measured with error, and error in a variable biases the coefficients of any model that
+#' uses it, in either direction when the errors depend on the outcome. `corrected_glm()` fits the model three
+#' ways, side by side:
+#' * `naive`: the predictions used as if they were true, on the whole corpus (what is usually done);
+#' * `gold_only`: the coded gold sample alone, weighted by 1/inclusion probability: unbiased but imprecise;
+#' * `corrected`: both together: unbiased like the gold sample, usually much narrower.
+#'
+#' The corrected estimator is prediction-powered inference with power tuning, PPI++ (Angelopoulos et al. 2023),
+#' computed by the Python package ppi-python, when only the outcome is predicted and the gold sample is a simple
+#' random sample; otherwise (a predicted regressor, several predicted variables, a stratified gold sample) the
+#' design-based M-estimator of DSL (Egami et al. 2023) with a sandwich variance. All intervals are Wald intervals.
+#'
+#' @param formula A model formula, e.g. `retweets ~ protest + log(followers)`. It is read by the engine (patsy),
+#'   whose syntax is R's for `+`, `:`, `*`, `-1`, `log()`, `I()`; write powers as `I(x**2)`.
+#' @param data The corpus: one row per image, with an `image_id` column and every variable of the formula; the
+#'   predicted variables hold the model's predictions (a 0/1 or logical indicator, a class, or a probability).
+#'   Usually [predict()] or [labelled_images()] joined to your metadata.
+#' @param gold The coded gold sample from [read_coding_sheet()] (or any data frame with `image_id`, the true value
+#'   of each predicted variable under the same name, and `inclusion_probability`; without it a simple random sample
+#'   is assumed). Its `label` column is the truth of a `predicted` column in `data`.
+#' @param predicted The names of the predicted variables (the outcome, regressors or both).
+#' @param family `"gaussian"`, `"binomial"` (logit) or `"poisson"` (log).
+#' @param method `"auto"` (PPI++ where it applies, DSL otherwise), `"ppi"` or `"dsl"`.
+#' @param lambda The power-tuning parameter in \[0, 1\] (0: gold only; 1: trust the predictions fully); `NULL`
+#'   tunes it.
+#' @param conf_level Confidence level of the intervals.
+#' @param id The image id column shared by `data` and `gold`.
+#' @return A `corrected_glm`: `coefficients` (a tibble in broom's shape: `term`, `estimate`, `std.error`,
+#'   `statistic`, `p.value`, `conf.low`, `conf.high`, `method`, and `lambda`, the power tuning behind each corrected
+#'   estimate: tuned per coefficient by the DSL estimator, `NA` where ppi-python tuned it), plus the settings. `tidy()`, `glance()`,
+#'   `print()` and `autoplot()` (each coefficient under the three methods, with its interval).
+#' @seealso [corrected_prevalence()], [draw_gold_sample()]
+#' @export
+#' @examplesIf engine_available()
+#' set.seed(1)
+#' n <- 2000
+#' truth <- stats::rbinom(n, 1, 0.3)
+#' corpus <- data.frame(image_id = paste0("img", 1:n), z = stats::rnorm(n))
+#' corpus$y <- 1 + 0.5 * truth + 0.3 * corpus$z + stats::rnorm(n)
+#' corpus$protest <- ifelse(stats::runif(n) < 0.85, truth, 1 - truth)   # an 85% accurate classifier
+#' coded <- sample(n, 200)
+#' gold <- data.frame(image_id = corpus$image_id[coded], protest = truth[coded])
+#' fit <- corrected_glm(y ~ protest + z, corpus, gold, predicted = "protest")
+#' fit
+#' tidy(fit)
+corrected_glm <- function(formula, data, gold, predicted, family = c("gaussian", "binomial", "poisson"),
+                          method = c("auto", "ppi", "dsl"), lambda = NULL, conf_level = 0.95, id = "image_id") {
+  if (!inherits(formula, "formula")) {
+    abort_argument(sprintf("`formula` must be a formula such as y ~ x + z, not %s", describe_value(formula)))
+  }
+  family <- match.arg(family)
+  method <- match.arg(method)
+  if (!is.data.frame(data)) abort_argument(sprintf("`data` must be a data frame (the corpus), not %s", describe_value(data)))
+  text <- paste(deparse(formula, width.cutoff = 500L), collapse = " ")
+  fit <- engine_call(
+    engine()$corrected_glm, text, engine_table(data), arg_gold(gold, "gold"),
+    predicted = as.list(arg_strings_vector(predicted, "predicted")), family = family, method = method,
+    lam = arg_share(lambda, "lambda", null = TRUE), confidence = arg_share(conf_level, "conf_level", open = TRUE),
+    id = arg_string(id, "id")
+  )
+  field <- function(name) py_value(reticulate::py_get_attr(fit, name))
+  coefficients <- as_tibble_engine(reticulate::py_get_attr(fit, "coefficients"))
+  structure(list(
+    coefficients = broom_shape(coefficients), formula = formula, family = family,
+    predicted = as.character(unlist(field("predicted"))), outcome_predicted = isTRUE(field("outcome_predicted")),
+    corrected_method = field("corrected_method"), lambda = field("lam"), n_corpus = as.integer(field("n_corpus")),
+    n_gold = as.integer(field("n_gold")), design = field("design"), conf_level = field("confidence"),
+    notes = as.character(unlist(field("notes")))
+  ), class = "corrected_glm")
+}
+
+# The engine's estimates in broom's names; patsy's term names in R's ("protest[T.True]" -> "protestTRUE").
+broom_shape <- function(table) {
+  term <- gsub("\\[T\\.False\\]", "FALSE", gsub("\\[T\\.True\\]", "TRUE", table$term))
+  tibble::tibble(term = gsub("\\[T\\.([^]]*)\\]", "\\1", term), estimate = table$estimate,
+                 std.error = table$std_error, statistic = table$statistic, p.value = table$p_value,
+                 conf.low = table$conf_low, conf.high = table$conf_high,
+                 method = factor(table$method, levels = c("naive", "gold_only", "corrected")), lambda = table$lambda)
+}
+
+# A share in [0, 1] (lambda), or a level strictly inside (0, 1) (conf_level), checked here so the error names the
+# R argument rather than the engine's.
+arg_share <- function(x, name, null = FALSE, open = FALSE) {
+  if (is.null(x) && null) return(NULL)
+  x <- arg_number(x, name, null = null)
+  ok <- if (open) x > 0 && x < 1 else x >= 0 && x <= 1
+  if (!ok) {
+    abort_argument(sprintf("`%s` must lie %s, not %s", name,
+                           if (open) "strictly between 0 and 1 (e.g. 0.95)" else "between 0 and 1", format(x)))
+  }
+  x
+}
+
+arg_strings_vector <- function(x, name) {
+  if (is.factor(x)) x <- as.character(x)
+  if (!is.character(x) || !length(x) || anyNA(x)) {
+    abort_argument(sprintf("`%s` must name the predicted variables (a character vector), not %s", name, describe_value(x)))
+  }
+  x
+}
+
+#' @importFrom generics tidy
+#' @export
+generics::tidy
+
+#' @importFrom generics glance
+#' @export
+generics::glance
+
+#' Tidy and glance at a corrected regression
+#'
+#' @param x A `corrected_glm`.
+#' @param method Keep only these methods (`"naive"`, `"gold_only"`, `"corrected"`); `NULL` keeps all.
+#' @param ... Not used.
+#' @return `tidy()`: a tibble with `term`, `estimate`, `std.error`, `statistic`, `p.value`, `conf.low`,
+#'   `conf.high`, `method` and `lambda`. `glance()`: one row with `formula`, `family`, `predicted`,
+#'   `corrected_method`, `lambda` (`NA` when tuned per coefficient), `n_corpus`, `n_gold`, `design` and
+#'   `conf_level`.
+#' @name corrected_glm_tidiers
+#' @export
+tidy.corrected_glm <- function(x, method = NULL, ...) {
+  out <- x$coefficients
+  if (!is.null(method)) {
+    unknown <- setdiff(method, levels(out$method))
+    if (length(unknown)) abort_argument(sprintf("`method` must be among naive, gold_only, corrected, not %s",
+                                                paste(unknown, collapse = ", ")))
+    out <- out[out$method %in% method, ]
+  }
+  out
+}
+
+#' @rdname corrected_glm_tidiers
+#' @export
+glance.corrected_glm <- function(x, ...) {
+  tibble::tibble(formula = paste(deparse(x$formula, width.cutoff = 500L), collapse = " "), family = x$family,
+                 predicted = paste(x$predicted, collapse = ", "), corrected_method = x$corrected_method,
+                 lambda = if (is.null(x$lambda)) NA_real_ else as.double(x$lambda), n_corpus = x$n_corpus,
+                 n_gold = x$n_gold, design = x$design, conf_level = x$conf_level)
+}
+
+#' @export
+print.corrected_glm <- function(x, ...) {
+  cat(sprintf("<corrected_glm> %s (%s)\n", paste(deparse(x$formula, width.cutoff = 500L), collapse = " "), x$family))
+  cat(sprintf("  predicted: %s; %d corpus images, %d gold (%s)\n", paste(x$predicted, collapse = ", "), x$n_corpus,
+              x$n_gold, x$design))
+  cat(sprintf("  corrected by %s%s\n", x$corrected_method,
+              if (!is.null(x$lambda)) sprintf(" (lambda %.2f)", x$lambda)
+              else if (startsWith(x$corrected_method, "DSL")) " (lambda tuned per coefficient)" else ""))
+  coefficients <- x$coefficients
+  cells <- sprintf("%.3f [%.3f, %.3f]", coefficients$estimate, coefficients$conf.low, coefficients$conf.high)
+  methods <- intersect(c("naive", "gold_only", "corrected"), as.character(coefficients$method))
+  terms <- unique(coefficients$term)
+  grid <- vapply(methods, function(m) cells[match(terms, coefficients$term[coefficients$method == m]) +
+                                              (which(coefficients$method == m)[1] - 1L)], character(length(terms)))
+  grid <- matrix(grid, nrow = length(terms), dimnames = list(terms, methods))
+  widths <- c(max(nchar(c("term", terms))), pmax(nchar(methods), apply(grid, 2, function(v) max(nchar(v)))))
+  if (sum(widths) + 2L * length(widths) <= getOption("width", 80L)) {
+    line <- function(values) cat("  ", paste(formatC(values, width = -widths), collapse = "  "), "\n", sep = "")
+    line(c("term", methods))
+    for (t in terms) line(c(t, grid[t, ]))
+  } else {
+    for (t in terms) {
+      cat(sprintf("  %s\n", t))
+      for (m in methods) cat(sprintf("    %-10s %s\n", m, grid[t, m]))
+    }
+  }
+  cat(sprintf("  estimates [%g%% intervals]; tidy() for the table, autoplot() to compare the methods\n",
+              100 * x$conf_level))
+  for (note in x$notes) cat(sprintf("  note: %s\n", note))
+  invisible(x)
+}
+
+#' Plot a corrected regression: each coefficient under the three methods
+#'
+#' @param object A `corrected_glm`.
+#' @param terms Which terms to show (default: all but the intercept).
+#' @param truth Optional known values of the coefficients (a named numeric vector, e.g. in a simulation), drawn as
+#'   dashed lines.
+#' @param ... Not used.
+#' @return A ggplot object: one panel per term, the naive, gold-only and corrected estimates with their intervals.
+#' @method autoplot corrected_glm
+#' @export
+autoplot.corrected_glm <- function(object, terms = NULL, truth = NULL, ...) {
+  table <- object$coefficients
+  terms <- terms %||% setdiff(unique(table$term), "(Intercept)")
+  if (!length(terms)) terms <- unique(table$term)
+  unknown <- setdiff(terms, table$term)
+  if (length(unknown)) abort_argument(sprintf("`terms`: no term %s (terms: %s)", paste(unknown, collapse = ", "),
+                                              paste(unique(table$term), collapse = ", ")))
+  table <- table[table$term %in% terms, ]
+  table$term <- factor(table$term, levels = terms)
+  labels <- c(naive = "naive (predictions as if true)", gold_only = "gold sample only", corrected = "corrected")
+  table$label <- factor(labels[as.character(table$method)], levels = rev(labels))
+  plot <- ggplot2::ggplot(table, ggplot2::aes(x = .data$estimate, y = .data$label, colour = .data$method)) +
+    ggplot2::geom_vline(xintercept = 0, colour = "grey80") +
+    ggplot2::geom_errorbar(ggplot2::aes(xmin = .data$conf.low, xmax = .data$conf.high), width = 0.25,
+                           orientation = "y") +
+    ggplot2::geom_point(size = 2.5) +
+    ggplot2::facet_wrap(ggplot2::vars(.data$term), scales = "free_x") +
+    ggplot2::scale_colour_manual(values = c(naive = "#d95f02", gold_only = "#7570b3", corrected = "#1b9e77"),
+                                 guide = "none") +
+    ggplot2::labs(x = sprintf("estimate with %g%% interval", 100 * object$conf_level), y = NULL,
+                  title = "How much the correction matters",
+                  subtitle = sprintf("%d corpus images, %d coded; corrected by %s", object$n_corpus, object$n_gold,
+                                     object$corrected_method)) +
+    ggplot2::theme_minimal()
+  if (!is.null(truth)) {
+    lines <- data.frame(term = factor(names(truth), levels = terms), value = as.double(truth))
+    lines <- lines[!is.na(lines$term), ]
+    plot <- plot + ggplot2::geom_vline(data = lines, ggplot2::aes(xintercept = .data$value), linetype = "dashed")
+  }
+  plot
+}
+
+#' The share of each class in the corpus, corrected with a gold sample
+#'
+#' Naive (the share of predicted labels), gold-only (the design-weighted share of codes) and corrected (PPI++'s
+#' mean, via ppi-python, for a simple random gold sample; the DSL estimator otherwise), overall or within groups
+#' such as days or accounts. Intervals are Wald intervals clipped to \[0, 1\].
+#'
+#' @param data The labelled corpus (from [predict()] or [labelled_images()], joined to any metadata): `image_id`,
+#'   `predicted` and, for `use = "probability"`, the `prob_<class>` columns.
+#' @param gold The coded gold sample from [read_coding_sheet()].
+#' @param classes The classes (default: all present).
+#' @param by A column of `data` to estimate within each of its groups; groups with fewer than 10 gold images get
+#'   only the naive estimate (with a warning).
+#' @param use `"class"` (the predicted class) or `"probability"` (its probability, best with `calibrate = TRUE`).
+#' @inheritParams corrected_glm
+#' @return A tibble of class `corrected_prevalence`: `[by]`, `class`, `method`, `estimate`, `std.error`,
+#'   `conf.low`, `conf.high`, `n_corpus`, `n_gold`. `autoplot()` draws it.
+#' @export
+corrected_prevalence <- function(data, gold, classes = NULL, by = NULL, use = c("class", "probability"),
+                                 method = c("auto", "ppi", "dsl"), lambda = NULL, conf_level = 0.95, id = "image_id") {
+  use <- match.arg(use)
+  method <- match.arg(method)
+  if (!is.data.frame(data)) abort_argument(sprintf("`data` must be a data frame (the corpus), not %s", describe_value(data)))
+  result <- engine_call(
+    engine()$corrected_prevalence, engine_table(data), arg_gold(gold, "gold"),
+    classes = if (is.null(classes)) NULL else as.list(as.character(classes)), by = arg_string(by, "by", null = TRUE),
+    use = use, method = method, lam = arg_share(lambda, "lambda", null = TRUE),
+    confidence = arg_share(conf_level, "conf_level", open = TRUE), id = arg_string(id, "id")
+  )
+  table <- as_tibble_engine(result)
+  names(table) <- sub("^std_error$", "std.error", sub("^conf_(low|high)$", "conf.\\1", names(table)))
+  table$method <- factor(table$method, levels = c("naive", "gold_only", "corrected"))
+  attr(table, "by") <- by
+  class(table) <- c("corrected_prevalence", class(table))
+  table
+}
+
+#' @rdname corrected_prevalence
+#' @param object A `corrected_prevalence`.
+#' @param level Which class to show (default: the second class, the positive one in a binary task).
+#' @param ... Not used.
+#' @method autoplot corrected_prevalence
+#' @export
+autoplot.corrected_prevalence <- function(object, level = NULL, ...) {
+  classes <- unique(object$class)
+  level <- level %||% classes[[min(2L, length(classes))]]
+  table <- as.data.frame(object)
+  table <- table[table$class == level, ]
+  by <- attr(object, "by")
+  table$group <- if (is.null(by)) "corpus" else as.character(table[[by]])
+  ggplot2::ggplot(table, ggplot2::aes(x = .data$group, y = .data$estimate, colour = .data$method)) +
+    ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
+                             position = ggplot2::position_dodge(width = 0.5), na.rm = TRUE) +
+    ggplot2::scale_colour_manual(values = c(naive = "#d95f02", gold_only = "#7570b3", corrected = "#1b9e77")) +
+    ggplot2::labs(x = by, y = sprintf("share of %s", level), colour = NULL,
+                  title = sprintf("Prevalence of %s", level)) +
+    ggplot2::theme_minimal() +
+    ggplot2::theme(legend.position = "bottom")
+}
