@@ -90,7 +90,9 @@ test_that("image_embeddings() gives the command line's vectors, as a list column
   expect_equal(from_cli$embedding[[2]], embeddings$embedding[[2]], tolerance = 1e-5)
   wide <- image_embeddings(orl_files(1, 1:2), image_size = 128L, shape = "wide")
   expect_identical(names(wide)[1:3], c("image_id", "path", "dim_0001"))
-  expect_equal(unlist(wide[1, -(1:2)], use.names = FALSE), embeddings$embedding[[1]], tolerance = 1e-6)
+  # A batch of two rather than thirty: the convolutions may add up in another order (seen: relative differences
+  # of about 1e-6, depending on the CPU's threads), so the same float32 tolerance as the command line's.
+  expect_equal(unlist(wide[1, -(1:2)], use.names = FALSE), embeddings$embedding[[1]], tolerance = 1e-5)
 })
 
 test_that("maps, clusters and neighbours of the embeddings", {
