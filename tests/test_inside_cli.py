@@ -89,7 +89,15 @@ def test_subgroups_of_a_run(tmp_path):
     out = tmp_path / "by_group.csv"
     assert main(["subgroups", str(run.path), "--metadata", str(metadata), "--group", "half", "--split", "val",
                  "--min-size", "1", "--permutations", "100", "--out", str(out)]) == 0
-    assert set(pa_csv.read_csv(out)["group"].to_pylist()) == {"first", "second"}
+    table = pa_csv.read_csv(out)
+    assert set(table["group"].to_pylist()) == {"first", "second"}
+    assert {v for v in table["interval"].to_pylist() if v} == {"wilson", "percentile_bootstrap"}   # none: no interval
+    exact = tmp_path / "exact.csv"
+    assert main(["subgroups", str(run.path), "--metadata", str(metadata), "--group", "half", "--split", "val",
+                 "--min-size", "1", "--permutations", "100", "--confidence", "0.9", "--interval-method", "exact",
+                 "--out", str(exact)]) == 0
+    accuracy = [r for r in pa_csv.read_csv(exact).to_pylist() if r["metric"] == "accuracy"]
+    assert {r["interval"] for r in accuracy} == {"clopper_pearson"}
 
 
 def test_select_then_add_coded(sample_data, tmp_path):
