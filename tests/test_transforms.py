@@ -11,8 +11,8 @@ from PIL import Image
 from imagesasdata.errors import ImagesAsDataError
 from imagesasdata.images import open_rgb
 from imagesasdata.transforms import (
-    Preprocessing, base_array, channel_statistics, eval_view, load_base, normalize_batch, random_resized_crop_box,
-    to_chw, train_view,
+    Preprocessing, base_array, channel_statistics, crop_source_array, crops_whole_image, eval_view, load_base,
+    normalize_batch, random_resized_crop_box, to_chw, train_view,
 )
 
 
@@ -100,6 +100,56 @@ def test_random_resized_crop_matches_torchvision_on_the_same_box():
     top, left, height, width = random_resized_crop_box(256, 256, prep.crop_scale, prep.crop_ratio, np.random.default_rng(5))
     book = np.asarray(F.resized_crop(Image.fromarray(base), top, left, height, width, [224, 224])).transpose(2, 0, 1)
     assert np.abs(ours - book.astype(int)).max() <= 1
+
+
+@pytest.fixture()
+def thirds() -> Image.Image:
+    """600×200: green, red and blue thirds. Resize(256) + CenterCrop keeps only the red middle."""
+    array = np.zeros((200, 600, 3), np.uint8)
+    array[:, :200] = (0, 255, 0)
+    array[:, 200:400] = (255, 0, 0)
+    array[:, 400:] = (0, 0, 255)
+    return Image.fromarray(array)
+
+
+def test_training_crops_see_the_whole_image_as_in_listing_1(thirds):
+    """Listing 1's RandomResizedCrop cuts from the whole original picture: the sides that evaluation's centre
+    crop drops must appear in training views too."""
+    prep = Preprocessing(augment_flip=False)
+    assert crops_whole_image(prep)
+    base = base_array(thirds, prep.resize, prep.resize_size)
+    assert (base[..., 1] < 128).all() and (base[..., 2] < 128).all()     # the base square is red only
+    source = crop_source_array(thirds, prep.crop_source_size)
+    assert source.shape == (200, 600, 3)                                 # smaller than the bound: kept as it is
+    views = [train_view(source, prep, np.random.default_rng(k)).numpy() for k in range(40)]
+    # A crop covers at most the full height and 4/3 of it in width, so each view shows one or two of the colours.
+    assert sum((v[1] > 200).any() for v in views) >= 5 and sum((v[2] > 200).any() for v in views) >= 5
+
+
+def test_crops_of_the_crop_source_are_torchvisions_crops_of_the_original(rekognition_examples):
+    """Same box, same pixels: a crop source that needed no shrinking is the original image."""
+    import torchvision.transforms.functional as F
+
+    original = open_rgb(rekognition_examples / "ex_5.jpg")
+    prep = Preprocessing(augment_flip=False, crop_source_size=max(original.size))
+    source = crop_source_array(original, prep.crop_source_size)
+    for seed in range(3):
+        ours = train_view(source, prep, np.random.default_rng(seed)).numpy().astype(int)
+        top, left, height, width = random_resized_crop_box(original.height, original.width, prep.crop_scale,
+                                                           prep.crop_ratio, np.random.default_rng(seed))
+        book = np.asarray(F.resized_crop(original, top, left, height, width, [224, 224])).transpose(2, 0, 1)
+        assert np.abs(ours - book.astype(int)).max() <= 1
+
+
+def test_crop_sources_are_shrunk_to_their_bound_with_the_aspect_ratio_kept():
+    wide = Image.new("RGB", (2000, 1000), (10, 20, 30))
+    assert crop_source_array(wide, 512).shape == (512, 1024, 3)
+    small = Image.new("RGB", (50, 40))
+    assert crop_source_array(small, 512).shape == (40, 50, 3)            # never enlarged
+    assert Preprocessing().crop_source_size == 512                       # twice the book's 256
+    # Only the book's rescale-crop drops a periphery; the other modes crop their own square.
+    assert not crops_whole_image(Preprocessing(resize="squish"))
+    assert not crops_whole_image(Preprocessing(augment_crop=False))
 
 
 def test_random_resized_crop_boxes_respect_scale_and_bounds():
