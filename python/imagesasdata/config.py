@@ -36,6 +36,8 @@ OPTION_HELP = {
     "step_size": "StepLR: every step_size epochs the learning rate is multiplied by gamma (the book: 7)",
     "gamma": "StepLR: factor applied to the learning rate every step_size epochs (the book: 0.1)",
     "dropout": "probability of zeroing a feature before the new last layer during training (0 = none)",
+    "head_epochs": "epochs of training only the new last layer, on features computed once, before the whole network "
+                   "is fine-tuned (the book: 0); costs about one forward pass over the training images",
     "freeze": "'none' (fine-tune everything, the book's default), 'backbone' (train only the new last layer), or a "
               "stage name such as 'layer3' (frozen up to and including it)",
     "patience": "early stopping: stop after this many epochs without a lower validation loss (default: never)",
@@ -77,6 +79,7 @@ class TrainConfig:
     step_size: int = 7
     gamma: float = 0.1
     dropout: float = 0.0
+    head_epochs: int = 0
     freeze: str = "none"
     patience: int | None = None
     select_on: str = "accuracy"
@@ -93,7 +96,7 @@ class TrainConfig:
     RUNTIME = ("device", "precision", "channels_last", "cache", "feature_cache", "num_workers", "progress")
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "step_size", "seed"):
+        for name in ("epochs", "batch_size", "step_size", "seed", "head_epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value:
                 raise ImagesAsDataError(f"{name}={value!r} must be a whole number")
@@ -102,6 +105,8 @@ class TrainConfig:
         for name, value in positive.items():
             if value < 1:
                 raise ImagesAsDataError(f"{name}={value} must be at least 1")
+        if self.head_epochs < 0:
+            raise ImagesAsDataError(f"head_epochs={self.head_epochs} must be 0 (the book) or more")
         for name in ("learning_rate", "momentum", "weight_decay", "gamma", "dropout", "val_fraction", "test_fraction"):
             setattr(self, name, float(getattr(self, name)))
         if self.learning_rate <= 0:

@@ -237,6 +237,10 @@ class Trainer:
         best_weights = None
         if resume and runs.has_checkpoint(self.out):
             state, best_weights = self._restore()
+        if state.epoch == 0 and self.config.head_epochs:
+            from .features import train_head_first
+
+            train_head_first(self)  # the new last layer first, on features computed once (features.py)
         if best_weights is None:
             best_weights = clone_weights(self.model)
         try:

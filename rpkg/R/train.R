@@ -52,6 +52,8 @@
 #' @param step_size StepLR: every step_size epochs the learning rate is multiplied by gamma (the book: 7).
 #' @param gamma StepLR: factor applied to the learning rate every step_size epochs (the book: 0.1).
 #' @param dropout probability of zeroing a feature before the new last layer during training (0 = none).
+#' @param head_epochs epochs of training only the new last layer, on features computed once, before the whole
+#'   network is fine-tuned (the book: 0); costs about one forward pass over the training images.
 #' @param freeze 'none' (fine-tune everything, the book's default), 'backbone' (train only the new last layer),
 #'   or a stage name such as 'layer3' (frozen up to and including it).
 #' @param patience early stopping: stop after this many epochs without a lower validation loss (default:
@@ -87,7 +89,8 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
                          augment_crop = TRUE, augment_flip = TRUE, val_fraction = 0.2, test_fraction = 0,
                          balance = FALSE, group = NULL, seed = 0L, epochs = 25L, batch_size = 4L,
                          optimizer = "sgd", learning_rate = 0.001, momentum = 0.9, weight_decay = 0,
-                         step_size = 7L, gamma = 0.1, dropout = 0, freeze = "none", patience = NULL,
+                         step_size = 7L, gamma = 0.1, dropout = 0, head_epochs = 0L, freeze = "none",
+                         patience = NULL,
                          select_on = "accuracy", positive_class = NULL, device = "auto", precision = "auto",
                          channels_last = "auto", cache = "auto", feature_cache = "auto", num_workers = NULL,
                          progress = interactive()) {
@@ -108,7 +111,8 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
     optimizer = arg_string(optimizer, "optimizer"), learning_rate = arg_number(learning_rate, "learning_rate"),
     momentum = arg_number(momentum, "momentum"), weight_decay = arg_number(weight_decay, "weight_decay"),
     step_size = arg_count(step_size, "step_size"), gamma = arg_number(gamma, "gamma"),
-    dropout = arg_number(dropout, "dropout"), freeze = arg_string(freeze, "freeze"),
+    dropout = arg_number(dropout, "dropout"), head_epochs = arg_count(head_epochs, "head_epochs"),
+    freeze = arg_string(freeze, "freeze"),
     patience = arg_count(patience, "patience", null = TRUE), select_on = arg_string(select_on, "select_on"),
     positive_class = arg_string(positive_class, "positive_class", null = TRUE),
     device = arg_string(device, "device"), precision = arg_string(precision, "precision"),
