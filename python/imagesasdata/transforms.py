@@ -92,8 +92,8 @@ def base_array(image: Image.Image, resize: str, size: int) -> np.ndarray:
     if resize == "squish":
         image = image.resize((size, size), Image.BILINEAR)
     elif resize == "rescale-crop":
-        scale = size / min(width, height)
-        new = (max(size, round(width * scale)), max(size, round(height * scale)))
+        # torchvision's Resize(size) geometry, truncation included, so the centre crop is Listing 1's to the pixel.
+        new = (size, int(size * height / width)) if width <= height else (int(size * width / height), size)
         image = _centre_crop(image.resize(new, Image.BILINEAR), size)
     elif resize == "pad":
         scale = size / max(width, height)
@@ -109,9 +109,10 @@ def base_array(image: Image.Image, resize: str, size: int) -> np.ndarray:
 
 
 def _centre_crop(image: Image.Image, size: int) -> Image.Image:
-    """Central size×size window; areas outside a small image are black."""
+    """Central size×size window, offsets rounded as torchvision's CenterCrop does; areas outside a small image
+    are black."""
     width, height = image.size
-    left, top = (width - size) // 2, (height - size) // 2
+    left, top = int(round((width - size) / 2.0)), int(round((height - size) / 2.0))
     return image.crop((left, top, left + size, top + size))
 
 
