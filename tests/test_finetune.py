@@ -12,6 +12,7 @@ import pytest
 import imagesasdata as iad
 from imagesasdata import train as train_module
 from imagesasdata.errors import ImagesAsDataError
+from imagesasdata.transforms import IMAGENET_MEAN
 
 TINY = dict(image_size=64, epochs=2, progress=False, seed=0)
 
@@ -267,5 +268,21 @@ def test_head_epochs_are_the_same_with_or_without_the_cache(sample_data, tmp_pat
     for one, two in zip(first.history.to_pylist(), second.history.to_pylist()):
         assert one["loss"] == pytest.approx(two["loss"], rel=1e-5)
     assert first.description["hyperparameters"]["head_epochs"] == 3
+    book = iad.finetune(sample_data / "faces", out=tmp_path / "c", recipe="book", **TINY)
+    assert book.description["hyperparameters"]["head_epochs"] == 0
+    assert book.description["preprocessing"]["mean"] == list(IMAGENET_MEAN)
     with pytest.raises(ImagesAsDataError, match="head_epochs=-1"):
         iad.finetune(sample_data / "faces", head_epochs=-1)
+
+
+def test_recipes_name_their_defaults_and_explicit_options_win():
+    from imagesasdata.config import TrainConfig
+
+    engine = TrainConfig()
+    assert (engine.recipe, engine.head_epochs, engine.normalize) == ("head-first", 10, "imagenet")
+    book = TrainConfig.from_options(recipe="book")          # Listing 1 as printed
+    assert (book.head_epochs, book.normalize) == (0, "imagenet")
+    assert TrainConfig.from_options(recipe="book", head_epochs=2, normalize="backbone").head_epochs == 2
+    assert TrainConfig.from_options(head_epochs=0).normalize == "imagenet"
+    with pytest.raises(ImagesAsDataError, match="recipe='bok': choose one of head-first, book. Did you mean 'book'"):
+        TrainConfig.from_options(recipe="bok")

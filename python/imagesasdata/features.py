@@ -109,13 +109,17 @@ def train_head_first(trainer) -> bool:
     that already separates the classes lets fine-tuning start from useful gradients. The backbone runs once per
     image (in eval mode, on the evaluation view and its mirror image) and the head trains on those features with
     the run's optimizer, learning rate and batch size — seconds, where an epoch of fine-tuning takes minutes.
-    Returns False (and warns) when the architecture has no single last layer to train on features.
+    Returns False when the backbone is frozen anyway, and (with a warning) when the architecture has no single last
+    layer to train on features.
     """
     import warnings
 
+    from .backbones import backbone_frozen
     from .train import epoch_order, make_optimizer
 
     config, model, head_names = trainer.config, trainer.model, trainer.backbone.head
+    if backbone_frozen(model, head_names):
+        return False   # the whole run trains the last layer alone already
     runtime = (trainer.device, trainer.precision, trainer.channels_last)
     rows = trainer.rows["train"]
     head = model.get_submodule(head_names[0]) if len(head_names) == 1 else None
