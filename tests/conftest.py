@@ -75,3 +75,34 @@ def tiny_faces(tmp_path_factory, orl_faces) -> Path:
         for k in range(1, 6):
             shutil.copy(orl_faces / person / f"{k}.pgm", root / person / f"{k}.pgm")
     return root
+
+
+def imagenet_examples(folder: Path) -> list[tuple[Path, set]]:
+    """Real photos whose ImageNet-1k classes are known, written into `folder`: (path, accepted class indices).
+
+    scikit-image's and scikit-learn's sample photos and two of the tweeted images, each with the classes a person
+    would accept (a cat photo may be a tabby, a tiger cat or an Egyptian cat). Nothing is downloaded.
+    """
+    from PIL import Image
+    from skimage import data
+    from sklearn.datasets import load_sample_image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "chelsea": (data.chelsea(), {281, 282, 285}),                 # tabby, tiger cat, Egyptian cat
+        "coffee": (data.coffee(), {967, 968, 504}),                   # espresso, cup, coffee mug
+        "rocket": (data.rocket(), {657, 744, 812}),                   # missile, projectile, space shuttle
+        "motorcycle": (data.stereo_motorcycle()[0], {665, 670}),      # moped, motor scooter
+        "cameraman": (data.camera(), {872, 759}),                     # tripod, reflex camera
+        "china": (load_sample_image("china.jpg"), {698, 663, 832}),   # palace, monastery, stupa
+    }
+    examples = []
+    for name, (array, classes) in arrays.items():
+        path = folder / f"{name}.png"
+        Image.fromarray(array).save(path)
+        examples.append((path, classes))
+    tweets = shared_datasets() / "rekognition_examples"
+    examples.append((tweets / "ex_1.jpg", {504, 968}))                 # a C-SPAN coffee mug
+    examples.append((tweets / "ex_3.jpg", {921, 917}))                 # a TIME cover: book jacket, comic book
+    return examples

@@ -11,8 +11,8 @@ from PIL import Image
 from imagesasdata.errors import ImagesAsDataError
 from imagesasdata.io.images import open_rgb
 from imagesasdata.data.transforms import (
-    Preprocessing, base_array, channel_statistics, eval_view, load_base, normalize_batch, random_resized_crop_box,
-    to_chw, train_view,
+    Preprocessing, base_array, channel_statistics, crop_source_array, crops_whole_image, eval_view, load_base,
+    normalize_batch, random_resized_crop_box, to_chw, train_view,
 )
 
 
@@ -50,15 +50,16 @@ def test_crop_takes_the_centre_at_original_scale(halves):
     assert (out[:, :25] == (255, 0, 0)).all() and (out[:, 25:] == (0, 0, 255)).all()
 
 
-def test_default_evaluation_matches_the_books_listing(rekognition_examples):
-    """Resize(256) + CenterCrop(224), as in the book's Listing 1 (torchvision on PIL)."""
-    path = rekognition_examples / "ex_3.jpg"
+def test_default_evaluation_matches_the_books_listing(rekognition_examples, orl_faces):
+    """Resize(256) + CenterCrop(224), as in the book's Listing 1 (torchvision on PIL), to the pixel: portrait and
+    landscape photos, and a 92×112 face whose resized side (311.65) and crop offsets (27.5) need torchvision's
+    rounding."""
     prep = Preprocessing()
     assert (prep.image_size, prep.resize_size) == (224, 256)
-    ours = eval_view(to_chw(base_array(open_rgb(path), prep.resize, prep.resize_size)), prep).numpy().astype(int)
-    book = T.Compose([T.Resize(256), T.CenterCrop(224), T.PILToTensor()])(open_rgb(path)).numpy().astype(int)
-    assert ours.shape == book.shape == (3, 224, 224)
-    assert np.abs(ours - book).mean() < 2.0  # same picture; sub-pixel rounding of the resized width differs
+    book = T.Compose([T.Resize(256), T.CenterCrop(224), T.PILToTensor()])
+    for path in (rekognition_examples / "ex_3.jpg", rekognition_examples / "ex_5.jpg", orl_faces / "s1" / "1.pgm"):
+        ours = eval_view(to_chw(base_array(open_rgb(path), prep.resize, prep.resize_size)), prep)
+        assert torch.equal(ours, book(open_rgb(path)))
 
 
 def test_load_base_with_draft_mode_is_close_to_a_full_decode(tmp_path, rekognition_examples):
@@ -100,6 +101,56 @@ def test_random_resized_crop_matches_torchvision_on_the_same_box():
     top, left, height, width = random_resized_crop_box(256, 256, prep.crop_scale, prep.crop_ratio, np.random.default_rng(5))
     book = np.asarray(F.resized_crop(Image.fromarray(base), top, left, height, width, [224, 224])).transpose(2, 0, 1)
     assert np.abs(ours - book.astype(int)).max() <= 1
+
+
+@pytest.fixture()
+def thirds() -> Image.Image:
+    """600×200: green, red and blue thirds. Resize(256) + CenterCrop keeps only the red middle."""
+    array = np.zeros((200, 600, 3), np.uint8)
+    array[:, :200] = (0, 255, 0)
+    array[:, 200:400] = (255, 0, 0)
+    array[:, 400:] = (0, 0, 255)
+    return Image.fromarray(array)
+
+
+def test_training_crops_see_the_whole_image_as_in_listing_1(thirds):
+    """Listing 1's RandomResizedCrop cuts from the whole original picture: the sides that evaluation's centre
+    crop drops must appear in training views too."""
+    prep = Preprocessing(augment_flip=False)
+    assert crops_whole_image(prep)
+    base = base_array(thirds, prep.resize, prep.resize_size)
+    assert (base[..., 1] < 128).all() and (base[..., 2] < 128).all()     # the base square is red only
+    source = crop_source_array(thirds, prep.crop_source_size)
+    assert source.shape == (200, 600, 3)                                 # smaller than the bound: kept as it is
+    views = [train_view(source, prep, np.random.default_rng(k)).numpy() for k in range(40)]
+    # A crop covers at most the full height and 4/3 of it in width, so each view shows one or two of the colours.
+    assert sum((v[1] > 200).any() for v in views) >= 5 and sum((v[2] > 200).any() for v in views) >= 5
+
+
+def test_crops_of_the_crop_source_are_torchvisions_crops_of_the_original(rekognition_examples):
+    """Same box, same pixels: a crop source that needed no shrinking is the original image."""
+    import torchvision.transforms.functional as F
+
+    original = open_rgb(rekognition_examples / "ex_5.jpg")
+    prep = Preprocessing(augment_flip=False, crop_source_size=max(original.size))
+    source = crop_source_array(original, prep.crop_source_size)
+    for seed in range(3):
+        ours = train_view(source, prep, np.random.default_rng(seed)).numpy().astype(int)
+        top, left, height, width = random_resized_crop_box(original.height, original.width, prep.crop_scale,
+                                                           prep.crop_ratio, np.random.default_rng(seed))
+        book = np.asarray(F.resized_crop(original, top, left, height, width, [224, 224])).transpose(2, 0, 1)
+        assert np.abs(ours - book.astype(int)).max() <= 1
+
+
+def test_crop_sources_are_shrunk_to_their_bound_with_the_aspect_ratio_kept():
+    wide = Image.new("RGB", (2000, 1000), (10, 20, 30))
+    assert crop_source_array(wide, 512).shape == (512, 1024, 3)
+    small = Image.new("RGB", (50, 40))
+    assert crop_source_array(small, 512).shape == (40, 50, 3)            # never enlarged
+    assert Preprocessing().crop_source_size == 512                       # twice the book's 256
+    # Only the book's rescale-crop drops a periphery; the other modes crop their own square.
+    assert not crops_whole_image(Preprocessing(resize="squish"))
+    assert not crops_whole_image(Preprocessing(augment_crop=False))
 
 
 def test_random_resized_crop_boxes_respect_scale_and_bounds():

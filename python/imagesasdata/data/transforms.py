@@ -1,9 +1,12 @@
 """Preprocessing as in the book (Figure 4.2, Listing 1), split in two stages so that decoding happens once:
 
 1. `base_array`: deterministic — decode, then resize to a square of `resize_size` pixels by one of the resize modes.
-   Its uint8 output is what the image cache stores.
-2. `train_view` / `eval_view`: cheap views of the base — a seeded random-resized-crop and horizontal flip for
-   training (Pillow, off the GIL), a centre crop of `image_size` for evaluation (the book's Resize(256) + CenterCrop(224)).
+   Its uint8 output is what the image cache stores. With the book's rescale-crop and random crops on, the cache
+   also keeps each training image whole (`crop_source_array`), because Listing 1's RandomResizedCrop cuts its
+   crops out of the whole original image, not out of the centre square that evaluation sees.
+2. `train_view` / `eval_view`: cheap views — a seeded random-resized-crop and horizontal flip for training
+   (Pillow, off the GIL), a centre crop of `image_size` of the base for evaluation (the book's Resize(256) +
+   CenterCrop(224)).
 Normalisation runs on whole batches on the device (`normalize_batch`).
 """
 
@@ -46,6 +49,7 @@ class Preprocessing:
     augment_flip: bool = True
     crop_scale: tuple = (0.08, 1.0)
     crop_ratio: tuple = (3 / 4, 4 / 3)
+    crop_source_size: int | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -62,6 +66,11 @@ class Preprocessing:
             # Resize 256 / crop 224 for the book's mode; the other modes already produce the final square.
             self.resize_size = round(self.image_size * 256 / 224) if self.resize == "rescale-crop" else self.image_size
         self.resize_size = int(self.resize_size)
+        if self.crop_source_size is None:
+            # Training crops come from the whole image at up to twice the base's resolution (512 px for the book's
+            # 256): at least 224 px across for crops of a fifth of the image or more, and a bounded cache.
+            self.crop_source_size = 2 * self.resize_size
+        self.crop_source_size = int(self.crop_source_size)
         if self.resize_size < self.image_size:
             raise ImagesAsDataError(
                 f"resize_size={self.resize_size} is smaller than image_size={self.image_size}; it must be at least as large"
@@ -85,8 +94,8 @@ def base_array(image: Image.Image, resize: str, size: int) -> np.ndarray:
     if resize == "squish":
         image = image.resize((size, size), Image.BILINEAR)
     elif resize == "rescale-crop":
-        scale = size / min(width, height)
-        new = (max(size, round(width * scale)), max(size, round(height * scale)))
+        # torchvision's Resize(size) geometry, truncation included, so the centre crop is Listing 1's to the pixel.
+        new = (size, int(size * height / width)) if width <= height else (int(size * width / height), size)
         image = _centre_crop(image.resize(new, Image.BILINEAR), size)
     elif resize == "pad":
         scale = size / max(width, height)
@@ -102,9 +111,10 @@ def base_array(image: Image.Image, resize: str, size: int) -> np.ndarray:
 
 
 def _centre_crop(image: Image.Image, size: int) -> Image.Image:
-    """Central size×size window; areas outside a small image are black."""
+    """Central size×size window, offsets rounded as torchvision's CenterCrop does; areas outside a small image
+    are black."""
     width, height = image.size
-    left, top = (width - size) // 2, (height - size) // 2
+    left, top = int(round((width - size) / 2.0)), int(round((height - size) / 2.0))
     return image.crop((left, top, left + size, top + size))
 
 
@@ -112,6 +122,32 @@ def load_base(path, prep: Preprocessing) -> np.ndarray:
     """Decode a file and run the deterministic stage. Raises BadImageError."""
     draft = prep.resize_size if prep.resize != "crop" else None
     return base_array(open_rgb(path, draft_size=draft), prep.resize, prep.resize_size)
+
+
+def crops_whole_image(prep: Preprocessing) -> bool:
+    """True when training crops are cut from the whole image rather than from the base square.
+
+    The book's Listing 1 applies RandomResizedCrop to the original picture, so with rescale-crop the periphery that
+    the evaluation's centre crop drops is still seen in training. The other resize modes already keep the whole
+    picture in their square (squish, pad) or mean to work at the centre (crop), so their crops come from the base.
+    """
+    return prep.augment_crop and prep.resize == "rescale-crop"
+
+
+def crop_source_array(image: Image.Image, size: int) -> np.ndarray:
+    """The whole image, aspect ratio kept, shrunk only when its shorter side exceeds `size` (never enlarged):
+    what training crops are cut from. A uniform shrink keeps every crop box's share of the picture and its
+    aspect ratio, so the crops are Listing 1's, at a bounded resolution."""
+    width, height = image.size
+    scale = size / min(width, height)
+    if scale < 1:
+        image = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR)
+    return np.array(image, dtype=np.uint8)
+
+
+def load_crop_source(path, prep: Preprocessing) -> np.ndarray:
+    """Decode a file into its crop source (see crop_source_array). Raises BadImageError."""
+    return crop_source_array(open_rgb(path, draft_size=prep.crop_source_size), prep.crop_source_size)
 
 
 def to_chw(array: np.ndarray) -> torch.Tensor:
@@ -124,17 +160,21 @@ def eval_view(base: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
 
 
 def train_view(base: np.ndarray, prep: Preprocessing, rng: np.random.Generator) -> torch.Tensor:
-    """Seeded training augmentation of a uint8 HWC base image: random-resized-crop and/or horizontal flip.
+    """Seeded training augmentation of a uint8 HWC image: random-resized-crop and/or horizontal flip.
 
-    Done with Pillow, as torchvision's RandomResizedCrop does on the book's PIL images: crop and resize in one
-    antialiased pass, single-threaded and outside the GIL, so the trainer prepares the next batch on a thread
-    while the network trains on all cores. Returns a uint8 CHW tensor.
+    base: the image's crop source (whole, any aspect ratio) when crops_whole_image(prep), else its base square.
+    The crop box is drawn on the whole of `base`, then cut and resized with Pillow's antialiased bilinear filter,
+    as torchvision's RandomResizedCrop does on the book's PIL images — single-threaded and outside the GIL, so the
+    trainer can prepare the next batch on a thread while the network trains on all cores. Without random crops
+    the view is the evaluation's centre crop. Returns a uint8 CHW tensor.
     """
     image = Image.fromarray(base)
     size = prep.image_size
     if prep.augment_crop:
         top, left, height, width = random_resized_crop_box(image.height, image.width, prep.crop_scale, prep.crop_ratio, rng)
-        image = image.resize((size, size), Image.BILINEAR, box=(left, top, left + width, top + height))
+        # Crop, then resize, as torchvision's resized_crop does: resizing with box= would let the filter read
+        # pixels outside the box (up to 19 grey levels apart at the edges of a downscaled crop).
+        image = image.crop((left, top, left + width, top + height)).resize((size, size), Image.BILINEAR)
     elif image.width != size or image.height != size:
         image = _centre_crop(image, size)
     if prep.augment_flip and rng.random() < 0.5:

@@ -30,7 +30,7 @@ from ..errors import ImagesAsDataError, listing
 from ..io.faults import crash_point
 from ..model.inference import forward_rows
 from ..data.splits import split_table
-from ..data.transforms import Preprocessing, channel_statistics, normalize_batch, train_view
+from ..data.transforms import Preprocessing, channel_statistics, crops_whole_image, normalize_batch, train_view
 
 def finetune(data, *, out=None, label: str | None = None, path: str | None = None, resume: bool = False,
              overwrite: bool = False, images=None, **options) -> Run:
@@ -86,11 +86,14 @@ def decoded_for(shared: dict | None, prep: Preprocessing, table: pa.Table, confi
     """Decoded images for this run, taken from (and added to) `shared`, a dict that runs of a grid pass along:
     images are decoded once per set of files and deterministic preprocessing."""
     paths = table["path"].to_pylist()
-    key = (prep.resize, prep.resize_size, config.cache, tuple(paths))
+    # Randomly cropped training images are also kept whole (Listing 1 crops the whole picture; transforms.py).
+    crop_rows = tuple(i for i, s in enumerate(table["split"].to_pylist()) if s == "train") \
+        if crops_whole_image(prep) else ()
+    key = (prep.resize, prep.resize_size, config.cache, tuple(paths), prep.crop_source_size, crop_rows)
     if shared is None:
-        return decode_images(paths, prep, config)
+        return decode_images(paths, prep, config, crop_rows)
     if key not in shared:
-        shared[key] = decode_images(paths, prep, config)
+        shared[key] = decode_images(paths, prep, config, crop_rows)
     return shared[key]
 
 
@@ -106,9 +109,9 @@ def preprocessing_for(config: TrainConfig, backbone: Backbone) -> Preprocessing:
                          augment_crop=config.augment_crop, augment_flip=config.augment_flip)
 
 
-def decode_images(paths, prep: Preprocessing, config: TrainConfig):
+def decode_images(paths, prep: Preprocessing, config: TrainConfig, crop_rows=()):
     """Decode once into memory or onto disk (cache="auto" picks by size), or not at all (cache="none")."""
-    kwargs = dict(workers=config.num_workers, progress=config.progress, hashes=True)
+    kwargs = dict(workers=config.num_workers, progress=config.progress, hashes=True, crop_rows=crop_rows)
     if config.cache == "none":
         return DecodeOnRead(paths, prep, **kwargs)
     limit = {"memory": float("inf"), "disk": 0.0}.get(config.cache)
@@ -237,6 +240,10 @@ class Trainer:
         best_weights = None
         if resume and runs.has_checkpoint(self.out):
             state, best_weights = self._restore()
+        if state.epoch == 0 and self.config.head_epochs:
+            from .features import train_head_first
+
+            train_head_first(self)  # the new last layer first, on features computed once (features.py)
         if best_weights is None:
             best_weights = clone_weights(self.model)
         try:
@@ -350,8 +357,8 @@ class Trainer:
 
             flips = flip_decisions(batch_rows, self.config.seed, epoch) if self.prep.augment_flip else None
             return self.features.batch(batch_rows, flips).to(self.device)
-        views = [train_view(self.images[r], self.prep, np.random.default_rng([self.config.seed, epoch, int(r)]))
-                 for r in batch_rows]
+        views = [train_view(self.images.train_image(r), self.prep,
+                            np.random.default_rng([self.config.seed, epoch, int(r)])) for r in batch_rows]
         return torch.stack(views)
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor):
