@@ -9,8 +9,9 @@ Protocol (the same for every strategy and seed):
   selection 30 of the 66 val/ photos (5 per person): the val split each fine-tune chooses its epoch on
   test      the other 36 val/ photos: the accuracy reported
   start     2 photos per person drawn at random (seeded), then rounds of `--batch` photos chosen by the strategy
-  model     efficientnet_lite0 (offline ImageNet weights), frozen backbone, no random crops or flips (the fast
-            path: features computed once per fine-tune, the head trains in seconds), --epochs epochs, lr 0.01
+  model     efficientnet_lite0 (offline ImageNet weights, their own pixel statistics), frozen backbone, no
+            random crops or flips (the fast path: features computed once per fine-tune, the head trains in
+            seconds), --epochs epochs, lr 0.01
 The fitted run of each round chooses the next batch (select_images() on the pool less the coded images).
 
     .venv/bin/python benchmarks/active_learning.py [--seeds 0 1 2] [--rounds 5] [--batch 12] [--image-size 128]
@@ -82,9 +83,9 @@ def one_curve(pool: pa.Table, selection: pa.Table, test: pa.Table, strategy: str
             ])
             started = time.perf_counter()
             run = iad.finetune(training, out=Path(scratch) / f"round{round_number}", overwrite=True,
-                               epochs=args.epochs, image_size=args.image_size, freeze="backbone", augment_crop=False,
-                               augment_flip=False, learning_rate=0.01, batch_size=8, seed=seed, progress=False,
-                               images=decoded)
+                               epochs=args.epochs, image_size=args.image_size, freeze="backbone", normalize="backbone",
+                               augment_crop=False, augment_flip=False, learning_rate=0.01, batch_size=8, seed=seed,
+                               progress=False, images=decoded)
             accuracy = iad.evaluate(run, test, progress=False).metrics
             value = next(r["estimate"] for r in accuracy.to_pylist() if r["metric"] == "accuracy")
             curve.append({"strategy": strategy, "seed": seed, "labelled": len(coded), "accuracy": value,
