@@ -7,12 +7,17 @@
 #' @param type `"curves"`: loss and accuracy by epoch, training against validation, with the kept epoch
 #'   marked (the book's Figures 7.4 and 7.5); `"confusion"`: a heatmap of the confusion matrix;
 #'   `"misclassified"`: a gallery of the misclassified images with their true and predicted labels;
+#'   `"heatmap"`: where the model looks ([cnn_heatmaps()]) in `images`, or in the top losses;
 #'   `"calibration"`: the reliability diagram before and after temperature scaling ([cnn_calibration()]);
 #'   `"pr"` and `"roc"`: binary tasks' precision-recall and ROC curves ([cnn_thresholds()]).
 #' @param split For `"confusion"`, `"misclassified"`, `"calibration"`, `"pr"` and `"roc"`: which split to show
-#'   (default `"val"` for a fit, all for an evaluation).
-#' @param n For `"misclassified"`: show at most this many images, most confident mistakes first.
-#' @param ... Passed to [image_gallery()] for `"misclassified"`.
+#'   (default `"val"` for a fit, all for an evaluation); for `"heatmap"` without `images`, the split of the top
+#'   losses.
+#' @param n For `"misclassified"` and `"heatmap"`: show at most this many images, most confident mistakes (or
+#'   largest losses) first.
+#' @param images For `"heatmap"`: the images (as [cnn_heatmaps()] takes them); `NULL`: the top losses.
+#' @param ... Passed to [image_gallery()] for `"misclassified"`, to [cnn_heatmaps()] for `"heatmap"` (e.g.
+#'   `method`, `target`).
 #' @return A ggplot object.
 #' @method autoplot cnn_fit
 #' @export
@@ -23,9 +28,11 @@
 #' autoplot(fit, type = "confusion")
 #' autoplot(fit, type = "misclassified")
 #' autoplot(fit, type = "calibration")
+#' autoplot(fit, type = "heatmap", n = 4)
 #' }
-autoplot.cnn_fit <- function(object, type = c("curves", "confusion", "misclassified", "calibration", "pr", "roc"),
-                             split = "val", n = 16L, ...) {
+autoplot.cnn_fit <- function(object, type = c("curves", "confusion", "misclassified", "calibration", "pr", "roc",
+                                              "heatmap"),
+                             split = "val", n = 16L, images = NULL, ...) {
   type <- match.arg(type)
   switch(type,
     curves = plot_curves(object),
@@ -33,7 +40,8 @@ autoplot.cnn_fit <- function(object, type = c("curves", "confusion", "misclassif
     misclassified = plot_misclassified(cnn_misclassified(object, split), n, ...),
     calibration = plot_calibration(object, split),
     pr = plot_curve(object, split, "pr"),
-    roc = plot_curve(object, split, "roc")
+    roc = plot_curve(object, split, "roc"),
+    heatmap = heatmap_gallery(cnn_heatmaps(object, images, n = n, split = if (is.null(images)) split, ...), n = n)
   )
 }
 

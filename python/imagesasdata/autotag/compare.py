@@ -50,6 +50,14 @@ class TagComparison:
         lower, upper = metric_interval(self.metrics, name, "binary")
         return "none" if lower is None else f"{lower:.1%}–{upper:.1%}"
 
+    def by_group(self, metadata, group, *, by: str = "image_id", **options):
+        """The same comparison for each group of images (gender, skin tone, account type, …): a SubgroupAudit
+        (measure.subgroups.subgroup_metrics) of the per-image decisions joined to `metadata` by `by`."""
+        from ..measure.subgroups import subgroup_metrics
+
+        return subgroup_metrics(self.per_image, metadata, group, by=by, truth="truth", predicted="predicted",
+                                classes=list(CLASSES), positive_class="positive", **options)
+
     def summary(self) -> str:
         tags = " or ".join(repr(t) for t in self.positive_tags)
         n = sum(self.count(c) for c in CELLS.values())

@@ -149,6 +149,7 @@ def imagenet_classifier(architecture: str = OFFLINE_ARCHITECTURE, progress: bool
     Same names and weight sources as create_backbone(); the mean and std it reports are those its weights expect."""
     library, name = _resolve(architecture)
     backbone = _torchvision(name, "imagenet", progress) if library == "torchvision" else _timm(name, "imagenet")
+    backbone.head = _classifier_names(backbone.model, library)
     return backbone
 
 
@@ -333,10 +334,7 @@ def replace_head(model: nn.Module, num_classes: int, dropout: float, library: st
         raise ImagesAsDataError(f"dropout={dropout}: must be at least 0 and below 1")
     if library == "timm":
         model.reset_classifier(num_classes)
-        name = model.default_cfg.get("classifier", "classifier")
-        names = [name] if isinstance(name, str) else list(name)
-    else:
-        names = [n for n, m in model.named_modules() if _is_imagenet_classifier(m)]
+    names = _classifier_names(model, library)
     for name in names:
         old = model.get_submodule(name)
         new = _fresh_like(old, num_classes)
@@ -344,6 +342,14 @@ def replace_head(model: nn.Module, num_classes: int, dropout: float, library: st
     if not names:
         raise ImagesAsDataError(f"could not find the classifier layer of {type(model).__name__}")
     return names
+
+
+def _classifier_names(model: nn.Module, library: str) -> list:
+    """Module names of the last layer(s): timm's own record, or torchvision's 1,000-way Linear (or 1×1 conv)."""
+    if library == "timm":
+        name = model.default_cfg.get("classifier", "classifier")
+        return [name] if isinstance(name, str) else list(name)
+    return [n for n, m in model.named_modules() if _is_imagenet_classifier(m)]
 
 
 def _is_imagenet_classifier(module: nn.Module) -> bool:

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..data.transforms import Preprocessing, eval_view, load_base, normalize_batch, to_chw
-from ..errors import BadImageError
+from ..errors import BadImageError, ImagesAsDataError
 from ..io.s3 import read_s3_bytes
 from ..io.threads import default_workers
 from .devices import autocast, resolve_channels_last, resolve_device, resolve_precision
@@ -109,7 +109,7 @@ class Predictor:
     """
 
     def __init__(self, description: dict, weights, device: str = "auto", precision: str = "auto",
-                 threads: int | None = None):
+                 threads: int | None = None, features: bool = False):
         from safetensors.torch import load as load_safetensors
 
         from ..analysis.calibration import applied_temperature
@@ -129,37 +129,74 @@ class Predictor:
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model.eval()
+        self.head = list(description.get("head") or [])
+        self._captured: list = []
+        self._hooks = []
+        if features:
+            self._hooks = [self.model.get_submodule(name).register_forward_hook(self._capture) for name in self.head]
+            if not self._hooks:
+                raise ImagesAsDataError("this model description names no classifier layer (head), so its "
+                                        "penultimate features cannot be found")
+
+    def _capture(self, module, inputs, output) -> None:
+        self._captured.append(inputs[0].detach())
+
+    def views(self, batch: dict, rows) -> torch.Tensor:
+        """The uint8 NCHW evaluation views of `rows` of a decoded batch."""
+        return torch.stack([eval_view(to_chw(np.asarray(batch["image"][i])), self.prep) for i in rows])
 
     def __call__(self, batch: dict) -> dict:
-        """{"row", "image", "error"} → {"row", "probabilities" (NaN for unreadable images), "error"}."""
+        """{"row", "image", "error"} → {"row", "probabilities" (NaN for unreadable images), "error"}, and with
+        features=True also "features": the head's input (the penultimate layer, average-pooled when it is a map)."""
         errors = [e if isinstance(e, str) else "" for e in batch["error"]]
         readable = np.flatnonzero([e == "" for e in errors])
         probabilities = np.full((len(errors), len(self.classes)), np.nan)
+        features = None
         if len(readable):
-            images = batch["image"]
-            views = torch.stack([eval_view(to_chw(np.asarray(images[i])), self.prep) for i in readable])
-            logits = forward_batch(self.model, views, self.prep, self.device, self.precision, self.channels_last)
+            self._captured.clear()
+            logits = forward_batch(self.model, self.views(batch, readable), self.prep, self.device, self.precision,
+                                   self.channels_last)
             probabilities[readable] = softmax(logits / self.temperature)
-        return {"row": np.asarray(batch["row"], np.int64), "probabilities": probabilities,
-                "error": np.array(errors, dtype=object)}
+            if self._hooks:
+                # A network with two heads (a distilled timm model) feeds both the same input; take the first.
+                captured = self._captured[0].float()
+                if captured.dim() == 4:   # SqueezeNet's head is a 1×1 convolution on the feature map
+                    captured = captured.mean(dim=(2, 3))
+                captured = captured.flatten(1).cpu().numpy()
+                features = np.full((len(errors), captured.shape[1]), np.nan, np.float32)
+                features[readable] = captured
+        output = {"row": np.asarray(batch["row"], np.int64), "probabilities": probabilities,
+                  "error": np.array(errors, dtype=object)}
+        if self._hooks:
+            output["features"] = features if features is not None else np.full((len(errors), 0), np.nan, np.float32)
+        return output
 
 
 def predict_paths(predictor: Predictor, paths, batches, on_batch, *, workers: int | None = None,
                   endpoint_url: str | None = None) -> None:
     """Run `predictor` over `paths` batch by batch (`batches`: ranges of positions), decoding the next batch on a
     thread pool while this one computes; on_batch(positions, probabilities, errors) receives each result."""
+    map_paths(predictor, predictor.prep, paths, batches,
+              lambda output: on_batch(output["row"], output["probabilities"], list(output["error"])),
+              workers=workers, endpoint_url=endpoint_url)
+
+
+def map_paths(function, prep: Preprocessing, paths, batches, on_output, *, workers: int | None = None,
+              endpoint_url: str | None = None) -> None:
+    """The loop under predict_paths, for any function of a decoded batch ({"row", "image", "error"} → a dict):
+    a Predictor, or a heatmap maker (model.cams) that holds its network for the whole job. The next batch is
+    decoded on a thread pool while this one computes; on_output(output) receives each result."""
     paths = list(paths)
     with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool, \
             ThreadPoolExecutor(max_workers=1) as ahead:
         def decode(rows):
-            return decode_images([paths[r] for r in rows], predictor.prep, endpoint_url=endpoint_url, pool=pool)
+            return decode_images([paths[r] for r in rows], prep, endpoint_url=endpoint_url, pool=pool)
 
         following = ahead.submit(decode, batches[0]) if batches else None
         for number, rows in enumerate(batches):
             images, errors = following.result()
             following = ahead.submit(decode, batches[number + 1]) if number + 1 < len(batches) else None
-            output = predictor({"row": np.arange(rows.start, rows.stop), "image": images, "error": errors})
-            on_batch(output["row"], output["probabilities"], list(output["error"]))
+            on_output(function({"row": np.arange(rows.start, rows.stop), "image": images, "error": errors}))
 
 
 def batch_ranges(start: int, stop: int, batch_size: int) -> list[range]:
