@@ -51,7 +51,7 @@ OPTION_HELP = {
     "dropout": "probability of zeroing a feature before the new last layer during training (0 = none)",
     "head_epochs": "epochs of training only the new last layer, on features computed once, before the whole network "
                    "is fine-tuned (the book: 0); costs about one forward pass over the training images; default: "
-                   "the recipe's",
+                   "the recipe's (0 when starting from random weights)",
     "freeze": "'none' (fine-tune everything, the book's default), 'backbone' (train only the new last layer), or a "
               "stage name such as 'layer3' (frozen up to and including it)",
     "patience": "early stopping: stop after this many epochs without a lower validation loss (default: never)",
@@ -149,9 +149,14 @@ class TrainConfig:
         if self.recipe not in RECIPES:
             raise ImagesAsDataError(f"recipe={self.recipe!r}: choose one of {', '.join(RECIPES)}."
                                     + did_you_mean(str(self.recipe), RECIPES))
+        head_epochs_given = self.head_epochs is not None
         for name, value in RECIPES[self.recipe].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        if self.weights in (None, "none", "None", False) and not head_epochs_given:
+            # Random weights have no features worth probing: the head would learn noise (measured: a ResNet-18 from
+            # random weights learnt a trivial task to 0.5 in 3 epochs with head-first, 1.0 with the book's recipe).
+            self.head_epochs = 0
         # Every number is checked here, before anything is read or trained: a NaN or a negative rate would
         # otherwise train to NaN weights and a run marked complete.
         for name in ("epochs", "batch_size", "step_size", "seed", "head_epochs"):
