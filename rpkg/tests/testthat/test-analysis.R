@@ -9,7 +9,8 @@ orl_corpus <- function() {
   data.frame(path = paths, stringsAsFactors = FALSE)
 }
 
-truth_of <- function(image_id) ifelse(sub("/.*", "", image_id) == "s1", "positive", "negative")
+# The photo's person is its folder, whatever form its image_id takes (here: the path as written).
+truth_of <- function(image_id) ifelse(basename(dirname(image_id)) == "s1", "positive", "negative")
 
 shared_analysis <- new.env(parent = emptyenv())
 
