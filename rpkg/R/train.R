@@ -63,7 +63,7 @@
 #' @param dropout probability of zeroing a feature before the new last layer during training (0 = none).
 #' @param head_epochs epochs of training only the new last layer, on features computed once, before the whole
 #'   network is fine-tuned (the book: 0); costs about one forward pass over the training images; default: the
-#'   recipe's. `NULL` for the recipe's.
+#'   recipe's (0 when starting from random weights). `NULL` for the recipe's.
 #' @param freeze 'none' (fine-tune everything, the book's default), 'backbone' (train only the new last layer),
 #'   or a stage name such as 'layer3' (frozen up to and including it).
 #' @param patience early stopping: stop after this many epochs without a lower validation loss (default:
