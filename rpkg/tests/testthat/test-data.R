@@ -48,7 +48,7 @@ test_that("a vector of paths is a list of images; mistakes are named by the engi
   tb <- image_table(files)
   expect_identical(tb$path, normalizePath(files))
   expect_error(image_table(data.frame(path = files[1], label = "a"), label = "lable"),
-               class = "imagesasdata_error", regexp = "Did you mean 'label'")
+               class = "imagesasdata_column_error", regexp = "Did you mean `label = label`?", fixed = TRUE)
   expect_error(image_table(42), class = "imagesasdata_argument_error", regexp = "`source` must be")
   expect_error(image_table(c("a.png", NA)), class = "imagesasdata_argument_error")
 })
