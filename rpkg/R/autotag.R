@@ -287,12 +287,13 @@ label_frequencies <- function(tags, min_confidence = 0, top_n = NULL) {
 #' @param n Show each tagger's `n` most frequent labels.
 #' @param value `"images"` (counts) or `"share"` (of the tagged images).
 #' @param position For several taggers: `"dodge"` (bars side by side per label) or `"facet"` (a panel each).
-#' @param ... Not used.
+#' @param ... Must be empty.
 #' @return A ggplot.
 #' @method autoplot label_frequencies
 #' @export
 autoplot.label_frequencies <- function(object, n = 20L, value = c("images", "share"), position = c("dodge", "facet"),
                                        ...) {
+  check_dots(...)
   n <- arg_count(n, "n")
   value <- arg_match(value)
   position <- arg_match(position)

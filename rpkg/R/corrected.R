@@ -137,7 +137,7 @@ generics::glance
 #'
 #' @param x A `corrected_glm`.
 #' @param method Keep only these methods (`"naive"`, `"gold_only"`, `"corrected"`); `NULL` keeps all.
-#' @param ... Not used.
+#' @param ... Must be empty.
 #' @return `tidy()`: a tibble with `term`, `estimate`, `std.error`, `statistic`, `p.value`, `conf.low`,
 #'   `conf.high`, `method` and `lambda`. `glance()`: one row with `formula`, `family`, `predicted`,
 #'   `corrected_method`, `lambda` (`NA` when tuned per coefficient), `n_corpus`, `n_gold`, `design` and
@@ -145,6 +145,7 @@ generics::glance
 #' @name corrected_glm_tidiers
 #' @export
 tidy.corrected_glm <- function(x, method = NULL, ...) {
+  check_dots(...)
   out <- x$coefficients
   if (!is.null(method)) {
     unknown <- setdiff(method, levels(out$method))
@@ -158,6 +159,7 @@ tidy.corrected_glm <- function(x, method = NULL, ...) {
 #' @rdname corrected_glm_tidiers
 #' @export
 glance.corrected_glm <- function(x, ...) {
+  check_dots(...)
   tibble::tibble(formula = paste(deparse(x$formula, width.cutoff = 500L), collapse = " "), family = x$family,
                  predicted = paste(x$predicted, collapse = ", "), corrected_method = x$corrected_method,
                  lambda = if (is.null(x$lambda)) NA_real_ else as.double(x$lambda), n_corpus = x$n_corpus,
@@ -202,11 +204,12 @@ print.corrected_glm <- function(x, ...) {
 #' @param terms Which terms to show (default: all but the intercept).
 #' @param truth Optional known values of the coefficients (a named numeric vector, e.g. in a simulation), drawn as
 #'   dashed lines.
-#' @param ... Not used.
+#' @param ... Must be empty.
 #' @return A ggplot object: one panel per term, the naive, gold-only and corrected estimates with their intervals.
 #' @method autoplot corrected_glm
 #' @export
 autoplot.corrected_glm <- function(object, terms = NULL, truth = NULL, ...) {
+  check_dots(...)
   table <- object$coefficients
   terms <- terms %||% setdiff(unique(table$term), "(Intercept)")
   if (!length(terms)) terms <- unique(table$term)
@@ -278,10 +281,11 @@ corrected_prevalence <- function(data, gold, classes = NULL, by = NULL, use = c(
 #' @rdname corrected_prevalence
 #' @param object A `corrected_prevalence`.
 #' @param level Which class to show (default: the second class, the positive one in a binary task).
-#' @param ... Not used.
+#' @param ... Must be empty.
 #' @method autoplot corrected_prevalence
 #' @export
 autoplot.corrected_prevalence <- function(object, level = NULL, ...) {
+  check_dots(...)
   classes <- unique(object$class)
   level <- level %||% classes[[min(2L, length(classes))]]
   table <- as.data.frame(object)

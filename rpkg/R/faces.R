@@ -136,8 +136,9 @@ atomic_columns <- function(x) {
 #' @param object For `autoplot()`: the result of [detect_faces()].
 #' @param n Draw at most this many images (those with the most faces first).
 #' @param size Longest side of each drawn image, in pixels.
-#' @param ... Not used.
+#' @param ... Must be empty.
 autoplot.image_faces <- function(object, n = 4L, size = 400L, ...) {
+  check_dots(...)
   n <- arg_count(n, "n")
   size <- arg_count(size, "size")
   readable <- object[is.na(object$error), ]

@@ -361,11 +361,12 @@ classed <- function(table, class) tibble::new_tibble(table, nrow = nrow(table), 
 #' @param object The result of [emotion_counts()] (bars: images by the number of emotions they evoke),
 #'   [emotion_cooccurrence()] (heatmap: of the images evoking one emotion, the share also evoking another) or
 #'   [emotion_max_class()] (dodged bars: max class against clear max class per emotion).
-#' @param ... Not used.
+#' @param ... Must be empty.
 #' @return A ggplot.
 #' @method autoplot emotion_counts
 #' @export
 autoplot.emotion_counts <- function(object, ...) {
+  check_dots(...)
   object$n_emotions <- factor(object$n_emotions, levels = sort(unique(object$n_emotions)))
   ggplot2::ggplot(object, ggplot2::aes(x = .data$n_emotions, y = .data$n_images)) +
     ggplot2::geom_col(fill = "steelblue") +
@@ -379,6 +380,7 @@ autoplot.emotion_counts <- function(object, ...) {
 #' @method autoplot emotion_cooccurrence
 #' @export
 autoplot.emotion_cooccurrence <- function(object, ...) {
+  check_dots(...)
   order <- unique(object$emotion)
   object$emotion <- factor(object$emotion, levels = order)
   object$other_emotion <- factor(object$other_emotion, levels = order)
@@ -401,6 +403,7 @@ autoplot.emotion_cooccurrence <- function(object, ...) {
 #' @method autoplot emotion_max_class
 #' @export
 autoplot.emotion_max_class <- function(object, ...) {
+  check_dots(...)
   object$emotion <- factor(object$emotion, levels = unique(object$emotion))
   object$class_type <- factor(object$class_type, levels = c("max_class", "clear_max_class"),
                               labels = c("max class", "clear max class"))

@@ -419,11 +419,12 @@ print.cnn_lr_finder <- function(x, ...) {
 #' suggested learning rate marked.
 #'
 #' @param object A `cnn_lr_finder` from [lr_find()].
-#' @param ... Not used.
+#' @param ... Must be empty.
 #' @return A ggplot.
 #' @method autoplot cnn_lr_finder
 #' @export
 autoplot.cnn_lr_finder <- function(object, ...) {
+  check_dots(...)
   table <- object$table
   at <- which.min(abs(log10(table$learning_rate) - log10(object$suggestion)))
   point <- data.frame(learning_rate = object$suggestion, smoothed_loss = table$smoothed_loss[[at]])

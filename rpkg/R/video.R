@@ -68,6 +68,7 @@ video_summary <- function(labels, min_confidence = 0) {
 #' @rdname label_video
 #' @param object For `autoplot()`: the result of [label_video()].
 autoplot.video_labels <- function(object, ...) {
+  check_dots(...)
   frames <- object[!is.na(object$frame_id), ]
   if (!nrow(frames)) return(empty_plot("No frames"))
   if (".pred_class" %in% names(frames)) {
