@@ -9,7 +9,8 @@ orl_corpus <- function() {
   data.frame(path = paths, stringsAsFactors = FALSE)
 }
 
-truth_of <- function(image_id) ifelse(sub("/.*", "", image_id) == "s1", "positive", "negative")
+# The true class from the photo's folder (orl_faces/s1/3.pgm), whatever form its image_id takes.
+truth_of <- function(image_id) ifelse(basename(dirname(image_id)) == "s1", "positive", "negative")
 
 shared_analysis <- new.env(parent = emptyenv())
 

@@ -141,7 +141,7 @@ test_that("compare_tags() scores recorded Rekognition tags against manual coding
   metrics <- comparison$metrics
   expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "class", "n", ".lower", ".upper", "interval"))
   binary <- metrics[metrics$.estimator == "binary", ]
-  expect_identical(binary$.metric, c("accuracy", "precision", "recall", "f1"))
+  expect_identical(binary$.metric, c("accuracy", "precision", "recall", "f_meas"))   # yardstick's names
   expect_identical(binary$.estimate, c(1, 1, 1, 1))
   expect_identical(binary$class, c(NA, "positive", "positive", "positive"))
   confusion <- comparison$confusion

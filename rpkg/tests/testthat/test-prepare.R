@@ -197,7 +197,7 @@ test_that("emotion_labels() keeps the book's clear cases and balances with real 
   scores <- emotion_scores()
   labels <- emotion_labels(scores)
   expect_identical(names(labels)[1:6], c("emotion", "image_id", "label", "score", "margin", "path"))
-  expect_identical(levels(labels$label), c("negative", "positive"))
+  expect_identical(levels(labels$label), c("positive", "negative"))   # the positive class first
   positives <- labels[labels$label == "positive", ]
   # anger: img1 (8, 6 above disgust); img2 (4, only 0.5 above 3.5) and img5 (5 ties 5) are not clear
   # enthusiasm: img3 (6) and img8 (7, 6 above fear 1)
