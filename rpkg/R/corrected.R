@@ -183,7 +183,7 @@ print.corrected_glm <- function(x, ...) {
   grid <- matrix(grid, nrow = length(terms), dimnames = list(terms, methods))
   widths <- c(max(nchar(c("term", terms))), pmax(nchar(methods), apply(grid, 2, function(v) max(nchar(v)))))
   if (sum(widths) + 2L * length(widths) <= getOption("width", 80L)) {
-    line <- function(values) cat("  ", paste(formatC(values, width = -widths), collapse = "  "), "\n", sep = "")
+    line <- function(values) cat("  ", paste(mapply(formatC, values, width = -widths), collapse = "  "), "\n", sep = "")
     line(c("term", methods))
     for (t in terms) line(c(t, grid[t, ]))
   } else {

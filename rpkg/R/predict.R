@@ -172,6 +172,7 @@ warn_one_class <- function(predicted, minimum = 10L, what = "images") {
 #' choosing the epoch) and compare with their labels, with the same metrics as the fit's own validation.
 #'
 #' @inheritParams predict.cnn_fit
+#' @param object A `cnn_fit` from [finetune_cnn()] or [load_cnn()].
 #' @param data Labelled images, as for [finetune_cnn()]; their labels must be classes of the fit.
 #' @param label,path The label and path columns of a table: a string or a bare column name (`label = is_s1`).
 #' @param positive_class In a binary task, the class whose precision, recall and F1 are reported. Default: the

@@ -39,7 +39,7 @@ test_that("a Python without the engine: engine_available() is FALSE and the erro
     "e <- tryCatch(image_table('.'), error = function(e) e)",
     "cat('class:', class(e), '\\n')",
     "cat(conditionMessage(e), '\\n')"
-  ), c(IMAGESASDATA_PYTHON = python))
+  ), c(IMAGESASDATA_PYTHON = python, PYTHONPATH = ""))   # nor an engine on PYTHONPATH (a checkout's python/)
   text <- paste(out, collapse = "\n")
   expect_match(text, "available: FALSE", fixed = TRUE)
   expect_match(text, "class: imagesasdata_engine_missing imagesasdata_error rlang_error error condition", fixed = TRUE)
