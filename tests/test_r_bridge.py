@@ -99,7 +99,11 @@ def build_report():
     case("predictions", parsnip_names(run.predict(images, progress=False), run.classes),
          f'predict(imagesasdata::load_cnn("{run_dir}"), c({", ".join(repr(p) for p in images)}), type = "prob")')
     for table in ("history", "confusion", "predictions", "splits"):
-        case(f"run_{table}", parsnip_names(getattr(run, table), run.classes), f'imagesasdata::load_cnn("{run_dir}")${table}')
+        # predictions carry parsnip's names in R; the confusion matrix keeps truth and predicted (its cells, not
+        # predictions)
+        engine_table = getattr(run, table)
+        case(f"run_{table}", parsnip_names(engine_table, run.classes) if table == "predictions" else engine_table,
+             f'imagesasdata::load_cnn("{run_dir}")${table}')
     # A fit's metrics reach R in yardstick's shape and names (f1 is f_meas; renamed and ordered once, by
     # metric_tibble() in R)
     metrics = run.metrics
