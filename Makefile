@@ -83,9 +83,11 @@ test-r-install: python-deps r-deps
 	bash rpkg/tools/install-route.sh $(abspath $(PY)) $(CURDIR) build/r
 
 # The R package: docs up to date, installed for library(imagesasdata), testthat against the real engine, then
-# R CMD check on the built tarball (no errors or warnings; its second test run skips the fine-tunes).
+# R CMD check on the built tarball (no errors or warnings; its second test run skips the fine-tunes). The package's
+# vignettes are built (by R CMD build, then again by R CMD check) at small settings (IMAGESASDATA_VIGNETTE_QUICK).
+check-r: export IMAGESASDATA_VIGNETTE_QUICK = true
 check-r: python-deps r-deps
-	@bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
+	@IMAGESASDATA_PYTHON=$(abspath $(PY)) bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
 	Rscript rpkg/tools/check-docs.R rpkg
 	IMAGESASDATA_PYTHON=$(abspath $(PY)) IMAGESASDATA_TEST_INSTALL=true IMAGESASDATA_REQUIRE_DATASETS=true \
 	  Rscript rpkg/tools/run-tests.R rpkg/tests/testthat
@@ -97,7 +99,7 @@ check-r: python-deps r-deps
 
 # Knit the R Markdown vignettes to HTML beside their sources (full settings: a few minutes each on a laptop).
 vignettes: python-deps r-deps
-	@bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
+	@IMAGESASDATA_BUILD_VIGNETTES=false bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
 	@for rmd in vignettes/*.Rmd; do \
 	  echo "knitting $$rmd"; \
 	  IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render(commandArgs(TRUE)[1], quiet = TRUE)' $$rmd || exit 1; \
@@ -106,7 +108,7 @@ vignettes: python-deps r-deps
 # CI: knit the first vignette and the corrected-regression one at small settings (64 px, few epochs, a gold sample
 # of 60); fails if knitting fails.
 vignette-ci: python-deps r-deps
-	@bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
+	@IMAGESASDATA_BUILD_VIGNETTES=false bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
 	@mkdir -p build/vignettes
 	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("vignettes/person-vs-others.Rmd", params = list(epochs = 2, image_size = 64), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
 	@test -s build/vignettes/person-vs-others.html && echo "knitted build/vignettes/person-vs-others.html"

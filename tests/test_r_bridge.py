@@ -78,6 +78,14 @@ def case(name, table, r_expression):
     report[name] = {"python": py_table(table), "r": r_table(r_expression)}
 
 
+def parsnip_names(table, classes):
+    """The engine's prediction columns under the names R gives them (parsnip's): predicted -> .pred_class,
+    prob_<class> -> .pred_<class>; the one mapping, documented in ?predict.cnn_fit."""
+    probabilities = {f"prob_{c}": f".pred_{c}" for c in classes}
+    return table.rename_columns([".pred_class" if n == "predicted" else probabilities.get(n, n)
+                                 for n in table.column_names])
+
+
 def build_report():
     faces = imagesasdata.sample_data() / "faces"
     new_images = sorted(str(p) for p in (imagesasdata.sample_data() / "new_images").iterdir())[:3]
@@ -88,13 +96,19 @@ def build_report():
     case("image_table", imagesasdata.image_table(str(faces)), f'imagesasdata::image_table("{faces}")')
     case("image_table_unlabelled", imagesasdata.image_table(new_images), f'imagesasdata::image_table(c({", ".join(repr(p) for p in new_images)}))')
     images = new_images + [broken]
-    case("predictions", run.predict(images, progress=False),
+    case("predictions", parsnip_names(run.predict(images, progress=False), run.classes),
          f'predict(imagesasdata::load_cnn("{run_dir}"), c({", ".join(repr(p) for p in images)}), type = "prob")')
     for table in ("history", "confusion", "predictions", "splits"):
-        case(f"run_{table}", getattr(run, table), f'imagesasdata::load_cnn("{run_dir}")${table}')
-    # A fit's metrics reach R in yardstick's shape (renamed and ordered once, by metric_tibble() in R)
+        # predictions carry parsnip's names in R; the confusion matrix keeps truth and predicted (its cells, not
+        # predictions)
+        engine_table = getattr(run, table)
+        case(f"run_{table}", parsnip_names(engine_table, run.classes) if table == "predictions" else engine_table,
+             f'imagesasdata::load_cnn("{run_dir}")${table}')
+    # A fit's metrics reach R in yardstick's shape and names (f1 is f_meas; renamed and ordered once, by
+    # metric_tibble() in R)
     metrics = run.metrics
-    yardstick = pa.table({".metric": metrics["metric"], ".estimator": metrics["estimator"],
+    names = [{"f1": "f_meas"}.get(m, m) for m in metrics["metric"].to_pylist()]
+    yardstick = pa.table({".metric": pa.array(names, pa.string()), ".estimator": metrics["estimator"],
                           ".estimate": metrics["estimate"], "split": metrics["split"], "class": metrics["class"],
                           "n": metrics["n"], ".lower": metrics["lower"], ".upper": metrics["upper"],
                           "interval": metrics["interval"]})
@@ -229,7 +243,7 @@ def same(a, b) -> bool:
     return a == b
 
 
-def assert_same_table(case: dict, factors=("label", "predicted", "truth")):
+def assert_same_table(case: dict, factors=("label", "predicted", ".pred_class", "truth")):
     python, r = case["python"], case["r"]
     assert "tbl_df" in r["class"]
     assert r["nrow"] == python["nrow"]
@@ -271,7 +285,7 @@ def test_labels_are_factors_in_the_run_class_order(report, run_dir):
     classes = imagesasdata.load_run(run_dir).classes
     assert report["run_predictions"]["r"]["columns"]["label"]["levels"] == classes
     assert report["run_confusion"]["r"]["columns"]["truth"]["levels"] == classes
-    assert report["predictions"]["r"]["columns"]["predicted"]["levels"] == classes
+    assert report["predictions"]["r"]["columns"][".pred_class"]["levels"] == classes
     # image_table: the classes present, in natural order
     assert report["image_table"]["r"]["columns"]["label"]["levels"] == [f"s{k}" for k in range(1, 7)]
     assert report["all_types"]["r"]["columns"]["label"]["levels"] == ["s2", "s10"]
@@ -280,11 +294,11 @@ def test_labels_are_factors_in_the_run_class_order(report, run_dir):
 @pytest.mark.slow
 def test_an_unreadable_image_is_a_row_with_its_error_and_na_predictions(report):
     columns = report["predictions"]["r"]["columns"]
-    assert columns["predicted"]["values"][-1] is None
-    assert all(v is None for k, c in columns.items() if k.startswith("prob_") for v in c["values"][-1:])
+    assert columns[".pred_class"]["values"][-1] is None
+    assert all(v is None for k, c in columns.items() if k.startswith(".pred_") for v in c["values"][-1:])
     assert "not an image" in columns["error"]["values"][-1]
     assert columns["error"]["values"][:-1] == [None, None, None]
-    assert all(v is not None for v in columns["predicted"]["values"][:-1])
+    assert all(v is not None for v in columns[".pred_class"]["values"][:-1])
 
 
 @pytest.mark.slow
@@ -310,3 +324,14 @@ def test_the_engine_receives_exactly_what_r_sent(report):
     assert columns["day"] == ["2021-03-04", None, "1960-01-01"]
     assert report["from_r_empty"] == {"nrow": 0, "types": {"path": "string", "n": "int32"},
                                       "columns": {"path": [], "n": []}}
+
+
+def test_positive_class_is_the_engines_default_of_two_classes():
+    """R lists this class first in a labelled table's factor, so that R's rule (the first level is the positive
+    class) agrees with the engine's default for the same labels."""
+    from imagesasdata.interop import bridge
+
+    assert bridge.positive_class(["negative", "positive"]) == "positive"
+    assert bridge.positive_class(["legend", "other"]) == "other"
+    assert bridge.positive_class("s1") is None
+    assert bridge.positive_class(["s1", "s2", "s3"]) is None

@@ -77,11 +77,10 @@ aws_options <- function(cache, region, endpoint_url, profile, concurrency, max_a
 }
 
 tag_call <- function(fun, images, dry_run, options) {
-  caller <- sys.call(-1)
   dry_run <- arg_flag(dry_run, "dry_run")
   args <- c(list(arg_images(images, "images")), options, dry_run = dry_run)
   # A dry run prints its estimate in the engine; here it becomes an R message.
-  result <- if (dry_run) engine_call_printed(fun, args, caller) else engine_call_list(fun, args, caller)
+  result <- if (dry_run) engine_call_printed(fun, args) else engine_call_list(fun, args)
   as_tibble_engine(result)
 }
 
@@ -150,7 +149,7 @@ arg_tags <- function(x, name) {
 #'   such as "true positive", `count`), `metrics` (accuracy, precision, recall, F1 of the positive class in
 #'   [cnn_metrics()]'s shape: `.metric`, `.estimator`, `.estimate`, `class`, `n`, and the 95% interval `.lower`,
 #'   `.upper`, `interval`), `per_image` (each image's
-#'   `manual_label`, `truth`, `predicted`, `matched_tags` (a list column), `max_confidence`, `cell`), `excluded`
+#'   `manual_label`, `truth`, `.pred_class`, `matched_tags` (a list column), `max_confidence`, `cell`), `excluded`
 #'   (`image_id`, `reason`), `positive_tags`, `manual_positive` and `min_confidence`. Print it for the book's 2x2
 #'   table; `autoplot()` draws the confusion matrix.
 #' @export
@@ -173,7 +172,8 @@ compare_tags <- function(tags, manual, positive, manual_positive = NULL, min_con
   structure(list(
     confusion = as_tibble_engine(comparison$confusion, factors = c("truth", "predicted"), levels = classes),
     metrics = metric_tibble(as_tibble_engine(comparison$metrics), split = FALSE),
-    per_image = as_tibble_engine(comparison$per_image, factors = c("truth", "predicted"), levels = classes),
+    per_image = r_prediction_names(as_tibble_engine(comparison$per_image, factors = c("truth", "predicted"),
+                                                    levels = classes), classes),
     excluded = as_tibble_engine(comparison$excluded),
     positive_tags = as.character(unlist(py_value(comparison$positive_tags))),
     manual_positive = py_value(comparison$manual_positive),
@@ -190,14 +190,55 @@ print.tag_comparison <- function(x, ...) {
 
 #' @rdname compare_tags
 #' @param object A `tag_comparison`.
-#' @param ... Not used.
+#' @param normalize `"none"` or `"row"`: as for [autoplot.cnn_fit()]'s confusion matrix.
+#' @param title,subtitle The plot's title and subtitle: the default describes the plot; `NULL` drops it; or any
+#'   text.
+#' @param ... Must be empty.
 #' @method autoplot tag_comparison
 #' @export
-autoplot.tag_comparison <- function(object, ...) {
+autoplot.tag_comparison <- function(object, normalize = c("none", "row"), title = ggplot2::waiver(),
+                                    subtitle = ggplot2::waiver(), ...) {
+  check_dots(...)
+  normalize <- arg_match(normalize)
   confusion <- object$confusion
   confusion$split <- sprintf("%s as %s", paste(object$positive_tags, collapse = " or "), object$manual_positive)
-  plot_confusion(confusion) +
+  plot <- plot_confusion(confusion, normalize) +
     ggplot2::labs(x = "tagged", y = "manual label", title = "Tags against manual labels")
+  with_titles(plot, title, subtitle)
+}
+
+#' Tidy, glance at and augment a tag comparison
+#'
+#' @param x A `tag_comparison` from [compare_tags()].
+#' @param ... Must be empty.
+#' @return `tidy()`: the metrics (yardstick's shape: `.metric`, `.estimator`, `.estimate`, `class`, `n`, `.lower`,
+#'   `.upper`, `interval`). `glance()`: one row: `positive_tags`, `manual_positive`, `min_confidence`, `images`
+#'   (compared), `excluded`, `accuracy`, `precision`, `recall` and `f_meas`. `augment()`: one row per compared image
+#'   (`image_id`, `manual_label`, `truth`, `.pred_class`, `matched_tags`, `max_confidence`, `cell`).
+#' @name tag_comparison_tidiers
+#' @export
+tidy.tag_comparison <- function(x, ...) {
+  check_dots(...)
+  x$metrics
+}
+
+#' @rdname tag_comparison_tidiers
+#' @export
+glance.tag_comparison <- function(x, ...) {
+  check_dots(...)
+  tibble::as_tibble(c(
+    list(positive_tags = paste(x$positive_tags, collapse = ", "),
+         manual_positive = as.character(x$manual_positive %||% NA_character_),
+         min_confidence = as.double(x$min_confidence), images = nrow(x$per_image), excluded = nrow(x$excluded)),
+    headline_values(x$metrics)
+  ))
+}
+
+#' @rdname tag_comparison_tidiers
+#' @export
+augment.tag_comparison <- function(x, ...) {
+  check_dots(...)
+  x$per_image
 }
 
 #' How often each tag occurs, per tagger
@@ -246,15 +287,16 @@ label_frequencies <- function(tags, min_confidence = 0, top_n = NULL) {
 #' @param n Show each tagger's `n` most frequent labels.
 #' @param value `"images"` (counts) or `"share"` (of the tagged images).
 #' @param position For several taggers: `"dodge"` (bars side by side per label) or `"facet"` (a panel each).
-#' @param ... Not used.
+#' @param ... Must be empty.
 #' @return A ggplot.
 #' @method autoplot label_frequencies
 #' @export
 autoplot.label_frequencies <- function(object, n = 20L, value = c("images", "share"), position = c("dodge", "facet"),
                                        ...) {
+  check_dots(...)
   n <- arg_count(n, "n")
-  value <- match.arg(value)
-  position <- match.arg(position)
+  value <- arg_match(value)
+  position <- arg_match(position)
   frequencies <- as.data.frame(object)
   frequencies$tagger[is.na(frequencies$tagger)] <- "tags"
   taggers <- unique(frequencies$tagger)

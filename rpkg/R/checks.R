@@ -4,11 +4,6 @@
 
 `%||%` <- function(x, y) if (is.null(x)) y else x
 
-abort_argument <- function(message, call = NULL) {
-  stop(structure(class = c("imagesasdata_argument_error", "imagesasdata_error", "error", "condition"),
-                 list(message = message, call = call)))
-}
-
 describe_value <- function(x) {
   if (is.null(x)) return("NULL")
   if (length(x) != 1) return(sprintf("a %s vector of length %d", class(x)[[1]], length(x)))
@@ -41,6 +36,23 @@ arg_number <- function(x, name, null = FALSE) {
   as.double(x)
 }
 
+# One of `choices` (match.arg() in R's condition style): a vector of several (the default) means the first.
+arg_choice <- function(x, choices, name) {
+  if (identical(x, choices)) return(choices[[1]])
+  if (is.character(x) && length(x) == 1 && !is.na(x) && x %in% choices) return(x)
+  hint <- if (is.character(x) && length(x) == 1) closest(x, choices) else character()
+  abort_argument(c(sprintf("`%s` must be one of %s, not %s.", name, and_list(sprintf("\"%s\"", choices), "or"),
+                           if (is.character(x) && length(x) == 1) sprintf("\"%s\"", x) else describe_value(x)),
+                   i = if (length(hint)) sprintf("Did you mean \"%s\"?", hint)), argument = name)
+}
+
+# match.arg() for an argument whose default lists the choices, e.g. backend <- arg_match(backend).
+arg_match <- function(arg) {
+  name <- deparse(substitute(arg))
+  choices <- eval(formals(sys.function(sys.parent()))[[name]], envir = parent.frame())
+  arg_choice(arg, choices, name)
+}
+
 arg_flag <- function(x, name) {
   if (!is.logical(x) || length(x) != 1 || is.na(x)) {
     abort_argument(sprintf("`%s` must be TRUE or FALSE, not %s", name, describe_value(x)))
@@ -58,7 +70,10 @@ arg_flag_or_string <- function(x, name) {
 # What users pass as images: a folder, a table file or one image (one string); several image files (a character
 # vector); or a data frame with a path column (sent as an Arrow table, NA kept as null).
 arg_images <- function(x, name) {
-  if (is.data.frame(x)) return(engine_table(x))
+  if (is.data.frame(x)) {
+    if ("label" %in% names(x)) x$label <- r_labels(x$label)   # logical labels are the classes "TRUE" and "FALSE"
+    return(engine_table(x))
+  }
   if (is.factor(x)) x <- as.character(x)
   if (is.character(x) && length(x) >= 1 && !anyNA(x)) {
     return(if (length(x) == 1) path.expand(x) else as.list(path.expand(x)))

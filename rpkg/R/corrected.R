@@ -22,7 +22,8 @@
 #'   Usually [predict()] or [labelled_images()] joined to your metadata.
 #' @param gold The coded gold sample from [read_coding_sheet()] (or any data frame with `image_id`, the true value
 #'   of each predicted variable under the same name, and `inclusion_probability`; without it a simple random sample
-#'   is assumed). Its `label` column is the truth of a `predicted` column in `data`.
+#'   is assumed). Its `label` column is the truth of the `.pred_class` column of `data` (the predicted class, as
+#'   [predict()] names it); a formula may use `.pred_class` and `.pred_<class>` as they are.
 #' @param predicted The names of the predicted variables (the outcome, regressors or both).
 #' @param family `"gaussian"`, `"binomial"` (logit) or `"poisson"` (log).
 #' @param method `"auto"` (PPI++ where it applies, DSL otherwise), `"ppi"` or `"dsl"`.
@@ -53,21 +54,25 @@ corrected_glm <- function(formula, data, gold, predicted, family = c("gaussian",
   if (!inherits(formula, "formula")) {
     abort_argument(sprintf("`formula` must be a formula such as y ~ x + z, not %s", describe_value(formula)))
   }
-  family <- match.arg(family)
-  method <- match.arg(method)
+  family <- arg_match(family)
+  method <- arg_match(method)
   if (!is.data.frame(data)) abort_argument(sprintf("`data` must be a data frame (the corpus), not %s", describe_value(data)))
-  text <- paste(deparse(formula, width.cutoff = 500L), collapse = " ")
+  # R's prediction columns (.pred_class, .pred_<class>) in the engine's names, in the data and the formula alike
+  text <- engine_formula(paste(deparse(formula, width.cutoff = 500L), collapse = " "))
+  predicted <- vapply(arg_strings_vector(predicted, "predicted"), engine_column_name, character(1), USE.NAMES = FALSE)
   fit <- engine_call(
-    engine()$corrected_glm, text, engine_table(data), arg_gold(gold, "gold"),
-    predicted = as.list(arg_strings_vector(predicted, "predicted")), family = family, method = method,
+    engine()$corrected_glm, text, engine_table(engine_prediction_names(data)), arg_gold(gold, "gold"),
+    predicted = as.list(predicted), family = family, method = method,
     lam = arg_share(lambda, "lambda", null = TRUE), confidence = arg_share(conf_level, "conf_level", open = TRUE),
     id = arg_string(id, "id")
   )
   field <- function(name) py_value(reticulate::py_get_attr(fit, name))
   coefficients <- as_tibble_engine(reticulate::py_get_attr(fit, "coefficients"))
+  coefficients <- broom_shape(coefficients)
+  coefficients$term <- r_term_names(coefficients$term, formula)
   structure(list(
-    coefficients = broom_shape(coefficients), formula = formula, family = family,
-    predicted = as.character(unlist(field("predicted"))), outcome_predicted = isTRUE(field("outcome_predicted")),
+    coefficients = coefficients, formula = formula, family = family,
+    predicted = r_term_names(as.character(unlist(field("predicted"))), formula), outcome_predicted = isTRUE(field("outcome_predicted")),
     corrected_method = field("corrected_method"), lambda = field("lam"), n_corpus = as.integer(field("n_corpus")),
     n_gold = as.integer(field("n_gold")), design = field("design"), conf_level = field("confidence"),
     notes = as.character(unlist(field("notes")))
@@ -81,6 +86,22 @@ broom_shape <- function(table) {
                  std.error = table$std_error, statistic = table$statistic, p.value = table$p_value,
                  conf.low = table$conf_low, conf.high = table$conf_high,
                  method = factor(table$method, levels = c("naive", "gold_only", "corrected")), lambda = table$lambda)
+}
+
+# A formula's R prediction names in the engine's: .pred_class -> predicted, .pred_<class> -> prob_<class>.
+engine_formula <- function(text) {
+  text <- gsub("(?<![A-Za-z0-9_.])\\.pred_class(?![A-Za-z0-9_.])", "predicted", text, perl = TRUE)
+  gsub("(?<![A-Za-z0-9_.])\\.pred_([A-Za-z0-9_]+)", "prob_\\1", text, perl = TRUE)
+}
+
+# The engine's term names back in the formula's spelling, when the formula used R's prediction names.
+r_term_names <- function(terms, formula) {
+  used <- all.vars(formula)
+  if (".pred_class" %in% used) terms <- sub("^predicted", ".pred_class", terms)
+  for (name in used[startsWith(used, ".pred_") & used != ".pred_class"]) {
+    terms <- sub(paste0("^prob_", substring(name, 7)), name, terms)
+  }
+  terms
 }
 
 # A share in [0, 1] (lambda), or a level strictly inside (0, 1) (conf_level), checked here so the error names the
@@ -116,7 +137,7 @@ generics::glance
 #'
 #' @param x A `corrected_glm`.
 #' @param method Keep only these methods (`"naive"`, `"gold_only"`, `"corrected"`); `NULL` keeps all.
-#' @param ... Not used.
+#' @param ... Must be empty.
 #' @return `tidy()`: a tibble with `term`, `estimate`, `std.error`, `statistic`, `p.value`, `conf.low`,
 #'   `conf.high`, `method` and `lambda`. `glance()`: one row with `formula`, `family`, `predicted`,
 #'   `corrected_method`, `lambda` (`NA` when tuned per coefficient), `n_corpus`, `n_gold`, `design` and
@@ -124,6 +145,7 @@ generics::glance
 #' @name corrected_glm_tidiers
 #' @export
 tidy.corrected_glm <- function(x, method = NULL, ...) {
+  check_dots(...)
   out <- x$coefficients
   if (!is.null(method)) {
     unknown <- setdiff(method, levels(out$method))
@@ -137,6 +159,7 @@ tidy.corrected_glm <- function(x, method = NULL, ...) {
 #' @rdname corrected_glm_tidiers
 #' @export
 glance.corrected_glm <- function(x, ...) {
+  check_dots(...)
   tibble::tibble(formula = paste(deparse(x$formula, width.cutoff = 500L), collapse = " "), family = x$family,
                  predicted = paste(x$predicted, collapse = ", "), corrected_method = x$corrected_method,
                  lambda = if (is.null(x$lambda)) NA_real_ else as.double(x$lambda), n_corpus = x$n_corpus,
@@ -160,7 +183,7 @@ print.corrected_glm <- function(x, ...) {
   grid <- matrix(grid, nrow = length(terms), dimnames = list(terms, methods))
   widths <- c(max(nchar(c("term", terms))), pmax(nchar(methods), apply(grid, 2, function(v) max(nchar(v)))))
   if (sum(widths) + 2L * length(widths) <= getOption("width", 80L)) {
-    line <- function(values) cat("  ", paste(formatC(values, width = -widths), collapse = "  "), "\n", sep = "")
+    line <- function(values) cat("  ", paste(mapply(formatC, values, width = -widths), collapse = "  "), "\n", sep = "")
     line(c("term", methods))
     for (t in terms) line(c(t, grid[t, ]))
   } else {
@@ -181,11 +204,12 @@ print.corrected_glm <- function(x, ...) {
 #' @param terms Which terms to show (default: all but the intercept).
 #' @param truth Optional known values of the coefficients (a named numeric vector, e.g. in a simulation), drawn as
 #'   dashed lines.
-#' @param ... Not used.
+#' @param ... Must be empty.
 #' @return A ggplot object: one panel per term, the naive, gold-only and corrected estimates with their intervals.
 #' @method autoplot corrected_glm
 #' @export
 autoplot.corrected_glm <- function(object, terms = NULL, truth = NULL, ...) {
+  check_dots(...)
   table <- object$coefficients
   terms <- terms %||% setdiff(unique(table$term), "(Intercept)")
   if (!length(terms)) terms <- unique(table$term)
@@ -224,7 +248,8 @@ autoplot.corrected_glm <- function(object, terms = NULL, truth = NULL, ...) {
 #' such as days or accounts. Intervals are Wald intervals clipped to \[0, 1\].
 #'
 #' @param data The labelled corpus (from [predict()] or [labelled_images()], joined to any metadata): `image_id`,
-#'   `predicted` and, for `use = "probability"`, the `prob_<class>` columns.
+#'   `.pred_class` and, for `use = "probability"`, the `.pred_<class>` columns (or the engine's names, `predicted`
+#'   and `prob_<class>`).
 #' @param gold The coded gold sample from [read_coding_sheet()].
 #' @param classes The classes (default: all present).
 #' @param by A column of `data` to estimate within each of its groups; groups with fewer than 10 gold images get
@@ -236,11 +261,11 @@ autoplot.corrected_glm <- function(object, terms = NULL, truth = NULL, ...) {
 #' @export
 corrected_prevalence <- function(data, gold, classes = NULL, by = NULL, use = c("class", "probability"),
                                  method = c("auto", "ppi", "dsl"), lambda = NULL, conf_level = 0.95, id = "image_id") {
-  use <- match.arg(use)
-  method <- match.arg(method)
+  use <- arg_match(use)
+  method <- arg_match(method)
   if (!is.data.frame(data)) abort_argument(sprintf("`data` must be a data frame (the corpus), not %s", describe_value(data)))
   result <- engine_call(
-    engine()$corrected_prevalence, engine_table(data), arg_gold(gold, "gold"),
+    engine()$corrected_prevalence, engine_table(engine_prediction_names(data)), arg_gold(gold, "gold"),
     classes = if (is.null(classes)) NULL else as.list(as.character(classes)), by = arg_string(by, "by", null = TRUE),
     use = use, method = method, lam = arg_share(lambda, "lambda", null = TRUE),
     confidence = arg_share(conf_level, "conf_level", open = TRUE), id = arg_string(id, "id")
@@ -256,10 +281,11 @@ corrected_prevalence <- function(data, gold, classes = NULL, by = NULL, use = c(
 #' @rdname corrected_prevalence
 #' @param object A `corrected_prevalence`.
 #' @param level Which class to show (default: the second class, the positive one in a binary task).
-#' @param ... Not used.
+#' @param ... Must be empty.
 #' @method autoplot corrected_prevalence
 #' @export
 autoplot.corrected_prevalence <- function(object, level = NULL, ...) {
+  check_dots(...)
   classes <- unique(object$class)
   level <- level %||% classes[[min(2L, length(classes))]]
   table <- as.data.frame(object)

@@ -153,17 +153,14 @@ bridge <- function() {
 engine_missing <- function(problem) {
   choice <- engine_python()
   python <- if (is.na(choice$python)) "none found" else choice$python
-  message <- paste0(
-    "The imagesasdata Python engine is not available.\n",
-    "  Python: ", python, " (", choice$from, ")\n",
-    "  Problem: ", problem, "\n",
-    "To install the engine into its own virtualenv, run in R:\n",
-    "  imagesasdata::install_engine()\n",
-    "then restart R. Or set IMAGESASDATA_PYTHON to a Python that has the engine (e.g. the .venv/bin/python that ",
-    "`make install` builds in the imagesasdata repository) and restart R."
-  )
-  stop(structure(class = c("imagesasdata_engine_missing", "imagesasdata_error", "error", "condition"),
-                 list(message = message, call = NULL)))
+  rlang::abort(c(
+    "The imagesasdata Python engine is not available.",
+    i = sprintf("Python: %s (%s)", python, choice$from),
+    x = sprintf("Problem: %s", problem),
+    i = "To install the engine into its own virtualenv, run `imagesasdata::install_engine()`, then restart R.",
+    i = paste("Or set IMAGESASDATA_PYTHON to a Python that has the engine (e.g. the .venv/bin/python that",
+              "`make install` builds in the imagesasdata repository) and restart R.")
+  ), class = c("imagesasdata_engine_missing", "imagesasdata_error"), call = user_env())
 }
 
 first_line <- function(text) {
@@ -174,37 +171,40 @@ first_line <- function(text) {
 
 # Call an engine function. Errors come back from Python as data (bridge.call) rather than as reticulate's own
 # condition, whose shape differs between reticulate versions: an ImagesAsDataError becomes an R condition of
-# class "imagesasdata_error" carrying the engine's message; any other Python exception an
-# "imagesasdata_python_error" whose `traceback` field holds the Python traceback (not printed). The engine's own
-# warnings (rows left out, unbalanced classes, ...) become R warnings of class "imagesasdata_warning".
+# class "imagesasdata_error" carrying the engine's message in R's words (r_vocabulary(); the original is in its
+# `engine_message` field); any other Python exception an "imagesasdata_python_error" whose `traceback` field holds
+# the Python traceback (not printed). The engine's own warnings (rows left out, unbalanced classes, ...) become R
+# warnings of class "imagesasdata_warning". Conditions show the call the user typed (user_env()).
 engine_call <- function(fun, ...) {
-  caller <- sys.call(-1)
+  call <- user_env()
   outcome <- bridge()$call(fun, ...)
-  engine_outcome(outcome, caller)
+  engine_outcome(outcome, call)
 }
 
 # engine_call() with the arguments in a list (fixed options plus those a user gave through `...`).
-engine_call_list <- function(fun, args, caller = sys.call(-1)) {
-  force(caller)
+engine_call_list <- function(fun, args, call = user_env()) {
+  force(call)
   outcome <- do.call(bridge()$call, c(list(fun), args))
-  engine_outcome(outcome, caller)
+  engine_outcome(outcome, call)
 }
 
 # Arguments arrive evaluated: reticulate starts Python before a lazy argument would choose it.
-engine_outcome <- function(outcome, caller) {
+engine_outcome <- function(outcome, call) {
   for (text in as.character(unlist(py_value(outcome$warnings)))) {
-    warning(structure(class = c("imagesasdata_warning", "warning", "condition"), list(message = text, call = caller)))
+    translated <- r_vocabulary(text)
+    warn_imagesasdata(c(translated$headline, stats::setNames(translated$bullets, rep("i", length(translated$bullets)))),
+                      call = call)
   }
   error <- py_value(outcome$error)
-  if (!is.null(error)) raise_engine_error(error, call = caller)
+  if (!is.null(error)) raise_engine_error(error, call = call)
   outcome$value
 }
 
 # An engine function that prints what it did (e.g. a dry run's cost estimate): its value, with the printed
 # text shown as an R message.
-engine_call_printed <- function(fun, args, caller = sys.call(-1)) {
-  force(caller)
-  result <- engine_call_list(bridge()$printed, c(list(fun), args), caller)
+engine_call_printed <- function(fun, args, call = user_env()) {
+  force(call)
+  result <- engine_call_list(bridge()$printed, c(list(fun), args), call)
   text <- trimws(as.character(py_value(reticulate::py_get_item(result, "output"))))
   if (nzchar(text)) message(text)
   reticulate::py_get_item(result, "value")
@@ -212,13 +212,16 @@ engine_call_printed <- function(fun, args, caller = sys.call(-1)) {
 
 raise_engine_error <- function(error, call = NULL) {
   if (isTRUE(error$engine)) {
-    stop(structure(class = c("imagesasdata_error", "error", "condition"),
-                   list(message = error$message, call = call, python_type = error$type)))
+    translated <- r_vocabulary(error$message)
+    rlang::abort(c(translated$headline, stats::setNames(translated$bullets, rep("i", length(translated$bullets)))),
+                 class = c(if (!is.null(translated$argument)) "imagesasdata_argument_error", "imagesasdata_error"),
+                 call = call, python_type = error$type,
+                 engine_message = error$message, argument = translated$argument)
   }
-  message <- sprintf("the imagesasdata engine failed with Python %s: %s\n(the Python traceback is in this condition's `traceback` field)",
-                     error$type, error$message)
-  stop(structure(class = c("imagesasdata_python_error", "error", "condition"),
-                 list(message = message, call = call, python_type = error$type, traceback = error$traceback)))
+  rlang::abort(c(sprintf("The imagesasdata engine failed with Python %s: %s", error$type, first_line(error$message)),
+                 i = "The Python traceback is in this condition's `traceback` field; please report it."),
+               class = c("imagesasdata_python_error", "imagesasdata_error"), call = call, python_type = error$type,
+               engine_message = error$message, traceback = error$traceback)
 }
 
 #' Install or update the imagesasdata Python engine
@@ -257,7 +260,7 @@ install_engine <- function(source = NULL, envname = ENGINE_ENVNAME, python = NUL
                            extras = character(), pip_options = character()) {
   source <- engine_source(source)
   envname <- arg_string(envname, "envname")
-  torch_build <- match.arg(torch_build)
+  torch_build <- arg_match(torch_build)
   python <- if (is.null(python)) unname(Sys.which("python3")) else arg_string(python, "python")
   if (!nzchar(python)) abort_argument("no python3 on the PATH: install Python 3.9 or later, or pass `python =`")
   extras <- as.character(extras)

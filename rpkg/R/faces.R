@@ -83,7 +83,7 @@ face_crops <- function(images, out, size = 160L, margin = 0.2, align = TRUE, lar
     path = arg_string(path, "path", null = TRUE), overwrite = arg_flag(overwrite, "overwrite"),
     device = arg_string(device, "device"), progress = arg_flag(progress, "progress")
   )
-  as_tibble_engine(result, factors = "label")
+  label_tibble(result, input_levels(images))
 }
 
 #' Who is each face: a fitted model on every face, aggregated per image
@@ -98,7 +98,7 @@ face_crops <- function(images, out, size = 160L, margin = 0.2, align = TRUE, lar
 #' @return A `face_classification`: a list of two tibbles. `$images`, one row per image: `image_id`, `path`,
 #'   `faces`, then for each class `faces_<class>` (faces predicted as it), `any_<class>` (at least one) and
 #'   `all_<class>` (every face; `NA` without a face), and `error`. `$faces`, one row per face: `image_id`,
-#'   `path`, `face_id`, the box, `score`, `predicted` (a factor) and `prob_<class>`.
+#'   `path`, `face_id`, the box, `score`, `.pred_class` (a factor) and `.pred_<class>` (as [predict()] names them).
 #' @export
 classify_faces <- function(object, images, margin = 0.2, align = TRUE, min_face_size = 20L, threshold = 0.9,
                            batch_size = 32L, device = "auto", progress = interactive()) {
@@ -111,7 +111,7 @@ classify_faces <- function(object, images, margin = 0.2, align = TRUE, min_face_
   )
   classes <- as.character(py_value(result$classes))
   structure(list(images = as_tibble_engine(result$images),
-                 faces = as_tibble_engine(result$faces, factors = "predicted", levels = classes),
+                 faces = prediction_tibble(result$faces, classes),
                  classes = classes),
             class = "face_classification")
 }
@@ -136,8 +136,9 @@ atomic_columns <- function(x) {
 #' @param object For `autoplot()`: the result of [detect_faces()].
 #' @param n Draw at most this many images (those with the most faces first).
 #' @param size Longest side of each drawn image, in pixels.
-#' @param ... Not used.
+#' @param ... Must be empty.
 autoplot.image_faces <- function(object, n = 4L, size = 400L, ...) {
+  check_dots(...)
   n <- arg_count(n, "n")
   size <- arg_count(size, "size")
   readable <- object[is.na(object$error), ]

@@ -12,8 +12,8 @@
 #' @param labels The labelled corpus: a `cnn_labelling` from [label_corpus()], its folder, a predictions table
 #'   from [predict()] (a data frame or a CSV/Parquet file). Unreadable images cannot be coded and are left out.
 #' @param size How many images to draw (with `previous`: how many more).
-#' @param strata `NULL` for a simple random sample; `"predicted"` to stratify by predicted class; or any column of
-#'   the labelled corpus (an account, a day).
+#' @param strata `NULL` for a simple random sample; `".pred_class"` (or the engine's name, `"predicted"`) to
+#'   stratify by predicted class; or any column of the labelled corpus (an account, a day).
 #' @param allocation `"proportional"` (each stratum in proportion to its size), `"equal"` (the same number per
 #'   stratum), or a named vector of numbers per stratum.
 #' @param seed Random seed.
@@ -22,7 +22,7 @@
 #' @param min_per_stratum Every stratum gets at least this many images (2: a stratum's variance needs two).
 #' @return A tibble, one row per sampled image (every wave): `image_id`, `path`, `wave`, `draw` (the annotators'
 #'   order), `stratum`, `stratum_size`, `stratum_sample_size`, `inclusion_probability`, `weight`, then the corpus's
-#'   `predicted` and `prob_<class>` columns. The design travels with it (attribute `gold_design`).
+#'   `.pred_class` and `.pred_<class>` columns. The design travels with it (attribute `gold_design`).
 #' @seealso [write_coding_sheet()], [read_coding_sheet()], [gold_metrics()], [corrected_glm()]
 #' @export
 #' @examplesIf engine_available()
@@ -42,7 +42,7 @@ draw_gold_sample <- function(labels, size, strata = NULL, allocation = "proporti
   }
   result <- engine_call(
     engine()$draw_gold_sample, arg_labels(labels, "labels"), arg_count(size, "size", null = TRUE),
-    strata = arg_string(strata, "strata", null = TRUE), allocation = allocation, seed = arg_count(seed, "seed"),
+    strata = engine_column_name(arg_string(strata, "strata", null = TRUE)), allocation = allocation, seed = arg_count(seed, "seed"),
     previous = if (is.null(previous)) NULL else arg_gold(previous, "previous"),
     min_per_stratum = arg_count(min_per_stratum, "min_per_stratum")
   )
@@ -77,13 +77,13 @@ write_coding_sheet <- function(sample, out, classes = NULL) {
 #' @param code The name of the column holding the codes.
 #' @param missing `"error"` when a sampled image has no code; `"drop"` leaves it out with a warning (valid only if
 #'   why it is uncoded has nothing to do with what it shows).
-#' @return The gold standard: a tibble with the sample's columns and `label` (the code). Errors name the file and
-#'   row of ids not in the sample, of codes outside the classes, of images coded twice differently, and of missing
-#'   codes.
+#' @return The gold standard: a tibble with the sample's columns and `label` (the code: the truth of
+#'   `.pred_class`). Errors name the file and row of ids not in the sample, of codes outside the classes, of images
+#'   coded twice differently, and of missing codes.
 #' @export
 read_coding_sheet <- function(coded, sample = NULL, classes = NULL, code = "code", missing = c("error", "drop")) {
-  missing <- match.arg(missing)
-  coded <- if (is.data.frame(coded)) engine_table(coded) else path.expand(arg_string(coded, "coded"))
+  missing <- arg_match(missing)
+  coded <- if (is.data.frame(coded)) engine_table(engine_prediction_names(coded)) else path.expand(arg_string(coded, "coded"))
   result <- engine_call(
     engine()$read_coding_sheet, coded, sample = if (is.null(sample)) NULL else arg_gold(sample, "sample"),
     classes = if (is.null(classes)) NULL else as.list(as.character(classes)), code = arg_string(code, "code"),
@@ -115,9 +115,15 @@ gold_metrics <- function(gold, classes = NULL, positive_class = NULL, conf_level
   metric_tibble(as_tibble_engine(result))
 }
 
+# A column name of R's predictions in the engine's spelling (.pred_class -> predicted, .pred_x -> prob_x).
+engine_column_name <- function(name) {
+  if (is.null(name)) return(NULL)
+  names(engine_prediction_names(stats::setNames(data.frame(1), name)))
+}
+
 # An engine sample (Arrow table with its design in the metadata) as a tibble that keeps the design in an attribute.
 gold_tibble <- function(result) {
-  out <- as_tibble_engine(result)
+  out <- r_prediction_names(as_tibble_engine(result))
   attr(out, "gold_design") <- as.character(py_value(engine_call(bridge()$gold_design_json, result)))
   out
 }
@@ -129,7 +135,7 @@ arg_gold <- function(x, name) {
     abort_argument(sprintf("`%s` must be a gold sample (a data frame from draw_gold_sample() or read_coding_sheet(), or its folder), not %s",
                            name, describe_value(x)))
   }
-  table <- engine_table(x)
+  table <- engine_table(engine_prediction_names(x))
   design <- attr(x, "gold_design")
   if (is.character(design) && length(design) == 1 && nzchar(design)) {
     table <- engine_call(bridge()$with_gold_design, table, design)
@@ -140,7 +146,7 @@ arg_gold <- function(x, name) {
 # The labelled corpus: a cnn_labelling (its folder), a folder or file path, or a data frame.
 arg_labels <- function(x, name) {
   if (inherits(x, "cnn_labelling")) return(x$path)
-  if (is.data.frame(x)) return(engine_table(x))
+  if (is.data.frame(x)) return(engine_table(engine_prediction_names(x)))
   if (is.character(x) && length(x) == 1 && !is.na(x)) return(path.expand(x))
   abort_argument(sprintf("`%s` must be a cnn_labelling from label_corpus(), its folder, or a predictions table, not %s",
                          name, describe_value(x)))

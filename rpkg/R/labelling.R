@@ -43,7 +43,7 @@ label_corpus <- function(fit, manifest, out, backend = c("local", "ray"), shard_
                          gpus_per_replica = NULL, max_shards = NULL, endpoint_url = NULL, progress = interactive(),
                          allow_unfinished = FALSE, calibrate = FALSE, threshold = NULL) {
   if (!inherits(fit, "cnn_fit")) abort_argument("`fit` must be a cnn_fit from finetune_cnn() or load_cnn()")
-  backend <- match.arg(backend)
+  backend <- arg_match(backend)
   job <- engine_call(
     engine()$label_corpus, run_of(fit), arg_images(manifest, "manifest"), out = path.expand(arg_string(out, "out")),
     backend = backend, shard_size = arg_count(shard_size, "shard_size"), batch_size = arg_count(batch_size, "batch_size"),
@@ -63,8 +63,9 @@ label_corpus <- function(fit, manifest, out, backend = c("local", "ray"), shard_
 #'
 #' @param labelling A `cnn_labelling` from [label_corpus()], or the path of its directory.
 #' @param classes Level order of `predicted` (default: the fit's classes when `labelling` is a `cnn_labelling`).
-#' @return A tibble with one row per finished image, in manifest order: `image_id`, `path`, `predicted` (a
-#'   factor), `prob_<class>` for every class, and `error` — the same columns as [predict()] with `type = "prob"`.
+#' @return A tibble with one row per finished image, in manifest order: `image_id`, `path`, `.pred_class` (a
+#'   factor), `.pred_<class>` for every class, and `error` -- the same columns as [predict()] with `type = "prob"`,
+#'   and the same warnings about unreadable images and a single predicted class.
 #'   For tens of millions of rows, read the `shards` folder lazily instead (e.g. `arrow::open_dataset()`).
 #' @export
 labelled_images <- function(labelling, classes = NULL) {
@@ -73,7 +74,11 @@ labelled_images <- function(labelling, classes = NULL) {
     labelling <- labelling$path
   }
   table <- engine_call(bridge()$labelled_table, path.expand(arg_string(labelling, "labelling")))
-  as_tibble_engine(table, factors = "predicted", levels = classes)
+  labels <- prediction_tibble(table, classes)
+  if (is.null(classes)) labels <- r_prediction_names(labels)
+  warn_unreadable(labels)
+  warn_one_class(labels$.pred_class)
+  labels
 }
 
 labelling_object <- function(job, classes) {

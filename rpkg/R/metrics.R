@@ -3,18 +3,18 @@
 
 #' Classification metrics of a fitted CNN
 #'
-#' In yardstick's shape, so `dplyr::filter()` and `ggplot()` work as usual: accuracy, and precision, recall and
-#' F1 — for the positive class in a binary task, and per class plus macro, micro and weighted averages in a
-#' multiclass one.
+#' In yardstick's shape and with yardstick's names, so `dplyr::filter()` and `ggplot()` work as usual: `accuracy`,
+#' and `precision`, `recall` and `f_meas` (F1) -- for the positive class (yardstick's event) in a binary task, and
+#' per class plus macro, micro and weighted averages in a multiclass one. `tidy(fit)` gives the same table.
 #'
 #' @param x A `cnn_fit` ([finetune_cnn()], [load_cnn()]) or a `cnn_evaluation` ([cnn_evaluate()]).
 #' @param split Keep only these splits (e.g. `"val"`, `"test"`); `NULL` keeps all.
 #' @param calibration For a fit: also the expected calibration error (`ece`) and Brier score (`brier`) before
 #'   (`.estimator` `uncalibrated`) and after (`temperature`) temperature scaling (see [cnn_calibration()]).
-#' @return A tibble: `.metric` (accuracy, precision, recall, f1), `.estimator` (binary, multiclass, macro, micro,
+#' @return A tibble: `.metric` (`accuracy`, `precision`, `recall`, `f_meas`), `.estimator` (binary, multiclass, macro, micro,
 #'   macro_weighted, per_class), `.estimate`, `split`, `class` (the positive class, or the class of a per_class
 #'   row; `NA` otherwise), `n` (the images the estimate rests on), and its 95% interval: `.lower`, `.upper` and
-#'   `interval` (the method: `wilson` for accuracy, precision and recall, `percentile_bootstrap` for F1, the
+#'   `interval` (the method: `wilson` for accuracy, precision and recall, `percentile_bootstrap` for `f_meas`, the
 #'   averages and the calibration measures; `NA` where a ratio has nothing under it, e.g. no predicted positives).
 #' @export
 #' @examplesIf engine_available()
@@ -36,11 +36,13 @@ cnn_metrics <- function(x, split = NULL, calibration = FALSE) {
 
 # The engine's metrics table in yardstick's shape: .metric, .estimator, .estimate, [split], class, n, then the
 # interval (.lower, .upper, interval; NA for tables written before intervals existed). The one conversion: fits,
-# evaluations, grids, gold samples and tag comparisons all hold their metrics in this shape.
+# evaluations, grids, gold samples and tag comparisons all hold their metrics in this shape. Metric names are
+# yardstick's: the engine's f1 is f_meas.
 metric_tibble <- function(metrics, split = TRUE) {
   rows <- nrow(metrics)
   column <- function(name, empty) if (name %in% names(metrics)) metrics[[name]] else rep(empty, rows)
-  out <- tibble::tibble(.metric = metrics$metric, .estimator = metrics$estimator, .estimate = metrics$estimate)
+  out <- tibble::tibble(.metric = yardstick_names(metrics$metric), .estimator = metrics$estimator,
+                        .estimate = metrics$estimate)
   if (split) out$split <- column("split", NA_character_)
   out$class <- column("class", NA_character_)
   out$n <- metrics$n
@@ -56,9 +58,44 @@ format_interval <- function(lower, upper, digits = 3L) {
   ifelse(is.na(lower) | is.na(upper), "", sprintf(" [%.*f, %.*f]", digits, lower, digits, upper))
 }
 
+# The engine's metric names in yardstick's (f1 -> f_meas), and back.
+YARDSTICK_NAMES <- c(f1 = "f_meas")
+yardstick_names <- function(metric) {
+  renamed <- unname(YARDSTICK_NAMES[metric])
+  ifelse(is.na(renamed), metric, renamed)
+}
+engine_metric_names <- function(metric) {
+  unname(ifelse(metric %in% YARDSTICK_NAMES, names(YARDSTICK_NAMES)[match(metric, YARDSTICK_NAMES)], metric))
+}
+
+# A table's column names in yardstick's (val_f1 -> val_f_meas, f1_lower -> f_meas_lower).
+yardstick_columns <- function(table) {
+  names(table) <- gsub("(^|_)f1(_|$)", "\\1f_meas\\2", names(table))
+  table
+}
+
 # The metrics a person reads first, on one line ("accuracy 0.917 [0.646, 0.985], ..."), written by the engine.
 headline_metrics <- function(metrics, split) {
+  metrics$.metric <- engine_metric_names(metrics$.metric)
   as.character(py_value(engine_call(bridge()$headline, engine_table(metrics), split)))
+}
+
+# The headline metrics of one split as named numbers (accuracy; the binary or macro precision, recall and f_meas),
+# for glance() methods.
+headline_values <- function(metrics, split = NULL) {
+  if (!is.null(split)) metrics <- metrics[metrics$split %in% split, ]
+  value <- function(metric) {
+    rows <- metrics[metrics$.metric == metric, ]
+    rows <- rows[rows$.estimator %in% c(if (metric == "accuracy") c("binary", "multiclass") else c("binary", "macro")), ]
+    if (nrow(rows)) rows$.estimate[[1]] else NA_real_
+  }
+  list(accuracy = value("accuracy"), precision = value("precision"), recall = value("recall"), f_meas = value("f_meas"))
+}
+
+# The positive class of a binary metrics table (NA in a multiclass one).
+positive_of <- function(metrics) {
+  classes <- metrics$class[metrics$.estimator == "binary" & !is.na(metrics$class)]
+  if (length(classes)) classes[[1]] else NA_character_
 }
 
 #' Confusion matrices of a fitted CNN
@@ -78,16 +115,16 @@ cnn_confusion <- function(x, split = NULL) {
 #'
 #' @inheritParams cnn_metrics
 #' @return A tibble of the misclassified validation (and test, or evaluated) images: `image_id`, `path`,
-#'   `split`, `label`, `predicted`, `probability` (of the predicted class) and the `prob_<class>` columns.
+#'   `split`, `label`, `.pred_class`, `probability` (of the predicted class) and the `.pred_<class>` columns.
 #'   [image_gallery()] and `autoplot(fit, type = "misclassified")` show them.
 #' @export
 cnn_misclassified <- function(x, split = NULL) {
   predictions <- keep_splits(result_table(x, "predictions"), split)
-  interpretation <- engine_call(engine()$Interpretation$from_predictions, engine_table(predictions), x$classes)
-  wrong <- as_tibble_engine(engine_call(interpretation$misclassified), factors = c("label", "predicted"),
-                            levels = x$classes)
+  interpretation <- engine_call(engine()$Interpretation$from_predictions,
+                                engine_table(engine_prediction_names(predictions)), x$classes)
+  wrong <- prediction_tibble(engine_call(interpretation$misclassified), x$classes, factors = c("label", "predicted"))
   if (!"split" %in% names(wrong)) wrong$split <- rep(NA_character_, nrow(wrong))
-  first <- c("image_id", "path", "split", "label", "predicted", "probability")
+  first <- c("image_id", "path", "split", "label", ".pred_class", "probability")
   wrong[c(first, setdiff(names(wrong), c(first, "error")))]
 }
 

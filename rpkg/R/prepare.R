@@ -26,13 +26,15 @@
 #' table(inventory$format, inventory$readable)
 image_inventory <- function(source, verify = FALSE, checksum = TRUE, num_workers = NULL, progress = interactive(),
                             label = NULL, path = NULL) {
+  labelled <- labelled_data(source, arg_string(label, "label", null = TRUE), arg_string(path, "path", null = TRUE),
+                            data_arg = "source", required = FALSE)
   result <- engine_call(
-    engine()$image_inventory, arg_images(source, "source"),
+    engine()$image_inventory, labelled$images,
     verify = arg_flag(verify, "verify"), checksum = arg_flag(checksum, "checksum"),
     num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_flag(progress, "progress"),
-    label = arg_string(label, "label", null = TRUE), path = arg_string(path, "path", null = TRUE)
+    label = labelled$label, path = labelled$path
   )
-  as_tibble_engine(result, factors = "label")
+  label_tibble(result, labelled$levels)
 }
 
 #' Drop images too small to be worth labelling
@@ -60,7 +62,7 @@ filter_small <- function(source, min_bytes = 5120L, min_width = NULL, min_height
     min_height = arg_count(min_height, "min_height", null = TRUE),
     num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_flag(progress, "progress")
   )
-  as_tibble_engine(result, factors = "label")
+  label_tibble(result, input_levels(source))
 }
 
 #' Find exact and near-duplicate images
@@ -96,7 +98,7 @@ find_duplicates <- function(source, threshold = NULL, method = "phash", hash_siz
     hash_size = arg_count(hash_size, "hash_size"), keep = arg_string(keep, "keep"), near = arg_flag(near, "near"),
     num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_flag(progress, "progress")
   )
-  duplicates <- as_tibble_engine(result, factors = "label")
+  duplicates <- label_tibble(result, input_levels(source))
   tibble::new_tibble(duplicates, nrow = nrow(duplicates), class = "image_duplicates")
 }
 
@@ -224,7 +226,7 @@ shorten <- function(text, width) {
 aggregate_annotations <- function(annotations, method = c("any", "majority", "mean"), value = "label",
                                   image = "image_id", annotator = "annotator", positive = NULL, score_range = NULL,
                                   images = NULL) {
-  method <- match.arg(method)
+  method <- arg_match(method)
   result <- engine_call(
     engine()$aggregate_annotations, arg_table(annotations, "annotations"), method = method,
     value = arg_strings(value, "value"), image = arg_string(image, "image"),
@@ -291,7 +293,7 @@ emotion_labels <- function(scores, emotions = NULL, min_score = 3, min_margin = 
     negative_max = arg_number(negative_max, "negative_max"), balance = arg_flag(balance, "balance"),
     seed = arg_count(seed, "seed"), image = arg_string(image, "image"), score_range = arg_range(score_range, "score_range")
   )
-  as_tibble_engine(result, factors = "label", levels = c("negative", "positive"))
+  as_tibble_engine(result, factors = "label", levels = c("positive", "negative"))   # the event first, as in R
 }
 
 #' How many emotions each image evokes, and which come together (the book's Figure 7.1)
@@ -359,11 +361,12 @@ classed <- function(table, class) tibble::new_tibble(table, nrow = nrow(table), 
 #' @param object The result of [emotion_counts()] (bars: images by the number of emotions they evoke),
 #'   [emotion_cooccurrence()] (heatmap: of the images evoking one emotion, the share also evoking another) or
 #'   [emotion_max_class()] (dodged bars: max class against clear max class per emotion).
-#' @param ... Not used.
+#' @param ... Must be empty.
 #' @return A ggplot.
 #' @method autoplot emotion_counts
 #' @export
 autoplot.emotion_counts <- function(object, ...) {
+  check_dots(...)
   object$n_emotions <- factor(object$n_emotions, levels = sort(unique(object$n_emotions)))
   ggplot2::ggplot(object, ggplot2::aes(x = .data$n_emotions, y = .data$n_images)) +
     ggplot2::geom_col(fill = "steelblue") +
@@ -377,6 +380,7 @@ autoplot.emotion_counts <- function(object, ...) {
 #' @method autoplot emotion_cooccurrence
 #' @export
 autoplot.emotion_cooccurrence <- function(object, ...) {
+  check_dots(...)
   order <- unique(object$emotion)
   object$emotion <- factor(object$emotion, levels = order)
   object$other_emotion <- factor(object$other_emotion, levels = order)
@@ -399,6 +403,7 @@ autoplot.emotion_cooccurrence <- function(object, ...) {
 #' @method autoplot emotion_max_class
 #' @export
 autoplot.emotion_max_class <- function(object, ...) {
+  check_dots(...)
   object$emotion <- factor(object$emotion, levels = unique(object$emotion))
   object$class_type <- factor(object$class_type, levels = c("max_class", "clear_max_class"),
                               labels = c("max class", "clear max class"))
@@ -434,13 +439,15 @@ autoplot.emotion_max_class <- function(object, ...) {
 #' table(split_images(faces, val_fraction = 0.25)$split)
 split_images <- function(table, val_fraction = 0.2, test_fraction = 0, seed = 0L, balance = FALSE, group = "auto",
                          label = NULL, path = NULL) {
+  labelled <- labelled_data(table, arg_string(label, "label", null = TRUE), arg_string(path, "path", null = TRUE),
+                            data_arg = "table", required = FALSE)
   result <- engine_call(
-    engine()$split_images, arg_images(table, "table"), val_fraction = arg_number(val_fraction, "val_fraction"),
+    engine()$split_images, labelled$images, val_fraction = arg_number(val_fraction, "val_fraction"),
     test_fraction = arg_number(test_fraction, "test_fraction"), seed = arg_count(seed, "seed"),
     balance = arg_flag(balance, "balance"), group = arg_string(group, "group", null = TRUE),
-    label = arg_string(label, "label", null = TRUE), path = arg_string(path, "path", null = TRUE)
+    label = labelled$label, path = labelled$path
   )
-  as_tibble_engine(result, factors = "label")
+  label_tibble(result, labelled$levels)
 }
 
 #' Write the book's folder layout
@@ -458,13 +465,14 @@ split_images <- function(table, val_fraction = 0.2, test_fraction = 0, seed = 0L
 #' @export
 write_layout <- function(table, out, mode = c("symlink", "copy"), val_fraction = 0.2, test_fraction = 0, seed = 0L,
                          balance = FALSE, group = "auto", label = NULL, path = NULL) {
-  mode <- match.arg(mode)
+  mode <- arg_match(mode)
+  labelled <- labelled_data(table, arg_string(label, "label", null = TRUE), arg_string(path, "path", null = TRUE),
+                            data_arg = "table", required = FALSE)
   result <- engine_call(
-    engine()$write_layout, arg_images(table, "table"), path.expand(arg_string(out, "out")), mode = mode,
+    engine()$write_layout, labelled$images, path.expand(arg_string(out, "out")), mode = mode,
     val_fraction = arg_number(val_fraction, "val_fraction"), test_fraction = arg_number(test_fraction, "test_fraction"),
     seed = arg_count(seed, "seed"), balance = arg_flag(balance, "balance"),
-    group = arg_string(group, "group", null = TRUE), label = arg_string(label, "label", null = TRUE),
-    path = arg_string(path, "path", null = TRUE)
+    group = arg_string(group, "group", null = TRUE), label = labelled$label, path = labelled$path
   )
-  as_tibble_engine(result, factors = "label")
+  label_tibble(result, labelled$levels)
 }

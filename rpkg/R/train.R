@@ -17,10 +17,13 @@
 #'
 #' @param data The labelled images: a folder of class folders (`faces/s1/1.png`, ...); a folder in the book's
 #'   layout (`train/<class>/`, `val/<class>/`, optionally `test/<class>/`); a CSV or Parquet file; or a data
-#'   frame with a path column and a label column.
-#' @param label,path Column names of the labels and image paths in a table (defaults: `label`; the first of
-#'   `path`, `file`, `filename`, `image`, ...).
-#' @param out The run directory to write (default: a new temporary folder; [save_cnn()] copies it elsewhere).
+#'   frame with a path column and a label column (character, factor or logical; see "Classes").
+#' @param label,path The label and image path columns of a table (defaults: `label`; the first of `path`, `file`,
+#'   `filename`, `image`, ...): a string, or a bare column name as in dplyr (`label = is_s1`). A column that is not
+#'   there is an error naming the closest one.
+#' @param out The run directory to write (default: a new folder in R's session temporary directory, see
+#'   [tempdir()], removed when R ends; [save_cnn()] copies a fit elsewhere). A fit that fails leaves no folder
+#'   behind.
 #' @param resume Continue an interrupted run in `out` from its last finished epoch (a finished run is loaded).
 #' @param overwrite Replace a run already in `out`. Without `resume` or `overwrite`, an existing run is never
 #'   touched, and a folder holding other files is never written into.
@@ -68,9 +71,13 @@
 #'   or a stage name such as 'layer3' (frozen up to and including it).
 #' @param patience early stopping: stop after this many epochs without a lower validation loss (default:
 #'   never). `NULL` never stops early.
-#' @param select_on validation measure that picks the kept epoch: accuracy (the book's), loss or f1.
+#' @param select_on validation measure that picks the kept epoch: accuracy (the book's), loss or f1. In R,
+#'   `"f_meas"` (yardstick's name) is f1.
 #' @param positive_class in a binary task, the class whose precision, recall and F1 are reported (default
-#'   'positive', else the second class in sorted order). `NULL` for the default.
+#'   'positive', else the second class in sorted order; from R, the first level of a factor label). `NULL` for the
+#'   default (see "Classes").
+#' @param class_order the classes in the order of the probability columns and confusion matrices (default: sorted,
+#'   s2 before s10; from R, the levels of a factor label). In R, a character vector; `NULL` for the default.
 #' @param device auto (CUDA GPU, else Apple MPS, else CPU), cpu, cuda, cuda:1, mps.
 #' @param precision auto (mixed precision on a GPU, fp32 on the CPU), fp32, bf16 or fp16.
 #' @param channels_last channels-last memory layout ('auto': on), faster convolutions on most hardware. `TRUE`,
@@ -81,9 +88,19 @@
 #'   train the last layer on them (same result, far faster); 'off': run the whole network every step.
 #' @param num_workers threads decoding images (default: up to 8, one per CPU core). `NULL` for the default.
 #' @param progress show progress bars. Default: only in an interactive session.
+#' @section Classes: The classes follow R's conventions, as in tidymodels. With a factor label its levels (those
+#'   used) are the class order: of the probability columns `.pred_<class>` of [predict()], of the confusion
+#'   matrices and of `fit$classes`; and in a binary task the first level is the positive class, the one whose
+#'   precision, recall and F1 are reported (yardstick's "event"). A logical label gives the classes `"TRUE"` and
+#'   `"FALSE"`, `TRUE` first and positive. `class_order =` and `positive_class =` override both (with
+#'   `class_order` given, its first class is the positive one). Character labels and class folders keep the
+#'   engine's rule: classes in natural order (`s2` before `s10`), and the positive class is `"positive"` when there
+#'   is one, else the second class. The positive class is always printed with the fit.
 #' @return A `cnn_fit`: the run directory's path, the classes, the model description and its tables
 #'   (history, metrics, confusion matrices, validation predictions). Print it for the validation metrics;
-#'   see [cnn_metrics()], [cnn_history()], [cnn_confusion()], [autoplot.cnn_fit()] and [predict.cnn_fit()].
+#'   see [cnn_metrics()], [cnn_history()], [cnn_confusion()], [autoplot.cnn_fit()], [predict.cnn_fit()] and
+#'   `tidy()`, `glance()` and `augment()` ([cnn_fit_tidiers]). A fit that predicts one class for every validation
+#'   image comes with a warning (class `imagesasdata_warning_one_class`).
 #' @seealso [image_table()] to check what the engine will read, [load_cnn()], [save_cnn()].
 #' @export
 #' @examplesIf engine_available()
@@ -92,6 +109,14 @@
 #' fit <- finetune_cnn(faces, epochs = 2, image_size = 64)
 #' fit
 #' cnn_metrics(fit)
+#'
+#' # A data frame: one row per image, a path column and a label column. The factor's levels give the class
+#' # order, and the first level is the positive class.
+#' people <- image_table(faces)
+#' people$is_s1 <- factor(ifelse(people$label == "s1", "s1", "other"), levels = c("s1", "other"))
+#' binary <- finetune_cnn(people, label = is_s1, epochs = 2, image_size = 64)
+#' binary
+#' augment(binary, image_table(file.path(sample_data(), "new_images")))
 #' }
 finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = FALSE, overwrite = FALSE,
                          architecture = "efficientnet_lite0", weights = "imagenet", image_size = NULL,
@@ -100,14 +125,17 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
                          balance = FALSE, group = NULL, seed = 0L, epochs = 25L, batch_size = 4L,
                          optimizer = "sgd", learning_rate = 0.001, momentum = 0.9, weight_decay = 0,
                          step_size = 7L, gamma = 0.1, dropout = 0, head_epochs = NULL, freeze = "none",
-                         patience = NULL,
-                         select_on = "accuracy", positive_class = NULL, device = "auto", precision = "auto",
-                         channels_last = "auto", cache = "auto", feature_cache = "auto", num_workers = NULL,
-                         progress = interactive()) {
-  run <- engine_call(
-    engine()$finetune, arg_images(data, "data"),
-    out = if (is.null(out)) NULL else path.expand(arg_string(out, "out")),
-    label = arg_string(label, "label", null = TRUE), path = arg_string(path, "path", null = TRUE),
+                         patience = NULL, select_on = "accuracy", positive_class = NULL, class_order = NULL,
+                         device = "auto", precision = "auto", channels_last = "auto", cache = "auto",
+                         feature_cache = "auto", num_workers = NULL, progress = interactive()) {
+  label <- column_arg(substitute(label), parent.frame(), data, "label")
+  path <- column_arg(substitute(path), parent.frame(), data, "path")
+  group <- column_arg(substitute(group), parent.frame(), data, "group")
+  labelled <- labelled_data(data, label, path, class_order = class_order,
+                            positive_class = arg_string(positive_class, "positive_class", null = TRUE))
+  if (is.data.frame(data) && !is.null(group)) require_column(data, group, "group")
+  run <- run_in_folder(out, "imagesasdata-run-", function(folder) engine_call(
+    engine()$finetune, labelled$images, out = folder, label = labelled$label, path = labelled$path,
     resume = arg_flag(resume, "resume"), overwrite = arg_flag(overwrite, "overwrite"),
     architecture = arg_string(architecture, "architecture"),
     weights = arg_string(weights, "weights", null = TRUE) %||% "none",
@@ -116,21 +144,26 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
     recipe = arg_string(recipe, "recipe"), normalize = arg_string(normalize, "normalize", null = TRUE),
     augment_crop = arg_flag(augment_crop, "augment_crop"), augment_flip = arg_flag(augment_flip, "augment_flip"),
     val_fraction = arg_number(val_fraction, "val_fraction"), test_fraction = arg_number(test_fraction, "test_fraction"),
-    balance = arg_flag(balance, "balance"), group = arg_string(group, "group", null = TRUE),
+    balance = arg_flag(balance, "balance"), group = group,
     seed = arg_count(seed, "seed"), epochs = arg_count(epochs, "epochs"), batch_size = arg_count(batch_size, "batch_size"),
     optimizer = arg_string(optimizer, "optimizer"), learning_rate = arg_number(learning_rate, "learning_rate"),
     momentum = arg_number(momentum, "momentum"), weight_decay = arg_number(weight_decay, "weight_decay"),
     step_size = arg_count(step_size, "step_size"), gamma = arg_number(gamma, "gamma"),
     dropout = arg_number(dropout, "dropout"), head_epochs = arg_count(head_epochs, "head_epochs", null = TRUE),
     freeze = arg_string(freeze, "freeze"),
-    patience = arg_count(patience, "patience", null = TRUE), select_on = arg_string(select_on, "select_on"),
-    positive_class = arg_string(positive_class, "positive_class", null = TRUE),
+    patience = arg_count(patience, "patience", null = TRUE),
+    select_on = engine_select_on(arg_string(select_on, "select_on")),
+    positive_class = labelled$positive_class, class_order = labelled$class_order,
     device = arg_string(device, "device"), precision = arg_string(precision, "precision"),
     channels_last = arg_flag_or_string(channels_last, "channels_last"), cache = arg_string(cache, "cache"),
     feature_cache = arg_string(feature_cache, "feature_cache"),
     num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_flag(progress, "progress")
-  )
-  new_cnn_fit(run)
+  ))
+  fit <- new_cnn_fit(run)
+  validation <- fit$predictions
+  if (!is.null(validation)) warn_one_class(validation$.pred_class[validation$split %in% "val"], minimum = 2L,
+                                           what = "validation images")
+  fit
 }
 
 # A cnn_fit holds the run directory's path and everything read from it; the Python Run (with its loaded
@@ -138,15 +171,17 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
 new_cnn_fit <- function(run) {
   description <- py_value(run$description)
   tables <- decode_tables(engine_call(bridge()$run_tables, run))
+  classes <- as.character(unlist(description$classes))
   fit <- list(
     path = as.character(reticulate::py_str(run$path)),
-    classes = as.character(unlist(description$classes)),
+    classes = classes,
     positive_class = description$positive_class,
     description = description,
     history = tables$history, metrics = if (is.null(tables$metrics)) NULL else metric_tibble(tables$metrics),
     calibration = if (is.null(tables$calibration)) NULL else metric_tibble(tables$calibration),
     confusion = tables$confusion,
-    predictions = tables$predictions, splits = tables$splits, skipped = tables$skipped
+    predictions = if (is.null(tables$predictions)) NULL else r_prediction_names(tables$predictions, classes),
+    splits = tables$splits, skipped = tables$skipped
   )
   fit$cache <- new.env(parent = emptyenv())
   fit$cache$run <- run
@@ -173,8 +208,9 @@ print.cnn_fit <- function(x, ...) {
   d <- x$description
   classes <- x$classes
   shown <- if (length(classes) > 8) c(utils::head(classes, 8), "...") else classes
-  cat(sprintf("<cnn_fit> %s fine-tuned for %d classes: %s\n", d$architecture, length(classes),
-              paste(shown, collapse = ", ")))
+  cat(sprintf("<cnn_fit> %s fine-tuned for %d classes: %s%s\n", d$architecture, length(classes),
+              paste(shown, collapse = ", "),
+              if (is.null(x$positive_class)) "" else sprintf("; positive class: %s", x$positive_class)))
   sizes <- split_sizes(x)
   cat(sprintf("  %d images (%s); best epoch %s of %s, chosen on validation %s\n", sum(sizes),
               paste(sprintf("%d %s", sizes, names(sizes)), collapse = ", "),
@@ -204,13 +240,14 @@ split_sizes <- function(fit) {
 #' Summarise a fitted CNN
 #'
 #' @param object A `cnn_fit` from [finetune_cnn()] or [load_cnn()].
-#' @param ... Not used.
+#' @param ... Must be empty.
 #' @return A `summary.cnn_fit` object (a list): `architecture`, `weights`, `classes`, `positive_class`,
 #'   `hyperparameters` (a named list: every option the run used), `split_sizes`, `best_epoch`, `epochs_run`,
 #'   `metrics` (as [cnn_metrics()]) and `confusion` (as [cnn_confusion()]). Printing it shows the settings, the
 #'   metrics of every split and the confusion matrices.
 #' @export
 summary.cnn_fit <- function(object, ...) {
+  check_dots(...)
   d <- object$description
   structure(list(
     path = object$path, architecture = d$architecture, weights = d$weights, classes = object$classes,
@@ -240,4 +277,48 @@ print.summary.cnn_fit <- function(x, ...) {
     print(stats::xtabs(count ~ truth + predicted, data = rows))
   }
   invisible(x)
+}
+
+#' Tidy and glance at a fitted CNN
+#'
+#' broom's verbs for a `cnn_fit`; `augment()` is documented with [predict.cnn_fit()].
+#'
+#' @param x A `cnn_fit` from [finetune_cnn()] or [load_cnn()].
+#' @param split For `tidy()`: keep only these splits (e.g. `"val"`, `"test"`); `NULL` keeps all.
+#' @param ... Must be empty.
+#' @return `tidy()`: the metrics, as [cnn_metrics()] (yardstick's shape and names). `glance()`: one row:
+#'   `architecture`, `classes` (how many), `positive_class` (`NA` in a multiclass task), `n_train`, `n_val`,
+#'   `n_test`, `epochs_run`, `best_epoch`, `select_on`, the validation `accuracy`, `precision`, `recall` and
+#'   `f_meas` (binary, or macro-averaged in a multiclass task), `status` and `path`.
+#' @name cnn_fit_tidiers
+#' @export
+#' @examplesIf engine_available()
+#' \donttest{
+#' fit <- finetune_cnn(file.path(sample_data(), "faces"), epochs = 2, image_size = 64)
+#' tidy(fit)
+#' glance(fit)
+#' }
+tidy.cnn_fit <- function(x, split = NULL, ...) {
+  check_dots(...)
+  cnn_metrics(x, split = split)
+}
+
+#' @rdname cnn_fit_tidiers
+#' @export
+glance.cnn_fit <- function(x, ...) {
+  check_dots(...)
+  d <- x$description
+  sizes <- split_sizes(x)
+  size <- function(split) if (split %in% names(sizes)) sizes[[split]] else 0L
+  metrics <- if (is.null(x$metrics)) list(accuracy = NA_real_, precision = NA_real_, recall = NA_real_, f_meas = NA_real_)
+             else headline_values(x$metrics, "val")
+  tibble::as_tibble(c(
+    list(architecture = d$architecture %||% NA_character_, classes = length(x$classes),
+         positive_class = x$positive_class %||% NA_character_, n_train = size("train"), n_val = size("val"),
+         n_test = size("test"), epochs_run = as.integer(d$epochs_run %||% NA_integer_),
+         best_epoch = as.integer(d$best_epoch %||% NA_integer_),
+         select_on = yardstick_names(d$hyperparameters$select_on %||% "accuracy")),
+    metrics,
+    list(status = d$status %||% NA_character_, path = x$path)
+  ))
 }

@@ -17,10 +17,12 @@
 #' @param ... Fixed options for every configuration, as named arguments of [finetune_cnn()] (e.g. `epochs = 10`,
 #'   `image_size = 64`, `freeze = "backbone"`); the grid's values override them, and they override the preset's
 #'   (the book's 50 epochs).
-#' @param out The grid directory (default: a new temporary folder): `grid.json`, one run directory per
+#' @param out The grid directory (default: a new folder in R's session temporary directory, removed when R ends): `grid.json`, one run directory per
 #'   configuration under `configs/`, `results.parquet`, `history.parquet`, `test_metrics.parquet`.
-#' @param label,path Column names of the labels and image paths in a table.
-#' @param select_on Validation measure that picks the configuration: `"accuracy"` (the book's), `"f1"` or `"loss"`.
+#' @param label,path The label and image path columns of a table: strings, or bare column names (`label = is_s1`).
+#'   A factor (or logical) label gives the classes' order and the positive class, as in [finetune_cnn()].
+#' @param select_on Validation measure that picks the configuration: `"accuracy"` (the book's), `"f_meas"` (F1; the
+#'   engine's `"f1"` works too) or `"loss"`.
 #' @param backend `"local"` runs configurations one after another in this R session; `"ray"` runs them as Ray Tune
 #'   trials (on the cluster named by `RAY_ADDRESS`, else on this machine).
 #' @param cpus_per_trial,gpus_per_trial With `backend = "ray"`: what each trial reserves (default: 1 CPU, and 1 GPU
@@ -28,11 +30,13 @@
 #'   trials on one card.
 #' @param progress Show progress (default: only in an interactive session).
 #' @return A `cnn_grid`: `results` (a tibble, one row per configuration: `config_id`, the grid's options,
-#'   `best_epoch`, `val_accuracy`, `val_precision`, `val_recall`, `val_f1`, `val_loss`, `seconds`, `status`, then
+#'   `best_epoch`, `val_accuracy`, `val_precision`, `val_recall`, `val_f_meas` (F1), `val_loss`, `seconds`, `status`, then
 #'   the 95% interval of each validation metric, `val_<metric>_lower` and `val_<metric>_upper`),
 #'   `history` (every epoch of every configuration; see [cnn_history()]), `best_config`, `parameters` (the grid's
 #'   option names), `test_metrics` (as [cnn_metrics()], or `NULL` without a test split) and `path`. Print it for
-#'   the chosen configuration; [best_cnn()] gives its fitted model, `autoplot()` the training curves of all.
+#'   the chosen configuration; [best_cnn()] gives its fitted model, `autoplot()` the training curves of all,
+#'   [show_best()] and [select_best()] the top configurations on any metric (tune's verbs), `tidy()` and `glance()`
+#'   ([cnn_grid_tidiers]) the metrics of every configuration and a one-row summary.
 #' @seealso [tune_tasks_cnn()], [grid_summary()], [lr_find()], [load_grid()]
 #' @export
 #' @examplesIf engine_available()
@@ -48,16 +52,34 @@
 tune_cnn <- function(data, grid = "book", ..., out = NULL, label = NULL, path = NULL, select_on = "accuracy",
                      backend = c("local", "ray"), cpus_per_trial = NULL, gpus_per_trial = NULL,
                      progress = interactive()) {
-  backend <- match.arg(backend)
+  backend <- arg_choice(backend, c("local", "ray"), "backend")
+  label <- column_arg(substitute(label), parent.frame(), data, "label")
+  path <- column_arg(substitute(path), parent.frame(), data, "path")
   options <- train_options(list(...))
-  result <- engine_call_list(engine()$tune, c(list(
-    arg_images(data, "data"), grid_spec(grid),
-    out = if (is.null(out)) NULL else path.expand(arg_string(out, "out")),
-    label = arg_string(label, "label", null = TRUE), path = arg_string(path, "path", null = TRUE),
-    select_on = arg_string(select_on, "select_on"), backend = backend, progress = arg_flag(progress, "progress")
-  ), trial_resources(cpus_per_trial, gpus_per_trial), options))
-  new_cnn_grid(result, select_on)
+  labelled <- labelled_data(data, label, path, class_order = options$class_order,
+                            positive_class = options$positive_class)
+  options$class_order <- labelled$class_order
+  options$positive_class <- labelled$positive_class
+  select_on <- arg_string(select_on, "select_on")
+  run_in_folder(out, "imagesasdata-grid-", function(folder) {
+    result <- engine_call_list(engine()$tune, c(list(
+      labelled$images, grid_spec(grid), out = folder, label = labelled$label, path = labelled$path,
+      select_on = engine_select_on(select_on), backend = backend, progress = arg_flag(progress, "progress")
+    ), trial_resources(cpus_per_trial, gpus_per_trial), options))
+    new_cnn_grid(result, select_on)
+  })
 }
+
+# A job's folder: `out` when given; else a new folder in R's session temporary directory (removed with the
+# session, and at once if the job fails). `job(folder)` runs the engine call.
+run_in_folder <- function(out, prefix, job) {
+  if (!is.null(out)) return(job(path.expand(arg_string(out, "out"))))
+  folder <- tempfile(prefix)
+  withCallingHandlers(job(folder), error = function(e) unlink(folder, recursive = TRUE))
+}
+
+# select_on in R may use yardstick's name for F1.
+engine_select_on <- function(select_on) if (identical(select_on, "f_meas")) "f1" else select_on
 
 #' Tune the same grid for several tasks
 #'
@@ -79,22 +101,33 @@ tune_cnn <- function(data, grid = "book", ..., out = NULL, label = NULL, path = 
 #' }
 tune_tasks_cnn <- function(tasks, grid = "book", ..., out = NULL, select_on = "accuracy", backend = c("local", "ray"),
                            cpus_per_trial = NULL, gpus_per_trial = NULL, progress = interactive()) {
-  backend <- match.arg(backend)
+  backend <- arg_choice(backend, c("local", "ray"), "backend")
   if (!is.list(tasks) || is.data.frame(tasks) || !length(tasks) || is.null(names(tasks)) || any(!nzchar(names(tasks))) ||
       anyDuplicated(names(tasks))) {
     abort_argument("`tasks` must be a named list with one entry per task, e.g. list(protest = \"protest/\", legend = legend_table)")
   }
-  data <- lapply(names(tasks), function(name) arg_images(tasks[[name]], sprintf("tasks$%s", name)))
-  names(data) <- names(tasks)
   options <- train_options(list(...))
-  result <- engine_call_list(engine()$tune_tasks, c(list(
-    reticulate::r_to_py(data), grid_spec(grid),
-    out = if (is.null(out)) NULL else path.expand(arg_string(out, "out")),
-    select_on = arg_string(select_on, "select_on"), backend = backend, progress = arg_flag(progress, "progress")
-  ), trial_resources(cpus_per_trial, gpus_per_trial), options))
-  grids <- lapply(names(tasks), function(name) new_cnn_grid(reticulate::py_get_item(result, name), select_on))
-  names(grids) <- names(tasks)
-  structure(grids, class = "cnn_grids")
+  # As the engine's tune_tasks(): tune() for each task into out/<task>/, each with its own classes.
+  labelled <- lapply(names(tasks), function(name) {
+    labelled_data(tasks[[name]], NULL, NULL, class_order = options$class_order,
+                  positive_class = options$positive_class, data_arg = sprintf("tasks$%s", name))
+  })
+  names(labelled) <- names(tasks)
+  select_on <- arg_string(select_on, "select_on")
+  run_in_folder(out, "imagesasdata-tasks-", function(root) {
+    grids <- lapply(names(tasks), function(name) {
+      task_options <- options
+      task_options$class_order <- labelled[[name]]$class_order
+      task_options$positive_class <- labelled[[name]]$positive_class
+      result <- engine_call_list(engine()$tune, c(list(
+        labelled[[name]]$images, grid_spec(grid), out = file.path(root, name),
+        select_on = engine_select_on(select_on), backend = backend, progress = arg_flag(progress, "progress")
+      ), trial_resources(cpus_per_trial, gpus_per_trial), task_options))
+      new_cnn_grid(result, select_on)
+    })
+    names(grids) <- names(tasks)
+    structure(grids, class = "cnn_grids")
+  })
 }
 
 # Ray Tune's per-trial resources, passed only when given (the engine checks them against the backend).
@@ -112,7 +145,7 @@ trial_resources <- function(cpus_per_trial, gpus_per_trial) {
 load_grid <- function(path) {
   path <- path.expand(arg_string(path, "path"))
   grid <- engine_call(engine()$load_grid, path)
-  new_cnn_grid(grid, as.character(py_value(grid$select_on)))
+  new_cnn_grid(grid, yardstick_names(as.character(py_value(grid$select_on))))
 }
 
 # A cnn_grid holds the grid directory's path and its tables; the engine's Grid is kept in an environment and
@@ -121,11 +154,11 @@ new_cnn_grid <- function(grid, select_on) {
   test <- grid$test_metrics
   grid_object <- structure(list(
     path = as.character(reticulate::py_str(grid$path)),
-    results = as_tibble_engine(grid$results),
+    results = yardstick_columns(as_tibble_engine(grid$results)),
     history = as_tibble_engine(grid$history),
     best_config = as.character(py_value(grid$best_config)),
     parameters = as.character(unlist(py_value(grid$parameters))),
-    select_on = select_on,
+    select_on = yardstick_names(select_on),
     test_metrics = if (inherits(test, "python.builtin.NoneType")) NULL
                    else metric_tibble(as_tibble_engine(test))
   ), class = "cnn_grid")
@@ -147,8 +180,8 @@ print.cnn_grid <- function(x, ...) {
               x$select_on))
   settings <- vapply(x$parameters, function(p) format(best[[p]][[1]]), character(1))
   cat(sprintf("  best: %s (%s)\n", x$best_config, paste(sprintf("%s = %s", x$parameters, settings), collapse = ", ")))
-  shown <- vapply(c("accuracy", "precision", "recall", "f1"), function(m) {
-    sprintf("%s %.3f%s", m, best[[paste0("val_", m)]],
+  shown <- vapply(c("accuracy", "precision", "recall", "f_meas"), function(m) {
+    sprintf("%s %.3f%s", sub("f_meas", "f1", m), best[[paste0("val_", m)]],
             format_interval(best[[paste0("val_", m, "_lower")]], best[[paste0("val_", m, "_upper")]]))
   }, character(1))
   cat(sprintf("  val  %s, loss %.3f (epoch %s)\n", paste(shown, collapse = ", "), best$val_loss,
@@ -172,7 +205,7 @@ print.cnn_grids <- function(x, ...) {
   for (task in names(x)) {
     best <- best_row(x[[task]])
     cat(sprintf("  %s: %s, val accuracy %.3f, f1 %.3f\n", task, x[[task]]$best_config, best$val_accuracy,
-                best$val_f1))
+                best$val_f_meas))
   }
   cat("grid_summary() gives the book's Table 7.2\n")
   invisible(x)
@@ -196,7 +229,7 @@ best_cnn <- function(grid) {
 #'
 #' @param grids A `cnn_grids` from [tune_tasks_cnn()], a named list of `cnn_grid`s, or one `cnn_grid`.
 #' @param task For one `cnn_grid`: the task's name in the table.
-#' @return `grid_summary()`: a tibble with `task`, `accuracy`, `f1`, `precision`, `recall`, the grid's options,
+#' @return `grid_summary()`: a tibble with `task`, `accuracy`, `f_meas` (F1), `precision`, `recall`, the grid's options,
 #'   `test_<metric>` columns when tested, then each metric's 95% interval (`<metric>_lower`, `<metric>_upper`).
 #'   `format_grid_summary()`: a data frame of text with the book's column names (Task, Accuracy, F1, Precision,
 #'   Recall, Learning rate, Momentum, Batch size) and percentages, then one "95% CI" column per metric.
@@ -215,7 +248,7 @@ grid_summary <- function(grids, task = "task") {
     abort_argument("`grids` must be the result of tune_tasks_cnn(), a named list of cnn_grid objects, or one cnn_grid")
   }
   engine_grids <- lapply(grids, grid_of)
-  as_tibble_engine(engine_call(engine()$grid_summary, reticulate::r_to_py(engine_grids)))
+  yardstick_columns(as_tibble_engine(engine_call(engine()$grid_summary, reticulate::r_to_py(engine_grids))))
 }
 
 #' @rdname grid_summary
@@ -227,13 +260,13 @@ format_grid_summary <- function(summary, digits = 1L) {
   digits <- arg_count(digits, "digits")
   percent <- function(x) ifelse(is.na(x), "", sprintf(paste0("%.", digits, "f%%"), 100 * x))
   plain <- function(x) ifelse(is.na(x), "", format(x, scientific = FALSE, drop0trailing = TRUE, trim = TRUE))
-  book_names <- c(task = "Task", accuracy = "Accuracy", f1 = "F1", precision = "Precision", recall = "Recall",
+  book_names <- c(task = "Task", accuracy = "Accuracy", f_meas = "F1", precision = "Precision", recall = "Recall",
                   learning_rate = "Learning rate", momentum = "Momentum", batch_size = "Batch size")
   label_of <- function(name) {
     label <- unname(ifelse(name %in% names(book_names), book_names[name], sentence_case(name)))
-    sub("^Test f1$", "Test F1", label)
+    sub("^Test f meas$", "Test F1", label)
   }
-  metrics <- c("accuracy", "f1", "precision", "recall")
+  metrics <- c("accuracy", "f_meas", "precision", "recall")
   # each metric's interval as one text column after the book's columns, e.g. "Accuracy 95% CI": "64.6-98.5%"
   with_interval <- sub("_lower$", "", grep("_lower$", names(summary), value = TRUE))
   intervals <- lapply(with_interval, function(metric) {
@@ -246,7 +279,7 @@ format_grid_summary <- function(summary, digits = 1L) {
   summary <- summary[!grepl("_(lower|upper)$", names(summary))]
   out <- lapply(names(summary), function(name) {
     values <- summary[[name]]
-    is_metric <- name %in% metrics || grepl("^test_(accuracy|f1|precision|recall)$", name)
+    is_metric <- name %in% metrics || grepl("^test_(accuracy|f_meas|precision|recall)$", name)
     if (is_metric) percent(values)
     else if (is.numeric(values)) vapply(values, plain, character(1))
     else ifelse(is.na(values), "", as.character(values))
@@ -268,12 +301,22 @@ sentence_case <- function(name) {
 #'
 #' @param object A `cnn_grid`.
 #' @param measure `"loss"` (Figure 7.4), `"accuracy"` (Figure 7.5) or both.
-#' @param ... Not used.
+#' @param accuracy_limits The accuracy panels' y range, `c(0, 1)` by default so that small changes look small;
+#'   `NULL` fits it to the data.
+#' @param title,subtitle The plot's title and subtitle: the default describes the grid; `NULL` drops it; or any
+#'   text.
+#' @param ... Must be empty.
 #' @return A ggplot.
 #' @method autoplot cnn_grid
 #' @export
-autoplot.cnn_grid <- function(object, measure = c("loss", "accuracy"), ...) {
-  measure <- match.arg(measure, several.ok = TRUE)
+autoplot.cnn_grid <- function(object, measure = c("loss", "accuracy"), accuracy_limits = c(0, 1),
+                              title = ggplot2::waiver(), subtitle = ggplot2::waiver(), ...) {
+  check_dots(...)
+  if (!is.character(measure) || !length(measure) || !all(measure %in% c("loss", "accuracy"))) {
+    abort_argument(sprintf("`measure` must be \"loss\", \"accuracy\" or both, not %s", describe_value(measure)))
+  }
+  measure <- unique(measure)
+  accuracy_limits <- unlist(arg_range(accuracy_limits, "accuracy_limits"))
   parameters <- object$parameters
   settings <- as.data.frame(object$results)[c("config_id", parameters)]
   history <- as.data.frame(object$history)
@@ -313,7 +356,15 @@ autoplot.cnn_grid <- function(object, measure = c("loss", "accuracy"), ...) {
     ggplot2::theme(legend.position = "bottom")
   if (length(parameters) < 2) plot <- plot + ggplot2::guides(colour = "none")
   if (length(parameters) < 3) plot <- plot + ggplot2::guides(linetype = "none")
-  plot
+  if ("accuracy" %in% measure && !is.null(accuracy_limits)) {
+    ends <- expand.grid(value = accuracy_limits, split = levels(long$split), facet = levels(long$facet))
+    ends$measure <- factor("accuracy", levels = levels(long$measure))
+    ends$split <- factor(ends$split, levels = levels(long$split))
+    ends$facet <- factor(ends$facet, levels = levels(long$facet))
+    ends$epoch <- min(long$epoch)
+    plot <- plot + ggplot2::geom_blank(data = ends, ggplot2::aes(x = .data$epoch, y = .data$value), inherit.aes = FALSE)
+  }
+  with_titles(plot, title, subtitle)
 }
 
 #' Find a learning rate: the loss as the learning rate grows
@@ -337,12 +388,17 @@ autoplot.cnn_grid <- function(object, measure = c("loss", "accuracy"), ...) {
 #' }
 lr_find <- function(data, start_lr = 1e-7, end_lr = 10, num_steps = 100L, label = NULL, path = NULL, ...,
                     progress = interactive()) {
+  label <- column_arg(substitute(label), parent.frame(), data, "label")
+  path <- column_arg(substitute(path), parent.frame(), data, "path")
   options <- train_options(list(...))
+  labelled <- labelled_data(data, label, path, class_order = options$class_order,
+                            positive_class = options$positive_class)
+  options$class_order <- labelled$class_order
+  options$positive_class <- labelled$positive_class
   finder <- engine_call_list(engine()$lr_find, c(list(
-    arg_images(data, "data"), start_lr = arg_number(start_lr, "start_lr"),
+    labelled$images, start_lr = arg_number(start_lr, "start_lr"),
     end_lr = arg_number(end_lr, "end_lr"), num_steps = arg_count(num_steps, "num_steps"),
-    label = arg_string(label, "label", null = TRUE), path = arg_string(path, "path", null = TRUE),
-    progress = arg_flag(progress, "progress")
+    label = labelled$label, path = labelled$path, progress = arg_flag(progress, "progress")
   ), options))
   structure(list(table = as_tibble_engine(finder$table), suggestion = py_value(finder$suggestion)),
             class = "cnn_lr_finder")
@@ -363,11 +419,12 @@ print.cnn_lr_finder <- function(x, ...) {
 #' suggested learning rate marked.
 #'
 #' @param object A `cnn_lr_finder` from [lr_find()].
-#' @param ... Not used.
+#' @param ... Must be empty.
 #' @return A ggplot.
 #' @method autoplot cnn_lr_finder
 #' @export
 autoplot.cnn_lr_finder <- function(object, ...) {
+  check_dots(...)
   table <- object$table
   at <- which.min(abs(log10(table$learning_rate) - log10(object$suggestion)))
   point <- data.frame(learning_rate = object$suggestion, smoothed_loss = table$smoothed_loss[[at]])
@@ -403,6 +460,12 @@ train_options <- function(options) {
 
 option_value <- function(x, name, integers) {
   if (is.null(x)) return(NULL)
+  if (identical(name, "class_order")) {
+    if (is.factor(x)) x <- levels(x)
+    if (!is.character(x) || anyNA(x)) abort_argument(sprintf("`class_order` must be a character vector, not %s", describe_value(x)))
+    return(as.list(x))
+  }
+  if (identical(name, "select_on")) return(engine_select_on(arg_string(x, name)))
   if (name %in% integers) return(arg_count(x, name))
   if (is.logical(x)) return(arg_flag(x, name))
   if (is.numeric(x)) return(arg_number(x, name))

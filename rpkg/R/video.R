@@ -29,7 +29,7 @@ video_frames <- function(videos, out, every = 1, scene_threshold = NULL, max_fra
 
 #' Label video frames with a fit or the offline tagger
 #'
-#' @param model A `cnn_fit` ([finetune_cnn()], [load_cnn()]): each frame gets `predicted` and `prob_<class>`; or
+#' @param model A `cnn_fit` ([finetune_cnn()], [load_cnn()]): each frame gets `.pred_class` and `.pred_<class>`; or
 #'   `"local"`: the offline ImageNet tagger ([autotag_local()]), several labels per frame.
 #' @inheritParams video_frames
 #' @param ... Passed to the fit's prediction or to the tagger (e.g. `top_k`, `batch_size`).
@@ -44,7 +44,7 @@ label_video <- function(model, videos, out, every = 1, scene_threshold = NULL, m
   result <- engine_call_list(engine()$label_video, c(
     list(engine_model, arg_videos(videos), path.expand(arg_string(out, "out"))),
     video_options(every, scene_threshold, max_frames, overwrite, progress), list(...)))
-  labels <- as_tibble_engine(result)
+  labels <- if (inherits(model, "cnn_fit")) prediction_tibble(result, model$classes) else as_tibble_engine(result)
   class(labels) <- c("video_labels", class(labels))
   labels
 }
@@ -60,7 +60,7 @@ label_video <- function(model, videos, out, every = 1, scene_threshold = NULL, m
 #' @export
 video_summary <- function(labels, min_confidence = 0) {
   if (!is.data.frame(labels)) abort_argument("`labels` must be the result of label_video()")
-  as_tibble_engine(engine_call(engine()$video_summary, engine_table(atomic_columns(labels)),
+  as_tibble_engine(engine_call(engine()$video_summary, engine_table(atomic_columns(engine_prediction_names(labels))),
                                min_confidence = arg_number(min_confidence, "min_confidence")))
 }
 
@@ -68,10 +68,11 @@ video_summary <- function(labels, min_confidence = 0) {
 #' @rdname label_video
 #' @param object For `autoplot()`: the result of [label_video()].
 autoplot.video_labels <- function(object, ...) {
+  check_dots(...)
   frames <- object[!is.na(object$frame_id), ]
   if (!nrow(frames)) return(empty_plot("No frames"))
-  if ("predicted" %in% names(frames)) {
-    frames$shown <- as.character(frames$predicted)
+  if (".pred_class" %in% names(frames)) {
+    frames$shown <- as.character(frames$.pred_class)
   } else {
     # A tagger's most confident label per frame.
     frames <- frames[order(frames$video_id, frames$frame_id, -frames$confidence), ]

@@ -17,6 +17,7 @@ list and data-frame columns), with NA at the missing rows. Zero-row tables keep 
     thumbnails(paths)     small RGB thumbnails as a long pixel table, for galleries drawn with ggplot2
     headline(metrics)     the metrics a person reads first, on one line (R's print methods)
     integer_options()     the fine-tuning options that take whole numbers (R converts them with as.integer)
+    positive_class(c)     the engine's default positive class of two classes (R lists it first in a factor)
     labelled_table(path)  a labelling directory's finished rows
     shutdown()            end this process's Ray session (R calls it as it exits)
 
@@ -290,6 +291,16 @@ def integer_options() -> list[str]:
     from ..train.config import TrainConfig
 
     return [f.name for f in dataclasses.fields(TrainConfig) if "int" in str(f.type)]
+
+
+def positive_class(classes) -> str | None:
+    """The positive class the engine chooses by default for these classes (data.table.choose_positive_class):
+    "positive" if there is one, else the second; None unless there are exactly two. R puts it first among a
+    labelled table's factor levels, where R's rule (the first level is the positive class) then finds it."""
+    from ..data.table import choose_positive_class
+
+    classes = [str(c) for c in _as_list(classes)]
+    return choose_positive_class(classes) if len(classes) == 2 else None
 
 
 def labelled_table(path) -> pa.Table:

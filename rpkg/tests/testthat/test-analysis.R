@@ -9,7 +9,7 @@ orl_corpus <- function() {
   data.frame(path = paths, stringsAsFactors = FALSE)
 }
 
-# The photo's person is its folder, whatever form its image_id takes (here: the path as written).
+# The true class from the photo's folder (orl_faces/s1/3.pgm), whatever form its image_id takes.
 truth_of <- function(image_id) ifelse(basename(dirname(image_id)) == "s1", "positive", "negative")
 
 shared_analysis <- new.env(parent = emptyenv())
@@ -72,16 +72,16 @@ test_that("calibration, thresholds and their plots on the binary fit", {
   images <- file.path(sample_data(), "new_images")
   raw <- predict(fit, images, type = "prob")
   calibrated <- predict(fit, images, type = "prob", calibrate = TRUE)
-  expect_identical(calibrated$predicted, raw$predicted)
+  expect_identical(calibrated$.pred_class, raw$.pred_class)
   low <- predict(fit, images, type = "prob", threshold = 0.2)
-  expect_identical(as.character(low$predicted), ifelse(raw$prob_positive >= 0.2, "positive", "negative"))
+  expect_identical(as.character(low$.pred_class), ifelse(raw$.pred_positive >= 0.2, "positive", "negative"))
   expect_error(predict(fit, images, threshold = "high"), class = "imagesasdata_argument_error", "`threshold`")
   expect_error(predict(faces_fit(), images, threshold = 0.3), class = "imagesasdata_error", "binary tasks")
   truth <- image_table(images)
   truth$label <- ifelse(startsWith(truth$image_id, "s1_"), "positive", "negative")
   evaluation <- cnn_evaluate(fit, truth, threshold = 0.2, progress = FALSE)
   accuracy <- cnn_metrics(evaluation)
-  expect_equal(accuracy$.estimate[accuracy$.metric == "accuracy"], mean(as.character(low$predicted) == truth$label))
+  expect_equal(accuracy$.estimate[accuracy$.metric == "accuracy"], mean(as.character(low$.pred_class) == truth$label))
 })
 
 test_that("a gold sample is drawn from a real labelling, coded, topped up and read back", {
@@ -92,7 +92,7 @@ test_that("a gold sample is drawn from a real labelling, coded, topped up and re
   expect_identical(nrow(sample), 30L)
   expect_true(all(c("image_id", "stratum", "inclusion_probability", "weight", "wave") %in% names(sample)))
   expect_true(nzchar(attr(sample, "gold_design")))
-  sizes <- table(as.character(labels$predicted))
+  sizes <- table(as.character(labels$.pred_class))
   expected <- as.numeric(table(sample$stratum)[sample$stratum]) / as.numeric(sizes[sample$stratum])
   expect_equal(sample$inclusion_probability, expected)
   expect_equal(sample$weight, 1 / sample$inclusion_probability)
@@ -108,7 +108,7 @@ test_that("a gold sample is drawn from a real labelling, coded, topped up and re
   metrics <- gold_metrics(gold)
   expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "split", "class", "n", ".lower", ".upper",
                                      "interval"))
-  correct <- gold$label == as.character(gold$predicted)
+  correct <- gold$label == as.character(gold$.pred_class)
   expect_equal(metrics$.estimate[metrics$.metric == "accuracy"], stats::weighted.mean(correct, gold$weight))
 
   more <- draw_gold_sample(job, 10, previous = folder, seed = 4L)
@@ -122,7 +122,7 @@ test_that("a gold sample is drawn from a real labelling, coded, topped up and re
   codes <- truth_of(utils::read.csv(sheet, stringsAsFactors = FALSE)$image_id)
   codes[4] <- "maybe"
   code_sheet(sheet, codes)
-  expect_error(read_coding_sheet(folder), class = "imagesasdata_error", "coding_sheet_wave1.csv row 5: 'maybe'")
+  expect_error(read_coding_sheet(folder), class = "imagesasdata_error", "coding_sheet_wave1.csv row 5: \"maybe\"")
   expect_error(draw_gold_sample(job, "ten"), class = "imagesasdata_argument_error", "`size`")
 })
 
@@ -137,7 +137,7 @@ test_that("corrected_glm() and corrected_prevalence() on the labelled corpus, in
   shows <- truth_of(labels$image_id) == "positive"
   labels$followers <- stats::rlnorm(nrow(labels), 8, 1)
   labels$retweets <- stats::rpois(nrow(labels), exp(0.5 + 0.7 * shows + 0.2 * (log(labels$followers) - 8)))
-  labels$shows <- labels$predicted == "positive"
+  labels$shows <- labels$.pred_class == "positive"
   gold$shows <- gold$label == "positive"
   fit <- corrected_glm(retweets ~ shows + log(followers), labels, gold, predicted = "shows", family = "poisson")
   expect_s3_class(fit, "corrected_glm")
@@ -163,12 +163,12 @@ test_that("corrected_glm() and corrected_prevalence() on the labelled corpus, in
   expect_identical(names(prevalence), c("class", "method", "estimate", "std.error", "conf.low", "conf.high",
                                         "n_corpus", "n_gold"))
   naive_share <- prevalence$estimate[prevalence$class == "positive" & prevalence$method == "naive"]
-  expect_equal(naive_share, mean(labels$predicted == "positive"))
+  expect_equal(naive_share, mean(labels$.pred_class == "positive"))
   expect_s3_class(ggplot2::ggplot_build(autoplot(prevalence))$plot, "ggplot")
 
   # bad input is an R condition that says what to do
   expect_error(corrected_glm(retweets ~ protest, labels, gold, predicted = "protest"),
-               class = "imagesasdata_error", "'protest', which the corpus does not have")
+               class = "imagesasdata_error", "\"protest\", which the corpus does not have")
   expect_error(corrected_glm(retweets ~ shows, labels, gold[1:3, ], predicted = "shows"),
                class = "imagesasdata_error", "has 3 coded images")
   zero <- gold
@@ -222,7 +222,7 @@ test_that("corrected_glm() returns the engine's numbers in broom's shape (no fin
   naive <- stats::glm(y ~ protest + z, data = corpus)
   expect_equal(tidy(fit, method = "naive")$estimate, unname(stats::coef(naive)), tolerance = 1e-8)
   expect_error(corrected_glm(y ~ protest + w, corpus, gold, predicted = "protest"), class = "imagesasdata_error",
-               "'w', which the corpus does not have")
+               "\"w\", which the corpus does not have")
   expect_error(corrected_glm(y ~ protest, corpus, gold[1:3, ], predicted = "protest"), class = "imagesasdata_error",
                "has 3 coded images")
   expect_error(tidy(fit, method = "best"), class = "imagesasdata_argument_error", "naive, gold_only, corrected")

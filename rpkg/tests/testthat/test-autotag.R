@@ -108,7 +108,7 @@ test_that("without credentials Rekognition stops with the engine's explanation; 
   expect_identical(plan$operation, "RecognizeCelebrities")
   expect_identical(plan$distinct_images, 5L)
   expect_error(rekognition_labels(examples, min_confidence = 120, dry_run = TRUE), class = "imagesasdata_error",
-               regexp = "min_confidence=120.0 must be between 0 and 100")
+               regexp = "`min_confidence` must be between 0 and 100, not 120")
   expect_error(rekognition_labels(examples, concurrency = "four"), class = "imagesasdata_argument_error",
                regexp = "`concurrency`")
 })
@@ -141,7 +141,7 @@ test_that("compare_tags() scores recorded Rekognition tags against manual coding
   metrics <- comparison$metrics
   expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "class", "n", ".lower", ".upper", "interval"))
   binary <- metrics[metrics$.estimator == "binary", ]
-  expect_identical(binary$.metric, c("accuracy", "precision", "recall", "f1"))
+  expect_identical(binary$.metric, c("accuracy", "precision", "recall", "f_meas"))   # yardstick's names
   expect_identical(binary$.estimate, c(1, 1, 1, 1))
   expect_identical(binary$class, c(NA, "positive", "positive", "positive"))
   confusion <- comparison$confusion
@@ -158,7 +158,7 @@ test_that("compare_tags() scores recorded Rekognition tags against manual coding
   expect_type(per_image$matched_tags, "list")
   expect_identical(per_image$matched_tags[[which(per_image$image_id == "ex_2.jpg")]], character())
   expect_identical(per_image$matched_tags[[which(per_image$image_id == "ex_5.jpg")]], "Person")
-  expect_identical(is.na(per_image$max_confidence), per_image$predicted == "negative")
+  expect_identical(is.na(per_image$max_confidence), per_image$.pred_class == "negative")
   recall <- strict$metrics$.estimate[strict$metrics$.metric == "recall" & strict$metrics$.estimator == "binary"]
   expect_identical(recall, 0.75)
   heatmap <- autoplot(strict)
@@ -175,9 +175,9 @@ test_that("compare_tags() lists what it leaves out and explains bad input", {
   reasons <- stats::setNames(comparison$excluded$reason, comparison$excluded$image_id)
   expect_identical(reasons[["missing.jpg"]], "not in the tag table")
   expect_identical(reasons[["ex_2.jpg"]], "no manual label")
-  expect_warning(compare_tags(tags, manual, "Crowds"), class = "imagesasdata_warning", regexp = "Did you mean 'Crowd'")
+  expect_warning(compare_tags(tags, manual, "Crowds"), class = "imagesasdata_warning", regexp = "Did you mean \"Crowd\"")
   expect_error(compare_tags(tags, manual, "Crowd", manual_label = "lable"), class = "imagesasdata_error",
-               regexp = "Did you mean 'label'")
+               regexp = "Did you mean \"label\"")
   expect_error(compare_tags(tags, data.frame(image_id = "a.jpg", label = "yes"), "Crowd"), class = "imagesasdata_error",
                regexp = "no image is in both tables")
   expect_error(compare_tags(tags, manual, 3), class = "imagesasdata_argument_error", regexp = "`positive`")

@@ -126,6 +126,6 @@ test_that("face crops train a fit, which classify_faces() applies per face", {
   expect_s3_class(result, "face_classification")
   expect_identical(result$images$faces, c(1L, 1L))
   expect_true(all(c("faces_s1", "any_s1", "all_s2") %in% names(result$images)))
-  expect_s3_class(result$faces$predicted, "factor")
+  expect_s3_class(result$faces$.pred_class, "factor")
   expect_output(print(result), "2 faces in 2 images")
 })

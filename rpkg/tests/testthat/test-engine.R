@@ -39,10 +39,10 @@ test_that("a Python without the engine: engine_available() is FALSE and the erro
     "e <- tryCatch(image_table('.'), error = function(e) e)",
     "cat('class:', class(e), '\\n')",
     "cat(conditionMessage(e), '\\n')"
-  ), c(IMAGESASDATA_PYTHON = python))
+  ), c(IMAGESASDATA_PYTHON = python, PYTHONPATH = ""))   # nor an engine on PYTHONPATH (a checkout's python/)
   text <- paste(out, collapse = "\n")
   expect_match(text, "available: FALSE", fixed = TRUE)
-  expect_match(text, "class: imagesasdata_engine_missing imagesasdata_error error condition", fixed = TRUE)
+  expect_match(text, "class: imagesasdata_engine_missing imagesasdata_error rlang_error error condition", fixed = TRUE)
   expect_match(text, "imagesasdata::install_engine()", fixed = TRUE)
   expect_match(text, python, fixed = TRUE)
   expect_match(text, "IMAGESASDATA_PYTHON", fixed = TRUE)
@@ -84,7 +84,7 @@ test_that("engine errors become imagesasdata_error conditions carrying the engin
   skip_if_no_engine()
   missing <- file.path(tempdir(), "no-such-folder")
   e <- tryCatch(image_table(missing), error = function(e) e)
-  expect_identical(class(e), c("imagesasdata_error", "error", "condition"))
+  expect_identical(class(e), c("imagesasdata_error", "rlang_error", "error", "condition"))
   expect_identical(conditionMessage(e), sprintf("%s: no such folder; check the path", missing))
   expect_false(grepl("Traceback", conditionMessage(e)))
   expect_identical(e$python_type, "ImagesAsDataError")

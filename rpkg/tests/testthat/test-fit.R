@@ -31,7 +31,7 @@ test_that("cnn_metrics() is yardstick-shaped and holds exactly the engine's metr
   expect_type(metrics$.estimate, "double")
   expect_type(metrics$n, "integer")
   engine <- engine_rows(fit, "metrics")
-  expect_identical(metrics$.metric, engine$metric)
+  expect_identical(metrics$.metric, sub("^f1$", "f_meas", engine$metric))   # yardstick's names
   expect_identical(metrics$.estimator, engine$estimator)
   expect_identical(metrics$.estimate, engine$estimate)
   expect_identical(metrics$class, engine$class)          # NA exactly where the engine had None
@@ -75,12 +75,12 @@ test_that("cnn_misclassified() lists exactly the wrong validation predictions, m
   fit <- faces_fit()
   wrong <- cnn_misclassified(fit)
   predictions <- fit$predictions
-  expect_equal(nrow(wrong), sum(predictions$label != predictions$predicted))
-  expect_true(all(wrong$label != wrong$predicted))
+  expect_equal(nrow(wrong), sum(predictions$label != predictions$.pred_class))
+  expect_true(all(wrong$label != wrong$.pred_class))
   expect_false(is.unsorted(rev(wrong$probability)))
   if (nrow(wrong)) {
     row <- predictions[predictions$image_id == wrong$image_id[1], ]
-    expect_equal(wrong$probability[1], row[[paste0("prob_", as.character(row$predicted))]])
+    expect_equal(wrong$probability[1], row[[paste0(".pred_", as.character(row$.pred_class))]])
   }
   accuracy <- fit$metrics$.estimate[fit$metrics$.metric == "accuracy" & fit$metrics$split == "val"]
   expect_equal(1 - nrow(wrong) / nrow(predictions), accuracy)
@@ -90,20 +90,20 @@ test_that("predict() labels new images in a tibble joinable by image_id, with NA
   fit <- faces_fit()
   folder <- file.path(sample_data(), "new_images")
   classes <- predict(fit, folder)
-  expect_identical(names(classes), c("image_id", "path", "predicted", "error"))
+  expect_identical(names(classes), c("image_id", "path", ".pred_class", "error"))
   expect_equal(nrow(classes), 12)
-  expect_s3_class(classes$predicted, "factor")
-  expect_identical(levels(classes$predicted), fit$classes)
+  expect_s3_class(classes$.pred_class, "factor")
+  expect_identical(levels(classes$.pred_class), fit$classes)
   expect_true(all(is.na(classes$error)))
   probs <- predict(fit, folder, type = "prob")
-  expect_identical(names(probs), c("image_id", "path", "predicted", paste0("prob_", fit$classes), "error"))
-  expect_equal(rowSums(as.matrix(probs[paste0("prob_", fit$classes)])), rep(1, 12), tolerance = 1e-6)
-  expect_identical(probs$predicted, classes$predicted)
+  expect_identical(names(probs), c("image_id", "path", ".pred_class", paste0(".pred_", fit$classes), "error"))
+  expect_equal(rowSums(as.matrix(probs[paste0(".pred_", fit$classes)])), rep(1, 12), tolerance = 1e-6)
+  expect_identical(probs$.pred_class, classes$.pred_class)
   # exactly the engine's predictions
   engine <- py_json(sprintf("__import__('imagesasdata').load_run(%s).predict(%s, progress=False).to_pylist()",
                             shQuote(fit$path), shQuote(folder)))
-  expect_identical(as.character(probs$predicted), engine$predicted)
-  expect_identical(probs$prob_s1, engine$prob_s1)
+  expect_identical(as.character(probs$.pred_class), engine$predicted)   # the one mapping: predicted -> .pred_class
+  expect_identical(probs$.pred_s1, engine$prob_s1)                      # prob_<class> -> .pred_<class>
   # joinable to the user's own data by image_id
   metadata <- data.frame(image_id = c("s1_9.png", "s6_10.png"), retweets = c(3L, 10L))
   joined <- merge(metadata, classes, by = "image_id")
@@ -111,13 +111,14 @@ test_that("predict() labels new images in a tibble joinable by image_id, with NA
   # a data frame keeps its rows and order; a broken image is a row with its error and NA predictions
   broken <- broken_image()
   frame <- data.frame(path = c(probs$path[2], broken, probs$path[1]))
-  mixed <- predict(fit, frame, type = "prob")
+  expect_warning(mixed <- predict(fit, frame, type = "prob"), class = "imagesasdata_warning_unreadable",
+                 regexp = "1 of 3 images could not be read")
   expect_identical(mixed$path, c(probs$path[2], normalizePath(broken), probs$path[1]))
-  expect_identical(is.na(mixed$predicted), c(FALSE, TRUE, FALSE))
-  expect_true(all(is.na(unlist(mixed[2, paste0("prob_", fit$classes)]))))
+  expect_identical(is.na(mixed$.pred_class), c(FALSE, TRUE, FALSE))
+  expect_true(all(is.na(unlist(mixed[2, paste0(".pred_", fit$classes)]))))
   expect_match(mixed$error[2], "not an image", fixed = TRUE)
   expect_identical(mixed$error[c(1, 3)], c(NA_character_, NA_character_))
-  expect_equal(mixed$prob_s2[c(1, 3)], probs$prob_s2[c(2, 1)])
+  expect_equal(mixed$.pred_s2[c(1, 3)], probs$.pred_s2[c(2, 1)])
 })
 
 test_that("cnn_evaluate() scores labelled images it never saw", {
@@ -129,12 +130,12 @@ test_that("cnn_evaluate() scores labelled images it never saw", {
   accuracy <- cnn_metrics(evaluation)
   accuracy <- accuracy$.estimate[accuracy$.metric == "accuracy"]
   predicted <- predict(fit, new)
-  expect_equal(accuracy, mean(as.character(predicted$predicted) == new$label))
+  expect_equal(accuracy, mean(as.character(predicted$.pred_class) == new$label))
   expect_identical(unique(cnn_metrics(evaluation)$split), "evaluation")
   expect_equal(sum(cnn_confusion(evaluation)$count), 12)
   expect_output(print(evaluation), "<cnn_evaluation> 12 images")
   wrong <- cnn_misclassified(evaluation)
-  expect_equal(nrow(wrong), sum(as.character(predicted$predicted) != new$label))
+  expect_equal(nrow(wrong), sum(as.character(predicted$.pred_class) != new$label))
 })
 
 test_that("save_cnn() and load_cnn() round-trip a run directory", {
@@ -149,12 +150,14 @@ test_that("save_cnn() and load_cnn() round-trip a run directory", {
   expect_identical(cnn_metrics(loaded), cnn_metrics(fit))
   expect_identical(cnn_history(loaded), cnn_history(fit))
   new <- file.path(sample_data(), "new_images")
-  expect_identical(predict(loaded, new, type = "prob")$prob_s3, predict(fit, new, type = "prob")$prob_s3)
+  expect_identical(predict(loaded, new, type = "prob")$.pred_s3, predict(fit, new, type = "prob")$.pred_s3)
   # a fit survives saveRDS()/readRDS(): the engine's run is reopened from the path
   rds <- tempfile(fileext = ".rds")
   saveRDS(loaded, rds)
   restored <- readRDS(rds)
-  expect_identical(predict(restored, new)$predicted, predict(loaded, new)$predicted)
+  expect_identical(predict(restored, new)$.pred_class, predict(loaded, new)$.pred_class)
   expect_error(save_cnn(fit, folder), class = "imagesasdata_error", regexp = "not empty")
   expect_error(load_cnn(tempdir()), class = "imagesasdata_error", regexp = "not a run directory")
+  # the engine's command-line wording in R's: "--out" is the argument `out`
+  expect_error(load_cnn(tempdir()), class = "imagesasdata_error", regexp = "pass the `out` folder", fixed = TRUE)
 })

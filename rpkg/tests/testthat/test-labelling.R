@@ -14,15 +14,15 @@ test_that("a corpus is labelled into shards with predict()'s answers, and a reru
   expect_identical(c(again$labelled, again$shards_done), c(3L, 3L))   # only the missing shard was labelled
   expect_true(again$complete)
 
-  labels <- labelled_images(again)
-  direct <- predict(fit, images, type = "prob")
+  expect_warning(labels <- labelled_images(again), class = "imagesasdata_warning_unreadable")
+  expect_warning(direct <- predict(fit, images, type = "prob"), class = "imagesasdata_warning_unreadable")
   expect_identical(names(labels), names(direct))
   expect_identical(labels$path, direct$path)
-  expect_identical(levels(labels$predicted), fit$classes)
-  expect_identical(as.character(labels$predicted), as.character(direct$predicted))
-  expect_equal(labels$prob_s1, direct$prob_s1, tolerance = 1e-6)
-  expect_true(is.na(labels$predicted[13]) && grepl("not an image", labels$error[13]))
-  expect_identical(labelled_images(out)$image_id, labels$image_id)   # by path too
+  expect_identical(levels(labels$.pred_class), fit$classes)
+  expect_identical(as.character(labels$.pred_class), as.character(direct$.pred_class))
+  expect_equal(labels$.pred_s1, direct$.pred_s1, tolerance = 1e-6)
+  expect_true(is.na(labels$.pred_class[13]) && grepl("not an image", labels$error[13]))
+  expect_identical(suppressWarnings(labelled_images(out))$image_id, labels$image_id)   # by path too
 })
 
 test_that("backend = 'ray' gives the local answers", {
@@ -30,13 +30,14 @@ test_that("backend = 'ray' gives the local answers", {
   images <- sort(list.files(file.path(sample_data(), "new_images"), full.names = TRUE))
   on_ray <- predict(fit, images, type = "prob", backend = "ray")
   here <- predict(fit, images, type = "prob")
-  expect_identical(as.character(on_ray$predicted), as.character(here$predicted))
-  expect_equal(on_ray$prob_s2, here$prob_s2, tolerance = 1e-5)
+  expect_identical(as.character(on_ray$.pred_class), as.character(here$.pred_class))
+  expect_equal(on_ray$.pred_s2, here$.pred_s2, tolerance = 1e-5)
 })
 
 test_that("bad labelling arguments are R errors naming the argument", {
   fit <- faces_fit()
   expect_error(label_corpus(fit, "x", out = tempfile(), shard_size = 2.5), "`shard_size` must be a whole number")
-  expect_error(label_corpus(fit, "x", out = tempfile(), backend = "slurm"), "should be one of")
+  expect_error(label_corpus(fit, "x", out = tempfile(), backend = "slurm"), class = "imagesasdata_argument_error",
+               "`backend` must be one of \"local\" or \"ray\", not \"slurm\"")
   expect_error(label_corpus("not a fit", "x", out = tempfile()), "must be a cnn_fit")
 })

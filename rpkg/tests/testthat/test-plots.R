@@ -32,7 +32,7 @@ test_that("autoplot(type = 'misclassified') shows each mistake with its true and
   } else {
     shown <- levels(plot$data$caption)
     expect_length(shown, min(4, nrow(wrong)))
-    expect_match(shown[1], sprintf("true: %s\npredicted: %s", wrong$label[1], wrong$predicted[1]), fixed = TRUE)
+    expect_match(shown[1], sprintf("true: %s\npredicted: %s", wrong$label[1], wrong$.pred_class[1]), fixed = TRUE)
   }
 })
 

@@ -172,7 +172,7 @@ test_that("aggregate_annotations(): the book's any rule, majority votes with tie
   mean <- aggregate_annotations(coded, method = "mean", value = "anger", score_range = c(0, 10))
   expect_equal(mean$anger, c(3, 0, 9, 1))
   expect_error(aggregate_annotations(coded, method = "mean", value = "protest"), class = "imagesasdata_error",
-               regexp = "column 'protest' must hold numbers")
+               regexp = "column \"protest\" must hold numbers")
   expect_error(aggregate_annotations(coded, value = "protset"), class = "imagesasdata_error", regexp = "protest")
   # annotated images that are not on disk get an error and a warning
   on_disk <- data.frame(image_id = c("s1/1.png", "s1/2.png", "gone.png"), annotator = "ann", protest = "yes")
@@ -197,7 +197,7 @@ test_that("emotion_labels() keeps the book's clear cases and balances with real 
   scores <- emotion_scores()
   labels <- emotion_labels(scores)
   expect_identical(names(labels)[1:6], c("emotion", "image_id", "label", "score", "margin", "path"))
-  expect_identical(levels(labels$label), c("negative", "positive"))
+  expect_identical(levels(labels$label), c("positive", "negative"))   # the positive class first
   positives <- labels[labels$label == "positive", ]
   # anger: img1 (8, 6 above disgust); img2 (4, only 0.5 above 3.5) and img5 (5 ties 5) are not clear
   # enthusiasm: img3 (6) and img8 (7, 6 above fear 1)
@@ -274,7 +274,8 @@ test_that("split_images() keeps duplicate groups whole; write_layout() writes th
   expect_identical(again$layout_path, layout$layout_path)
   # the layout is a labelled source in its own right
   expect_identical(sort(image_table(out)$split), sort(layout$split))
-  expect_error(write_layout(faces, out, mode = "hardlink"), regexp = "should be one of")
+  expect_error(write_layout(faces, out, mode = "hardlink"), class = "imagesasdata_argument_error",
+               regexp = "`mode` must be one of")
   expect_error(split_images(image_table(file.path(sample_data(), "new_images"))), class = "imagesasdata_error",
                regexp = "have no label")
 })

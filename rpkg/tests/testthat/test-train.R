@@ -44,11 +44,12 @@ test_that("type and shape mistakes are caught in R, with the option's name", {
 test_that("meaningless values are left to the engine, whose message reaches R", {
   skip_if_no_engine()
   faces <- file.path(sample_data(), "faces")
-  expect_error(finetune_cnn(faces, epochs = 0, out = tempfile()), class = "imagesasdata_error",
-               regexp = "epochs=0 must be at least 1")
-  expect_error(finetune_cnn(faces, optimizer = "adagrad", out = tempfile()), class = "imagesasdata_error",
-               regexp = "optimizer='adagrad': choose one of sgd, adam, adamw")
-  expect_error(finetune_cnn(faces, momentum = 1, out = tempfile()), class = "imagesasdata_error", regexp = "momentum=1.0")
+  expect_error(finetune_cnn(faces, epochs = 0, out = tempfile()), class = "imagesasdata_argument_error",
+               regexp = "`epochs` must be at least 1, not 0.", fixed = TRUE)
+  expect_error(finetune_cnn(faces, optimizer = "adagrad", out = tempfile()), class = "imagesasdata_argument_error",
+               regexp = "`optimizer` must be one of \"sgd\", \"adam\" or \"adamw\", not \"adagrad\".", fixed = TRUE)
+  expect_error(finetune_cnn(faces, momentum = 1, out = tempfile()), class = "imagesasdata_argument_error",
+               regexp = "`momentum` must be at least 0 and below 1, not 1 (the book uses 0.9)", fixed = TRUE)
   unlabelled <- file.path(sample_data(), "new_images")
   expect_error(finetune_cnn(unlabelled, out = tempfile()), class = "imagesasdata_error", regexp = "have no label")
 })

@@ -1,0 +1,153 @@
+# tune's verbs for a grid of fine-tunes: show_best() and select_best() (as in tune's R/select_best.R), and broom's
+# tidy() and glance(). A grid holds one validation split, so each configuration has one estimate per metric (tune's
+# `mean` over resamples is that estimate) with its 95% interval.
+
+# The grid's metrics in yardstick's names; mn_log_loss is the validation cross-entropy (the engine's val_loss).
+GRID_METRICS <- c("accuracy", "precision", "recall", "f_meas", "mn_log_loss")
+
+grid_metric <- function(metric, grid) {
+  metric <- arg_string(metric %||% grid$select_on, "metric")
+  metric <- switch(metric, loss = "mn_log_loss", f1 = "f_meas", metric)
+  if (!metric %in% GRID_METRICS) {
+    hint <- closest(metric, GRID_METRICS)
+    abort_argument(c(sprintf("`metric` must be one of %s, not \"%s\".", and_list(sprintf("\"%s\"", GRID_METRICS), "or"),
+                             metric),
+                     i = if (length(hint)) sprintf("Did you mean \"%s\"?", hint)))
+  }
+  metric
+}
+
+# The results' column of a metric, and its interval's.
+grid_column <- function(metric, suffix = "") {
+  paste0("val_", if (metric == "mn_log_loss") "loss" else metric, suffix)
+}
+
+# binary or macro (precision, recall, f_meas), binary or multiclass (accuracy): from the classes of the chosen run.
+grid_estimator <- function(grid, metric) {
+  if (metric == "mn_log_loss") return("standard")
+  classes <- grid_classes(grid)
+  binary <- length(classes) == 2
+  if (metric == "accuracy") return(if (binary) "binary" else "multiclass")
+  if (binary) "binary" else "macro"
+}
+
+grid_classes <- function(grid) {
+  if (is.environment(grid$cache) && !is.null(grid$cache$classes)) return(grid$cache$classes)
+  classes <- tryCatch(as.character(unlist(py_value(grid_of(grid)$best$classes))), error = function(e) character())
+  if (is.environment(grid$cache)) grid$cache$classes <- classes
+  classes
+}
+
+# Configurations ranked on `metric`: higher is better (lower for mn_log_loss); ties go to the lower validation loss,
+# then the earlier configuration (the engine's rule, train/config.selection_score). Unfinished ones are left out.
+ranked_configs <- function(grid, metric) {
+  results <- grid$results[grid$results$status %in% "complete", ]
+  value <- results[[grid_column(metric)]]
+  rank <- if (metric == "mn_log_loss") order(value, seq_along(value)) else order(-value, results$val_loss, seq_along(value))
+  results <- results[rank, ]
+  chosen <- switch(grid$select_on, loss = "mn_log_loss", f1 = "f_meas", grid$select_on)
+  if (identical(metric, chosen)) {
+    # the engine's own choice first, whatever the ranking of equal values
+    results <- results[order(results$config_id != grid$best_config), ]
+  }
+  results
+}
+
+#' The best configurations of a grid, tune's way
+#'
+#' `show_best()` lists the top configurations on a validation metric; `select_best()` gives the best one's settings
+#' (for the metric the grid was chosen on, always the engine's choice, [best_cnn()]'s fit). As tune's functions of
+#' the same names, with one difference: a grid is evaluated on one validation split, so `mean` is that split's
+#' estimate and its 95% interval (`.lower`, `.upper`) takes the place of tune's standard error.
+#'
+#' @param x A `cnn_grid` from [tune_cnn()] or [load_grid()].
+#' @param metric `"accuracy"`, `"precision"`, `"recall"`, `"f_meas"` (F1) or `"mn_log_loss"` (the validation
+#'   loss; `"loss"` also works). Default: the one the grid was chosen on.
+#' @param n How many configurations to show.
+#' @param ... Must be empty.
+#' @return `show_best()`: a tibble with the grid's options, `.metric`, `.estimator`, `mean`, `.lower`, `.upper` and
+#'   `.config` (the configuration id), best first. `select_best()`: one row, the grid's options and `.config`.
+#' @seealso [tidy.cnn_grid()], [best_cnn()]
+#' @export
+#' @examplesIf engine_available()
+#' \donttest{
+#' grid <- tune_cnn(file.path(sample_data(), "faces"),
+#'                  grid = list(learning_rate = c(0.001, 0.01), momentum = c(0.7, 0.9)),
+#'                  epochs = 2, image_size = 64, freeze = "backbone", augment_crop = FALSE)
+#' show_best(grid, metric = "f_meas")
+#' select_best(grid)
+#' }
+show_best <- function(x, ...) UseMethod("show_best")
+
+#' @rdname show_best
+#' @export
+select_best <- function(x, ...) UseMethod("select_best")
+
+#' @rdname show_best
+#' @export
+show_best.cnn_grid <- function(x, metric = NULL, n = 5L, ...) {
+  check_dots(...)
+  metric <- grid_metric(metric, x)
+  ranked <- utils::head(ranked_configs(x, metric), arg_count(n, "n"))
+  out <- as.list(ranked[x$parameters])
+  out$.metric <- rep(metric, nrow(ranked))
+  out$.estimator <- rep(grid_estimator(x, metric), nrow(ranked))
+  out$mean <- ranked[[grid_column(metric)]]
+  bound <- function(suffix) {
+    column <- grid_column(metric, suffix)
+    if (column %in% names(ranked)) ranked[[column]] else rep(NA_real_, nrow(ranked))
+  }
+  out$.lower <- bound("_lower")
+  out$.upper <- bound("_upper")
+  out$.config <- ranked$config_id
+  tibble::as_tibble(out)
+}
+
+#' @rdname show_best
+#' @export
+select_best.cnn_grid <- function(x, metric = NULL, ...) {
+  check_dots(...)
+  best <- show_best(x, metric = metric, n = 1L)
+  best[c(x$parameters, ".config")]
+}
+
+#' Tidy and glance at a grid
+#'
+#' @param x A `cnn_grid`.
+#' @param ... Must be empty.
+#' @return `tidy()`: one row per configuration and validation metric, as tune's `collect_metrics()`: `.config`, the
+#'   grid's options, `.metric` (`accuracy`, `precision`, `recall`, `f_meas`, `mn_log_loss`), `.estimator`,
+#'   `.estimate`, `.lower`, `.upper`, `best_epoch` and `status`. `glance()`: one row: `configurations`, `completed`,
+#'   `parameters` (the options varied), `select_on`, `best_config`, the chosen configuration's validation
+#'   `accuracy`, `precision`, `recall`, `f_meas` and `mn_log_loss`, whether a test split was scored (`tested`), and
+#'   `path`.
+#' @name cnn_grid_tidiers
+#' @export
+tidy.cnn_grid <- function(x, ...) {
+  check_dots(...)
+  results <- x$results
+  rows <- lapply(GRID_METRICS, function(metric) {
+    column <- function(suffix) {
+      name <- grid_column(metric, suffix)
+      if (name %in% names(results)) results[[name]] else rep(NA_real_, nrow(results))
+    }
+    tibble::as_tibble(c(list(.config = results$config_id), as.list(results[x$parameters]),
+                        list(.metric = rep(metric, nrow(results)), .estimator = rep(grid_estimator(x, metric), nrow(results)),
+                             .estimate = column(""), .lower = column("_lower"), .upper = column("_upper"),
+                             best_epoch = results$best_epoch, status = results$status)))
+  })
+  out <- do.call(rbind, rows)
+  out[order(match(out$.config, results$config_id)), ]
+}
+
+#' @rdname cnn_grid_tidiers
+#' @export
+glance.cnn_grid <- function(x, ...) {
+  check_dots(...)
+  best <- best_row(x)
+  tibble::tibble(configurations = nrow(x$results), completed = sum(x$results$status %in% "complete"),
+                 parameters = paste(x$parameters, collapse = ", "), select_on = x$select_on,
+                 best_config = x$best_config, accuracy = best$val_accuracy, precision = best$val_precision,
+                 recall = best$val_recall, f_meas = best$val_f_meas, mn_log_loss = best$val_loss,
+                 tested = !is.null(x$test_metrics), path = x$path)
+}
