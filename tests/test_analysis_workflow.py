@@ -94,7 +94,14 @@ def test_calibrated_predictions_and_thresholds(workflow, sample_data):
     assert calibrated["predicted"].to_pylist() == raw["predicted"].to_pylist()  # scaling never changes the class
     probabilities = np.column_stack([raw[f"prob_{c}"].to_numpy() for c in run.classes])
     expected = softmax(logits_from_probabilities(probabilities), run.description["calibration"]["temperature"])
-    assert np.allclose(calibrated["prob_positive"].to_numpy(), expected[:, 1], atol=1e-6)
+    # log p recovers the logits only where no probability underflowed float32 (a logit gap above ~87, which a
+    # confident model reaches on some CPUs' arithmetic and not others'); there the engine, which scales the true
+    # logits, must agree; where one did, its answer can only be surer than the one rebuilt from the floored log p.
+    exact = probabilities.min(axis=1) > 1e-30
+    assert exact.sum() >= len(images) // 2
+    assert np.allclose(calibrated["prob_positive"].to_numpy()[exact], expected[exact, 1], atol=1e-6)
+    surer = np.abs(calibrated["prob_positive"].to_numpy() - 0.5) >= np.abs(expected[:, 1] - 0.5) - 1e-6
+    assert surer[~exact].all()
     thresholded = run.predict(images, progress=False, threshold=0.3)
     assert thresholded["predicted"].to_pylist() == [
         "positive" if p >= 0.3 else "negative" for p in raw["prob_positive"].to_pylist()]
