@@ -13,7 +13,7 @@
 #' resampled) for F1 and the averages over classes.
 #'
 #' @param x A `cnn_fit` (its validation and test predictions), a `cnn_evaluation`, a `tag_comparison`, or a data
-#'   frame with `image_id`, `label` and `predicted` columns.
+#'   frame with `image_id`, `label` and `.pred_class` (or the engine's `predicted`) columns.
 #' @param metadata A data frame (or CSV/Parquet path) with the `by` column and the group column(s); `NULL` when `x`
 #'   already holds them.
 #' @param group The column(s) defining groups; several make intersectional groups (e.g. gender and skin tone).
@@ -67,19 +67,23 @@ subgroup_metrics <- function(x, metadata = NULL, group, by = "image_id", split =
 subgroup_input <- function(x, split, positive_class) {
   positive <- arg_string(positive_class, "positive_class", null = TRUE)
   if (inherits(x, "tag_comparison")) {
-    table <- x$per_image[c("image_id", "truth", "predicted")]
+    table <- engine_prediction_names(x$per_image)[c("image_id", "truth", "predicted")]
     return(list(table = table, truth = "truth", classes = c("negative", "positive"), positive = positive %||% "positive"))
   }
   if (inherits(x, c("cnn_fit", "cnn_evaluation"))) {
-    predictions <- keep_splits(result_table(x, "predictions"), split)
+    predictions <- engine_prediction_names(keep_splits(result_table(x, "predictions"), split))
     if (inherits(x, "cnn_fit") && is.null(split)) predictions <- predictions[predictions$split != "train", ]
     keep <- intersect(c("image_id", "split", "label", "predicted"), names(predictions))
     return(list(table = predictions[keep], truth = "label", classes = x$classes,
                 positive = positive %||% if (inherits(x, "cnn_fit")) x$positive_class else NULL))
   }
   if (is.data.frame(x)) {
+    x <- engine_prediction_names(x)   # predict()'s .pred_class is the engine's predicted
     missing <- setdiff(c("label", "predicted"), names(x))
-    if (length(missing)) abort_argument(sprintf("`x` lacks the column(s) %s", paste(missing, collapse = ", ")))
+    if (length(missing)) {
+      abort_argument(sprintf("`x` lacks the column(s) %s (predictions as predict() names them: .pred_class)",
+                             paste(sub("^predicted$", ".pred_class", missing), collapse = ", ")))
+    }
     plain <- vapply(x, function(column) is.atomic(column) || is.factor(column), logical(1))
     return(list(table = x[plain], truth = "label", classes = NULL, positive = positive))
   }

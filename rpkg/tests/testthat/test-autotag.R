@@ -166,6 +166,18 @@ test_that("compare_tags() scores recorded Rekognition tags against manual coding
   expect_identical(sum(heatmap$data$count), 5L)
 })
 
+test_that("subgroup_metrics() audits a tag comparison by group, as the engine's TagComparison.by_group() does", {
+  skip_if_no_engine()
+  strict <- compare_tags(recorded_labels(), manual_person(), "person", manual_label = "person", min_confidence = 99.6)
+  groups <- data.frame(image_id = sprintf("ex_%d.jpg", 1:5), source = c("tv", "tv", "print", "tv", "print"))
+  audit <- subgroup_metrics(strict, groups, "source", min_size = 1L, permutations = 100L)
+  accuracy <- audit$metrics[audit$metrics$.metric == "accuracy", ]
+  # ex_2 (tv) is the one false negative: tv 2 of 3 right, print 2 of 2
+  expect_equal(accuracy$.estimate[accuracy$group == "tv"], 2 / 3)
+  expect_equal(accuracy$.estimate[accuracy$group == "print"], 1)
+  expect_equal(accuracy$n[accuracy$group == "tv"], 3)
+})
+
 test_that("compare_tags() lists what it leaves out and explains bad input", {
   skip_if_no_engine()
   tags <- recorded_labels()

@@ -32,7 +32,7 @@ test_that("cnn_heatmaps() returns one heatmap per image with its overlay, and au
   expect_equal(unique(lengths(maps$heatmap)), 56L^2)
   expect_true(all(vapply(maps$heatmap, function(h) min(h) >= 0 && max(h) <= 1 + 1e-6, logical(1))))
   expect_identical(levels(maps$target), fit$classes)
-  expect_identical(as.character(maps$target), as.character(predict(fit, images)$predicted))
+  expect_identical(as.character(maps$target), as.character(predict(fit, images)$.pred_class))
   gallery <- heatmap_gallery(maps, n = 4)
   expect_s3_class(gallery, "ggplot")
   expect_length(levels(gallery$data$caption), 4)
@@ -47,9 +47,9 @@ test_that("heatmaps name a class or layer the model does not have", {
   fit <- faces_fit()
   images <- file.path(sample_data(), "new_images")
   expect_error(cnn_heatmaps(fit, images, target = "s99"), class = "imagesasdata_error",
-               regexp = "target='s99' is not a class of this model")
+               regexp = "s99.* is not a class of this model")
   expect_error(cnn_heatmaps(fit, images, layer = "no_such_layer"), class = "imagesasdata_error",
-               regexp = "layer='no_such_layer' is not a module")
+               regexp = "no_such_layer.* is not a module")
   expect_error(cnn_heatmaps(fit, images, method = 3), class = "imagesasdata_argument_error", regexp = "`method`")
 })
 
@@ -63,14 +63,14 @@ test_that("subgroup_metrics() gives each group's metrics with intervals, the gap
   for (group in c("first", "second")) {
     ids <- half$image_id[half$half == group]
     rows <- val[val$image_id %in% ids, ]
-    expect_equal(accuracy$.estimate[accuracy$group == group], mean(rows$label == rows$predicted))
+    expect_equal(accuracy$.estimate[accuracy$group == group], mean(as.character(rows$label) == as.character(rows$.pred_class)))
   }
   expect_true(all(accuracy$.lower <= accuracy$.estimate & accuracy$.estimate <= accuracy$.upper))
   expect_identical(unique(accuracy$interval), "wilson")
   expect_true(all(c("largest_group", "gap", "p_value") %in% names(audit$gaps)))
   expect_output(print(audit), "subgroup audit by half")
   expect_s3_class(ggplot2::ggplot_build(autoplot(audit)), "ggplot_built")
-  expect_error(subgroup_metrics(fit, half, "gender"), class = "imagesasdata_error", regexp = "group='gender'")
+  expect_error(subgroup_metrics(fit, half, "gender"), class = "imagesasdata_error", regexp = "gender")
 })
 
 test_that("image_embeddings() gives the command line's vectors, as a list column or wide columns", {
@@ -134,5 +134,5 @@ test_that("select_images() proposes images, and the sheet comes back coded into 
   expect_equal(nrow(training), 52)
   coded$code[1] <- "nobody"
   utils::write.csv(coded, sheet, row.names = FALSE, na = "")
-  expect_error(read_selection_sheet(sheet, classes = fit$classes), class = "imagesasdata_error", regexp = "'nobody'")
+  expect_error(read_selection_sheet(sheet, classes = fit$classes), class = "imagesasdata_error", regexp = "nobody")
 })
