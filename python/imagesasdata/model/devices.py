@@ -35,8 +35,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """fp32, bf16 or fp16. "auto" is mixed precision on a GPU (bf16 where supported, else fp16), fp32 elsewhere.
 
     On CPUs "auto" stays fp32 even where the CPU computes bfloat16 natively: measured on an AVX-512-BF16 CPU,
-    bf16 autocast trained the default EfficientNet-Lite0 at 0.6-0.75× fp32's speed (its depthwise convolutions
-    gain nothing; ResNet-18 ran 1.7× faster, but no offline weights let us check its accuracy). Without native
+    bf16 autocast trained the default EfficientNet-Lite0 at 0.73-0.96× fp32's speed (its depthwise convolutions
+    gain nothing; ResNet-18 ran 1.8× faster, but no offline weights let us check its accuracy). Without native
     bfloat16 it is 10-15× slower, so asking for it there draws a warning. See benchmarks/README.md.
     """
     precision = str(precision or "auto").lower()
