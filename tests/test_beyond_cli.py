@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import pyarrow.parquet as pq
 import pyarrow.csv as pa_csv
 import pytest
 
-CLI = [sys.executable, "-m", "imagesasdata.cli"]
-
-
-def run(*args, check=True):
-    result = subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+from cli_runner import run
 
 
 def test_faces_and_ocr(rekognition_examples, tmp_path):

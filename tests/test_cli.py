@@ -1,19 +1,9 @@
 """The CLI: the same verbs as the API, run as a user would run them (a subprocess)."""
 
-import subprocess
-import sys
-
 import pyarrow.csv as pa_csv
 import pytest
 
-CLI = [sys.executable, "-m", "imagesasdata.cli"]
-
-
-def run(*args, check=True):
-    result = subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+from cli_runner import run
 
 
 def test_help_explains_options_in_the_books_words():
