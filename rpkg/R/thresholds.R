@@ -63,22 +63,20 @@ print.cnn_threshold <- function(x, ...) {
 plot_curve <- function(fit, split, kind) {
   curves <- cnn_thresholds(fit, split = split)
   if (kind == "pr") {
-    ggplot2::ggplot(curves[curves$true_positives + curves$false_positives > 0, ],
-                    ggplot2::aes(x = .data$recall, y = .data$precision)) +
-      ggplot2::geom_step(direction = "vh", colour = "steelblue") +
-      ggplot2::geom_point(size = 1, colour = "steelblue") +
-      ggplot2::coord_equal(xlim = c(0, 1), ylim = c(0, 1)) +
-      ggplot2::labs(x = "recall", y = "precision", title = "Precision-recall curve",
-                    subtitle = sprintf("%s split; each point is a threshold", split)) +
-      ggplot2::theme_minimal()
+    base <- ggplot2::ggplot(curves[curves$true_positives + curves$false_positives > 0, ],
+                            ggplot2::aes(x = .data$recall, y = .data$precision))
+    labels <- ggplot2::labs(x = "recall", y = "precision", title = "Precision-recall curve",
+                            subtitle = sprintf("%s split; each point is a threshold", split))
   } else {
-    ggplot2::ggplot(curves, ggplot2::aes(x = .data$false_positive_rate, y = .data$true_positive_rate)) +
-      ggplot2::geom_abline(slope = 1, intercept = 0, linetype = "dashed", colour = "grey50") +
-      ggplot2::geom_step(direction = "vh", colour = "steelblue") +
-      ggplot2::geom_point(size = 1, colour = "steelblue") +
-      ggplot2::coord_equal(xlim = c(0, 1), ylim = c(0, 1)) +
-      ggplot2::labs(x = "false positive rate", y = "true positive rate (recall)", title = "ROC curve",
-                    subtitle = sprintf("%s split; the dashed line is guessing", split)) +
-      ggplot2::theme_minimal()
+    base <- ggplot2::ggplot(curves, ggplot2::aes(x = .data$false_positive_rate, y = .data$true_positive_rate)) +
+      ggplot2::geom_abline(slope = 1, intercept = 0, linetype = "dashed", colour = "grey50")
+    labels <- ggplot2::labs(x = "false positive rate", y = "true positive rate (recall)", title = "ROC curve",
+                            subtitle = sprintf("%s split; the dashed line is guessing", split))
   }
+  base +
+    ggplot2::geom_step(direction = "vh", colour = "steelblue") +
+    ggplot2::geom_point(size = 1, colour = "steelblue") +
+    ggplot2::coord_equal(xlim = c(0, 1), ylim = c(0, 1)) +
+    labels +
+    ggplot2::theme_minimal()
 }
