@@ -59,7 +59,7 @@ _PUBLIC = {
     "autotag": ("autotag_local", "compare_tags", "label_frequencies", "rekognition_celebrities", "rekognition_labels",
                 "tag_metrics_from_counts"),
     "autotag.moderation": ("moderation_local", "rekognition_moderation"),
-    "autotag.codebook": ("Codebook", "codebook"),
+    "autotag.codebooks": ("Codebook", "codebook"),
     "autotag.vlm": ("vlm_code",),
     "autotag.zero_shot": ("zero_shot_labels",),
     "autotag.validation": ("coder_agreement", "prompt_sensitivity", "vlm_predictions"),

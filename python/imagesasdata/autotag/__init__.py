@@ -24,16 +24,37 @@ Rekognition and VLM answers are cached on disk by image hash, operation and para
 dry_run=True prices a run without sending anything.
 """
 
-from .codebook import Category, Codebook, codebook
-from .compare import TagComparison, compare_tags, tag_metrics_from_counts
-from .frequencies import label_frequencies
-from .local import autotag_local, imagenet_categories
-from .payload import prepare_image
-from .rekognition import DEFAULT_PRICE_PER_1000, rekognition_celebrities, rekognition_client, rekognition_labels
-from .responses import ResponseCache, default_cache_dir
-from .validation import coder_agreement, prompt_sensitivity, vlm_predictions
-from .vlm import vlm_code
-from .zero_shot import zero_shot_labels
+# Names load on first use (PEP 562), so that coding with a VLM or pricing a Rekognition run never imports torch;
+# the local taggers (autotag_local, zero_shot_labels) bring it when they are called.
+_PUBLIC = {
+    "codebooks": ("Category", "Codebook", "codebook"),
+    "compare": ("TagComparison", "compare_tags", "tag_metrics_from_counts"),
+    "frequencies": ("label_frequencies",),
+    "local": ("autotag_local", "imagenet_categories"),
+    "payload": ("prepare_image",),
+    "rekognition": ("DEFAULT_PRICE_PER_1000", "rekognition_celebrities", "rekognition_client", "rekognition_labels"),
+    "responses": ("ResponseCache", "default_cache_dir"),
+    "validation": ("coder_agreement", "prompt_sensitivity", "vlm_predictions"),
+    "vlm": ("vlm_code",),
+    "zero_shot": ("zero_shot_labels",),
+}
+_WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     "Category", "Codebook", "DEFAULT_PRICE_PER_1000", "ResponseCache", "TagComparison", "autotag_local", "codebook",

@@ -37,7 +37,7 @@ from urllib.parse import urlparse
 import pyarrow as pa
 
 from ..errors import BadImageError, ImagesAsDataError, check_number, did_you_mean
-from .codebook import Codebook, codebook as make_codebook
+from .codebooks import Codebook, codebook as make_codebook
 from .inputs import hash_files, image_inputs
 from .paid import Answer, Fatal, ask_each, interrupted_requests
 from .payload import prepare_image
@@ -649,7 +649,9 @@ def _plan(book: Codebook, distinct: dict, todo: list, images: int, unreadable: i
     cost = (input_tokens * price["input_per_million"] + output_tokens * price["output_per_million"]) / 1e6 \
         if known else None
     where = f"{host} (outside this machine)" if remote else f"{host} (this machine)"
-    print(f"vlm dry run: {images} images, {len(distinct)} distinct, {len(distinct) - len(todo)} already answered in "
+    # Distinct images: readable files that are images, duplicates counted once (a file that is not an image is
+    # counted among the unreadable, not among the distinct).
+    print(f"vlm dry run: {images} images, {len(distinct) - not_sent} distinct, {len(distinct) - len(todo)} already answered in "
           f"the cache → {requests} requests to {model} at {where}, about {input_tokens:,} input and "
           f"{output_tokens:,} output tokens"
           + (f", about ${cost:,.2f}" if cost is not None else "; cost unknown for this model: pass prices=")
@@ -658,7 +660,8 @@ def _plan(book: Codebook, distinct: dict, todo: list, images: int, unreadable: i
           + ". Nothing was sent.")
     return pa.Table.from_pylist([{
         "endpoint": endpoint, "host": host, "remote": remote, "model": model, "images": images,
-        "distinct_images": len(distinct), "unreadable": unreadable + not_sent, "cached": len(distinct) - len(todo),
+        "distinct_images": len(distinct) - not_sent, "unreadable": unreadable + not_sent,
+        "cached": len(distinct) - len(todo),
         "requests": requests, "samples_per_request": options["samples"], "estimated_input_tokens": input_tokens,
         "estimated_output_tokens": output_tokens, "input_per_million": price.get("input_per_million"),
         "output_per_million": price.get("output_per_million"), "estimated_cost_usd": cost,

@@ -130,7 +130,7 @@ def _image_source(items):
 
 
 def run_codebook(args) -> int:
-    from ..autotag.codebook import codebook
+    from ..autotag.codebooks import codebook
 
     book = codebook(args.codebook, kind=args.kind)
     print(book)
