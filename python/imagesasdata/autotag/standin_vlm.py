@@ -69,7 +69,12 @@ class StandinVLM:
         self.reset()
 
     def reset(self):
+        """Forget the counts and behaviours, after the requests still being answered (a slow one) are done."""
+        deadline = time.monotonic() + 30
+        while getattr(self, "in_flight", 0) and time.monotonic() < deadline:
+            time.sleep(0.02)
         with self.lock:
+            self.in_flight = 0
             self.requests = 0               # chat-completion requests received
             self.received = []              # pixel key of the image to code, per request, in arrival order
             self.answered = Counter()       # pixel key -> 200 answers given
@@ -157,6 +162,15 @@ class StandinVLM:
 
     def respond(self, body: dict, authorization: str = ""):
         """(status, JSON payload or None for a held request, headers) for one chat-completion request."""
+        with self.lock:
+            self.in_flight += 1
+        try:
+            return self._respond(body, authorization)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _respond(self, body: dict, authorization: str):
         if self.api_key and authorization != f"Bearer {self.api_key}":
             return 401, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"), {}
         if self.model and body.get("model") != self.model:

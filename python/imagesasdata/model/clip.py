@@ -139,10 +139,14 @@ def load_clip(architecture: str = DEFAULT_MODEL, weights=DEFAULT_WEIGHTS) -> Cli
                 name = f"{name}-quickgelu"
                 notes.append(f"the {label} weights were trained with QuickGELU: built as {name}")
         try:
+            # Fetch (or find in the cache) before building the network: offline, fail in a second, not a minute.
+            from open_clip.pretrained import download_pretrained
+
+            download_pretrained(config)
             model = open_clip.create_model(name, pretrained=label, require_pretrained=True)
         except Exception as error:  # hub and URL errors come in many types; the advice is the same
             raise ImagesAsDataError(f"could not fetch open_clip's {label!r} weights for {name} "
-                                    f"({type(error).__name__}: {error}). {NO_NETWORK_HELP}") from None
+                                    f"({type(error).__name__}: {str(error)[:300]}). {NO_NETWORK_HELP}") from None
     else:
         raise ImagesAsDataError(f"weights={label!r}: not a pretrained tag of {name} (tags: {', '.join(tags) or 'none'}) "
                                 f"and not a .safetensors file.{did_you_mean(label, tags)}")
@@ -177,7 +181,7 @@ def _from_file(name: str, path: Path):
         open_clip.load_checkpoint(model, str(path), strict=True)
     except (SafetensorError, OSError, ValueError) as error:
         raise ImagesAsDataError(f"{path}: not a valid safetensors file ({error})") from None
-    except RuntimeError as error:   # missing, unexpected or misshapen tensors
+    except (RuntimeError, AssertionError, KeyError) as error:   # missing, unexpected or misshapen tensors
         first = str(error).strip().splitlines()
         raise ImagesAsDataError(f"{path}: these weights do not fit open_clip's {name} ({' '.join(first[:3])[:400]}). "
                                 "Is the file for another CLIP model (or does it need the '-quickgelu' name)?") from None
