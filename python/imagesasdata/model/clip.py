@@ -176,9 +176,9 @@ def _from_file(name: str, path: Path):
         raise ImagesAsDataError(f"{path}: CLIP weights must be a .safetensors file (pickled .pt/.bin files can run "
                                 "code when loaded); convert it once on a trusted machine with open_clip and "
                                 "safetensors.torch.save_file(model.state_dict(), 'clip.safetensors')")
-    model = open_clip.create_model(name, pretrained=None)
     try:
-        open_clip.load_checkpoint(model, str(path), strict=True)
+        # open_clip reads a .safetensors file with safetensors (no pickle), strictly: every tensor must fit.
+        model = open_clip.create_model(name, pretrained=str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise ImagesAsDataError(f"{path}: not a valid safetensors file ({error})") from None
     except (RuntimeError, AssertionError, KeyError) as error:   # missing, unexpected or misshapen tensors
