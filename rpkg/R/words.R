@@ -346,22 +346,32 @@ autoplot.coder_agreement <- function(object, title = ggplot2::waiver(), subtitle
   machines <- unique(data$coder[data$versus == "humans" & !is.na(data$coder)])
   data$comparison <- ifelse(
     data$versus == "humans",
-    ifelse(is.na(data$coder), "human coders", paste("human coders +", data$coder)),
-    ifelse(data$coder %in% machines, paste(data$coder, "vs one human coder"), "human vs human coder")
+    ifelse(is.na(data$coder), "human coders together", paste("human coders +", data$coder)),
+    ifelse(data$coder %in% machines, paste(data$coder, "vs a human coder"), "human vs human coder")
   )
+  order <- c("human vs human coder", paste(machines, "vs a human coder"), "human coders together",
+             paste("human coders +", machines))
+  data$comparison <- factor(data$comparison, levels = intersect(order, unique(data$comparison)))
   data$metric <- factor(ifelse(data$metric == "percent_agreement", "agreement", "Krippendorff's alpha"),
                         levels = c("agreement", "Krippendorff's alpha"))
-  data$variable <- factor(data$variable, levels = rev(unique(data$variable)))
-  plot <- ggplot2::ggplot(data, ggplot2::aes(x = .data$estimate, y = .data$variable, colour = .data$comparison,
+  variables <- unique(data$variable)
+  # one row per category, the comparisons side by side within it
+  groups <- nlevels(data$comparison)
+  offset <- if (groups > 1) (as.integer(data$comparison) - (groups + 1) / 2) * (0.6 / groups) else 0
+  data$row <- match(data$variable, rev(variables)) + offset
+  plot <- ggplot2::ggplot(data, ggplot2::aes(x = .data$estimate, y = .data$row, colour = .data$comparison,
                                              shape = .data$comparison)) +
     ggplot2::geom_vline(xintercept = c(0, 1), colour = "grey80") +
-    ggplot2::geom_point(size = 2.5, alpha = 0.85, position = ggplot2::position_dodge(width = 0.5)) +
+    ggplot2::geom_point(size = 2.5, alpha = 0.9) +
+    ggplot2::scale_y_continuous(breaks = seq_along(variables), labels = rev(variables),
+                                limits = c(0.5, length(variables) + 0.5)) +
     ggplot2::facet_wrap(ggplot2::vars(.data$metric), scales = "free_x") +
     ggplot2::labs(x = "estimate", y = NULL, colour = NULL, shape = NULL,
                   title = "Agreement with human coders, by category",
-                  subtitle = "each point: one comparison (a machine or a person against a human coder)") +
+                  subtitle = "each point: one comparison with a human coder, or alpha of a pool of coders") +
     ggplot2::theme_minimal() +
-    ggplot2::theme(legend.position = "bottom", legend.direction = "vertical")
+    ggplot2::theme(legend.position = "bottom", panel.grid.minor.y = ggplot2::element_blank()) +
+    ggplot2::guides(colour = ggplot2::guide_legend(ncol = 2), shape = ggplot2::guide_legend(ncol = 2))
   with_titles(plot, title, subtitle)
 }
 
