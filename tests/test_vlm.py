@@ -181,6 +181,39 @@ def test_structured_output_and_probabilities_from_logprobs(server, faces, tmp_pa
     assert standin.requests == before
 
 
+def _tokens(pieces, decided):
+    """A choice whose content is `pieces` joined; decided: {piece index: {alternative token: probability}}."""
+    content = []
+    for k, piece in enumerate(pieces):
+        alternatives = decided.get(k, {piece: 1.0})
+        content.append({"token": piece, "logprob": math.log(alternatives[piece]),
+                        "top_logprobs": [{"token": t, "logprob": math.log(p)} for t, p in alternatives.items()]})
+    return {"message": {"content": "".join(pieces)}, "logprobs": {"content": content}}
+
+
+def test_probabilities_from_real_tokenisations():
+    """How tokenizers really split JSON: the answer may share a token with what precedes it (':true'), and a
+    category's name may take several tokens, the first of them shared by two categories."""
+    from imagesasdata.autotag.vlm import answer_probabilities
+
+    book = codebook({"glasses": "G.", "beard": "B."})
+    pieces = ['{"', 'glasses', '":{"', 'present', '":true', ',"', 'reason', '":"', 'frames', '"},"', 'beard', '":{"',
+              'present', '":', 'false', ',"', 'reason', '":"', 'none', '"}}']
+    choice = _tokens(pieces, {4: {'":true': 0.7, '":false': 0.2, '":"': 0.1}, 14: {"false": 0.9, "true": 0.05}})
+    answer = json.loads(choice["message"]["content"])
+    chances = answer_probabilities(book, choice, answer)
+    assert chances["glasses"] == pytest.approx(0.7 / 0.9) and chances["beard"] == pytest.approx(0.05 / 0.95)
+
+    one = codebook({"protest": "P.", "police": "Q.", "other": "O."}, kind="one")
+    pieces = ['{"', 'category', '":"', 'p', 'rotest', '","', 'reason', '":"', 'signs', '"}']
+    # 'p' leads to protest or police; 'o' to other. Then 'rotest' vs 'olice' decide between the two.
+    choice = _tokens(pieces, {3: {"p": 0.8, "o": 0.2}, 4: {"rotest": 0.75, "olice": 0.25}})
+    chances = answer_probabilities(one, choice, json.loads(choice["message"]["content"]))
+    assert chances == pytest.approx({"protest": 0.8 * 0.75, "police": 0.8 * 0.25, "other": 0.2})
+    # A response without log-probabilities, or whose tokens do not spell the content, gives none.
+    assert answer_probabilities(one, {"message": choice["message"]}, {}) is None
+
+
 def test_pick_one_codebook_and_predictions_table(server, faces, tmp_path):
     url, standin = server
     book = codebook({"s1": "The person with the beard and glasses.", "other": "Anyone else."}, kind="one")

@@ -477,7 +477,7 @@ def answer_rows(image: dict, book: Codebook, stored: dict, probability: str) -> 
     if problem is not None or not valid:
         return [{**image, "model": model, "error": problem or "malformed answer"}]
     base = {**image, "model": model}
-    if probability == "samples" and len(valid) > 1:
+    if probability == "samples":
         return _sample_rows(base, book, valid)
     choice, answer = valid[0]
     chance = answer_probabilities(book, choice, answer) if probability == "logprobs" else None
