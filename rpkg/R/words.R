@@ -223,6 +223,14 @@ vlm_code <- function(images, codebook, model, endpoint = NULL, allow_remote = FA
 #' @return A tibble in [predict()]'s shape: `image_id`, `path`, `image_sha256`, `.pred_class`, `.pred_<class>`,
 #'   `error`; [draw_gold_sample()], [corrected_prevalence()] and [corrected_glm()] take it as it is.
 #' @export
+#' @examplesIf engine_available()
+#' \donttest{
+#' server <- standin_vlm_server()        # not a model: see its help page
+#' codes <- vlm_code(file.path(sample_data(), "new_images"), c(glasses = "The person wears glasses."),
+#'                   model = "any", endpoint = server$url, cache = tempfile())
+#' vlm_predictions(codes, "glasses")
+#' server$stop()
+#' }
 vlm_predictions <- function(codes, category = NULL) {
   result <- engine_call(engine()$vlm_predictions, arg_codes(codes, "codes"),
                         arg_string(category, "category", null = TRUE))
@@ -318,6 +326,13 @@ arg_codes <- function(x, name) {
 #'   `note`.
 #' @seealso [prompt_sensitivity()], [compare_tags()], [annotation_reliability()]
 #' @export
+#' @examplesIf engine_available()
+#' human <- data.frame(image_id = rep(c("a", "b", "c", "d", "e"), 2), annotator = rep(c("A", "B"), each = 5),
+#'                     label = c("cat", "dog", "dog", "cat", "dog", "cat", "dog", "cat", "cat", "dog"))
+#' model <- data.frame(image_id = c("a", "b", "c", "d", "e"), .pred_class = c("cat", "dog", "dog", "dog", "dog"))
+#' agreement <- coder_agreement(human, list(model = model))
+#' agreement
+#' autoplot(agreement)
 coder_agreement <- function(annotations, coders, value = "label", variables = NULL, image = "image_id",
                             annotator = "annotator") {
   coders <- if (is.data.frame(coders) || is.character(coders)) arg_codes(coders, "coders") else {
@@ -387,6 +402,10 @@ autoplot.coder_agreement <- function(object, title = ggplot2::waiver(), subtitle
 #' @param value The answer column name for a pick-one codebook.
 #' @return A tibble: `variable`, `metric`, `estimate`, `n_images`, `first`, `second`, `note`.
 #' @export
+#' @examplesIf engine_available()
+#' wording_a <- data.frame(image_id = c("a", "b", "c", "d"), .pred_class = c("yes", "no", "no", "yes"))
+#' wording_b <- data.frame(image_id = c("a", "b", "c", "d"), .pred_class = c("yes", "no", "yes", "yes"))
+#' prompt_sensitivity(wording_a, wording_b, names = c("short definitions", "long definitions"))
 prompt_sensitivity <- function(first, second, names = NULL, value = "label") {
   result <- engine_call(engine()$prompt_sensitivity, arg_codes(first, "first"), arg_codes(second, "second"),
                         names = if (is.null(names)) list("first", "second") else as.list(arg_strings_vector(names, "names")),
