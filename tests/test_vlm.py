@@ -125,6 +125,28 @@ def test_codebook_prompt_is_byte_identical_hashed_and_keys_the_cache(server, fac
     assert codebook(with_example).prompt_sha256 != with_example.prompt_sha256
 
 
+def test_example_images_go_with_every_request_and_are_priced(server, faces, tmp_path):
+    url, standin = server
+    book = codebook({"categories": [{"name": "glasses", "definition": BOOK["glasses"],
+                                     "examples": [str(faces / "s1_1.png"), str(faces / "s3_1.png")]}]})
+    assert "(2 example images of glasses come before the image to code.)" in book.prompt()
+    target = [str(faces / "s2_2.png")]
+    plan = code(target, url, tmp_path / "cache", book, dry_run=True).to_pylist()[0]
+    text_tokens = (len(book.prompt()) + len("Code this image.")) // 4 + 1
+    assert plan["estimated_input_tokens"] == text_tokens + 3 * image_tokens(92, 112, "auto", 85, 170)
+    table = code(target, url, tmp_path / "cache", book)
+    assert table["error"].null_count == table.num_rows
+    content = standin.bodies[-1]["messages"][1]["content"]
+    texts = [part["text"] for part in content if part["type"] == "text"]
+    assert texts == ["Example images from the codebook:", "Example of glasses (1 of 2):", "Example of glasses (2 of 2):",
+                     "Code this image."]
+    import base64
+
+    sent = [base64.b64decode(part["image_url"]["url"].split(",", 1)[1]) for part in content if part["type"] == "image_url"]
+    assert [pixel_key(data) for data in sent] == [pixel_key((faces / n).read_bytes()) for n in ("s1_1.png", "s3_1.png", "s2_2.png")]
+    assert standin.received == [pixel_key((faces / "s2_2.png").read_bytes())]      # the image coded is the last
+
+
 @pytest.mark.parametrize("spec, message", [
     ({}, "no categories"),
     ({"categories": [{"name": "a", "definition": "A"}, {"name": "a", "definition": "B"}]}, "repeat"),
