@@ -315,9 +315,9 @@ def test_malformed_refused_and_slow_answers_are_rows_not_crashes(server, faces, 
     # timed-out request may have been paid for); with no retries left it is an error row, not cached.
     standin.reset()
     standin.key = {pixel_key(p.read_bytes()): truth_of(p) for p in faces.glob("*.png")}
-    standin.slow_first = 2.5
+    standin.slow_first = 3.5
     two = [str(faces / "s3_1.png"), str(faces / "s3_2.png")]
-    table = code(two, url, tmp_path / "slow", timeout=1.0, max_retries=1)
+    table = code(two, url, tmp_path / "slow", timeout=1.5, max_retries=1)
     assert table["error"].null_count == table.num_rows and standin.requests == 4
     standin.reset()
     standin.slow_first = 2.5
