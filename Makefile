@@ -106,7 +106,7 @@ vignettes: python-deps r-deps
 	done
 
 # CI: knit the first vignette and the corrected-regression one at small settings (64 px, few epochs, a gold sample
-# of 60); fails if knitting fails.
+# of 60), and the VLM-coding one against its stand-in server on 127.0.0.1; fails if knitting fails.
 vignette-ci: python-deps r-deps
 	@IMAGESASDATA_BUILD_VIGNETTES=false bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
 	@mkdir -p build/vignettes
@@ -114,6 +114,8 @@ vignette-ci: python-deps r-deps
 	@test -s build/vignettes/person-vs-others.html && echo "knitted build/vignettes/person-vs-others.html"
 	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("vignettes/predicted-labels-regression.Rmd", params = list(epochs = 4, image_size = 64, gold_size = 60), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
 	@test -s build/vignettes/predicted-labels-regression.html && echo "knitted build/vignettes/predicted-labels-regression.html"
+	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("vignettes/vlm-coding.Rmd", output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
+	@test -s build/vignettes/vlm-coding.html && echo "knitted build/vignettes/vlm-coding.html"
 
 benchmark: python-deps
 	$(PY) benchmarks/train_speed.py

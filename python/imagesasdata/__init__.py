@@ -59,6 +59,10 @@ _PUBLIC = {
     "autotag": ("autotag_local", "compare_tags", "label_frequencies", "rekognition_celebrities", "rekognition_labels",
                 "tag_metrics_from_counts"),
     "autotag.moderation": ("moderation_local", "rekognition_moderation"),
+    "autotag.codebooks": ("Codebook", "codebook"),
+    "autotag.vlm": ("vlm_code",),
+    "autotag.zero_shot": ("zero_shot_labels",),
+    "autotag.validation": ("coder_agreement", "prompt_sensitivity", "vlm_predictions"),
 }
 _WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
 
@@ -105,6 +109,8 @@ __all__ = [
     # autotaggers (section 6)
     "autotag_local", "compare_tags", "label_frequencies", "rekognition_celebrities", "rekognition_labels",
     "tag_metrics_from_counts",
+    # coding with words: a codebook read by a vision-language model, classes as sentences for CLIP
+    "Codebook", "codebook", "coder_agreement", "prompt_sensitivity", "vlm_code", "vlm_predictions", "zero_shot_labels",
     # preparing a corpus (inventory, duplicates, small files, annotators, emotion labels, splits)
     "aggregate_annotations", "annotation_reliability", "contact_sheet", "duplicate_groups", "duplicate_thumbnails",
     "emotion_cooccurrence", "emotion_counts", "emotion_labels", "emotion_max_class", "filter_small", "find_duplicates",

@@ -11,7 +11,11 @@
 #' @param images A folder, image paths, a CSV/Parquet file or a data frame with a `path` column.
 #' @param fit A `cnn_fit` (its network and preprocessing), or `NULL` for the ImageNet network `architecture`.
 #' @param architecture,image_size Without `fit`: the ImageNet network (default `efficientnet_lite0`, whose weights
-#'   install with the engine) and the image size (the book's resize 256 / crop 224 scaled to it).
+#'   install with the engine) and the image size (the book's resize 256 / crop 224 scaled to it); or a CLIP model,
+#'   `"open_clip/ViT-B-32"`: its normalised image embedding, with CLIP's own preprocessing (the space in which
+#'   [zero_shot_labels()] compares images with sentences).
+#' @param weights For a CLIP `architecture`: an open_clip pretrained tag (`NULL`: `"openai"`) or a `.safetensors`
+#'   file.
 #' @param cache A folder keeping the vectors by file hash and model, reused by later calls.
 #' @param shape `"list"`: one row per image with an `embedding` list column; `"wide"`: one numeric column per
 #'   dimension (`dim_0001`, ...), readable images only.
@@ -27,7 +31,7 @@
 #' }
 image_embeddings <- function(images, fit = NULL, architecture = "efficientnet_lite0", image_size = 224L, cache = NULL,
                              shape = c("list", "wide"), batch_size = 32L, device = "auto", num_workers = NULL,
-                             progress = interactive()) {
+                             progress = interactive(), weights = NULL) {
   shape <- match.arg(shape)
   if (!is.null(fit) && !inherits(fit, "cnn_fit")) abort_argument("`fit` must be a cnn_fit or NULL")
   result <- engine_call(
@@ -35,7 +39,8 @@ image_embeddings <- function(images, fit = NULL, architecture = "efficientnet_li
     architecture = arg_string(architecture, "architecture"), image_size = arg_count(image_size, "image_size"),
     cache = if (is.null(cache)) NULL else path.expand(arg_string(cache, "cache")),
     batch_size = arg_count(batch_size, "batch_size"), device = arg_string(device, "device"),
-    num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_flag(progress, "progress")
+    num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_flag(progress, "progress"),
+    weights = if (is.null(weights)) NULL else path_or_tag(arg_string(weights, "weights"))
   )
   embeddings <- as_tibble_engine(result)
   if (shape == "list") return(embeddings)

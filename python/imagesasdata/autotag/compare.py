@@ -95,7 +95,9 @@ def compare_tags(tags, manual, positive, *, manual_positive=None, min_confidence
     """Compare autotagger tags with manual labels.
 
     tags: a tag table (rekognition_labels(), rekognition_celebrities(), autotag_local(), or any table with
-      image_id and label/celebrity columns), or a CSV/Parquet path to one.
+      image_id and label/celebrity columns), vlm_code() codes (a category answered present is a tag, confidence =
+      100 × its probability), a predictions table (zero_shot_labels(), predict(): the predicted class is the tag),
+      or a CSV/Parquet path to one.
     manual: a table with one row per image: `by` (image_id) and `manual_label` (label) columns.
     positive: the tag, or list of tags, that counts as a positive prediction (case-insensitive), e.g. "Crowd".
     manual_positive: the manual label value that is the positive class; every other value is negative (default:
@@ -104,7 +106,11 @@ def compare_tags(tags, manual, positive, *, manual_positive=None, min_confidence
     tagger: which tagger's rows to use when the tag table holds several (its `tagger` column).
     Images with a tagging error, without tags or without a manual label are left out and listed in .excluded.
     """
-    tags = to_arrow(tags)
+    from .validation import as_tag_table
+
+    # VLM codes and zero-shot (or any) predictions are tag tables too: a category answered present, or the
+    # predicted class, is the tag; its probability × 100 the confidence.
+    tags = as_tag_table(to_arrow(tags))
     manual = to_arrow(manual)
     min_confidence = check_number("min_confidence", min_confidence, 0, 100)
     positive_tags = [positive] if isinstance(positive, str) else list(positive or [])

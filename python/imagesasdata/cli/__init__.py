@@ -12,7 +12,7 @@ import warnings
 from ..errors import ImagesAsDataError
 
 # Modules that add verbs; each has add_commands(subparsers). Later capabilities append here.
-COMMAND_MODULES = ["train", "autotag", "prepare", "tune", "label", "analysis", "beyond", "inside"]
+COMMAND_MODULES = ["train", "autotag", "prepare", "tune", "label", "analysis", "beyond", "inside", "words"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,6 +32,9 @@ RESIZE_MODES = {
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NORMALIZE_CHOICES = ("backbone", "imagenet", "train")
+# How the deterministic stage resamples: bilinear is the book's (torchvision's default); CLIP's weights were trained
+# on bicubic resizes (open_clip's preprocess), which zero-shot labelling therefore reproduces.
+INTERPOLATIONS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
 MIN_IMAGE_SIZE = 32  # smaller squares vanish in the networks' downsampling (32× for ResNets and EfficientNets)
 
 
@@ -51,6 +54,7 @@ class Preprocessing:
     crop_ratio: tuple = (3 / 4, 4 / 3)
     crop_source_size: int | None = None
     extra: dict = field(default_factory=dict)
+    interpolation: str = "bilinear"
 
     def __post_init__(self):
         if self.resize not in RESIZE_MODES:
@@ -75,6 +79,8 @@ class Preprocessing:
             raise ImagesAsDataError(
                 f"resize_size={self.resize_size} is smaller than image_size={self.image_size}; it must be at least as large"
             )
+        if self.interpolation not in INTERPOLATIONS:
+            raise ImagesAsDataError(f"interpolation={self.interpolation!r}: choose {' or '.join(INTERPOLATIONS)}")
         self.mean = tuple(float(m) for m in self.mean)
         self.std = tuple(float(s) for s in self.std)
         self.crop_scale = tuple(float(v) for v in self.crop_scale)
@@ -88,20 +94,21 @@ class Preprocessing:
         return cls(**values)
 
 
-def base_array(image: Image.Image, resize: str, size: int) -> np.ndarray:
+def base_array(image: Image.Image, resize: str, size: int, interpolation: str = "bilinear") -> np.ndarray:
     """The deterministic stage: an RGB image to a size×size×3 uint8 array by the named resize mode."""
     width, height = image.size
+    method = INTERPOLATIONS[interpolation]
     if resize == "squish":
-        image = image.resize((size, size), Image.BILINEAR)
+        image = image.resize((size, size), method)
     elif resize == "rescale-crop":
         # torchvision's Resize(size) geometry, truncation included, so the centre crop is Listing 1's to the pixel.
         new = (size, int(size * height / width)) if width <= height else (int(size * width / height), size)
-        image = _centre_crop(image.resize(new, Image.BILINEAR), size)
+        image = _centre_crop(image.resize(new, method), size)
     elif resize == "pad":
         scale = size / max(width, height)
         new = (max(1, round(width * scale)), max(1, round(height * scale)))
         canvas = Image.new("RGB", (size, size))
-        canvas.paste(image.resize(new, Image.BILINEAR), ((size - new[0]) // 2, (size - new[1]) // 2))
+        canvas.paste(image.resize(new, method), ((size - new[0]) // 2, (size - new[1]) // 2))
         image = canvas
     elif resize == "crop":
         image = _centre_crop(image, size)
@@ -121,7 +128,7 @@ def _centre_crop(image: Image.Image, size: int) -> Image.Image:
 def load_base(path, prep: Preprocessing) -> np.ndarray:
     """Decode a file and run the deterministic stage. Raises BadImageError."""
     draft = prep.resize_size if prep.resize != "crop" else None
-    return base_array(open_rgb(path, draft_size=draft), prep.resize, prep.resize_size)
+    return base_array(open_rgb(path, draft_size=draft), prep.resize, prep.resize_size, prep.interpolation)
 
 
 def crops_whole_image(prep: Preprocessing) -> bool:

@@ -31,13 +31,16 @@ IMAGENET = "efficientnet_lite0"
 def image_embeddings(images, run=None, *, architecture: str = IMAGENET, image_size: int = 224,
                      resize: str = "rescale-crop", cache=None, batch_size: int = 32, device: str = "auto",
                      precision: str = "fp32", num_workers: int | None = None, progress: bool = True,
-                     allow_unfinished: bool = False) -> pa.Table:
+                     allow_unfinished: bool = False, weights=None) -> pa.Table:
     """The penultimate-layer features of each image: what the network "sees", as a vector.
 
     images: a folder, image files, a CSV/Parquet table or data frame with a path column, or an image_table().
     run: a fitted run (its network, fine-tuned for your classes, and its preprocessing); None: the ImageNet network
       `architecture` (default efficientnet_lite0, whose weights install with the engine) with the book's
       preprocessing at image_size (resize: as in finetune()) — for exploring a corpus before anything is labelled.
+      "open_clip/<model>" (e.g. "open_clip/ViT-B-32"): CLIP's normalised image embedding, with CLIP's own
+      preprocessing (image_size and resize do not apply) and `weights` (an open_clip tag, default "openai", or a
+      .safetensors file) — the space in which zero_shot_labels() compares images with sentences.
     cache: a folder that keeps every vector by the image file's SHA-256 and the model; later calls reuse them.
     precision: "fp32" by default, so the same image gives the same vector on a GPU and a CPU.
     Returns image_id, path, sha256, embedding (a fixed-width list of float32), cached (taken from the cache) and
@@ -49,7 +52,7 @@ def image_embeddings(images, run=None, *, architecture: str = IMAGENET, image_si
 
     table = images if isinstance(images, pa.Table) and {"image_id", "path"} <= set(images.column_names) \
         else image_table(images)
-    description, weights, identity = _model(run, architecture, image_size, resize, allow_unfinished)
+    description, weights, identity = _model(run, architecture, image_size, resize, allow_unfinished, weights)
     identity["precision"] = str(precision)
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
     paths = table["path"].to_pylist()
@@ -76,7 +79,8 @@ def image_embeddings(images, run=None, *, architecture: str = IMAGENET, image_si
         computed: dict = {}
         if not todo:
             return computed, 0
-        predictor = Predictor(description, weights, device, precision, features=True)
+        network = description.pop("network", None)   # a CLIP image tower, built by model/clip.py
+        predictor = Predictor(description, weights, device, precision, features=True, network=network)
 
         def keep(output):
             for k, row in enumerate(output["row"]):
@@ -117,8 +121,10 @@ def image_embeddings(images, run=None, *, architecture: str = IMAGENET, image_si
     return _table(table, digests, vectors, cached, errors)
 
 
-def _model(run, architecture: str, image_size: int, resize: str, allow_unfinished: bool):
-    """(model description, weights, what identifies the vectors) for a run or an ImageNet network."""
+def _model(run, architecture: str, image_size: int, resize: str, allow_unfinished: bool, weights=None):
+    """(model description, weights, what identifies the vectors) for a run, a CLIP model or an ImageNet network."""
+    if run is None and str(architecture).startswith("open_clip/"):
+        return _clip_model(architecture, weights)
     if run is not None:
         from ..runs import WEIGHTS, as_run_directory
 
@@ -145,6 +151,22 @@ def _model(run, architecture: str, image_size: int, resize: str, allow_unfinishe
     return description, backbone.model.state_dict(), {"model": "imagenet", "architecture": backbone.architecture,
                                                       "library": backbone.library, "weights": backbone.weights,
                                                       "preprocessing": prep.to_dict()}
+
+
+def _clip_model(architecture: str, weights):
+    """A CLIP image tower with a one-output head (unused: the features are the head's input, the normalised
+    embedding); identified by model name, weights (tag, or file hash) and preprocessing."""
+    from ..data.transforms import Preprocessing
+    from ..model.clip import DEFAULT_WEIGHTS, ClipImageClassifier, load_clip
+
+    clip = load_clip(architecture, DEFAULT_WEIGHTS if weights is None else weights)
+    network = ClipImageClassifier(clip.model.visual, clip.embed_dim, 1).eval()
+    prep = Preprocessing(image_size=clip.input_size, resize="rescale-crop", resize_size=clip.input_size,
+                         mean=clip.mean, std=clip.std, interpolation=clip.interpolation)
+    description = {"architecture": clip.architecture, "library": "open_clip", "head": ["head"], "classes": ["0"],
+                   "preprocessing": prep.to_dict(), "hyperparameters": {"dropout": 0.0}, "network": network}
+    return description, None, {"model": "open_clip", "architecture": clip.architecture, "weights": clip.weights,
+                               "weights_sha256": clip.weights_sha256, "preprocessing": prep.to_dict()}
 
 
 def _outputs(backbone) -> int:

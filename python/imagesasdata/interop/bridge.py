@@ -352,3 +352,13 @@ def thumbnails(paths, max_side: int = 96) -> pa.Table:
         "x": pa.array(columns["x"], pa.int32()), "y": pa.array(columns["y"], pa.int32()),
         "colour": pa.array(columns["colour"], pa.string()), "error": pa.array(columns["error"], pa.string()),
     })
+
+
+def standin_vlm(key_file=None, **options):
+    """The stand-in VLM server (autotag/standin_vlm.py: not a model) serving on 127.0.0.1, for R's examples, tests
+    and vignette; its base URL is the attribute `url`. key_file: a CSV with path and codes (standin_vlm.read_key)."""
+    from ..autotag.standin_vlm import StandinVLM, read_key
+
+    server = StandinVLM(read_key(key_file) if key_file else {}, **options)
+    server.url = server.start()
+    return server

@@ -1,8 +1,9 @@
 """One place that turns (architecture name, weights source) into a model with a fresh head for K classes.
 
 Names: every torchvision classification model (the book's Table 4.1: alexnet, vgg11…vgg19_bn, resnet18…152,
-squeezenet1_0/1_1, densenet121…201, inception_v3, and later ones) and every timm model (prefix "timm/" when the
-name is also a torchvision one). Weights: "imagenet", a local file, or None.
+squeezenet1_0/1_1, densenet121…201, inception_v3, and later ones), every timm model (prefix "timm/" when the
+name is also a torchvision one), and CLIP's image towers ("open_clip/ViT-B-32": model/clip.py, for linear probes
+on CLIP features). Weights: "imagenet", a local file, or None (for open_clip: a pretrained tag such as "openai").
 
 "imagenet" weights: torchvision's official files are downloaded once with a progress bar into torch's hub cache
 and verified by their SHA-256; a pre-filled cache works offline. efficientnet_lite0's ImageNet weights come from
@@ -73,6 +74,10 @@ def _resolve(architecture: str) -> tuple[str, str]:
     import torchvision
 
     name = str(architecture).strip()
+    if name.startswith("open_clip/"):   # CLIP's image tower (model/clip.py), e.g. for a linear probe
+        from .clip import LIBRARY, clip_name
+
+        return LIBRARY, clip_name(name)
     if name.startswith("timm/"):
         library, name = "timm", name[len("timm/"):]
     elif name in torchvision.models.list_models(module=torchvision.models):
@@ -95,6 +100,10 @@ def _parameter_names(library: str, name: str) -> tuple[str, ...]:
 
         kwargs = {"aux_logits": True, "init_weights": False} if name == "inception_v3" else {}
         model = torchvision.models.get_model(name, weights=None, **kwargs)
+    elif library == "open_clip":
+        from .clip import clip_backbone
+
+        model, _ = clip_backbone(name, None, 2)
     else:
         import timm
 
@@ -135,6 +144,8 @@ def create_backbone(architecture: str = OFFLINE_ARCHITECTURE, weights="imagenet"
     if num_classes < 2:
         raise ImagesAsDataError(f"num_classes={num_classes}: a classifier needs at least 2 classes")
     weights_label = "none" if weights in (None, "none", "None", False) else str(weights)
+    if library == "open_clip":
+        return _open_clip(name, weights_label, num_classes, dropout, freeze)
     if library == "torchvision":
         backbone = _torchvision(name, weights_label, progress)
     else:
@@ -150,6 +161,22 @@ def imagenet_classifier(architecture: str = OFFLINE_ARCHITECTURE, progress: bool
     library, name = _resolve(architecture)
     backbone = _torchvision(name, "imagenet", progress) if library == "torchvision" else _timm(name, "imagenet")
     backbone.head = _classifier_names(backbone.model, library)
+    return backbone
+
+
+# ---------------------------------------------------------------------------------------------- open_clip
+
+def _open_clip(name: str, weights: str, num_classes: int, dropout: float, freeze: str) -> Backbone:
+    """CLIP's image tower (normalised embedding) with a fresh head: weights are an open_clip pretrained tag
+    ("imagenet" means the model's published weights, "openai" where there are), a .safetensors file, or none."""
+    from .clip import LIBRARY, clip_backbone
+
+    if not 0 <= dropout < 1:
+        raise ImagesAsDataError(f"dropout={dropout}: must be at least 0 and below 1")
+    network, clip = clip_backbone(name, weights, num_classes, dropout)
+    backbone = Backbone(network, clip.architecture, LIBRARY, clip.weights, mean=clip.mean, std=clip.std,
+                        input_size=clip.input_size, head=["head"])
+    apply_freeze(backbone.model, freeze, backbone.head)
     return backbone
 
 
@@ -346,6 +373,8 @@ def replace_head(model: nn.Module, num_classes: int, dropout: float, library: st
 
 def _classifier_names(model: nn.Module, library: str) -> list:
     """Module names of the last layer(s): timm's own record, or torchvision's 1,000-way Linear (or 1×1 conv)."""
+    if library == "open_clip":
+        return ["head"]
     if library == "timm":
         name = model.default_cfg.get("classifier", "classifier")
         return [name] if isinstance(name, str) else list(name)
@@ -425,6 +454,8 @@ def rebuild_model(description: dict, weights: dict) -> nn.Module:
     name = description["architecture"]
     if description["library"] == "timm" and not name.startswith("timm/"):
         name = f"timm/{name}"   # a timm model whose name torchvision also knows (e.g. resnet18) stays timm's
+    elif description["library"] == "open_clip" and not name.startswith("open_clip/"):
+        name = f"open_clip/{name}"
     backbone = create_backbone(name, None, len(description["classes"]),
                                description["hyperparameters"].get("dropout", 0.0), "none", progress=False)
     model = backbone.model

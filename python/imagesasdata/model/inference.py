@@ -105,11 +105,12 @@ class Predictor:
     label_corpus(), the local autotagger and Ray's replicas (eval view, normalisation on the device, autocast).
 
     Built from a model description (a run's model.json, or the ImageNet tagger's) and its weights — a state dict,
-    or safetensors bytes, so that a replica on another machine needs no copy of the run directory.
+    or safetensors bytes, so that a replica on another machine needs no copy of the run directory — or given the
+    network itself (`network=`, built by model/ for this description; weights are then ignored).
     """
 
     def __init__(self, description: dict, weights, device: str = "auto", precision: str = "auto",
-                 threads: int | None = None, features: bool = False):
+                 threads: int | None = None, features: bool = False, network: nn.Module | None = None):
         from safetensors.torch import load as load_safetensors
 
         from ..analysis.calibration import applied_temperature
@@ -124,8 +125,11 @@ class Predictor:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.channels_last = resolve_channels_last("auto", self.device)
-        state = load_safetensors(weights) if isinstance(weights, (bytes, bytearray)) else weights
-        model = rebuild_model(description, state).to(self.device)
+        if network is None:
+            state = load_safetensors(weights) if isinstance(weights, (bytes, bytearray)) else weights
+            network = rebuild_model(description, state)
+        # else a network model/ built just now for this description (a CLIP zero-shot classifier), used as it is
+        model = network.to(self.device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model.eval()
