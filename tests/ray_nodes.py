@@ -12,6 +12,8 @@ node with `ray start --address=…`, as on a Slurm allocation, but on loopback a
 - **Resources.** The head has 2 CPUs and the custom resource `node_head`, the second node 1 CPU and `node_worker`;
   a placeholder pinned to the head (`hold_head_cpu`) leaves one free CPU on each node, so that two replicas or two
   trials must run one on each node.
+- **No token.** Token authentication is off (RAY_AUTH_MODE=disabled) for the nodes and the drivers: every
+  address is on loopback, and ~/.ray/auth_token belongs to whoever else uses Ray on the machine.
 - **Cleanup.** Each `ray start --block` runs in its own session; stop() kills those process groups and then, by
   process id, anything left whose command line names this cluster's folder (Ray's workers). Never `ray stop`: it
   kills every Ray process on the machine, other people's too.
@@ -33,6 +35,10 @@ import psutil
 
 RAY = str(Path(sys.executable).with_name("ray"))
 HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
+# Every process of the cluster and its drivers: no usage reports, and no token authentication (the cluster listens on
+# loopback addresses only; a token in ~/.ray/auth_token, which other Ray users of this machine may create or
+# replace at any time, would otherwise switch it on for some processes and not others).
+ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 # Node loss is noticed in about 5 s (five missed checks one second apart) instead of Ray's default of about 30 s;
 # a slow but live node still has 5 s to answer each check.
 HEALTH_CHECKS = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "5000",
@@ -65,7 +71,7 @@ class TwoNodeCluster:
         self.root = Path(root)
         self.head_disk = self.root / "head_disk"
         self.head_disk.mkdir(parents=True, exist_ok=True)
-        self.environment = {**(environment or os.environ), "RAY_USAGE_STATS_ENABLED": "0"}
+        self.environment = {**(environment or os.environ), **ENVIRONMENT}
         self.port = free_port(HEAD_IP)
         self.address = f"{HEAD_IP}:{self.port}"
         self.namespace = mount_namespace_prefix()

@@ -29,7 +29,7 @@ from imagesasdata.io import s3 as s3_io  # noqa: E402
 from imagesasdata.io.tables import read_json, write_table  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ray_nodes import HEAD_IP, WORKER_IP, TwoNodeCluster  # noqa: E402
+from ray_nodes import ENVIRONMENT, HEAD_IP, WORKER_IP, TwoNodeCluster  # noqa: E402
 
 PYTHON = sys.executable
 GRID_OPTIONS = dict(image_size=64, epochs=2, freeze="backbone", augment_crop=False, progress=False, seed=0)
@@ -74,7 +74,8 @@ def nodes(fake_aws, tmp_path_factory):
     try:
         cluster.start()
         with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("RAY_ADDRESS", cluster.address)
+            for name, value in {**ENVIRONMENT, "RAY_ADDRESS": cluster.address}.items():
+                patch.setenv(name, value)
             connect()
             cluster.wait_for_nodes(ray)
             yield cluster
@@ -296,8 +297,9 @@ def test_a_node_lost_mid_grid_reruns_its_trial_once(two_nodes, sample_data, loca
     # the lost trial was run again, and the grid says so
     assert grid.cluster.nodes_lost == [WORKER_IP]
     assert len(grid.cluster.retried) == 1 and grid.cluster.by_node == {HEAD_IP: 2}
-    lost = grid.cluster.retried[0].split(":", 1)[0]
-    assert lost in ("config_001", "config_002") and f"retried: {lost}: " in repr(grid)
+    lost = grid.cluster.retried[0].split(" ", 1)[0]
+    assert lost in ("config_001", "config_002") and grid.cluster.retried[0].startswith(f"{lost} on {WORKER_IP}: ")
+    assert f"retried: {lost} on {WORKER_IP}: its worker process was lost" in repr(grid)
 
 
 def run_until(command: list[str], ready, environment: dict, timeout: float = 300) -> subprocess.Popen:
@@ -322,7 +324,7 @@ def resubmit(command: list[str], environment: dict) -> str:
 @pytest.fixture()
 def cli_environment(two_nodes):
     """The environment of a driver on the head: RAY_ADDRESS names the cluster."""
-    return dict(os.environ, RAY_ADDRESS=two_nodes.address, RAY_USAGE_STATS_ENABLED="0")
+    return dict(os.environ, **ENVIRONMENT, RAY_ADDRESS=two_nodes.address)
 
 
 @pytest.mark.slow
@@ -332,7 +334,7 @@ def test_a_killed_driver_resumes_labelling_from_its_finished_shards(cli_environm
     write_table(iad.image_table(faces).select(["path"]), manifest)
     out = tmp_path / "labels"
     command = [PYTHON, "-m", "imagesasdata.cli", "label", str(fitted.path), str(manifest), "--out", str(out),
-               "--backend", "ray", "--shard-size", "8", "--batch-size", "4", "--replicas", "2", "--no-progress"]
+               "--backend", "ray", "--shard-size", "8", "--batch-size", "4", "--replicas", "1", "--no-progress"]
     run_until(command, lambda: len(shard_files(out)) >= 2, cli_environment)
     kept = {f: f.stat().st_mtime_ns for f in shard_files(out)}
     assert 2 <= len(kept) < 8, f"the driver was not stopped part-way ({len(kept)} shards)"
@@ -454,3 +456,53 @@ def test_s3_manifest_and_images_from_both_nodes_with_a_model_only_the_head_has(
     assert "not found in S3" in table["error"][-1].as_py()
     by_node = result.cluster["images_by_node"]
     assert set(by_node) == {HEAD_IP, WORKER_IP} and sum(by_node.values()) == 17
+
+
+# ------------------------------------------------------------------------------------------ docs/: Slurm and KubeRay
+
+def flags(text: str) -> set:
+    import re
+
+    return set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text))
+
+
+def help_flags(command: list[str]) -> set:
+    done = subprocess.run(command + ["--help"], capture_output=True, text=True, timeout=120, env=dict(os.environ,
+                          RAY_USAGE_STATS_ENABLED="0"))
+    assert done.returncode == 0, done.stderr
+    return flags(done.stdout)
+
+
+def test_the_slurm_script_uses_options_that_exist():
+    """docs/slurm/label-corpus.sbatch (shellcheck checks it in `make test`): its `ray start` and `imagesasdata
+    label` options are those of the installed Ray and engine, and it starts the cluster as the tests above do."""
+    script = (Path(__file__).resolve().parents[1] / "docs" / "slurm" / "label-corpus.sbatch").read_text()
+    assert subprocess.run(["bash", "-n", "-c", script]).returncode == 0
+    starts = [line for line in script.replace("\\\n", " ").splitlines() if "ray start" in line]
+    assert any("--head" in line for line in starts) and any("--address=" in line for line in starts)
+    ray_flags = set().union(*(flags(line.split("ray start", 1)[1]) for line in starts))
+    assert ray_flags <= help_flags([str(Path(PYTHON).with_name("ray")), "start"])
+    label = [line for line in script.splitlines() if line.startswith("imagesasdata label")]
+    assert len(label) == 1 and "--backend ray" in label[0]
+    assert flags(label[0]) <= help_flags([PYTHON, "-m", "imagesasdata.cli", "label"])
+    assert "#SBATCH --requeue" in script and 'temp_dir="/tmp/ray-$SLURM_JOB_ID"' in script
+
+
+def test_the_kuberay_job_labels_on_ray_with_the_run_on_the_heads_volume():
+    import yaml
+
+    job = yaml.safe_load((Path(__file__).resolve().parents[1] / "docs" / "kuberay" / "label-corpus-rayjob.yaml")
+                         .read_text())
+    assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob")
+    command = job["spec"]["entrypoint"].split()
+    assert command[:2] == ["imagesasdata", "label"] and command[command.index("--backend") + 1] == "ray"
+    assert flags(" ".join(command)) <= help_flags([PYTHON, "-m", "imagesasdata.cli", "label"])
+    cluster = job["spec"]["rayClusterSpec"]
+    head = cluster["headGroupSpec"]["template"]["spec"]
+    workers = [group["template"]["spec"] for group in cluster["workerGroupSpecs"]]
+    images = {c["image"] for spec in [head, *workers] for c in spec["containers"]}
+    assert len(images) == 1   # the same environment on every node
+    mounts = [m["mountPath"] for m in head["containers"][0]["volumeMounts"]]
+    run_dir, out = command[2], command[command.index("--out") + 1]
+    assert any(run_dir.startswith(m + "/") for m in mounts) and any(out.startswith(m + "/") for m in mounts)
+    assert command[3].startswith("s3://")   # images that every worker reads

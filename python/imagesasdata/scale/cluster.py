@@ -117,15 +117,41 @@ def _user_error(error: BaseException):
 
 def node_names(ray) -> dict:
     """{node id: a name for people} for every node the cluster has known, alive or not: its IP address, with the
-    start of its id when several nodes share an address (several Ray nodes on one machine)."""
+    start of its id when several live nodes share an address (several Ray nodes on one machine)."""
     nodes = ray.nodes()
-    shared = Counter(n["NodeManagerAddress"] for n in nodes)
+    shared = Counter(n["NodeManagerAddress"] for n in nodes if n["Alive"])
     return {n["NodeID"]: n["NodeManagerAddress"] + (f" ({n['NodeID'][:8]})" if shared[n["NodeManagerAddress"]] > 1 else "")
             for n in nodes}
 
 
 def alive_nodes(ray) -> set:
     return {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+
+
+def on_each_node(ray, function, args: tuple, nodes, *, timeout_s: float) -> dict:
+    """{node id: ("answer", value) | ("lost", error) | ("silent", None)}: function(*args) run as a task pinned to each
+    node (no CPU reserved, so a busy node answers too). A node that died answers "lost" once Ray knows it is gone;
+    one that does not answer within timeout_s is "silent"."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    task = ray.remote(num_cpus=0, max_retries=0)(function)
+    calls = {node: task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(*args)
+             for node in sorted(nodes)}
+    ready, _ = ray.wait(list(calls.values()), num_returns=len(calls), timeout=timeout_s) if calls else ([], [])
+    answers = {}
+    for node, call in calls.items():
+        if call not in ready:
+            answers[node] = ("silent", None)
+            continue
+        try:
+            answers[node] = ("answer", ray.get(call))
+        except Exception as error:   # the node is gone (or never ran the task)
+            answers[node] = ("lost", error)
+    return answers
+
+
+def _here() -> bool:
+    return True
 
 
 @dataclass
@@ -136,12 +162,20 @@ class ClusterWork:
     nodes_lost: list = field(default_factory=list)   # nodes alive when the job started and gone when it ended
     retried: list = field(default_factory=list)   # trials Ray Tune ran again, "id: why"
 
-    def as_dict(self) -> dict:
-        return {"by_node": dict(self.by_node), "nodes_lost": list(self.nodes_lost), "retried": list(self.retried)}
 
-
-def _lost(ray, before: set, names: dict) -> list:
-    gone = before - alive_nodes(ray)
+def lost_nodes(ray, before: set, names: dict, timeout_s: float = 60) -> list:
+    """The nodes of `before` (alive when the job started) that are gone now. Ray's own list lags a lost node by the
+    seconds its health checks take, and a job can finish in between; so every node still listed is asked to run a
+    task, which fails once Ray knows it is gone (not this process's own node: it is here)."""
+    listed = alive_nodes(ray)
+    gone = before - listed
+    others = (before & listed) - {ray.get_runtime_context().get_node_id()}
+    for node, (state, _) in on_each_node(ray, _here, (), others, timeout_s=timeout_s).items():
+        if state == "lost":
+            gone.add(node)
+        elif state == "silent":
+            logging.getLogger(__name__).warning("node %s did not answer within %.0f s after the job", names.get(node, node),
+                                                timeout_s)
     names = {**names, **node_names(ray)}
     return sorted(names.get(node, node) for node in gone)
 
@@ -151,13 +185,12 @@ def _lost(ray, before: set, names: dict) -> list:
 def unreadable_by_node(paths, *, sample: int = 200, timeout_s: float = 120) -> dict:
     """{node name: [paths it cannot read]} for the nodes of the cluster other than this process's own, checked by a
     task pinned to each node before any work is sent. Only local paths that this process can read are checked
-    (s3:// and other URIs are skipped): up to `sample` of them, spread over the list, and every folder they lie in. Nodes that do not
-    answer within timeout_s are left out (with a warning): the check must not hold up a busy cluster."""
+    (s3:// and other URIs are skipped): up to `sample` of them, spread over the list, and every folder they lie in.
+    Nodes that do not answer within timeout_s are left out, with a warning: the check must not hold up a busy
+    cluster (a node that cannot read an image then gives that image's row an error)."""
     local = [str(p) for p in paths if "://" not in str(p)]
-    if not local:
-        return {}
     step = max(1, len(local) // sample)
-    chosen = list(dict.fromkeys(local[::step][:sample] + [local[-1]]))
+    chosen = list(dict.fromkeys(local[::step][:sample] + local[-1:]))
     folders = list(dict.fromkeys(os.path.dirname(p) for p in local))
     if len(folders) > 1000:
         folders = folders[:: len(folders) // 1000 + 1]
@@ -167,29 +200,16 @@ def unreadable_by_node(paths, *, sample: int = 200, timeout_s: float = 120) -> d
     if not checked:
         return {}
     ray = connect()
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    here = ray.get_runtime_context().get_node_id()
     names = node_names(ray)
-    probe = ray.remote(num_cpus=0, max_retries=1)(_unreadable_here)
-    calls = {node: probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(checked)
-             for node in sorted(alive_nodes(ray) - {here})}
-    if not calls:
-        return {}
-    ready, _ = ray.wait(list(calls.values()), num_returns=len(calls), timeout=timeout_s)
-    answers = {}
-    for node, call in calls.items():
-        if call not in ready:
+    others = alive_nodes(ray) - {ray.get_runtime_context().get_node_id()}
+    unreadable = {}
+    for node, (state, missing) in on_each_node(ray, _unreadable_here, (checked,), others, timeout_s=timeout_s).items():
+        if state == "silent":
             logging.getLogger(__name__).warning("node %s did not answer the storage check within %.0f s; its access "
                                                 "to the files is not verified", names.get(node, node), timeout_s)
-            continue
-        try:
-            missing = ray.get(call)
-        except Exception:   # the node left meanwhile: Ray moves its work elsewhere
-            continue
-        if missing:
-            answers[names.get(node, node)] = missing
-    return answers
+        elif state == "answer" and missing:
+            unreadable[names.get(node, node)] = missing
+    return unreadable
 
 
 def _unreadable_here(paths) -> list:
@@ -292,7 +312,7 @@ def map_with_replicas(blocks: list[pa.Table], on_batch, *, prepare, prepare_kwar
         raise
     names.update(node_names(ray))
     return ClusterWork({names.get(node, node): int(n) for node, n in sorted(rows.items(), key=lambda kv: names.get(kv[0], kv[0]))},
-                       _lost(ray, before, names))
+                       lost_nodes(ray, before, names))
 
 
 # ------------------------------------------------------------------------------------------ trials
@@ -321,10 +341,15 @@ def run_trials(trial, ids: list[str], *, parameters: dict, storage, cpus_per_tri
 
     class RecordRetries(ray_tune.Callback):
         def __init__(self):
-            self.retried = []
+            self.retried, self.nodes = [], {}
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.nodes[trial.trial_id] = result.get("node_ip")   # the first report says where the trial started
 
         def on_trial_recover(self, iteration, trials, trial, **info):
-            self.retried.append(f"{trial.config.get('config_id')}: {_failure_reason(trial.get_error())}")
+            node = self.nodes.get(trial.trial_id)
+            self.retried.append(f"{trial.config.get('config_id')}{f' on {node}' if node else ''}: "
+                                f"{_failure_reason(_error_text(trial))}")
 
     retries = RecordRetries()
     names, before = node_names(ray), alive_nodes(ray)
@@ -344,25 +369,49 @@ def run_trials(trial, ids: list[str], *, parameters: dict, storage, cpus_per_tri
         else:
             finished[(result.metrics or {}).get("node_ip", "?")] += 1
     names.update(node_names(ray))
-    return failed, ClusterWork(dict(sorted(finished.items())), _lost(ray, before, names), retries.retried)
+    return failed, ClusterWork(dict(sorted(finished.items())), lost_nodes(ray, before, names), retries.retried)
 
 
 def _trial_reporting_user_errors(config: dict, *, trial, **parameters) -> None:
-    """Run one trial; an ImagesAsDataError becomes its reported result, so that Ray Tune does not retry it."""
+    """Run one trial; an ImagesAsDataError becomes its reported result, so that Ray Tune does not retry it. A first
+    report says where the trial runs, so that a trial lost with its node can be named with it."""
+    from ray import tune as ray_tune
+
+    ray_tune.report({"started": True})
     try:
         trial(config, **parameters)
     except ImagesAsDataError as error:
         report_trial({"user_error": str(error)})
 
 
+def _error_text(trial) -> str:
+    """Ray Tune's record of why a trial failed (its error file), or ""."""
+    try:
+        text = trial.get_error()
+    except Exception:
+        text = None
+    if not text and getattr(trial, "error_file", None) and os.path.exists(trial.error_file):
+        with open(trial.error_file, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    return str(text or "")
+
+
 def _failure_reason(error_text) -> str:
-    """One line on why a trial failed, from Ray Tune's error text (a node or process lost, usually)."""
-    lines = [line.strip() for line in str(error_text or "").splitlines() if line.strip()]
-    for line in lines:
-        if "node" in line.lower() and ("died" in line.lower() or "dead" in line.lower() or "lost" in line.lower()):
-            return line[:300]
-    errors = [line for line in lines if "Error" in line.split(":", 1)[0]]
-    return (errors[-1] if errors else lines[-1] if lines else "its process was lost")[:300]
+    """One line on why a trial failed, from Ray Tune's error text: "its worker process was lost (Ray: …)" with Ray's
+    first words on it when its process (or node) went, else the exception's name and first sentence."""
+    import re
+
+    lines = [re.sub(r"\b[0-9a-f]{24,}\b ?", "", line.strip()) for line in str(error_text or "").splitlines()
+             if line.strip() and not line.startswith("Failure #")]
+    errors = [line for line in lines if ":" in line and line.split(":", 1)[0].rsplit(".", 1)[-1].endswith(
+        ("Error", "Exception", "Interrupt"))]
+    lost = [line for line in lines if re.search(r"\bactor\b.*\b(died|dead|unavailable)\b", line, re.IGNORECASE)]
+    if lost:
+        return f"its worker process was lost (Ray: {lost[-1].split('. ')[0].split(': ')[0].rstrip('.')})"[:200]
+    if errors:
+        name, message = errors[-1].split(":", 1)
+        return f"{name.rsplit('.', 1)[-1]}: {message.strip().split('. ')[0]}"[:200]
+    return (lines[0].split(". ")[0].rstrip(".") if lines else "its worker process was lost")[:200]
 
 
 def report_trial(metrics: dict) -> None:

@@ -86,7 +86,8 @@ class Grid:
         if self.cluster is not None:
             lines.append("  on Ray: " + ", ".join(f"{n} trials on {node}" for node, n in self.cluster.by_node.items()))
             lines += [f"  node {node} left the cluster during the grid" for node in self.cluster.nodes_lost]
-            lines += [f"  retried: {retry} (it resumed from its last finished epoch)" for retry in self.cluster.retried]
+            lines += [f"  retried: {retry}; run again, it resumed from its last finished epoch"
+                      for retry in self.cluster.retried]
         return "\n".join(lines)
 
 
