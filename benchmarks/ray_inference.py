@@ -5,17 +5,21 @@ model replicas (a replica is a CPU worker: one core, one torch thread, decoding 
 of a real cluster). For each, the same 4,000-image corpus is labelled from scratch, and the run records:
 
   images/s      the call's wall time, from reading the manifest to the last shard (replicas' start-up included)
-  decode        seconds the replicas spent reading and resizing images (summed over replicas)
-  forward       seconds the replicas spent in the network's forward pass (summed over replicas)
-  write         seconds the driver spent collecting rows and writing shards (ShardWriter)
-  driver CPU    CPU seconds of the driver process over the call (streaming, Ray's bookkeeping, writing)
+  decode        time the replicas spent reading and resizing images (summed over replicas)
+  forward       time the replicas spent in the network's forward pass (summed over replicas)
+  write         time the driver spent collecting rows and writing shards (ShardWriter)
+  driver CPU    CPU time of the driver process over the call (streaming, Ray's bookkeeping, writing)
 
-decode and forward are timed inside the replicas by wrappers around the very functions label_corpus hands to Ray
-(model.inference.decode_batch and Predictor), which write their timings to a folder; nothing else changes.
-All runs must give the local backend's labels.
+each as wall time and as CPU time (the processes' own CPU seconds: on a machine shared with other jobs, wall time
+measures the contention as much as the work; CPU time measures the work). decode and forward are timed inside the
+replicas by wrappers around the very functions label_corpus hands to Ray (model.inference.decode_batch and
+Predictor), which write their timings to a folder; nothing else changes. All runs must give the local backend's
+labels. The driver's share is its CPU time over all the CPU time the job used (driver + replicas' decode and
+forward).
 
-Then the rates the cost table of docs/scaling.md needs, per CPU core at the book's image size (224 px): decoding a
-face and a photo, and the forward pass of one replica; and, from the runs above, the driver's CPU per image.
+Then the figures the cost table of docs/scaling.md needs, per image at the book's image size (224 px) on one core:
+the CPU time to decode a face and a photo, and of the forward pass of one replica; with the driver's CPU per image
+from the runs above.
 
 The corpus: 4,000 distinct JPEG files made from the real sample images (ORL faces re-encoded at quality 70–95,
 mirrored or not; the tweeted photos of ../shared/datasets/rekognition_examples re-encoded at 50–100% of their
@@ -67,23 +71,27 @@ TIMINGS = Path(tempfile.mkdtemp(prefix="imagesasdata-ray-timings-"))
 # Defined here (in __main__), so Ray ships them to the replicas by value. Each appends "what seconds rows" lines
 # to a file of its own process.
 
-def _record(what: str, seconds: float, rows: int) -> None:
+def _record(what: str, wall: float, cpu: float, rows: int) -> None:
     with open(TIMINGS / f"{os.getpid()}.txt", "a") as handle:
-        handle.write(f"{what} {seconds:.6f} {rows}\n")
+        handle.write(f"{what} {wall:.6f} {cpu:.6f} {rows}\n")
+
+
+def _clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
 
 
 def timed_decode_batch(batch, prep, endpoint_url=None, workers=None):
-    started = time.perf_counter()
+    wall, cpu = _clocks()
     output = inference.decode_batch(batch, prep, endpoint_url=endpoint_url, workers=workers)
-    _record("decode", time.perf_counter() - started, len(output["row"]))
+    _record("decode", time.perf_counter() - wall, time.process_time() - cpu, len(output["row"]))
     return output
 
 
 class TimedPredictor(Predictor):
     def __call__(self, batch):
-        started = time.perf_counter()
+        wall, cpu = _clocks()
         output = super().__call__(batch)
-        _record("forward", time.perf_counter() - started, len(output["row"]))
+        _record("forward", time.perf_counter() - wall, time.process_time() - cpu, len(output["row"]))
         return output
 
 
@@ -92,21 +100,23 @@ def timed_shard_writer():
     original = labelling.ShardWriter.add
 
     def add(self, rows, probabilities, errors):
-        started = time.perf_counter()
+        wall, cpu = _clocks()
         original(self, rows, probabilities, errors)
-        _record("write", time.perf_counter() - started, len(rows))
+        _record("write", time.perf_counter() - wall, time.process_time() - cpu, len(rows))
 
     return original, add
 
 
 def read_timings() -> dict:
+    """{what: [wall seconds, CPU seconds, rows]} summed over every process, and the files removed."""
     totals: dict = {}
     for file in TIMINGS.glob("*.txt"):
         for line in file.read_text().splitlines():
-            what, seconds, rows = line.split()
-            totals.setdefault(what, [0.0, 0])
-            totals[what][0] += float(seconds)
-            totals[what][1] += int(rows)
+            what, wall, cpu, rows = line.split()
+            totals.setdefault(what, [0.0, 0.0, 0])
+            totals[what][0] += float(wall)
+            totals[what][1] += float(cpu)
+            totals[what][2] += int(rows)
         file.unlink()
     return totals
 
@@ -151,18 +161,19 @@ def make_corpus(root: Path, images: int) -> list[str]:
     return [paths[i] for i in order]
 
 
-def per_core_rates(run, paths) -> dict:
-    """Images/s on one core at image size 224: decoding (faces, photos) and the forward pass of one replica."""
+def per_core_costs(run, paths) -> dict:
+    """{what: (wall ms, CPU ms) per image} on one core at image size 224: decoding a face and a photo (one decoding
+    thread), and the forward pass of one replica (one torch thread, batches of 32)."""
     import torch
 
     prep = Preprocessing.from_dict({**run.description["preprocessing"], "image_size": 224, "resize_size": None})
     faces = [p for p in paths if "/faces/" in p][:400]
     photos = [p for p in paths if "/photos/" in p][:200]
-    rates = {}
+    costs = {}
     for name, sample in (("decode a face", faces), ("decode a photo", photos)):
-        started = time.perf_counter()
+        wall, cpu = _clocks()
         decode_images(sample, prep, workers=1)
-        rates[name] = len(sample) / (time.perf_counter() - started)
+        costs[name] = ((time.perf_counter() - wall) * 1000 / len(sample), (time.process_time() - cpu) * 1000 / len(sample))
     description = {**run.description, "preprocessing": prep.to_dict()}
     threads = torch.get_num_threads()
     predictor = Predictor(description, model_bytes(run), "cpu", "fp32", threads=1)
@@ -170,13 +181,13 @@ def per_core_rates(run, paths) -> dict:
     batch = {"row": np.arange(32), "image": np.random.default_rng(0).integers(0, 255, (32, size, size, 3), np.uint8),
              "error": [""] * 32}
     predictor(batch)  # warm-up: oneDNN builds its kernels for this shape
-    started, done = time.perf_counter(), 0
-    while time.perf_counter() - started < SECONDS:
+    (wall, cpu), done = _clocks(), 0
+    while time.perf_counter() - wall < SECONDS:
         predictor(batch)
         done += 32
-    rates["forward pass, 1 core"] = done / (time.perf_counter() - started)
+    costs["forward pass, 1 thread"] = ((time.perf_counter() - wall) * 1000 / done, (time.process_time() - cpu) * 1000 / done)
     torch.set_num_threads(threads)
-    return rates
+    return costs
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -188,10 +199,11 @@ def label_with_workers(run, manifest, out, workers: int) -> dict:
     driver_cpu = time.process_time() - started_cpu
     assert result.complete and result.labelled == IMAGES, result
     timings = read_timings()
-    assert timings["forward"][1] == IMAGES and timings["write"][1] == IMAGES, timings
+    assert timings["forward"][2] == IMAGES and timings["write"][2] == IMAGES, timings
     return {"workers": workers, "seconds": result.seconds, "rate": result.images_per_second, "table": result.table,
-            "decode": timings["decode"][0], "forward": timings["forward"][0], "write": timings["write"][0],
-            "driver_cpu": driver_cpu}
+            **{f"{what}_{clock}": timings[what][k] for what in ("decode", "forward", "write")
+               for k, clock in ((0, "wall"), (1, "cpu"))},
+            "driver_cpu": driver_cpu, "nodes": result.cluster["images_by_node"]}
 
 
 def main() -> None:
@@ -241,44 +253,51 @@ def main() -> None:
             for column in (c for c in reference.column_names if c.startswith("prob_")):
                 largest = max(largest, pc.max(pc.abs(pc.subtract(row["table"][column], reference[column]))).as_py())
         ray.shutdown()
-        rates = per_core_rates(run, paths)
+        costs = per_core_costs(run, paths)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(TIMINGS, ignore_errors=True)
 
     load = os.getloadavg()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs (load average "
-          f"{load[0]:.1f} at the end), {platform.python_version()}, ray {__import__('ray').__version__}; "
-          f"{IMAGES:,} images; local Ray cluster of {max(WORKERS)} logical CPUs (start: {cluster_seconds:.1f} s, not "
-          f"counted); whole run {(time.perf_counter() - began) / 60:.0f} min.\n")
-    print("| CPU workers | seconds | images/s | speed-up | decode (ms/image) | forward (ms/image) | "
-          "write, driver (ms/image) | driver CPU (ms/image) | driver CPU / wall |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          f"{load[0]:.1f} at the end), Python {platform.python_version()}, ray {__import__('ray').__version__}; "
+          f"{IMAGES:,} images at image_size 64; local Ray cluster of {max(WORKERS)} logical CPUs (start: "
+          f"{cluster_seconds:.1f} s, not counted); whole run {(time.perf_counter() - began) / 60:.0f} min.\n")
+    per = 1000 / IMAGES
+    print("| CPU workers | seconds | images/s | speed-up | driver's share of the CPU time |")
+    print("|---:|---:|---:|---:|---:|")
     for row in rows:
-        per = 1000 / IMAGES
+        job_cpu = row["decode_cpu"] + row["forward_cpu"] + row["driver_cpu"]
         print(f"| {row['workers']} | {row['seconds']:.1f} | {row['rate']:.1f} | {row['rate'] / rows[0]['rate']:.2f}× | "
-              f"{row['decode'] * per:.2f} | {row['forward'] * per:.2f} | {row['write'] * per:.3f} | "
-              f"{row['driver_cpu'] * per:.2f} | {row['driver_cpu'] / row['seconds']:.0%} |")
+              f"{row['driver_cpu'] / job_cpu:.0%} |")
+    print("\nWhere the time goes, in ms per image (replicas: summed over replicas; wall / CPU):\n")
+    print("| CPU workers | decode (replicas) | forward (replicas) | collect + write shards (driver) | driver, all |")
+    print("|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['workers']} | {row['decode_wall'] * per:.2f} / {row['decode_cpu'] * per:.2f} | "
+              f"{row['forward_wall'] * per:.2f} / {row['forward_cpu'] * per:.2f} | "
+              f"{row['write_wall'] * per:.3f} / {row['write_cpu'] * per:.3f} | "
+              f"{row['seconds'] * per:.2f} / {row['driver_cpu'] * per:.2f} |")
     print(f"\nSame answers: the labels of the local backend in every run; largest probability difference "
           f"{largest:.1e}.\n")
-    print("| per CPU core, image size 224 | images/s |")
-    print("|---|---:|")
-    for name, rate in rates.items():
-        print(f"| {name} | {rate:.1f} |")
+    print("| per image, one core, image size 224 | wall ms | CPU ms | images/s per core (CPU) |")
+    print("|---|---:|---:|---:|")
+    for name, (wall, cpu) in costs.items():
+        print(f"| {name} | {wall:.2f} | {cpu:.2f} | {1000 / cpu:.1f} |")
 
-    # The cost model of docs/scaling.md, from the figures above.
+    # The cost model of docs/scaling.md, from the CPU times above.
     per_second = DAILY / 86_400
-    forward, photo = rates["forward pass, 1 core"], rates["decode a photo"]
-    per_core = 1 / (1 / forward + 1 / photo)            # a CPU replica decodes its own images
-    driver_ms = min(row["driver_cpu"] for row in rows) * 1000 / IMAGES
+    forward, photo = costs["forward pass, 1 thread"][1], costs["decode a photo"][1]
+    driver = min(row["driver_cpu"] for row in rows) * 1000 / IMAGES
     print(f"\n75 million images a day = {per_second:,.0f} images/s around the clock.\n")
-    print("| set-up | per replica (images/s) | replicas | decoding cores | driver cores |")
-    print("|---|---:|---:|---:|---:|")
-    print(f"| CPU cores only | 1 / (1/{forward:.1f} + 1/{photo:.0f}) = {per_core:.1f} | "
-          f"{math.ceil(per_second / per_core):,} cores | (in the replicas) | {per_second * driver_ms / 1000:.1f} |")
-    print(f"| T4 GPUs (assumed {GPU_REPLICA_RATE:,}/s) | {GPU_REPLICA_RATE:,} | "
-          f"{math.ceil(per_second / GPU_REPLICA_RATE):,} GPU | {per_second / photo:.1f} | "
-          f"{per_second * driver_ms / 1000:.1f} |")
+    print("| set-up | CPU ms per image | cores (per_second × ms / 1000) |")
+    print("|---|---:|---:|")
+    print(f"| CPU replicas (decode a photo + forward) | {photo:.2f} + {forward:.2f} = {photo + forward:.2f} | "
+          f"{per_second * (photo + forward) / 1000:.0f} |")
+    print(f"| decoding for GPU replicas (photos) | {photo:.2f} | {per_second * photo / 1000:.1f} |")
+    print(f"| the driver (collect + write, Ray's bookkeeping) | {driver:.2f} | {per_second * driver / 1000:.1f} |")
+    print(f"| T4 GPUs (assumed {GPU_REPLICA_RATE:,} images/s each) | — | "
+          f"{per_second / GPU_REPLICA_RATE:.2f} GPU → {math.ceil(per_second / GPU_REPLICA_RATE)} |")
 
 
 if __name__ == "__main__":

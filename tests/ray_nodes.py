@@ -31,8 +31,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
-
 RAY = str(Path(sys.executable).with_name("ray"))
 HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
 # Every process of the cluster and its drivers: no usage reports, and no token authentication (the cluster listens on
@@ -43,6 +41,42 @@ ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 # a slow but live node still has 5 s to answer each check.
 HEALTH_CHECKS = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "5000",
                  "RAY_health_check_failure_threshold": "5"}
+
+
+# Processes, read from /proc (Linux, as the mount namespaces are): which exist, their parents, names, command lines.
+
+def processes() -> dict:
+    """{pid: (parent pid, name, command line)} of every process now."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:   # it ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        parent = int(stat[stat.rindex(")") + 2:].split()[1])
+        table[int(entry.name)] = (parent, name, command)
+    return table
+
+
+def descendants(pid: int) -> list[int]:
+    table = processes()
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, (parent, _, _) in table.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -140,15 +174,16 @@ class TwoNodeCluster:
 
     # -------------------------------------------------------------------------------------------- faults
 
-    def worker_raylet(self) -> psutil.Process:
-        for child in psutil.Process(self.worker.pid).children(recursive=True):
-            if child.name() == "raylet":
-                return child
+    def worker_raylet(self) -> int:
+        table = processes()
+        for pid in descendants(self.worker.pid):
+            if pid in table and table[pid][1] == "raylet":
+                return pid
         raise RuntimeError("the second node has no raylet")
 
     def kill_worker_raylet(self) -> None:
         """Node loss: SIGKILL the second node's raylet, as a spot interruption or a pre-empted Slurm node would."""
-        self.worker_raylet().send_signal(signal.SIGKILL)
+        kill(self.worker_raylet())
 
     def wait_until_lost(self, ray, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -184,16 +219,11 @@ class TwoNodeCluster:
             pass
         process.wait(timeout=30)
 
-    def leftovers(self) -> list[psutil.Process]:
-        """Processes whose command line names this cluster's folder (raylets, GCS, Ray workers)."""
-        mine = []
-        for process in psutil.process_iter(["cmdline"]):
-            try:
-                if any(str(self.root) in part for part in process.info["cmdline"] or []):
-                    mine.append(process)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        return mine
+    def leftovers(self) -> list[int]:
+        """Processes of this cluster still running: those whose command line names its folder (raylets, GCS, agents)
+        and their descendants (Ray's workers, which rename themselves "ray::…")."""
+        named = [pid for pid, (_, _, command) in processes().items() if str(self.root) + os.sep in command]
+        return sorted(set(named + [child for pid in named for child in descendants(pid)]) - {os.getpid()})
 
     def stop(self, timeout: float = 30) -> None:
         """Kill both nodes' process groups, then any process of this cluster still alive (by id)."""
@@ -201,11 +231,8 @@ class TwoNodeCluster:
         self._kill_group(self.head)
         deadline = time.monotonic() + timeout
         while (left := self.leftovers()) and time.monotonic() < deadline:
-            for process in left:
-                try:
-                    process.kill()
-                except psutil.NoSuchProcess:
-                    pass
+            for pid in left:
+                kill(pid)
             time.sleep(0.2)
         if self.leftovers():
-            raise RuntimeError(f"Ray processes of {self.root} are still running: {[p.pid for p in self.leftovers()]}")
+            raise RuntimeError(f"Ray processes of {self.root} are still running: {self.leftovers()}")

@@ -316,10 +316,10 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
                               device=device, precision=precision, workers=num_workers, endpoint_url=endpoint_url,
                               threads=cpus_per_replica)
             elif pending:
-                cluster = label_on_ray(table, pending, shard_size, writer, description, weights, batch_size=batch_size,
-                             device=device, precision=precision, workers=num_workers, replicas=replicas,
-                             gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica or 1,
-                             endpoint_url=endpoint_url)
+                cluster = label_on_ray(table, pending, shard_size, writer, description, weights,
+                                       batch_size=batch_size, device=device, precision=precision, workers=num_workers,
+                                       replicas=replicas, gpus_per_replica=gpus_per_replica,
+                                       cpus_per_replica=cpus_per_replica or 1, endpoint_url=endpoint_url)
         result = Labelling(out, total, shards, len(done) + writer.written, writer.written, writer.labelled,
                            writer.unreadable, time.perf_counter() - started, backend, spec["note"], temperature,
                            threshold, cluster)
@@ -447,7 +447,6 @@ def _cluster_lines(cluster: dict | None) -> list[str]:
     if len(by_node) > 1 or cluster.get("nodes_lost"):
         lines.append("  on Ray: " + ", ".join(f"{n:,} images on {node}" for node, n in by_node.items()))
     for node in cluster.get("nodes_lost", []):
-        lines.append(f"  node {node} left the cluster during the job: Ray moved its work to the other nodes (its model "
-                     "replicas restarted there, the batches they had in flight labelled again); each image is in the "
-                     "shards once")
+        lines.append(f"  node {node} left the cluster during the job: Ray labelled the batches it had in flight again "
+                     "on the other nodes; each image is in the shards once")
     return lines

@@ -10,9 +10,9 @@ nothing here changes an answer — the shards and grid directories are exactly t
 
 Past one machine, three things are added here, all stage-agnostic: which node did what (every batch comes back
 tagged with the node its replica ran on; trials report their node), which nodes were lost on the way (Ray re-runs
-their work: replicas are restarted elsewhere and their batches in flight re-run; lost trials are re-run and resume
-from what they wrote), and whether every node can read the files a job needs before any work is sent
-(unreadable_by_node: a task pinned to each node).
+their work: their batches in flight run again elsewhere; lost trials run again and resume from what they wrote),
+and whether every node can read the files a job needs before any work is sent (unreadable_by_node: a task pinned
+to each node).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def on_each_node(ray, function, args: tuple, nodes, *, timeout_s: float) -> dict
     return answers
 
 
-def _here() -> bool:
+def _answer() -> bool:
     return True
 
 
@@ -164,20 +164,23 @@ class ClusterWork:
 
 
 def lost_nodes(ray, before: set, names: dict, timeout_s: float = 60) -> list:
-    """The nodes of `before` (alive when the job started) that are gone now. Ray's own list lags a lost node by the
-    seconds its health checks take, and a job can finish in between; so every node still listed is asked to run a
-    task, which fails once Ray knows it is gone (not this process's own node: it is here)."""
-    listed = alive_nodes(ray)
-    gone = before - listed
-    others = (before & listed) - {ray.get_runtime_context().get_node_id()}
-    for node, (state, _) in on_each_node(ray, _here, (), others, timeout_s=timeout_s).items():
-        if state == "lost":
-            gone.add(node)
-        elif state == "silent":
+    """The nodes of `before` (alive when the job started) that are gone now. Ray's list of nodes lags a lost node by
+    the seconds its health checks take, and a job can finish in between; so every node still listed (but this
+    process's own) is first asked to run a task, which returns once the node answers or Ray knows it is gone."""
+    import time
+
+    others = (before & alive_nodes(ray)) - {ray.get_runtime_context().get_node_id()}
+    answers = on_each_node(ray, _answer, (), others, timeout_s=timeout_s)
+    failed = {node for node, (state, _) in answers.items() if state == "lost"}
+    deadline = time.monotonic() + timeout_s
+    while failed & alive_nodes(ray) and time.monotonic() < deadline:   # the task failed first; Ray's list follows
+        time.sleep(0.5)
+    for node, (state, _) in answers.items():
+        if state == "silent":
             logging.getLogger(__name__).warning("node %s did not answer within %.0f s after the job", names.get(node, node),
                                                 timeout_s)
     names = {**names, **node_names(ray)}
-    return sorted(names.get(node, node) for node in gone)
+    return sorted(names.get(node, node) for node in before - alive_nodes(ray))
 
 
 # ------------------------------------------------------------------------------------------ storage every node reads
@@ -276,8 +279,9 @@ def map_with_replicas(blocks: list[pa.Table], on_batch, *, prepare, prepare_kwar
     are one per GPU by default; without GPUs one per cpus_per_replica cores, and then `prepare` is fused into
     them (Ray Data fuses steps that ask for the same resources: no copies between processes, faster on CPUs —
     benchmarks/README.md). With GPUs, preparation runs on the CPUs as separate tasks while the GPUs compute.
-    A node lost mid-job costs only time: Ray Data restarts its replicas on the other nodes and re-runs the batches
-    they had in flight, and on_batch still sees every row once (batches are handed over only when finished).
+    A node lost mid-job costs only time: Ray Data runs the batches its replicas had in flight again on the other
+    nodes (and restarts the replicas where there is room), and on_batch still sees every row once (batches are
+    handed over only when finished).
     """
     ray = connect()
     import ray.data

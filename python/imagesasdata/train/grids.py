@@ -200,9 +200,9 @@ def _tune_on_ray(table: pa.Table, configurations, ids, options: dict, out: Path,
     _check_shared_storage(table, out)
     trial_options = dict(options, progress=False)  # trials run in other processes; Ray Tune reports progress
     failed, work = run_trials(grid_trial, pending, storage=out / "ray_tune", cpus_per_trial=cpus_per_trial,
-                        gpus_per_trial=gpus_per_trial, verbose=options.get("progress", True),
-                        parameters={"table": table, "configurations": dict(zip(ids, configurations)),
-                                    "options": trial_options, "out": str(out)})
+                              gpus_per_trial=gpus_per_trial, verbose=options.get("progress", True),
+                              parameters={"table": table, "configurations": dict(zip(ids, configurations)),
+                                          "options": trial_options, "out": str(out)})
     if failed:
         raise ImagesAsDataError(f"{len(failed)} configurations failed on Ray: " + "; ".join(failed) +
                                 ". The others are kept; fix the cause and run the grid again to resume")
