@@ -18,7 +18,7 @@ PY_STAMP := $(VENV)/.imagesasdata-installed
 APT_PACKAGES := python3 python3-venv python3-dev build-essential \
 	r-base-core r-base-dev r-cran-reticulate r-cran-ggplot2 r-cran-dplyr r-cran-tibble r-cran-tidyr \
 	r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 r-cran-generics pandoc \
-	tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu fonts-dejavu-core
+	tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu fonts-dejavu-core shellcheck
 R_PACKAGES := reticulate ggplot2 dplyr tibble tidyr testthat knitr rmarkdown roxygen2 generics
 RUN_DIR ?= runs/demo
 # The real test images (ORL faces, the tweeted Rekognition examples): beside the checkout, or the project's shared
@@ -72,6 +72,7 @@ test: install test-python test-r
 
 test-python: python-deps
 	cd $(CURDIR) && $(VENV)/bin/lint-imports
+	shellcheck docs/slurm/*.sbatch
 	$(PY) -m pytest -q
 
 test-r: python-deps r-deps

@@ -32,6 +32,7 @@ SHARDS = "shards"
 LABELLING_MANIFEST = "manifest.parquet"
 LABELLING_DESCRIPTION = "labelling.json"
 BACKENDS = ("local", "ray")
+BATCHES_PER_BLOCK = 4   # Ray backend: batches per Ray Data block (one task)
 
 
 # ------------------------------------------------------------------------------------------ the manifest
@@ -201,6 +202,7 @@ class Labelling:
     note: str | None = None  # when the run's validation metrics may not transfer to this corpus (analysis/transfer.py)
     temperature: float | None = None  # the temperature applied to the probabilities (None: uncalibrated)
     threshold: float | None = None    # binary tasks: the threshold applied (None: the most probable class)
+    cluster: dict | None = None       # backend "ray": images per node, nodes lost (scale.cluster.ClusterWork)
 
     @property
     def complete(self) -> bool:
@@ -229,6 +231,7 @@ class Labelling:
             + ([f"threshold {self.threshold:g}"] if self.threshold is not None else [])
         if settings:
             lines.append("  " + "; ".join(settings))
+        lines += _cluster_lines(self.cluster)
         if self.note:
             lines.append(f"  note: {self.note}")
         earlier = self.shards_done - self.shards_written
@@ -283,6 +286,8 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
     temperature = description["apply_temperature"] if calibrate else None
     table = read_manifest(manifest, path=path, image_id=image_id, endpoint_url=endpoint_url)
     check_unique_ids(table, "the manifest")
+    if backend == "ray":
+        check_images_on_every_node(table)
     weights = model_bytes(run)   # checked (checksum, pickles refused) before anything is written
     total = table.num_rows
     spec = {"format": "imagesasdata-labelling", "run": str(run.path), "model_sha256": run.description.get(
@@ -305,21 +310,23 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
         with tqdm(total=rows, desc=f"labelling ({backend})", unit="img", disable=not progress, smoothing=0.1) as bar:
             writer = ShardWriter(out, table, shard_size, run.classes, pending, progress=bar, threshold=threshold,
                                  positive_class=run.positive_class)
+            cluster = None
             if pending and backend == "local":
                 label_locally(table, pending, shard_size, writer, description, weights, batch_size=batch_size,
                               device=device, precision=precision, workers=num_workers, endpoint_url=endpoint_url,
                               threads=cpus_per_replica)
             elif pending:
-                label_on_ray(table, pending, shard_size, writer, description, weights, batch_size=batch_size,
-                             device=device, precision=precision, workers=num_workers, replicas=replicas,
-                             gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica or 1,
-                             endpoint_url=endpoint_url)
+                cluster = label_on_ray(table, pending, shard_size, writer, description, weights,
+                                       batch_size=batch_size, device=device, precision=precision, workers=num_workers,
+                                       replicas=replicas, gpus_per_replica=gpus_per_replica,
+                                       cpus_per_replica=cpus_per_replica or 1, endpoint_url=endpoint_url)
         result = Labelling(out, total, shards, len(done) + writer.written, writer.written, writer.labelled,
                            writer.unreadable, time.perf_counter() - started, backend, spec["note"], temperature,
-                           threshold)
+                           threshold, cluster)
         spec.update(status="complete" if result.complete else "partial", shards=shards, shards_done=result.shards_done,
                     last_call={"backend": backend, "images": result.labelled, "seconds": round(result.seconds, 3),
-                               "images_per_second": round(result.images_per_second, 2) if result.labelled else None})
+                               "images_per_second": round(result.images_per_second, 2) if result.labelled else None,
+                               **({"cluster": cluster} if cluster else {})})
         write_json(spec, out / LABELLING_DESCRIPTION)
         return result
 
@@ -393,19 +400,53 @@ def _span(shard: int, shard_size: int, total: int) -> tuple[int, int]:
 
 def label_on_ray(manifest: pa.Table, pending, shard_size: int, writer: ShardWriter, description: dict,
                  weights: bytes, *, batch_size: int, device: str, precision: str, workers, replicas, gpus_per_replica,
-                 cpus_per_replica: float, endpoint_url) -> None:
+                 cpus_per_replica: float, endpoint_url) -> dict:
     """The Ray backend: the pending shards' rows → decoding → a pool of Predictor replicas (scale.cluster) → the
-    writer on this machine, which writes each shard when its last row comes back."""
+    writer on this machine, which writes each shard when its last row comes back. Returns images per node and the
+    nodes lost on the way (scale.cluster.ClusterWork as a dict)."""
     from ..scale.cluster import map_with_replicas
 
+    # Ray Data gives each block to one task: blocks of a few batches (not whole shards) let every replica work even
+    # when few shards are left (measured: with one block per shard, 4 replicas on a 400-image job used one).
+    block_rows = batch_size * BATCHES_PER_BLOCK
     blocks = []
     for shard in pending:
         span = shard_rows(shard, shard_size, manifest.num_rows)
-        blocks.append(pa.table({"row": pa.array(span, pa.int64()), "path": manifest["path"].slice(span.start, len(span))}))
-    map_with_replicas(
+        for start in range(span.start, span.stop, block_rows):
+            stop = min(span.stop, start + block_rows)
+            blocks.append(pa.table({"row": pa.array(range(start, stop), pa.int64()),
+                                    "path": manifest["path"].slice(start, stop - start)}))
+    work = map_with_replicas(
         blocks, lambda batch: writer.add(batch["row"], batch["probabilities"], list(batch["error"])),
         prepare=decode_batch, prepare_kwargs={"prep": description["preprocessing"], "endpoint_url": endpoint_url,
                                               "workers": workers or 4},
         replica=Predictor, replica_kwargs={"description": description, "weights": weights, "precision": precision},
         batch_size=batch_size, device=device, replicas=replicas, gpus_per_replica=gpus_per_replica,
         cpus_per_replica=cpus_per_replica)
+    return {"images_by_node": work.by_node, "nodes_lost": work.nodes_lost}
+
+
+def check_images_on_every_node(table: pa.Table) -> None:
+    """Before anything is written or decoded: every node of the Ray cluster must read the manifest's local images
+    (a folder on one machine's own disk is invisible to the others). s3:// images are read from anywhere."""
+    from ..scale.cluster import storage_error, unreadable_by_node
+
+    unreadable = unreadable_by_node(table["path"].to_pylist())
+    if unreadable:
+        raise storage_error(unreadable, "the manifest's images",
+                            "On a cluster, put the images on storage every node shares (NFS, Lustre, a cluster file "
+                            "system, mounted at the same path everywhere) or in S3, and list them as s3:// URIs")
+
+
+def _cluster_lines(cluster: dict | None) -> list[str]:
+    """What a Ray labelling's repr says about the cluster: images per node; lost nodes and what Ray re-ran."""
+    if not cluster:
+        return []
+    by_node = cluster.get("images_by_node") or {}
+    lines = []
+    if len(by_node) > 1 or cluster.get("nodes_lost"):
+        lines.append("  on Ray: " + ", ".join(f"{n:,} images on {node}" for node, n in by_node.items()))
+    for node in cluster.get("nodes_lost", []):
+        lines.append(f"  node {node} left the cluster during the job: Ray labelled the batches it had in flight again "
+                     "on the other nodes; each image is in the shards once")
+    return lines

@@ -7,6 +7,12 @@ Slurm allocation or an AWS cluster. `connect()` joins the cluster named by RAY_A
 This module knows no pipeline stage: the stages hand it functions and ids (labelling passes its decoder and
 Predictor to map_with_replicas; grids pass a function that fine-tunes one configuration to run_trials), so
 nothing here changes an answer — the shards and grid directories are exactly those of the local backends.
+
+Past one machine, three things are added here, all stage-agnostic: which node did what (every batch comes back
+tagged with the node its replica ran on; trials report their node), which nodes were lost on the way (Ray re-runs
+their work: their batches in flight run again elsewhere; lost trials run again and resume from what they wrote),
+and whether every node can read the files a job needs before any work is sent (unreadable_by_node: a task pinned
+to each node).
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections import Counter
+from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
 from ..errors import ImagesAsDataError
@@ -104,6 +113,121 @@ def _user_error(error: BaseException):
     return None
 
 
+# ------------------------------------------------------------------------------------------ nodes
+
+def node_names(ray) -> dict:
+    """{node id: a name for people} for every node the cluster has known, alive or not: its IP address, with the
+    start of its id when several live nodes share an address (several Ray nodes on one machine)."""
+    nodes = ray.nodes()
+    shared = Counter(n["NodeManagerAddress"] for n in nodes if n["Alive"])
+    return {n["NodeID"]: n["NodeManagerAddress"] + (f" ({n['NodeID'][:8]})" if shared[n["NodeManagerAddress"]] > 1 else "")
+            for n in nodes}
+
+
+def alive_nodes(ray) -> set:
+    return {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+
+
+def on_each_node(ray, function, args: tuple, nodes, *, timeout_s: float) -> dict:
+    """{node id: ("answer", value) | ("lost", error) | ("silent", None)}: function(*args) run as a task pinned to each
+    node (no CPU reserved, so a busy node answers too). A node that died answers "lost" once Ray knows it is gone;
+    one that does not answer within timeout_s is "silent"."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    task = ray.remote(num_cpus=0, max_retries=0)(function)
+    calls = {node: task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(*args)
+             for node in sorted(nodes)}
+    ready, _ = ray.wait(list(calls.values()), num_returns=len(calls), timeout=timeout_s) if calls else ([], [])
+    answers = {}
+    for node, call in calls.items():
+        if call not in ready:
+            answers[node] = ("silent", None)
+            continue
+        try:
+            answers[node] = ("answer", ray.get(call))
+        except Exception as error:   # the node is gone (or never ran the task)
+            answers[node] = ("lost", error)
+    return answers
+
+
+def _answer() -> bool:
+    return True
+
+
+@dataclass
+class ClusterWork:
+    """Where a job's work ran: rows (or trials) per node, and the nodes lost while it ran."""
+
+    by_node: dict = field(default_factory=dict)   # node name → rows its replicas returned (trials it finished)
+    nodes_lost: list = field(default_factory=list)   # nodes alive when the job started and gone when it ended
+    retried: list = field(default_factory=list)   # trials Ray Tune ran again, "id: why"
+
+
+def lost_nodes(ray, before: set, names: dict, timeout_s: float = 60) -> list:
+    """The nodes of `before` (alive when the job started) that are gone now. Ray's list of nodes lags a lost node by
+    the seconds its health checks take, and a job can finish in between; so every node still listed (but this
+    process's own) is first asked to run a task, which returns once the node answers or Ray knows it is gone."""
+    import time
+
+    others = (before & alive_nodes(ray)) - {ray.get_runtime_context().get_node_id()}
+    answers = on_each_node(ray, _answer, (), others, timeout_s=timeout_s)
+    failed = {node for node, (state, _) in answers.items() if state == "lost"}
+    deadline = time.monotonic() + timeout_s
+    while failed & alive_nodes(ray) and time.monotonic() < deadline:   # the task failed first; Ray's list follows
+        time.sleep(0.5)
+    for node, (state, _) in answers.items():
+        if state == "silent":
+            logging.getLogger(__name__).warning("node %s did not answer within %.0f s after the job", names.get(node, node),
+                                                timeout_s)
+    names = {**names, **node_names(ray)}
+    return sorted(names.get(node, node) for node in before - alive_nodes(ray))
+
+
+# ------------------------------------------------------------------------------------------ storage every node reads
+
+def unreadable_by_node(paths, *, sample: int = 200, timeout_s: float = 120) -> dict:
+    """{node name: [paths it cannot read]} for the nodes of the cluster other than this process's own, checked by a
+    task pinned to each node before any work is sent. Only local paths that this process can read are checked
+    (s3:// and other URIs are skipped): up to `sample` of them, spread over the list, and every folder they lie in.
+    Nodes that do not answer within timeout_s are left out, with a warning: the check must not hold up a busy
+    cluster (a node that cannot read an image then gives that image's row an error)."""
+    local = [str(p) for p in paths if "://" not in str(p)]
+    step = max(1, len(local) // sample)
+    chosen = list(dict.fromkeys(local[::step][:sample] + local[-1:]))
+    folders = list(dict.fromkeys(os.path.dirname(p) for p in local))
+    if len(folders) > 1000:
+        folders = folders[:: len(folders) // 1000 + 1]
+    # What this process cannot read either is the input's problem (a missing image is a row with an error), not
+    # the storage's.
+    checked = [p for p in dict.fromkeys(folders + chosen) if os.access(p, os.R_OK)]
+    if not checked:
+        return {}
+    ray = connect()
+    names = node_names(ray)
+    others = alive_nodes(ray) - {ray.get_runtime_context().get_node_id()}
+    unreadable = {}
+    for node, (state, missing) in on_each_node(ray, _unreadable_here, (checked,), others, timeout_s=timeout_s).items():
+        if state == "silent":
+            logging.getLogger(__name__).warning("node %s did not answer the storage check within %.0f s; its access "
+                                                "to the files is not verified", names.get(node, node), timeout_s)
+        elif state == "answer" and missing:
+            unreadable[names.get(node, node)] = missing
+    return unreadable
+
+
+def _unreadable_here(paths) -> list:
+    """The paths this process cannot read (a folder: cannot list)."""
+    return [p for p in paths if not os.access(p, os.R_OK)]
+
+
+def storage_error(unreadable: dict, what: str, fix: str) -> ImagesAsDataError:
+    """The error for unreadable_by_node's answer: which node cannot read which of `what`, and `fix`."""
+    parts = [f"node {node} cannot read {paths[0]}" + (f" (nor {len(paths) - 1} more of those checked)" if len(paths) > 1
+             else "") for node, paths in sorted(unreadable.items())]
+    return ImagesAsDataError(f"{what}: not every node of the Ray cluster can read them — {'; '.join(parts)}. {fix}. "
+                             "Nothing was started")
+
+
 # ------------------------------------------------------------------------------------------ batches through replicas
 
 def replica_plan(resources: dict, replicas=None, gpus_per_replica=None, cpus_per_replica: float = 1):
@@ -124,16 +248,40 @@ def replica_plan(resources: dict, replicas=None, gpus_per_replica=None, cpus_per
     return int(replicas), float(gpus_per_replica), float(cpus_per_replica)
 
 
+NODE_COLUMN = "ray_node_id"
+
+
+class ReplicaOnNode:
+    """A replica that tags every batch it returns with the id of the node it runs on (so the caller knows where its
+    work ran, and what a lost node had done before it went)."""
+
+    def __init__(self, replica, replica_kwargs: dict, **runtime):
+        import ray
+
+        self.replica = replica(**replica_kwargs, **runtime)
+        self.node = ray.get_runtime_context().get_node_id()
+
+    def __call__(self, batch: dict) -> dict:
+        output = self.replica(batch)
+        rows = len(next(iter(output.values()))) if output else 0
+        output[NODE_COLUMN] = np.array([self.node] * rows, dtype=object)
+        return output
+
+
 def map_with_replicas(blocks: list[pa.Table], on_batch, *, prepare, prepare_kwargs: dict, replica,
                       replica_kwargs: dict, batch_size: int, device: str = "auto", replicas=None,
-                      gpus_per_replica=None, cpus_per_replica: float = 1) -> None:
+                      gpus_per_replica=None, cpus_per_replica: float = 1) -> ClusterWork:
     """Stream `blocks` (Arrow tables) through prepare(batch, **prepare_kwargs) as Ray tasks and a pool of actors
     replica(**replica_kwargs, device=, threads=), calling on_batch(batch) here for every result, in any order.
+    Returns where the batches ran (rows per node) and the nodes lost meanwhile.
 
     Stage-agnostic: the caller supplies the functions (labelling passes image decoding and its Predictor). Replicas
     are one per GPU by default; without GPUs one per cpus_per_replica cores, and then `prepare` is fused into
     them (Ray Data fuses steps that ask for the same resources: no copies between processes, faster on CPUs —
     benchmarks/README.md). With GPUs, preparation runs on the CPUs as separate tasks while the GPUs compute.
+    A node lost mid-job costs only time: Ray Data runs the batches its replicas had in flight again on the other
+    nodes (and restarts the replicas where there is room), and on_batch still sees every row once (batches are
+    handed over only when finished).
     """
     ray = connect()
     import ray.data
@@ -146,31 +294,44 @@ def map_with_replicas(blocks: list[pa.Table], on_batch, *, prepare, prepare_kwar
     prepare_cpus = 1 if gpus else cpus
     # Without a GPU of its own, a replica must not pick up one it was not given.
     replica_device = "cpu" if not gpus and str(device) == "auto" else device
+    names, before = node_names(ray), alive_nodes(ray)
     dataset = ray.data.from_arrow(blocks).map_batches(
         prepare, fn_kwargs=prepare_kwargs, batch_size=batch_size, batch_format="numpy", num_cpus=prepare_cpus,
     ).map_batches(
-        replica, fn_constructor_kwargs={**replica_kwargs, "device": replica_device, "threads": max(1, math.floor(cpus))},
+        ReplicaOnNode, fn_constructor_kwargs={"replica": replica, "replica_kwargs": replica_kwargs,
+                                              "device": replica_device, "threads": max(1, math.floor(cpus))},
         compute=ray.data.ActorPoolStrategy(size=count), num_cpus=cpus, num_gpus=gpus or None,
         batch_size=batch_size, batch_format="numpy",
     )
+    rows: Counter = Counter()
     try:
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            nodes, counts = np.unique(batch.pop(NODE_COLUMN), return_counts=True)
+            rows.update(dict(zip(nodes.tolist(), counts.tolist())))
             on_batch(batch)
     except Exception as error:
         user_error = _user_error(error)
         if user_error is not None:
             raise user_error from None
         raise
+    names.update(node_names(ray))
+    return ClusterWork({names.get(node, node): int(n) for node, n in sorted(rows.items(), key=lambda kv: names.get(kv[0], kv[0]))},
+                       lost_nodes(ray, before, names))
 
 
 # ------------------------------------------------------------------------------------------ trials
 
 def run_trials(trial, ids: list[str], *, parameters: dict, storage, cpus_per_trial: float = 1,
-               gpus_per_trial: float | None = None, verbose: bool = True) -> list[str]:
+               gpus_per_trial: float | None = None, verbose: bool = True, max_failures: int = 3):
     """Run trial(config, **parameters, threads=, gpus=) as one Ray Tune trial per id (config = {"config_id": id}),
     each reserving cpus_per_trial CPUs (threads: as many whole ones) and gpus_per_trial GPUs (default 1 on a cluster
-    with GPUs). Results stay wherever the trial writes them (Ray Tune's own records go to `storage`). Returns
-    "id: reason" for each failed trial. Stage-agnostic: grids pass a function that fine-tunes one configuration.
+    with GPUs). Results stay wherever the trial writes them (Ray Tune's own records go to `storage`).
+
+    A trial lost with its node (or its process) is run again, up to max_failures times: the trial function must
+    resume from what it wrote (a grid's trial resumes its run directory). An ImagesAsDataError is the user's to
+    fix and would fail again: it is reported, never retried.
+    Returns ("id: reason" for each failed trial, ClusterWork: trials finished per node, trials retried and why,
+    nodes lost). Stage-agnostic: grids pass a function that fine-tunes one configuration.
     """
     ray = connect()
     from ray import tune as ray_tune
@@ -179,18 +340,82 @@ def run_trials(trial, ids: list[str], *, parameters: dict, storage, cpus_per_tri
     if gpus_per_trial is None:
         gpus_per_trial = 1 if gpus else 0
     parameters = dict(parameters, threads=max(1, math.floor(cpus_per_trial)), gpus=gpus_per_trial)
-    trainable = ray_tune.with_parameters(trial, **parameters)
+    trainable = ray_tune.with_parameters(_trial_reporting_user_errors, trial=trial, **parameters)
     trainable = ray_tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+
+    class RecordRetries(ray_tune.Callback):
+        def __init__(self):
+            self.retried, self.nodes = [], {}
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.nodes[trial.trial_id] = result.get("node_ip")   # the first report says where the trial started
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            node = self.nodes.get(trial.trial_id)
+            self.retried.append(f"{trial.config.get('config_id')}{f' on {node}' if node else ''}: "
+                                f"{_failure_reason(_error_text(trial))}")
+
+    retries = RecordRetries()
+    names, before = node_names(ray), alive_nodes(ray)
     tuner = ray_tune.Tuner(
         trainable, param_space={"config_id": ray_tune.grid_search(list(ids))},
-        run_config=ray_tune.RunConfig(name="grid", storage_path=str(storage), verbose=1 if verbose else 0),
+        run_config=ray_tune.RunConfig(name="grid", storage_path=str(storage), verbose=1 if verbose else 0,
+                                      failure_config=ray_tune.FailureConfig(max_failures=max_failures),
+                                      callbacks=[retries]),
     )
-    failed = []
+    failed, finished = [], Counter()
     for result in tuner.fit():
         if result.error is not None:
             cause = _user_error(result.error) or result.error
             failed.append(f"{result.config.get('config_id')}: {str(cause).strip().splitlines()[-1]}")
-    return failed
+        elif (result.metrics or {}).get("user_error"):
+            failed.append(f"{result.config.get('config_id')}: {result.metrics['user_error']}")
+        else:
+            finished[(result.metrics or {}).get("node_ip", "?")] += 1
+    names.update(node_names(ray))
+    return failed, ClusterWork(dict(sorted(finished.items())), lost_nodes(ray, before, names), retries.retried)
+
+
+def _trial_reporting_user_errors(config: dict, *, trial, **parameters) -> None:
+    """Run one trial; an ImagesAsDataError becomes its reported result, so that Ray Tune does not retry it. A first
+    report says where the trial runs, so that a trial lost with its node can be named with it."""
+    from ray import tune as ray_tune
+
+    ray_tune.report({"started": True})
+    try:
+        trial(config, **parameters)
+    except ImagesAsDataError as error:
+        report_trial({"user_error": str(error)})
+
+
+def _error_text(trial) -> str:
+    """Ray Tune's record of why a trial failed (its error file), or ""."""
+    try:
+        text = trial.get_error()
+    except Exception:
+        text = None
+    if not text and getattr(trial, "error_file", None) and os.path.exists(trial.error_file):
+        with open(trial.error_file, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    return str(text or "")
+
+
+def _failure_reason(error_text) -> str:
+    """One line on why a trial failed, from Ray Tune's error text: "its worker process was lost (Ray: …)" with Ray's
+    first words on it when its process (or node) went, else the exception's name and first sentence."""
+    import re
+
+    lines = [re.sub(r"\b[0-9a-f]{24,}\b ?", "", line.strip()) for line in str(error_text or "").splitlines()
+             if line.strip() and not line.startswith("Failure #")]
+    errors = [line for line in lines if ":" in line and line.split(":", 1)[0].rsplit(".", 1)[-1].endswith(
+        ("Error", "Exception", "Interrupt"))]
+    lost = [line for line in lines if re.search(r"\bactor\b.*\b(died|dead|unavailable)\b", line, re.IGNORECASE)]
+    if lost:
+        return f"its worker process was lost (Ray: {lost[-1].split('. ')[0].split(': ')[0].rstrip('.')})"[:200]
+    if errors:
+        name, message = errors[-1].split(":", 1)
+        return f"{name.rsplit('.', 1)[-1]}: {message.strip().split('. ')[0]}"[:200]
+    return (lines[0].split(". ")[0].rstrip(".") if lines else "its worker process was lost")[:200]
 
 
 def report_trial(metrics: dict) -> None:

@@ -70,6 +70,7 @@ class Grid:
     test_metrics: pa.Table | None
     parameters: list
     select_on: str = "accuracy"   # the validation measure that chose best_config
+    cluster: object = None        # backend "ray": trials per node, trials retried and why, nodes lost (ClusterWork)
 
     @property
     def best(self) -> Run:
@@ -79,9 +80,15 @@ class Grid:
         best = [r for r in self.results.to_pylist() if r["config_id"] == self.best_config][0]
         settings = ", ".join(f"{p}={best[p]}" for p in self.parameters)
         interval = format_interval(best.get("val_accuracy_lower"), best.get("val_accuracy_upper"))
-        return (f"imagesasdata grid  {self.path}\n  {self.results.num_rows} configurations; best on validation: "
-                f"{self.best_config} ({settings}) — val accuracy {best['val_accuracy']:.3f}"
-                f"{' ' + interval if interval else ''}, F1 {best['val_f1']:.3f}")
+        lines = [f"imagesasdata grid  {self.path}\n  {self.results.num_rows} configurations; best on validation: "
+                 f"{self.best_config} ({settings}) — val accuracy {best['val_accuracy']:.3f}"
+                 f"{' ' + interval if interval else ''}, F1 {best['val_f1']:.3f}"]
+        if self.cluster is not None:
+            lines.append("  on Ray: " + ", ".join(f"{n} trials on {node}" for node, n in self.cluster.by_node.items()))
+            lines += [f"  node {node} left the cluster during the grid" for node in self.cluster.nodes_lost]
+            lines += [f"  retried: {retry}; run again, it resumed from its last finished epoch"
+                      for retry in self.cluster.retried]
+        return "\n".join(lines)
 
 
 def tune(data, grid="book", *, out=None, label: str | None = None, path: str | None = None,
@@ -126,13 +133,16 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
         _check_same_grid(out, spec)
         write_json(spec, out / GRID_FILE)
         write_table(table.select(["image_id", "path", "label", "split"]), out / "splits.parquet")
+        work = None
         if backend == "ray":
-            _tune_on_ray(train_val, configurations, ids, options, out, **trial_resources)
+            work = _tune_on_ray(train_val, configurations, ids, options, out, **trial_resources)
         else:
             shared_images: dict = {}
             for number, (config_id, configuration) in enumerate(zip(ids, configurations), start=1):
                 run_config(train_val, config_id, configuration, options, out, shared_images, number, len(ids))
-        return collect(out, ids, configurations, parameters, select_on, test, base)
+        grid = collect(out, ids, configurations, parameters, select_on, test, base)
+        grid.cluster = work
+        return grid
 
 
 def run_config(table, config_id, configuration, options, out: Path, shared_images, number=None, total=None):
@@ -186,12 +196,13 @@ def _tune_on_ray(table: pa.Table, configurations, ids, options: dict, out: Path,
     out = Path(out).resolve()
     pending = [i for i in ids if not runs.is_complete(out / "configs" / i)]
     if not pending:
-        return
+        return None
+    _check_shared_storage(table, out)
     trial_options = dict(options, progress=False)  # trials run in other processes; Ray Tune reports progress
-    failed = run_trials(grid_trial, pending, storage=out / "ray_tune", cpus_per_trial=cpus_per_trial,
-                        gpus_per_trial=gpus_per_trial, verbose=options.get("progress", True),
-                        parameters={"table": table, "configurations": dict(zip(ids, configurations)),
-                                    "options": trial_options, "out": str(out)})
+    failed, work = run_trials(grid_trial, pending, storage=out / "ray_tune", cpus_per_trial=cpus_per_trial,
+                              gpus_per_trial=gpus_per_trial, verbose=options.get("progress", True),
+                              parameters={"table": table, "configurations": dict(zip(ids, configurations)),
+                                          "options": trial_options, "out": str(out)})
     if failed:
         raise ImagesAsDataError(f"{len(failed)} configurations failed on Ray: " + "; ".join(failed) +
                                 ". The others are kept; fix the cause and run the grid again to resume")
@@ -201,6 +212,32 @@ def _tune_on_ray(table: pa.Table, configurations, ids, options: dict, out: Path,
             f"configurations {', '.join(missing)} finished on Ray but {out / 'configs'} does not show them: on a "
             "cluster of several machines the grid's out folder must be on a filesystem every node shares"
         )
+    return work
+
+
+def _check_shared_storage(table: pa.Table, out: Path) -> None:
+    """Before any trial starts: every node must read the training images and see this very `out` folder (a file
+    written here now, not merely a folder of the same name on its own disk), since trials write their run
+    directories from the node they run on."""
+    import secrets
+
+    from ..scale.cluster import storage_error, unreadable_by_node
+
+    probe = out / f".shared-storage-check.{secrets.token_hex(8)}.part"   # a leftover is removed on the next claim
+    probe.write_text("written by the grid's driver; every node must see it\n")
+    try:
+        unreadable = unreadable_by_node([str(probe)] + table["path"].to_pylist())
+    finally:
+        probe.unlink(missing_ok=True)
+    folder = {node: paths for node, paths in unreadable.items() if str(probe) in paths}
+    if folder:
+        raise storage_error(folder, f"the grid's folder {out} (out)",
+                            "Trials write their run directories from the node they run on: put out on a file system "
+                            "every node shares (NFS, Lustre, a cluster file system), mounted at the same path")
+    if unreadable:
+        raise storage_error(unreadable, "the training images",
+                            "Put the images on storage every node shares (NFS, Lustre, a cluster file system), "
+                            "mounted at the same path everywhere")
 
 
 def _check_same_grid(out: Path, spec: dict) -> None:
