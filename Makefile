@@ -1,6 +1,7 @@
 # imagesasdata — everything installs from nothing on a fresh Debian machine as root.
 #   make demo    install, fine-tune on the bundled sample, label new images
-#   make test    install what is missing, run the whole test suite (Python, R, rpy2, R CMD check, a vignette)
+#   make test    install what is missing, run the whole test suite (Python, R, rpy2, R CMD check, a vignette), then
+#                the training tests again under two other CPU instruction sets (test-other-cpus)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -26,11 +27,12 @@ RUN_DIR ?= runs/demo
 DATASETS ?= $(firstword $(abspath $(wildcard ../shared/datasets /work/shared/datasets)))
 export IMAGESASDATA_DATASETS ?= $(DATASETS)
 
-.PHONY: help install system-deps python-deps r-deps demo test test-python test-r check-r test-r-install vignettes vignette-ci benchmark clean
+.PHONY: help install system-deps python-deps r-deps demo test test-python test-r test-other-cpus check-r test-r-install vignettes vignette-ci benchmark clean
 
 help:
 	@echo "make demo        install everything, fine-tune on data/, print metrics, label new images"
 	@echo "make test        install what is missing and run every test"
+	@echo "make test-other-cpus  rerun the tests that train under other CPU instruction sets (part of make test)"
 	@echo "make vignettes   knit the R Markdown vignettes to HTML"
 	@echo "make benchmark   measure training and inference speed (results in benchmarks/README.md)"
 
@@ -68,7 +70,7 @@ demo: install
 	$(PY) -m imagesasdata.cli finetune data/faces --out $(RUN_DIR) --epochs 8 --learning-rate 0.005 --no-augment-crop --no-progress
 	$(PY) -m imagesasdata.cli predict $(RUN_DIR) data/new_images --out $(RUN_DIR)/new_images.csv --no-progress
 
-test: install test-python test-r
+test: install test-python test-r test-other-cpus
 
 test-python: python-deps
 	cd $(CURDIR) && $(VENV)/bin/lint-imports
@@ -77,6 +79,31 @@ test-python: python-deps
 
 test-r: python-deps r-deps
 	@if [ -f rpkg/DESCRIPTION ]; then $(MAKE) --no-print-directory check-r vignette-ci test-r-install; fi
+
+# Training numerics depend on the CPU: PyTorch picks its kernels by instruction set (AVX-512, AVX2, plain SSE), and a
+# tiny fine-tune amplifies their different rounding, so a test that passes here can fail on a user's machine
+# (issue 27). The tests that train or use a fit (pytest marker `trains`; testthat blocks that start with trains())
+# run again, here, under two other instruction sets that PyTorch, oneDNN and MKL can be told to use:
+#   CPU_SSE   ATen's scalar kernels, oneDNN's SSE4.1 and MKL's SSE4.2 code: the oldest x86-64 path, the farthest from
+#             an AVX-512 machine (and what an old or emulated CPU runs)
+#   CPU_AVX2  AVX2 throughout: most laptops and CI runners, and the machine of issue 27
+# On a machine without AVX-512 a setting may equal the native path; that costs time, not correctness.
+CPU_SSE := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
+CPU_AVX2 := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+test-other-cpus: python-deps r-deps
+	@if [ -f rpkg/DESCRIPTION ] && command -v Rscript >/dev/null 2>&1; then \
+	  IMAGESASDATA_BUILD_VIGNETTES=false IMAGESASDATA_PYTHON=$(abspath $(PY)) bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r; fi
+	@failed=""; \
+	for setting in "$(CPU_SSE)" "$(CPU_AVX2)"; do \
+	  echo "== the training tests under $$setting"; \
+	  env $$setting $(PY) -m pytest -q -m trains || failed="$$failed; pytest under $$setting"; \
+	  if [ -f rpkg/DESCRIPTION ] && command -v Rscript >/dev/null 2>&1; then \
+	    env $$setting IMAGESASDATA_ONLY_TRAINING=true IMAGESASDATA_PYTHON=$(abspath $(PY)) IMAGESASDATA_REQUIRE_DATASETS=true \
+	      Rscript rpkg/tools/run-tests.R rpkg/tests/testthat || failed="$$failed; testthat under $$setting"; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "training tests failed under other instruction sets$$failed"; exit 1; fi; \
+	echo "the training tests pass under: $(CPU_SSE); $(CPU_AVX2)"
 
 # The install route of an R user without the Debian shortcut: the tarball into a fresh library, install_engine()
 # with no arguments into a fresh virtualenv (PyTorch included), then the README tour in a new R session.

@@ -4,11 +4,51 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+
+# The training guard (DEVELOPERS.md, Tests): before each test's fixtures are set up, IMAGESASDATA_TRAINING says
+# whether it may train. A test not marked `trains` that builds a Trainer (itself, through a fixture, a CLI child
+# process or R in this process) fails with TrainingForbidden, so every test whose outcome depends on a fit is
+# marked, and `make test-other-cpus` (`pytest -m trains` under other instruction sets) reruns all of them.
+TRAINING_GUARD = "IMAGESASDATA_TRAINING"
+
+
+# A fixture of wider scope trains once, for whichever test asks first; the tests that reuse it later depend on that
+# fit as much. The fixtures seen training are noted here, and an unmarked test that uses one fails too.
+_TRAINING_FIXTURES: set[str] = set()
+
+
+def _trainers_built() -> int:
+    trainer = sys.modules.get("imagesasdata.train.trainer")   # not imported here: `import imagesasdata` stays light
+    return trainer.trainers_built if trainer else 0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    trains = item.get_closest_marker("trains") is not None
+    os.environ[TRAINING_GUARD] = "allowed" if trains else "forbidden"
+    used = sorted(_TRAINING_FIXTURES & set(item.fixturenames))
+    if used and not trains:
+        pytest.fail(f"{item.nodeid} uses the fixture(s) {', '.join(used)}, which trained a network in this session: "
+                    "mark the test @pytest.mark.trains (DEVELOPERS.md, Tests)", pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    before = _trainers_built()
+    yield
+    if _trainers_built() > before:
+        _TRAINING_FIXTURES.add(fixturedef.argname)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    os.environ.pop(TRAINING_GUARD, None)
 
 
 def shared_datasets() -> Path:

@@ -8,6 +8,7 @@ paused at a chosen place while the test process tries to write into the same fol
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from pathlib import Path
@@ -19,10 +20,20 @@ def _context():
     return context
 
 
-def _child(job, crash_at: int, log: str | None, args):
+TRAINING_GUARD = "IMAGESASDATA_TRAINING"   # tests/conftest.py
+
+
+def _child(job, crash_at: int, log: str | None, guard: str | None, args):
     from tqdm.auto import tqdm
 
     from imagesasdata.io import faults
+
+    # The fork server's environment is the one it started with, perhaps during another test: the test's own
+    # training guard (conftest.py) is handed over.
+    if guard is None:
+        os.environ.pop(TRAINING_GUARD, None)
+    else:
+        os.environ[TRAINING_GUARD] = guard
 
     tqdm.set_lock(threading.RLock())   # tqdm's default lock is a semaphore a killed process would leak
     faults._CRASH_AT, faults._CRASH_LOG, faults._passed = crash_at, log, 0
@@ -32,7 +43,8 @@ def _child(job, crash_at: int, log: str | None, args):
 def start(job, *args, crash_at: int = 0, log: Path | None = None):
     """Start job(*args) in a forked process (armed to die at crash point `crash_at`, or logging every crash point
     it passes to `log`); return the multiprocessing Process."""
-    process = _context().Process(target=_child, args=(job, crash_at, str(log) if log else None, args))
+    process = _context().Process(target=_child, args=(job, crash_at, str(log) if log else None,
+                                                      os.environ.get(TRAINING_GUARD), args))
     process.start()
     return process
 

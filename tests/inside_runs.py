@@ -29,7 +29,13 @@ def _root() -> Path:
     return _ROOT
 
 
-def _shared(name: str, build):
+def _shared(name: str, build, fit: bool = True):
+    """`name` (a fit, or with fit=False an image folder), built once. A fit reused from the cache is refused to a test
+    not marked `trains`, as training it would be (tests/conftest.py): its assertions depend on that fit as much."""
+    if fit and name in _CACHE:
+        from imagesasdata.train.trainer import refuse_training_if_forbidden
+
+        refuse_training_if_forbidden()
     if name not in _CACHE:
         _CACHE[name] = build(_root() / name)
     return _CACHE[name]
@@ -60,7 +66,7 @@ def patch_images(orl_faces: Path) -> Path:
                 image.save(root / colour / f"s{person}_{shot}.png")
         return root
 
-    return _shared("patch-images", build)
+    return _shared("patch-images", build, fit=False)
 
 
 def patch_run(orl_faces: Path, architecture: str):

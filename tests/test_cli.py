@@ -13,6 +13,7 @@ def test_help_explains_options_in_the_books_words():
     assert "--augment-flip" in text and "--freeze" in text
 
 
+@pytest.mark.trains
 def test_finetune_predict_evaluate(sample_data, tmp_path):
     out = tmp_path / "run"
     result = run("finetune", sample_data / "person_vs_others.csv", "--out", out, "--image-size", "64", "--epochs", "1",

@@ -68,6 +68,7 @@ def same_run(resumed: Path, reference: Path) -> None:
     assert mine_predictions.equals(pq.read_table(reference / "predictions.parquet").drop_columns(["path"]))
 
 
+@pytest.mark.trains
 def test_a_finetune_killed_at_every_crash_point_resumes_to_the_uninterrupted_result(tiny_faces, tmp_path):
     reference = tmp_path / "reference"
     points = crash_points(_finetune, tiny_faces, reference, tmp_path=tmp_path)
@@ -92,6 +93,7 @@ def test_a_finetune_killed_at_every_crash_point_resumes_to_the_uninterrupted_res
     assert tried == len(points)
 
 
+@pytest.mark.trains
 def test_a_killed_grid_resumes_to_the_uninterrupted_result(tiny_faces, tmp_path):
     """Kill points of a two-configuration grid, every third one (the grid's runs are fine-tunes whose every
     point the test above covers; here what matters is the grid's own files between them)."""
@@ -110,6 +112,7 @@ def test_a_killed_grid_resumes_to_the_uninterrupted_result(tiny_faces, tmp_path)
     print(f"{len(chosen)} kill points of {len(points)} tried")
 
 
+@pytest.mark.trains
 def test_a_killed_labelling_resumes_to_the_uninterrupted_result(tiny_faces, tmp_path, sample_data):
     run = iad.finetune(tiny_faces, out=tmp_path / "run", **OPTIONS)
     manifest = tmp_path / "manifest.csv"

@@ -67,7 +67,12 @@ def ray_cluster(fake_aws):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
         patch.delenv("RAY_ADDRESS", raising=False)
+        # Workers keep the environment Ray starts with, so it starts without the training guard of whichever test
+        # asked first (conftest.py): a grid trial of a later `trains` test must not be refused.
+        training_guard = os.environ.pop("IMAGESASDATA_TRAINING", None)
         ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+        if training_guard is not None:
+            os.environ["IMAGESASDATA_TRAINING"] = training_guard
         yield ray
         ray.shutdown()
 
@@ -127,6 +132,7 @@ def shard_files(out) -> list[Path]:
     return sorted((Path(out) / "shards").glob("shard-*.parquet"))
 
 
+@pytest.mark.trains
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["local", "ray"])
 def test_labelling_gives_the_answers_of_predict(backend, ray_cluster, fitted, corpus, reference, tmp_path):
@@ -142,6 +148,7 @@ def test_labelling_gives_the_answers_of_predict(backend, ray_cluster, fitted, co
     assert described["status"] == "complete" and described["last_call"]["backend"] == backend
 
 
+@pytest.mark.trains
 @pytest.mark.slow
 def test_predict_has_the_same_switch(ray_cluster, fitted, corpus, reference):
     assert_same_answers(iad.predict(fitted, corpus / "manifest.csv", backend="ray", progress=False), reference)
@@ -149,6 +156,7 @@ def test_predict_has_the_same_switch(ray_cluster, fitted, corpus, reference):
         iad.predict(fitted, corpus / "manifest.csv", backend="spark")
 
 
+@pytest.mark.trains
 @pytest.mark.slow
 def test_ray_labelling_resumes_without_recomputing_finished_shards(ray_cluster, fitted, corpus, reference, tmp_path):
     out = tmp_path / "labels"
@@ -171,6 +179,7 @@ def test_ray_labelling_resumes_without_recomputing_finished_shards(ray_cluster, 
         iad.label_corpus(fitted, corpus / "faces", out=out, shard_size=8, progress=False)
 
 
+@pytest.mark.trains
 @pytest.mark.slow
 def test_a_killed_job_resumes_where_it_stopped(fitted, orl_faces, tmp_path):
     """The CLI in another process, killed (SIGKILL) after its first shards; the rerun keeps them as they are."""
@@ -196,6 +205,7 @@ def test_a_killed_job_resumes_where_it_stopped(fitted, orl_faces, tmp_path):
     assert_same_answers(result.table, iad.predict(fitted, manifest, progress=False))
 
 
+@pytest.mark.trains
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["local", "ray"])
 def test_an_s3_manifest_of_s3_images(backend, ray_cluster, fake_aws, fitted, corpus, tmp_path):
@@ -231,6 +241,7 @@ def test_an_s3_manifest_of_s3_images(backend, ray_cluster, fake_aws, fitted, cor
     np.testing.assert_allclose(probabilities(again.table), probabilities(expected)[:2], rtol=0, atol=1e-5)
 
 
+@pytest.mark.trains
 def test_s3_without_credentials_is_one_clear_error(fake_aws, fitted, tmp_path, monkeypatch):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
@@ -253,6 +264,7 @@ def test_manifest_errors_name_the_problem(tmp_path):
         iad.read_manifest({"path": []})
 
 
+@pytest.mark.trains
 @pytest.mark.slow
 def test_cli_label_on_ray(ray_cluster, fitted, corpus, reference, tmp_path, capsys):
     out = tmp_path / "labels"
@@ -263,6 +275,7 @@ def test_cli_label_on_ray(ray_cluster, fitted, corpus, reference, tmp_path, caps
     assert_same_answers(iad.load_labelling(out).table, reference)
 
 
+@pytest.mark.trains
 def test_an_unreachable_ray_address_fails_fast(fitted, corpus, tmp_path):
     import socket
 
@@ -279,6 +292,7 @@ def test_an_unreachable_ray_address_fails_fast(fitted, corpus, tmp_path):
     assert time.monotonic() - started < 60
 
 
+@pytest.mark.trains
 @pytest.mark.slow
 def test_a_grid_on_ray_tune_gives_the_local_results(ray_cluster, sample_data, tmp_path, monkeypatch):
     grid = {"learning_rate": [0.001, 0.01]}
@@ -325,6 +339,7 @@ def test_a_grid_on_ray_tune_gives_the_local_results(ray_cluster, sample_data, tm
     assert on_ray.history.num_rows == local.history.num_rows
 
 
+@pytest.mark.trains
 def test_local_threads_for_the_model_are_restored(fitted, corpus, reference, tmp_path):
     import torch
 

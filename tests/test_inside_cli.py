@@ -69,6 +69,7 @@ def test_map_clusters_and_neighbours(orl_files, tmp_path, capsys):
     assert f"'{absent}' are not in the embeddings" in capsys.readouterr().err
 
 
+@pytest.mark.trains
 def test_heatmaps_of_the_top_losses(tmp_path, capsys):
     run = faces_run()
     assert main(["heatmaps", str(run.path), "--top-losses", "3", "--out", str(tmp_path / "top"), "--no-progress"]) == 0
@@ -80,6 +81,7 @@ def test_heatmaps_of_the_top_losses(tmp_path, capsys):
     assert "--top-losses" in capsys.readouterr().err
 
 
+@pytest.mark.trains
 def test_subgroups_of_a_run(tmp_path):
     run = faces_run()
     ids = run.predictions["image_id"].to_pylist()
@@ -100,6 +102,7 @@ def test_subgroups_of_a_run(tmp_path):
     assert {r["interval"] for r in accuracy} == {"clopper_pearson"}
 
 
+@pytest.mark.trains
 def test_select_then_add_coded(sample_data, tmp_path):
     run = faces_run()
     sheet = tmp_path / "sheet.csv"

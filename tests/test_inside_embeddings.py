@@ -89,6 +89,7 @@ def test_cache_by_content(orl_files, orl_embeddings, cache_folder, tmp_path):
         iad.image_embeddings(orl_files[:1], image_size=SIZE, cache=not_a_cache, progress=False)
 
 
+@pytest.mark.trains
 def test_a_runs_embedding_is_its_penultimate_layer(sample_data):
     """Checked against the network itself: timm's forward_features, then its head without the last layer."""
     import torch

@@ -37,6 +37,7 @@ def test_uncertainty_scores():
         iad.uncertainty_scores(p, "entropie")
 
 
+@pytest.mark.trains
 def test_pool_predictions_are_predict_s(pool, pool_outputs):
     predictions, embeddings = pool_outputs
     assert embeddings.schema.field("embedding").type == pa.list_(pa.float32(), 1280)
@@ -58,6 +59,7 @@ def mean_pairwise_distance(embeddings: pa.Table, ids) -> float:
     return float((1 - cosine)[np.triu_indices(len(ids), 1)].mean())
 
 
+@pytest.mark.trains
 def test_uncertainty_with_diversity_spreads_the_batch(pool_outputs):
     predictions, embeddings = pool_outputs
     n = 10
@@ -81,6 +83,7 @@ def test_uncertainty_with_diversity_spreads_the_batch(pool_outputs):
     assert iad.rank_for_labelling(predictions, embeddings, n).equals(diverse)   # seeded k-means: repeatable
 
 
+@pytest.mark.trains
 def test_random_and_diversity_baselines_and_exclusions(pool_outputs):
     predictions, embeddings = pool_outputs
     one = iad.rank_for_labelling(predictions, None, 8, strategy="random", seed=3)
@@ -99,6 +102,7 @@ def test_random_and_diversity_baselines_and_exclusions(pool_outputs):
         iad.rank_for_labelling(predictions, embeddings.slice(0, 10), 5)
 
 
+@pytest.mark.trains
 def test_a_runs_own_images_are_never_proposed(sample_data):
     run = faces_run()
     selection = iad.select_images(run, sample_data, 5, progress=False)   # faces/ (the run's own) and new_images/
@@ -106,6 +110,7 @@ def test_a_runs_own_images_are_never_proposed(sample_data):
     assert all("/new_images/" in p for p in selection["path"].to_pylist())
 
 
+@pytest.mark.trains
 def test_selection_sheet_round_trip(sample_data, tmp_path):
     run = faces_run()
     selection = iad.select_images(run, sample_data / "new_images", 6, progress=False)

@@ -274,10 +274,12 @@ def assert_same_table(case: dict, factors=("label", "predicted", ".pred_class", 
 @pytest.mark.parametrize("name", ["image_table", "image_table_unlabelled", "predictions", "run_metrics", "run_history",
                                   "run_confusion", "run_predictions", "run_splits", "all_types", "all_types_zero_rows",
                                   "image_table_zero_rows"])
+@pytest.mark.trains
 def test_r_receives_exactly_what_the_engine_produced(report, name):
     assert_same_table(report[name])
 
 
+@pytest.mark.trains
 @pytest.mark.slow
 def test_labels_are_factors_in_the_run_class_order(report, run_dir):
     import imagesasdata
@@ -291,6 +293,7 @@ def test_labels_are_factors_in_the_run_class_order(report, run_dir):
     assert report["all_types"]["r"]["columns"]["label"]["levels"] == ["s2", "s10"]
 
 
+@pytest.mark.trains
 @pytest.mark.slow
 def test_an_unreadable_image_is_a_row_with_its_error_and_na_predictions(report):
     columns = report["predictions"]["r"]["columns"]
@@ -301,6 +304,7 @@ def test_an_unreadable_image_is_a_row_with_its_error_and_na_predictions(report):
     assert all(v is not None for v in columns[".pred_class"]["values"][:-1])
 
 
+@pytest.mark.trains
 @pytest.mark.slow
 def test_zero_row_tables_keep_columns_and_types(report):
     r = report["image_table_zero_rows"]["r"]
@@ -310,6 +314,7 @@ def test_zero_row_tables_keep_columns_and_types(report):
     assert r["columns"]["split"]["typeof"] == "character"
 
 
+@pytest.mark.trains
 @pytest.mark.slow
 def test_the_engine_receives_exactly_what_r_sent(report):
     received = report["from_r"]

@@ -66,6 +66,7 @@ def _hold_lock_and_die(folder):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+@pytest.mark.trains
 def test_a_second_finetune_into_a_run_in_progress_is_refused(tiny_faces, sample_data, tmp_path):
     out, gate = tmp_path / "run", tmp_path / "gate"
     first = forked.start(_finetune_paused, tiny_faces, out, gate)
@@ -83,6 +84,7 @@ def test_a_second_finetune_into_a_run_in_progress_is_refused(tiny_faces, sample_
     assert run.predict(tiny_faces, progress=False)["predicted"].null_count == 0
 
 
+@pytest.mark.trains
 def test_a_second_grid_or_labelling_on_a_folder_in_use_is_refused(tiny_faces, tmp_path):
     grid_out, gate = tmp_path / "grid", tmp_path / "gate"
     first = forked.start(_tune_paused, tiny_faces, grid_out, gate)
@@ -119,6 +121,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
 
 # ------------------------------------------------------------------------------------------ existing runs
 
+@pytest.mark.trains
 def test_an_existing_run_is_never_replaced_without_being_asked(tiny_faces, sample_data, tmp_path):
     out = tmp_path / "run"
     first = iad.finetune(tiny_faces, out=out, **TINY)
@@ -151,6 +154,7 @@ def test_a_failed_run_leaves_no_empty_folder(tmp_path, tiny_faces):
 
 # ------------------------------------------------------------------------------------------ divergence, options
 
+@pytest.mark.trains
 def test_a_diverging_run_stops_and_is_marked_failed(tiny_faces, tmp_path):
     out = tmp_path / "run"
     # 1e30 is a number, so it passes the option checks; any CPU overflows with it in the first steps
@@ -198,6 +202,7 @@ def odd_names(tmp_path, tiny_faces) -> Path:
     return root
 
 
+@pytest.mark.trains
 def test_odd_names_are_rows_with_a_reason_and_the_job_goes_on(odd_names, tmp_path):
     table = iad.image_table(odd_names)
     ids = table["image_id"].to_pylist()
@@ -224,6 +229,7 @@ def test_odd_names_are_rows_with_a_reason_and_the_job_goes_on(odd_names, tmp_pat
     assert result.returncode == 0 and "4 unreadable" in result.stdout
 
 
+@pytest.mark.trains
 def test_a_table_that_is_not_utf8_is_an_error_naming_the_row(tiny_faces, tmp_path):
     paths = sorted(str(p) for p in tiny_faces.rglob("*.pgm"))
     lines = [b"path,label,note"] + [f"{p},{Path(p).parent.name},ok".encode() for p in paths]
@@ -241,6 +247,7 @@ def test_a_table_that_is_not_utf8_is_an_error_naming_the_row(tiny_faces, tmp_pat
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.trains
 def test_a_link_loop_listed_in_a_table_is_a_row_not_a_traceback(tiny_faces, tmp_path):
     os.symlink(tmp_path / "loop.jpg", tmp_path / "loop.jpg")
     table = pa.table({"path": [str(tmp_path / "loop.jpg"), str(tiny_faces / "s1" / "1.pgm")]})
@@ -258,6 +265,7 @@ def two_runs(tiny_faces, tmp_path_factory):
             iad.finetune(tiny_faces, out=folder / "b", **{**TINY, "seed": 1}))
 
 
+@pytest.mark.trains
 def test_weights_from_another_run_are_refused(two_runs, tiny_faces, tmp_path):
     a, b = two_runs
     swapped = a.save(tmp_path / "swapped")
@@ -272,6 +280,7 @@ def test_weights_from_another_run_are_refused(two_runs, tiny_faces, tmp_path):
         iad.load_run(swapped.path).predict(tiny_faces, progress=False)
 
 
+@pytest.mark.trains
 def test_reordered_classes_in_model_json_are_refused(two_runs, tiny_faces, tmp_path):
     edited = two_runs[0].save(tmp_path / "edited")
     description = json.loads((edited.path / "model.json").read_text())
@@ -287,6 +296,7 @@ def test_reordered_classes_in_model_json_are_refused(two_runs, tiny_faces, tmp_p
     ("[1, 2, 3]", r"model.json does not hold a run description.*\(found list instead of a JSON object\)"),
     ('{"format": "imagesasdata-run"}', r"model.json is damaged: it lacks classes"),
 ])
+@pytest.mark.trains
 def test_a_damaged_model_json_is_a_clear_error(two_runs, tmp_path, content, message):
     copy = two_runs[0].save(tmp_path / "damaged")
     (copy.path / "model.json").write_text(content)
@@ -296,6 +306,7 @@ def test_a_damaged_model_json_is_a_clear_error(two_runs, tmp_path, content, mess
     assert result.returncode == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.trains
 def test_a_run_killed_while_training_is_refused_unless_asked(tiny_faces, tmp_path):
     out = tmp_path / "run"
     assert forked.run(_finetune_killed_after_epoch_1, tiny_faces, out) == -signal.SIGKILL
@@ -324,6 +335,7 @@ def _finetune_killed_after_epoch_1(data, out):
 
 # ------------------------------------------------------------------------------------------ labelling
 
+@pytest.mark.trains
 def test_labelling_refuses_duplicate_images_and_a_stopped_job_blocks_nothing(two_runs, tiny_faces, tmp_path):
     run = two_runs[0]
     paths = sorted(str(p) for p in tiny_faces.rglob("*.pgm"))
@@ -340,6 +352,7 @@ def test_labelling_refuses_duplicate_images_and_a_stopped_job_blocks_nothing(two
     assert done.complete and done.table.num_rows == 15
 
 
+@pytest.mark.trains
 def test_output_files_can_be_read_by_colleagues(two_runs):
     umask = os.umask(0)
     os.umask(umask)

@@ -21,6 +21,7 @@ def fitted(sample_data, tmp_path_factory):
                         progress=False, seed=0)
 
 
+@pytest.mark.trains
 def test_run_directory_contents(fitted, sample_data):
     files = {p.name for p in fitted.path.iterdir()}
     assert {"model.safetensors", "model.json", "splits.parquet", "history.parquet", "metrics.parquet",
@@ -40,6 +41,7 @@ def test_run_directory_contents(fitted, sample_data):
     assert history.num_rows == 4
 
 
+@pytest.mark.trains
 def test_save_load_identical_predictions(fitted, sample_data, tmp_path):
     before = fitted.predict(sample_data / "new_images", progress=False)
     saved = fitted.save(tmp_path / "kept")
@@ -51,6 +53,7 @@ def test_save_load_identical_predictions(fitted, sample_data, tmp_path):
     assert saved.path == (tmp_path / "kept").resolve()
 
 
+@pytest.mark.trains
 def test_prediction_table_shape_and_bad_images(fitted, sample_data, tmp_path, rekognition_examples):
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "text.png").write_text("hello")
@@ -67,6 +70,7 @@ def test_prediction_table_shape_and_bad_images(fitted, sample_data, tmp_path, re
         assert sum(r[f"prob_s{k}"] for k in range(1, 7)) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.trains
 def test_evaluate_on_labelled_images(fitted, sample_data):
     result = fitted.evaluate(sample_data / "faces", progress=False)
     accuracy = [r for r in result.metrics.to_pylist() if r["metric"] == "accuracy"][0]
@@ -77,11 +81,13 @@ def test_evaluate_on_labelled_images(fitted, sample_data):
     assert sum(r["count"] for r in result.confusion.to_pylist()) == 48
 
 
+@pytest.mark.trains
 def test_evaluate_with_unknown_labels(fitted, book_layout):
     with pytest.raises(ImagesAsDataError, match="not classes of this model"):
         fitted.evaluate(book_layout, progress=False)
 
 
+@pytest.mark.trains
 def test_a_pickle_posing_as_weights_is_refused(fitted, tmp_path):
     copy = fitted.save(tmp_path / "tampered")
 
@@ -97,6 +103,7 @@ def test_a_pickle_posing_as_weights_is_refused(fitted, tmp_path):
     assert not os.path.exists("/tmp/imagesasdata-pwned")
 
 
+@pytest.mark.trains
 def test_torch_save_in_place_of_weights_is_refused(fitted, tmp_path):
     copy = fitted.save(tmp_path / "torchsave")
     torch.save(copy.model().state_dict(), copy.path / "model.safetensors")
@@ -104,6 +111,7 @@ def test_torch_save_in_place_of_weights_is_refused(fitted, tmp_path):
         iad.load_run(copy.path).model()
 
 
+@pytest.mark.trains
 def test_weights_of_the_wrong_shape(fitted, tmp_path):
     from safetensors.torch import load_file, save_file
 
@@ -125,11 +133,13 @@ def test_not_a_run_directory(tmp_path):
         iad.load_run(tmp_path)
 
 
+@pytest.mark.trains
 def test_summary_mentions_the_metrics(fitted):
     text = repr(fitted)
     assert "efficientnet_lite0" in text and "val  accuracy" in text
 
 
+@pytest.mark.trains
 def test_interpretation_of_the_validation_predictions(fitted):
     """fastai's ClassificationInterpretation, checked against a computation of its own from the predictions."""
     interpretation = fitted.interpretation("val")

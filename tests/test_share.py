@@ -23,6 +23,7 @@ def labelled(tiny_faces, tmp_path_factory):
     return run, run.predict(tiny_faces, progress=False)
 
 
+@pytest.mark.trains
 def test_no_pixels_no_paths_and_every_hash(labelled, tiny_faces, tmp_path):
     run, labels = labelled
     shared = iad.share_corpus(labels, tmp_path / "shared", run=run, title="ORL, three people", sources="ORL faces",
@@ -49,6 +50,7 @@ def test_no_pixels_no_paths_and_every_hash(labelled, tiny_faces, tmp_path):
     assert shared.labels.num_rows == 15
 
 
+@pytest.mark.trains
 def test_datasheet(labelled, tmp_path):
     run, labels = labelled
     shared = iad.share_corpus(labels, tmp_path / "shared", run=run, answers={"access": "the ORL archive"})
@@ -92,6 +94,7 @@ def test_wilson_and_bootstrap_intervals():
     assert 0.05 < f1["upper"] - f1["lower"] < 0.3         # 100 images: several points either way
 
 
+@pytest.mark.trains
 def test_a_reader_rejoins_by_hash(labelled, tiny_faces, tmp_path):
     _, labels = labelled
     iad.share_corpus(labels, tmp_path / "shared", ids=False)

@@ -22,6 +22,7 @@ def test_the_books_grid_is_one_call():
     assert fixed == {"epochs": 50, "step_size": 7, "gamma": 0.1}
 
 
+@pytest.mark.trains
 def test_grid_results_choice_and_test_split(sample_data, tmp_path):
     grid = iad.tune(sample_data / "faces", GRID, out=tmp_path / "grid", test_fraction=0.25, step_size=1, **FAST)
     results = grid.results.to_pylist()
@@ -49,6 +50,7 @@ def test_grid_results_choice_and_test_split(sample_data, tmp_path):
         assert row["epoch_learning_rate"] == pytest.approx(row["learning_rate"] * 0.1 ** (row["epoch"] - 1))
 
 
+@pytest.mark.trains
 def test_interrupted_grid_resumes_without_rerunning_finished_configurations(sample_data, tmp_path, monkeypatch):
     straight = iad.tune(sample_data / "faces", GRID, out=tmp_path / "straight", **FAST)
 
@@ -75,6 +77,7 @@ def test_interrupted_grid_resumes_without_rerunning_finished_configurations(samp
     assert resumed.best_config == straight.best_config
 
 
+@pytest.mark.trains
 def test_a_different_grid_in_the_same_directory_is_refused(sample_data, tmp_path):
     iad.tune(sample_data / "faces", {"learning_rate": [0.01]}, out=tmp_path / "grid", **FAST)
     with pytest.raises(ImagesAsDataError, match="holds a different grid"):
@@ -112,6 +115,7 @@ def test_trial_resources_are_checked_before_anything_runs(sample_data, tmp_path,
     dict(image_size=64, epochs=1, progress=False, seed=3),                                   # full fine-tuning
     dict(image_size=64, epochs=1, progress=False, seed=3, freeze="backbone", augment_crop=False, dropout=0.3),
 ])
+@pytest.mark.trains
 def test_fast_paths_compute_what_the_plain_path_computes(sample_data, tmp_path, options):
     """Same data order and seed: the decoded-image cache and the frozen-backbone features give the first-epoch
     loss of the plain path (decode every image every time, run the whole network)."""
@@ -123,6 +127,7 @@ def test_fast_paths_compute_what_the_plain_path_computes(sample_data, tmp_path, 
     assert fast.history.to_pylist()[1]["loss"] == pytest.approx(plain.history.to_pylist()[1]["loss"], rel=1e-5)
 
 
+@pytest.mark.trains
 def test_table_7_2_for_several_tasks(sample_data, tmp_path):
     import pyarrow as pa
 
@@ -140,6 +145,7 @@ def test_table_7_2_for_several_tasks(sample_data, tmp_path):
     assert iad.load_grid(tmp_path / "tasks" / "who").best_config == grids["who"].best_config
 
 
+@pytest.mark.trains
 def test_learning_rate_finder(sample_data):
     finder = iad.lr_find(sample_data / "faces", image_size=64, num_steps=60, progress=False, seed=0)
     rates = finder.table["learning_rate"].to_pylist()

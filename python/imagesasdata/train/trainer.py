@@ -7,6 +7,7 @@ reproducible, resumable, crash-consistent and fast. Tensors stay inside the trai
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import time
 import warnings
@@ -184,6 +185,9 @@ class Trainer:
 
     def __init__(self, backbone: Backbone, config: TrainConfig, prep: Preprocessing, images, table: pa.Table,
                  rows: dict, classes: list, positive_class, out: Path):
+        global trainers_built
+        refuse_training_if_forbidden()
+        trainers_built += 1
         self.backbone = backbone
         self.model = backbone.model
         self.config = config
@@ -439,6 +443,28 @@ class Trainer:
             from tqdm.auto import tqdm
 
             tqdm.write(message)
+
+
+# The test suites' guard. tests/conftest.py and rpkg/tests/testthat/helper-engine.R set this variable to "forbidden"
+# for every test that is not marked as training (pytest marker `trains`; testthat `trains()`), so that a test that
+# trains without saying so fails at once instead of escaping `make test-other-cpus`, which reruns the marked ones
+# under other instruction sets. Outside the test suites it is unset and costs one lookup per run.
+TRAINING_GUARD = "IMAGESASDATA_TRAINING"
+trainers_built = 0   # Trainers this process built: tests/conftest.py notes which fixtures train
+
+
+class TrainingForbidden(RuntimeError):
+    """Training was started where the test suite forbids it (not an ImagesAsDataError: a test that expects one of
+    those must not swallow this)."""
+
+
+def refuse_training_if_forbidden() -> None:
+    """Raise TrainingForbidden when IMAGESASDATA_TRAINING=forbidden (set by the test suites, see TRAINING_GUARD)."""
+    if os.environ.get(TRAINING_GUARD) == "forbidden":
+        raise TrainingForbidden(
+            "this test trains a network but is not marked as training: add @pytest.mark.trains (Python) or start "
+            "its test_that() block with trains() (R), so that `make test-other-cpus` reruns it under other "
+            f"instruction sets ({TRAINING_GUARD}=forbidden, set by the test suite; DEVELOPERS.md, Tests)")
 
 
 class StopTraining(Exception):

@@ -108,7 +108,7 @@ test_that("share_corpus() writes no pixels, and rejoin_shared() finds the images
 })
 
 test_that("face crops train a fit, which classify_faces() applies per face", {
-  skip_finetune()
+  trains()
   source <- tempfile("people")
   for (person in c("s1", "s2")) {
     for (k in 1:10) {

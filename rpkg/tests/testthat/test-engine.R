@@ -151,6 +151,7 @@ test_that("install_engine() builds a virtualenv and installs the engine into it"
 })
 
 test_that("the first call of a session may be any wrapper, e.g. load_cnn()", {
+  trains()
   fit <- faces_fit()
   # reticulate's py_to_r() starts a Python before evaluating its argument: the engine must still choose its own
   out <- run_fresh_r(c(

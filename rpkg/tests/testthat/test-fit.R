@@ -6,6 +6,7 @@ engine_rows <- function(fit, table) {
 }
 
 test_that("a fit prints its validation metrics and summarises its settings", {
+  trains()
   fit <- faces_fit()
   expect_s3_class(fit, "cnn_fit")
   expect_identical(fit$classes, paste0("s", 1:6))
@@ -24,6 +25,7 @@ test_that("a fit prints its validation metrics and summarises its settings", {
 })
 
 test_that("cnn_metrics() is yardstick-shaped and holds exactly the engine's metrics", {
+  trains()
   fit <- faces_fit()
   metrics <- cnn_metrics(fit)
   expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "split", "class", "n", ".lower", ".upper",
@@ -42,6 +44,7 @@ test_that("cnn_metrics() is yardstick-shaped and holds exactly the engine's metr
 })
 
 test_that("the binary fit reports the positive class, and its test split", {
+  trains()
   fit <- binary_fit()
   expect_identical(fit$classes, c("negative", "positive"))
   expect_identical(fit$positive_class, "positive")
@@ -55,6 +58,7 @@ test_that("the binary fit reports the positive class, and its test split", {
 })
 
 test_that("cnn_history() and cnn_confusion() are the engine's tables with R types", {
+  trains()
   fit <- faces_fit()
   history <- cnn_history(fit)
   expect_identical(names(history), c("epoch", "split", "loss", "accuracy", "learning_rate", "seconds"))
@@ -72,6 +76,7 @@ test_that("cnn_history() and cnn_confusion() are the engine's tables with R type
 })
 
 test_that("cnn_misclassified() lists exactly the wrong validation predictions, most confident first", {
+  trains()
   fit <- faces_fit()
   wrong <- cnn_misclassified(fit)
   predictions <- fit$predictions
@@ -87,6 +92,7 @@ test_that("cnn_misclassified() lists exactly the wrong validation predictions, m
 })
 
 test_that("predict() labels new images in a tibble joinable by image_id, with NA for an unreadable image", {
+  trains()
   fit <- faces_fit()
   folder <- file.path(sample_data(), "new_images")
   classes <- predict(fit, folder)
@@ -122,6 +128,7 @@ test_that("predict() labels new images in a tibble joinable by image_id, with NA
 })
 
 test_that("cnn_evaluate() scores labelled images it never saw", {
+  trains()
   fit <- faces_fit()
   new <- image_table(file.path(sample_data(), "new_images"))
   new$label <- sub("_.*", "", new$image_id)          # sK_9.png shows person sK
@@ -139,6 +146,7 @@ test_that("cnn_evaluate() scores labelled images it never saw", {
 })
 
 test_that("save_cnn() and load_cnn() round-trip a run directory", {
+  trains()
   fit <- faces_fit()
   folder <- file.path(tempfile("saved"), "model")
   saved <- save_cnn(fit, folder)

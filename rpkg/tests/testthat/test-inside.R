@@ -22,6 +22,7 @@ orl_embeddings <- function() {
 }
 
 test_that("cnn_heatmaps() returns one heatmap per image with its overlay, and autoplot() shows the gallery", {
+  trains()
   fit <- faces_fit()
   images <- file.path(sample_data(), "new_images")
   maps <- cnn_heatmaps(fit, images)
@@ -44,6 +45,7 @@ test_that("cnn_heatmaps() returns one heatmap per image with its overlay, and au
 })
 
 test_that("heatmaps name a class or layer the model does not have", {
+  trains()
   fit <- faces_fit()
   images <- file.path(sample_data(), "new_images")
   expect_error(cnn_heatmaps(fit, images, target = "s99"), class = "imagesasdata_error",
@@ -54,6 +56,7 @@ test_that("heatmaps name a class or layer the model does not have", {
 })
 
 test_that("subgroup_metrics() gives each group's metrics with intervals, the gap and a plot", {
+  trains()
   fit <- faces_fit()
   val <- fit$predictions[fit$predictions$split == "val", ]
   half <- data.frame(image_id = val$image_id, half = rep(c("first", "second"), length.out = nrow(val)))
@@ -118,6 +121,7 @@ test_that("maps, clusters and neighbours of the embeddings", {
 })
 
 test_that("select_images() proposes images, and the sheet comes back coded into the training table", {
+  trains()
   fit <- faces_fit()
   selection <- select_images(fit, file.path(sample_data(), "new_images"), n = 4L)
   expect_equal(selection$rank, 1:4)

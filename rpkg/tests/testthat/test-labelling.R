@@ -1,6 +1,7 @@
 # label_corpus(): resumable Parquet shards, the same answers as predict(), here and on a local Ray cluster.
 
 test_that("a corpus is labelled into shards with predict()'s answers, and a rerun resumes", {
+  trains()
   fit <- faces_fit()
   images <- c(sort(list.files(file.path(sample_data(), "new_images"), full.names = TRUE)), broken_image())
   out <- tempfile("labelling")
@@ -26,6 +27,7 @@ test_that("a corpus is labelled into shards with predict()'s answers, and a reru
 })
 
 test_that("backend = 'ray' gives the local answers", {
+  trains()
   fit <- faces_fit()
   images <- sort(list.files(file.path(sample_data(), "new_images"), full.names = TRUE))
   on_ray <- predict(fit, images, type = "prob", backend = "ray")
@@ -35,6 +37,7 @@ test_that("backend = 'ray' gives the local answers", {
 })
 
 test_that("bad labelling arguments are R errors naming the argument", {
+  trains()
   fit <- faces_fit()
   expect_error(label_corpus(fit, "x", out = tempfile(), shard_size = 2.5), "`shard_size` must be a whole number")
   expect_error(label_corpus(fit, "x", out = tempfile(), backend = "slurm"), class = "imagesasdata_argument_error",

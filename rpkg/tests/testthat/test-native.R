@@ -25,6 +25,7 @@ factor_fit <- function() {
 }
 
 test_that("a factor label gives the class order and, as in yardstick, the first level is the positive class", {
+  trains()
   fit <- factor_fit()
   expect_identical(fit$classes, c("s1", "other"))                 # not sorted: the factor's order
   expect_identical(fit$positive_class, "s1")                      # the first level, not the engine's "second class"
@@ -58,7 +59,7 @@ test_that("a factor label gives the class order and, as in yardstick, the first 
 })
 
 test_that("logical labels are the classes TRUE and FALSE, TRUE first; positive_class overrides", {
-  skip_finetune()
+  trains()
   data <- people()
   data$is_s1 <- data$is_s1 == "s1"
   fit <- suppressWarnings(quick_fit(data, label = "is_s1", positive_class = "FALSE"))
@@ -75,6 +76,7 @@ test_that("logical labels are the classes TRUE and FALSE, TRUE first; positive_c
 positive_of_metrics <- function(metrics) unique(metrics$class[metrics$.estimator == "binary" & !is.na(metrics$class)])
 
 test_that("cnn_evaluate() takes the positive class from a factor label too", {
+  trains()
   fit <- factor_fit()
   new <- image_table(file.path(sample_data(), "new_images"))
   new$is_s1 <- factor(ifelse(startsWith(new$image_id, "s1_"), "s1", "other"), levels = c("other", "s1"))
@@ -85,6 +87,7 @@ test_that("cnn_evaluate() takes the positive class from a factor label too", {
 })
 
 test_that("augment(), tidy() and glance() of a fit have tidymodels' shapes", {
+  trains()
   fit <- faces_fit()
   new <- image_table(file.path(sample_data(), "new_images"))
   new$retweets <- seq_len(nrow(new))
@@ -114,6 +117,7 @@ test_that("augment(), tidy() and glance() of a fit have tidymodels' shapes", {
 })
 
 test_that("an evaluation and a tag comparison have tidy(), glance() and augment()", {
+  trains()
   fit <- faces_fit()
   new <- image_table(file.path(sample_data(), "new_images"))
   new$label <- sub("_.*", "", new$image_id)
@@ -140,6 +144,7 @@ test_that("an evaluation and a tag comparison have tidy(), glance() and augment(
 })
 
 test_that("a grid has tune's show_best() and select_best(), and broom's tidy() and glance()", {
+  trains()
   grid <- small_grid()
   best <- show_best(grid)
   expect_identical(names(best), c("learning_rate", "momentum", ".metric", ".estimator", "mean", ".lower", ".upper",
@@ -172,6 +177,7 @@ test_that("a grid has tune's show_best() and select_best(), and broom's tidy() a
 })
 
 test_that("methods with ... refuse misspelt arguments and newdata, naming them", {
+  trains()
   fit <- faces_fit()
   images <- file.path(sample_data(), "new_images")
   e <- expect_error(predict(fit, images, tpye = "prob"), class = "imagesasdata_dots_error")
@@ -270,6 +276,7 @@ test_that("r_vocabulary() turns the engine's Python and command-line wording int
 })
 
 test_that("a model that predicts one class for every image, and unreadable images, give warnings", {
+  trains()
   fit <- binary_fit()
   images <- file.path(sample_data(), "new_images")
   # threshold 0: every image is called positive
@@ -290,6 +297,7 @@ test_that("a model that predicts one class for every image, and unreadable image
 })
 
 test_that("fits without out live in R's tempdir(), and a failed fit leaves nothing behind", {
+  trains()
   fit <- factor_fit()
   expect_identical(normalizePath(dirname(fit$path)), normalizePath(tempdir()))
   expect_match(basename(fit$path), "^imagesasdata-run-")
@@ -305,6 +313,7 @@ test_that("fits without out live in R's tempdir(), and a failed fit leaves nothi
 })
 
 test_that("plots: accuracy on 0-1 with the majority-class rate, row-normalised confusion, readable facets, titles", {
+  trains()
   fit <- binary_fit()
   plot <- autoplot(fit)
   built <- ggplot2::ggplot_build(plot)

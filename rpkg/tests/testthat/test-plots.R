@@ -1,6 +1,7 @@
 # ggplot diagnostics: the layers hold the right data.
 
 test_that("autoplot() draws loss and accuracy by epoch for training and validation, the kept epoch marked", {
+  trains()
   fit <- faces_fit()
   plot <- autoplot(fit)
   expect_s3_class(plot, "ggplot")
@@ -15,6 +16,7 @@ test_that("autoplot() draws loss and accuracy by epoch for training and validati
 })
 
 test_that("autoplot(type = 'confusion') is a heatmap of the counts", {
+  trains()
   fit <- faces_fit()
   plot <- autoplot(fit, type = "confusion")
   tiles <- ggplot2::ggplot_build(plot)$data[[1]]
@@ -23,6 +25,7 @@ test_that("autoplot(type = 'confusion') is a heatmap of the counts", {
 })
 
 test_that("autoplot(type = 'misclassified') shows each mistake with its true and predicted label", {
+  trains()
   fit <- faces_fit()
   wrong <- cnn_misclassified(fit)
   plot <- autoplot(fit, type = "misclassified", n = 4)

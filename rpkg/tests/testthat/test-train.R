@@ -55,6 +55,7 @@ test_that("meaningless values are left to the engine, whose message reaches R", 
 })
 
 test_that("whole numbers reach Python as ints and are recorded as such", {
+  trains()
   fit <- faces_fit()
   settings <- fit$description$hyperparameters
   expect_identical(settings$epochs, 2L)

@@ -46,6 +46,7 @@ test_that("Ray Tune's trial resources are checked in R and in the engine before 
 })
 
 test_that("tune_cnn() returns a cnn_grid: one row per configuration, exactly the engine's results", {
+  trains()
   grid <- small_grid()
   expect_s3_class(grid, "cnn_grid")
   expect_identical(grid$parameters, c("learning_rate", "momentum"))
@@ -76,6 +77,7 @@ test_that("tune_cnn() returns a cnn_grid: one row per configuration, exactly the
 })
 
 test_that("cnn_history() of a grid has every epoch of every configuration; the test split is scored once", {
+  trains()
   grid <- small_grid()
   history <- cnn_history(grid)
   expect_equal(nrow(history), 4 * 2 * 2)
@@ -91,6 +93,7 @@ test_that("cnn_history() of a grid has every epoch of every configuration; the t
 })
 
 test_that("best_cnn() is the chosen configuration's fit, with its integers recorded as integers", {
+  trains()
   grid <- small_grid()
   fit <- best_cnn(grid)
   expect_s3_class(fit, "cnn_fit")
@@ -112,6 +115,7 @@ test_that("best_cnn() is the chosen configuration's fit, with its integers recor
 })
 
 test_that("autoplot(grid) draws Figures 7.4/7.5: facets by the first option, colour by the second", {
+  trains()
   grid <- small_grid()
   plot <- autoplot(grid)
   built <- ggplot2::ggplot_build(plot)
@@ -134,7 +138,7 @@ test_that("autoplot(grid) draws Figures 7.4/7.5: facets by the first option, col
 })
 
 test_that("several tasks, and the book's Table 7.2 as a tibble and as the book prints it", {
-  skip_finetune()
+  trains()
   sample <- sample_data()
   one_vs_others <- utils::read.csv(file.path(sample, "person_vs_others.csv"))
   one_vs_others$path <- file.path(sample, one_vs_others$path)
@@ -172,7 +176,7 @@ test_that("several tasks, and the book's Table 7.2 as a tibble and as the book p
 })
 
 test_that("lr_find() gives the loss by learning rate and a suggestion; autoplot() marks it on a log axis", {
-  skip_finetune()
+  trains()
   finder <- lr_find(file.path(sample_data(), "faces"), num_steps = 20, image_size = 64, freeze = "backbone",
                     augment_crop = FALSE, progress = FALSE)
   expect_s3_class(finder, "cnn_lr_finder")
