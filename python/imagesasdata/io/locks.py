@@ -14,6 +14,7 @@ import datetime as _dt
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -139,30 +140,70 @@ class EntryClaim:
             self._fd = None
 
 
-def remove_leftovers(folder: Path) -> None:
-    """Delete the temporary files and folders (".*.part") a killed job left in `folder` and its subfolders, except
-    inside subfolders that are claimed directories of their own (they clean up when they are claimed)."""
+# The names of our own temporary files and folders: tempfile.mkstemp/mkdtemp with the prefix ".<target name>." and
+# the suffix ".part" (io/tables.atomic_path, runs.write_checkpoint) add eight characters drawn from [a-z0-9_].
+# Only names of exactly this shape are ever removed, so a user's "notes.part" or ".draft.part" is left alone.
+_OUR_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.part$")
+
+
+def is_our_temporary(name: str) -> bool:
+    """True for the name of a temporary file or folder the engine creates while writing (".model.json.k3j2x9qa.part")."""
+    return bool(_OUR_TEMPORARY.match(name))
+
+
+def leftovers(folder: Path, extra=None) -> list[Path]:
+    """The temporary files and folders a killed job left in `folder` and its subfolders (names of our own shape, or
+    matched by `extra`, a function of the name), except inside subfolders that are claimed directories of their own
+    (they clean up when they are claimed)."""
+    found = []
+    ours = (lambda name: is_our_temporary(name) or extra(name)) if extra else is_our_temporary
     for root, dirs, files in os.walk(folder):
-        for name in [d for d in dirs if d.startswith(".") and d.endswith(".part")]:
-            shutil.rmtree(Path(root) / name, ignore_errors=True)
-        dirs[:] = [d for d in dirs if not (d.startswith(".") and d.endswith(".part"))
-                   and not (Path(root) / d / LOCK_FILE).exists()]
-        for name in files:
-            if name.startswith(".") and name.endswith(".part"):
-                (Path(root) / name).unlink(missing_ok=True)
+        found += [Path(root) / d for d in dirs if ours(d)]
+        dirs[:] = [d for d in dirs if not ours(d) and not (Path(root) / d / LOCK_FILE).exists()]
+        found += [Path(root) / f for f in files if ours(f)]
+    return found
+
+
+def remove_leftovers(folder: Path, extra=None) -> list[Path]:
+    """Delete what leftovers() finds (the caller holds the folder's lock: no other writer can be at work); return it."""
+    found = leftovers(folder, extra)
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found
+
+
+def tidy_if_idle(folder: Path, what: str = "directory", extra=None) -> list[Path]:
+    """Remove the leftovers of a killed job from `folder` when it is opened for reading, but only if no job is
+    writing it now (its lock is free; a live writer's temporary files are work in progress). A folder that cannot
+    be locked (read-only, another user's) is left as it is. Returns what was removed."""
+    if not leftovers(folder, extra):
+        return []
+    lock = DirectoryLock(folder, what)
+    try:
+        lock.acquire()
+    except (ImagesAsDataError, OSError):
+        return []
+    try:
+        return remove_leftovers(folder, extra)
+    finally:
+        lock.release()
 
 
 @contextmanager
 def claimed_directory(out, *, what: str, marker: str, resume: bool = True, overwrite: bool = False,
-                      option_hint: str = "resume=True (CLI: --resume)"):
+                      option_hint: str = "resume=True (CLI: --resume)", leftovers=None):
     """The directory a job writes — `out`, or a new temporary folder when it is None — created and locked for the
     job's life (yielded as a resolved Path).
 
     what: "run", "grid" or "labelling", for messages. marker: the file that says the folder holds one (model.json,
       grid.json, labelling.json). An existing one is continued only when `resume` is true and replaced (its
       contents deleted) only when `overwrite` is; a folder that holds other files is never written into.
-    Leftover temporary files of a killed job (".name.xxxx.part", in subfolders too) are removed: no other writer
-    can be at work.
+    Leftover temporary files of a killed job (".name.xxxxxxxx.part", in subfolders too; `leftovers`, a function of a
+    name, adds names of other temporary files that belong to this kind of folder) are removed: no other writer can
+    be at work.
     If the job fails before it writes anything, a folder this call created is removed again.
     """
     created_temporary = out is None
@@ -181,7 +222,7 @@ def claimed_directory(out, *, what: str, marker: str, resume: bool = True, overw
     lock = DirectoryLock(folder, what)
     lock.acquire()
     try:
-        remove_leftovers(folder)
+        remove_leftovers(folder, leftovers)
         contents = [p.name for p in folder.iterdir() if p.name != LOCK_FILE]
         if contents and not (folder / marker).exists():
             raise ImagesAsDataError(
