@@ -30,10 +30,11 @@ preprocessing, temperature, …) have their own checksums ("prediction_sha256"),
 replace of model.json as the outcome, and their values are repeated in the weights file's metadata: an edited
 field is refused like swapped weights, naming the field and the value the run was written with.
 
-Temporary files: every write goes through a temporary name of our own shape (locks.is_our_temporary); the
-weights are written inside a temporary folder of our own, because safetensors makes a temporary file of its own
-beside the path it is given. Whatever a kill leaves is removed when the run is resumed (claim_run_dir) and when
-it is next opened while no job writes it (RunDirectory).
+Temporary files: every write goes through a temporary name of our own shape (locks.is_our_temporary); weights
+are serialised by safetensors and written by us into that temporary file (its save_file() would make a temporary
+file of its own). Whatever a kill leaves is removed when the run is resumed (claim_run_dir) and when it is next
+opened while no job writes it (RunDirectory), and so is a ".tmpXXXXXX" that save_file() left in runs written by
+earlier versions.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import ImagesAsDataError
-from .io.faults import crash_point
+from .io.faults import crash_point, write_bytes
 from .io.images import sha256_file
 from .io.locks import LOCK_FILE, claimed_directory, tidy_if_idle
 from .measure.metrics import classification_metrics, confusion_table, headline_lines
@@ -229,22 +230,27 @@ def prediction_checksums(description: dict) -> dict:
             for name, value in prediction_fields(description).items()}
 
 
-def _save_safetensors(weights: dict, path: Path, metadata: dict | None = None) -> str:
-    """Write tensors to `path` (flushed to disk); return the file's SHA-256."""
-    from safetensors.torch import save_file
+def _save_safetensors(weights: dict, path: Path, metadata: dict | None = None, name: str | None = None) -> str:
+    """Write tensors to `path` (flushed to disk) in the safetensors format; return the file's SHA-256.
 
-    save_file({k: v.contiguous() for k, v in weights.items()}, str(path),
-              metadata={"format": "imagesasdata", **(metadata or {})})
-    with open(path, "rb+") as handle:
+    safetensors serialises (its format, its checks); the bytes are written here, into the temporary file the caller
+    chose: the library's save_file() would make a temporary file of its own beside `path` (".tmpXXXXXX"), which a
+    kill in the middle of the write would leave behind for good. `name` is the target's name (for the crash tests).
+    """
+    from safetensors.torch import save
+
+    data = save({k: v.contiguous() for k, v in weights.items()}, metadata={"format": "imagesasdata", **(metadata or {})})
+    with open(path, "wb") as handle:
+        write_bytes(handle, data, name or Path(path).name)
+        handle.flush()
         os.fsync(handle.fileno())
-    return sha256_file(path)
+    return hashlib.sha256(data).hexdigest()
 
 
 def write_weights(out: Path, weights: dict, name: str = WEIGHTS, metadata: dict | None = None) -> str:
-    """Write a safetensors file atomically; return its SHA-256. It is written inside a temporary folder of our own
-    (safetensors' own temporary file, made beside the path it is given, lands there too)."""
-    with atomic_path(Path(out) / name, private_folder=True) as temporary:
-        digest = _save_safetensors(weights, temporary, metadata)
+    """Write a safetensors file atomically; return its SHA-256."""
+    with atomic_path(Path(out) / name) as temporary:
+        digest = _save_safetensors(weights, temporary, metadata, name)
     return digest
 
 
@@ -604,11 +610,11 @@ class RunDirectory:
                 written = json.loads(metadata["prediction"])
             except ValueError:
                 written = None
+        if recorded is None and self.description.get("format_version", 1) >= 3:
+            raise ImagesAsDataError(f"{self.path / RUN_DESCRIPTION} is damaged: it has no prediction_sha256 (the "
+                                    "checksums of the fields that decide predictions). Restore the run's own "
+                                    f"{RUN_DESCRIPTION}, or retrain")
         if recorded is None and written is None:
-            if self.description.get("format_version", 1) >= 3:
-                raise ImagesAsDataError(f"{self.path / RUN_DESCRIPTION} is damaged: it has no prediction_sha256 (the "
-                                        "checksums of the fields that decide predictions). Restore the run's own "
-                                        f"{RUN_DESCRIPTION}, or retrain")
             return   # written before these checksums existed: nothing to check against
         now = prediction_fields(self.description)
         digests = prediction_checksums(self.description)

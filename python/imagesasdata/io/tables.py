@@ -113,47 +113,33 @@ def fsync_directory(folder) -> None:
 
 
 @contextmanager
-def atomic_path(target, *, private_folder: bool = False):
+def atomic_path(target):
     """Yield a temporary path beside `target`; on success it replaces `target` in one step, on failure it is removed.
 
     The file is flushed to disk before the rename and gets the permissions of a file created normally (mkstemp
     makes it private, which would lock colleagues on a shared project folder out of the results). A kill at any
-    instant leaves `target` whole: either the old file or the new one, and a temporary name of our own shape
-    (".<name>.xxxxxxxx.part", see locks.is_our_temporary) that the next job on the folder removes.
-
-    private_folder: yield a path inside a temporary folder of our own instead, for writers that make temporary files
-    of their own beside the path they are given (safetensors writes ".tmpXXXXXX" and renames it): a kill in the
-    middle of their write then leaves them inside our folder, which is removed whole, never beside the target.
+    instant leaves `target` whole: either the old file or the new one, and at worst a temporary file of our own
+    shape (".<name>.xxxxxxxx.part", locks.is_our_temporary) that the next job on the folder removes. Write into the
+    yielded path yourself: a library that makes temporary files of its own beside it would defeat that.
     """
-    import shutil
-
     from .faults import crash_point
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if private_folder:
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
-        temporary = staging / target.name
-    else:
-        staging = None
-        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        os.close(handle)
-        temporary = Path(name)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(handle)
     try:
-        yield temporary
+        yield Path(temporary)
         os.chmod(temporary, 0o666 & ~_UMASK)
         with open(temporary, "rb+") as written:
             os.fsync(written.fileno())
-        crash_point(f"writing {target.name}", partial=temporary)
+        crash_point(f"writing {target.name}", partial=Path(temporary))
         os.replace(temporary, target)
         fsync_directory(target.parent)
         crash_point(f"wrote {target.name}")
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        Path(temporary).unlink(missing_ok=True)
         raise
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_table(table: pa.Table, path) -> Path:
