@@ -107,11 +107,20 @@ class EntryClaim:
     claim it does the work; any other waits for it, then finds the answer in the cache. Released when the work
     is done, or by the kernel when the holder dies (then the next waiter does the work). The claim file is
     removed by its holder, so a cache of thousands of entries is not littered with them; a waiter that wakes on
-    a removed file claims the entry afresh (the usual unlink-then-unlock protocol)."""
+    a removed file claims the entry afresh (the usual unlink-then-unlock protocol).
+
+    Write-ahead: record(details) writes, durably, what the holder is about to do (a request about to be sent)
+    into the claim file. The holder removes the file once the work is recorded; if it dies first, the file stays,
+    and whoever claims the entry next finds the record in `left_behind`: work that was started and may have been
+    done (a paid request that may have been billed) without its result reaching the cache. keep() leaves the
+    record in place when the claim is released (nothing was done about it), so the next claimer sees it too.
+    """
 
     def __init__(self, path):
         self.path = Path(path)
         self._fd = None
+        self._keep = False
+        self.left_behind: dict | None = None
 
     def __enter__(self) -> "EntryClaim":
         import fcntl
@@ -126,18 +135,56 @@ class EntryClaim:
                 current = None
             if current == os.fstat(fd).st_ino:
                 self._fd = fd
+                self._keep = False
+                self.left_behind = self._read_record(fd)
                 return self
             os.close(fd)   # the holder removed the file while we waited: claim the new one
+
+    @staticmethod
+    def _read_record(fd) -> dict | None:
+        text = os.pread(fd, 65536, 0).decode("utf-8", "replace").strip()
+        if not text:
+            return None
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = None
+        return record if isinstance(record, dict) else {"record": "unreadable (cut off by a kill)"}
+
+    def record(self, details: dict) -> None:
+        """Write `details` into the claim file and flush it to disk: a write-ahead record that outlives a kill."""
+        data = json.dumps(details, default=str).encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
+        os.fsync(self._fd)
+
+    def keep(self) -> None:
+        """On release, leave the claim file and its record (the recorded work is still unaccounted for)."""
+        self._keep = True
 
     def __exit__(self, *exc) -> None:
         import fcntl
 
         try:
-            self.path.unlink(missing_ok=True)
+            if not self._keep:
+                self.path.unlink(missing_ok=True)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             os.close(self._fd)
             self._fd = None
+
+    @staticmethod
+    def recorded(path) -> dict | None:
+        """The record in the claim file at `path`, read without claiming it (None: no file, or nothing recorded).
+        While its holder lives this is work in progress; after a kill, work that may have been done."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            return EntryClaim._read_record(fd)
+        finally:
+            os.close(fd)
 
 
 # The names of our own temporary files and folders: tempfile.mkstemp/mkdtemp with the prefix ".<target name>." and
