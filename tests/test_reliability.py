@@ -390,10 +390,10 @@ def test_a_refused_resume_of_a_killed_run_writes_nothing(tiny_faces, tmp_path):
     out = tmp_path / "run"
     assert forked.run(_finetune_killed_after_epoch_1, tiny_faces, out) == -signal.SIGKILL
     before = _files(out)
-    for changed, named in (({"image_size": 64}, r"image_size \(--image-size\): the run has 32, this call 64"),
-                           ({"seed": 1}, r"seed \(--seed\): the run has 0, this call 1"),
+    for changed, named in (({"image_size": 64}, r"image_size \(CLI: --image-size\): the run has 32, this call 64"),
+                           ({"seed": 1}, r"seed \(CLI: --seed\): the run has 0, this call 1"),
                            ({"architecture": "resnet18", "weights": "none"}, r"architecture .*'resnet18'.*weights"),
-                           ({"learning_rate": 0.001}, r"learning_rate \(--learning-rate\): the run has 0.01")):
+                           ({"learning_rate": 0.001}, r"learning_rate \(CLI: --learning-rate\): the run has 0.01")):
         with pytest.raises(ImagesAsDataError, match=rf"holds a run started with other options \({named}.*nothing "
                                                     r"was changed. Resume it with the same options"):
             iad.finetune(tiny_faces, out=out, resume=True, **{**TINY, **changed})
@@ -410,7 +410,7 @@ def test_a_refused_resume_of_a_killed_run_writes_nothing(tiny_faces, tmp_path):
     assert _files(out) == before
     result = run_cli("finetune", tiny_faces, "--out", out, "--resume", "--image-size", 64, "--epochs", 2,
                      "--learning-rate", 0.01, "--no-progress", check=False)
-    assert result.returncode == 1 and "image_size (--image-size): the run has 32, this call 64" in result.stderr
+    assert result.returncode == 1 and "image_size (CLI: --image-size): the run has 32, this call 64" in result.stderr
     assert "Traceback" not in result.stderr and _files(out) == before
     predictions = iad.load_run(out).predict(tiny_faces, progress=False, allow_unfinished=True)
     assert predictions["error"].null_count == 15
@@ -429,18 +429,30 @@ def test_resuming_a_complete_run_with_other_options_is_an_error(tiny_faces, tmp_
     iad.finetune(tiny_faces, out=out, **TINY)
     before = _files(out)
     with pytest.raises(ImagesAsDataError, match=r"holds a complete run trained with other options \(epochs "
-                                                r"\(--epochs\): the run has 2, this call 5; learning_rate "
-                                                r"\(--learning-rate\): the run has 0.01, this call 0.1\).*never "
+                                                r"\(CLI: --epochs\): the run has 2, this call 5; learning_rate "
+                                                r"\(CLI: --learning-rate\): the run has 0.01, this call 0.1\).*never "
                                                 r"retrains a finished one"):
         iad.finetune(tiny_faces, out=out, resume=True, **{**TINY, "epochs": 5, "learning_rate": 0.1})
     assert _files(out) == before
     common = [str(tiny_faces), "--out", str(out), "--resume", "--image-size", "32", "--learning-rate", "0.01",
               "--no-progress"]
     assert main(["finetune", *common, "--epochs", "3"]) == 1
-    assert "epochs (--epochs): the run has 2, this call 3" in capsys.readouterr().err
+    assert "epochs (CLI: --epochs): the run has 2, this call 3" in capsys.readouterr().err
     assert main(["finetune", *common, "--epochs", "2"]) == 0
     assert "already holds a complete run with these options: nothing to train" in capsys.readouterr().out
     assert _files(out) == before
+
+
+def test_resume_and_overwrite_together_are_refused_before_anything_is_touched(two_runs, tiny_faces, tmp_path):
+    """Both at once used to delete the run and start again (overwrite won, silently); a string such as "no" for
+    resume used to count as yes."""
+    copy = two_runs[0].save(tmp_path / "run")
+    before = _files(copy.path)
+    with pytest.raises(ImagesAsDataError, match=r"resume=True and overwrite=True contradict each other"):
+        iad.finetune(tiny_faces, out=copy.path, resume=True, overwrite=True, **TINY)
+    with pytest.raises(ImagesAsDataError, match=r"resume='no' must be True or False"):
+        iad.finetune(tiny_faces, out=copy.path, resume="no", **TINY)
+    assert _files(copy.path) == before
 
 
 # ------------------------------------------------------------------------------------------ model.json's checksums

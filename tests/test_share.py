@@ -242,3 +242,11 @@ def test_columns_of_paths_are_never_shared_even_when_named(labelled, tmp_path):
     with pytest.raises(ImagesAsDataError, match=r"no column 'protset'"):
         iad.share_corpus(labels.append_column("protest", pa.array(["no"] * labels.num_rows)), tmp_path / "out",
                          columns=["protset"])
+
+
+def test_ids_must_be_a_yes_or_no(labelled, tmp_path):
+    """ids="no" used to count as yes, sharing the file names it was meant to withhold."""
+    _, labels = labelled
+    with pytest.raises(ImagesAsDataError, match=r"ids='no' must be True \(share image_id\) or False"):
+        iad.share_corpus(labels, tmp_path / "out", ids="no")
+    assert not (tmp_path / "out").exists()

@@ -52,6 +52,13 @@ def finetune(data, *, out=None, label: str | None = None, path: str | None = Non
     failed). Ctrl-C keeps the best model so far in `out`.
     """
     config = TrainConfig.from_options(**options)
+    for name, value in (("resume", resume), ("overwrite", overwrite)):
+        if value not in (True, False):
+            raise ImagesAsDataError(f"{name}={value!r} must be True or False")
+    if resume and overwrite:
+        raise ImagesAsDataError("resume=True and overwrite=True contradict each other: resume continues the run in "
+                                "out, overwrite deletes it and starts again. Pass one of them (CLI: --resume or "
+                                "--overwrite)")
     with runs.claim_run_dir(out, resume=resume, overwrite=overwrite) as folder:
         if resume:
             check_resume_options(config, folder)
@@ -79,7 +86,7 @@ def check_resume_options(config: TrainConfig, folder: Path) -> None:
     differences = config.differences_from_saved(saved)
     if not differences:
         return
-    changed = "; ".join(f"{name} (--{name.replace('_', '-')}): the run has {theirs!r}, this call {mine!r}"
+    changed = "; ".join(f"{name} (CLI: --{name.replace('_', '-')}): the run has {theirs!r}, this call {mine!r}"
                         for name, (mine, theirs) in differences.items())
     if runs.is_complete(folder):
         raise ImagesAsDataError(
