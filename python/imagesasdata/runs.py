@@ -225,9 +225,24 @@ def prediction_fields(description: dict) -> dict:
 
 
 def prediction_checksums(description: dict) -> dict:
-    """{field: SHA-256 of its canonical JSON} for PREDICTION_FIELDS: model.json's "prediction_sha256"."""
-    return {name: hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    """{field: SHA-256 of its canonical JSON} for PREDICTION_FIELDS: model.json's "prediction_sha256". Canonical:
+    keys sorted, no spaces, every number as a float (0 and 0.0 are the same JSON number; a tool that rewrites
+    model.json may write either)."""
+    return {name: hashlib.sha256(json.dumps(_numbers_as_floats(value), sort_keys=True,
+                                            separators=(",", ":")).encode()).hexdigest()
             for name, value in prediction_fields(description).items()}
+
+
+def _numbers_as_floats(value):
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, list):
+        return [_numbers_as_floats(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _numbers_as_floats(v) for k, v in value.items()}
+    return value
 
 
 def _save_safetensors(weights: dict, path: Path, metadata: dict | None = None, name: str | None = None) -> str:

@@ -108,7 +108,7 @@ test_that("share_corpus() writes no pixels, and rejoin_shared() finds the images
   for (file in list.files(out, full.names = TRUE, all.files = TRUE, no.. = TRUE)) {
     text <- paste(rawToChar(readBin(file, "raw", file.size(file)), multiple = TRUE), collapse = "")
     for (folder in unique(c(tempdir(), normalizePath(tempdir()), path.expand("~"), rekognition_examples()))) {
-      expect_false(grepl(folder, text, fixed = TRUE), label = paste(basename(file), "names", folder))
+      expect_false(grepl(folder, text, fixed = TRUE, useBytes = TRUE), label = paste(basename(file), "names", folder))
     }
   }
   expect_match(paste(readLines(attr(shared, "datasheet")), collapse = "\n"), "not redistributed", fixed = TRUE)
