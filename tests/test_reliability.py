@@ -20,7 +20,6 @@ import pytest
 import imagesasdata as iad
 from imagesasdata.errors import ImagesAsDataError
 from imagesasdata.io.locks import LOCK_FILE, DirectoryLock
-from imagesasdata.runs import prediction_checksums
 
 import forked
 
@@ -469,6 +468,8 @@ def test_resume_and_overwrite_together_are_refused_before_anything_is_touched(tw
 ])
 def test_an_edited_model_json_is_refused_naming_the_field(two_runs, tiny_faces, tmp_path, field, edit, named):
     """Edited preprocessing used to change every prediction silently (accuracy 0.94 → 0.44, no warning)."""
+    from imagesasdata.runs import prediction_checksums
+
     edited = two_runs[0].save(tmp_path / "edited")
     description = json.loads((edited.path / "model.json").read_text())
     edit(description)
