@@ -394,6 +394,10 @@ def test_a_kill_with_answers_on_their_way_repeats_only_those_requests(server, fa
     recorder.answer_then_hold_after = None
     store, key = ResponseCache(cache), {"MinConfidence": 55.0, "endpoint_url": url}
     assert {sha for sha in map(sha256_file, files) if store.in_flight(sha, "DetectLabels", key)} == billed_unanswered
+    # what a kill in the middle of writing an answer leaves: removed by the next run that claims the entry
+    entry = store.path(sorted(billed_unanswered)[0], "DetectLabels", key)
+    partial = entry.with_name(f".{entry.name}.k3j2x9qa.part")
+    partial.write_text('{"format": "imagesasdata.autotag.resp')
     plan = iad.rekognition_labels(faces, endpoint_url=url, cache=cache, dry_run=True, progress=False)
     assert plan["calls"].to_pylist() == [17]
     assert "2 of these were sent by a run that has not recorded their answers" in capsys.readouterr().out
@@ -418,6 +422,7 @@ def test_a_kill_with_answers_on_their_way_repeats_only_those_requests(server, fa
     assert set(recorder.answered) == set(map(sha256_file, files))
     assert pq.read_table(tmp_path / "third.parquet")["error"].null_count == len(files)
     assert not list(cache.rglob(".*.claim"))                                   # no claim left once all is answered
+    assert not partial.exists() and not list(cache.rglob("*.part"))
     print(f"killed with 2 answers on their way: {len(twice)} repeated charges for {len(files)} images "
           f"(0 with --no-resend-in-flight)")
 

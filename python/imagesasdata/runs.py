@@ -42,9 +42,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import re
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -73,8 +73,8 @@ FINISHED = ("complete", "interrupted", "failed")
 # temperature that calibrate=True divides the logits by. Dotted names reach into nested entries.
 PREDICTION_FIELDS = ("architecture", "library", "head", "classes", "positive_class", "preprocessing",
                      "hyperparameters.dropout", "calibration.temperature")
-# safetensors writes "<folder>/.tmpXXXXXX" and renames it onto the path it is given: runs written by imagesasdata
-# 0.x before the weights were written inside a folder of our own may hold one left by a kill.
+# safetensors' save_file() writes "<folder>/.tmpXXXXXX" and renames it onto the path it is given: a run written by
+# an earlier version (which saved weights with save_file()) may hold one that a kill left.
 _SAFETENSORS_TEMPORARY = re.compile(r"^\.tmp[A-Za-z0-9]{6}$")
 HISTORY_SCHEMA = pa.schema([
     ("epoch", pa.int64()), ("split", pa.string()), ("loss", pa.float64()), ("accuracy", pa.float64()),

@@ -19,8 +19,9 @@ The protocol for any paid service (Rekognition here; a vision-language model cod
         cache.put(sha, operation, key, parameters, response)   # recorded before the claim is released
 
 A kill therefore costs at most the requests in flight at that instant (sent, answer not yet recorded), and the
-next run knows exactly which ones they were (their claim files keep the write-ahead record). Nothing in this
-module knows a service: the operation name and the parameters are the caller's.
+next run knows exactly which ones they were (their claim files keep the write-ahead record). A kill in the middle
+of put() leaves a temporary file of the entry, removed by whoever claims the entry next. Nothing in this module
+knows a service: the operation name and the parameters are the caller's.
 """
 
 from __future__ import annotations
@@ -70,7 +71,18 @@ class ResponseCache:
         from ..io.locks import EntryClaim
 
         entry = self.path(image_sha256, operation, key_parameters)
-        return EntryClaim(entry.with_name(f".{entry.stem}.claim"))
+        return EntryClaim(entry.with_name(f".{entry.stem}.claim"), on_claim=lambda: self._remove_partial(entry))
+
+    @staticmethod
+    def _remove_partial(entry: Path) -> None:
+        """Remove the temporary files of an interrupted write of `entry` (only the claim's holder writes it, so
+        none can be in progress); the cache is shared, so nothing else in it is touched."""
+        from ..io.locks import is_our_temporary
+
+        if entry.parent.is_dir():
+            for leftover in entry.parent.glob(f".{entry.name}.*.part"):
+                if is_our_temporary(leftover.name):
+                    leftover.unlink(missing_ok=True)
 
     def in_flight(self, image_sha256: str, operation: str, key_parameters: dict) -> dict | None:
         """The write-ahead record of a request about this entry whose answer has not been recorded (sent by a live

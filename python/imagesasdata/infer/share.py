@@ -89,60 +89,75 @@ _URL = re.compile(r"""\b[a-z][a-z0-9+.-]*://[^\s'"<>]+""", re.IGNORECASE)
 class LocalPaths:
     """Replaces the local paths in text by their file names.
 
-    known: paths that may appear in text as they are, spaces included (the table's own paths, the run folder, …).
-    Besides those and anything shaped like an absolute path, this machine's folders — the home directory, the
-    working and temporary folders, the folders of the known paths — are removed wherever they appear outside a
-    URL, even glued to other text: a path under one of them becomes relative to it.
+    known: a few paths that may appear anywhere as they are, spaces included (the run folder, its starting
+    weights); each row's own paths are passed to text() with that row's values. images: the images' paths,
+    whose folders are cut out. Besides those and anything shaped like an absolute path, this machine's folders —
+    the home directory, the working and temporary folders, the images' folders — are removed wherever they appear
+    outside a URL, even glued to other text: a path under one of them becomes relative to it.
     """
 
-    def __init__(self, known=()):
+    def __init__(self, known=(), images=()):
         known = {str(k) for k in known if k}
-        known |= {os.path.realpath(k) for k in known}
-        self.known = sorted(known, key=len, reverse=True)
+        self.known = sorted(known | {os.path.realpath(k) for k in known}, key=len, reverse=True)
         folders = {os.path.expanduser("~"), str(Path.home()), os.getcwd(), tempfile.gettempdir()}
+        folders |= {os.path.dirname(k) for k in known}
         parents: dict = {}
-        for path in known:
-            parent = os.path.dirname(path)
+        for path in images:
+            parent = os.path.dirname(str(path))
             parents[parent] = parents.get(parent, 0) + 1
-        folders |= set(sorted(parents, key=parents.get, reverse=True)[:50])
+        folders |= set(sorted(parents, key=parents.get, reverse=True)[:50])   # a bounded search: the commonest
         folders |= {os.path.realpath(f) for f in folders if f}
         folders = sorted({f.rstrip("/") for f in folders if f and f.rstrip("/")}, key=len, reverse=True)
-        self._folders = re.compile("(?:" + "|".join(re.escape(f) for f in folders) + r")(?:(/)|(?![\w.-]))") \
+        self._folders = self._pattern(folders)
+        # Folders with spaces go first: the path patterns below would stop at the space.
+        self._spaced = self._pattern([f for f in folders if re.search(r"\s", f)])
+
+    @staticmethod
+    def _pattern(folders):
+        return re.compile("(?:" + "|".join(re.escape(f) for f in folders) + r")(?:(/)|(?![\w.-]))") \
             if folders else None
 
-    def text(self, value: str) -> str:
+    def text(self, value: str, own=()) -> str:
         """`value` with each local path replaced by its file name (a path under a folder of this machine that does
-        not look like a path, by its part below that folder)."""
-        for path in self.known:
-            if path in value:
+        not look like a path, by its part below that folder). own: the paths of the row `value` belongs to."""
+        for path in list(own) + self.known:
+            if path and path in value:
                 value = value.replace(path, _file_name(path))
+        if self._spaced is not None:
+            value = self._outside_urls(value, self._spaced)
         value = _FILE_URL.sub(lambda m: _file_name(m.group(0)[len("file://"):]), value)
         value = _QUOTED_PATH.sub(lambda m: m.group(1) + _file_name(m.group(2)) + m.group(1), value)
         value = _WINDOWS_PATH.sub(lambda m: _file_name(m.group(0)), value)
         value = _POSIX_PATH.sub(lambda m: _file_name(m.group(0)), value)
         if self._folders is None or not self._folders.search(value):
             return value
-        # What is left names a folder of ours where no path could be told from the text around it ("x/root",
-        # "/home/Jane Doe/raw"): cut it out, outside URLs.
+        # What is left names a folder of ours where no path could be told from the text around it ("x/root/raw"):
+        # cut it out, outside URLs.
+        return self._outside_urls(value, self._folders)
+
+    @staticmethod
+    def _outside_urls(value: str, folders) -> str:
+        """`value` with the folders matched by `folders` cut out (a path below one keeps its part below it; the
+        folder alone becomes its name), except inside URLs."""
+        def cut(text):
+            return folders.sub(lambda m: "" if m.group(1) else _file_name(m.group(0)), text)
+
         pieces, start = [], 0
         for url in _URL.finditer(value):
-            pieces += [self._cut(value[start:url.start()]), url.group(0)]
+            pieces += [cut(value[start:url.start()]), url.group(0)]
             start = url.end()
-        return "".join(pieces + [self._cut(value[start:])])
+        return "".join(pieces + [cut(value[start:])])
 
-    def _cut(self, text: str) -> str:
-        return self._folders.sub(lambda m: "" if m.group(1) else _file_name(m.group(0)), text)
-
-    def value(self, value):
+    def value(self, value, own=()):
         """Any JSON-like value (str, list, dict) with text() applied to every string in it, keys included."""
         if isinstance(value, str):
-            return self.text(value)
+            return self.text(value, own)
         if isinstance(value, list):
-            return [self.value(v) for v in value]
+            return [self.value(v, own) for v in value]
         if isinstance(value, tuple):
-            return tuple(self.value(v) for v in value)
+            return tuple(self.value(v, own) for v in value)
         if isinstance(value, dict):
-            return {self.value(k) if isinstance(k, str) else k: self.value(v) for k, v in value.items()}
+            return {self.value(k, own) if isinstance(k, str) else k: self.value(v, own) for k, v in value.items()}
         return value
 
 
@@ -211,14 +226,17 @@ def _shareable_ids(ids: list, local: LocalPaths) -> list:
     return [local.text(i) if isinstance(i, str) else i for i in ids]
 
 
-def _scrubbed(table: pa.Table, local: LocalPaths) -> pa.Table:
-    """`table` with local paths replaced by file names in every text value (nested lists and structs too)."""
+def _scrubbed(table: pa.Table, local: LocalPaths, paths: list) -> pa.Table:
+    """`table` with local paths replaced by file names in every text value (nested lists and structs too); `paths`:
+    each row's own path (the one its error message names)."""
     columns = []
     for field, column in zip(table.schema, table.columns):
         if field.name == "image_id":
             columns.append(pa.array(_shareable_ids(column.to_pylist(), local), field.type))
         elif _holds_text(field.type):
-            columns.append(pa.array([local.value(v) for v in column.to_pylist()], field.type))
+            values = column.to_pylist()
+            own = [(p, os.path.realpath(p)) if isinstance(p, str) else () for p in paths] if paths else [()] * len(values)
+            columns.append(pa.array([local.value(v, mine) for v, mine in zip(values, own)], field.type))
         else:
             columns.append(column)
     names = [local.text(name) for name in table.column_names]
@@ -297,17 +315,19 @@ def share_corpus(labels, out, *, run=None, title: str | None = None, sources: st
     drop = {drop} if isinstance(drop, str) else set(drop or ())
     hashes = _hashes(table)
     keep, left_out = _shared_columns(table, ids, drop, columns)
-    known = [p for p in (table["path"].to_pylist() if "path" in table.column_names else []) if isinstance(p, str)]
+    paths = table["path"].to_pylist() if "path" in table.column_names else []
+    known = []
     run_directory = None
     if run is not None:
         from ..runs import as_run_directory
 
         run_directory = as_run_directory(run)
-        known += [str(run_directory.path), str(run_directory.description.get("weights") or "")]
-    local = LocalPaths(known)
+        weights = run_directory.description.get("weights")
+        known += [str(run_directory.path)] + ([str(weights)] if weights not in (None, "imagenet", "none") else [])
+    local = LocalPaths(known, images=[p for p in paths if isinstance(p, str)])
     digests = pa.array(hashes, pa.string())
     if keep:
-        shared = _scrubbed(table.select(keep), local)
+        shared = _scrubbed(table.select(keep), local, paths)
         shared = shared.add_column(1 if "image_id" in keep else 0, "image_sha256", digests)
     else:   # no column but the hashes (a table with no row count of its own to add them to)
         shared = pa.table({"image_sha256": digests})

@@ -116,10 +116,11 @@ class EntryClaim:
     record in place when the claim is released (nothing was done about it), so the next claimer sees it too.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, on_claim=None):
         self.path = Path(path)
         self._fd = None
         self._keep = False
+        self._on_claim = on_claim   # called once the claim is held (e.g. to remove the entry's half-written files)
         self.left_behind: dict | None = None
 
     def __enter__(self) -> "EntryClaim":
@@ -137,6 +138,8 @@ class EntryClaim:
                 self._fd = fd
                 self._keep = False
                 self.left_behind = self._read_record(fd)
+                if self._on_claim is not None:
+                    self._on_claim()
                 return self
             os.close(fd)   # the holder removed the file while we waited: claim the new one
 
