@@ -65,6 +65,8 @@ class Recorder:
             self.throttle_first = False  # throttle each image's first request: exactly half of all calls
             self.admitted = 0
             self.answer_limit = None    # let this many requests through, then hold every further one
+            self.answer_then_hold_after = None   # let this many through, then answer (bill) the others but hold
+            self.held_answers = []      # sha256 of requests answered by moto whose answers are held back
             self.garble = set()         # image hashes answered with a 200 and a body that is not JSON
             self.echo_key = set()       # image hashes answered with an error message quoting the access key
             self.gate_after = None      # let this many requests through, then make the others wait for the gate
@@ -88,6 +90,7 @@ class Recorder:
             gated = self.gate_after is not None and self.admitted >= self.gate_after and not self.gate.is_set()
             self.waiting += gated
             throttle = self.throttle_first and not self.throttled[sha]
+            hold_answer = self.answer_then_hold_after is not None and self.admitted >= self.answer_then_hold_after
             if hold:
                 self.held.append(sha)
             elif throttle:
@@ -110,6 +113,10 @@ class Recorder:
         answer = self.app(environ, start_response)
         with self.lock:
             self.answered[sha] += 1
+            if hold_answer:
+                self.held_answers.append(sha)
+        if hold_answer:   # answered (billed) by the service, but the answer is not on its way yet
+            self.release.wait(60)
         return answer
 
 
@@ -197,9 +204,11 @@ def test_dry_run_counts_prices_and_sends_nothing(server, faces, tmp_path, capsys
                                   price_per_1000=1.25, progress=False)
     assert recorder.requests == 0
     row = plan.to_pylist()[0]
-    assert row == {"operation": "DetectLabels", "images": 27, "distinct_images": 25, "unreadable": 2, "cached": 0,
+    assert row == {"operation": "DetectLabels", "images": 27, "distinct_images": 24, "unreadable": 2, "cached": 0,
                    "calls": 24, "price_per_1000": 1.25, "estimated_cost_usd": pytest.approx(24 * 1.25 / 1000)}
-    assert "24 calls" in capsys.readouterr().out
+    out = capsys.readouterr().out                 # 25 distinct files, of which 24 readable images (notes.png is not)
+    assert "27 files, 24 distinct readable images, 0 already answered in the cache → 24 calls" in out
+    assert "2 files cannot be read or are not images (not sent)" in out
     # The plan is exact: a real run sends what it counted.
     iad.rekognition_labels(faces, endpoint_url=url, cache=tmp_path / "exact", progress=False)
     assert recorder.requests == 24
@@ -355,6 +364,67 @@ def test_killed_run_resumes_without_sending_any_answered_image_again(server, fac
     printed = first_out + first_err + second_out + second_err
     for secret in (ACCESS_KEY, SECRET_KEY):
         assert secret.encode() not in written and secret.encode() not in printed
+
+
+def test_a_kill_with_answers_on_their_way_repeats_only_those_requests(server, faces, tmp_path, capsys):
+    """The worst instant for a kill: the service has answered (and billed) requests whose answers have not reached
+    the client. The service answers 7 requests, then answers the next ones but holds their answers back; the run
+    (2 requests at a time) is killed with 2 requests billed and unanswered. Each left its write-ahead record in its
+    claim, so the next run knows them: with --no-resend-in-flight it sends no image twice (2 error rows name the
+    option); by default it asks about exactly those 2 again — the figure: 2 repeated charges for 24 images, the
+    requests in flight at the kill, and none of the 7 whose answers had arrived."""
+    url, recorder = server
+    cache = tmp_path / "cache"
+    files = sorted(faces.glob("*.png"))
+    args = ["rekognition-labels", str(faces), "--endpoint-url", url, "--cache", str(cache), "--concurrency", "2",
+            "--no-progress"]
+    recorder.answer_then_hold_after = 7
+    first = _cli([*args, "--out", str(tmp_path / "first.parquet")], dict(os.environ))
+    deadline = time.monotonic() + 120
+    while not (len(ResponseCache(cache)) >= 7 and len(recorder.held_answers) == 2):
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline, "the first run never had 2 answers held back"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=30)
+    billed_unanswered = set(recorder.held_answers)
+    answered_before = {sha for sha in recorder.answered if sha not in billed_unanswered}
+    assert len(ResponseCache(cache)) == 7 == len(answered_before)
+    recorder.release.set()
+    recorder.answer_then_hold_after = None
+    store, key = ResponseCache(cache), {"MinConfidence": 55.0, "endpoint_url": url}
+    assert {sha for sha in map(sha256_file, files) if store.in_flight(sha, "DetectLabels", key)} == billed_unanswered
+    # what a kill in the middle of writing an answer leaves: removed by the next run that claims the entry
+    entry = store.path(sorted(billed_unanswered)[0], "DetectLabels", key)
+    partial = entry.with_name(f".{entry.name}.k3j2x9qa.part")
+    partial.write_text('{"format": "imagesasdata.autotag.resp')
+    plan = iad.rekognition_labels(faces, endpoint_url=url, cache=cache, dry_run=True, progress=False)
+    assert plan["calls"].to_pylist() == [17]
+    assert "2 of these were sent by a run that has not recorded their answers" in capsys.readouterr().out
+
+    second = _cli([*args, "--out", str(tmp_path / "second.parquet"), "--no-resend-in-flight"], dict(os.environ))
+    _, errors = second.communicate(timeout=180)
+    assert second.returncode == 0, errors.decode()
+    assert "2 image(s) had been sent by an earlier run that stopped before their answers were recorded; not sent " \
+           "again" in errors.decode()
+    assert max(recorder.answered.values()) == 1                                 # no image billed twice
+    table = pq.read_table(tmp_path / "second.parquet")
+    refused = {r["image_sha256"] for r in table.to_pylist() if r["error"]}
+    assert refused == billed_unanswered
+    assert all("--resend-in-flight" in e for e in table["error"].to_pylist() if e)
+
+    third = _cli([*args, "--out", str(tmp_path / "third.parquet")], dict(os.environ))
+    _, errors = third.communicate(timeout=180)
+    assert third.returncode == 0, errors.decode()
+    assert "2 image(s) had been sent by an earlier run" in errors.decode() and "asked again" in errors.decode()
+    twice = {sha for sha, n in recorder.answered.items() if n > 1}
+    assert twice == billed_unanswered and set(recorder.answered.values()) <= {1, 2}
+    assert set(recorder.answered) == set(map(sha256_file, files))
+    assert pq.read_table(tmp_path / "third.parquet")["error"].null_count == len(files)
+    assert not list(cache.rglob(".*.claim"))                                   # no claim left once all is answered
+    assert not partial.exists() and not list(cache.rglob("*.part"))
+    print(f"killed with 2 answers on their way: {len(twice)} repeated charges for {len(files)} images "
+          f"(0 with --no-resend-in-flight)")
 
 
 def test_two_runs_sharing_a_cache_never_pay_twice(server, faces, tmp_path):

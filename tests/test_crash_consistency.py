@@ -93,6 +93,59 @@ def test_a_finetune_killed_at_every_crash_point_resumes_to_the_uninterrupted_res
     assert tried == len(points)
 
 
+def _finetune_cut_in_final_write(data, out, offset):
+    """_finetune, killed (SIGKILL) in the middle of writing the final weights, when exactly `offset` bytes of the
+    file are on disk (faults.write_bytes)."""
+    faults._CRASH_IN_WRITE = ("model.safetensors", offset)
+    _finetune(data, out)
+
+
+def _temporary_files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if p.name.startswith(".tmp") or p.name.endswith(".part"))
+
+
+@pytest.mark.trains
+def test_a_kill_inside_the_final_write_leaves_no_temporary_file(tiny_faces, tmp_path):
+    """Killed at several byte offsets of the final weights file (in its header length, in its header, halfway, one
+    byte short), the run leaves a partial temporary file; resuming it (or merely opening it) removes every
+    temporary file, and the resumed run is the uninterrupted one. A kill there used to leave safetensors' own
+    13.7 MB ".tmpXXXXXX" in the run directory for good."""
+    reference = tmp_path / "reference"
+    assert forked.run(_finetune, tiny_faces, reference) == 0
+    size = (reference / "model.safetensors").stat().st_size
+    for number, offset in enumerate((8, 4096, size // 2, size - 1)):
+        out = tmp_path / f"cut-{offset}"
+        assert forked.run(_finetune_cut_in_final_write, tiny_faces, out, offset) == -signal.SIGKILL, offset
+        partial = [p for p in out.rglob("*") if p.is_file() and p.stat().st_size == offset]
+        assert partial, f"no file of {offset} bytes: the kill did not land inside the weights' write"
+        assert iad.load_run(out).status == "training"
+        if number % 2:   # opened (no job writing it): what the kill left goes at once
+            assert _temporary_files(out) == [], offset
+        resumed = iad.finetune(tiny_faces, out=out, resume=True, **OPTIONS)
+        same_run(resumed.path, reference)
+        assert {p.name for p in out.iterdir()} == RUN_FILES and _temporary_files(out) == [], offset
+
+
+@pytest.mark.trains
+def test_only_temporary_files_of_our_own_shape_are_removed(tiny_faces, tmp_path):
+    """Clean-up removes what the engine's writers leave (".<name>.xxxxxxxx.part", and safetensors' ".tmpXXXXXX"
+    in a run directory), never a file that merely resembles one."""
+    out = tmp_path / "run"
+    assert forked.run(_finetune, tiny_faces, out) == 0
+    ours = [".model.json.k3j2x9qa.part", ".tmpAb12Cd", "checkpoint/.tmpXy34Zw"]
+    (out / "checkpoint").mkdir()
+    (out / ".model.safetensors.a1b2c3d4.part").mkdir()
+    (out / ".model.safetensors.a1b2c3d4.part" / ".tmpQw12Er").write_bytes(b"half a file")
+    theirs = ["notes.part", ".draft.part", ".tmpnotes", ".tmp-Ab12Cd", "my.tmpAb12Cd", ".results.k3j2x9qa.partial"]
+    for name in ours + theirs:
+        (out / name).write_bytes(b"x")
+    iad.load_run(out)
+    left = {str(p.relative_to(out)) for p in out.rglob("*")}
+    assert set(theirs) <= left
+    assert not left & set(ours + [".model.safetensors.a1b2c3d4.part"])
+
+
 @pytest.mark.trains
 def test_a_killed_grid_resumes_to_the_uninterrupted_result(tiny_faces, tmp_path):
     """Kill points of a two-configuration grid, every third one (the grid's runs are fine-tunes whose every

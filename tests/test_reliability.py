@@ -383,3 +383,143 @@ def test_a_file_that_cannot_be_opened_is_not_called_corrupt(tiny_faces, monkeypa
     with pytest.raises(BadImageError, match=r"cannot be read \(Permission denied\); check the file's permissions"):
         iad.open_rgb(tiny_faces / "s1" / "1.pgm")
     assert read_header(tiny_faces / "s1" / "1.pgm")["error"].startswith("cannot be read (Permission denied)")
+
+
+# ------------------------------------------------------------------------------------------ resume validates first
+
+def _files(folder: Path) -> dict:
+    """Every file in a run folder but the lock, with its bytes: what a refused call must leave as it was."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != LOCK_FILE}
+
+
+@pytest.mark.trains
+def test_a_refused_resume_of_a_killed_run_writes_nothing(tiny_faces, tmp_path):
+    """Resuming a killed run with other options or other data is refused before anything is written: model.json
+    still describes the checkpoint, and the run can still be used on request (it used to record the refused
+    options, and then predict() failed with "weights do not match the architecture")."""
+    from cli_runner import run as run_cli
+
+    out = tmp_path / "run"
+    assert forked.run(_finetune_killed_after_epoch_1, tiny_faces, out) == -signal.SIGKILL
+    before = _files(out)
+    for changed, named in (({"image_size": 64}, r"image_size \(CLI: --image-size\): the run has 32, this call 64"),
+                           ({"seed": 1}, r"seed \(CLI: --seed\): the run has 0, this call 1"),
+                           ({"architecture": "resnet18", "weights": "none"}, r"architecture .*'resnet18'.*weights"),
+                           ({"learning_rate": 0.001}, r"learning_rate \(CLI: --learning-rate\): the run has 0.01")):
+        with pytest.raises(ImagesAsDataError, match=rf"holds a run started with other options \({named}.*nothing "
+                                                    r"was changed. Resume it with the same options"):
+            iad.finetune(tiny_faces, out=out, resume=True, **{**TINY, **changed})
+        assert _files(out) == before, changed
+    # other images (one photo fewer, and one photo relabelled): refused too, naming them
+    fewer = tmp_path / "fewer"
+    shutil.copytree(tiny_faces, fewer)
+    (fewer / "s2" / "5.pgm").unlink()
+    with pytest.raises(ImagesAsDataError, match=r"started on other data \(1 image\(s\) missing now: s2/5.pgm\)"):
+        iad.finetune(fewer, out=out, resume=True, **TINY)
+    (fewer / "s1" / "5.pgm").rename(fewer / "s2" / "5.pgm")
+    with pytest.raises(ImagesAsDataError, match=r"started on other data \(.*s1/5.pgm"):
+        iad.finetune(fewer, out=out, resume=True, **TINY)
+    assert _files(out) == before
+    result = run_cli("finetune", tiny_faces, "--out", out, "--resume", "--image-size", 64, "--epochs", 2,
+                     "--learning-rate", 0.01, "--no-progress", check=False)
+    assert result.returncode == 1 and "image_size (CLI: --image-size): the run has 32, this call 64" in result.stderr
+    assert "Traceback" not in result.stderr and _files(out) == before
+    predictions = iad.load_run(out).predict(tiny_faces, progress=False, allow_unfinished=True)
+    assert predictions["error"].null_count == 15
+    # resumed with its own options (from a copy of its images elsewhere: paths may move), it completes
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_faces, moved)
+    assert iad.finetune(moved, out=out, resume=True, **TINY).status == "complete"
+
+
+@pytest.mark.trains
+def test_resuming_a_complete_run_with_other_options_is_an_error(tiny_faces, tmp_path, capsys):
+    """It used to exit 0 and ignore the options silently. With the same options it says the run is complete."""
+    from imagesasdata.cli import main
+
+    out = tmp_path / "run"
+    iad.finetune(tiny_faces, out=out, **TINY)
+    before = _files(out)
+    with pytest.raises(ImagesAsDataError, match=r"holds a complete run trained with other options \(epochs "
+                                                r"\(CLI: --epochs\): the run has 2, this call 5; learning_rate "
+                                                r"\(CLI: --learning-rate\): the run has 0.01, this call 0.1\).*never "
+                                                r"retrains a finished one"):
+        iad.finetune(tiny_faces, out=out, resume=True, **{**TINY, "epochs": 5, "learning_rate": 0.1})
+    assert _files(out) == before
+    common = [str(tiny_faces), "--out", str(out), "--resume", "--image-size", "32", "--learning-rate", "0.01",
+              "--no-progress"]
+    assert main(["finetune", *common, "--epochs", "3"]) == 1
+    assert "epochs (CLI: --epochs): the run has 2, this call 3" in capsys.readouterr().err
+    assert main(["finetune", *common, "--epochs", "2"]) == 0
+    assert "already holds a complete run with these options: nothing to train" in capsys.readouterr().out
+    assert _files(out) == before
+
+
+def test_resume_and_overwrite_together_are_refused_before_anything_is_touched(two_runs, tiny_faces, tmp_path):
+    """Both at once used to delete the run and start again (overwrite won, silently); a string such as "no" for
+    resume used to count as yes."""
+    copy = two_runs[0].save(tmp_path / "run")
+    before = _files(copy.path)
+    with pytest.raises(ImagesAsDataError, match=r"resume=True and overwrite=True contradict each other"):
+        iad.finetune(tiny_faces, out=copy.path, resume=True, overwrite=True, **TINY)
+    with pytest.raises(ImagesAsDataError, match=r"resume='no' must be True or False"):
+        iad.finetune(tiny_faces, out=copy.path, resume="no", **TINY)
+    assert _files(copy.path) == before
+
+
+# ------------------------------------------------------------------------------------------ model.json's checksums
+
+@pytest.mark.parametrize("field, edit, named", [
+    ("preprocessing", lambda d: d["preprocessing"].update(mean=[0.1, 0.1, 0.1]),
+     r"preprocessing no longer matches .*\(preprocessing.mean: model.json has \[0.1, 0.1, 0.1\], the run was "
+     r"written with \[0.485, 0.456, 0.406\]\)"),
+    ("resize", lambda d: d["preprocessing"].update(resize="squish"), r"preprocessing.resize: model.json has "
+                                                                     r"\"squish\", the run was written with"),
+    ("temperature", lambda d: d["calibration"].update(temperature=9.0), r"calibration.temperature no longer"),
+    ("positive class", lambda d: d.update(positive_class="s3"), r"positive_class: model.json has \"s3\""),
+    ("head", lambda d: d.update(head=["conv_head"]), r"head no longer matches"),
+])
+def test_an_edited_model_json_is_refused_naming_the_field(two_runs, tiny_faces, tmp_path, field, edit, named):
+    """Edited preprocessing used to change every prediction silently (accuracy 0.94 → 0.44, no warning)."""
+    from imagesasdata.runs import prediction_checksums
+
+    edited = two_runs[0].save(tmp_path / "edited")
+    description = json.loads((edited.path / "model.json").read_text())
+    edit(description)
+    (edited.path / "model.json").write_text(json.dumps(description))
+    with pytest.raises(ImagesAsDataError, match=rf"model.json was edited after the run was written: .*{named}.*"
+                                                r"refused, as swapped weights are. To recover, restore the run's own "
+                                                r"model.json"):
+        iad.load_run(edited.path).predict(tiny_faces, progress=False)
+    # an edit that also rewrites the checksums is still caught: the weights record the values they were written with
+    description["prediction_sha256"] = prediction_checksums(description)
+    (edited.path / "model.json").write_text(json.dumps(description))
+    with pytest.raises(ImagesAsDataError, match=r"was edited after the run was written"):
+        iad.load_run(edited.path).weights()
+
+
+def test_edits_that_do_not_change_predictions_are_accepted(two_runs, tiny_faces, tmp_path):
+    copy = two_runs[0].save(tmp_path / "annotated")
+    description = json.loads((copy.path / "model.json").read_text())
+    description["notes"] = "shared with the replication package"
+    description["hyperparameters"]["epochs"] = 99
+    description["hyperparameters"]["dropout"] = 0      # re-saved by a tool that writes 0.0 as 0: the same number
+    (copy.path / "model.json").write_text(json.dumps(description))
+    expected = two_runs[0].predict(tiny_faces, progress=False)
+    assert iad.load_run(copy.path).predict(tiny_faces, progress=False).drop_columns(["path"]).equals(
+        expected.drop_columns(["path"]))
+    del description["prediction_sha256"]
+    (copy.path / "model.json").write_text(json.dumps(description))
+    with pytest.raises(ImagesAsDataError, match=r"model.json is damaged: it has no prediction_sha256"):
+        iad.load_run(copy.path).weights()
+
+
+@pytest.mark.trains
+def test_an_edited_model_json_of_a_killed_run_is_refused(tiny_faces, tmp_path):
+    out = tmp_path / "run"
+    assert forked.run(_finetune_killed_after_epoch_1, tiny_faces, out) == -signal.SIGKILL
+    description = json.loads((out / "model.json").read_text())
+    description["preprocessing"]["std"] = [1.0, 1.0, 1.0]
+    (out / "model.json").write_text(json.dumps(description))
+    with pytest.raises(ImagesAsDataError, match=r"model.json was edited after the run was written: preprocessing"):
+        iad.load_run(out).predict(tiny_faces, progress=False, allow_unfinished=True)

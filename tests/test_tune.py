@@ -80,8 +80,11 @@ def test_interrupted_grid_resumes_without_rerunning_finished_configurations(samp
 @pytest.mark.trains
 def test_a_different_grid_in_the_same_directory_is_refused(sample_data, tmp_path):
     iad.tune(sample_data / "faces", {"learning_rate": [0.01]}, out=tmp_path / "grid", **FAST)
-    with pytest.raises(ImagesAsDataError, match="holds a different grid"):
+    with pytest.raises(ImagesAsDataError, match=r"holds a different grid \(the configurations: the grid has 1 "
+                                                r"\(learning_rate=0.01\), this call 1 \(learning_rate=0.02\)\)"):
         iad.tune(sample_data / "faces", {"learning_rate": [0.02]}, out=tmp_path / "grid", **FAST)
+    with pytest.raises(ImagesAsDataError, match=r"holds a different grid \(seed: the grid has 0, this call 3\)"):
+        iad.tune(sample_data / "faces", {"learning_rate": [0.01]}, out=tmp_path / "grid", **{**FAST, "seed": 3})
 
 
 @pytest.mark.parametrize("grid, message", [

@@ -25,14 +25,26 @@ verifies every checksum. The directory is locked for the job's life (locks.py).
 
 Loading never unpickles: weights are read with safetensors only, and a file that is not safetensors is refused.
 A run's weights are checked against the checksum in model.json and its classes against the weights' own record.
+The parts of model.json that decide what the run predicts (PREDICTION_FIELDS: architecture, classes,
+preprocessing, temperature, …) have their own checksums ("prediction_sha256"), written in the same atomic
+replace of model.json as the outcome, and their values are repeated in the weights file's metadata: an edited
+field is refused like swapped weights, naming the field and the value the run was written with.
+
+Temporary files: every write goes through a temporary name of our own shape (locks.is_our_temporary); weights
+are serialised by safetensors and written by us into that temporary file (its save_file() would make a temporary
+file of its own). Whatever a kill leaves is removed when the run is resumed (claim_run_dir) and when it is next
+opened while no job writes it (RunDirectory), and so is a ".tmpXXXXXX" that save_file() left in runs written by
+earlier versions.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -44,18 +56,26 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import ImagesAsDataError
-from .io.faults import crash_point
+from .io.faults import crash_point, write_bytes
 from .io.images import sha256_file
-from .io.locks import LOCK_FILE, claimed_directory
+from .io.locks import LOCK_FILE, claimed_directory, tidy_if_idle
 from .measure.metrics import classification_metrics, confusion_table, headline_lines
 from .io.tables import atomic_path, fsync_directory, read_json, write_json, write_table
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3      # 3: model.json records prediction_sha256 (the checksums of PREDICTION_FIELDS)
 WEIGHTS = "model.safetensors"
 RUN_DESCRIPTION = "model.json"
 CHECKPOINT = "checkpoint"
 POINTER = "current.json"
 FINISHED = ("complete", "interrupted", "failed")
+# What decides a run's predictions, besides its weights: the network built (architecture, library, head, dropout),
+# the classes and their order, the positive class (thresholds), how a file becomes a tensor (preprocessing) and the
+# temperature that calibrate=True divides the logits by. Dotted names reach into nested entries.
+PREDICTION_FIELDS = ("architecture", "library", "head", "classes", "positive_class", "preprocessing",
+                     "hyperparameters.dropout", "calibration.temperature")
+# safetensors' save_file() writes "<folder>/.tmpXXXXXX" and renames it onto the path it is given: a run written by
+# an earlier version (which saved weights with save_file()) may hold one that a kill left.
+_SAFETENSORS_TEMPORARY = re.compile(r"^\.tmp[A-Za-z0-9]{6}$")
 HISTORY_SCHEMA = pa.schema([
     ("epoch", pa.int64()), ("split", pa.string()), ("loss", pa.float64()), ("accuracy", pa.float64()),
     ("learning_rate", pa.float64()), ("seconds", pa.float64()),
@@ -66,8 +86,14 @@ HISTORY_SCHEMA = pa.schema([
 
 def claim_run_dir(out, *, resume: bool = False, overwrite: bool = False):
     """The run directory for a fine-tune, created and locked for its life (a context manager yielding the Path).
-    An existing run needs resume=True (continue it) or overwrite=True (replace it); see locks.claimed_directory."""
-    return claimed_directory(out, what="run", marker=RUN_DESCRIPTION, resume=resume, overwrite=overwrite)
+    An existing run needs resume=True (continue it) or overwrite=True (replace it); see locks.claimed_directory.
+    Temporary files a killed job left in it are removed."""
+    return claimed_directory(out, what="run", marker=RUN_DESCRIPTION, resume=resume, overwrite=overwrite,
+                             leftovers=_safetensors_temporary)
+
+
+def _safetensors_temporary(name: str) -> bool:
+    return bool(_SAFETENSORS_TEMPORARY.match(name))
 
 
 def versions() -> dict:
@@ -117,38 +143,138 @@ def write_started(out: Path, description: dict, table: pa.Table, hashes: dict, s
     if previous.exists():
         earlier = read_json(previous, "a run description")
         description.update({k: earlier[k] for k in ("run_id", "created") if k in earlier})
-    ids = table["image_id"].to_pylist()
     description["training_images"] = {
         "count": table.num_rows - skipped.num_rows,
-        "sha256": {ids[row]: digest for row, digest in sorted(hashes.items())},
+        "sha256": training_hashes(table, hashes),
     }
+    description["prediction_sha256"] = prediction_checksums(description)
     write_json(description, out / RUN_DESCRIPTION)
     write_table(table.select(["image_id", "path", "label", "split"]), out / "splits.parquet")
     write_table(skipped, out / "skipped.parquet")
 
 
-def _save_safetensors(weights: dict, path: Path, metadata: dict | None = None) -> str:
-    """Write tensors to `path` (flushed to disk); return the file's SHA-256."""
-    from safetensors.torch import save_file
+def training_hashes(table: pa.Table, hashes: dict) -> dict:
+    """{image_id: SHA-256} of the readable images (hashes: {row: SHA-256}, as the decoded-image cache gives them)."""
+    ids = table["image_id"].to_pylist()
+    return {ids[row]: digest for row, digest in sorted(hashes.items())}
 
-    save_file({k: v.contiguous() for k, v in weights.items()}, str(path),
-              metadata={"format": "imagesasdata", **(metadata or {})})
-    with open(path, "rb+") as handle:
+
+def recorded_options(out) -> dict | None:
+    """The options the run in `out` was started with, to compare before anything is written: those of its last
+    checkpoint (what its weights were trained with) if it has one, else model.json's; None when `out` holds no
+    run description."""
+    out = Path(out)
+    if has_checkpoint(out):
+        return checkpoint_options(out)
+    if not (out / RUN_DESCRIPTION).exists():
+        return None
+    hyperparameters = read_json(out / RUN_DESCRIPTION, "a run description").get("hyperparameters")
+    return hyperparameters if isinstance(hyperparameters, dict) else None
+
+
+def check_same_training_data(out, table: pa.Table, hashes: dict, classes) -> None:
+    """Refuse to resume the run in `out` on other images than it was started with: other files (by SHA-256), other
+    classes, or other labels or splits for the same images. Nothing is written before this check."""
+    out = Path(out)
+    if not (out / RUN_DESCRIPTION).exists():
+        return
+    previous = read_json(out / RUN_DESCRIPTION, "a run description")
+    problems = []
+    if isinstance(previous.get("classes"), list) and previous["classes"] != list(classes):
+        problems.append(f"its classes were {previous['classes']}, these images have {list(classes)}")
+    recorded = (previous.get("training_images") or {}).get("sha256")
+    if isinstance(recorded, dict):
+        current = training_hashes(table, hashes)
+        missing = sorted(k for k in recorded if k not in current)
+        new = sorted(k for k in current if k not in recorded)
+        changed = sorted(k for k in recorded if k in current and recorded[k] != current[k])
+        for what, names in (("missing now", missing), ("new", new), ("changed (other file contents)", changed)):
+            if names:
+                problems.append(f"{len(names)} image(s) {what}: {', '.join(names[:3])}{' …' if len(names) > 3 else ''}")
+    if not problems and (out / "splits.parquet").exists():
+        try:
+            before = pq.read_table(out / "splits.parquet").select(["image_id", "label", "split"]).to_pylist()
+        except (pa.ArrowInvalid, OSError, KeyError):
+            before = None
+        now = table.select(["image_id", "label", "split"]).to_pylist()
+        if before is not None and before != now:
+            earlier = {r["image_id"]: r for r in before}
+            moved = [r["image_id"] for r in now if earlier.get(r["image_id"]) != r]
+            problems.append(f"the labels or splits of {len(moved) or len(before)} image(s) differ"
+                            + (f": {', '.join(moved[:3])}{' …' if len(moved) > 3 else ''}" if moved else ""))
+    if problems:
+        raise ImagesAsDataError(
+            f"{out} holds a run started on other data ({'; '.join(problems)}); nothing was changed. Resume it with "
+            "the images and labels it was started with, pass overwrite=True (CLI: --overwrite) to start again on "
+            "these, or write to a new --out folder"
+        )
+
+
+def _value_at(description: dict, dotted: str):
+    value = description
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def prediction_fields(description: dict) -> dict:
+    """{field: value} of PREDICTION_FIELDS in a run description (None where absent), as JSON would hold them."""
+    return json.loads(json.dumps({name: _value_at(description, name) for name in PREDICTION_FIELDS}, default=str))
+
+
+def prediction_checksums(description: dict) -> dict:
+    """{field: SHA-256 of its canonical JSON} for PREDICTION_FIELDS: model.json's "prediction_sha256". Canonical:
+    keys sorted, no spaces, every number as a float (0 and 0.0 are the same JSON number; a tool that rewrites
+    model.json may write either)."""
+    return {name: hashlib.sha256(json.dumps(_numbers_as_floats(value), sort_keys=True,
+                                            separators=(",", ":")).encode()).hexdigest()
+            for name, value in prediction_fields(description).items()}
+
+
+def _numbers_as_floats(value):
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, list):
+        return [_numbers_as_floats(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _numbers_as_floats(v) for k, v in value.items()}
+    return value
+
+
+def _save_safetensors(weights: dict, path: Path, metadata: dict | None = None, name: str | None = None) -> str:
+    """Write tensors to `path` (flushed to disk) in the safetensors format; return the file's SHA-256.
+
+    safetensors serialises (its format, its checks); the bytes are written here, into the temporary file the caller
+    chose: the library's save_file() would make a temporary file of its own beside `path` (".tmpXXXXXX"), which a
+    kill in the middle of the write would leave behind for good. `name` is the target's name (for the crash tests).
+    """
+    from safetensors.torch import save
+
+    data = save({k: v.contiguous() for k, v in weights.items()}, metadata={"format": "imagesasdata", **(metadata or {})})
+    with open(path, "wb") as handle:
+        write_bytes(handle, data, name or Path(path).name)
+        handle.flush()
         os.fsync(handle.fileno())
-    return sha256_file(path)
+    return hashlib.sha256(data).hexdigest()
 
 
 def write_weights(out: Path, weights: dict, name: str = WEIGHTS, metadata: dict | None = None) -> str:
     """Write a safetensors file atomically; return its SHA-256."""
     with atomic_path(Path(out) / name) as temporary:
-        digest = _save_safetensors(weights, temporary, metadata)
+        digest = _save_safetensors(weights, temporary, metadata, name)
     return digest
 
 
 def weights_metadata(description: dict) -> dict:
-    """What the weights file records about its run, checked against model.json when the run is loaded."""
+    """What the weights file records about its run, checked against model.json when the run is loaded: its id, its
+    classes and the values of PREDICTION_FIELDS it was written with."""
     return {"run_id": description["run_id"], "classes": json.dumps(description["classes"]),
-            "architecture": description["architecture"]}
+            "architecture": description["architecture"],
+            "prediction": json.dumps(prediction_fields(description), sort_keys=True)}
 
 
 def write_checkpoint(out: Path, epoch: int, weights: dict, optimizer, scheduler, state: dict, config,
@@ -248,6 +374,12 @@ def write_finished(out: Path, table: pa.Table, targets, classes, positive_class,
 
     out = Path(out)
     description = read_json(out / RUN_DESCRIPTION, "a run description")
+    # Temperature scaling on the validation split, ECE/Brier before and after, how the images were selected: first,
+    # because the temperature decides calibrated predictions and the weights file records it (weights_metadata).
+    from .analysis.finishing import finishing_analysis
+
+    analysed, calibration_metrics = finishing_analysis(description, table, targets, classes, positive_class, results)
+    description.update(**analysed)
     checksum = write_weights(out, weights, metadata=weights_metadata(description))
     write_table(pa.Table.from_pylist(history, schema=HISTORY_SCHEMA), out / "history.parquet")
     metric_tables, confusion_tables, prediction_tables = [], [], []
@@ -264,21 +396,19 @@ def write_finished(out: Path, table: pa.Table, targets, classes, positive_class,
         }
         columns.update({f"prob_{c}": pa.array(probabilities[:, i], pa.float64()) for i, c in enumerate(classes)})
         prediction_tables.append(pa.table(columns))
-    # Temperature scaling on the validation split, ECE/Brier before and after, how the images were selected.
-    from .analysis.finishing import finishing_analysis
-
-    analysed, calibration_metrics = finishing_analysis(description, table, targets, classes, positive_class, results)
     write_table(calibration_metrics, out / "calibration.parquet")
     write_table(pa.concat_tables(metric_tables), out / "metrics.parquet")
     write_table(pa.concat_tables(confusion_tables), out / "confusion.parquet")
     write_table(pa.concat_tables(prediction_tables), out / "predictions.parquet")
     description.update(status=status, best_epoch=best_epoch, epochs_run=epochs_run, stopped_early=stopped_early,
-                       files={WEIGHTS: checksum}, **analysed,
+                       files={WEIGHTS: checksum},
                        finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     if error:
         description["error"] = error
     else:
         description.pop("error", None)
+    # The commit: the outcome, the weights' checksum and the checksums of what decides predictions, in one replace.
+    description["prediction_sha256"] = prediction_checksums(description)
     write_json(description, out / RUN_DESCRIPTION)
     if status == "complete":
         shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
@@ -331,6 +461,25 @@ def check_safetensors_file(path: Path) -> None:
         )
 
 
+def _not_saved(folder, names) -> list[str]:
+    """What Run.save() leaves behind: training checkpoints, the lock, temporary files of an interrupted write."""
+    from .io.locks import is_our_temporary
+
+    return [n for n in names if n in (CHECKPOINT, LOCK_FILE) or is_our_temporary(n) or _safetensors_temporary(n)]
+
+
+def _field_differences(name: str, now, then, limit: int = 4) -> list[str]:
+    """'preprocessing.mean: model.json has [0.1, 0.1, 0.1], the run was written with [0.485, 0.456, 0.406]', one
+    per differing entry (nested entries named by their dotted path)."""
+    if isinstance(now, dict) and isinstance(then, dict):
+        found = []
+        for key in list(then) + [k for k in now if k not in then]:
+            if now.get(key) != then.get(key):
+                found += _field_differences(f"{name}.{key}", now.get(key), then.get(key), limit)
+        return found[:limit]
+    return [f"{name}: {RUN_DESCRIPTION} has {json.dumps(now)}, the run was written with {json.dumps(then)}"]
+
+
 def as_run_directory(run) -> "RunDirectory":
     """A RunDirectory (or its subclass infer.Run) as given, else the run directory at the path `run`."""
     if isinstance(run, RunDirectory):
@@ -355,6 +504,8 @@ class RunDirectory:
         if missing or not isinstance(self.description["classes"], list):
             raise ImagesAsDataError(f"{self.path / RUN_DESCRIPTION} is damaged: it lacks {', '.join(missing) or 'a list of classes'}")
         self._model = None
+        # What a kill left behind (temporary files of an interrupted write) goes now, unless a job is writing here.
+        tidy_if_idle(self.path, "run", _safetensors_temporary)
 
     # what the run knows
     @property
@@ -433,9 +584,12 @@ class RunDirectory:
                                 f"(CLI: --allow-unfinished); to finish it, {advice}")
 
     def weights(self) -> dict:
-        """The kept weights, checked: the file's SHA-256 against model.json, and the run id and classes the file
-        records against model.json's. A run killed while training yields its best checkpointed epoch."""
+        """The kept weights, checked: the file's SHA-256 against model.json, the run id and classes the file records
+        against model.json's, and the parts of model.json that decide predictions against their checksums and the
+        values the weights file records (check_prediction_fields). A run killed while training yields its best
+        checkpointed epoch."""
         if self.status == "training":
+            self.check_prediction_fields()
             return self._best_checkpointed_weights()
         recorded = (self.description.get("files") or {}).get(WEIGHTS)
         if recorded is None and self.description.get("format_version", 1) >= 2:
@@ -455,7 +609,50 @@ class RunDirectory:
         weights, metadata = read_weights_and_metadata(self.path, WEIGHTS)
         if recorded is not None:
             self._check_metadata(metadata)
+        self.check_prediction_fields(metadata)
         return weights
+
+    def check_prediction_fields(self, metadata: dict | None = None) -> None:
+        """Refuse a model.json whose parts that decide predictions (PREDICTION_FIELDS) are not those the run was
+        written with: their checksums in model.json ("prediction_sha256", written with the outcome in one atomic
+        replace) and, for a finished run, the values its weights file records (`metadata`). Raises
+        ImagesAsDataError naming each changed field, with the value it was written with where the weights record
+        it, and how to recover."""
+        recorded = self.description.get("prediction_sha256")
+        written = None
+        if metadata and metadata.get("prediction"):
+            try:
+                written = json.loads(metadata["prediction"])
+            except ValueError:
+                written = None
+        if recorded is None and self.description.get("format_version", 1) >= 3:
+            raise ImagesAsDataError(f"{self.path / RUN_DESCRIPTION} is damaged: it has no prediction_sha256 (the "
+                                    "checksums of the fields that decide predictions). Restore the run's own "
+                                    f"{RUN_DESCRIPTION}, or retrain")
+        if recorded is None and written is None:
+            return   # written before these checksums existed: nothing to check against
+        now = prediction_fields(self.description)
+        digests = prediction_checksums(self.description)
+        changed = [name for name in PREDICTION_FIELDS
+                   if (isinstance(recorded, dict) and recorded.get(name) != digests[name])
+                   or (isinstance(written, dict) and name in written and written[name] != now[name])]
+        if not isinstance(recorded, dict) and recorded is not None:
+            changed = changed or ["prediction_sha256"]
+        if not changed:
+            return
+        details = []
+        for name in changed:
+            if isinstance(written, dict) and name in written:
+                details += _field_differences(name, now.get(name), written[name])
+        raise ImagesAsDataError(
+            f"{self.path / RUN_DESCRIPTION} was edited after the run was written: {', '.join(changed)} "
+            f"{'no longer matches' if len(changed) == 1 else 'no longer match'} the checksum recorded with the run"
+            + (f" ({'; '.join(details)})" if details else "")
+            + ". These fields decide every prediction (an edit there silently changes them all), so the run is "
+            f"refused, as swapped weights are. To recover, restore the run's own {RUN_DESCRIPTION} (from a copy of "
+            "the run folder" + (", or by putting back the values it was written with, shown above" if details else "")
+            + "); to use other preprocessing or classes, train a new run"
+        )
 
     def _check_metadata(self, metadata: dict) -> None:
         if metadata.get("run_id") != self.description.get("run_id"):
@@ -500,7 +697,7 @@ class RunDirectory:
             raise ImagesAsDataError(f"{path} exists and is not empty; choose a new folder for the saved model")
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent if path.parent.exists() else None))
         try:
-            shutil.copytree(self.path, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(CHECKPOINT, LOCK_FILE))
+            shutil.copytree(self.path, staging, dirs_exist_ok=True, ignore=_not_saved)
             path.parent.mkdir(parents=True, exist_ok=True)
             if path.exists():
                 path.rmdir()

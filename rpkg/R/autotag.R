@@ -11,6 +11,9 @@
 #' * never pay twice: identical files are asked about once, and every answer is stored in a response cache the
 #'   moment it arrives, so a rerun (or a run after an interruption) only asks for what is missing;
 #'   `dry_run = TRUE` counts the calls and prices them, sending nothing;
+#' * a killed run costs at most the requests in flight when it died (at most `concurrency`): each request is
+#'   recorded before it is sent, so the next run says how many there were and asks about them again (or, with
+#'   `resend_in_flight = FALSE`, does not: no image is ever sent twice, and those images get an `error`);
 #' * images are made to fit the service's limits; throttling is retried (botocore's adaptive mode); one image's
 #'   failure is a row with an `error`, never the end of the run.
 #'
@@ -28,6 +31,9 @@
 #' @param price_per_1000 USD per 1,000 images, for the estimate (default: the published price of the first
 #'   million images a month).
 #' @param progress Show a progress bar (default: only in an interactive session).
+#' @param resend_in_flight Ask again about images whose requests a killed run had sent without recording the
+#'   answer (the service may have billed them once already). `FALSE` never sends an image twice; those images
+#'   get a row with an `error` naming this argument.
 #' @return A tibble, one row per image x label: `image_id`, `path`, `image_sha256`, `tagger`, `label`,
 #'   `confidence` (0-100), `label_rank` (1 = most confident), `parents`, `aliases` and `categories` (list columns
 #'   of character vectors), `instances`, `bounding_boxes` (a list column of data frames: `left`, `top`, `width`,
@@ -46,11 +52,13 @@
 #' }
 rekognition_labels <- function(images, min_confidence = 55, max_labels = NULL, cache = NULL, region = NULL,
                                endpoint_url = NULL, profile = NULL, concurrency = 4L, max_attempts = 10L,
-                               dry_run = FALSE, price_per_1000 = 1, progress = interactive()) {
+                               dry_run = FALSE, price_per_1000 = 1, progress = interactive(),
+                               resend_in_flight = TRUE) {
   tag_call(engine()$rekognition_labels, images, dry_run, c(
     list(min_confidence = arg_number(min_confidence, "min_confidence"),
          max_labels = arg_count(max_labels, "max_labels", null = TRUE)),
-    aws_options(cache, region, endpoint_url, profile, concurrency, max_attempts, price_per_1000, progress)
+    aws_options(cache, region, endpoint_url, profile, concurrency, max_attempts, price_per_1000, progress,
+                resend_in_flight)
   ))
 }
 
@@ -62,18 +70,21 @@ rekognition_labels <- function(images, min_confidence = 55, max_labels = NULL, c
 #' @export
 rekognition_celebrities <- function(images, cache = NULL, region = NULL, endpoint_url = NULL, profile = NULL,
                                     concurrency = 4L, max_attempts = 10L, dry_run = FALSE, price_per_1000 = 1,
-                                    progress = interactive()) {
+                                    progress = interactive(), resend_in_flight = TRUE) {
   tag_call(engine()$rekognition_celebrities, images, dry_run,
-           aws_options(cache, region, endpoint_url, profile, concurrency, max_attempts, price_per_1000, progress))
+           aws_options(cache, region, endpoint_url, profile, concurrency, max_attempts, price_per_1000, progress,
+                       resend_in_flight))
 }
 
-aws_options <- function(cache, region, endpoint_url, profile, concurrency, max_attempts, price_per_1000, progress) {
+aws_options <- function(cache, region, endpoint_url, profile, concurrency, max_attempts, price_per_1000, progress,
+                        resend_in_flight) {
   list(cache = if (is.null(cache)) NULL else path.expand(arg_string(cache, "cache")),
        region = arg_string(region, "region", null = TRUE),
        endpoint_url = arg_string(endpoint_url, "endpoint_url", null = TRUE),
        profile = arg_string(profile, "profile", null = TRUE),
        concurrency = arg_count(concurrency, "concurrency"), max_attempts = arg_count(max_attempts, "max_attempts"),
-       price_per_1000 = arg_number(price_per_1000, "price_per_1000"), progress = arg_flag(progress, "progress"))
+       price_per_1000 = arg_number(price_per_1000, "price_per_1000"), progress = arg_flag(progress, "progress"),
+       resend_in_flight = arg_flag(resend_in_flight, "resend_in_flight"))
 }
 
 tag_call <- function(fun, images, dry_run, options) {

@@ -43,10 +43,11 @@ moderation_local <- function(images, min_confidence = 50, detectors = c("nudity"
 #' @export
 rekognition_moderation <- function(images, min_confidence = 50, cache = NULL, region = NULL, endpoint_url = NULL,
                                    profile = NULL, concurrency = 4L, max_attempts = 10L, dry_run = FALSE,
-                                   price_per_1000 = 1, progress = interactive()) {
+                                   price_per_1000 = 1, progress = interactive(), resend_in_flight = TRUE) {
   tag_call(engine()$rekognition_moderation, images, dry_run, c(
     list(min_confidence = arg_number(min_confidence, "min_confidence")),
-    aws_options(cache, region, endpoint_url, profile, concurrency, max_attempts, price_per_1000, progress)
+    aws_options(cache, region, endpoint_url, profile, concurrency, max_attempts, price_per_1000, progress,
+                resend_in_flight)
   ))
 }
 

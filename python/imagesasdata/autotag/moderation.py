@@ -81,12 +81,13 @@ def rekognition_moderation(images, *, min_confidence: float = DEFAULT_MIN_CONFID
                            region: str | None = None, endpoint_url: str | None = None, profile: str | None = None,
                            concurrency: int = 4, max_attempts: int = 10, dry_run: bool = False,
                            price_per_1000: float = DEFAULT_PRICE_PER_1000, client=None,
-                           progress: bool = True) -> pa.Table:
+                           progress: bool = True, resend_in_flight: bool = True) -> pa.Table:
     """Moderation labels from Amazon Rekognition DetectModerationLabels: one row per image × label.
 
     Every rule of rekognition_labels() holds: credentials from the standard AWS chain only; each distinct image
     sent once and its answer cached the moment it arrives (a rerun pays nothing; two runs sharing a cache claim
-    each image); dry_run=True counts and prices the calls and sends nothing. DetectModerationLabels is priced as
+    each image; a killed run's requests in flight are asked again, or not with resend_in_flight=False);
+    dry_run=True counts and prices the calls and sends nothing. DetectModerationLabels is priced as
     DetectLabels (Rekognition Image Group 2).
     min_confidence: labels below it are not returned (50 is the service's default).
     Returns columns image_id, path, image_sha256, tagger, label, confidence (0–100), category (the top-level
@@ -95,7 +96,8 @@ def rekognition_moderation(images, *, min_confidence: float = DEFAULT_MIN_CONFID
     min_confidence = check_number("min_confidence", min_confidence, 0, 100)
     return _tag(MODERATION, images, {"MinConfidence": min_confidence}, cache=cache, region=region,
                 endpoint_url=endpoint_url, profile=profile, concurrency=concurrency, max_attempts=max_attempts,
-                dry_run=dry_run, price_per_1000=price_per_1000, client=client, progress=progress)
+                dry_run=dry_run, price_per_1000=price_per_1000, client=client, progress=progress,
+                resend_in_flight=resend_in_flight)
 
 
 # ------------------------------------------------------------------------------------------ offline

@@ -3,10 +3,15 @@
 - Credentials come from the standard AWS chain only (environment, ~/.aws, a profile, an instance role); nothing
   here takes a key as an argument, and no key lands in a table, a cache entry, a log line or an error message.
 - Never pay twice: images are deduplicated by content hash before any call, and each answer is stored in the
-  response cache (responses.py) the moment it arrives; a rerun, or a run after an interruption, only asks for
-  what is missing. Runs that share a cache at the same time claim each image before asking (a lock per cache
-  entry), so two processes never send the same image. What a kill can cost: the requests in flight at that
-  instant (at most `concurrency`, 4 by default), whose answers arrive after the process is gone.
+  response cache (responses.py) the moment it arrives, before the request counts as done; a rerun, or a run
+  after an interruption, only asks for what is missing. Runs that share a cache at the same time claim each image
+  before asking (a lock per cache entry), so two processes never send the same image.
+- What a kill can cost: the requests in flight at that instant (at most `concurrency`, 4 by default) — sent, and
+  perhaps billed, with no answer recorded yet. Each request is written ahead into its claim before it is sent, so
+  the next run knows exactly which these were: it says how many, and asks about them again (at most that many
+  repeated charges) or, with resend_in_flight=False, does not (zero repeats; those images get an error row
+  naming the option). Measured against a moto server killed while answers were on their way: the repeats were
+  exactly the requests in flight, none of the answered ones (tests/test_autotag_server.py).
   `dry_run=True` reads every image as a real run would, counts the calls and prices them, and sends nothing.
 - Limits and faults: images are made to fit the service's limits in memory (payload.py); throttling and transient
   errors are retried by botocore's adaptive retry mode; one image's error is a row with an `error`, never the end
@@ -28,7 +33,7 @@ import pyarrow as pa
 from ..errors import BadImageError, check_number, ImagesAsDataError
 from .inputs import hash_files, image_inputs
 from .payload import prepare_image
-from .responses import ResponseCache
+from .responses import ResponseCache, sending_record
 from .tables import (CELEBRITY_SCHEMA, LABEL_SCHEMA, MalformedResponse, celebrity_rows, check_celebrities_response,
                      check_labels_response, error_row, label_rows, rows_to_table)
 
@@ -43,6 +48,9 @@ log = logging.getLogger("imagesasdata.autotag")
 DEFAULT_PRICE_PER_1000 = 1.00
 DEFAULT_REGION = "us-east-1"
 DEFAULT_MIN_CONFIDENCE = 55.0   # the service's own default, and the floor of the book's recorded answers
+IN_FLIGHT_HELP = ("it was sent by an earlier run that stopped before the answer was recorded, so the service may "
+                  "have billed it already; not sent again. Run with resend_in_flight=True (CLI: --resend-in-flight) "
+                  "to ask again")
 PLAN_SCHEMA = pa.schema([
     ("operation", pa.string()), ("images", pa.int64()), ("distinct_images", pa.int64()), ("unreadable", pa.int64()),
     ("cached", pa.int64()), ("calls", pa.int64()), ("price_per_1000", pa.float64()), ("estimated_cost_usd", pa.float64()),
@@ -84,7 +92,7 @@ def rekognition_labels(images, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE
                        cache=None, region: str | None = None, endpoint_url: str | None = None,
                        profile: str | None = None, concurrency: int = 4, max_attempts: int = 10,
                        dry_run: bool = False, price_per_1000: float = DEFAULT_PRICE_PER_1000, client=None,
-                       progress: bool = True) -> pa.Table:
+                       progress: bool = True, resend_in_flight: bool = True) -> pa.Table:
     """Label images with Rekognition DetectLabels: one row per image × label.
 
     images: a folder, a list of files, a CSV/Parquet table or data frame with a path column, or an image_table().
@@ -95,6 +103,9 @@ def rekognition_labels(images, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE
       botocore's adaptive retry budget per call. dry_run: print and return the number of calls and their estimated
       cost at price_per_1000 (USD per 1,000 images), sending nothing. client: a ready boto3 Rekognition client
       (then region, profile, concurrency's pool size and max_attempts are the client's own).
+    resend_in_flight: ask again about images whose requests a killed run had sent without recording the answer
+      (they may have been billed: at most `concurrency` of them per kill, counted in a warning); False never sends
+      them twice and gives them an error row instead.
     Returns columns image_id, path, image_sha256, tagger, label, confidence (0–100), label_rank, parents, aliases,
     categories, instances, bounding_boxes, label_model_version, error — or, with dry_run, the plan (one row).
     Raises ImagesAsDataError for bad options and for failures that would hit every image (credentials, endpoint).
@@ -105,13 +116,13 @@ def rekognition_labels(images, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE
         parameters["MaxLabels"] = int(check_number("max_labels", max_labels, 1, None, integer=True))
     return _tag(OPERATIONS["DetectLabels"], images, parameters, cache=cache, region=region, endpoint_url=endpoint_url,
                 profile=profile, concurrency=concurrency, max_attempts=max_attempts, dry_run=dry_run,
-                price_per_1000=price_per_1000, client=client, progress=progress)
+                price_per_1000=price_per_1000, client=client, progress=progress, resend_in_flight=resend_in_flight)
 
 
 def rekognition_celebrities(images, *, cache=None, region: str | None = None, endpoint_url: str | None = None,
                             profile: str | None = None, concurrency: int = 4, max_attempts: int = 10,
                             dry_run: bool = False, price_per_1000: float = DEFAULT_PRICE_PER_1000, client=None,
-                            progress: bool = True) -> pa.Table:
+                            progress: bool = True, resend_in_flight: bool = True) -> pa.Table:
     """Recognise celebrities with Rekognition RecognizeCelebrities: one row per image × celebrity.
 
     Options as for rekognition_labels(). Returns columns image_id, path, image_sha256, tagger, celebrity,
@@ -120,7 +131,8 @@ def rekognition_celebrities(images, *, cache=None, region: str | None = None, en
     """
     return _tag(OPERATIONS["RecognizeCelebrities"], images, {}, cache=cache, region=region,
                 endpoint_url=endpoint_url, profile=profile, concurrency=concurrency, max_attempts=max_attempts,
-                dry_run=dry_run, price_per_1000=price_per_1000, client=client, progress=progress)
+                dry_run=dry_run, price_per_1000=price_per_1000, client=client, progress=progress,
+                resend_in_flight=resend_in_flight)
 
 
 def rekognition_client(region: str | None = None, endpoint_url: str | None = None, profile: str | None = None,
@@ -149,10 +161,12 @@ def rekognition_client(region: str | None = None, endpoint_url: str | None = Non
 
 
 def _tag(op: Operation, images, parameters: dict, *, cache, region, endpoint_url, profile, concurrency, max_attempts,
-         dry_run, price_per_1000, client, progress) -> pa.Table:
+         dry_run, price_per_1000, client, progress, resend_in_flight: bool = True) -> pa.Table:
     concurrency = int(check_number("concurrency", concurrency, 1, None, integer=True))
     max_attempts = int(check_number("max_attempts", max_attempts, 1, None, integer=True))
     price_per_1000 = check_number("price_per_1000", price_per_1000, 0, None)
+    if not isinstance(resend_in_flight, bool):
+        raise ImagesAsDataError(f"resend_in_flight={resend_in_flight!r} must be True or False")
     table = image_inputs(images)
     ids, paths = table["image_id"].to_pylist(), table["path"].to_pylist()
     hashes, unreadable = hash_files(paths)
@@ -167,17 +181,23 @@ def _tag(op: Operation, images, parameters: dict, *, cache, region, endpoint_url
     # get(), not has(): an entry that cannot be read (a power cut mid-write) is asked for again.
     todo = [sha for sha in distinct if store.get(sha, op.name, key_parameters) is None]
     if dry_run:
-        # Exactly what a real run would send: images that cannot be prepared (not an image, corrupt) are not sent.
-        unpreparable = [sha for sha in todo if _preparation_error(distinct[sha]) is not None]
-        return _plan(op, len(paths), len(distinct), len(unreadable) + len(unpreparable),
-                     len(distinct) - len(todo), len(todo) - len(unpreparable), price_per_1000)
+        # Exactly what a real run would send: images that cannot be prepared (not an image, corrupt) are not sent,
+        # and are counted with the unreadable files, not as distinct images.
+        unpreparable = {sha for sha in todo if _preparation_error(distinct[sha]) is not None}
+        in_flight = sum(1 for sha in todo if sha not in unpreparable
+                        and store.in_flight(sha, op.name, key_parameters) is not None)
+        calls = len(todo) - len(unpreparable) - (0 if resend_in_flight else in_flight)
+        return _plan(op, len(paths), len(distinct) - len(unpreparable),
+                     len(unreadable) + sum(1 for sha in hashes if sha in unpreparable),
+                     len(distinct) - len(todo), calls, price_per_1000, in_flight, resend_in_flight)
     log.info("%s: %d images, %d distinct, %d answers cached, %d calls to make",
              op.name, len(paths), len(distinct), len(distinct) - len(todo), len(todo))
     failures = {}
     if todo:
         if client is None:
             client = rekognition_client(region, endpoint_url, profile, concurrency, max_attempts)
-        failures = _call_all(op, todo, distinct, parameters, key_parameters, store, client, concurrency, progress)
+        failures = _call_all(op, todo, distinct, parameters, key_parameters, store, client, concurrency, progress,
+                             resend_in_flight)
     rows = []
     for index, (image_id, path, sha) in enumerate(zip(ids, paths, hashes)):
         image = {"image_id": image_id, "path": path, "image_sha256": sha}
@@ -197,14 +217,18 @@ def _tag(op: Operation, images, parameters: dict, *, cache, region, endpoint_url
     return rows_to_table(rows, op.schema)
 
 
-def _call_all(op: Operation, todo, distinct, parameters, key_parameters, store, client, concurrency, progress) -> dict:
-    """Ask the service about each image hash in `todo`; return {hash: error} for those that failed."""
+def _call_all(op: Operation, todo, distinct, parameters, key_parameters, store, client, concurrency, progress,
+              resend_in_flight: bool = True) -> dict:
+    """Ask the service about each image hash in `todo`; return {hash: error} for those that failed. Requests that
+    a killed run had sent without recording their answers are asked again (resend_in_flight) or left out with an
+    error; either way a warning says how many."""
     from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError,
                                      PartialCredentialsError)
     from tqdm.auto import tqdm
 
     secrets = _credential_strings(client)
     stop = threading.Event()
+    left_behind = []   # hashes whose requests a killed run had sent, answers never recorded
 
     def scrub(text: str) -> str:
         for secret in secrets:
@@ -215,12 +239,18 @@ def _call_all(op: Operation, todo, distinct, parameters, key_parameters, store, 
         if stop.is_set():
             return "not sent: the run stopped before this image"
         # One process at a time per image: another run sharing this cache may be asking about it right now.
-        with store.claim(sha, op.name, key_parameters):
+        with store.claim(sha, op.name, key_parameters) as claim:
             if store.get(sha, op.name, key_parameters) is not None:
                 return None   # answered by the other run while this one waited
-            return send(sha)
+            if claim.left_behind is not None:
+                left_behind.append(sha)
+                if not resend_in_flight:
+                    claim.keep()
+                    sent = claim.left_behind.get("sent_at", "at an unknown time")
+                    return f"{IN_FLIGHT_HELP} (sent {sent})"
+            return send(sha, claim)
 
-    def send(sha: str):
+    def send(sha: str, claim):
         path = distinct[sha]
         try:
             payload = prepare_image(path)
@@ -228,6 +258,7 @@ def _call_all(op: Operation, todo, distinct, parameters, key_parameters, store, 
             return error.reason
         if payload.note:
             log.info("%s: %s", path, payload.note)
+        claim.record(sending_record(sha, op.name))   # written ahead: a kill from here on leaves this record
         try:
             response = getattr(client, op.method)(Image={"Bytes": payload.data}, **parameters)
         except ClientError as error:
@@ -274,6 +305,11 @@ def _call_all(op: Operation, todo, distinct, parameters, key_parameters, store, 
                     op.name, len(store), store.directory)
         raise
     pool.shutdown(wait=True)
+    if left_behind:
+        what = ("asked again: the service may bill them twice" if resend_in_flight else
+                "not sent again (resend_in_flight=False): they have error rows")
+        log.warning("%s: %d image(s) had been sent by an earlier run that stopped before their answers were "
+                    "recorded; %s", op.name, len(left_behind), what)
     if fatal:
         raise ImagesAsDataError(f"{op.name} stopped: {fatal}. Answers received so far are cached in {store.directory}")
     if failures:
@@ -290,12 +326,18 @@ def _preparation_error(path) -> str | None:
     return None
 
 
-def _plan(op: Operation, images, distinct, unreadable, cached, calls, price_per_1000) -> pa.Table:
+def _plan(op: Operation, images, distinct, unreadable, cached, calls, price_per_1000, in_flight=0,
+          resend_in_flight=True) -> pa.Table:
     cost = calls * price_per_1000 / 1000
-    print(f"{op.name} dry run: {images} images, {distinct} distinct, {cached} already answered in the cache → "
-          f"{calls} calls, about ${cost:,.2f} at ${price_per_1000:,.2f} per 1,000 images"
+    doubt = ""
+    if in_flight:
+        doubt = (f"; {in_flight} of these were sent by a run that has not recorded their answers (still running, "
+                 "or killed: they may have been billed already)"
+                 + ("" if resend_in_flight else ", and would not be sent again (resend_in_flight=False)"))
+    print(f"{op.name} dry run: {images} files, {distinct} distinct readable images, {cached} already answered in "
+          f"the cache → {calls} calls, about ${cost:,.2f} at ${price_per_1000:,.2f} per 1,000 images"
           + (f"; {unreadable} files cannot be read or are not images (not sent)" if unreadable else "")
-          + ". Nothing was sent.")
+          + doubt + ". Nothing was sent.")
     return pa.Table.from_pylist([{"operation": op.name, "images": images, "distinct_images": distinct,
                                   "unreadable": unreadable, "cached": cached, "calls": calls,
                                   "price_per_1000": price_per_1000, "estimated_cost_usd": cost}], schema=PLAN_SCHEMA)

@@ -5,6 +5,23 @@ a run that is interrupted — Ctrl-C, a crash, a killed job — resumes where it
 An entry holds the service's answer without its ResponseMetadata (request ids and HTTP headers) and a
 description of the bytes sent; never credentials, request headers or the image itself. Plain JSON files can be
 read, copied, archived with the data and deleted one by one.
+
+The protocol for any paid service (Rekognition here; a vision-language model coder the same way), per request:
+
+    with cache.claim(sha, operation, key) as claim:        # one process at a time per entry (locks.EntryClaim)
+        if cache.get(sha, operation, key) is not None:     # answered by another run while this one waited
+            return
+        if claim.left_behind is not None:                  # a run sent this request and died before its answer
+            ...                                            # was recorded: it may have been billed — count it,
+                                                           # and ask again or not (rekognition: resend_in_flight)
+        claim.record(sending_record(sha, operation))       # write-ahead, before the request leaves
+        response = call_the_service()
+        cache.put(sha, operation, key, parameters, response)   # recorded before the claim is released
+
+A kill therefore costs at most the requests in flight at that instant (sent, answer not yet recorded), and the
+next run knows exactly which ones they were (their claim files keep the write-ahead record). A kill in the middle
+of put() leaves a temporary file of the entry, removed by whoever claims the entry next. Nothing in this module
+knows a service: the operation name and the parameters are the caller's.
 """
 
 from __future__ import annotations
@@ -13,6 +30,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import socket
 from pathlib import Path
 
 from ..errors import ImagesAsDataError
@@ -53,7 +71,26 @@ class ResponseCache:
         from ..io.locks import EntryClaim
 
         entry = self.path(image_sha256, operation, key_parameters)
-        return EntryClaim(entry.with_name(f".{entry.stem}.claim"))
+        return EntryClaim(entry.with_name(f".{entry.stem}.claim"), on_claim=lambda: self._remove_partial(entry))
+
+    @staticmethod
+    def _remove_partial(entry: Path) -> None:
+        """Remove the temporary files of an interrupted write of `entry` (only the claim's holder writes it, so
+        none can be in progress); the cache is shared, so nothing else in it is touched."""
+        from ..io.locks import is_our_temporary
+
+        if entry.parent.is_dir():
+            for leftover in entry.parent.glob(f".{entry.name}.*.part"):
+                if is_our_temporary(leftover.name):
+                    leftover.unlink(missing_ok=True)
+
+    def in_flight(self, image_sha256: str, operation: str, key_parameters: dict) -> dict | None:
+        """The write-ahead record of a request about this entry whose answer has not been recorded (sent by a live
+        run, or by one that was killed), read without claiming it; None when there is none."""
+        from ..io.locks import EntryClaim
+
+        entry = self.path(image_sha256, operation, key_parameters)
+        return EntryClaim.recorded(entry.with_name(f".{entry.stem}.claim"))
 
     def has(self, image_sha256: str, operation: str, key_parameters: dict) -> bool:
         return self.path(image_sha256, operation, key_parameters).is_file()
@@ -92,3 +129,9 @@ class ResponseCache:
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.directory)!r}, {len(self)} responses)"
+
+
+def sending_record(image_sha256: str, operation: str) -> dict:
+    """The write-ahead record of a request about to be sent (EntryClaim.record): what, when, by which process."""
+    return {"operation": operation, "image_sha256": image_sha256, "pid": os.getpid(), "host": socket.gethostname(),
+            "sent_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")}

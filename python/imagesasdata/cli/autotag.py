@@ -108,6 +108,10 @@ def _rekognition_options(parser) -> None:
     parser.add_argument("--price-per-1000", type=float, default=DEFAULT_PRICE_PER_1000,
                         help=f"USD per 1,000 images for the cost estimate (default: {DEFAULT_PRICE_PER_1000:.2f}, "
                              "us-east-1, first 1M images a month)")
+    parser.add_argument("--resend-in-flight", action=argparse.BooleanOptionalAction, default=True,
+                        help="ask again about images whose requests a killed run had sent without recording the "
+                             "answer (they may have been billed; default: on); --no-resend-in-flight never sends "
+                             "them twice and gives them an error row")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -120,7 +124,8 @@ def _image_source(items):
 def _common(args) -> dict:
     return dict(cache=args.cache, region=args.region, endpoint_url=args.endpoint_url, profile=args.profile,
                 concurrency=args.concurrency, max_attempts=args.max_attempts, dry_run=args.dry_run,
-                price_per_1000=args.price_per_1000, progress=not args.no_progress)
+                price_per_1000=args.price_per_1000, progress=not args.no_progress,
+                resend_in_flight=args.resend_in_flight)
 
 
 def _require_out(args) -> None:

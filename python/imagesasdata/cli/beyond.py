@@ -129,7 +129,9 @@ def add_commands(subparsers) -> None:
     summary.set_defaults(handler=run_video_summary)
 
     share = verb("share", "share labels without the pictures: ids, hashes, labels, a datasheet",
-                 "Write identifiers, SHA-256 hashes and labels (no pixels, no local paths) with a datasheet.",
+                 "Write identifiers, SHA-256 hashes and labels (no pixels, no local paths) with a datasheet. Shared: "
+                 "image_id, image_sha256, the engine's label, prediction (prob_*), split, error, face, OCR, tagger "
+                 "and video columns, and those named in --columns; local paths in any text become file names.",
                  "example:\n  imagesasdata share labels.parquet --run runs/protest --out shared/ --sources 'tweets, 2019' "
                  "--answer copyright='Twitter users; not redistributable'")
     share.add_argument("labels", help="a table of images with a path column (predict, label, coding sheets)")
@@ -141,6 +143,9 @@ def add_commands(subparsers) -> None:
                        help="answer a section-8 question: copyright, privacy, annotators, representation, access, "
                             "intended_use (repeat)")
     share.add_argument("--no-ids", action="store_true", help="leave image_id out (file names can identify people)")
+    share.add_argument("--columns", help="more columns to share, comma-separated (e.g. your own codes: "
+                                         "protest,violence); other columns are left out, paths always")
+    share.add_argument("--drop", help="columns to leave out although shared by default, comma-separated")
     share.add_argument("--overwrite", action="store_true", help="replace a shared corpus already in --out")
     share.set_defaults(handler=run_share)
 
@@ -351,8 +356,12 @@ def run_share(args) -> int:
             raise ImagesAsDataError(f"--answer {item!r}: write QUESTION=TEXT, e.g. --answer privacy='public figures only'")
         key, text = item.split("=", 1)
         answers[key.strip()] = text.strip()
+    def names(text):
+        return [n.strip() for n in (text or "").split(",") if n.strip()]
+
     shared = share_corpus(args.labels, args.out, run=args.run, title=args.title, sources=args.sources,
-                          answers=answers, ids=not args.no_ids, overwrite=args.overwrite)
+                          answers=answers, ids=not args.no_ids, columns=names(args.columns), drop=names(args.drop),
+                          overwrite=args.overwrite)
     print(shared)
     return 0
 

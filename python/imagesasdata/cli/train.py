@@ -90,8 +90,15 @@ def run_finetune(args) -> int:
 
     from ..data.table import image_table
 
+    from .. import runs
+    from ..train.trainer import already_complete
+
+    options = given_options(args, TrainConfig)
     data = image_table(args.data, label=args.label, path=args.path, encoding=args.encoding)
-    run = finetune(data, out=args.out, resume=args.resume, overwrite=args.overwrite, **given_options(args, TrainConfig))
+    was_complete = args.resume and runs.is_complete(Path(args.out))
+    run = finetune(data, out=args.out, resume=args.resume, overwrite=args.overwrite, **options)
+    if was_complete and options.get("progress") is False:   # with progress on, finetune() said so itself
+        print(already_complete(run.path))
     print(run.summary())
     print(f"\nrun directory: {run.path}")
     return 0

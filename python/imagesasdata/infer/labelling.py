@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from ..errors import ImagesAsDataError, listing
 from ..io.images import sha256_file
-from ..io.locks import claimed_directory
+from ..io.locks import claimed_directory, tidy_if_idle
 from ..io.s3 import is_uri, read_s3_bytes
 from ..io.tables import check_text, is_table_file, read_json, to_arrow, write_json, write_table
 from ..model.inference import Predictor, batch_ranges, decode_batch, predict_paths, predictions_table
@@ -349,6 +349,7 @@ def load_labelling(path) -> Labelling:
     if not (path / LABELLING_DESCRIPTION).exists():
         raise ImagesAsDataError(f"{path} is not a labelling directory (no {LABELLING_DESCRIPTION}); pass the --out of label")
     spec = read_json(path / LABELLING_DESCRIPTION)
+    tidy_if_idle(path, "labelling")   # temporary files a killed job left, unless a job is writing here now
     shards = -(-spec["images"] // spec["shard_size"])
     done = len(finished_shards(path, spec["shard_size"], spec["images"]))
     return Labelling(path, spec["images"], shards, done, 0, 0, 0, 0.0, spec.get("last_call", {}).get("backend", "local"),

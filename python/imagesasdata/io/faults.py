@@ -4,6 +4,9 @@ exactly where an uninterrupted one does.
 
     IMAGESASDATA_CRASH_LOG=FILE   append the name of every crash point this process passes to FILE
     IMAGESASDATA_CRASH_AT=N       kill this process (SIGKILL, no clean-up) at the N-th crash point it passes
+    IMAGESASDATA_CRASH_IN_WRITE=NAME:OFFSET
+                                  kill this process when a write through write_bytes() of the file NAME (the
+                                  target's name, e.g. model.safetensors) has put exactly OFFSET bytes on disk
 
 The tests first run a job with the log on to count its crash points, then kill a fresh process at each of them
 in turn. A crash point that is given the temporary file being written cuts it to half its length before the
@@ -20,6 +23,10 @@ from pathlib import Path
 
 _CRASH_AT = int(os.environ.get("IMAGESASDATA_CRASH_AT") or 0)
 _CRASH_LOG = os.environ.get("IMAGESASDATA_CRASH_LOG") or None
+_CRASH_IN_WRITE = None
+if os.environ.get("IMAGESASDATA_CRASH_IN_WRITE"):
+    _name, _offset = os.environ["IMAGESASDATA_CRASH_IN_WRITE"].rsplit(":", 1)
+    _CRASH_IN_WRITE = (_name, int(_offset))
 _passed = 0
 _lock = threading.Lock()
 
@@ -40,3 +47,15 @@ def crash_point(name: str, partial: Path | None = None) -> None:
                 size = Path(partial).stat().st_size
                 os.truncate(partial, size // 2)
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def write_bytes(handle, data: bytes, name: str) -> None:
+    """Write `data` to the open file `handle` (the temporary file of the target named `name`). In the tests
+    (IMAGESASDATA_CRASH_IN_WRITE=name:offset) the process is killed once exactly `offset` bytes are on disk: a
+    write cut off at a chosen byte."""
+    if _CRASH_IN_WRITE is not None and _CRASH_IN_WRITE[0] == name:
+        handle.write(data[:_CRASH_IN_WRITE[1]])
+        handle.flush()
+        os.fsync(handle.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+    handle.write(data)

@@ -91,7 +91,7 @@ def unusable_file(path: Path) -> str | None:
             return ("its name is not valid UTF-8 (bytes " + repr(os.path.basename(original)) + "); rename the file "
                     "to a UTF-8 name (e.g. `convmv -f latin1 -t utf8 --notest`) and run again")
         if os.path.islink(path):
-            return f"a broken symbolic link (to {os.readlink(path)}); fix or remove the link"
+            return f"a broken symbolic link (to {path_text(os.readlink(path))!r}); fix or remove the link"
         return "file not found; check the path (relative paths are resolved from the table's folder)"
     except OSError as error:
         if error.errno == errno.ELOOP:

@@ -14,6 +14,7 @@ import datetime as _dt
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -106,11 +107,21 @@ class EntryClaim:
     claim it does the work; any other waits for it, then finds the answer in the cache. Released when the work
     is done, or by the kernel when the holder dies (then the next waiter does the work). The claim file is
     removed by its holder, so a cache of thousands of entries is not littered with them; a waiter that wakes on
-    a removed file claims the entry afresh (the usual unlink-then-unlock protocol)."""
+    a removed file claims the entry afresh (the usual unlink-then-unlock protocol).
 
-    def __init__(self, path):
+    Write-ahead: record(details) writes, durably, what the holder is about to do (a request about to be sent)
+    into the claim file. The holder removes the file once the work is recorded; if it dies first, the file stays,
+    and whoever claims the entry next finds the record in `left_behind`: work that was started and may have been
+    done (a paid request that may have been billed) without its result reaching the cache. keep() leaves the
+    record in place when the claim is released (nothing was done about it), so the next claimer sees it too.
+    """
+
+    def __init__(self, path, on_claim=None):
         self.path = Path(path)
         self._fd = None
+        self._keep = False
+        self._on_claim = on_claim   # called once the claim is held (e.g. to remove the entry's half-written files)
+        self.left_behind: dict | None = None
 
     def __enter__(self) -> "EntryClaim":
         import fcntl
@@ -125,44 +136,124 @@ class EntryClaim:
                 current = None
             if current == os.fstat(fd).st_ino:
                 self._fd = fd
+                self._keep = False
+                self.left_behind = self._read_record(fd)
+                if self._on_claim is not None:
+                    self._on_claim()
                 return self
             os.close(fd)   # the holder removed the file while we waited: claim the new one
+
+    @staticmethod
+    def _read_record(fd) -> dict | None:
+        text = os.pread(fd, 65536, 0).decode("utf-8", "replace").strip()
+        if not text:
+            return None
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = None
+        return record if isinstance(record, dict) else {"record": "unreadable (cut off by a kill)"}
+
+    def record(self, details: dict) -> None:
+        """Write `details` into the claim file and flush it to disk: a write-ahead record that outlives a kill."""
+        data = json.dumps(details, default=str).encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
+        os.fsync(self._fd)
+
+    def keep(self) -> None:
+        """On release, leave the claim file and its record (the recorded work is still unaccounted for)."""
+        self._keep = True
 
     def __exit__(self, *exc) -> None:
         import fcntl
 
         try:
-            self.path.unlink(missing_ok=True)
+            if not self._keep:
+                self.path.unlink(missing_ok=True)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             os.close(self._fd)
             self._fd = None
 
+    @staticmethod
+    def recorded(path) -> dict | None:
+        """The record in the claim file at `path`, read without claiming it (None: no file, or nothing recorded).
+        While its holder lives this is work in progress; after a kill, work that may have been done."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            return EntryClaim._read_record(fd)
+        finally:
+            os.close(fd)
 
-def remove_leftovers(folder: Path) -> None:
-    """Delete the temporary files and folders (".*.part") a killed job left in `folder` and its subfolders, except
-    inside subfolders that are claimed directories of their own (they clean up when they are claimed)."""
+
+# The names of our own temporary files and folders: tempfile.mkstemp/mkdtemp with the prefix ".<target name>." and
+# the suffix ".part" (io/tables.atomic_path, runs.write_checkpoint) add eight characters drawn from [a-z0-9_].
+# Only names of exactly this shape are ever removed, so a user's "notes.part" or ".draft.part" is left alone.
+_OUR_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.part$")
+
+
+def is_our_temporary(name: str) -> bool:
+    """True for the name of a temporary file or folder the engine creates while writing (".model.json.k3j2x9qa.part")."""
+    return bool(_OUR_TEMPORARY.match(name))
+
+
+def leftovers(folder: Path, extra=None) -> list[Path]:
+    """The temporary files and folders a killed job left in `folder` and its subfolders (names of our own shape, or
+    matched by `extra`, a function of the name), except inside subfolders that are claimed directories of their own
+    (they clean up when they are claimed)."""
+    found = []
+    ours = (lambda name: is_our_temporary(name) or extra(name)) if extra else is_our_temporary
     for root, dirs, files in os.walk(folder):
-        for name in [d for d in dirs if d.startswith(".") and d.endswith(".part")]:
-            shutil.rmtree(Path(root) / name, ignore_errors=True)
-        dirs[:] = [d for d in dirs if not (d.startswith(".") and d.endswith(".part"))
-                   and not (Path(root) / d / LOCK_FILE).exists()]
-        for name in files:
-            if name.startswith(".") and name.endswith(".part"):
-                (Path(root) / name).unlink(missing_ok=True)
+        found += [Path(root) / d for d in dirs if ours(d)]
+        dirs[:] = [d for d in dirs if not ours(d) and not (Path(root) / d / LOCK_FILE).exists()]
+        found += [Path(root) / f for f in files if ours(f)]
+    return found
+
+
+def remove_leftovers(folder: Path, extra=None) -> list[Path]:
+    """Delete what leftovers() finds (the caller holds the folder's lock: no other writer can be at work); return it."""
+    found = leftovers(folder, extra)
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found
+
+
+def tidy_if_idle(folder: Path, what: str = "directory", extra=None) -> list[Path]:
+    """Remove the leftovers of a killed job from `folder` when it is opened for reading, but only if no job is
+    writing it now (its lock is free; a live writer's temporary files are work in progress). A folder that cannot
+    be locked (read-only, another user's) is left as it is. Returns what was removed."""
+    if not leftovers(folder, extra):
+        return []
+    lock = DirectoryLock(folder, what)
+    try:
+        lock.acquire()
+    except (ImagesAsDataError, OSError):
+        return []
+    try:
+        return remove_leftovers(folder, extra)
+    finally:
+        lock.release()
 
 
 @contextmanager
 def claimed_directory(out, *, what: str, marker: str, resume: bool = True, overwrite: bool = False,
-                      option_hint: str = "resume=True (CLI: --resume)"):
+                      option_hint: str = "resume=True (CLI: --resume)", leftovers=None):
     """The directory a job writes — `out`, or a new temporary folder when it is None — created and locked for the
     job's life (yielded as a resolved Path).
 
     what: "run", "grid" or "labelling", for messages. marker: the file that says the folder holds one (model.json,
       grid.json, labelling.json). An existing one is continued only when `resume` is true and replaced (its
       contents deleted) only when `overwrite` is; a folder that holds other files is never written into.
-    Leftover temporary files of a killed job (".name.xxxx.part", in subfolders too) are removed: no other writer
-    can be at work.
+    Leftover temporary files of a killed job (".name.xxxxxxxx.part", in subfolders too; `leftovers`, a function of a
+    name, adds names of other temporary files that belong to this kind of folder) are removed: no other writer can
+    be at work.
     If the job fails before it writes anything, a folder this call created is removed again.
     """
     created_temporary = out is None
@@ -181,7 +272,7 @@ def claimed_directory(out, *, what: str, marker: str, resume: bool = True, overw
     lock = DirectoryLock(folder, what)
     lock.acquire()
     try:
-        remove_leftovers(folder)
+        remove_leftovers(folder, leftovers)
         contents = [p.name for p in folder.iterdir() if p.name != LOCK_FILE]
         if contents and not (folder / marker).exists():
             raise ImagesAsDataError(

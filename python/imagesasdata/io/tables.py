@@ -118,7 +118,9 @@ def atomic_path(target):
 
     The file is flushed to disk before the rename and gets the permissions of a file created normally (mkstemp
     makes it private, which would lock colleagues on a shared project folder out of the results). A kill at any
-    instant leaves `target` whole: either the old file or the new one.
+    instant leaves `target` whole: either the old file or the new one, and at worst a temporary file of our own
+    shape (".<name>.xxxxxxxx.part", locks.is_our_temporary) that the next job on the folder removes. Write into the
+    yielded path yourself: a library that makes temporary files of its own beside it would defeat that.
     """
     from .faults import crash_point
 

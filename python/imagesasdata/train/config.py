@@ -257,3 +257,16 @@ class TrainConfig:
         """Options (other than runtime ones) whose values differ: {name: (self, other)}."""
         mine, theirs = self.to_dict(), other.to_dict()
         return {k: (mine[k], theirs[k]) for k in mine if k not in self.RUNTIME and mine[k] != theirs[k]}
+
+    def differences_from_saved(self, saved: dict) -> dict:
+        """Options (other than runtime ones) whose values differ from `saved`, a run's recorded options (model.json
+        or a checkpoint, possibly of another version: unknown names are ignored, absent ones not compared):
+        {name: (self, saved)}. The saved values are normalised as given options are ("none" weights, …)."""
+        known = {f.name for f in fields(self)}
+        present = {k: v for k, v in saved.items() if k in known}
+        try:
+            theirs = type(self)(**present).to_dict()
+        except (ImagesAsDataError, TypeError, ValueError):
+            theirs = present
+        mine = self.to_dict()
+        return {k: (mine[k], theirs[k]) for k in present if k not in self.RUNTIME and mine[k] != theirs[k]}

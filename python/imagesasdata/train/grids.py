@@ -24,7 +24,7 @@ from ..infer.run import Run, load_run
 from .config import SELECT_ON, TrainConfig, selection_score
 from ..data.table import check_labeled, image_table
 from ..errors import ImagesAsDataError
-from ..io.locks import claimed_directory
+from ..io.locks import claimed_directory, tidy_if_idle
 from ..measure.metrics import format_interval, metric_interval
 from ..data.splits import split_table
 from ..io.tables import read_json, write_json, write_table
@@ -241,12 +241,34 @@ def _check_shared_storage(table: pa.Table, out: Path) -> None:
 
 
 def _check_same_grid(out: Path, spec: dict) -> None:
+    """Refuse to continue the grid in `out` with other configurations or options, saying which differ."""
     previous = out / GRID_FILE
-    if previous.exists() and read_json(previous) != json.loads(json.dumps(spec, default=str)):
-        raise ImagesAsDataError(
-            f"{out} holds a different grid (configurations or options changed); resume with the same grid and "
-            "options, or choose a new out directory"
-        )
+    if not previous.exists():
+        return
+    before, now = read_json(previous, "a grid description"), json.loads(json.dumps(spec, default=str))
+    if before == now:
+        return
+    changed = []
+    old_options, new_options = before.get("options") or {}, now.get("options") or {}
+    for name in sorted(set(old_options) | set(new_options)):
+        if old_options.get(name) != new_options.get(name):
+            changed.append(f"{name}: the grid has {old_options.get(name)!r}, this call {new_options.get(name)!r}")
+    if before.get("configurations") != now.get("configurations"):
+        changed.append(f"the configurations: the grid has {len(before.get('configurations') or [])} "
+                       f"({_settings(before)}), this call {len(now.get('configurations') or [])} ({_settings(now)})")
+    if before.get("select_on") != now.get("select_on"):
+        changed.append(f"select_on: the grid has {before.get('select_on')!r}, this call {now.get('select_on')!r}")
+    raise ImagesAsDataError(
+        f"{out} holds a different grid ({'; '.join(changed) or 'its description differs'}); nothing was changed. "
+        "Resume with the same grid and options, or choose a new out directory"
+    )
+
+
+def _settings(spec: dict, limit: int = 3) -> str:
+    shown = [", ".join(f"{k}={v}" for k, v in c.items() if k != "config_id")
+             for c in (spec.get("configurations") or [])[:limit]]
+    more = len(spec.get("configurations") or []) - limit
+    return "; ".join(shown) + (f"; … {more} more" if more > 0 else "")
 
 
 def collect(out: Path, ids, configurations, parameters, select_on: str, test: pa.Table, base: TrainConfig) -> Grid:
@@ -294,6 +316,7 @@ def load_grid(path) -> Grid:
     if not (path / GRID_FILE).exists():
         raise ImagesAsDataError(f"{path} is not a grid directory (no {GRID_FILE})")
     spec = read_json(path / GRID_FILE, "a grid description")
+    tidy_if_idle(path, "grid")   # temporary files a killed job left, unless a job is writing here now
     configurations = [{k: v for k, v in c.items() if k != "config_id"} for c in spec["configurations"]]
     ids = [c["config_id"] for c in spec["configurations"]]
     parameters = list(dict.fromkeys(k for c in configurations for k in c))

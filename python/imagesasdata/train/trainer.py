@@ -41,7 +41,9 @@ def finetune(data, *, out=None, label: str | None = None, path: str | None = Non
       Parquet file or a data frame with path and label columns (name them with path= and label=).
     out: the run directory (default: a new temporary folder; `Run.save()` copies it elsewhere). It is locked while
       the run trains: a second job writing to it is refused.
-    resume: continue an interrupted run in `out` from its last finished epoch (a finished run is loaded as is).
+    resume: continue an interrupted run in `out` from its last finished epoch, with the options and data it was
+      started with; a run that already finished is loaded as it is. Other options or other data are refused before
+      anything is written, naming what differs (for a finished run too: resuming never retrains it).
     overwrite: replace a run already in `out`. Without resume or overwrite, an existing run is never touched.
     images: a dict shared between runs on the same images (a grid passes one): decoded images are kept in it
       and reused, so each file is decoded once.
@@ -51,18 +53,60 @@ def finetune(data, *, out=None, label: str | None = None, path: str | None = Non
     failed). Ctrl-C keeps the best model so far in `out`.
     """
     config = TrainConfig.from_options(**options)
+    for name, value in (("resume", resume), ("overwrite", overwrite)):
+        if value not in (True, False):
+            raise ImagesAsDataError(f"{name}={value!r} must be True or False")
+    if resume and overwrite:
+        raise ImagesAsDataError("resume=True and overwrite=True contradict each other: resume continues the run in "
+                                "out, overwrite deletes it and starts again. Pass one of them (CLI: --resume or "
+                                "--overwrite)")
     with runs.claim_run_dir(out, resume=resume, overwrite=overwrite) as folder:
-        if resume and runs.is_complete(folder):
-            shutil.rmtree(folder / runs.CHECKPOINT, ignore_errors=True)  # left by a kill after the run completed
-            return load_run(folder)
-        trainer = prepare_trainer(data, config, folder, label=label, path=path, images=images)
+        if resume:
+            check_resume_options(config, folder)
+            if runs.is_complete(folder):
+                shutil.rmtree(folder / runs.CHECKPOINT, ignore_errors=True)  # left by a kill after the run completed
+                if config.progress:
+                    from tqdm.auto import tqdm
+
+                    tqdm.write(already_complete(folder))
+                return load_run(folder)
+        trainer = prepare_trainer(data, config, folder, label=label, path=path, images=images, resume=resume)
         return trainer.fit(resume=resume)
 
 
+def already_complete(folder) -> str:
+    return f"{folder} already holds a complete run with these options: nothing to train (loaded as it is)"
+
+
+def check_resume_options(config: TrainConfig, folder: Path) -> None:
+    """Refuse to resume the run in `folder` with options other than it was started with (those of its last
+    checkpoint, else model.json's); runtime options (device, precision, cache, …) may change. Reads only."""
+    saved = runs.recorded_options(folder)
+    if saved is None:
+        return
+    differences = config.differences_from_saved(saved)
+    if not differences:
+        return
+    changed = "; ".join(f"{name} (CLI: --{name.replace('_', '-')}): the run has {theirs!r}, this call {mine!r}"
+                        for name, (mine, theirs) in differences.items())
+    if runs.is_complete(folder):
+        raise ImagesAsDataError(
+            f"{folder} holds a complete run trained with other options ({changed}); nothing was changed. Resuming "
+            "continues an interrupted run with the options it was started with and never retrains a finished one: "
+            "give the same options to load it as it is, pass overwrite=True (CLI: --overwrite) to train again with "
+            "these, or write to another --out folder"
+        )
+    raise ImagesAsDataError(
+        f"{folder} holds a run started with other options ({changed}); nothing was changed. Resume it with the same "
+        "options, pass overwrite=True (CLI: --overwrite) to start again with these, or write to a new --out folder"
+    )
+
+
 def prepare_trainer(data, config: TrainConfig, out: Path, *, label=None, path=None, images=None,
-                    write: bool = True) -> "Trainer":
+                    write: bool = True, resume: bool = False) -> "Trainer":
     """Everything before the first epoch: read and check the labels, split, build the backbone, decode the images
-    once, and (unless write=False) start the run directory. Shared by finetune() and lr_find()."""
+    once, and (unless write=False) start the run directory — when resuming, only after checking that the images,
+    labels and splits are those the run was started with. Shared by finetune() and lr_find()."""
     table = image_table(data, label=label, path=path)
     classes = order_classes(check_labeled(table), config.class_order)
     positive = choose_positive_class(classes, config.positive_class)
@@ -79,6 +123,8 @@ def prepare_trainer(data, config: TrainConfig, out: Path, *, label=None, path=No
         prep.mean, prep.std = channel_statistics(images[r] for r in rows["train"])
     trainer = Trainer(backbone, config, prep, images, table, rows, classes, positive, out)
     if write:
+        if resume:
+            runs.check_same_training_data(out, table, images.hashes, classes)
         runs.write_started(out, trainer.describe(), table, images.hashes, skipped)
     return trainer
 
@@ -422,13 +468,7 @@ class Trainer:
                               {**state.__dict__, "best_score": list(state.best_score)}, self.config, state.best_epoch)
 
     def _restore(self):
-        saved_options = runs.checkpoint_options(self.out)
-        differences = self.config.differences(TrainConfig(**saved_options))
-        if differences:
-            changed = ", ".join(f"{k}: was {theirs!r}, now {mine!r}" for k, (mine, theirs) in differences.items())
-            raise ImagesAsDataError(f"{self.out} holds a run started with other options ({changed}); resume with the "
-                                    "same options, pass overwrite=True (CLI: --overwrite) to start again, or write to "
-                                    "a new --out directory")
+        # finetune() compared the options with the checkpoint's before anything was written (check_resume_options)
         weights, optimizer_state, scheduler_state, saved, best_weights, _ = runs.read_checkpoint(self.out)
         self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(optimizer_state)

@@ -58,7 +58,7 @@ test_that("rekognition_labels() over HTTP: a dry-run plan first, then typed tabl
   cache <- tempfile("cache")
   expect_message(plan <- rekognition_labels(examples, endpoint_url = url, cache = cache, dry_run = TRUE,
                                             price_per_1000 = 1.25, progress = FALSE),
-                 "DetectLabels dry run: 5 images, 5 distinct, 0 already answered in the cache .* 5 calls")
+                 "DetectLabels dry run: 5 files, 5 distinct readable images, 0 already answered in the cache .* 5 calls")
   expect_identical(names(plan), c("operation", "images", "distinct_images", "unreadable", "cached", "calls",
                                   "price_per_1000", "estimated_cost_usd"))
   expect_identical(plan$calls, 5L)

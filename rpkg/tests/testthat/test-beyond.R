@@ -93,11 +93,24 @@ test_that("share_corpus() writes no pixels, and rejoin_shared() finds the images
   skip_if_no_engine()
   images <- image_table(rekognition_examples())
   images$protest <- c("no", "no", "yes", "yes", "no")
+  images$source_file <- images$path
+  images$note <- paste("downloaded to", images$path)
   out <- file.path(tempfile("shared"))
-  shared <- share_corpus(images, out, sources = "tweets, May 2019",
-                         answers = list(copyright = "the tweets' authors; not redistributed"))
-  expect_false("path" %in% names(shared))
+  expect_warning(
+    shared <- share_corpus(images, out, sources = paste("tweets, May 2019, kept in", tempdir()), columns = c("protest", "note"),
+                           answers = list(copyright = "the tweets' authors; not redistributed")),
+    "left out 1 column\\(s\\) .*: source_file", class = "imagesasdata_warning"
+  )
+  expect_false(any(c("path", "source_file") %in% names(shared)))
+  expect_identical(shared$note, paste("downloaded to", basename(images$path)))
   expect_identical(sort(list.files(out)), c("datasheet.json", "datasheet.md", "labels.csv", "labels.parquet"))
+  # no written file names this machine's folders
+  for (file in list.files(out, full.names = TRUE, all.files = TRUE, no.. = TRUE)) {
+    text <- paste(rawToChar(readBin(file, "raw", file.size(file)), multiple = TRUE), collapse = "")
+    for (folder in unique(c(tempdir(), normalizePath(tempdir()), path.expand("~"), rekognition_examples()))) {
+      expect_false(grepl(folder, text, fixed = TRUE, useBytes = TRUE), label = paste(basename(file), "names", folder))
+    }
+  }
   expect_match(paste(readLines(attr(shared, "datasheet")), collapse = "\n"), "not redistributed", fixed = TRUE)
   mine <- tempfile("mine")
   dir.create(mine)

@@ -169,3 +169,28 @@ test_that("save_cnn() and load_cnn() round-trip a run directory", {
   # the engine's command-line wording in R's: "--out" is the argument `out`
   expect_error(load_cnn(tempdir()), class = "imagesasdata_error", regexp = "pass the `out` folder", fixed = TRUE)
 })
+
+test_that("resuming a finished fit with other options is an error naming them, and changes nothing", {
+  fit <- faces_fit()
+  before <- tools::md5sum(file.path(fit$path, "model.json"))
+  expect_error(finetune_cnn(file.path(sample_data(), "faces"), out = fit$path, resume = TRUE, epochs = 3,
+                            image_size = 64, progress = FALSE),
+               class = "imagesasdata_error",
+               regexp = "holds a complete run trained with other options (epochs: the run has 2, this call 3)",
+               fixed = TRUE)
+  expect_identical(tools::md5sum(file.path(fit$path, "model.json")), before)
+  again <- finetune_cnn(file.path(sample_data(), "faces"), out = fit$path, resume = TRUE, epochs = 2,
+                        image_size = 64, progress = FALSE)
+  expect_identical(again$description$run_id, fit$description$run_id)
+})
+
+test_that("a fit whose model.json was edited is refused when it predicts, naming the field", {
+  fit <- faces_fit()
+  copy <- save_cnn(fit, file.path(tempfile("edited"), "model"))
+  # the edit a user might make in a text editor: the normalisation's mean, nothing else
+  file <- file.path(copy$path, "model.json")
+  text <- paste(readLines(file), collapse = "\n")
+  writeLines(sub('"mean": \\[[^]]*\\]', '"mean": [0.1, 0.1, 0.1]', text), file)
+  expect_error(predict(load_cnn(copy$path), file.path(sample_data(), "new_images")), class = "imagesasdata_error",
+               regexp = "model.json was edited after the run was written: preprocessing no longer matches")
+})
