@@ -105,7 +105,9 @@ class TwoNodeCluster:
         self.root = Path(root)
         self.head_disk = self.root / "head_disk"
         self.head_disk.mkdir(parents=True, exist_ok=True)
-        self.environment = {**(environment or os.environ), **ENVIRONMENT}
+        # without the test suite's training guard (conftest.py): the nodes outlive the test that started them
+        self.environment = {**{name: value for name, value in (environment or os.environ).items()
+                               if name != "IMAGESASDATA_TRAINING"}, **ENVIRONMENT}
         self.port = free_port(HEAD_IP)
         self.address = f"{HEAD_IP}:{self.port}"
         self.namespace = mount_namespace_prefix()

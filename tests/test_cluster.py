@@ -173,6 +173,7 @@ def shard_files(out) -> list[Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.trains
 def test_labelling_runs_on_both_nodes_with_the_local_answers(two_nodes, replicas_start_together, fitted, faces, reference,
                                                              tmp_path):
     import ray
@@ -218,6 +219,7 @@ class KillWorkerWhen:
 
 
 @pytest.mark.slow
+@pytest.mark.trains
 def test_a_node_lost_mid_labelling_costs_only_time(two_nodes, replicas_start_together, fitted, faces, reference,
                                                    tmp_path):
     import ray
@@ -328,6 +330,7 @@ def cli_environment(two_nodes):
 
 
 @pytest.mark.slow
+@pytest.mark.trains
 def test_a_killed_driver_resumes_labelling_from_its_finished_shards(cli_environment, fitted, faces, reference,
                                                                      tmp_path):
     manifest = tmp_path / "manifest.parquet"
@@ -391,6 +394,7 @@ def test_the_head_disk_is_invisible_to_the_second_node(two_nodes):
 
 
 @pytest.mark.slow
+@pytest.mark.trains
 def test_files_a_node_cannot_read_are_refused_before_any_image_is_decoded(two_nodes, fitted, faces, sample_data,
                                                                          tmp_path):
     import shutil
@@ -426,6 +430,7 @@ def test_files_a_node_cannot_read_are_refused_before_any_image_is_decoded(two_no
 
 
 @pytest.mark.slow
+@pytest.mark.trains
 def test_s3_manifest_and_images_from_both_nodes_with_a_model_only_the_head_has(
         two_nodes, replicas_start_together, fake_aws, fitted, faces, tmp_path):
     """s3:// works from every node (each takes credentials from its own environment); the run directory is read
