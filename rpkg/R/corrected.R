@@ -15,8 +15,14 @@
 #' random sample; otherwise (a predicted regressor, several predicted variables, a stratified gold sample) the
 #' design-based M-estimator of DSL (Egami et al. 2023) with a sandwich variance. All intervals are Wald intervals.
 #'
-#' @param formula A model formula, e.g. `retweets ~ protest + log(followers)`. It is read by the engine (patsy),
-#'   whose syntax is R's for `+`, `:`, `*`, `-1`, `log()`, `I()`; write powers as `I(x**2)`.
+#' @param formula A model formula, e.g. `retweets ~ protest + log(followers)`. It is read by the engine (patsy's
+#'   syntax, R's for `+`, `:`, `*`, `-1`, `+0`, `log()`, `I()`; `^` is a power as in R) and never runs code: a
+#'   formula may use column names, numbers, text and `TRUE`/`FALSE` in comparisons, arithmetic, comparisons,
+#'   `log()`, `log1p()`, `log2()`, `log10()`, `exp()`, `sqrt()`, `abs()`, `I()` and `C()` (a categorical variable,
+#'   e.g. `C(x, Treatment("a"))`), and nothing else; any other function call (`factor()`, `c()`, `system()`), `$`,
+#'   `[`, or a name starting with `_` is an error before any data is read. The engine evaluates
+#'   the formula rather than R's `model.frame()` so that a formula kept in a shared script or configuration can
+#'   never run code, in R, Python or at the command line alike.
 #' @param data The corpus: one row per image, with an `image_id` column and every variable of the formula; the
 #'   predicted variables hold the model's predictions (a 0/1 or logical indicator, a class, or a probability).
 #'   Usually [predict()] or [labelled_images()] joined to your metadata.
@@ -88,14 +94,24 @@ broom_shape <- function(table) {
                  method = factor(table$method, levels = c("naive", "gold_only", "corrected")), lambda = table$lambda)
 }
 
-# A formula's R prediction names in the engine's: .pred_class -> predicted, .pred_<class> -> prob_<class>.
+# A formula's R prediction names in the engine's: .pred_class -> predicted, .pred_<class> -> prob_<class>; R's
+# power (^, in I() and for crossing terms alike), logical operators (Python's & binds tighter than ==, its `and`
+# does not, like R's &) and logical constants in patsy's spelling.
 engine_formula <- function(text) {
+  text <- gsub("^", "**", text, fixed = TRUE)
+  text <- gsub("\\s*&&?\\s*", " and ", text)
+  text <- gsub("\\s*\\|\\|?\\s*", " or ", text)
+  text <- gsub("!(?!=)\\s*", "not ", text, perl = TRUE)
+  text <- gsub("\\bTRUE\\b", "True", gsub("\\bFALSE\\b", "False", text, perl = TRUE), perl = TRUE)
   text <- gsub("(?<![A-Za-z0-9_.])\\.pred_class(?![A-Za-z0-9_.])", "predicted", text, perl = TRUE)
   gsub("(?<![A-Za-z0-9_.])\\.pred_([A-Za-z0-9_]+)", "prob_\\1", text, perl = TRUE)
 }
 
 # The engine's term names back in the formula's spelling, when the formula used R's prediction names.
 r_term_names <- function(terms, formula) {
+  terms <- gsub(" ** ", "^", terms, fixed = TRUE)
+  terms <- gsub(" or ", " | ", gsub(" and ", " & ", gsub("\\bnot ", "!", terms, perl = TRUE), fixed = TRUE), fixed = TRUE)
+  terms <- gsub("\\bTrue\\b", "TRUE", gsub("\\bFalse\\b", "FALSE", terms, perl = TRUE), perl = TRUE)
   used <- all.vars(formula)
   if (".pred_class" %in% used) terms <- sub("^predicted", ".pred_class", terms)
   for (name in used[startsWith(used, ".pred_") & used != ".pred_class"]) {

@@ -39,7 +39,6 @@ Wald intervals at the chosen confidence.
 
 from __future__ import annotations
 
-import ast
 import warnings
 from dataclasses import dataclass, field
 
@@ -48,6 +47,7 @@ import pyarrow as pa
 
 from ..errors import ImagesAsDataError, did_you_mean, listing
 from ..io.tables import to_arrow
+from .formulas import Formula, parse_formula
 from .gold import MIN_GOLD, check_gold_size, inclusion_probabilities
 from ..measure.intervals import check_confidence, z_value
 
@@ -58,11 +58,8 @@ ESTIMATE_SCHEMA = pa.schema([
     ("statistic", pa.float64()), ("p_value", pa.float64()), ("conf_low", pa.float64()), ("conf_high", pa.float64()),
     ("lambda", pa.float64()),
 ])
-# Names a formula may use that are functions, not columns (patsy's built-ins and numpy's usual transforms).
-FORMULA_FUNCTIONS = {"log": np.log, "log1p": np.log1p, "log2": np.log2, "log10": np.log10, "exp": np.exp,
-                     "sqrt": np.sqrt, "abs": np.abs, "np": np}
-PATSY_NAMES = {"I", "C", "Q", "center", "standardize", "scale", "bs", "cr", "cc", "te", "Treatment", "Sum", "Poly",
-               "Diff", "Helmert", "True", "False", "None"}
+# A key of the data handed to patsy that is no column: each row's image id, for errors that name rows.
+ROW_LABELS = "\x00row labels"
 
 
 # ------------------------------------------------------------------------------------------ GLM pieces
@@ -306,59 +303,54 @@ def _as_patsy(values: np.ndarray) -> np.ndarray:
 
 
 def formula_columns(formula: str) -> tuple[list, list]:
-    """(outcome variables, regressor variables): the names a formula reads, in order, functions left out."""
-    try:
-        import patsy
-    except ImportError:
-        raise ImagesAsDataError("formulas need patsy: pip install 'imagesasdata[stats]'") from None
-    try:
-        description = patsy.ModelDesc.from_formula(formula)
-    except patsy.PatsyError as error:
-        raise ImagesAsDataError(f"formula {formula!r} cannot be read: {error}") from None
-    if not description.lhs_termlist:
-        raise ImagesAsDataError(f"formula {formula!r} has no outcome: write it as 'outcome ~ regressors'")
-
-    def names(termlist):
-        found = []
-        for term in termlist:
-            for factor in term.factors:
-                try:
-                    tree = ast.parse(factor.code, mode="eval")
-                except SyntaxError:
-                    raise ImagesAsDataError(f"formula {formula!r}: cannot read {factor.code!r}") from None
-                called = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call)
-                          and isinstance(node.func, ast.Name)}
-                for node in ast.walk(tree):
-                    if isinstance(node, ast.Name) and node.id not in called and node.id not in FORMULA_FUNCTIONS \
-                            and node.id not in PATSY_NAMES and node.id not in found:
-                        found.append(node.id)
-        return found
-
-    return names(description.lhs_termlist), names(description.rhs_termlist)
+    """(outcome variables, regressor variables): the columns a formula reads, in order, after checking it against
+    the allow-list of analysis/formulas.py (a formula never runs code)."""
+    checked = parse_formula(formula)
+    return checked.outcome_columns, checked.regressor_columns
 
 
-def _design(formula: str, data: dict, design_infos=None):
-    """(y, X, (lhs info, rhs info), term names) from patsy, with the functions FORMULA_FUNCTIONS offers."""
+def _design(formula, data: dict, design_infos=None):
+    """(y, X, (lhs info, rhs info), term names) from patsy, its terms evaluated by formulas.py's interpreter.
+
+    formula: a Formula from parse_formula() (or its text). Raises ImagesAsDataError for a term that cannot be
+    evaluated, an outcome of more than two levels, and values that are not finite (naming the term and rows)."""
     import patsy
 
-    environment = patsy.EvalEnvironment([FORMULA_FUNCTIONS])
+    checked = formula if isinstance(formula, Formula) else parse_formula(formula)
+    keep_nan = patsy.NAAction(NA_types=[])  # missing rows are dropped before; NaN from a transform is named below
     try:
         if design_infos is None:
-            y, X = patsy.dmatrices(formula, data, eval_env=environment, NA_action="raise")
+            y, X = patsy.dmatrices(checked.description, data, eval_env=patsy.EvalEnvironment([{}]), NA_action=keep_nan)
         else:
-            y, X = patsy.build_design_matrices(design_infos, data, NA_action="raise")
+            y, X = patsy.build_design_matrices(design_infos, data, NA_action=keep_nan)
     except patsy.PatsyError as error:
-        raise ImagesAsDataError(f"formula {formula!r}: {str(error).splitlines()[0]}") from None
+        raise ImagesAsDataError(f"formula {checked.text!r}: {str(error).splitlines()[0]}") from None
     y_matrix = np.asarray(y, dtype=float)
     if y_matrix.shape[1] == 2:  # a two-level (e.g. TRUE/FALSE) outcome: the second level is the event
         y_vector = y_matrix[:, 1]
     elif y_matrix.shape[1] == 1:
         y_vector = y_matrix[:, 0]
     else:
-        raise ImagesAsDataError(f"formula {formula!r}: the outcome has {y_matrix.shape[1]} levels; a GLM needs a number "
-                                "or a two-level variable (recode it, e.g. I(label == 'protest'))")
+        raise ImagesAsDataError(f"formula {checked.text!r}: the outcome has {y_matrix.shape[1]} levels; a GLM needs a "
+                                "number or a two-level variable (recode it, e.g. I(label == 'protest'))")
     terms = ["(Intercept)" if name == "Intercept" else name for name in X.design_info.column_names]
-    return y_vector, np.asarray(X, dtype=float), (y.design_info, X.design_info), terms
+    X_matrix = np.asarray(X, dtype=float)
+    _check_finite(checked.text, y.design_info.column_names[-1:], y_vector[:, None], data.get(ROW_LABELS))
+    _check_finite(checked.text, terms, X_matrix, data.get(ROW_LABELS))
+    return y_vector, X_matrix, (y.design_info, X.design_info), terms
+
+
+def _check_finite(formula: str, names, matrix: np.ndarray, labels) -> None:
+    """Refuse infinite or undefined values in a design (log(0), 1/0, inf in the data), naming term and rows."""
+    bad = ~np.isfinite(matrix)
+    if not bad.any():
+        return
+    column = int(np.flatnonzero(bad.any(axis=0))[0])
+    rows = np.flatnonzero(bad[:, column])
+    where = [str(labels[r]) if labels is not None else f"row {r + 1}" for r in rows]
+    raise ImagesAsDataError(f"formula {formula!r}: the term {names[column]!r} is infinite or undefined for "
+                            f"{len(rows)} image(s): {listing(where, 5)}; fix those values, or transform the column "
+                            "differently (log1p(x) for counts with zeros)")
 
 
 def _check_family(family: str) -> str:
@@ -472,7 +464,9 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
                   inclusion_probability: str = "inclusion_probability") -> CorrectedGLM:
     """Fit a GLM with image-derived variables predicted on the corpus and coded on a gold sample.
 
-    formula: "outcome ~ regressors" (patsy's syntax, close to R's: log(x), C(x), x:z, I(x > 0)).
+    formula: "outcome ~ regressors" (patsy's syntax, close to R's: log(x), C(x), x:z, I(x > 0)). It never runs code:
+      terms may use columns, numbers, arithmetic, comparisons, log/log1p/log2/log10/exp/sqrt/abs, I(), C() and Q()
+      and nothing else (analysis/formulas.py); anything else is an ImagesAsDataError before any data is read.
     corpus: one row per image (id column) with every variable the formula names; the predicted variables hold the
       model's predictions (a 0/1 or TRUE/FALSE indicator, a class, or a probability).
     gold: the coded sample: the id column, the true value of each predicted variable under the same name, and
@@ -498,7 +492,8 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
     if not predicted:
         raise ImagesAsDataError("predicted= names no variable; name the image-derived variables whose corpus values are "
                                 "predictions, e.g. predicted='protest'")
-    outcome_names, regressor_names = formula_columns(formula)
+    checked = parse_formula(formula)
+    outcome_names, regressor_names = checked.outcome_columns, checked.regressor_columns
     used = list(dict.fromkeys(outcome_names + regressor_names))
     missing = [n for n in used if n not in corpus.column_names]
     if missing:
@@ -538,12 +533,14 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
     new_index = -np.ones(corpus.num_rows, dtype=np.int64)
     new_index[kept] = np.arange(len(kept))
     gold_positions = new_index[gold_rows[keep_gold]]
-    data_hat = {n: _as_patsy(v[kept]) for n, v in corpus_values.items()}
-    y_hat, X_hat, infos, terms = _design(formula, data_hat)
+    ids = np.array([str(v) for v in corpus[id].to_pylist()], dtype=object)[kept]
+    data_hat = {n: _as_patsy(v[kept]) for n, v in corpus_values.items()} | {ROW_LABELS: ids}
+    y_hat, X_hat, infos, terms = _design(checked, data_hat)
     data_true = {n: _as_patsy(v[kept][gold_positions]) for n, v in corpus_values.items()}
     for n in predicted:
         data_true[n] = _as_patsy(truth_values[n][keep_gold])
-    y_true, X_true, _, _ = _design(formula, data_true, infos)
+    data_true[ROW_LABELS] = np.array([f"{i} (gold sample)" for i in ids[gold_positions]], dtype=object)
+    y_true, X_true, _, _ = _design(checked, data_true, infos)
     n_gold = len(gold_positions)
     check_gold_size(n_gold)
     if n_gold < 5 * len(terms):

@@ -29,6 +29,12 @@ model's predictions); GOLD is the coded sample (a coding-sheet folder, or a tabl
 under the same names and inclusion_probability). The `label` of a coding sheet is the truth of a corpus column
 called `predicted`, so predict() output works as is.
 
+The formula never runs code: it may use column names (Q("odd name") for others), numbers, text and True/False in
+comparisons, arithmetic (+ - * / // % **), comparisons (== != < <= > >=), and/or/not, the functions log, log1p,
+log2, log10, exp, sqrt, abs, I() for arithmetic, C() for a categorical variable (C(x, Treatment('a')),
+C(x, levels=[...])), interactions (a:b, a*b) and -1 or +0 to drop the intercept. Anything else (attribute access,
+subscripts, other functions, lambda) is refused before any data is read. Powers are I(x**2), not ^.
+
 examples:
   imagesasdata glm corpus.csv gold/ --formula "retweets ~ I(predicted == 'protest') + log(followers)" \\
       --predicted predicted --family poisson
@@ -118,7 +124,9 @@ def add_commands(subparsers) -> None:
     )
     glm.add_argument("corpus", help="table (or labelling directory): image_id and the formula's variables")
     glm.add_argument("gold", help="coding-sheet folder, or a table: image_id, true values, inclusion_probability")
-    glm.add_argument("--formula", required=True, help="outcome ~ regressors, e.g. \"retweets ~ protest + log(followers)\"")
+    glm.add_argument("--formula", required=True,
+                     help="outcome ~ regressors, e.g. \"retweets ~ protest + log(followers)\"; read with patsy's "
+                          "syntax and checked against an allow-list, so it never runs code (see below)")
     glm.add_argument("--predicted", action="append", required=True,
                      help="a predicted variable of the formula (repeat for several)")
     glm.add_argument("--family", default="gaussian", choices=["gaussian", "binomial", "poisson"],

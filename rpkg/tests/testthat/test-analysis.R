@@ -223,6 +223,22 @@ test_that("corrected_glm() returns the engine's numbers in broom's shape (no fin
   expect_equal(tidy(fit, method = "naive")$estimate, unname(stats::coef(naive)), tolerance = 1e-8)
   expect_error(corrected_glm(y ~ protest + w, corpus, gold, predicted = "protest"), class = "imagesasdata_error",
                "\"w\", which the corpus does not have")
+  # a formula never runs code (issue 20): R's calls are refused by the engine's allow-list, before any data is read
+  withr::local_dir(withr::local_tempdir())
+  expect_error(corrected_glm(y ~ protest + I(system("touch pwned")), corpus, gold, predicted = "protest"),
+               class = "imagesasdata_error", "not allowed in a formula")
+  expect_error(corrected_glm(y ~ protest + I(z + .__import__), corpus, gold, predicted = "protest"),
+               class = "imagesasdata_error")
+  expect_error(corrected_glm(y ~ protest + I(z$real), corpus, gold, predicted = "protest"), class = "imagesasdata_error")
+  expect_false(file.exists("pwned"))
+  squared <- corrected_glm(y ~ protest + I(z^2) + I(z > 0 & protest == TRUE), corpus, gold, predicted = "protest")
+  expect_true(all(c("I(z^2)", "I(z > 0 & protest == TRUE)TRUE") %in% tidy(squared)$term))
+  by_hand <- corpus
+  by_hand$both <- by_hand$z > 0 & by_hand$protest == 1
+  reference <- stats::coef(stats::glm(y ~ protest + I(z^2) + both, data = by_hand))
+  names(reference) <- sub("bothTRUE", "I(z > 0 & protest == TRUE)TRUE", names(reference))
+  naive_fit <- tidy(squared, method = "naive")
+  expect_equal(naive_fit$estimate, unname(reference[naive_fit$term]), tolerance = 1e-8)
   expect_error(corrected_glm(y ~ protest, corpus, gold[1:3, ], predicted = "protest"), class = "imagesasdata_error",
                "has 3 coded images")
   expect_error(tidy(fit, method = "best"), class = "imagesasdata_argument_error", "naive, gold_only, corrected")
