@@ -133,8 +133,8 @@ def test_prevalence_is_post_stratified_by_prediction():
 
 def two_phase_covariance(X, y, w, stratum, sizes, family):
     """The gold-only covariance as the module docstring writes it, image by image: J⁻¹ (Σ w s s' + Σ_h N_h (N_h −
-    n_h)/(n_h (n_h − 1)) Σ_i (e_i − ē_h)(e_i − ē_h)') J⁻¹, with e_i = s_i / √(1 − h_i) and h_i = w_i μ'_i x_i'J⁻¹x_i
-    (HC2), at the weighted fit's β (from statsmodels)."""
+    n_h)/(n_h (n_h − 1)) Σ_i (e_i − ē_h)(e_i − ē_h)') J⁻¹, with e_i = s_i / (1 − h_i) and h_i = w_i μ'_i x_i'J⁻¹x_i
+    (HC3), at the weighted fit's β (from statsmodels)."""
     import statsmodels.api as sm
 
     families = {"gaussian": sm.families.Gaussian(), "poisson": sm.families.Poisson()}
@@ -148,7 +148,7 @@ def two_phase_covariance(X, y, w, stratum, sizes, family):
     for h in np.unique(stratum):
         members = [i for i in range(len(y)) if stratum[i] == h]
         N_h, n_h = sizes[h], len(members)
-        e = {i: s[i] / np.sqrt(1 - w[i] * slope[i] * X[i] @ inverse @ X[i]) for i in members}
+        e = {i: s[i] / (1 - w[i] * slope[i] * X[i] @ inverse @ X[i]) for i in members}
         mean = sum(e.values()) / n_h
         meat += N_h * (N_h - n_h) / (n_h * (n_h - 1)) * sum(np.outer(e[i] - mean, e[i] - mean) for i in members)
     return beta, inverse @ meat @ inverse

@@ -72,6 +72,9 @@ def add_commands(subparsers) -> None:
     metrics.add_argument("--missing", default="error", choices=["error", "drop"],
                          help="sampled images without a code: an error (default), or left out with a warning")
     metrics.add_argument("--confidence", type=float, default=0.95, help="interval level (default: 0.95)")
+    metrics.add_argument("--design", choices=["srs"],
+                         help="srs: the gold table is a simple random sample (needed when it has no "
+                              "inclusion_probability column)")
     metrics.add_argument("--out", help="also write the gold table (image_id, label, predicted, design) to FILE")
     metrics.set_defaults(handler=run_gold_metrics)
 
@@ -113,6 +116,8 @@ def add_commands(subparsers) -> None:
     prevalence.add_argument("--by", help="estimate within each group of this corpus column (a day, an account)")
     prevalence.add_argument("--use", default="class", choices=["class", "probability"],
                             help="the predicted class (default) or the class probability as the prediction")
+    prevalence.add_argument("--strata", help="the corpus column the gold sample was stratified by (default: the one "
+                                             "recorded with the sample)")
     _estimation_options(prevalence)
     prevalence.set_defaults(handler=run_prevalence)
 
@@ -137,8 +142,12 @@ def add_commands(subparsers) -> None:
 
 def _estimation_options(parser) -> None:
     parser.add_argument("--method", default="auto", choices=["auto", "ppi", "dsl"],
-                        help="corrected estimator: auto (PPI++ where it applies, else DSL), ppi or dsl")
+                        help="corrected estimator: auto (the engine's default: see the README), dsl, or ppi "
+                             "(ppi-python; a simple random gold sample)")
     parser.add_argument("--lam", type=float, help="power-tuning lambda in [0, 1] (default: tuned)")
+    parser.add_argument("--design", choices=["srs"],
+                        help="srs: GOLD is a simple random sample of the corpus (needed when it has no "
+                             "inclusion_probability column)")
     parser.add_argument("--confidence", type=float, default=0.95, help="interval level (default: 0.95)")
     parser.add_argument("--classes", help="comma-separated classes (default: those recorded with the sample)")
     parser.add_argument("--out", help="write the estimates to FILE.parquet or FILE.csv")
@@ -200,8 +209,8 @@ def run_gold_metrics(args) -> int:
     from ..io.tables import write_table
 
     gold = read_coding_sheet(args.coded, sample=args.sample, classes=_classes(args.classes), missing=args.missing)
-    metrics = gold_metrics(gold, positive_class=args.positive_class, confidence=args.confidence)
-    weighted = len(set(gold["inclusion_probability"].to_pylist())) > 1
+    metrics = gold_metrics(gold, positive_class=args.positive_class, confidence=args.confidence, design=args.design)
+    weighted = "inclusion_probability" in gold.column_names and len(set(gold["inclusion_probability"].to_pylist())) > 1
     print(f"{gold.num_rows} coded images" + (" (design-weighted: estimates are for the whole corpus)" if weighted else ""))
     print_table(metrics.filter(pc.not_equal(metrics["estimator"], "per_class")))
     if args.out:
@@ -255,7 +264,8 @@ def run_prevalence(args) -> int:
 
     classes = _classes(args.classes)
     table = corrected_prevalence(_corpus(args.corpus), _gold(args.gold, classes), classes=classes, by=args.by,
-                                 use=args.use, method=args.method, lam=args.lam, confidence=args.confidence)
+                                 use=args.use, method=args.method, lam=args.lam, confidence=args.confidence,
+                                 design=args.design, strata=args.strata)
     print_table(table, max_rows=60)
     if args.out:
         write_table(table, args.out)
@@ -268,7 +278,8 @@ def run_glm(args) -> int:
 
     corpus = _corpus(args.corpus) if Path(args.corpus).is_dir() else to_arrow(args.corpus)
     fit = corrected_glm(args.formula, corpus, _gold(args.gold, _classes(args.classes)), predicted=args.predicted,
-                        family=args.family, method=args.method, lam=args.lam, confidence=args.confidence)
+                        family=args.family, method=args.method, lam=args.lam, confidence=args.confidence,
+                        design=args.design)
     print(fit)
     if args.out:
         write_table(fit.coefficients, args.out)

@@ -199,7 +199,7 @@ def stratified_variance(sizes, sample_sizes, within_variances) -> float:
     return float((sizes ** 2 * (1 - n / sizes) * s2 / n).sum())
 
 
-def weighted_proportion_interval(successes, trials, cell_sizes, confidence: float = 0.95, draws: int = 20_000,
+def weighted_proportion_interval(successes, trials, cell_sizes, confidence: float = 0.95, draws: int = 10_000,
                                  seed: int = 0, corpus: str = "superpopulation"):
     """An interval for a share that is a weighted sum of cell proportions, θ = Σ_c (N_c / N) p_c, where each cell c
     (a stratum of the design, or a predicted class within one) has a simple random sample of `trials` images of
