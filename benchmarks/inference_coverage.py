@@ -31,17 +31,24 @@ tests/test_analysis_estimators.py runs the same code at small size.
 
 from __future__ import annotations
 
-import argparse
-import functools
-import json
-import platform
-import sys
-import time
-import warnings
-from dataclasses import dataclass
-from pathlib import Path
+import os
 
-import numpy as np
+# One BLAS thread: the estimators multiply tall, thin matrices, which a threaded BLAS on a busy machine makes a
+# thousand times slower (threads spinning for cores), not faster.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
@@ -434,7 +441,8 @@ def main() -> None:
                         help="corrected methods: in-sample, cross-fit, lambda-1, ppi (GLMs); poststratified, dsl, "
                              "ppi (prevalence)")
     parser.add_argument("--seed", type=int, default=2024)
-    parser.add_argument("--out", help="append one JSON line per cell to this file")
+    parser.add_argument("--out", help="append one JSON line per cell to this file (cells already in it are skipped: "
+                                      "an interrupted run resumes)")
     parser.add_argument("--table", help="print the markdown tables of a --out file and stop")
     args = parser.parse_args()
     if args.table:
@@ -444,6 +452,12 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v]
     started = time.perf_counter()
     cells = []
+    done = set()
+    if args.out and Path(args.out).exists():
+        for line in Path(args.out).read_text().splitlines():
+            if line.strip():
+                c = json.loads(line)
+                done.add((c["estimand"], c["design"], c["prevalence"], c["gold"], c["replications"]))
     for estimand in args.estimands.split(","):
         levels = [float(p) for p in args.prevalences.split(",")] if args.prevalences else \
             (PREVALENCE_LEVELS if estimand.startswith("prevalence") else GLM_LEVELS)
@@ -453,6 +467,8 @@ def main() -> None:
                     mine = [v for v in variants if (v in ("poststratified", "dsl", "ppi")) ==
                             estimand.startswith("prevalence") or v == "ppi"]
                     mine = [v for v in mine if not (estimand.startswith("prevalence") and "+" in v)]
+                    if (estimand, design, prevalence, n, args.replications) in done:
+                        continue
                     cell = run_cell(estimand, design, prevalence, n, args.replications, mine, args.seed)
                     cells.append(cell)
                     if args.out:

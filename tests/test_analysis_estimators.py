@@ -374,3 +374,29 @@ def test_prevalence_by_group_and_thin_groups():
         table = corrected_prevalence(corpus.set_column(2, "day", pa.array(rare)), gold, by="day", design="srs")
     rare_rows = [r for r in table.to_pylist() if r["day"] == "rare_day"]
     assert all(r["estimate"] is None for r in rare_rows if r["method"] != "naive")
+
+
+def test_a_fit_foresees_its_standard_errors_for_other_gold_sizes():
+    """The hook a planner calls: the covariance's corpus part plus each stratum's spread, rescaled to other sample
+    sizes. At the fit's own sizes it gives back the fit's covariance; with every stratum quadrupled, the design
+    part shrinks about fourfold (less the finite-population correction)."""
+    from imagesasdata.analysis.estimators import expected_covariance
+
+    rng = np.random.default_rng(6)
+    a0 = benchmark.intercept_for(0.2)
+    data = benchmark.population(0.2, rng, 4000, a0)
+    gold, design = benchmark.draw_gold("predicted_equal", data["A_hat"].astype(int), 200, rng)
+    ids = np.array([f"s{k % 40 + 1}/{k}.pgm" for k in range(4000)])
+    corpus = pa.table({"image_id": ids, "y": data["y"], "z": data["z"], "A": data["A_hat"]})
+    sizes = design.sizes[design.stratum]
+    gold_table = pa.table({"image_id": ids[gold], "A": data["A"][gold],
+                           "inclusion_probability": design.counts[design.stratum] / sizes,
+                           "stratum": design.stratum.astype(str), "stratum_size": sizes.astype(int)})
+    fit = corrected_glm("y ~ A + z", corpus, gold_table, predicted="A")
+    parts = fit.design_parts["corrected"]
+    np.testing.assert_allclose(expected_covariance(parts, parts["counts"]), fit.cov, rtol=1e-6, atol=1e-12)
+    table = fit.expected_std_errors({"0": 400, "1": 400})
+    assert table.column_names == ["term", "std_error", "expected_std_error"]
+    assert all(e < s for s, e in zip(table["std_error"].to_pylist(), table["expected_std_error"].to_pylist()))
+    with pytest.raises(ImagesAsDataError, match="names strata"):
+        fit.expected_std_errors({"positive": 10})

@@ -286,6 +286,7 @@ class _Fit:
     se: np.ndarray | None = None   # only when there is no covariance (ppi-python's intervals)
     df: np.ndarray | None = None   # effective degrees of freedom of each coefficient's variance (None: normal)
     problem: str | None = None     # why no estimate or covariance can be trusted at all (a diverging fit)
+    parts: dict | None = None      # the covariance's corpus part and per-stratum spreads (expected_covariance())
 
 
 def _influences(d: _Data, family: str, beta: np.ndarray, lam, rows) -> tuple:
@@ -313,7 +314,7 @@ def _influences(d: _Data, family: str, beta: np.ndarray, lam, rows) -> tuple:
 
 def _covariance(d: _Data, a: np.ndarray, a_hat: np.ndarray, a_hat_gold: np.ndarray, lam_gold: np.ndarray,
                 lam_corpus: np.ndarray, estimand: str, leverage: np.ndarray | None = None,
-                small_sample: str = "hc3-df") -> tuple[np.ndarray, np.ndarray | None]:
+                small_sample: str = "hc3-df") -> tuple[np.ndarray, np.ndarray | None, dict]:
     """The covariance of the coefficients from their influences (columns), under the gold design.
 
     Two parts (a two-phase sample: the corpus from the process that produced it, the gold sample from the corpus):
@@ -327,7 +328,7 @@ def _covariance(d: _Data, a: np.ndarray, a_hat: np.ndarray, a_hat_gold: np.ndarr
     weighted images carry the variance, so that the interval uses a t quantile there; "hc3-df" (the default) —
     besides, each gold image's correction e_i is divided by 1 − h_i, h_i its leverage (MacKinnon & White 1985's HC3;
     "hc2-df": by √(1 − h_i)), which undoes the shrinkage of residuals measured from a fit they pulled.
-    Returns (covariance, df or None)."""
+    Returns (covariance, df or None, the design parts of _design_parts())."""
     from ..measure.intervals import stratified_covariance
 
     weight = d.weight
@@ -348,8 +349,9 @@ def _covariance(d: _Data, a: np.ndarray, a_hat: np.ndarray, a_hat_gold: np.ndarr
         if np.linalg.eigvalsh((total + total.T) / 2).min() < -1e-10 * max(1.0, float(np.abs(total).max())):
             total = plain + design
         plain_units = weight[:, None] * a ** 2
+    parts = _design_parts(d, e, total - design)
     if small_sample == "none":
-        return total, None
+        return total, None, parts
     # each image's share of each coefficient's variance: its design term and its part of Σ w a²
     counts, sizes, stratum = d.design.counts, d.design.sizes, d.design.stratum
     means = np.zeros((len(sizes), e.shape[1]))
@@ -367,7 +369,43 @@ def _covariance(d: _Data, a: np.ndarray, a_hat: np.ndarray, a_hat_gold: np.ndarr
             spread += members.sum() * units[members].var(axis=0, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         df = 2 * np.diag(total) ** 2 / spread
-    return total, np.where(np.isfinite(df), np.maximum(df, 1.0), np.inf)
+    return total, np.where(np.isfinite(df), np.maximum(df, 1.0), np.inf), parts
+
+
+def _design_parts(d: _Data, e: np.ndarray, corpus: np.ndarray) -> dict:
+    """What a planner needs to foresee the covariance under other gold sample sizes: the corpus part, and each
+    stratum's within-stratum covariance S_h of the corrections e (so that the design part is
+    Σ_h N_h² (1 − n_h/N_h)/n_h · S_h for any n_h)."""
+    within = []
+    for h in range(len(d.design.sizes)):
+        block = e[d.design.stratum == h]
+        within.append(np.cov(block.T, ddof=1).reshape(e.shape[1], e.shape[1]) if len(block) > 1
+                      else np.zeros((e.shape[1], e.shape[1])))
+    return {"corpus": corpus, "within": within, "sizes": d.design.sizes.copy(), "counts": d.design.counts.copy(),
+            "names": list(d.design.names)}
+
+
+def expected_covariance(parts: dict, sample_sizes) -> np.ndarray:
+    """The covariance a fit's design parts (CorrectedGLM.design_parts) foresee for other gold sample sizes per
+    stratum (a dict {stratum: n} or a list in the strata's order): corpus part + Σ_h N_h² (1 − n_h/N_h)/n_h · S_h.
+    An approximation (λ and the within-stratum spread held at their estimates); for planning, not for inference.
+    Raises ImagesAsDataError for unknown strata or sizes outside 1..N_h."""
+    names, sizes = parts["names"], parts["sizes"]
+    if isinstance(sample_sizes, dict):
+        unknown = [k for k in sample_sizes if str(k) not in names]
+        if unknown:
+            raise ImagesAsDataError(f"sample_sizes names strata {listing(map(repr, unknown))}; the fit's strata are "
+                                    f"{listing(map(repr, names))}")
+        n = np.array([float(sample_sizes.get(name, parts["counts"][k])) for k, name in enumerate(names)])
+    else:
+        n = np.asarray(sample_sizes, dtype=float)
+    if len(n) != len(sizes) or np.any(n < 1) or np.any(n > sizes):
+        raise ImagesAsDataError(f"sample_sizes: give one size per stratum ({len(sizes)}), each between 1 and the "
+                                "stratum's corpus images")
+    total = parts["corpus"].copy()
+    for N_h, n_h, S_h in zip(sizes, n, parts["within"]):
+        total = total + N_h ** 2 * (1 - n_h / N_h) / n_h * S_h
+    return total
 
 
 def _tuned_lams(d: _Data, family: str, first: np.ndarray, folds: np.ndarray | None) -> np.ndarray:
@@ -473,8 +511,8 @@ def _corrected_fit(d: _Data, family: str, lam=None, *, estimand: str = "superpop
         leverage[:, j] = leverage_all
         lam_gold[:, j] = per_image
         lam_corpus[j] = float(np.sum(weight * per_image) / np.sum(weight))
-    cov, df = _covariance(d, a, a_hat, a_hat_gold, lam_gold, lam_corpus, estimand, leverage, small_sample)
-    return _Fit(beta, cov, lam_corpus, df=df)
+    cov, df, parts = _covariance(d, a, a_hat, a_hat_gold, lam_gold, lam_corpus, estimand, leverage, small_sample)
+    return _Fit(beta, cov, lam_corpus, df=df, parts=parts)
 
 
 def _diverged(beta, p) -> _Fit:
@@ -491,8 +529,9 @@ def gold_only_fit(d: _Data, family: str, estimand: str = "superpopulation", smal
         return _diverged(diverged.beta, p)
     zeros = np.zeros((len(d.gold), p))
     a, a_hat, a_hat_gold, leverage = _influences(d, family, beta, 0.0, np.arange(p))
-    cov, df = _covariance(d, a, a_hat, a_hat_gold, zeros, np.zeros(p), estimand, leverage[:, None], small_sample)
-    return _Fit(beta, cov, df=df)
+    cov, df, parts = _covariance(d, a, a_hat, a_hat_gold, zeros, np.zeros(p), estimand, leverage[:, None],
+                                 small_sample)
+    return _Fit(beta, cov, df=df, parts=parts)
 
 
 def naive_fit(d: _Data, family: str) -> _Fit:
@@ -741,6 +780,7 @@ class CorrectedGLM:
     covariances: dict = field(default_factory=dict)
     lambda_rule: str = ""
     waves: int = 1
+    design_parts: dict = field(default_factory=dict)
 
     @property
     def cov(self) -> np.ndarray | None:
@@ -789,6 +829,17 @@ class CorrectedGLM:
             raise ImagesAsDataError(f"the covariance of {', '.join(terms)} is singular; test fewer terms") from None
         return {"terms": terms, "statistic": statistic, "df": len(terms),
                 "p_value": float(chi2.sf(statistic, len(terms))), "method": method}
+
+    def expected_std_errors(self, sample_sizes, method: str = "corrected") -> pa.Table:
+        """The standard errors this fit's covariance foresees with other gold sample sizes per stratum ({stratum: n}
+        or a list): term, std_error now, expected std_error. For planning a further wave (decided before looking at
+        new codes), not for inference; see expected_covariance()."""
+        parts = self.design_parts.get(method)
+        if parts is None:
+            raise ImagesAsDataError(f"no design parts for method={method!r} (ppi-python's fits have none)")
+        expected = np.sqrt(np.clip(np.diag(expected_covariance(parts, sample_sizes)), 0, None))
+        now = self.tidy(method)["std_error"].to_pylist()
+        return pa.table({"term": self.terms, "std_error": now, "expected_std_error": expected.tolist()})
 
     def glance(self) -> pa.Table:
         """One row: formula, family, predicted, corrected_method, lambda (null when it differs by coefficient: see
@@ -1111,9 +1162,10 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
     design_text = "simple random sample" if len(sample.sizes) == 1 else \
         f"stratified, {len(sample.sizes)} strata" + ("" if not sample.equal else " (equal inclusion probabilities)")
     covariances = {name: fit.cov for name, fit in fits.items()}
+    parts = {name: fit.parts for name, fit in fits.items() if fit.parts is not None and name != "naive"}
     return CorrectedGLM(pa.Table.from_pylist(rows, schema=ESTIMATE_SCHEMA), checked.text, family, predicted,
                         outcome_predicted, regressors_predicted, label, used_lam, len(y_hat), n_gold, design_text,
-                        confidence, notes, list(terms), covariances, rule, waves)
+                        confidence, notes, list(terms), covariances, rule, waves, parts)
 
 
 def _waves(gold: pa.Table, keep: np.ndarray) -> int:
