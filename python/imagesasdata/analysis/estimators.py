@@ -168,6 +168,9 @@ def _solve(parts: _Parts, family: str, start=None, what: str = "the model") -> n
             raise ImagesAsDataError(f"{what} cannot be estimated: its design is singular (a term without variation, or "
                                     "perfectly collinear terms, in the data it uses — for gold_only, the gold sample); "
                                     "drop or recode the term, or code more gold images") from None
+        if float(np.abs(step).max()) < 1e-10 * (1 + float(np.abs(beta).max())):
+            beta = beta + step  # converged: no line search at the level of rounding noise
+            break
         size = float(np.abs(score).sum())
         for _ in range(30):
             candidate = beta + step
@@ -178,6 +181,8 @@ def _solve(parts: _Parts, family: str, start=None, what: str = "the model") -> n
         beta, score, information = candidate, new_score, new_information
         if float(np.abs(step).max()) < 1e-10 * (1 + float(np.abs(beta).max())):
             break
+        if family != "gaussian" and float(np.abs(parts.X @ beta).max(initial=0)) > 50:
+            raise _Diverged(beta, what)  # running off to infinity: no need to follow it for 100 steps
     else:
         if family == "gaussian":
             warnings.warn(f"{what}: the estimating equation did not converge in 100 Newton steps; treat it with caution")

@@ -122,7 +122,7 @@ test_that("a gold sample is drawn from a real labelling, coded, topped up and re
   codes <- truth_of(utils::read.csv(sheet, stringsAsFactors = FALSE)$image_id)
   codes[4] <- "maybe"
   code_sheet(sheet, codes)
-  expect_error(read_coding_sheet(folder), class = "imagesasdata_error", "coding_sheet_wave1.csv row 5: \"maybe\"")
+  expect_error(read_coding_sheet(folder), class = "imagesasdata_error", "coding_sheet_wave1.csv line 5: \"maybe\"")
   expect_error(draw_gold_sample(job, "ten"), class = "imagesasdata_argument_error", "`size`")
 })
 
@@ -144,11 +144,11 @@ test_that("corrected_glm() and corrected_prevalence() on the labelled corpus, in
   tidied <- tidy(fit)
   expect_identical(names(tidied), c("term", "estimate", "std.error", "statistic", "p.value", "conf.low", "conf.high",
                                     "method", "lambda", "df", "flag"))
+  corrected <- tidy(fit, method = "corrected")
   covariance <- vcov(fit)
   expect_identical(dimnames(covariance), list(unique(tidied$term), unique(tidied$term)))
   expect_equal(sqrt(diag(covariance)), stats::setNames(corrected$std.error, corrected$term), tolerance = 1e-10)
   expect_identical(dim(vcov(fit, method = "gold_only")), c(3L, 3L))
-  corrected <- tidy(fit, method = "corrected")
   expect_true(all(corrected$lambda >= 0 & corrected$lambda <= 1))
   expect_identical(unique(tidied$term), c("(Intercept)", "showsTRUE", "log(followers)"))
   expect_identical(levels(tidied$method), c("naive", "gold_only", "corrected"))
