@@ -396,36 +396,57 @@ def check_public(estimand, data, gold, design, strata, found) -> None:
 
 # ------------------------------------------------------------------------------------------ tables
 
+def _spread(coverage: np.ndarray) -> str:
+    inside = int(((coverage >= 0.935) & (coverage <= 0.97)).sum())
+    return (f"within 93.5–97% in {inside} of {len(coverage)} cells, below in {int((coverage < 0.935).sum())}, "
+            f"above in {int((coverage > 0.97).sum())}")
+
+
 def markdown(cells) -> str:
+    """The grid as compact tables: one row per estimand × design × prevalence, one column per gold size; each cell
+    gives the corrected interval's coverage, then the gold-only one's (and, where run, the Wald/DSL and ppi-python
+    ones for shares, the ppi-python one for regressions), then the corrected width relative to the gold-only width;
+    a regression cell also gives the share of replications whose interval is flagged. Closing lines count the
+    cells inside 93.5–97%."""
+    sizes = sorted({c["gold"] for c in cells})
     lines = []
-    prevalence = [c for c in cells if c["estimand"].startswith("prevalence")]
-    glm = [c for c in cells if not c["estimand"].startswith("prevalence")]
-    if prevalence:
-        methods = list(dict.fromkeys(m for c in prevalence for m in c if isinstance(c[m], dict)))
-        lines += ["| estimand | design | prevalence | gold | " + " | ".join(f"{m} coverage (width)" for m in methods) +
-                  " |", "|---|---|---:|---:|" + "---:|" * len(methods)]
-        for c in prevalence:
-            cells_text = []
-            for m in methods:
-                if m in c:
-                    extra = f", min group {c[m]['coverage_min_group']:.3f}" if c["estimand"] == "prevalence_by_group" \
-                        else ""
-                    cells_text.append(f"{c[m]['coverage']:.3f} ({c[m]['width']:.3f}{extra})")
-                else:
-                    cells_text.append("–")
-            lines.append(f"| {c['estimand']} | {c['design']} | {c['prevalence']:.0%} | {c['gold']} | " +
-                         " | ".join(cells_text) + " |")
-        lines.append("")
-    if glm:
-        methods = list(dict.fromkeys(m for c in glm for m in c if isinstance(c[m], dict)))
-        lines += ["| estimand | design | prevalence | gold | " + " | ".join(f"{m} coverage (width)" for m in methods) +
-                  " | corrected flagged |", "|---|---|---:|---:|" + "---:|" * len(methods) + "---:|"]
-        for c in glm:
-            cells_text = [f"{c[m]['coverage']:.3f} ({c[m]['width']:.3f})" if m in c else "–" for m in methods]
-            main = "in-sample" if "in-sample" in c else next((m for m in methods[2:] if m in c), None)
-            flagged = f"{c[main]['flagged']:.1%}" if main else "–"
-            lines.append(f"| {c['estimand']} | {c['design']} | {c['prevalence']:.0%} | {c['gold']} | " +
-                         " | ".join(cells_text) + f" | {flagged} |")
+    for kind in ("prevalence", "glm"):
+        group = [c for c in cells if c["estimand"].startswith("prevalence") == (kind == "prevalence")]
+        if not group:
+            continue
+        main = "poststratified" if kind == "prevalence" else "in-sample"
+        extra = ["dsl", "ppi"] if kind == "prevalence" else ["ppi"]
+        legend = (f"corrected · gold-only{''.join(' · ' + e for e in extra)} (corrected width / gold-only width)"
+                  + ("; [flagged]" if kind == "glm" else ""))
+        lines += [f"| estimand | design | prevalence | " + " | ".join(f"gold {n}: {legend}" if n == sizes[0] else
+                                                                     f"gold {n}" for n in sizes) + " |",
+                  "|---|---|---:|" + "---|" * len(sizes)]
+        keys = list(dict.fromkeys((c["estimand"], c["design"], c["prevalence"]) for c in group))
+        for key in keys:
+            row = []
+            for n in sizes:
+                c = next((c for c in group if (c["estimand"], c["design"], c["prevalence"]) == key and c["gold"] == n),
+                         None)
+                if c is None or main not in c:
+                    row.append("–")
+                    continue
+                parts = [f"**{c[main]['coverage']:.3f}**", f"{c['gold_only']['coverage']:.3f}"]
+                parts += [f"{c[e]['coverage']:.3f}" for e in extra if e in c]
+                text = " · ".join(parts) + f" ({c[main]['width'] / c['gold_only']['width']:.2f})"
+                if kind == "glm" and c[main].get("flagged"):
+                    text += f" [{c[main]['flagged']:.0%}]"
+                if key[0] == "prevalence_by_group":
+                    text += f" min group {c[main]['coverage_min_group']:.3f}"
+                row.append(text)
+            lines.append(f"| {key[0]} | {key[1]} | {key[2]:.0%} | " + " | ".join(row) + " |")
+        coverage = np.array([c[main]["coverage"] for c in group])
+        gold = np.array([c["gold_only"]["coverage"] for c in group])
+        lines += ["", f"{kind}: {len(group)} cells; corrected coverage {_spread(coverage)} (mean "
+                      f"{coverage.mean():.3f}); gold-only {_spread(gold)}.", ""]
+        if kind == "glm":
+            unflagged = [c[main].get("coverage_unflagged") for c in group if c[main].get("flagged", 0) < 1]
+            unflagged = np.array([u for u in unflagged if u is not None])
+            lines += [f"The regressions' unflagged intervals: {_spread(unflagged)}.", ""]
     return "\n".join(lines)
 
 

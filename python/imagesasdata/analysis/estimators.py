@@ -862,8 +862,8 @@ class CorrectedGLM:
         lines = [f"imagesasdata corrected {self.family} GLM  {self.formula}",
                  f"  predicted: {', '.join(self.predicted)}; {self.n_corpus:,} corpus images, {self.n_gold:,} gold "
                  f"({self.design})",
-                 f"  corrected by {self.corrected_method}" + (f" (lambda {self.lam:.2f})" if self.lam is not None else
-                                                              f" (lambda {self.lambda_rule})" if self.lambda_rule else ""),
+                 f"  corrected by {self.corrected_method}" + (f"; lambda {self.lam:.2f}" if self.lam is not None else
+                                                              f"; lambda {self.lambda_rule}" if self.lambda_rule else ""),
                  f"  {'term':<24} {'naive':>26} {'gold only':>26} {'corrected':>26}"]
         rows = self.coefficients.to_pylist()
         for term in dict.fromkeys(r["term"] for r in rows):
