@@ -1,6 +1,7 @@
-"""Corrected estimation with predicted labels: equal to ppi-python where ppi-python covers the case, exact in the
-limiting cases of the DSL M-estimator, equal to statsmodels for the naive and gold-only fits, and honest in a
-seeded coverage simulation (the full 1,000 replications are in benchmarks/inference_coverage.py)."""
+"""Corrected estimation with predicted labels: equal to ppi-python where ppi-python covers the case (method="ppi"),
+exact in the limiting cases of the DSL M-estimator, its stratified covariance equal to a hand computation, its joint
+covariance right in a simulation, and honest coverage in seeded simulations at small size (the full grid, 1,000
+replications a cell, is benchmarks/inference_coverage.py)."""
 
 import sys
 import warnings
@@ -14,7 +15,7 @@ from imagesasdata.analysis.estimators import corrected_glm, corrected_prevalence
 from imagesasdata.errors import ImagesAsDataError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from inference_coverage import replicate, simulate  # noqa: E402
+import inference_coverage as benchmark  # noqa: E402
 
 
 def arrays(corpus, gold, formula_terms, outcome):
@@ -51,7 +52,7 @@ def test_predicted_outcome_equals_ppi_python(family, lam):
     corpus = pa.table({"image_id": ids, "y": prediction, "z": z})
     chosen = rng.choice(n, size, replace=False)
     gold = pa.table({"image_id": [ids[k] for k in chosen], "y": truth[chosen]})
-    fit = corrected_glm("y ~ z", corpus, gold, predicted="y", family=family, lam=lam)
+    fit = corrected_glm("y ~ z", corpus, gold, predicted="y", family=family, lam=lam, method="ppi", design="srs")
     assert fit.corrected_method.endswith("(ppi-python)")
     X, Y, Yhat, X_u, Yhat_u = arrays(corpus, gold, ["z"], "y")
     function = {"gaussian": ppi_py.ppi_ols_ci, "binomial": ppi_py.ppi_logistic_ci, "poisson": ppi_py.ppi_poisson_ci}
@@ -65,6 +66,13 @@ def test_predicted_outcome_equals_ppi_python(family, lam):
         point = {"gaussian": ppi_py.ppi_ols_pointestimate, "binomial": ppi_py.ppi_logistic_pointestimate,
                  "poisson": ppi_py.ppi_poisson_pointestimate}[family](X, Y, Yhat, X_u, Yhat_u, lam=lam)
         assert [r["estimate"] for r in corrected] == pytest.approx(list(point), abs=1e-6)
+    with pytest.raises(ImagesAsDataError, match="no joint covariance"):
+        fit.vcov()
+    # the default estimator on the same data is close to ppi-python's (same target, its own variance)
+    default = corrected_glm("y ~ z", corpus, gold, predicted="y", family=family, lam=lam, design="srs")
+    for a, b in zip(default.tidy("corrected").to_pylist(), corrected):
+        assert abs(a["estimate"] - b["estimate"]) < 0.5 * b["std_error"]
+        assert 0.8 < a["std_error"] / b["std_error"] < 1.25
 
 
 @pytest.mark.parametrize("lam", [None, 0.3])
@@ -79,7 +87,7 @@ def test_prevalence_equals_ppi_python_mean(lam):
     chosen = rng.choice(n, 250, replace=False)
     corpus = pa.table({"image_id": ids, "predicted": predicted})
     gold = pa.table({"image_id": ids[chosen], "label": truth[chosen]})
-    table = corrected_prevalence(corpus, gold, lam=lam)
+    table = corrected_prevalence(corpus, gold, lam=lam, method="ppi", design="srs")
     others = np.setdiff1d(np.arange(n), chosen)
     for c in ("other", "protest"):
         low, high = ppi_py.ppi_mean_ci((truth[chosen] == c).astype(float), (predicted[chosen] == c).astype(float),
@@ -93,113 +101,201 @@ def test_prevalence_equals_ppi_python_mean(lam):
         assert naive["n_corpus"] == n and naive["n_gold"] == 250
 
 
+def test_prevalence_is_post_stratified_by_prediction():
+    """method='auto': the gold images' share within each predicted class, weighted by the corpus's counts; its
+    interval is the Jeffreys one of measure/intervals.py (checked against a direct Monte Carlo here)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(12)
+    n = 5000
+    truth = rng.random(n) < 0.06
+    predicted = np.where(truth, rng.random(n) < 0.8, rng.random(n) < 0.04)
+    ids = np.array([f"s{k % 40 + 1}/{k}.pgm" for k in range(n)])
+    chosen = rng.choice(n, 300, replace=False)
+    corpus = pa.table({"image_id": ids, "predicted": np.where(predicted, "protest", "other")})
+    gold = pa.table({"image_id": ids[chosen], "label": np.where(truth[chosen], "protest", "other")})
+    row = [r for r in corrected_prevalence(corpus, gold, design="srs").to_pylist()
+           if r["class"] == "protest" and r["method"] == "corrected"][0]
+    shares, cells = [], []
+    for value in (True, False):
+        in_gold = predicted[chosen] == value
+        cells.append((truth[chosen][in_gold].sum(), in_gold.sum(), (predicted == value).sum()))
+    estimate = sum(N / n * y / m for y, m, N in cells)
+    assert row["estimate"] == pytest.approx(estimate, abs=1e-12)
+    assert row["interval"] == "jeffreys, post-stratified by prediction"
+    draws = np.random.default_rng(0)
+    sample = sum(N / n * stats.beta.rvs(y + 0.5, m - y + 0.5, size=200_000, random_state=draws) for y, m, N in cells)
+    low, high = np.quantile(sample, [0.025, 0.975])
+    # the engine also draws the cells' corpus shares (Dirichlet), which widens the interval by a hair
+    assert row["conf_low"] == pytest.approx(low, abs=0.004) and row["conf_high"] == pytest.approx(high, abs=0.004)
+    assert row["conf_low"] < estimate < row["conf_high"]
+
+
+def two_phase_covariance(X, y, w, stratum, sizes, family):
+    """The gold-only covariance as the module docstring writes it, image by image: J⁻¹ (Σ w s s' + Σ_h N_h (N_h −
+    n_h)/(n_h (n_h − 1)) Σ_i (e_i − ē_h)(e_i − ē_h)') J⁻¹, with e_i = s_i / (1 − h_i) and h_i = w_i μ'_i x_i'J⁻¹x_i
+    (HC3), at the weighted fit's β (from statsmodels)."""
+    import statsmodels.api as sm
+
+    families = {"gaussian": sm.families.Gaussian(), "poisson": sm.families.Poisson()}
+    beta = sm.GLM(y, X, family=families[family], var_weights=w).fit().params
+    eta = X @ beta
+    mu, slope = (eta, np.ones_like(eta)) if family == "gaussian" else (np.exp(eta), np.exp(eta))
+    J = sum(w[i] * slope[i] * np.outer(X[i], X[i]) for i in range(len(y)))
+    inverse = np.linalg.inv(J)
+    s = X * (y - mu)[:, None]
+    meat = sum(w[i] * np.outer(s[i], s[i]) for i in range(len(y)))
+    for h in np.unique(stratum):
+        members = [i for i in range(len(y)) if stratum[i] == h]
+        N_h, n_h = sizes[h], len(members)
+        e = {i: s[i] / (1 - w[i] * slope[i] * X[i] @ inverse @ X[i]) for i in members}
+        mean = sum(e.values()) / n_h
+        meat += N_h * (N_h - n_h) / (n_h * (n_h - 1)) * sum(np.outer(e[i] - mean, e[i] - mean) for i in members)
+    return beta, inverse @ meat @ inverse
+
+
 def regressor_data(rng, perfect=False):
-    corpus, gold, formula, family, _ = simulate("regressor", rng, 2000, 250)
-    if perfect:  # the classifier is always right: predictions equal the truth on every image
-        truth = {i: v for i, v in zip(gold["image_id"].to_pylist(), gold["label"].to_pylist())}
-        labels = [truth.get(i, v) for i, v in zip(corpus["image_id"].to_pylist(), corpus["label"].to_pylist())]
-        corpus = corpus.set_column(corpus.column_names.index("label"), "label", pa.array(labels))
-    return corpus, gold, formula, family
+    """A gaussian regression on a predicted label, simple random gold sample (the benchmark's process)."""
+    a0 = benchmark.intercept_for(0.2)
+    data = benchmark.population(0.2, rng, 2000, a0)
+    gold = rng.choice(2000, 250, replace=False)
+    ids = np.array([f"s{k % 40 + 1}/{k}.pgm" for k in range(2000)])
+    label = data["A"] if perfect else data["A_hat"]
+    corpus = pa.table({"image_id": ids, "y": data["y"], "z": data["z"], "label": label})
+    gold_table = pa.table({"image_id": ids[gold], "label": data["A"][gold], "inclusion_probability": [250 / 2000] * 250})
+    return corpus, gold_table, "y ~ label + z"
 
 
-def test_dsl_limits_and_statsmodels_references():
+def test_dsl_limits_and_references():
     import statsmodels.api as sm
 
     rng = np.random.default_rng(21)
-    corpus, gold, formula, family = regressor_data(rng, perfect=True)
+    corpus, gold, formula = regressor_data(rng, perfect=True)
     # perfect predictions: with λ = 1 the correction has nothing to correct and the result is the naive fit
-    fit = corrected_glm(formula, corpus, gold, predicted="label", method="dsl", lam=1)
+    fit = corrected_glm(formula, corpus, gold, predicted="label", lam=1)
     naive, corrected = fit.tidy("naive").to_pylist(), fit.tidy("corrected").to_pylist()
     for a, b in zip(naive, corrected):
         assert b["estimate"] == pytest.approx(a["estimate"], abs=1e-8)
-        assert b["std_error"] == pytest.approx(a["std_error"], abs=1e-8)
-    # and tuning λ (per coefficient) trusts such predictions almost fully (its optimum is 1 in expectation; a
-    # sample of 250 gold images moves it by a few hundredths)
-    tuned = corrected_glm(formula, corpus, gold, predicted="label", method="dsl").tidy("corrected")
-    assert min(tuned["lambda"].to_pylist()) > 0.9
-    corpus, gold, formula, family = regressor_data(rng)
-    # λ = 0: only the gold sample counts, weighted by 1/π
-    fit = corrected_glm(formula, corpus, gold, predicted="label", method="dsl", lam=0)
+        assert b["std_error"] == pytest.approx(a["std_error"], rel=1e-8)
+    # and tuning λ (per coefficient) trusts such predictions fully
+    tuned = corrected_glm(formula, corpus, gold, predicted="label").tidy("corrected")
+    assert min(tuned["lambda"].to_pylist()) > 0.99
+    corpus, gold, formula = regressor_data(rng)
+    # λ = 0: only the gold sample counts
+    fit = corrected_glm(formula, corpus, gold, predicted="label", lam=0)
     for a, b in zip(fit.tidy("gold_only").to_pylist(), fit.tidy("corrected").to_pylist()):
         assert b["estimate"] == pytest.approx(a["estimate"], abs=1e-8)
         assert b["std_error"] == pytest.approx(a["std_error"], rel=1e-8)
-    # naive and gold-only are statsmodels' GLM with HC0 (robust) standard errors
+    # naive is statsmodels' GLM with HC0 (robust) standard errors
     X = np.column_stack([np.ones(corpus.num_rows), corpus["label"].to_numpy(), corpus["z"].to_numpy()])
     reference = sm.GLM(corpus["y"].to_numpy(), X, family=sm.families.Gaussian()).fit(cov_type="HC0")
     assert [r["estimate"] for r in fit.tidy("naive").to_pylist()] == pytest.approx(list(reference.params), abs=1e-8)
     assert [r["std_error"] for r in fit.tidy("naive").to_pylist()] == pytest.approx(list(reference.bse), abs=1e-8)
+    # gold-only: statsmodels' weighted fit, and the two-phase covariance computed image by image
     position = {i: k for k, i in enumerate(corpus["image_id"].to_pylist())}
     rows = np.array([position[i] for i in gold["image_id"].to_pylist()])
     X_gold = np.column_stack([np.ones(len(rows)), gold["label"].to_numpy(), corpus["z"].to_numpy()[rows]])
-    reference = sm.GLM(corpus["y"].to_numpy()[rows], X_gold, family=sm.families.Gaussian(),
-                       var_weights=1 / gold["inclusion_probability"].to_numpy()).fit(cov_type="HC0")
-    assert [r["estimate"] for r in fit.tidy("gold_only").to_pylist()] == pytest.approx(list(reference.params), abs=1e-8)
-    assert [r["std_error"] for r in fit.tidy("gold_only").to_pylist()] == pytest.approx(list(reference.bse), abs=1e-8)
+    beta, cov = two_phase_covariance(X_gold, corpus["y"].to_numpy()[rows], 1 / gold["inclusion_probability"].to_numpy(),
+                                     np.zeros(len(rows), dtype=int), [2000], "gaussian")
+    assert [r["estimate"] for r in fit.tidy("gold_only").to_pylist()] == pytest.approx(list(beta), abs=1e-8)
+    assert [r["std_error"] for r in fit.tidy("gold_only").to_pylist()] == pytest.approx(list(np.sqrt(np.diag(cov))),
+                                                                                          rel=1e-8)
     assert fit.tidy().column_names == ["term", "method", "estimate", "std_error", "statistic", "p_value", "conf_low",
-                                       "conf_high", "lambda"]
+                                       "conf_high", "lambda", "df", "flag"]
     assert fit.tidy("corrected")["lambda"].to_pylist() == [0.0] * 3 and fit.tidy("naive")["lambda"].null_count == 3
     assert fit.glance().to_pylist()[0]["n_gold"] == 250
 
 
-def test_weighted_gold_only_poisson_equals_statsmodels():
-    import statsmodels.api as sm
-
+def test_stratified_covariance_equals_a_hand_computation():
+    """Poisson, a predicted regressor, gold stratified by predicted class (equal allocation): the gold-only fit equals
+    statsmodels' weighted GLM, and its covariance is the one two_phase_covariance() computes image by image."""
     rng = np.random.default_rng(4)
-    corpus, gold, formula, family, _ = simulate("stratified", rng, 3000, 300)
-    fit = corrected_glm(formula, corpus, gold, predicted="label", family=family)
-    assert fit.corrected_method.startswith("DSL") and "unequal" in fit.design
-    position = {i: k for k, i in enumerate(corpus["image_id"].to_pylist())}
-    rows = np.array([position[i] for i in gold["image_id"].to_pylist()])
-    X = np.column_stack([np.ones(len(rows)), gold["label"].to_numpy(), corpus["z"].to_numpy()[rows]])
-    reference = sm.GLM(corpus["y"].to_numpy()[rows], X, family=sm.families.Poisson(),
-                       var_weights=1 / gold["inclusion_probability"].to_numpy()).fit(cov_type="HC0")
+    a0 = benchmark.intercept_for(0.1)
+    data = benchmark.population(0.1, rng, 3000, a0)
+    strata = data["A_hat"].astype(int)
+    gold, design = benchmark.draw_gold("predicted_equal", strata, 300, rng)
+    ids = np.array([f"s{k % 40 + 1}/{k}.pgm" for k in range(3000)])
+    corpus = pa.table({"image_id": ids, "r": data["r"], "z": data["z"], "A": data["A_hat"]})
+    sizes = design.sizes[design.stratum]
+    gold_table = pa.table({"image_id": ids[gold], "A": data["A"][gold],
+                           "inclusion_probability": design.counts[design.stratum] / sizes,
+                           "stratum": design.stratum.astype(str), "stratum_size": sizes.astype(int)})
+    fit = corrected_glm("r ~ A + z", corpus, gold_table, predicted="A", family="poisson")
+    assert fit.design == "stratified, 2 strata"
+    X = np.column_stack([np.ones(len(gold)), data["A"][gold], data["z"][gold]])
+    w = 1 / gold_table["inclusion_probability"].to_numpy()
+    beta, cov = two_phase_covariance(X, data["r"][gold], w, design.stratum, design.sizes, "poisson")
     gold_only = fit.tidy("gold_only").to_pylist()
-    assert [r["estimate"] for r in gold_only] == pytest.approx(list(reference.params), abs=1e-7)
-    assert [r["std_error"] for r in gold_only] == pytest.approx(list(reference.bse), rel=1e-6)
+    assert [r["estimate"] for r in gold_only] == pytest.approx(list(beta), abs=1e-7)
+    assert [r["std_error"] for r in gold_only] == pytest.approx(list(np.sqrt(np.diag(cov))), rel=1e-7)
+    np.testing.assert_allclose(fit.covariances["gold_only"], cov, rtol=1e-6, atol=1e-12)
 
 
-# Coverage at small size. Each scenario is seeded, and its predictions are simulated from the true labels (no
-# training), so the counts below are the same on any machine. With 200 replications and a true coverage of 95%,
-# the share of covering intervals is binomial with standard deviation 1.5 points: 0.88–0.995 is more than four of
-# them either side. The naive interval is centred on a biased estimate and covers far less (its bias is several of
-# its standard errors here); the corrected interval is narrower than the gold-only one because it also uses the
-# corpus's predictions.
+def test_joint_covariance_and_wald_test():
+    """The corrected coefficients' joint covariance (per-coefficient λ) matches their covariance across seeded
+    replications, and wald_test() is the χ² test it implies."""
+    from scipy.stats import chi2
 
-def test_tuning_each_coefficient_never_loses_to_the_gold_sample_alone():
-    """With λ tuned per coefficient, each corrected standard error is at most the gold-only one (λ = 0 is one of the
-    candidates; the tuning estimates its optimum from the same data, so allow a few percent of estimation noise)."""
-    rng = np.random.default_rng(31)
-    for scenario in ("regressor", "stratified", "outcome"):
-        corpus, gold, formula, family, _ = simulate(scenario, rng, 2000, 120)
-        fit = corrected_glm(formula, corpus, gold, predicted="label", family=family, method="dsl")
-        for g, c in zip(fit.tidy("gold_only").to_pylist(), fit.tidy("corrected").to_pylist()):
-            assert c["std_error"] <= 1.05 * g["std_error"], (scenario, g, c)
-            assert 0 <= c["lambda"] <= 1
+    rng = np.random.default_rng(8)
+    a0 = benchmark.intercept_for(0.2)
+    estimates, covariances = [], []
+    for _ in range(150):
+        data = benchmark.population(0.2, rng, 3000, a0)
+        strata = data["A_hat"].astype(int)
+        gold, design = benchmark.draw_gold("predicted_equal", strata, 300, rng)
+        y_hat, X_hat = benchmark.matrices("gaussian_regressor", data, predicted=True)
+        y, X = benchmark.matrices("gaussian_regressor", data, predicted=False)
+        d = benchmark.E._Data(X_hat, y_hat, gold, X[gold], y[gold], design)
+        fit = benchmark.E.corrected_fit(d, "gaussian")
+        estimates.append(fit.beta)
+        covariances.append(fit.cov)
+    estimates, average = np.array(estimates), np.mean(covariances, axis=0)
+    empirical = np.cov(estimates.T)
+    correlation = lambda m: m[1, 2] / np.sqrt(m[1, 1] * m[2, 2])  # noqa: E731 — label and z
+    assert abs(correlation(average) - correlation(empirical)) < 0.15, (average, empirical)
+    assert 0.75 < average[1, 1] / empirical[1, 1] < 1.35
+    # the test of two terms
+    corpus, gold_table, formula = regressor_data(np.random.default_rng(3))
+    fit = corrected_glm(formula, corpus, gold_table, predicted="label")
+    vcov = fit.vcov()
+    assert vcov.column_names == ["term", "(Intercept)", "label", "z"]
+    beta = fit.tidy("corrected")["estimate"].to_numpy()[1:]
+    sub = fit.cov[1:, 1:]
+    test = fit.wald_test(["label", "z"])
+    assert test["statistic"] == pytest.approx(float(beta @ np.linalg.solve(sub, beta)), rel=1e-10)
+    assert test["df"] == 2 and test["p_value"] == pytest.approx(chi2.sf(test["statistic"], 2))
+    one = fit.wald_test("label")
+    row = fit.tidy("corrected").to_pylist()[1]
+    assert one["statistic"] == pytest.approx((row["estimate"] / row["std_error"]) ** 2, rel=1e-10)
+    assert np.diag(fit.cov) == pytest.approx([r["std_error"] ** 2 for r in fit.tidy("corrected").to_pylist()])
+    with pytest.raises(ImagesAsDataError, match="not among the model's terms"):
+        fit.wald_test(["labels"])
 
 
-@pytest.mark.parametrize("scenario, method", [("regressor", "auto"), ("outcome", "dsl"), ("stratified", "auto")])
-def test_corrected_intervals_cover_the_truth(scenario, method):
-    result = replicate(scenario, 200, corpus_size=2000, gold_size=250, seed=11, method=method)
-    assert 0.80 <= result["accuracy"] <= 0.92  # the classifier the issue describes
-    assert 0.88 <= result["corrected"]["coverage"] <= 0.995, result
-    assert result["naive"]["coverage"] < 0.6, result
-    assert abs(result["naive"]["bias"]) > 3 * abs(result["corrected"]["bias"]), result
-    assert result["corrected"]["width"] < 0.95 * result["gold_only"]["width"], result
+# Coverage at small size: the benchmark's own cells (seeded; predictions simulated from the true labels, no
+# training, so the counts are the same on any machine), 200 replications of a 10,000-image corpus. A coverage of
+# 95% has a Monte Carlo standard deviation of 1.5 points: 0.915–0.99 is more than two of them below and three
+# above. The rare-class stratified prevalence is the issue's failing case (88.8% with the Wald interval).
 
-
-def test_ppi_path_covers_a_predicted_outcome():
-    """The default path for a predicted outcome (PPI++ in ppi-python), 100 replications: binomial standard deviation
-    2.2 points, so 0.86–1.0 is four of them below 95%."""
-    result = replicate("outcome", 100, corpus_size=2000, gold_size=250, seed=12, method="auto")
-    assert result["corrected_by"] == "PPI++ (ppi-python)"
-    assert 0.86 <= result["corrected"]["coverage"] <= 1.0, result
-    assert result["naive"]["coverage"] < 0.4, result
+@pytest.mark.parametrize("estimand, design, prevalence, gold", [
+    ("prevalence", "predicted_equal", 0.05, 300),
+    ("prevalence_by_group", "group", 0.05, 300),
+    ("gaussian_regressor", "predicted_equal", 0.2, 300),
+    ("binomial_outcome", "srs", 0.2, 300),
+])
+def test_corrected_intervals_cover_the_truth(estimand, design, prevalence, gold):
+    variants = ["poststratified"] if estimand.startswith("prevalence") else ["in-sample"]
+    cell = benchmark.run_cell(estimand, design, prevalence, gold, 200, variants, seed=11, truth_size=400_000)
+    corrected = cell[variants[0]]
+    assert 0.915 <= corrected["coverage"] <= 0.99, cell
+    assert 0.90 <= cell["gold_only"]["coverage"] <= 0.99, cell
+    assert cell["naive"]["coverage"] < 0.6, cell
+    assert corrected["width"] <= 1.02 * cell["gold_only"]["width"], cell
 
 
 def small_case():
     rng = np.random.default_rng(1)
-    corpus, gold, formula, family, _ = simulate("regressor", rng, 500, 60)
-    return corpus, gold, formula
+    return regressor_data(rng)
 
 
 def test_bad_input_gets_clear_errors():
@@ -222,14 +318,16 @@ def test_bad_input_gets_clear_errors():
         corrected_glm(formula, corpus, gold, predicted="label", family="logit")
     with pytest.raises(ImagesAsDataError, match="method='ppi'.*predicted regressor"):
         corrected_glm(formula, corpus, gold, predicted="label", method="ppi")
+    with pytest.raises(ImagesAsDataError, match="lambda_rule='tuned'"):
+        corrected_glm(formula, corpus, gold, predicted="label", lambda_rule="tuned")
     with pytest.raises(ImagesAsDataError, match="binomial.*between 0 and 1"):
-        corrected_glm("y ~ z", corpus, gold.append_column("y", pa.array([2.0] * gold.num_rows)), predicted="y",
-                      family="binomial")
+        corrected_glm("y ~ z", corpus.set_column(1, "y", pa.array([2.0] * corpus.num_rows)),
+                      gold.append_column("y", pa.array([2.0] * gold.num_rows)), predicted="y", family="binomial")
     with pytest.raises(ImagesAsDataError, match="cannot be read"):
         corrected_glm("y ~ (z", corpus, gold, predicted="label")
     with pytest.raises(ImagesAsDataError, match="has 3 coded images"):
         corrected_prevalence(pa.table({"image_id": ["a", "b", "c"], "predicted": ["x", "y", "x"]}),
-                             pa.table({"image_id": ["a", "b", "c"], "label": ["x", "x", "y"]}))
+                             pa.table({"image_id": ["a", "b", "c"], "label": ["x", "x", "y"]}), design="srs")
 
 
 def test_predict_output_and_a_coding_sheet_work_as_they_are():
@@ -264,7 +362,7 @@ def test_prevalence_by_group_and_thin_groups():
     chosen = rng.choice(n, 300, replace=False)
     corpus = pa.table({"image_id": ids, "predicted": predicted, "day": day})
     gold = pa.table({"image_id": ids[chosen], "label": truth[chosen]})
-    table = corrected_prevalence(corpus, gold, by="day", classes=["angry", "calm"])
+    table = corrected_prevalence(corpus, gold, by="day", classes=["angry", "calm"], design="srs")
     assert table.column_names[:3] == ["day", "class", "method"]
     assert table.num_rows == 2 * 2 * 3
     for g in ("before", "after"):
@@ -273,6 +371,32 @@ def test_prevalence_by_group_and_thin_groups():
         assert row["n_gold"] == int(np.sum(day[chosen] == g))
     rare = np.where(np.arange(n) < 20, "rare_day", day)
     with pytest.warns(UserWarning, match="fewer than 10 gold images"):
-        table = corrected_prevalence(corpus.set_column(2, "day", pa.array(rare)), gold, by="day")
+        table = corrected_prevalence(corpus.set_column(2, "day", pa.array(rare)), gold, by="day", design="srs")
     rare_rows = [r for r in table.to_pylist() if r["day"] == "rare_day"]
     assert all(r["estimate"] is None for r in rare_rows if r["method"] != "naive")
+
+
+def test_a_fit_foresees_its_standard_errors_for_other_gold_sizes():
+    """The hook a planner calls: the covariance's corpus part plus each stratum's spread, rescaled to other sample
+    sizes. At the fit's own sizes it gives back the fit's covariance; with every stratum quadrupled, the design
+    part shrinks about fourfold (less the finite-population correction)."""
+    from imagesasdata.analysis.estimators import expected_covariance
+
+    rng = np.random.default_rng(6)
+    a0 = benchmark.intercept_for(0.2)
+    data = benchmark.population(0.2, rng, 4000, a0)
+    gold, design = benchmark.draw_gold("predicted_equal", data["A_hat"].astype(int), 200, rng)
+    ids = np.array([f"s{k % 40 + 1}/{k}.pgm" for k in range(4000)])
+    corpus = pa.table({"image_id": ids, "y": data["y"], "z": data["z"], "A": data["A_hat"]})
+    sizes = design.sizes[design.stratum]
+    gold_table = pa.table({"image_id": ids[gold], "A": data["A"][gold],
+                           "inclusion_probability": design.counts[design.stratum] / sizes,
+                           "stratum": design.stratum.astype(str), "stratum_size": sizes.astype(int)})
+    fit = corrected_glm("y ~ A + z", corpus, gold_table, predicted="A")
+    parts = fit.design_parts["corrected"]
+    np.testing.assert_allclose(expected_covariance(parts, parts["counts"]), fit.cov, rtol=1e-6, atol=1e-12)
+    table = fit.expected_std_errors({"0": 400, "1": 400})
+    assert table.column_names == ["term", "std_error", "expected_std_error"]
+    assert all(e < s for s, e in zip(table["std_error"].to_pylist(), table["expected_std_error"].to_pylist()))
+    with pytest.raises(ImagesAsDataError, match="names strata"):
+        fit.expected_std_errors({"positive": 10})

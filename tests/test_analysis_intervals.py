@@ -225,3 +225,45 @@ def test_the_books_table_6_1_gets_intervals():
                                pa.table({}), pa.table({}), ["Crowd"], "protest")
     accuracy = row(table, "accuracy", "binary")
     assert f"accuracy {accuracy['lower']:.1%}–{accuracy['upper']:.1%}" in comparison.summary()
+
+
+def test_stratified_design_variance_pieces():
+    """stratified_covariance() is Σ_h N_h² (1 − n_h/N_h)/n_h · S_h (computed here stratum by stratum);
+    stratified_variance() the same from per-stratum summaries, what a planner needs before any image is coded."""
+    from imagesasdata.measure.intervals import stratified_covariance, stratified_variance
+
+    rng = np.random.default_rng(3)
+    stratum = np.repeat([0, 1, 2], [30, 12, 5])
+    values = rng.normal(size=(47, 2)) + stratum[:, None]
+    sizes, counts = np.array([3000.0, 400.0, 50.0]), np.array([30.0, 12.0, 5.0])
+    expected = np.zeros((2, 2))
+    for h in range(3):
+        block = values[stratum == h]
+        expected += sizes[h] ** 2 * (1 - counts[h] / sizes[h]) / counts[h] * np.cov(block.T)
+    np.testing.assert_allclose(stratified_covariance(values, stratum, sizes, counts), expected, rtol=1e-12)
+    within = [np.var(values[stratum == h, 0], ddof=1) for h in range(3)]
+    assert stratified_variance(sizes, counts, within) == pytest.approx(expected[0, 0], rel=1e-12)
+    with pytest.raises(ImagesAsDataError, match="between 1 and N_h"):
+        stratified_variance([10, 10], [0, 5], [1, 1])
+
+
+def test_weighted_proportion_interval_is_jeffreys():
+    """One cell: the Jeffreys interval (Beta(y + ½, n − y + ½) quantiles, scipy), to Monte Carlo accuracy; a cell
+    with no success still gets an interval above 0; the corpus's own share (corpus='finite') is narrower when the
+    sample is a large part of the cell; seeded draws repeat."""
+    from imagesasdata.measure.intervals import weighted_proportion_interval
+
+    for y, n in ((0, 75), (3, 150), (40, 120)):
+        estimate, sd, low, high = weighted_proportion_interval([y], [n], [10_000], draws=200_000)
+        assert estimate == pytest.approx(y / n)
+        ref_low, ref_high = stats.beta.ppf([0.025, 0.975], y + 0.5, n - y + 0.5)
+        assert low == pytest.approx(min(ref_low, y / n), abs=0.002) and high == pytest.approx(ref_high, abs=0.002)
+        assert sd > 0 and high > 0
+    weighted = weighted_proportion_interval([20, 1], [60, 60], [300, 9700], seed=4)
+    assert weighted[0] == pytest.approx(300 / 10_000 * 20 / 60 + 9700 / 10_000 * 1 / 60)
+    assert weighted == weighted_proportion_interval([20, 1], [60, 60], [300, 9700], seed=4)
+    finite = weighted_proportion_interval([20, 1], [60, 60], [80, 9700], corpus="finite")
+    superpopulation = weighted_proportion_interval([20, 1], [60, 60], [80, 9700])
+    assert finite[3] - finite[2] < superpopulation[3] - superpopulation[2]
+    with pytest.raises(ImagesAsDataError, match="at least one sampled image"):
+        weighted_proportion_interval([0], [0], [10])

@@ -231,7 +231,7 @@ def test_gold_sample_coding_sheet_top_up_and_design_weighted_metrics(corpus_pred
         draw_gold_sample(labels, 5, previous=folder, strata="stratum_that_is_not")
 
 
-def test_coding_sheet_errors_name_the_row(corpus_predictions, tmp_path):
+def test_coding_sheet_errors_name_the_line(corpus_predictions, tmp_path):
     sample = draw_gold_sample(corpus_predictions, 12, seed=5)
     folder = write_coding_sheet(sample, tmp_path / "gold")
     sheet_path = folder / "coding_sheet_wave1.csv"
@@ -243,14 +243,14 @@ def test_coding_sheet_errors_name_the_row(corpus_predictions, tmp_path):
 
     ids = sheet["image_id"].to_pylist()
     with_sheet(sheet.set_column(0, "image_id", pa.array(ids[:3] + ["s99/1.pgm"] + ids[4:])))
-    with pytest.raises(ImagesAsDataError, match=r"coding_sheet_wave1.csv row 5 \(s99/1.pgm\)"):
+    with pytest.raises(ImagesAsDataError, match=r"coding_sheet_wave1.csv line 5 \(s99/1.pgm\)"):
         read_coding_sheet(folder)
     codes = sheet["code"].to_pylist()
     with_sheet(sheet.set_column(2, "code", pa.array(codes[:6] + ["positve"] + codes[7:])))
-    with pytest.raises(ImagesAsDataError, match=r"row 8: 'positve'.*Did you mean 'positive'"):
+    with pytest.raises(ImagesAsDataError, match=r"line 8: 'positve'.*Did you mean 'positive'"):
         read_coding_sheet(folder)
     with_sheet(sheet.set_column(2, "code", pa.array(codes[:1] + [None] + codes[2:], pa.string())))
-    with pytest.raises(ImagesAsDataError, match=rf"1 sampled images have no code: {ids[1]} \(coding_sheet_wave1.csv row 3\)"):
+    with pytest.raises(ImagesAsDataError, match=rf"1 sampled images have no code: {ids[1]} \(coding_sheet_wave1.csv line 3\)"):
         read_coding_sheet(folder)
     with pytest.warns(UserWarning, match="left out of the gold standard"):
         assert read_coding_sheet(folder, missing="drop").num_rows == 11
@@ -285,6 +285,41 @@ def test_corrected_estimates_from_the_labelled_corpus(corpus_predictions, tmp_pa
     assert naive["estimate"] == pytest.approx(np.mean(np.array(corpus["predicted"].to_pylist()) == "positive"))
     gold_only = [r for r in prevalence.to_pylist() if r["class"] == "positive" and r["method"] == "gold_only"][0]
     assert gold_only["estimate"] == pytest.approx(np.mean(np.array(gold["label"].to_pylist()) == "positive"))
+
+
+def test_gold_images_the_model_was_trained_on_are_left_out(workflow, tmp_path):
+    """A corpus that holds copies (under other names) of two training photos: drawn into the gold sample, they are
+    left out when the codes are read, with a warning naming them (issue 21). The labelling records its run, so
+    nothing needs to be passed."""
+    import shutil
+
+    run = workflow["run"]
+    splits = run.splits
+    fitted = [i for i, s in zip(splits["image_id"].to_pylist(), splits["split"].to_pylist()) if s in ("train", "val")]
+    paths = dict(zip(splits["image_id"].to_pylist(), splits["path"].to_pylist()))
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    copies = []
+    for k, image_id in enumerate(fitted[:2]):
+        target = folder / f"copy{k}.pgm"
+        shutil.copyfile(paths[image_id], target)
+        copies.append(str(target))
+    corpus = to_arrow(workflow["corpus"]).slice(0, 18)
+    table = pa.table({"path": corpus["path"].to_pylist() + copies})
+    write_table(table, tmp_path / "corpus.csv")
+    labelling = iad.label_corpus(run, tmp_path / "corpus.csv", out=tmp_path / "labels", progress=False)
+    sample = draw_gold_sample(labelling, 20, seed=1)  # every image
+    gold_folder = write_coding_sheet(sample, tmp_path / "gold")
+    code_sheet(gold_folder / "coding_sheet_wave1.csv", fill=lambda i: "negative")
+    with pytest.warns(UserWarning, match=r"2 gold image\(s\) were among the images the model was fitted on"):
+        gold = read_coding_sheet(gold_folder)
+    assert gold.num_rows == 18
+    assert not set(gold["path"].to_pylist()) & set(copies)
+    from imagesasdata.analysis.gold import training_overlap
+
+    overlap = training_overlap(sample, run)
+    assert sorted(overlap["path"].to_pylist()) == sorted(copies)
+    assert set(overlap["run_image_id"].to_pylist()) == set(fitted[:2])
 
 
 def run_cli(capsys, *args):

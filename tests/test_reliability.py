@@ -230,18 +230,18 @@ def test_odd_names_are_rows_with_a_reason_and_the_job_goes_on(odd_names, tmp_pat
 
 
 @pytest.mark.trains
-def test_a_table_that_is_not_utf8_is_an_error_naming_the_row(tiny_faces, tmp_path):
+def test_a_table_that_is_not_utf8_is_an_error_naming_the_line(tiny_faces, tmp_path):
     paths = sorted(str(p) for p in tiny_faces.rglob("*.pgm"))
     lines = [b"path,label,note"] + [f"{p},{Path(p).parent.name},ok".encode() for p in paths]
     lines[4] = lines[4][:-2] + b"caf\xe9"   # one note written in Latin-1
     (tmp_path / "labels.csv").write_bytes(b"\n".join(lines) + b"\n")
-    with pytest.raises(ImagesAsDataError, match=r"labels.csv: row 4 \(column 'note'\) is not valid utf-8 text .*"
+    with pytest.raises(ImagesAsDataError, match=r"labels.csv: line 5 \(column 'note'\) is not valid utf-8 text .*"
                                                 r"encoding='latin-1'"):
         iad.image_table(tmp_path / "labels.csv")
     table = iad.image_table(tmp_path / "labels.csv", encoding="latin-1")
     assert table["note"].to_pylist()[3] == "café" and table["path"].to_pylist() == paths
     result = cli("finetune", tmp_path / "labels.csv", "--out", tmp_path / "run", "--epochs", 1, "--no-progress")
-    assert result.returncode == 1 and "row 4 (column 'note')" in result.stderr
+    assert result.returncode == 1 and "line 5 (column 'note')" in result.stderr
     result = cli("finetune", tmp_path / "labels.csv", "--encoding", "latin-1", "--out", tmp_path / "run",
                  "--epochs", 1, "--image-size", 32, "--no-progress")
     assert result.returncode == 0, result.stderr

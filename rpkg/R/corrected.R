@@ -10,31 +10,50 @@
 #' * `gold_only`: the coded gold sample alone, weighted by 1/inclusion probability: unbiased but imprecise;
 #' * `corrected`: both together: unbiased like the gold sample, usually much narrower.
 #'
-#' The corrected estimator is prediction-powered inference with power tuning, PPI++ (Angelopoulos et al. 2023),
-#' computed by the Python package ppi-python, when only the outcome is predicted and the gold sample is a simple
-#' random sample; otherwise (a predicted regressor, several predicted variables, a stratified gold sample) the
-#' design-based M-estimator of DSL (Egami et al. 2023) with a sandwich variance. All intervals are Wald intervals.
+#' The corrected estimator is the design-based M-estimator of DSL (Egami et al. 2023) with PPI++'s power tuning
+#' (Angelopoulos et al. 2023) of `lambda`, coefficient by coefficient. Its covariance treats the corpus as drawn from
+#' the process that produced it and the gold sample as drawn from the corpus, stratum by stratum with the
+#' finite-population correction; `vcov()` returns it whole (a Wald test of several terms is possible whatever the
+#' lambdas). Intervals are Wald intervals on a t quantile with each coefficient's effective degrees of freedom (few
+#' when a handful of heavily weighted gold images carry the variance), with a leverage (HC2) correction of the gold
+#' images' contributions. An interval that cannot be trusted -- a zero, infinite or absurd standard error, a fit that
+#' diverges (separation) -- is not reported: `conf.low`/`conf.high` are `NA`, `flag` says why, and a warning of
+#' class `imagesasdata_warning` is raised. `method = "ppi"` calls the Python package ppi-python instead (a predicted
+#' outcome and a simple random gold sample only; equal to it, without a joint covariance).
+#' benchmarks/inference_coverage.py measures the coverage of all of them across designs.
 #'
-#' @param formula A model formula, e.g. `retweets ~ protest + log(followers)`. It is read by the engine (patsy),
-#'   whose syntax is R's for `+`, `:`, `*`, `-1`, `log()`, `I()`; write powers as `I(x**2)`.
+#' @param formula A model formula, e.g. `retweets ~ protest + log(followers)`. It is read by the engine (patsy's
+#'   syntax, R's for `+`, `:`, `*`, `-1`, `+0`, `log()`, `I()`; `^` is a power as in R) and never runs code: a
+#'   formula may use column names, numbers, text and `TRUE`/`FALSE` in comparisons, arithmetic, comparisons,
+#'   `log()`, `log1p()`, `log2()`, `log10()`, `exp()`, `sqrt()`, `abs()`, `I()` and `C()` (a categorical variable,
+#'   e.g. `C(x, Treatment("a"))`), and nothing else; any other function call (`factor()`, `c()`, `system()`), `$`,
+#'   `[`, or a name starting with `_` is an error before any data is read. The engine evaluates
+#'   the formula rather than R's `model.frame()` so that a formula kept in a shared script or configuration can
+#'   never run code, in R, Python or at the command line alike.
 #' @param data The corpus: one row per image, with an `image_id` column and every variable of the formula; the
 #'   predicted variables hold the model's predictions (a 0/1 or logical indicator, a class, or a probability).
 #'   Usually [predict()] or [labelled_images()] joined to your metadata.
 #' @param gold The coded gold sample from [read_coding_sheet()] (or any data frame with `image_id`, the true value
-#'   of each predicted variable under the same name, and `inclusion_probability`; without it a simple random sample
-#'   is assumed). Its `label` column is the truth of the `.pred_class` column of `data` (the predicted class, as
-#'   [predict()] names it); a formula may use `.pred_class` and `.pred_<class>` as they are.
+#'   of each predicted variable under the same name and coded as the predictions are -- 0/1, `TRUE`/`FALSE`, the
+#'   classes; other codes are an error naming the rows -- and `inclusion_probability`). Its `label` column is the
+#'   truth of the `.pred_class` column of `data` (the predicted class, as [predict()] names it); a formula may use
+#'   `.pred_class` and `.pred_<class>` as they are.
 #' @param predicted The names of the predicted variables (the outcome, regressors or both).
 #' @param family `"gaussian"`, `"binomial"` (logit) or `"poisson"` (log).
-#' @param method `"auto"` (PPI++ where it applies, DSL otherwise), `"ppi"` or `"dsl"`.
+#' @param method `"auto"` or `"dsl"` (the DSL estimator), or `"ppi"` (ppi-python).
 #' @param lambda The power-tuning parameter in \[0, 1\] (0: gold only; 1: trust the predictions fully); `NULL`
 #'   tunes it.
 #' @param conf_level Confidence level of the intervals.
 #' @param id The image id column shared by `data` and `gold`.
+#' @param design `NULL` reads how the gold sample was drawn from its `inclusion_probability` column (a gold table
+#'   without one is an error: a convenience sample or the validation split would pass for a random one); `"srs"`
+#'   declares a simple random sample of `data`.
 #' @return A `corrected_glm`: `coefficients` (a tibble in broom's shape: `term`, `estimate`, `std.error`,
-#'   `statistic`, `p.value`, `conf.low`, `conf.high`, `method`, and `lambda`, the power tuning behind each corrected
-#'   estimate: tuned per coefficient by the DSL estimator, `NA` where ppi-python tuned it), plus the settings. `tidy()`, `glance()`,
-#'   `print()` and `autoplot()` (each coefficient under the three methods, with its interval).
+#'   `statistic`, `p.value`, `conf.low`, `conf.high`, `method`, `lambda` (the power tuning behind each corrected
+#'   estimate: tuned per coefficient, `NA` where ppi-python tuned it), `df` (the effective degrees of freedom of
+#'   the interval's t quantile) and `flag` (why an interval is not reported, `NA` when it is)), plus the settings.
+#'   `tidy()`, `glance()`, `vcov()`, `print()` and `autoplot()` (each coefficient under the three methods, with its
+#'   interval).
 #' @seealso [corrected_prevalence()], [draw_gold_sample()]
 #' @export
 #' @examplesIf engine_available()
@@ -46,11 +65,13 @@
 #' corpus$protest <- ifelse(stats::runif(n) < 0.85, truth, 1 - truth)   # an 85% accurate classifier
 #' coded <- sample(n, 200)
 #' gold <- data.frame(image_id = corpus$image_id[coded], protest = truth[coded])
-#' fit <- corrected_glm(y ~ protest + z, corpus, gold, predicted = "protest")
+#' fit <- corrected_glm(y ~ protest + z, corpus, gold, predicted = "protest", design = "srs")
 #' fit
 #' tidy(fit)
+#' vcov(fit)
 corrected_glm <- function(formula, data, gold, predicted, family = c("gaussian", "binomial", "poisson"),
-                          method = c("auto", "ppi", "dsl"), lambda = NULL, conf_level = 0.95, id = "image_id") {
+                          method = c("auto", "ppi", "dsl"), lambda = NULL, conf_level = 0.95, id = "image_id",
+                          design = NULL) {
   if (!inherits(formula, "formula")) {
     abort_argument(sprintf("`formula` must be a formula such as y ~ x + z, not %s", describe_value(formula)))
   }
@@ -64,7 +85,7 @@ corrected_glm <- function(formula, data, gold, predicted, family = c("gaussian",
     engine()$corrected_glm, text, engine_table(engine_prediction_names(data)), arg_gold(gold, "gold"),
     predicted = as.list(predicted), family = family, method = method,
     lam = arg_share(lambda, "lambda", null = TRUE), confidence = arg_share(conf_level, "conf_level", open = TRUE),
-    id = arg_string(id, "id")
+    id = arg_string(id, "id"), design = arg_design(design)
   )
   field <- function(name) py_value(reticulate::py_get_attr(fit, name))
   coefficients <- as_tibble_engine(reticulate::py_get_attr(fit, "coefficients"))
@@ -75,27 +96,69 @@ corrected_glm <- function(formula, data, gold, predicted, family = c("gaussian",
     predicted = r_term_names(as.character(unlist(field("predicted"))), formula), outcome_predicted = isTRUE(field("outcome_predicted")),
     corrected_method = field("corrected_method"), lambda = field("lam"), n_corpus = as.integer(field("n_corpus")),
     n_gold = as.integer(field("n_gold")), design = field("design"), conf_level = field("confidence"),
-    notes = as.character(unlist(field("notes")))
+    notes = as.character(unlist(field("notes"))), lambda_rule = field("lambda_rule"),
+    waves = as.integer(field("waves")), covariances = engine_covariances(fit, formula)
   ), class = "corrected_glm")
 }
 
-# The engine's estimates in broom's names; patsy's term names in R's ("protest[T.True]" -> "protestTRUE").
-broom_shape <- function(table) {
-  term <- gsub("\\[T\\.False\\]", "FALSE", gsub("\\[T\\.True\\]", "TRUE", table$term))
-  tibble::tibble(term = gsub("\\[T\\.([^]]*)\\]", "\\1", term), estimate = table$estimate,
-                 std.error = table$std_error, statistic = table$statistic, p.value = table$p_value,
-                 conf.low = table$conf_low, conf.high = table$conf_high,
-                 method = factor(table$method, levels = c("naive", "gold_only", "corrected")), lambda = table$lambda)
+# Each method's covariance matrix as an R matrix with R's term names (none for ppi-python's corrected fit).
+engine_covariances <- function(fit, formula) {
+  out <- list()
+  for (method in c("naive", "gold_only", "corrected")) {
+    out[method] <- list(tryCatch({
+      table <- as_tibble_engine(engine_call(reticulate::py_get_attr(fit, "vcov"), method))
+      terms <- r_term_names(r_patsy_terms(table$term), formula)
+      matrix <- as.matrix(table[, -1, drop = FALSE])
+      dimnames(matrix) <- list(terms, terms)
+      matrix
+    }, imagesasdata_error = function(e) NULL))
+  }
+  out
 }
 
-# A formula's R prediction names in the engine's: .pred_class -> predicted, .pred_<class> -> prob_<class>.
+# design = NULL or "srs", checked here so the error names the R argument.
+arg_design <- function(design) {
+  if (is.null(design)) return(NULL)
+  if (!identical(design, "srs")) {
+    abort_argument(sprintf("`design` must be NULL (read from the gold sample) or \"srs\", not %s",
+                           describe_value(design)))
+  }
+  design
+}
+
+# patsy's term names in R's ("protest[T.True]" -> "protestTRUE").
+r_patsy_terms <- function(term) {
+  term <- gsub("\\[T\\.False\\]", "FALSE", gsub("\\[T\\.True\\]", "TRUE", term))
+  gsub("\\[T\\.([^]]*)\\]", "\\1", term)
+}
+
+# The engine's estimates in broom's names.
+broom_shape <- function(table) {
+  tibble::tibble(term = r_patsy_terms(table$term), estimate = table$estimate,
+                 std.error = table$std_error, statistic = table$statistic, p.value = table$p_value,
+                 conf.low = table$conf_low, conf.high = table$conf_high,
+                 method = factor(table$method, levels = c("naive", "gold_only", "corrected")), lambda = table$lambda,
+                 df = table$df, flag = table$flag)
+}
+
+# A formula's R prediction names in the engine's: .pred_class -> predicted, .pred_<class> -> prob_<class>; R's
+# power (^, in I() and for crossing terms alike), logical operators (Python's & binds tighter than ==, its `and`
+# does not, like R's &) and logical constants in patsy's spelling.
 engine_formula <- function(text) {
+  text <- gsub("^", "**", text, fixed = TRUE)
+  text <- gsub("\\s*&&?\\s*", " and ", text)
+  text <- gsub("\\s*\\|\\|?\\s*", " or ", text)
+  text <- gsub("!(?!=)\\s*", "not ", text, perl = TRUE)
+  text <- gsub("\\bTRUE\\b", "True", gsub("\\bFALSE\\b", "False", text, perl = TRUE), perl = TRUE)
   text <- gsub("(?<![A-Za-z0-9_.])\\.pred_class(?![A-Za-z0-9_.])", "predicted", text, perl = TRUE)
   gsub("(?<![A-Za-z0-9_.])\\.pred_([A-Za-z0-9_]+)", "prob_\\1", text, perl = TRUE)
 }
 
 # The engine's term names back in the formula's spelling, when the formula used R's prediction names.
 r_term_names <- function(terms, formula) {
+  terms <- gsub(" ** ", "^", terms, fixed = TRUE)
+  terms <- gsub(" or ", " | ", gsub(" and ", " & ", gsub("\\bnot ", "!", terms, perl = TRUE), fixed = TRUE), fixed = TRUE)
+  terms <- gsub("\\bTrue\\b", "TRUE", gsub("\\bFalse\\b", "FALSE", terms, perl = TRUE), perl = TRUE)
   used <- all.vars(formula)
   if (".pred_class" %in% used) terms <- sub("^predicted", ".pred_class", terms)
   for (name in used[startsWith(used, ".pred_") & used != ".pred_class"]) {
@@ -139,9 +202,11 @@ generics::glance
 #' @param method Keep only these methods (`"naive"`, `"gold_only"`, `"corrected"`); `NULL` keeps all.
 #' @param ... Must be empty.
 #' @return `tidy()`: a tibble with `term`, `estimate`, `std.error`, `statistic`, `p.value`, `conf.low`,
-#'   `conf.high`, `method` and `lambda`. `glance()`: one row with `formula`, `family`, `predicted`,
-#'   `corrected_method`, `lambda` (`NA` when tuned per coefficient), `n_corpus`, `n_gold`, `design` and
-#'   `conf_level`.
+#'   `conf.high`, `method`, `lambda` (the power tuning of each corrected coefficient), `df` and `flag`. `glance()`:
+#'   one row with `formula`, `family`, `predicted`, `corrected_method`, `lambda` (`NA` when it differs by
+#'   coefficient), `lambda_rule` (how it was chosen), `n_corpus`, `n_gold`, `design`, `waves` (of the gold sample)
+#'   and `conf_level`. `vcov()`: the covariance matrix of one method's coefficients, terms as dimnames (an error
+#'   for `method = "ppi"` fits, which ppi-python gives no joint covariance for).
 #' @name corrected_glm_tidiers
 #' @export
 tidy.corrected_glm <- function(x, method = NULL, ...) {
@@ -162,8 +227,28 @@ glance.corrected_glm <- function(x, ...) {
   check_dots(...)
   tibble::tibble(formula = paste(deparse(x$formula, width.cutoff = 500L), collapse = " "), family = x$family,
                  predicted = paste(x$predicted, collapse = ", "), corrected_method = x$corrected_method,
-                 lambda = if (is.null(x$lambda)) NA_real_ else as.double(x$lambda), n_corpus = x$n_corpus,
-                 n_gold = x$n_gold, design = x$design, conf_level = x$conf_level)
+                 lambda = if (is.null(x$lambda)) NA_real_ else as.double(x$lambda),
+                 lambda_rule = x$lambda_rule %||% NA_character_, n_corpus = x$n_corpus, n_gold = x$n_gold,
+                 design = x$design, waves = x$waves %||% 1L, conf_level = x$conf_level)
+}
+
+#' @rdname corrected_glm_tidiers
+#' @param object A `corrected_glm`.
+#' @importFrom stats vcov
+#' @export
+vcov.corrected_glm <- function(object, method = "corrected", ...) {
+  check_dots(...)
+  method <- arg_string(method, "method")
+  if (!method %in% c("naive", "gold_only", "corrected")) {
+    abort_argument(sprintf("`method` must be one of naive, gold_only, corrected, not %s", method))
+  }
+  matrix <- object$covariances[[method]]
+  if (is.null(matrix)) {
+    rlang::abort(c(sprintf("no covariance matrix for the %s fit", method),
+                   i = "ppi-python gives none; fit with method = \"auto\" for vcov() and Wald tests"),
+                 class = "imagesasdata_error", call = user_env())
+  }
+  matrix
 }
 
 #' @export
@@ -175,7 +260,9 @@ print.corrected_glm <- function(x, ...) {
               if (!is.null(x$lambda)) sprintf(" (lambda %.2f)", x$lambda)
               else if (startsWith(x$corrected_method, "DSL")) " (lambda tuned per coefficient)" else ""))
   coefficients <- x$coefficients
-  cells <- sprintf("%.3f [%.3f, %.3f]", coefficients$estimate, coefficients$conf.low, coefficients$conf.high)
+  cells <- ifelse(is.na(coefficients$flag) & !is.na(coefficients$conf.low),
+                  sprintf("%.3f [%.3f, %.3f]", coefficients$estimate, coefficients$conf.low, coefficients$conf.high),
+                  sprintf("%.3f [unreliable]", coefficients$estimate))
   methods <- intersect(c("naive", "gold_only", "corrected"), as.character(coefficients$method))
   terms <- unique(coefficients$term)
   grid <- vapply(methods, function(m) cells[match(terms, coefficients$term[coefficients$method == m]) +
@@ -192,8 +279,12 @@ print.corrected_glm <- function(x, ...) {
       for (m in methods) cat(sprintf("    %-10s %s\n", m, grid[t, m]))
     }
   }
-  cat(sprintf("  estimates [%g%% intervals]; tidy() for the table, autoplot() to compare the methods\n",
+  cat(sprintf("  estimates [%g%% intervals]; tidy() for the table, vcov() for the covariance, autoplot() to compare\n",
               100 * x$conf_level))
+  flagged <- coefficients[!is.na(coefficients$flag), ]
+  for (i in seq_len(nrow(flagged))) {
+    cat(sprintf("  unreliable: %s %s: %s\n", flagged$method[i], flagged$term[i], flagged$flag[i]))
+  }
   for (note in x$notes) cat(sprintf("  note: %s\n", note))
   invisible(x)
 }
@@ -243,9 +334,13 @@ autoplot.corrected_glm <- function(object, terms = NULL, truth = NULL, ...) {
 
 #' The share of each class in the corpus, corrected with a gold sample
 #'
-#' Naive (the share of predicted labels), gold-only (the design-weighted share of codes) and corrected (PPI++'s
-#' mean, via ppi-python, for a simple random gold sample; the DSL estimator otherwise), overall or within groups
-#' such as days or accounts. Intervals are Wald intervals clipped to \[0, 1\].
+#' Naive (the share of predicted labels, with a Wilson interval), gold-only (the design-weighted share of codes) and
+#' corrected (the gold images' share within each stratum and predicted class, weighted by the corpus's counts:
+#' post-stratification), overall or within groups such as days or accounts. The gold-only and corrected intervals
+#' are Jeffreys intervals of that weighted sum (seeded Monte Carlo): unlike Wald intervals they keep their coverage
+#' when a rare class meets a heavily weighted stratum that shows few or none of it. `method = "dsl"` gives the DSL
+#' estimator with a Wald interval, `method = "ppi"` ppi-python's mean (simple random samples only); with
+#' `use = "probability"` the DSL estimator is used. The `interval` column says which.
 #'
 #' @param data The labelled corpus (from [predict()] or [labelled_images()], joined to any metadata): `image_id`,
 #'   `.pred_class` and, for `use = "probability"`, the `.pred_<class>` columns (or the engine's names, `predicted`
@@ -255,12 +350,15 @@ autoplot.corrected_glm <- function(object, terms = NULL, truth = NULL, ...) {
 #' @param by A column of `data` to estimate within each of its groups; groups with fewer than 10 gold images get
 #'   only the naive estimate (with a warning).
 #' @param use `"class"` (the predicted class) or `"probability"` (its probability, best with `calibrate = TRUE`).
+#' @param strata The column of `data` the gold sample was stratified by (default: the one recorded with the
+#'   sample; `".pred_class"` for strata by predicted class).
 #' @inheritParams corrected_glm
 #' @return A tibble of class `corrected_prevalence`: `[by]`, `class`, `method`, `estimate`, `std.error`,
-#'   `conf.low`, `conf.high`, `n_corpus`, `n_gold`. `autoplot()` draws it.
+#'   `conf.low`, `conf.high`, `n_corpus`, `n_gold`, `interval`. `autoplot()` draws it.
 #' @export
 corrected_prevalence <- function(data, gold, classes = NULL, by = NULL, use = c("class", "probability"),
-                                 method = c("auto", "ppi", "dsl"), lambda = NULL, conf_level = 0.95, id = "image_id") {
+                                 method = c("auto", "ppi", "dsl"), lambda = NULL, conf_level = 0.95, id = "image_id",
+                                 design = NULL, strata = NULL) {
   use <- arg_match(use)
   method <- arg_match(method)
   if (!is.data.frame(data)) abort_argument(sprintf("`data` must be a data frame (the corpus), not %s", describe_value(data)))
@@ -268,7 +366,8 @@ corrected_prevalence <- function(data, gold, classes = NULL, by = NULL, use = c(
     engine()$corrected_prevalence, engine_table(engine_prediction_names(data)), arg_gold(gold, "gold"),
     classes = if (is.null(classes)) NULL else as.list(as.character(classes)), by = arg_string(by, "by", null = TRUE),
     use = use, method = method, lam = arg_share(lambda, "lambda", null = TRUE),
-    confidence = arg_share(conf_level, "conf_level", open = TRUE), id = arg_string(id, "id")
+    confidence = arg_share(conf_level, "conf_level", open = TRUE), id = arg_string(id, "id"),
+    design = arg_design(design), strata = engine_column_name(arg_string(strata, "strata", null = TRUE))
   )
   table <- as_tibble_engine(result)
   names(table) <- sub("^std_error$", "std.error", sub("^conf_(low|high)$", "conf.\\1", names(table)))

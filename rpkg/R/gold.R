@@ -78,8 +78,10 @@ write_coding_sheet <- function(sample, out, classes = NULL) {
 #' @param missing `"error"` when a sampled image has no code; `"drop"` leaves it out with a warning (valid only if
 #'   why it is uncoded has nothing to do with what it shows).
 #' @return The gold standard: a tibble with the sample's columns and `label` (the code: the truth of
-#'   `.pred_class`). Errors name the file and row of ids not in the sample, of codes outside the classes, of images
-#'   coded twice differently, and of missing codes.
+#'   `.pred_class`). Errors name the file and line (the file's own line number: the header is line 1) of ids not in
+#'   the sample, of codes outside the classes, of images coded twice differently, and of missing codes. Gold images
+#'   that were among the training or validation images of the run the labelling was made with (by file content)
+#'   are left out with a warning naming them.
 #' @export
 read_coding_sheet <- function(coded, sample = NULL, classes = NULL, code = "code", missing = c("error", "drop")) {
   missing <- arg_match(missing)
@@ -103,14 +105,16 @@ read_coding_sheet <- function(coded, sample = NULL, classes = NULL, code = "code
 #' @param classes The classes (default: those recorded with the sample).
 #' @param positive_class Binary tasks: the class whose precision, recall and F1 are reported.
 #' @param conf_level Confidence level of the intervals.
+#' @param design `NULL` reads the design from the gold sample's `inclusion_probability` (an error when it has
+#'   none); `"srs"` declares a simple random sample.
 #' @return A tibble in [cnn_metrics()]'s shape (`split` is `"gold"`), with `.lower`, `.upper` and `interval`.
 #' @export
-gold_metrics <- function(gold, classes = NULL, positive_class = NULL, conf_level = 0.95) {
+gold_metrics <- function(gold, classes = NULL, positive_class = NULL, conf_level = 0.95, design = NULL) {
   result <- engine_call(
     engine()$gold_metrics, arg_gold(gold, "gold"),
     classes = if (is.null(classes)) NULL else as.list(as.character(classes)),
     positive_class = arg_string(positive_class, "positive_class", null = TRUE),
-    confidence = arg_share(conf_level, "conf_level", open = TRUE)
+    confidence = arg_share(conf_level, "conf_level", open = TRUE), design = arg_design(design)
   )
   metric_tibble(as_tibble_engine(result))
 }

@@ -81,6 +81,49 @@ def corpus_table(labels) -> tuple[pa.Table, list | None]:
     return table.set_column(table.column_names.index("image_id"), "image_id", pa.array(ids, pa.string())), classes
 
 
+def labelling_run(labels) -> str | None:
+    """The run directory a labelling was made with (labelling.json's "run"), or None for a plain predictions table."""
+    if not isinstance(labels, (str, os.PathLike, pa.Table)) and hasattr(labels, "path"):
+        labels = labels.path
+    if isinstance(labels, (str, os.PathLike)) and (Path(labels) / LABELLING_FILE).exists():
+        return read_json(Path(labels) / LABELLING_FILE).get("run")
+    return None
+
+
+def training_overlap(gold: pa.Table, run, splits=("train", "val")) -> pa.Table:
+    """Gold images whose file content (SHA-256) is among the images a run was fitted on (its train and validation
+    splits: model.json's training_images records every image's hash, splits.parquet its split). A model is right
+    more often on images it has seen, so such images make it look better on the corpus than it is.
+
+    run: a run directory (or a Run). Returns image_id, path, sha256, run_image_id, split for each such gold image
+    (empty when there is none or the run records no hashes)."""
+    from ..io.images import sha256_file
+
+    folder = Path(run.path if hasattr(run, "path") else run)
+    schema = pa.schema([("image_id", pa.string()), ("path", pa.string()), ("sha256", pa.string()),
+                        ("run_image_id", pa.string()), ("split", pa.string())])
+    description = folder / "model.json"
+    if not description.exists():
+        raise ImagesAsDataError(f"{folder} is not a run directory (no model.json); pass the run the labelling was made "
+                                "with")
+    hashes = (read_json(description, "a run description").get("training_images") or {}).get("sha256") or {}
+    split_of = {}
+    if (folder / "splits.parquet").exists():
+        table = to_arrow(folder / "splits.parquet")
+        split_of = dict(zip(map(str, table["image_id"].to_pylist()), map(str, table["split"].to_pylist())))
+    seen = {digest: image_id for image_id, digest in hashes.items() if split_of.get(image_id, "train") in splits}
+    rows = []
+    if seen and "path" in gold.column_names:
+        for image_id, path in zip(gold["image_id"].to_pylist(), gold["path"].to_pylist()):
+            if path is None or not Path(path).is_file():
+                continue
+            digest = sha256_file(path)
+            if digest in seen:
+                rows.append({"image_id": str(image_id), "path": str(path), "sha256": digest,
+                             "run_image_id": seen[digest], "split": split_of.get(seen[digest], "train")})
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 def _usable_rows(table: pa.Table) -> np.ndarray:
     """Rows that can be coded and analysed: readable (no error) and with a prediction."""
     ok = np.ones(table.num_rows, dtype=bool)
@@ -162,6 +205,7 @@ def draw_gold_sample(labels, size: int | None, *, strata=None, allocation="propo
     corpus's prediction columns (predicted, prob_<class>…) and any others it has.
     """
     corpus, classes = corpus_table(labels)
+    run = labelling_run(labels)
     usable = _usable_rows(corpus)
     if not len(usable):
         raise ImagesAsDataError("the labelled corpus has no readable, labelled images to draw from")
@@ -227,8 +271,11 @@ def draw_gold_sample(labels, size: int | None, *, strata=None, allocation="propo
     sample_sizes = {s: drawn_before.get(s, 0) + counts[s] for s in capacity}
     sample = _set_probabilities(new, sizes, sample_sizes)
     metadata = {"strata": strata, "allocation": allocation if not isinstance(allocation, dict) else
-                {str(k): int(v) for k, v in allocation.items()}, "seed": int(seed), "classes": classes,
-                "corpus_images": int(corpus.num_rows)}
+                {str(k): int(v) for k, v in allocation.items()}, "seed": int(seed), "classes": classes or design.get("classes"),
+                "corpus_images": int(corpus.num_rows), "run": run or design.get("run")}
+    # each wave as drawn (size, allocation, seed), kept with the sample and in gold.json: the record of top-ups
+    metadata["waves_drawn"] = list(design.get("waves_drawn", [])) + [
+        {"wave": wave, "images": len(chosen), "allocation": metadata["allocation"], "seed": int(seed)}]
     return sample.replace_schema_metadata({b"imagesasdata.gold": _json(metadata)})
 
 
@@ -351,9 +398,13 @@ def write_coding_sheet(sample: pa.Table, out, *, classes=None, thumb_size: int =
                                   "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                                   "sheet": sheet.name})
     write_table(sample, out / SAMPLE_FILE)
+    drawn = {w["wave"]: w for w in design.get("waves_drawn", [])}
+    for wave, entry in written.items():
+        entry.update({k: v for k, v in drawn.get(wave, {}).items() if k in ("allocation", "seed")})
     write_json({"format": "imagesasdata-gold", "classes": classes, "strata": design.get("strata"),
                 "allocation": design.get("allocation"), "seed": design.get("seed"),
-                "corpus_images": design.get("corpus_images"), "waves": [written[w] for w in sorted(written)],
+                "corpus_images": design.get("corpus_images"), "run": design.get("run"),
+                "waves_drawn": design.get("waves_drawn", []), "waves": [written[w] for w in sorted(written)],
                 "code_column": "code"}, out / DESIGN_FILE)
     return out
 
@@ -413,7 +464,8 @@ def _code_text(value) -> str | None:
     return text or None
 
 
-def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", missing: str = "error") -> pa.Table:
+def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", missing: str = "error",
+                      run=None) -> pa.Table:
     """Read coded sheets back, checked, as the gold standard.
 
     coded: the folder write_coding_sheet() wrote (every coding_sheet_wave<k>.csv in it is read), or one coded table
@@ -421,6 +473,9 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
     classes: the codes allowed (default: those recorded with the sample).
     missing: "error" (default) when a sampled image has no code; "drop" leaves uncoded images out with a warning
       — valid only if why they are uncoded has nothing to do with what they show.
+    run: the run whose predictions are being checked (default: the one recorded when the sample was drawn from a
+      labelling). Gold images whose content is among its training or validation images are left out with a warning
+      naming them (training_overlap()): a model is right more often on images it was fitted on.
     Returns the sample's rows with `label` (the code, as text), in the sample's order: image_id, path, label, wave,
     draw, stratum, stratum_size, stratum_sample_size, inclusion_probability, weight, then the corpus's predicted
     and prob_<class> columns.
@@ -443,6 +498,9 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
             sample = folder
     else:
         sheets = [(str(coded) if isinstance(coded, (str, os.PathLike)) else "the coded table", _read_sheet(coded))]
+    # one numbering rule for every message: a CSV/TSV sheet's own line numbers (header = line 1), else table rows
+    first_line = {name: 2 if str(name).lower().endswith((".csv", ".tsv")) else 1 for name, _ in sheets}
+    word = {name: "line" if first_line[name] == 2 else "row" for name, _ in sheets}
     if sample is None:
         raise ImagesAsDataError("read_coding_sheet(): pass sample= (the sample, or the folder write_coding_sheet() "
                                 "wrote) so the codes can be matched to the design")
@@ -460,15 +518,17 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
             if column not in sheet.column_names:
                 raise ImagesAsDataError(f"{name}: no {column!r} column (columns: {', '.join(sheet.column_names)})."
                                         f"{did_you_mean(column, sheet.column_names)}")
-        for row, (image_id, value) in enumerate(zip(sheet["image_id"].to_pylist(), sheet[code].to_pylist()), start=2):
+        for row, (image_id, value) in enumerate(zip(sheet["image_id"].to_pylist(), sheet[code].to_pylist()),
+                                                start=first_line[name]):
+            here = f"{Path(name).name} {word[name]} {row}"
             image_id = None if image_id is None else str(image_id).strip()
             value = _code_text(value)
             if image_id is None or image_id == "":
                 if value is not None:
-                    unknown.append(f"{Path(name).name} row {row} (no image_id)")
+                    unknown.append(f"{here} (no image_id)")
                 continue
             if image_id not in in_sample:
-                unknown.append(f"{Path(name).name} row {row} ({image_id})")
+                unknown.append(f"{here} ({image_id})")
                 continue
             if value is None:
                 continue
@@ -477,14 +537,13 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
                 if value.casefold() in folded:
                     value = folded[value.casefold()]
                 else:
-                    outside.append(f"{Path(name).name} row {row}: {value!r}")
+                    outside.append(f"{here}: {value!r}")
                     continue
             if image_id in codes and codes[image_id] != value:
-                conflicts.append(f"{image_id} ({codes[image_id]!r} in {where[image_id]}, {value!r} in "
-                                 f"{Path(name).name} row {row})")
+                conflicts.append(f"{image_id} ({codes[image_id]!r} in {where[image_id]}, {value!r} in {here})")
                 continue
             codes[image_id] = value
-            where[image_id] = f"{Path(name).name} row {row}"
+            where[image_id] = here
     if unknown:
         raise ImagesAsDataError(f"coded rows whose image_id is not in the sample: {listing(unknown)}; fix the id (copy it "
                                 "from the sheet) or delete the row — only sampled images can be gold")
@@ -497,14 +556,29 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
     if uncoded and missing == "error":
         located = []
         for image_id in uncoded:
-            found = next((f"{Path(n).name} row {r}" for n, s in sheets
-                          for r, v in enumerate(s["image_id"].to_pylist(), start=2) if str(v).strip() == image_id), None)
+            found = next((f"{Path(n).name} {word[n]} {r}" for n, s in sheets
+                          for r, v in enumerate(s["image_id"].to_pylist(), start=first_line[n])
+                          if str(v).strip() == image_id), None)
             located.append(f"{image_id} ({found})" if found else f"{image_id} (not in any sheet)")
         raise ImagesAsDataError(f"{len(uncoded)} sampled images have no code: {listing(located)}; code them, or pass "
                                 "missing='drop' if they are uncoded for reasons unrelated to what they show")
     if uncoded:
         warnings.warn(f"{len(uncoded)} sampled images have no code and are left out of the gold standard: "
                       f"{listing(uncoded, 5)}")
+    run = run if run is not None else design.get("run")
+    if run is not None and Path(run.path if hasattr(run, "path") else run).exists():
+        overlap = training_overlap(sample_table.filter(pa.array([i in codes for i in sample_table["image_id"].to_pylist()]))
+                                   if sample_table.num_rows else sample_table, run)
+        if overlap.num_rows:
+            seen = overlap["image_id"].to_pylist()
+            named = [f"{i} (= {r}, {s})" for i, r, s in zip(seen, overlap["run_image_id"].to_pylist(),
+                                                           overlap["split"].to_pylist())]
+            warnings.warn(f"{len(seen)} gold image(s) were among the images the model was fitted on and are left out: "
+                          f"{listing(named, 5)}. A model is right more often on images it has seen, so they would make "
+                          "it look better on the corpus than it is")
+            for image_id in seen:
+                codes.pop(image_id, None)
+            design = {**design, "excluded_training_images": seen}
     keep = [i for i, image_id in enumerate(sample_table["image_id"].to_pylist()) if image_id in codes]
     gold = sample_table.take(pa.array(keep, pa.int64()))
     labels = pa.array([codes[i] for i in gold["image_id"].to_pylist()], pa.string())
@@ -531,7 +605,7 @@ def _read_sheet(source) -> pa.Table:
 # ------------------------------------------------------------------------------------------ metrics on gold
 
 def gold_metrics(gold, *, classes=None, positive_class=None, confidence: float = 0.95, resamples: int = 1000,
-                 seed: int = 0) -> pa.Table:
+                 seed: int = 0, design: str | None = None) -> pa.Table:
     """The classifier's accuracy, precision, recall and F1 on the corpus, from a coded gold sample.
 
     With unequal inclusion probabilities (a stratified sample) every estimate is design-weighted (each image counts
@@ -539,17 +613,18 @@ def gold_metrics(gold, *, classes=None, positive_class=None, confidence: float =
     on the design's effective sample size (Korn & Graubard 1998) and a bootstrap within strata. With equal
     probabilities this is the ordinary table (Wilson and bootstrap intervals). Columns: split ("gold"), metric,
     estimator, class, estimate, n (coded images behind the estimate), lower, upper, interval.
+    design: None reads the inclusion probabilities from the gold table (an error when it has none); "srs" declares
+    a simple random sample.
     """
     from ..data.table import choose_positive_class
-    from ..measure.metrics import METRIC_SCHEMA, _metric_arrays, _row_sizes, confusion_counts, metrics_from_counts
-    from ..measure.intervals import design_effective_size, percentile_interval, stratified_bootstrap_confusions, wilson_interval
+    from ..measure.metrics import confusion_counts, metrics_from_counts
 
     gold = to_arrow(gold)
-    design = sample_design(gold)
+    recorded = sample_design(gold)
     for column in ("label", "predicted"):
         if column not in gold.column_names:
             raise ImagesAsDataError(f"the gold table has no {column!r} column; pass what read_coding_sheet() returned")
-    classes = [str(c) for c in (classes or design.get("classes") or [])] or \
+    classes = [str(c) for c in (classes or recorded.get("classes") or [])] or \
         sorted({v for v in gold["label"].to_pylist() + gold["predicted"].to_pylist() if v is not None})
     check_gold_size(gold.num_rows)
     truth = [str(v) for v in gold["label"].to_pylist()]
@@ -558,41 +633,18 @@ def gold_metrics(gold, *, classes=None, positive_class=None, confidence: float =
     if strange:
         raise ImagesAsDataError(f"labels {listing(map(repr, strange))} are not among the classes ({', '.join(classes)})")
     positive = choose_positive_class(classes, positive_class) if len(classes) == 2 else None
-    probabilities = inclusion_probabilities(gold)
+    probabilities = inclusion_probabilities(gold, design=design)
     weights = 1 / probabilities
     strata = gold["stratum"].to_pylist() if "stratum" in gold.column_names else [ALL] * gold.num_rows
     if np.allclose(probabilities, probabilities[0]):
         table = metrics_from_counts(confusion_counts(truth, predicted, classes), classes, positive,
                                     confidence=confidence, resamples=resamples, seed=seed)
         return table.add_column(0, "split", pa.array(["gold"] * table.num_rows, pa.string()))
-    index = {c: i for i, c in enumerate(classes)}
-    t = np.array([index[v] for v in truth])
-    p = np.array([index[v] for v in predicted])
-    k = len(classes)
-    weighted = np.zeros((k, k))
-    np.add.at(weighted, (t, p), weights)
-    rows = _metric_arrays(weighted, classes, positive)
-    sizes = _row_sizes(confusion_counts(truth, predicted, classes), classes, positive)
-    replicates = _metric_arrays(stratified_bootstrap_confusions(t, p, k, weights, strata, resamples, seed), classes,
-                                positive)
-    records = []
-    for (name, estimator, cls, value, ratio), n, (_, _, _, boot, _) in zip(rows, sizes, replicates):
-        lower = upper = method = None
-        if ratio is not None:
-            kind, j = ratio
-            hit = (t == p).astype(float) if j is None else ((t == j) & (p == j)).astype(float)
-            domain = np.ones(len(t)) if kind == "correct" else ((p == j) if kind == "predicted" else (t == j)).astype(float)
-            rate, effective = design_effective_size(hit, domain, weights, strata)
-            if effective > 0:
-                low, high = wilson_interval(rate, effective, confidence)
-                lower, upper, method = float(low), float(high), "wilson_design_effect"
-        else:
-            low, high = percentile_interval(boot, confidence)
-            if not np.isnan(low):
-                lower, upper, method = float(low), float(high), "stratified_bootstrap"
-        records.append({"split": "gold", "metric": name, "estimator": estimator, "class": cls, "estimate": float(value),
-                        "n": n, "lower": lower, "upper": upper, "interval": method})
-    return pa.Table.from_pylist(records, schema=pa.schema([("split", pa.string())] + list(METRIC_SCHEMA)))
+    from ..measure.subgroups import design_weighted_metrics
+
+    table = design_weighted_metrics(truth, predicted, classes, positive, weights, strata, confidence=confidence,
+                                    resamples=resamples, seed=seed)
+    return table.add_column(0, "split", pa.array(["gold"] * table.num_rows, pa.string()))
 
 
 def check_gold_size(n: int, what: str = "the gold sample") -> None:
@@ -603,21 +655,65 @@ def check_gold_size(n: int, what: str = "the gold sample") -> None:
             "and code them")
 
 
-def inclusion_probabilities(gold: pa.Table, column: str = "inclusion_probability", corpus_size: int | None = None):
-    """Each gold image's inclusion probability π, checked to lie in (0, 1]. Without the column: a simple random
-    sample is assumed, π = n / corpus_size (or 1 when the corpus size is unknown: the weights then only need to
-    be equal)."""
+DESIGNS = (None, "srs")
+
+
+def no_design_error(column: str = "inclusion_probability") -> ImagesAsDataError:
+    """The error for a gold table that does not say how its images were chosen."""
+    return ImagesAsDataError(
+        f"the gold sample has no {column!r} column, so nothing says how its images were chosen — a convenience sample "
+        "or the validation split would pass for a random one. Draw it with draw_gold_sample() (which records each "
+        "image's inclusion probability), or, if it is a simple random sample of this corpus, say so with design='srs'")
+
+
+def check_design(design) -> str | None:
+    if design not in DESIGNS:
+        raise ImagesAsDataError(f"design={design!r}: leave it out (the gold table's inclusion_probability says how it "
+                                "was drawn) or pass 'srs' for a simple random sample of the corpus")
+    return design
+
+
+def inclusion_probabilities(gold: pa.Table, column: str = "inclusion_probability", corpus_size: int | None = None,
+                            design: str | None = None):
+    """Each gold image's inclusion probability π, checked to lie in (0, 1] (errors name the rows: missing, not a
+    number, 0 or less, above 1). Without the column the caller must say design="srs" (a simple random sample:
+    π = n / corpus_size, or 1 when the corpus size is unknown and only equal weights matter); otherwise
+    ImagesAsDataError, since a sample that does not say how it was drawn may be a convenience sample."""
+    check_design(design)
     if column not in gold.column_names:
+        if design != "srs":
+            raise no_design_error(column)
         n = gold.num_rows
         return np.full(n, n / corpus_size if corpus_size else 1.0)
     values = gold[column].to_pylist()
-    ids = gold["image_id"].to_pylist() if "image_id" in gold.column_names else list(range(1, len(values) + 1))
-    bad = [f"{i} ({v!r})" for i, v in zip(ids, values) if v is None or not (0 < float(v) <= 1)]
-    if bad:
-        raise ImagesAsDataError(f"inclusion probabilities must lie in (0, 1] — an image with probability 0 could never "
-                                f"have been drawn: {listing(bad)}; use the inclusion_probability column "
-                                "draw_gold_sample() wrote")
-    return np.asarray(values, dtype=float)
+    ids = gold["image_id"].to_pylist() if "image_id" in gold.column_names else [None] * len(values)
+    numbers, text, low, high = [], [], [], []
+    for row, (image_id, value) in enumerate(zip(ids, values), start=1):
+        where = f"row {row}" + (f" ({image_id}: {value!r})" if image_id is not None else f" ({value!r})")
+        try:
+            number = float(value) if value is not None and not isinstance(value, bool) else float("nan")
+        except (TypeError, ValueError):
+            number = float("nan")
+        if value is None or isinstance(value, bool) or number != number or number in (float("inf"), float("-inf")):
+            text.append(where)
+        elif number <= 0:
+            low.append(where)
+        elif number > 1:
+            high.append(where)
+        numbers.append(number)
+    problems = []
+    if text:
+        problems.append(f"missing or not a number: {listing(text, 5)}")
+    if low:
+        problems.append(f"0 or less — an image with probability 0 could never have been drawn: {listing(low, 5)}")
+    if high:
+        problems.append(f"above 1 — no design draws an image more surely than certainly (π = n_h / N_h ≤ 1; is it a "
+                        f"weight, 1/π?): {listing(high, 5)}")
+    if problems:
+        raise ImagesAsDataError(f"inclusion probabilities must lie in (0, 1]; column {column!r} holds values "
+                                + "; and ".join(problems) + ". Use the inclusion_probability column draw_gold_sample() "
+                                "wrote")
+    return np.asarray(numbers, dtype=float)
 
 
 # ------------------------------------------------------------------------------------------ for the R bridge

@@ -29,6 +29,12 @@ model's predictions); GOLD is the coded sample (a coding-sheet folder, or a tabl
 under the same names and inclusion_probability). The `label` of a coding sheet is the truth of a corpus column
 called `predicted`, so predict() output works as is.
 
+The formula never runs code: it may use column names (Q("odd name") for others), numbers, text and True/False in
+comparisons, arithmetic (+ - * / // % **), comparisons (== != < <= > >=), and/or/not, the functions log, log1p,
+log2, log10, exp, sqrt, abs, I() for arithmetic, C() for a categorical variable (C(x, Treatment('a')),
+C(x, levels=[...])), interactions (a:b, a*b) and -1 or +0 to drop the intercept. Anything else (attribute access,
+subscripts, other functions, lambda) is refused before any data is read. Powers are I(x**2), not ^.
+
 examples:
   imagesasdata glm corpus.csv gold/ --formula "retweets ~ I(predicted == 'protest') + log(followers)" \\
       --predicted predicted --family poisson
@@ -66,6 +72,9 @@ def add_commands(subparsers) -> None:
     metrics.add_argument("--missing", default="error", choices=["error", "drop"],
                          help="sampled images without a code: an error (default), or left out with a warning")
     metrics.add_argument("--confidence", type=float, default=0.95, help="interval level (default: 0.95)")
+    metrics.add_argument("--design", choices=["srs"],
+                         help="srs: the gold table is a simple random sample (needed when it has no "
+                              "inclusion_probability column)")
     metrics.add_argument("--out", help="also write the gold table (image_id, label, predicted, design) to FILE")
     metrics.set_defaults(handler=run_gold_metrics)
 
@@ -107,6 +116,8 @@ def add_commands(subparsers) -> None:
     prevalence.add_argument("--by", help="estimate within each group of this corpus column (a day, an account)")
     prevalence.add_argument("--use", default="class", choices=["class", "probability"],
                             help="the predicted class (default) or the class probability as the prediction")
+    prevalence.add_argument("--strata", help="the corpus column the gold sample was stratified by (default: the one "
+                                             "recorded with the sample)")
     _estimation_options(prevalence)
     prevalence.set_defaults(handler=run_prevalence)
 
@@ -118,7 +129,9 @@ def add_commands(subparsers) -> None:
     )
     glm.add_argument("corpus", help="table (or labelling directory): image_id and the formula's variables")
     glm.add_argument("gold", help="coding-sheet folder, or a table: image_id, true values, inclusion_probability")
-    glm.add_argument("--formula", required=True, help="outcome ~ regressors, e.g. \"retweets ~ protest + log(followers)\"")
+    glm.add_argument("--formula", required=True,
+                     help="outcome ~ regressors, e.g. \"retweets ~ protest + log(followers)\"; read with patsy's "
+                          "syntax and checked against an allow-list, so it never runs code (see below)")
     glm.add_argument("--predicted", action="append", required=True,
                      help="a predicted variable of the formula (repeat for several)")
     glm.add_argument("--family", default="gaussian", choices=["gaussian", "binomial", "poisson"],
@@ -129,8 +142,12 @@ def add_commands(subparsers) -> None:
 
 def _estimation_options(parser) -> None:
     parser.add_argument("--method", default="auto", choices=["auto", "ppi", "dsl"],
-                        help="corrected estimator: auto (PPI++ where it applies, else DSL), ppi or dsl")
+                        help="corrected estimator: auto (the engine's default: see the README), dsl, or ppi "
+                             "(ppi-python; a simple random gold sample)")
     parser.add_argument("--lam", type=float, help="power-tuning lambda in [0, 1] (default: tuned)")
+    parser.add_argument("--design", choices=["srs"],
+                        help="srs: GOLD is a simple random sample of the corpus (needed when it has no "
+                             "inclusion_probability column)")
     parser.add_argument("--confidence", type=float, default=0.95, help="interval level (default: 0.95)")
     parser.add_argument("--classes", help="comma-separated classes (default: those recorded with the sample)")
     parser.add_argument("--out", help="write the estimates to FILE.parquet or FILE.csv")
@@ -192,8 +209,8 @@ def run_gold_metrics(args) -> int:
     from ..io.tables import write_table
 
     gold = read_coding_sheet(args.coded, sample=args.sample, classes=_classes(args.classes), missing=args.missing)
-    metrics = gold_metrics(gold, positive_class=args.positive_class, confidence=args.confidence)
-    weighted = len(set(gold["inclusion_probability"].to_pylist())) > 1
+    metrics = gold_metrics(gold, positive_class=args.positive_class, confidence=args.confidence, design=args.design)
+    weighted = "inclusion_probability" in gold.column_names and len(set(gold["inclusion_probability"].to_pylist())) > 1
     print(f"{gold.num_rows} coded images" + (" (design-weighted: estimates are for the whole corpus)" if weighted else ""))
     print_table(metrics.filter(pc.not_equal(metrics["estimator"], "per_class")))
     if args.out:
@@ -247,7 +264,8 @@ def run_prevalence(args) -> int:
 
     classes = _classes(args.classes)
     table = corrected_prevalence(_corpus(args.corpus), _gold(args.gold, classes), classes=classes, by=args.by,
-                                 use=args.use, method=args.method, lam=args.lam, confidence=args.confidence)
+                                 use=args.use, method=args.method, lam=args.lam, confidence=args.confidence,
+                                 design=args.design, strata=args.strata)
     print_table(table, max_rows=60)
     if args.out:
         write_table(table, args.out)
@@ -260,7 +278,8 @@ def run_glm(args) -> int:
 
     corpus = _corpus(args.corpus) if Path(args.corpus).is_dir() else to_arrow(args.corpus)
     fit = corrected_glm(args.formula, corpus, _gold(args.gold, _classes(args.classes)), predicted=args.predicted,
-                        family=args.family, method=args.method, lam=args.lam, confidence=args.confidence)
+                        family=args.family, method=args.method, lam=args.lam, confidence=args.confidence,
+                        design=args.design)
     print(fit)
     if args.out:
         write_table(fit.coefficients, args.out)

@@ -70,7 +70,10 @@ def read_table(path, encoding: str = "utf-8") -> pa.Table:
 
 
 def check_text(table: pa.Table, path: Path, encoding: str) -> None:
-    """Arrow reads a column with bytes that are not valid text as binary; refuse it, naming the first bad row."""
+    """Arrow reads a column with bytes that are not valid text as binary; refuse it, naming the first bad line.
+
+    Lines are the file's own line numbers (the header is line 1, the first data row line 2), the rule every error
+    about a CSV sheet follows (a quoted value spanning lines would shift it)."""
     for name in table.column_names:
         if pa.types.is_binary(table.schema.field(name).type) or pa.types.is_large_binary(table.schema.field(name).type):
             for row, value in enumerate(table[name].to_pylist()):
@@ -78,7 +81,7 @@ def check_text(table: pa.Table, path: Path, encoding: str) -> None:
                     None if value is None else value.decode("utf-8")
                 except UnicodeDecodeError as error:
                     raise ImagesAsDataError(
-                        f"{path}: row {row + 1} (column {name!r}) is not valid {encoding} text (byte "
+                        f"{path}: line {row + 2} (column {name!r}) is not valid {encoding} text (byte "
                         f"{value[error.start:error.start + 1]!r} at position {error.start}). Save the file as UTF-8, or "
                         "pass its encoding (encoding='latin-1', 'cp1252', …)"
                     ) from None

@@ -161,3 +161,77 @@ def design_effective_size(numerator, denominator, weights, strata):
     if variance <= 0 or not 0 < ratio < 1:
         return ratio, float(domain)
     return ratio, min(float(domain), ratio * (1 - ratio) / variance)
+
+
+# ------------------------------------------------------------------------------------------ stratified samples
+
+def stratified_covariance(values, stratum, sizes, counts) -> np.ndarray:
+    """The design covariance of a Horvitz–Thompson total under stratified simple random sampling without
+    replacement: Σ_h N_h² (1 − n_h/N_h) / n_h · S_h, with S_h the within-stratum sample covariance of `values`.
+
+    values: (n, p) (or (n,)) per sampled image; stratum: (n,) its stratum index; sizes, counts: (H,) N_h and n_h.
+    A stratum with one sampled image adds nothing (its variance cannot be estimated). Returns (p, p)."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[:, None]
+    stratum = np.asarray(stratum, dtype=np.int64)
+    sizes = np.asarray(sizes, dtype=float)
+    counts = np.asarray(counts, dtype=float)
+    means = np.zeros((len(sizes), values.shape[1]))
+    np.add.at(means, stratum, values)
+    means /= np.maximum(counts, 1)[:, None]
+    centred = values - means[stratum]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(counts > 1, sizes * (sizes - counts) / (counts * (counts - 1)), 0.0)
+    scaled = centred * np.sqrt(np.maximum(factor[stratum], 0))[:, None]
+    return scaled.T @ scaled
+
+
+def stratified_variance(sizes, sample_sizes, within_variances) -> float:
+    """Σ_h N_h² (1 − n_h/N_h) S²_h / n_h: the variance of an estimated total under stratified simple random sampling,
+    from the strata's sizes, sample sizes and (guessed or estimated) within-stratum variances — what a planner
+    needs to compare designs before any image is coded. Divide by N² for a mean."""
+    sizes = np.asarray(sizes, dtype=float)
+    n = np.asarray(sample_sizes, dtype=float)
+    s2 = np.asarray(within_variances, dtype=float)
+    if np.any(n <= 0) or np.any(n > sizes):
+        raise ImagesAsDataError("every stratum needs between 1 and N_h sampled images")
+    return float((sizes ** 2 * (1 - n / sizes) * s2 / n).sum())
+
+
+def weighted_proportion_interval(successes, trials, cell_sizes, confidence: float = 0.95, draws: int = 10_000,
+                                 seed: int = 0, corpus: str = "superpopulation"):
+    """An interval for a share that is a weighted sum of cell proportions, θ = Σ_c (N_c / N) p_c, where each cell c
+    (a stratum of the design, or a predicted class within one) has a simple random sample of `trials` images of
+    which `successes` are of the class.
+
+    The interval is the central `confidence` part of the distribution of Σ_c W_c p_c with each p_c drawn from its
+    Jeffreys posterior Beta(y_c + ½, n_c − y_c + ½) and, for corpus="superpopulation" (the process that produced the
+    corpus), the cell shares W drawn from Dirichlet(N_c); corpus="finite" (the corpus itself) keeps W fixed and
+    adds each cell's unsampled images, Binomial(N_c − n_c, p_c). Unlike a Wald interval it keeps a sensible width
+    when a heavily weighted cell shows no image of the class (y_c = 0): that is where Wald intervals on
+    rare classes fail. Monte Carlo with `draws` seeded draws.
+
+    Returns (estimate Σ W_c y_c/n_c, standard deviation of the draws, lower, upper). Cells with n_c = 0 must be
+    merged before (ImagesAsDataError otherwise)."""
+    y = np.asarray(successes, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    size = np.asarray(cell_sizes, dtype=float)
+    if np.any(n <= 0) or np.any(y < 0) or np.any(y > n):
+        raise ImagesAsDataError("every cell needs at least one sampled image, and 0 ≤ successes ≤ trials")
+    if corpus not in ("superpopulation", "finite"):
+        raise ImagesAsDataError(f"corpus={corpus!r}: choose 'superpopulation' or 'finite'")
+    alpha = 1 - check_confidence(confidence)
+    rng = np.random.default_rng(seed)
+    total = size.sum()
+    estimate = float((size / total * y / n).sum())
+    p = rng.beta(y[:, None] + 0.5, n[:, None] - y[:, None] + 0.5, size=(len(y), int(draws)))
+    if corpus == "finite":
+        unsampled = np.maximum(size - n, 0)
+        shares = (y[:, None] + rng.binomial(unsampled.astype(np.int64)[:, None], p)) / total
+        values = shares.sum(axis=0)
+    else:
+        weights = rng.dirichlet(np.maximum(size, 1e-9), size=int(draws)).T if len(size) > 1 else np.ones((1, int(draws)))
+        values = (weights * p).sum(axis=0)
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return estimate, float(values.std(ddof=1)), float(min(low, estimate)), float(max(high, estimate))

@@ -7,6 +7,12 @@ Per-group metrics and their intervals are measure.metrics' own (checked against 
 the engine's interval rules (measure.intervals): Wilson score intervals (or exact ones) for the metrics that are
 proportions of images (accuracy, and one class's precision and recall); a seeded percentile bootstrap (the group's
 images resampled) for F1 and the averages over classes.
+
+On a sample that carries a design (a gold sample: inclusion_probability, and stratum when stratified) with unequal
+inclusion probabilities, every group's metrics are design-weighted (each image counts 1/π times), so they estimate
+the group's metrics on the corpus, not on the sample; their intervals are Wilson intervals on the design's effective
+sample size (Korn & Graubard 1998) and a bootstrap within strata (design_weighted_metrics(), which gold_metrics()
+uses too), and the gap's permutation test shuffles groups with each image keeping its weight.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from ..data.table import choose_positive_class, natural_key
 from ..errors import ImagesAsDataError, did_you_mean, listing
 from ..io.tables import to_arrow
 from .intervals import check_confidence
-from .metrics import HEADLINE_ESTIMATORS, confusion_counts, metrics_from_counts
+from .metrics import HEADLINE_ESTIMATORS, METRIC_SCHEMA, _metric_arrays, _row_sizes, confusion_counts, metrics_from_counts
 
 GROUP = "group"
 
@@ -59,7 +65,8 @@ class SubgroupAudit:
 def subgroup_metrics(predictions, metadata=None, group=None, *, by: str = "image_id", truth: str = "label",
                      predicted: str = "predicted", classes=None, positive_class=None, confidence: float = 0.95,
                      interval_method: str = "wilson", bootstrap: int = 1000, permutations: int = 2000,
-                     seed: int = 0, min_size: int = 5) -> SubgroupAudit:
+                     seed: int = 0, min_size: int = 5,
+                     inclusion_probability: str = "inclusion_probability") -> SubgroupAudit:
     """Metrics for each group of images, with intervals, and the largest gap between groups.
 
     predictions: a table with true and predicted labels per image — a run's validation/test predictions, an
@@ -74,7 +81,11 @@ def subgroup_metrics(predictions, metadata=None, group=None, *, by: str = "image
     permutations: for the gap test, times the group labels are shuffled across images (groups keep their sizes):
       p_value is the share of shuffles whose largest gap is at least the observed one.
     min_size: groups with fewer images are reported but left out of the gap and its test.
-    Raises ImagesAsDataError for missing columns, a metadata table naming an image twice, or no image in any group.
+    inclusion_probability: the column holding a gold sample's inclusion probabilities; when the predictions have it
+      and they differ (a stratified sample), every metric is design-weighted (the module's docstring), with
+      `stratum` (if present) for the bootstrap and the effective sample size.
+    Raises ImagesAsDataError for missing columns, a metadata table naming an image twice, no image in any group, or
+    inclusion probabilities outside (0, 1].
     """
     confidence = check_confidence(confidence)
     table = to_arrow(predictions)
@@ -110,6 +121,7 @@ def subgroup_metrics(predictions, metadata=None, group=None, *, by: str = "image
     if excluded:
         warnings.warn(f"{len(excluded)} image(s) left out of the subgroup metrics (no group, label or prediction); "
                       "see .excluded", stacklevel=2)
+    weights, strata = _design_of(table, inclusion_probability, keep)
     truths = [truths[i] for i in keep]
     predictions_ = [predictions_[i] for i in keep]
     labels = [" / ".join(values[i] for values in group_values) for i in keep]
@@ -125,23 +137,93 @@ def subgroup_metrics(predictions, metadata=None, group=None, *, by: str = "image
     metric_tables = []
     for g, name in enumerate(names):
         rows = member[name]
-        counts = confusion_counts([classes[k] for k in t[rows]], [classes[k] for k in p[rows]], classes)
-        # The engine's intervals (measure.intervals); each group's bootstrap gets its own seed, derived from `seed`.
-        metrics = metrics_from_counts(counts, classes, positive, confidence=confidence,
-                                      interval_method=interval_method, resamples=int(bootstrap),
-                                      seed=int(seed) * 1000 + g)
+        if weights is None:
+            counts = confusion_counts([classes[k] for k in t[rows]], [classes[k] for k in p[rows]], classes)
+            # The engine's intervals (measure.intervals); each group's bootstrap gets its own seed, from `seed`.
+            metrics = metrics_from_counts(counts, classes, positive, confidence=confidence,
+                                          interval_method=interval_method, resamples=int(bootstrap),
+                                          seed=int(seed) * 1000 + g)
+        else:
+            metrics = design_weighted_metrics([classes[k] for k in t[rows]], [classes[k] for k in p[rows]], classes,
+                                              positive, weights[rows], strata[rows], confidence=confidence,
+                                              resamples=int(bootstrap), seed=int(seed) * 1000 + g)
         first = {g_: pa.array([parts[g_][rows[0]]] * metrics.num_rows, pa.string()) for g_ in groups}
         first[GROUP] = pa.array([name] * metrics.num_rows, pa.string())
         columns = dict(first)
         columns.update({c: metrics[c] for c in metrics.column_names})
         metric_tables.append(pa.table(columns))
     metrics = pa.concat_tables(metric_tables)
-    gaps = _gaps(metrics, t, p, labels, names, member, classes, positive, int(min_size), int(permutations), rng)
+    gaps = _gaps(metrics, t, p, labels, names, member, classes, positive, int(min_size), int(permutations), rng,
+                 weights)
     excluded_table = pa.Table.from_pylist(excluded, schema=pa.schema([("image_id", pa.string()), ("reason", pa.string())]))
     return SubgroupAudit(metrics, gaps, excluded_table, groups, confidence)
 
 
 # ------------------------------------------------------------------------------------------ pieces
+
+def _design_of(table: pa.Table, column: str, keep: list):
+    """(weights 1/π, strata) of the kept rows when the table carries unequal inclusion probabilities, else (None,
+    None)."""
+    if column not in table.column_names:
+        return None, None
+    values = table[column].to_pylist()
+    bad = []
+    for row in keep:
+        v = values[row]
+        try:
+            ok = v is not None and not isinstance(v, bool) and 0 < float(v) <= 1
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            bad.append(f"row {row + 1} ({v!r})")
+    if bad:
+        raise ImagesAsDataError(f"{column} must lie in (0, 1] (a gold sample's inclusion probabilities): "
+                                f"{listing(bad)}")
+    probability = np.array([float(values[row]) for row in keep])
+    if np.allclose(probability, probability[0]):
+        return None, None
+    strata = _text(table["stratum"]) if "stratum" in table.column_names else ["all"] * table.num_rows
+    return 1 / probability, np.array([strata[row] or "all" for row in keep], dtype=object)
+
+
+def design_weighted_metrics(truth, predicted, classes, positive, weights, strata, *, confidence: float = 0.95,
+                            resamples: int = 1000, seed: int = 0) -> pa.Table:
+    """Design-weighted metrics of a sample with unequal inclusion probabilities (weights 1/π): each is the
+    Horvitz–Thompson ratio of weighted counts; proportions get a Wilson interval on the design's effective sample
+    size (Korn & Graubard 1998), F1 and the averages a bootstrap that resamples images within strata. Returns
+    METRIC_SCHEMA's columns (n: the images behind each estimate, unweighted)."""
+    from .intervals import design_effective_size, percentile_interval, stratified_bootstrap_confusions, wilson_interval
+
+    index = {c: i for i, c in enumerate(classes)}
+    t = np.array([index[v] for v in truth], dtype=np.int64)
+    p = np.array([index[v] for v in predicted], dtype=np.int64)
+    weights = np.asarray(weights, dtype=float)
+    k = len(classes)
+    weighted = np.zeros((k, k))
+    np.add.at(weighted, (t, p), weights)
+    rows = _metric_arrays(weighted, classes, positive)
+    sizes = _row_sizes(confusion_counts(truth, predicted, classes), classes, positive)
+    replicates = _metric_arrays(stratified_bootstrap_confusions(t, p, k, weights, strata, resamples, seed), classes,
+                                positive)
+    records = []
+    for (name, estimator, cls, value, ratio), n, (_, _, _, boot, _) in zip(rows, sizes, replicates):
+        lower = upper = method = None
+        if ratio is not None:
+            kind, j = ratio
+            hit = (t == p).astype(float) if j is None else ((t == j) & (p == j)).astype(float)
+            domain = np.ones(len(t)) if kind == "correct" else ((p == j) if kind == "predicted" else (t == j)).astype(float)
+            rate, effective = design_effective_size(hit, domain, weights, strata)
+            if effective > 0:
+                low, high = wilson_interval(rate, effective, confidence)
+                lower, upper, method = float(low), float(high), "wilson_design_effect"
+        else:
+            low, high = percentile_interval(boot, confidence)
+            if not np.isnan(low):
+                lower, upper, method = float(low), float(high), "stratified_bootstrap"
+        records.append({"metric": name, "estimator": estimator, "class": cls, "estimate": float(value), "n": n,
+                        "lower": lower, "upper": upper, "interval": method})
+    return pa.Table.from_pylist(records, schema=METRIC_SCHEMA)
+
 
 def _require(table: pa.Table, name: str, role: str, what: str) -> None:
     if name not in table.column_names:
@@ -228,7 +310,8 @@ def estimates(counts: np.ndarray, positive_index: int | None) -> np.ndarray:
     return np.stack(out, axis=1)
 
 
-def _gaps(metrics: pa.Table, t, p, labels, names, member, classes, positive, min_size, permutations, rng) -> pa.Table:
+def _gaps(metrics: pa.Table, t, p, labels, names, member, classes, positive, min_size, permutations, rng,
+          weights=None) -> pa.Table:
     """The headline metrics' largest gap between groups with at least min_size images, and its permutation test."""
     k = len(classes)
     positive_index = classes.index(positive) if positive is not None else None
@@ -251,7 +334,8 @@ def _gaps(metrics: pa.Table, t, p, labels, names, member, classes, positive, min
         counts = np.zeros((len(eligible), k, k))
         for g, name in enumerate(eligible):
             rows_g = assignment[name]
-            counts[g] = np.bincount(t[rows_g] * k + p[rows_g], minlength=k * k).reshape(k, k)
+            counts[g] = np.bincount(t[rows_g] * k + p[rows_g], minlength=k * k,
+                                    weights=None if weights is None else weights[rows_g]).reshape(k, k)
         return estimates(counts, positive_index)[:, headline]
 
     observed = per_group(member)

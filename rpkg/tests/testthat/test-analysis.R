@@ -129,7 +129,7 @@ test_that("a gold sample is drawn from a labelled corpus, coded, topped up and r
   codes <- truth_of(utils::read.csv(sheet, stringsAsFactors = FALSE)$image_id)
   codes[4] <- "maybe"
   code_sheet(sheet, codes)
-  expect_error(read_coding_sheet(folder), class = "imagesasdata_error", "coding_sheet_wave1.csv row 5: \"maybe\"")
+  expect_error(read_coding_sheet(folder), class = "imagesasdata_error", "coding_sheet_wave1.csv line 5: \"maybe\"")
   expect_error(draw_gold_sample(labels, "ten"), class = "imagesasdata_argument_error", "`size`")
 })
 
@@ -146,12 +146,20 @@ test_that("corrected_glm() and corrected_prevalence() on the labelled corpus, in
   labels$retweets <- stats::rpois(nrow(labels), exp(0.5 + 0.7 * shows + 0.2 * (log(labels$followers) - 8)))
   labels$shows <- labels$.pred_class == "positive"
   gold$shows <- gold$label == "positive"
-  fit <- corrected_glm(retweets ~ shows + log(followers), labels, gold, predicted = "shows", family = "poisson")
+  # 40 gold images of a corpus with 10 positives: the rare class is seen a few times only, and the fit says so
+  expect_warning(fit <- corrected_glm(retweets ~ shows + log(followers), labels, gold, predicted = "shows",
+                                      family = "poisson"),
+                 class = "imagesasdata_warning", "rest on few gold images")
+  expect_true(all(!is.na(tidy(fit, method = "corrected")$flag)))
   expect_s3_class(fit, "corrected_glm")
   tidied <- tidy(fit)
   expect_identical(names(tidied), c("term", "estimate", "std.error", "statistic", "p.value", "conf.low", "conf.high",
-                                    "method", "lambda"))
+                                    "method", "lambda", "df", "flag"))
   corrected <- tidy(fit, method = "corrected")
+  covariance <- vcov(fit)
+  expect_identical(dimnames(covariance), list(unique(tidied$term), unique(tidied$term)))
+  expect_equal(sqrt(diag(covariance)), stats::setNames(corrected$std.error, corrected$term), tolerance = 1e-10)
+  expect_identical(dim(vcov(fit, method = "gold_only")), c(3L, 3L))
   expect_true(all(corrected$lambda >= 0 & corrected$lambda <= 1))
   expect_identical(unique(tidied$term), c("(Intercept)", "showsTRUE", "log(followers)"))
   expect_identical(levels(tidied$method), c("naive", "gold_only", "corrected"))
@@ -168,7 +176,7 @@ test_that("corrected_glm() and corrected_prevalence() on the labelled corpus, in
   prevalence <- corrected_prevalence(labels, gold)
   expect_s3_class(prevalence, "corrected_prevalence")
   expect_identical(names(prevalence), c("class", "method", "estimate", "std.error", "conf.low", "conf.high",
-                                        "n_corpus", "n_gold"))
+                                        "n_corpus", "n_gold", "interval"))
   naive_share <- prevalence$estimate[prevalence$class == "positive" & prevalence$method == "naive"]
   expect_equal(naive_share, mean(labels$.pred_class == "positive"))
   expect_s3_class(ggplot2::ggplot_build(autoplot(prevalence))$plot, "ggplot")
@@ -217,11 +225,31 @@ test_that("corrected_glm() returns the engine's numbers in broom's shape (no fin
   corpus$protest <- ifelse(stats::runif(n) < ifelse(corpus$y > 1.5, 0.75, 0.95), truth, 1 - truth)
   coded <- sample(n, 200)
   gold <- data.frame(image_id = corpus$image_id[coded], protest = truth[coded])
-  fit <- corrected_glm(y ~ protest + z, corpus, gold, predicted = "protest")
-  expect_identical(fit$corrected_method, "DSL M-estimator (sandwich variance)")
+  # a gold table that does not say how it was drawn is refused unless declared a simple random sample (issue 21)
+  expect_error(corrected_glm(y ~ protest + z, corpus, gold, predicted = "protest"), class = "imagesasdata_error",
+               "design")
+  expect_error(corrected_glm(y ~ protest + z, corpus, gold, predicted = "protest", design = "random"),
+               class = "imagesasdata_argument_error", "`design`")
+  fit <- corrected_glm(y ~ protest + z, corpus, gold, predicted = "protest", design = "srs")
+  expect_identical(fit$corrected_method, "DSL M-estimator (stratified sandwich)")
+  expect_identical(glance(fit)$lambda_rule, "per coefficient, in-sample")
+  expect_true(all(tidy(fit, method = "corrected")$lambda >= 0))
+  # gold codes outside the predictions' coding name the rows
+  seven <- gold
+  seven$protest[2] <- 7
+  expect_error(corrected_glm(y ~ protest + z, corpus, seven, predicted = "protest", design = "srs"),
+               class = "imagesasdata_error", "row 2")
+  # an interval that cannot be trusted is not reported, and the warning is an imagesasdata condition
+  separated <- gold
+  separated$protest <- as.integer(corpus$z[match(gold$image_id, corpus$image_id)] > 0)
+  expect_warning(flagged <- corrected_glm(protest ~ z, corpus, separated, predicted = "protest", family = "binomial",
+                                          design = "srs"),
+                 class = "imagesasdata_warning", "cannot be trusted")
+  expect_true(all(is.na(tidy(flagged, method = "gold_only")$conf.low)))
+  expect_output(print(flagged), "unreliable")
   expect_identical(glance(fit)$design, "simple random sample")
   engine <- reticulate::import("imagesasdata.analysis.estimators", convert = FALSE)$corrected_glm(
-    "y ~ protest + z", engine_table(corpus), engine_table(gold), predicted = "protest")
+    "y ~ protest + z", engine_table(corpus), engine_table(gold), predicted = "protest", design = "srs")
   rows <- as_tibble_engine(engine$coefficients)
   expect_equal(tidy(fit)$estimate, rows$estimate, tolerance = 1e-12)
   expect_equal(tidy(fit)$conf.low, rows$conf_low, tolerance = 1e-12)
@@ -229,9 +257,25 @@ test_that("corrected_glm() returns the engine's numbers in broom's shape (no fin
   # the naive fit is glm() on the predictions
   naive <- stats::glm(y ~ protest + z, data = corpus)
   expect_equal(tidy(fit, method = "naive")$estimate, unname(stats::coef(naive)), tolerance = 1e-8)
-  expect_error(corrected_glm(y ~ protest + w, corpus, gold, predicted = "protest"), class = "imagesasdata_error",
+  expect_error(corrected_glm(y ~ protest + w, corpus, gold, predicted = "protest", design = "srs"), class = "imagesasdata_error",
                "\"w\", which the corpus does not have")
-  expect_error(corrected_glm(y ~ protest, corpus, gold[1:3, ], predicted = "protest"), class = "imagesasdata_error",
+  # a formula never runs code (issue 20): R's calls are refused by the engine's allow-list, before any data is read
+  withr::local_dir(withr::local_tempdir())
+  expect_error(corrected_glm(y ~ protest + I(system("touch pwned")), corpus, gold, predicted = "protest", design = "srs"),
+               class = "imagesasdata_error", "not allowed in a formula")
+  expect_error(corrected_glm(y ~ protest + I(z + .__import__), corpus, gold, predicted = "protest", design = "srs"),
+               class = "imagesasdata_error")
+  expect_error(corrected_glm(y ~ protest + I(z$real), corpus, gold, predicted = "protest", design = "srs"), class = "imagesasdata_error")
+  expect_false(file.exists("pwned"))
+  squared <- corrected_glm(y ~ protest + I(z^2) + I(z > 0 & protest == TRUE), corpus, gold, predicted = "protest", design = "srs")
+  expect_true(all(c("I(z^2)", "I(z > 0 & protest == TRUE)TRUE") %in% tidy(squared)$term))
+  by_hand <- corpus
+  by_hand$both <- by_hand$z > 0 & by_hand$protest == 1
+  reference <- stats::coef(stats::glm(y ~ protest + I(z^2) + both, data = by_hand))
+  names(reference) <- sub("bothTRUE", "I(z > 0 & protest == TRUE)TRUE", names(reference))
+  naive_fit <- tidy(squared, method = "naive")
+  expect_equal(naive_fit$estimate, unname(reference[naive_fit$term]), tolerance = 1e-8)
+  expect_error(corrected_glm(y ~ protest, corpus, gold[1:3, ], predicted = "protest", design = "srs"), class = "imagesasdata_error",
                "has 3 coded images")
   expect_error(tidy(fit, method = "best"), class = "imagesasdata_argument_error", "naive, gold_only, corrected")
   expect_error(corrected_glm(y ~ protest, corpus, gold, predicted = "protest", lambda = 2),
