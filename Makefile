@@ -77,8 +77,10 @@ test-python: python-deps
 test-r: python-deps r-deps
 	@if [ -f rpkg/DESCRIPTION ]; then $(MAKE) --no-print-directory check-r vignette-ci test-r-install; fi
 
-# The install route of an R user without the Debian shortcut: the tarball into a fresh library, install_engine()
-# with no arguments into a fresh virtualenv (PyTorch included), then the README tour in a new R session.
+# The install route of an R user without the Debian shortcut (and of remotes::install_github(subdir = "rpkg")):
+# plain `R CMD build rpkg`, the tarball into a fresh library, install_engine() with no arguments into a fresh
+# virtualenv (PyTorch and the default extras included), then in a new R session the README tour, corrected_glm(),
+# cnn_heatmaps() and vignette(package = "imagesasdata") listing every vignette.
 test-r-install: python-deps r-deps
 	bash rpkg/tools/install-route.sh $(abspath $(PY)) $(CURDIR) build/r
 
@@ -97,10 +99,10 @@ check-r: python-deps r-deps
 	@status=$$(grep '^Status:' build/r/imagesasdata.Rcheck/00check.log); echo "R CMD check $$status"; \
 	  if echo "$$status" | grep -qE 'ERROR|WARNING'; then exit 1; fi
 
-# Knit the R Markdown vignettes to HTML beside their sources (full settings: a few minutes each on a laptop).
+# Knit the R Markdown vignettes (rpkg/vignettes) to HTML beside their sources (full settings: a few minutes each on a laptop).
 vignettes: python-deps r-deps
 	@IMAGESASDATA_BUILD_VIGNETTES=false bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
-	@for rmd in vignettes/*.Rmd; do \
+	@for rmd in rpkg/vignettes/*.Rmd; do \
 	  echo "knitting $$rmd"; \
 	  IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render(commandArgs(TRUE)[1], quiet = TRUE)' $$rmd || exit 1; \
 	done
@@ -110,9 +112,9 @@ vignettes: python-deps r-deps
 vignette-ci: python-deps r-deps
 	@IMAGESASDATA_BUILD_VIGNETTES=false bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
 	@mkdir -p build/vignettes
-	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("vignettes/person-vs-others.Rmd", params = list(epochs = 2, image_size = 64), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
+	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("rpkg/vignettes/person-vs-others.Rmd", params = list(epochs = 2, image_size = 64), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
 	@test -s build/vignettes/person-vs-others.html && echo "knitted build/vignettes/person-vs-others.html"
-	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("vignettes/predicted-labels-regression.Rmd", params = list(epochs = 4, image_size = 64, gold_size = 60), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
+	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("rpkg/vignettes/predicted-labels-regression.Rmd", params = list(epochs = 4, image_size = 64, gold_size = 60), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
 	@test -s build/vignettes/predicted-labels-regression.html && echo "knitted build/vignettes/predicted-labels-regression.html"
 
 benchmark: python-deps

@@ -74,8 +74,8 @@ python_choice <- function() {
   list(python = NA_character_, from = "reticulate's own search")
 }
 
-# inst/engine.dcf, written by the Makefile when it installs the package from a checkout: that checkout's
-# engine Python (its .venv) and source folder. Absent in packages built elsewhere.
+# engine.dcf in the installed package, written by rpkg/tools/install.sh (the Makefile's install) after it installs
+# the package from a checkout: that checkout's engine Python (its .venv) and source folder. Absent elsewhere.
 build_record <- function() {
   file <- system.file("engine.dcf", package = "imagesasdata")
   if (!nzchar(file)) return(list())
@@ -227,24 +227,31 @@ raise_engine_error <- function(error, call = NULL) {
 #' Install or update the imagesasdata Python engine
 #'
 #' Creates (or updates) a Python virtualenv holding the engine and its dependencies, in one call, the way
-#' `keras::install_keras()` does. With no arguments it installs the engine this R package carries (built with it,
-#' same version) into the virtualenv `"r-imagesasdata"`, where [engine_python()] finds it after a restart of R.
+#' `keras::install_keras()` does. With no arguments it installs the engine this R package carries (its source,
+#' at the package's own version) with everything the package's functions use -- corrected estimates (the `stats`
+#' extra) and heatmaps, maps and selection (`inside`) -- into the virtualenv `"r-imagesasdata"`, where
+#' [engine_python()] finds it after a restart of R.
 #'
-#' Before anything is downloaded it says what pip will install and how much that is. PyTorch is the big part:
-#' the default build on Linux comes with NVIDIA's CUDA libraries (about 2.5 GB to download, 5.5 GB on disk); on a
-#' machine without an NVIDIA GPU, `torch_build = "cpu"` installs PyTorch's CPU-only build instead (about 200 MB,
-#' from PyTorch's own package index, https://download.pytorch.org/whl/cpu, which must then be reachable).
+#' Before anything is downloaded it says which PyTorch build it chose, what pip will install and how much that
+#' is. PyTorch is the big part. On a machine without an NVIDIA GPU (and on macOS) it installs PyTorch's CPU-only
+#' build (about 200 MB, from PyTorch's own package index, https://download.pytorch.org/whl/cpu); with a GPU, or
+#' with `torch_build = "cuda"`, the build of your package index (on Linux: with NVIDIA's CUDA libraries, about
+#' 2.5 GB to download and 5.5 GB on disk). When PyTorch's CPU index cannot be reached, the default choice says so
+#' and installs the build your package index offers instead.
 #'
 #' @param source The engine to install: a wheel or source archive of it, or a checkout of the imagesasdata
 #'   repository (the folder holding `pyproject.toml`). Default: the `IMAGESASDATA_SOURCE` environment variable,
-#'   else the wheel this package carries, else the checkout it was installed from by `make install`.
+#'   else the engine this package carries.
 #' @param envname Name of the virtualenv (found by name later) or a path to one.
 #' @param python The Python used to create the virtualenv (default: `python3` on the PATH).
 #' @param torch,torchvision pip requirements for PyTorch; the defaults are the versions the engine is tested
 #'   with. `NULL` leaves them to the engine's own (broader) requirements.
-#' @param torch_build `"default"` (the package index's build: with CUDA on Linux) or `"cpu"` (CPU only, much
-#'   smaller; from PyTorch's index).
-#' @param extras Optional engine extras, e.g. `"aws"` (Amazon Rekognition autotagger) or `"dedupe"`.
+#' @param torch_build `"auto"` (the default: CPU-only without an NVIDIA GPU, else CUDA), `"cpu"` (CPU-only, from
+#'   PyTorch's index; an error when that index cannot be reached) or `"cuda"` (your package index's build: with
+#'   CUDA on Linux). The environment variable `IMAGESASDATA_TORCH_BUILD` sets the default.
+#' @param extras Further engine extras beyond the default ones (`"stats"` and `"inside"`, always installed):
+#'   `"beyond"` (faces, text in images, the prescreen, video; also installs the face detector facenet-pytorch),
+#'   `"aws"` (Amazon Rekognition), `"dedupe"` (near-duplicate search), `"ray"` (labelling on a cluster).
 #' @param pip_options Further options for `pip install`, e.g. `"--index-url=..."`.
 #' @return The path of the virtualenv's Python, invisibly.
 #' @seealso [engine_available()], [engine_python()]
@@ -252,43 +259,108 @@ raise_engine_error <- function(error, call = NULL) {
 #' @examples
 #' \dontrun{
 #' install_engine()                              # the engine this package carries, with PyTorch
-#' install_engine(torch_build = "cpu")           # on a laptop without an NVIDIA GPU
+#' install_engine(extras = "beyond")             # add faces, OCR, the prescreen and video
+#' install_engine(torch_build = "cuda")          # insist on the CUDA build
 #' install_engine(source = "~/src/imagesasdata")  # a checkout elsewhere
 #' }
 install_engine <- function(source = NULL, envname = ENGINE_ENVNAME, python = NULL, torch = ENGINE_TORCH,
-                           torchvision = ENGINE_TORCHVISION, torch_build = c("default", "cpu"),
+                           torchvision = ENGINE_TORCHVISION,
+                           torch_build = Sys.getenv("IMAGESASDATA_TORCH_BUILD", "auto"),
                            extras = character(), pip_options = character()) {
   source <- engine_source(source)
   envname <- arg_string(envname, "envname")
-  torch_build <- arg_match(torch_build)
+  torch_build <- arg_string(torch_build, "torch_build")
+  if (!torch_build %in% TORCH_BUILDS) {
+    abort_argument(sprintf("`torch_build` must be one of %s, not \"%s\".",
+                           and_list(sprintf("\"%s\"", TORCH_BUILDS), "or"), torch_build))
+  }
   python <- if (is.null(python)) unname(Sys.which("python3")) else arg_string(python, "python")
   if (!nzchar(python)) abort_argument("no python3 on the PATH: install Python 3.9 or later, or pass `python =`")
-  extras <- as.character(extras)
-  requirement <- if (length(extras)) sprintf("%s[%s]", source, paste(extras, collapse = ",")) else source
-  if (torch_build == "cpu") {
-    pip_options <- c(pip_options, "--index-url=https://download.pytorch.org/whl/cpu",
-                     "--extra-index-url=https://pypi.org/simple")
-  } else if (!nzchar(Sys.which("nvidia-smi")) && !identical(Sys.info()[["sysname"]], "Darwin")) {
-    message("No NVIDIA GPU was found on this machine: install_engine(torch_build = \"cpu\") installs PyTorch's ",
-            "CPU-only build instead (about 200 MB rather than several GB).")
-  }
+  extras <- arg_extras(extras)
+  requirement <- sprintf("%s[%s]", engine_requirement(source), paste(unique(c(ENGINE_EXTRAS, extras)), collapse = ","))
+  torch_packages <- c(torch, torchvision)
+  torch_options <- if (length(torch_packages)) torch_index(torch_build) else character()
   if (!reticulate::virtualenv_exists(envname)) {
     message("Creating the virtualenv ", envname)
     with_own_libpython(python, reticulate::virtualenv_create(envname, python = python, packages = NULL))
   }
-  packages <- c(torch, torchvision, requirement)
   interpreter <- reticulate::virtualenv_python(envname)
-  plan <- with_own_libpython(interpreter, install_plan(interpreter, packages, c("--upgrade", pip_options)))
+  packages <- c(torch_packages, requirement)
+  plan <- with_own_libpython(interpreter, install_plan(interpreter, packages, c("--upgrade", pip_options, torch_options)))
   if (length(plan)) message(paste(plan, collapse = "\n"))
-  message("Installing ", paste(basename(packages), collapse = ", "))
-  with_own_libpython(interpreter, reticulate::virtualenv_install(envname, packages = packages, ignore_installed = FALSE,
-                                                                 pip_options = c("--upgrade", pip_options)))
+  # PyTorch first, from the index chosen above; then the engine from the user's own indexes (PyTorch is then
+  # already there at the pinned version, so pip keeps it).
+  if (length(torch_packages)) {
+    message("Installing ", paste(torch_packages, collapse = ", "))
+    with_own_libpython(interpreter, reticulate::virtualenv_install(
+      envname, packages = torch_packages, ignore_installed = FALSE, pip_options = c("--upgrade", pip_options, torch_options)))
+  }
+  message("Installing the imagesasdata engine ", engine_version(source), " with the extras ",
+          paste(unique(c(ENGINE_EXTRAS, extras)), collapse = ", "))
+  with_own_libpython(interpreter, reticulate::virtualenv_install(
+    envname, packages = c(torch_packages, requirement), ignore_installed = FALSE,
+    pip_options = c("--upgrade", pip_options)))
+  if ("beyond" %in% extras) {
+    # Its metadata pins old torch, numpy and Pillow; it runs on current ones, so without its dependencies.
+    with_own_libpython(interpreter, reticulate::virtualenv_install(
+      envname, packages = ENGINE_FACENET, ignore_installed = FALSE, pip_options = c("--no-deps", pip_options)))
+  }
   restart <- if (reticulate::py_available(initialize = FALSE)) "Restart R, then run" else "Next, run"
   setting <- if (identical(envname, ENGINE_ENVNAME)) "" else
     sprintf("Sys.setenv(IMAGESASDATA_PYTHON = \"%s\")   # this virtualenv is not the default one\n  ", interpreter)
   message("The imagesasdata engine is installed in ", interpreter, ".\n", restart, ":\n  ", setting,
           "library(imagesasdata); engine_available()")
   invisible(interpreter)
+}
+
+ENGINE_EXTRAS <- c("stats", "inside")
+ENGINE_OPTIONAL_EXTRAS <- c("beyond", "aws", "dedupe", "ray", "pandas")
+ENGINE_FACENET <- "facenet-pytorch==2.6.0"
+TORCH_BUILDS <- c("auto", "cpu", "cuda")
+TORCH_CPU_INDEX <- "https://download.pytorch.org/whl/cpu"
+
+arg_extras <- function(extras) {
+  extras <- as.character(extras %||% character())
+  unknown <- setdiff(extras, c(ENGINE_EXTRAS, ENGINE_OPTIONAL_EXTRAS))
+  if (length(unknown)) {
+    abort_argument(sprintf("`extras` must be among %s, not %s.",
+                           and_list(sprintf("\"%s\"", c(ENGINE_EXTRAS, ENGINE_OPTIONAL_EXTRAS))),
+                           and_list(sprintf("\"%s\"", unknown))), argument = "extras")
+  }
+  extras
+}
+
+# pip options that choose the PyTorch build, after saying which build and why (before anything is downloaded).
+torch_index <- function(build) {
+  mac <- identical(Sys.info()[["sysname"]], "Darwin")
+  gpu <- nzchar(Sys.which("nvidia-smi"))
+  if (identical(build, "cuda") || mac || (identical(build, "auto") && gpu)) {
+    why <- if (mac) "on macOS the package index's build is the one for this machine"
+      else if (identical(build, "cuda")) "torch_build = \"cuda\""
+      else "an NVIDIA GPU was found"
+    message("PyTorch: the build your package index offers (", why, "; on Linux it comes with CUDA, several GB).")
+    return(character())
+  }
+  reachable <- tryCatch({
+    curlGetHeaders(paste0(TORCH_CPU_INDEX, "/torch/"), timeout = 15)
+    TRUE
+  }, error = function(e) first_line(conditionMessage(e)))
+  if (isTRUE(reachable)) {
+    message("PyTorch: the CPU-only build (about 200 MB) from ", TORCH_CPU_INDEX,
+            if (identical(build, "auto")) " as no NVIDIA GPU was found; torch_build = \"cuda\" insists on CUDA" else "",
+            ".")
+    return(c(paste0("--index-url=", TORCH_CPU_INDEX), "--extra-index-url=https://pypi.org/simple"))
+  }
+  if (identical(build, "cpu")) {
+    abort_argument(c(sprintf("`torch_build = \"cpu\"` needs PyTorch's CPU index, %s, which cannot be reached: %s",
+                             TORCH_CPU_INDEX, reachable),
+                     i = "Use `torch_build = \"auto\"` to take the build your package index offers."),
+                   argument = "torch_build")
+  }
+  message("PyTorch: no NVIDIA GPU was found, but PyTorch's CPU-only index (", TORCH_CPU_INDEX, ") cannot be ",
+          "reached (", reachable, "), so pip takes the build your package index offers (on Linux usually with ",
+          "CUDA: several GB).")
+  character()
 }
 
 # What pip would install for `packages` into `python`'s environment and how much it is, as lines to show before
@@ -347,10 +419,6 @@ engine_source <- function(source) {
       source <- packaged_engine()
       from <- "the engine this package carries"
     }
-    if (!nzchar(source)) {
-      source <- build_record()$source %||% ""
-      from <- "the checkout this package was installed from"
-    }
   }
   source <- arg_string(source, "source")
   if (!nzchar(source)) {
@@ -369,11 +437,36 @@ engine_source <- function(source) {
   normalizePath(source)
 }
 
-# The engine wheel built into this package (inst/python), or "".
+# The engine's source this package carries (inst/engine: pyproject.toml, python/, data/, README.md, at the
+# package's own version; R CMD build copies them in), or "".
 packaged_engine <- function() {
-  folder <- system.file("python", package = "imagesasdata")
-  wheels <- if (nzchar(folder)) list.files(folder, pattern = "^imagesasdata-.*\\.whl$", full.names = TRUE) else character()
-  if (length(wheels)) wheels[[length(wheels)]] else ""
+  folder <- system.file("engine", package = "imagesasdata")
+  if (nzchar(folder) && file.exists(file.path(folder, "pyproject.toml"))) folder else ""
+}
+
+# What pip installs for `source`: an archive as it is; a folder copied first to a temporary one, since pip builds
+# in the source tree and an R library may be read-only (and must not collect build debris).
+engine_requirement <- function(source) {
+  if (!dir.exists(source)) return(source)
+  copy <- tempfile("imagesasdata-engine")
+  dir.create(copy)
+  for (item in c("pyproject.toml", "README.md", "python", "data")) {
+    file.copy(file.path(source, item), copy, recursive = TRUE)
+  }
+  unlink(list.files(copy, pattern = "^(__pycache__|.*\\.egg-info)$", recursive = TRUE, include.dirs = TRUE,
+                    full.names = TRUE, all.files = TRUE), recursive = TRUE)
+  copy
+}
+
+# "0.1.0" from a source folder's pyproject.toml or an archive's name; "" when neither says.
+engine_version <- function(source) {
+  if (dir.exists(source)) {
+    lines <- readLines(file.path(source, "pyproject.toml"), warn = FALSE)
+    version <- sub('^version\\s*=\\s*"([^"]*)".*$', "\\1", grep('^version\\s*=', lines, value = TRUE))
+    return(if (length(version)) version[[1]] else "")
+  }
+  found <- regmatches(basename(source), regexpr("[0-9]+\\.[0-9]+[^-]*", basename(source)))
+  if (length(found)) found else ""
 }
 
 # reticulate::py_to_r() starts Python (reticulate's default one) before it evaluates its argument. When that
