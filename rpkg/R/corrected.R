@@ -61,14 +61,13 @@ corrected_glm <- function(formula, data, gold, predicted, family = c("gaussian",
   text <- engine_formula(paste(deparse(formula, width.cutoff = 500L), collapse = " "))
   predicted <- vapply(arg_strings_vector(predicted, "predicted"), engine_column_name, character(1), USE.NAMES = FALSE)
   fit <- engine_call(
-    engine()$corrected_glm, text, engine_table(engine_prediction_names(data)), arg_gold(gold, "gold"),
+    engine()$corrected_glm, text, engine_table(data, kind = "predictions"), arg_gold(gold, "gold"),
     predicted = as.list(predicted), family = family, method = method,
     lam = arg_share(lambda, "lambda", null = TRUE), confidence = arg_share(conf_level, "conf_level", open = TRUE),
     id = arg_string(id, "id")
   )
   field <- function(name) py_value(reticulate::py_get_attr(fit, name))
-  coefficients <- as_tibble_engine(reticulate::py_get_attr(fit, "coefficients"))
-  coefficients <- broom_shape(coefficients)
+  coefficients <- broom_shape(as_tibble_engine(reticulate::py_get_attr(fit, "coefficients"), kind = "coefficients"))
   coefficients$term <- r_term_names(coefficients$term, formula)
   structure(list(
     coefficients = coefficients, formula = formula, family = family,
@@ -79,13 +78,14 @@ corrected_glm <- function(formula, data, gold, predicted, family = c("gaussian",
   ), class = "corrected_glm")
 }
 
-# The engine's estimates in broom's names; patsy's term names in R's ("protest[T.True]" -> "protestTRUE").
+# The engine's estimates (in broom's names, from the engine's schema); patsy's term names in R's
+# ("protest[T.True]" -> "protestTRUE").
 broom_shape <- function(table) {
   term <- gsub("\\[T\\.False\\]", "FALSE", gsub("\\[T\\.True\\]", "TRUE", table$term))
-  tibble::tibble(term = gsub("\\[T\\.([^]]*)\\]", "\\1", term), estimate = table$estimate,
-                 std.error = table$std_error, statistic = table$statistic, p.value = table$p_value,
-                 conf.low = table$conf_low, conf.high = table$conf_high,
-                 method = factor(table$method, levels = c("naive", "gold_only", "corrected")), lambda = table$lambda)
+  table$term <- gsub("\\[T\\.([^]]*)\\]", "\\1", term)
+  table$method <- factor(table$method, levels = c("naive", "gold_only", "corrected"))
+  tibble::as_tibble(table[c("term", "estimate", "std.error", "statistic", "p.value", "conf.low", "conf.high",
+                            "method", "lambda")])
 }
 
 # A formula's R prediction names in the engine's: .pred_class -> predicted, .pred_<class> -> prob_<class>.
@@ -261,18 +261,24 @@ autoplot.corrected_glm <- function(object, terms = NULL, truth = NULL, ...) {
 #' @export
 corrected_prevalence <- function(data, gold, classes = NULL, by = NULL, use = c("class", "probability"),
                                  method = c("auto", "ppi", "dsl"), lambda = NULL, conf_level = 0.95, id = "image_id") {
+  by <- column_arg(substitute(by), parent.frame(), data, "by")
   use <- arg_match(use)
   method <- arg_match(method)
   if (!is.data.frame(data)) abort_argument(sprintf("`data` must be a data frame (the corpus), not %s", describe_value(data)))
   result <- engine_call(
-    engine()$corrected_prevalence, engine_table(engine_prediction_names(data)), arg_gold(gold, "gold"),
+    engine()$corrected_prevalence, engine_table(data, kind = "predictions"), arg_gold(gold, "gold"),
     classes = if (is.null(classes)) NULL else as.list(as.character(classes)), by = arg_string(by, "by", null = TRUE),
     use = use, method = method, lam = arg_share(lambda, "lambda", null = TRUE),
     confidence = arg_share(conf_level, "conf_level", open = TRUE), id = arg_string(id, "id")
   )
-  table <- as_tibble_engine(result)
-  names(table) <- sub("^std_error$", "std.error", sub("^conf_(low|high)$", "conf.\\1", names(table)))
+  table <- as_tibble_engine(result, kind = "prevalence")
   table$method <- factor(table$method, levels = c("naive", "gold_only", "corrected"))
+  # the fit's classes and positive class, carried by the gold sample (or the corpus) from the fit
+  design <- if (is.data.frame(gold)) attr(gold, "gold_design", exact = TRUE) else NULL
+  levels <- if (is.character(design) && length(design) == 1) gold_classes(design) else character()
+  if (length(levels)) table$class <- factor(table$class, levels = union(levels, unique(as.character(table$class))))
+  attr(table, "positive_class") <- (if (is.data.frame(gold)) attr(gold, "positive_class", exact = TRUE)) %||%
+    positive_of_labels(data)
   attr(table, "by") <- by
   class(table) <- c("corrected_prevalence", class(table))
   table
@@ -280,23 +286,26 @@ corrected_prevalence <- function(data, gold, classes = NULL, by = NULL, use = c(
 
 #' @rdname corrected_prevalence
 #' @param object A `corrected_prevalence`.
-#' @param level Which class to show (default: the second class, the positive one in a binary task).
+#' @param level Which class to show (default: the fit's positive class, carried by the gold sample; else the
+#'   second class).
 #' @param ... Must be empty.
 #' @method autoplot corrected_prevalence
 #' @export
 autoplot.corrected_prevalence <- function(object, level = NULL, ...) {
   check_dots(...)
-  classes <- unique(object$class)
-  level <- level %||% classes[[min(2L, length(classes))]]
+  classes <- if (is.factor(object$class)) levels(object$class) else unique(object$class)
+  level <- level %||% attr(object, "positive_class", exact = TRUE) %||% classes[[min(2L, length(classes))]]
   table <- as.data.frame(object)
-  table <- table[table$class == level, ]
+  table <- table[as.character(table$class) == level, ]
   by <- attr(object, "by")
   table$group <- if (is.null(by)) "corpus" else as.character(table[[by]])
   ggplot2::ggplot(table, ggplot2::aes(x = .data$group, y = .data$estimate, colour = .data$method)) +
     ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                              position = ggplot2::position_dodge(width = 0.5), na.rm = TRUE) +
-    ggplot2::scale_colour_manual(values = c(naive = "#d95f02", gold_only = "#7570b3", corrected = "#1b9e77")) +
-    ggplot2::labs(x = by, y = sprintf("share of %s", level), colour = NULL,
+    ggplot2::scale_colour_manual(values = c(naive = "#d95f02", gold_only = "#7570b3", corrected = "#1b9e77"),
+                                 labels = c(naive = "naive (predictions as if true)", gold_only = "gold sample only",
+                                            corrected = "corrected")) +
+    ggplot2::labs(x = by %||% "", y = sprintf("share of %s", level), colour = NULL,
                   title = sprintf("Prevalence of %s", level)) +
     ggplot2::theme_minimal() +
     ggplot2::theme(legend.position = "bottom")

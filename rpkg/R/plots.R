@@ -163,7 +163,7 @@ plot_confusion <- function(confusion, normalize = "none") {
     ggplot2::scale_fill_gradient(low = "grey95", high = "steelblue", breaks = whole,
                                  labels = function(x) format(as.integer(round(x))), name = "images")
   }
-  ggplot2::ggplot(confusion, ggplot2::aes(x = .data$predicted, y = .data$truth, fill = .data[[fill]])) +
+  ggplot2::ggplot(confusion, ggplot2::aes(x = .data$.pred_class, y = .data$truth, fill = .data[[fill]])) +
     ggplot2::geom_tile(colour = "white") +
     ggplot2::geom_text(ggplot2::aes(label = .data$text), size = 3.2) +
     ggplot2::scale_y_discrete(limits = rev) +

@@ -79,6 +79,7 @@ predict.cnn_fit <- function(object, new_data, type = c("class", "prob"), ..., ba
   warn_unreadable(predictions)
   warn_one_class(predictions$.pred_class)
   if (type == "class") predictions <- predictions[c("image_id", "path", ".pred_class", "error")]
+  attr(predictions, "positive_class") <- object$positive_class   # travels into gold samples drawn from them
   predictions
 }
 
@@ -108,32 +109,10 @@ bind_predictions <- function(base, predictions, classes) {
   tibble::as_tibble(c(as.list(base), as.list(predictions[columns])))
 }
 
-# The one mapping between the engine's prediction columns and R's (parsnip's): predicted -> .pred_class,
-# prob_<class> -> .pred_<class>. `classes` limits the probability columns renamed (NULL: every prob_ column).
-r_prediction_names <- function(table, classes = NULL) {
-  names <- names(table)
-  names[names == "predicted"] <- ".pred_class"
-  probability <- if (is.null(classes)) startsWith(names, "prob_") else names %in% paste0("prob_", classes)
-  names[probability] <- paste0(".pred_", substring(names[probability], 6))
-  names(table) <- names
-  table
-}
-
-# The reverse, for a data frame of R's predictions sent back to the engine (a gold sample, a corpus).
-engine_prediction_names <- function(data) {
-  if (!is.data.frame(data)) return(data)
-  names <- names(data)
-  probability <- startsWith(names, ".pred_") & names != ".pred_class"
-  names[probability] <- paste0("prob_", substring(names[probability], 7))
-  names[names == ".pred_class"] <- "predicted"
-  restored <- data
-  names(restored) <- names
-  if (anyDuplicated(names)) return(data)   # both spellings present: leave the user's table as it is
-  restored
-}
-
+# The engine's predictions as a tibble: parsnip's names (.pred_class, .pred_<class>) come from the engine's schema
+# (as_tibble_engine(kind = "predictions")); class columns are factors in the fit's class order.
 prediction_tibble <- function(result, classes, factors = "predicted") {
-  r_prediction_names(as_tibble_engine(result, factors = factors, levels = classes), classes)
+  as_tibble_engine(result, factors = factors, levels = classes, kind = "predictions")
 }
 
 # Warnings on predictions ---------------------------------------------------------------------------------------
@@ -210,8 +189,8 @@ cnn_evaluate <- function(object, data, label = NULL, path = NULL, positive_class
   warn_one_class(predictions$.pred_class)
   structure(list(
     classes = object$classes,
-    metrics = metric_tibble(as_tibble_engine(evaluation$metrics)),
-    confusion = as_tibble_engine(evaluation$confusion, factors = labels, levels = object$classes),
+    metrics = metric_tibble(as_tibble_engine(evaluation$metrics, kind = "metrics")),
+    confusion = as_tibble_engine(evaluation$confusion, factors = labels, levels = object$classes, kind = "confusion"),
     predictions = predictions
   ), class = "cnn_evaluation")
 }

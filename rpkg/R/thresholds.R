@@ -43,7 +43,7 @@ choose_threshold <- function(fit, recall = NULL, precision = NULL, split = "val"
   field <- function(name) py_value(reticulate::py_get_attr(choice, name))
   structure(list(
     threshold = field("threshold"), target = field("target"), achieved = isTRUE(field("achieved")),
-    metrics = metric_tibble(as_tibble_engine(reticulate::py_get_attr(choice, "metrics")), split = FALSE),
+    metrics = metric_tibble(as_tibble_engine(reticulate::py_get_attr(choice, "metrics"), kind = "metrics"), split = FALSE),
     curves = as_tibble_engine(reticulate::py_get_attr(choice, "curves")), split = field("split"),
     calibrated = isTRUE(field("calibrated")), images = as.integer(field("images"))
   ), class = "cnn_threshold")
@@ -54,7 +54,7 @@ print.cnn_threshold <- function(x, ...) {
   cat(sprintf("<cnn_threshold> %.4g for %s on %d %s images%s%s\n", x$threshold, x$target, x$images, x$split,
               if (x$achieved) "" else " (not reached: the closest)", if (x$calibrated) " (calibrated)" else ""))
   rows <- x$metrics[x$metrics$.estimator == "binary", ]
-  cat(sprintf("  %s\n", paste(sprintf("%s %.3f%s", rows$.metric, rows$.estimate, format_interval(rows$.lower, rows$.upper)),
+  cat(sprintf("  %s\n", paste(sprintf("%s %.3f%s", rows$.metric, rows$.estimate, format_interval(rows$conf.low, rows$conf.high)),
                               collapse = ", ")))
   cat("  chosen on these images, so they flatter it: check it on a test split or a gold sample\n")
   invisible(x)

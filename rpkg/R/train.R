@@ -180,7 +180,7 @@ new_cnn_fit <- function(run) {
     history = tables$history, metrics = if (is.null(tables$metrics)) NULL else metric_tibble(tables$metrics),
     calibration = if (is.null(tables$calibration)) NULL else metric_tibble(tables$calibration),
     confusion = tables$confusion,
-    predictions = if (is.null(tables$predictions)) NULL else r_prediction_names(tables$predictions, classes),
+    predictions = tables$predictions,
     splits = tables$splits, skipped = tables$skipped
   )
   fit$cache <- new.env(parent = emptyenv())
@@ -317,7 +317,7 @@ glance.cnn_fit <- function(x, ...) {
          positive_class = x$positive_class %||% NA_character_, n_train = size("train"), n_val = size("val"),
          n_test = size("test"), epochs_run = as.integer(d$epochs_run %||% NA_integer_),
          best_epoch = as.integer(d$best_epoch %||% NA_integer_),
-         select_on = yardstick_names(d$hyperparameters$select_on %||% "accuracy")),
+         select_on = r_metric_name(d$hyperparameters$select_on %||% "accuracy")),
     metrics,
     list(status = d$status %||% NA_character_, path = x$path)
   ))

@@ -145,7 +145,7 @@ trial_resources <- function(cpus_per_trial, gpus_per_trial) {
 load_grid <- function(path) {
   path <- path.expand(arg_string(path, "path"))
   grid <- engine_call(engine()$load_grid, path)
-  new_cnn_grid(grid, yardstick_names(as.character(py_value(grid$select_on))))
+  new_cnn_grid(grid, as.character(py_value(grid$select_on)))
 }
 
 # A cnn_grid holds the grid directory's path and its tables; the engine's Grid is kept in an environment and
@@ -154,13 +154,13 @@ new_cnn_grid <- function(grid, select_on) {
   test <- grid$test_metrics
   grid_object <- structure(list(
     path = as.character(reticulate::py_str(grid$path)),
-    results = yardstick_columns(as_tibble_engine(grid$results)),
+    results = as_tibble_engine(grid$results, kind = "grid"),
     history = as_tibble_engine(grid$history),
     best_config = as.character(py_value(grid$best_config)),
     parameters = as.character(unlist(py_value(grid$parameters))),
-    select_on = yardstick_names(select_on),
+    select_on = r_metric_name(select_on),
     test_metrics = if (inherits(test, "python.builtin.NoneType")) NULL
-                   else metric_tibble(as_tibble_engine(test))
+                   else metric_tibble(as_tibble_engine(test, kind = "metrics"))
   ), class = "cnn_grid")
   grid_object$cache <- new.env(parent = emptyenv())
   grid_object$cache$grid <- grid
@@ -190,7 +190,7 @@ print.cnn_grid <- function(x, ...) {
     metrics <- x$test_metrics
     rows <- metrics[metrics$.estimator %in% c("binary", "multiclass", "macro"), ]
     labels <- ifelse(rows$.estimator == "macro", paste(rows$.metric, "(macro)"), rows$.metric)
-    cat(sprintf("  test %s\n", paste(sprintf("%s %.3f%s", labels, rows$.estimate, format_interval(rows$.lower, rows$.upper)),
+    cat(sprintf("  test %s\n", paste(sprintf("%s %.3f%s", labels, rows$.estimate, format_interval(rows$conf.low, rows$conf.high)),
                                      collapse = ", ")))
   }
   unfinished <- sum(x$results$status != "complete", na.rm = TRUE)
@@ -248,7 +248,7 @@ grid_summary <- function(grids, task = "task") {
     abort_argument("`grids` must be the result of tune_tasks_cnn(), a named list of cnn_grid objects, or one cnn_grid")
   }
   engine_grids <- lapply(grids, grid_of)
-  yardstick_columns(as_tibble_engine(engine_call(engine()$grid_summary, reticulate::r_to_py(engine_grids))))
+  as_tibble_engine(engine_call(engine()$grid_summary, reticulate::r_to_py(engine_grids)), kind = "grid")
 }
 
 #' @rdname grid_summary

@@ -60,7 +60,7 @@ label_video <- function(model, videos, out, every = 1, scene_threshold = NULL, m
 #' @export
 video_summary <- function(labels, min_confidence = 0) {
   if (!is.data.frame(labels)) abort_argument("`labels` must be the result of label_video()")
-  as_tibble_engine(engine_call(engine()$video_summary, engine_table(atomic_columns(engine_prediction_names(labels))),
+  as_tibble_engine(engine_call(engine()$video_summary, engine_table(atomic_columns(labels), kind = "predictions"),
                                min_confidence = arg_number(min_confidence, "min_confidence")))
 }
 

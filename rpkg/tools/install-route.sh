@@ -8,11 +8,11 @@
 #   rpkg/tools/install-route.sh PYTHON SOURCE BUILD_DIR
 # (PYTHON and SOURCE are not used: the route needs nothing of the checkout but rpkg/ and what it links to.)
 set -euo pipefail
-build=$3
+mkdir -p "$3"; build=$(cd "$3" && pwd)
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/imagesasdata-route.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lib" "$work/virtualenvs" "$work/build" "$build"
+mkdir -p "$work/lib" "$work/virtualenvs" "$work/build"
 clean=(env -u IMAGESASDATA_PYTHON -u RETICULATE_PYTHON -u IMAGESASDATA_SOURCE -u PYTHONPATH -u VIRTUAL_ENV
        -u IMAGESASDATA_VIGNETTE_QUICK R_LIBS="$work/lib" RETICULATE_VIRTUALENV_ROOT="$work/virtualenvs"
        WORKON_HOME="$work/virtualenvs")
@@ -20,7 +20,8 @@ echo "install route: R CMD build rpkg"
 (cd "$work/build" && "${clean[@]}" R CMD build --no-manual "$here" >"$build/route-build.log" 2>&1) \
   || { cat "$build/route-build.log"; exit 1; }
 tarball=$(ls "$work"/build/imagesasdata_*.tar.gz)
-tar tzf "$tarball" | grep -q '^imagesasdata/inst/engine/python/imagesasdata/__init__.py$' \
+tar tzf "$tarball" > "$work/contents.txt"
+grep -q '^imagesasdata/inst/engine/python/imagesasdata/__init__.py$' "$work/contents.txt" \
   || { echo "the tarball carries no engine source"; exit 1; }
 R CMD INSTALL --no-multiarch -l "$work/lib" "$tarball" >"$build/route-install.log" 2>&1 \
   || { cat "$build/route-install.log"; exit 1; }

@@ -145,7 +145,7 @@ def _allocate(size: int, capacity: dict, allocation, minimum: int) -> dict:
 
 
 def draw_gold_sample(labels, size: int | None, *, strata=None, allocation="proportional", seed: int = 0,
-                     previous=None, min_per_stratum: int = 2) -> pa.Table:
+                     previous=None, min_per_stratum: int = 2, positive_class=None) -> pa.Table:
     """Draw images from a labelled corpus for people to code; seeded, with each image's inclusion probability.
 
     labels: the labelled corpus — a Labelling or labelling directory (label_corpus()), or a predict() table or file.
@@ -157,11 +157,14 @@ def draw_gold_sample(labels, size: int | None, *, strata=None, allocation="propo
       dict {stratum: number}; every stratum gets at least min_per_stratum images (2: a stratum's variance needs two).
     previous: an earlier sample (its table, or the folder write_coding_sheet() wrote) to top up: more images are
       drawn within the same strata from those not drawn yet; the earlier ones are kept as they are.
+    positive_class: of two classes, the one whose precision, recall and F1 gold_metrics() reports; recorded with the
+      design (default: the labelling's, i.e. the fit's, when `labels` is a labelling; else the engine's rule).
     Returns the whole sample (every wave): image_id, path, wave, draw (order within the wave, random), stratum,
     stratum_size, stratum_sample_size, inclusion_probability, weight (1 / inclusion_probability), then the
     corpus's prediction columns (predicted, prob_<class>…) and any others it has.
     """
     corpus, classes = corpus_table(labels)
+    positive_class = _positive_class(labels, classes, positive_class)
     usable = _usable_rows(corpus)
     if not len(usable):
         raise ImagesAsDataError("the labelled corpus has no readable, labelled images to draw from")
@@ -229,7 +232,24 @@ def draw_gold_sample(labels, size: int | None, *, strata=None, allocation="propo
     metadata = {"strata": strata, "allocation": allocation if not isinstance(allocation, dict) else
                 {str(k): int(v) for k, v in allocation.items()}, "seed": int(seed), "classes": classes,
                 "corpus_images": int(corpus.num_rows)}
+    if positive_class is None and design:
+        positive_class = design.get("positive_class")
+    if positive_class is not None:
+        metadata["positive_class"] = positive_class
     return sample.replace_schema_metadata({b"imagesasdata.gold": _json(metadata)})
+
+
+def _positive_class(labels, classes, given):
+    """The positive class to record with a sample: as given (checked against the classes), else the labelling's."""
+    if given is not None:
+        if classes and str(given) not in [str(c) for c in classes]:
+            raise ImagesAsDataError(f"positive_class {given!r} is not one of the classes {list(classes)}."
+                                    f"{did_you_mean(str(given), classes)}")
+        return str(given)
+    folder = getattr(labels, "path", labels)
+    if isinstance(folder, (str, os.PathLike)) and (Path(folder) / LABELLING_FILE).exists():
+        return read_json(Path(folder) / LABELLING_FILE).get("positive_class")
+    return None
 
 
 def _json(value) -> bytes:
@@ -557,6 +577,8 @@ def gold_metrics(gold, *, classes=None, positive_class=None, confidence: float =
     strange = sorted({v for v in truth + predicted if v not in classes}, key=str)
     if strange:
         raise ImagesAsDataError(f"labels {listing(map(repr, strange))} are not among the classes ({', '.join(classes)})")
+    if positive_class is None and design.get("positive_class") in classes:
+        positive_class = design["positive_class"]   # the fit's, recorded when the sample was drawn
     positive = choose_positive_class(classes, positive_class) if len(classes) == 2 else None
     probabilities = inclusion_probabilities(gold)
     weights = 1 / probabilities

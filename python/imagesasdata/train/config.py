@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from ..errors import ImagesAsDataError, did_you_mean
+from ..schema import selection_score  # noqa: F401  (the one selection rule lives in schema, shared with R)
 from ..data.transforms import MIN_IMAGE_SIZE, NORMALIZE_CHOICES, RESIZE_MODES
 
 # Named recipes: defaults for the options they name, which options given explicitly override.
@@ -69,15 +70,6 @@ OPTION_HELP = {
     "num_workers": "threads decoding images (default: up to 8, one per CPU core)",
     "progress": "show progress bars",
 }
-
-
-def selection_score(select_on: str, accuracy: float, f1: float, loss: float) -> tuple:
-    """The one rule that picks the kept epoch of a run and the best configuration of a grid: higher is better.
-    The book's measure is validation accuracy (or f1, or loss); ties go to the lower validation loss, and among
-    equals the callers keep the first (the earlier epoch, the earlier configuration)."""
-    if select_on == "loss":
-        return (-loss,)
-    return (accuracy if select_on == "accuracy" else f1, -loss)
 
 
 def whole_number(name: str, value) -> int:
