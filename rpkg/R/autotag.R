@@ -210,6 +210,8 @@ autoplot.tag_comparison <- function(object, normalize = c("none", "row"), title 
 #' Tidy, glance at and augment a tag comparison
 #'
 #' @param x A `tag_comparison` from [compare_tags()].
+#' @param conf.int,conf.level As in broom: `conf.int = FALSE` leaves out the interval; another `conf.level`
+#'   recomputes it (by the engine).
 #' @param ... Must be empty.
 #' @return `tidy()`: the metrics (yardstick's shape: `.metric`, `.estimator`, `.estimate`, `class`, `n`, `conf.low`,
 #'   `conf.high`, `interval`). `glance()`: one row: `positive_tags`, `manual_positive`, `min_confidence`, `images`
@@ -217,9 +219,11 @@ autoplot.tag_comparison <- function(object, normalize = c("none", "row"), title 
 #'   (`image_id`, `manual_label`, `truth`, `.pred_class`, `matched_tags`, `max_confidence`, `cell`).
 #' @name tag_comparison_tidiers
 #' @export
-tidy.tag_comparison <- function(x, ...) {
+tidy.tag_comparison <- function(x, conf.int = TRUE, conf.level = 0.95, ...) {
   check_dots(...)
-  x$metrics
+  tidy_interval(x$metrics, conf.int, conf.level, 0.95, function(level) {
+    metrics_at_level(x$metrics, x$per_image, c("negative", "positive"), "positive", level, truth = "truth")
+  })
 }
 
 #' @rdname tag_comparison_tidiers

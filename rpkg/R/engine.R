@@ -211,12 +211,22 @@ engine_call_printed <- function(fun, args, call = user_env()) {
 }
 
 raise_engine_error <- function(error, call = NULL) {
+  fields <- error$fields %||% list()
+  if (isTRUE(error$engine) && !is.null(fields$extra)) {
+    # an optional package of the engine is missing: the R way to install it, from the error's fields
+    rlang::abort(c(sprintf("This needs the engine's \"%s\" extra%s, which is not installed.", fields$extra,
+                           if (is.null(fields$option)) "" else sprintf(" (the Python package %s)", fields$option)),
+                   i = sprintf("Run `imagesasdata::install_engine(extras = \"%s\")`, then restart R.", fields$extra)),
+                 class = c("imagesasdata_missing_extra", "imagesasdata_error"), call = call, python_type = error$type,
+                 engine_message = error$message, extra = fields$extra, fields = fields)
+  }
   if (isTRUE(error$engine)) {
     translated <- r_vocabulary(error$message)
+    if (!is.null(fields$option)) translated$argument <- fields$option
     rlang::abort(c(translated$headline, stats::setNames(translated$bullets, rep("i", length(translated$bullets)))),
                  class = c(if (!is.null(translated$argument)) "imagesasdata_argument_error", "imagesasdata_error"),
                  call = call, python_type = error$type,
-                 engine_message = error$message, argument = translated$argument)
+                 engine_message = error$message, argument = translated$argument, fields = fields)
   }
   rlang::abort(c(sprintf("The imagesasdata engine failed with Python %s: %s", error$type, first_line(error$message)),
                  i = "The Python traceback is in this condition's `traceback` field; please report it."),
@@ -344,7 +354,7 @@ torch_index <- function(build) {
   reachable <- tryCatch({
     curlGetHeaders(paste0(TORCH_CPU_INDEX, "/torch/"), timeout = 15)
     TRUE
-  }, error = function(e) first_line(conditionMessage(e)))
+  }, error = function(e) trimws(gsub("\\s+", " ", conditionMessage(e))))
   if (isTRUE(reachable)) {
     message("PyTorch: the CPU-only build (about 200 MB) from ", TORCH_CPU_INDEX,
             if (identical(build, "auto")) " as no NVIDIA GPU was found; torch_build = \"cuda\" insists on CUDA" else "",

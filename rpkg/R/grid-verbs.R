@@ -108,6 +108,8 @@ select_best.cnn_grid <- function(x, metric = NULL, ...) {
 #' Tidy and glance at a grid
 #'
 #' @param x A `cnn_grid`.
+#' @param conf.int,conf.level As in broom: `conf.int = FALSE` leaves out `conf.low` and `conf.high`; a grid holds
+#'   95% intervals only (another `conf.level` is an error that says how to get it from the chosen fit).
 #' @param ... Must be empty.
 #' @return `tidy()`: one row per configuration and validation metric, as tune's `collect_metrics()`: `.config`, the
 #'   grid's options, `.metric` (`accuracy`, `precision`, `recall`, `f_meas`, `mn_log_loss`), `.estimator`,
@@ -117,8 +119,13 @@ select_best.cnn_grid <- function(x, metric = NULL, ...) {
 #'   `path`.
 #' @name cnn_grid_tidiers
 #' @export
-tidy.cnn_grid <- function(x, ...) {
+tidy.cnn_grid <- function(x, conf.int = TRUE, conf.level = 0.95, ...) {
   check_dots(...)
+  if (!isTRUE(all.equal(arg_share(conf.level, "conf.level", open = TRUE), 0.95))) {
+    abort_argument(c("A grid holds its intervals at the 95% level only: `conf.level` must be 0.95.",
+                     i = "For another level, tidy the chosen fit: `tidy(best_cnn(grid), conf.level = ...)`."),
+                   argument = "conf.level")
+  }
   results <- x$results
   rows <- lapply(GRID_METRICS, function(metric) {
     column <- function(suffix) {
@@ -131,7 +138,9 @@ tidy.cnn_grid <- function(x, ...) {
                              best_epoch = results$best_epoch, status = results$status)))
   })
   out <- do.call(rbind, rows)
-  out[order(match(out$.config, results$config_id)), ]
+  out <- out[order(match(out$.config, results$config_id)), ]
+  if (!arg_flag(conf.int, "conf.int")) out <- out[setdiff(names(out), c("conf.low", "conf.high"))]
+  out
 }
 
 #' @rdname cnn_grid_tidiers

@@ -11,7 +11,8 @@
 #' @param split Keep only these splits (e.g. `"val"`, `"test"`); `NULL` keeps all.
 #' @param calibration For a fit: also the expected calibration error (`ece`) and Brier score (`brier`) before
 #'   (`.estimator` `uncalibrated`) and after (`temperature`) temperature scaling (see [cnn_calibration()]).
-#' @return A tibble: `.metric` (`accuracy`, `precision`, `recall`, `f_meas`), `.estimator` (binary, multiclass, macro, micro,
+#' @return A tibble: `.metric` (`accuracy`, `precision`, `recall`, `f_meas`; in a binary task also `roc_auc`, the
+#'   area under the ROC curve, without an interval), `.estimator` (binary, multiclass, macro, micro,
 #'   macro_weighted, per_class), `.estimate`, `split`, `class` (the positive class, or the class of a per_class
 #'   row; `NA` otherwise), `n` (the images the estimate rests on), and its 95% interval: `conf.low`, `conf.high` (broom's names, used for
 #'   every interval in the package) and
@@ -31,6 +32,11 @@ cnn_metrics <- function(x, split = NULL, calibration = FALSE) {
       abort_argument("this fit has no calibration table: it was trained before calibration existed; train it again")
     }
     metrics <- rbind(metrics, x$calibration)
+  }
+  if (inherits(x, "cnn_fit") && length(x$classes) == 2 && nrow(metrics)) {
+    # the area under the ROC curve of each split, from the run's predictions (the engine computes it)
+    auc <- engine_call(bridge()$roc_auc_rows, run_of(x), as.list(unique(metrics$split)))
+    metrics <- rbind(metrics, metric_tibble(as_tibble_engine(auc, kind = "metrics")))
   }
   keep_splits(metrics, split)
 }
@@ -129,4 +135,25 @@ keep_splits <- function(table, split) {
                            paste(dQuote(unique(table$split), FALSE), collapse = ", ")))
   }
   table[table$split %in% split, ]
+}
+
+# broom's conf.int and conf.level for a table holding conf.low and conf.high at level `have`: conf.int = FALSE drops
+# the interval; another level recomputes it through `recompute(level)` (the engine; Wald for regressions).
+tidy_interval <- function(table, conf.int, conf.level, have, recompute) {
+  conf.int <- arg_flag(conf.int, "conf.int")
+  conf.level <- arg_share(conf.level, "conf.level", open = TRUE)
+  if (!conf.int) return(table[setdiff(names(table), c("conf.low", "conf.high", "interval"))])
+  if (isTRUE(all.equal(conf.level, have))) return(table)
+  recompute(conf.level)
+}
+
+# A metrics table of `predictions` (R's names: label or truth, .pred_class) at another level, in `metrics`'s splits.
+metrics_at_level <- function(metrics, predictions, classes, positive, level, truth = "label") {
+  splits <- if ("split" %in% names(metrics)) unique(metrics$split) else NULL
+  result <- engine_call(bridge()$metrics_at, engine_table(predictions[c(truth, ".pred_class",
+                                                                        if (!is.null(splits)) "split")],
+                                                          kind = "predictions"),
+                        as.list(classes), positive, level, splits = if (is.null(splits)) NULL else as.list(splits),
+                        truth = truth)
+  metric_tibble(as_tibble_engine(result, kind = "metrics"), split = !is.null(splits))
 }

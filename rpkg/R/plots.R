@@ -79,6 +79,20 @@ autoplot.cnn_evaluation <- function(object, type = c("confusion", "misclassified
   with_titles(plot, title, subtitle)
 }
 
+# Text wrapped to fit a plot at the default device size (7 in wide at ggplot2's 11 pt base: about 85 characters).
+wrap_text <- function(text, width = 85L) {
+  if (is.null(text) || !length(text)) return(NULL)
+  paste(strwrap(paste(text, collapse = " "), width = width), collapse = "\n")
+}
+
+# A short id for a gallery caption: never an absolute path (the folder and the file's name instead).
+short_id <- function(id) {
+  id <- as.character(id)
+  long <- !is.na(id) & (startsWith(id, "/") | grepl("^[A-Za-z]:[/\\\\]", id) | nchar(id) > 24)
+  id[long] <- file.path(basename(dirname(id[long])), basename(id[long]))
+  id
+}
+
 # A title given by the user (text, or NULL for none) replaces the plot's own; waiver() keeps it.
 with_titles <- function(plot, title, subtitle) {
   if (!inherits(title, "waiver")) plot <- plot + ggplot2::labs(title = title)
@@ -121,7 +135,7 @@ plot_curves <- function(fit, accuracy_limits = c(0, 1)) {
     ggplot2::facet_wrap(ggplot2::vars(.data$measure), ncol = 1, scales = "free_y") +
     ggplot2::scale_x_continuous(breaks = function(limits) unique(round(pretty(limits)))) +
     ggplot2::labs(x = "epoch", y = NULL, colour = NULL, title = "Training curves",
-                  subtitle = if (length(notes)) paste(notes, collapse = "; ") else NULL) +
+                  subtitle = if (length(notes)) wrap_text(paste(notes, collapse = "; ")) else NULL) +
     ggplot2::theme_minimal() +
     ggplot2::theme(legend.position = "bottom")
   if (!is.null(accuracy_limits)) {
@@ -179,7 +193,8 @@ plot_confusion <- function(confusion, normalize = "none") {
 plot_misclassified <- function(wrong, n, ...) {
   if (!nrow(wrong)) return(empty_plot("No misclassified images"))
   wrong <- utils::head(wrong, n)
-  wrong$caption <- sprintf("%s\ntrue: %s\npredicted: %s (%.2f)", wrong$image_id, wrong$label, wrong$.pred_class,
+  wrong$caption <- sprintf("%s\n%spredicted: %s (%.2f)", short_id(wrong$image_id),
+                           ifelse(is.na(wrong$label), "", sprintf("true: %s\n", wrong$label)), wrong$.pred_class,
                            wrong$probability)
   image_gallery(wrong, caption = "caption", n = n, ...) +
     ggplot2::labs(title = "Misclassified images", subtitle = "most confident mistakes first")
@@ -218,7 +233,7 @@ image_gallery <- function(data, caption = NULL, n = 16L, ncol = NULL, size = 96L
   labels <- if (!is.null(caption)) {
     if (!arg_string(caption, "caption") %in% names(data)) abort_argument(sprintf("no column `%s` in `data`", caption))
     as.character(data[[caption]])
-  } else if ("image_id" %in% names(data)) as.character(data$image_id) else basename(data$path)
+  } else if ("image_id" %in% names(data)) short_id(data$image_id) else basename(data$path)
   labels <- make.unique(ifelse(is.na(labels), basename(as.character(data$path)), labels), sep = " ")
   pixels <- as_tibble_engine(engine_call(bridge()$thumbnails, as.list(as.character(data$path)), max_side = size))
   unreadable <- unique(pixels$image[!is.na(pixels$error)])

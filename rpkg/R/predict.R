@@ -21,7 +21,9 @@
 #' @param object,x A `cnn_fit` from [finetune_cnn()] or [load_cnn()].
 #' @param new_data The images: a folder, a vector of image paths, a CSV/Parquet file, or a data frame with a path
 #'   column (and optionally an `image_id` column, kept as the join key). For `augment()`, `NULL` gives the fit's
-#'   own validation (and test) predictions.
+#'   predictions of its own images: on the data frame it was trained on, that data frame with your columns and
+#'   label name kept and `split`, `.pred_class` and `.pred_<class>` added (as parsnip's `augment()`); otherwise
+#'   (a folder, a fit from [load_cnn()]) its predictions table.
 #' @param type `"class"` for the predicted class; `"prob"` adds one probability column per class.
 #' @param batch_size Images per forward pass.
 #' @param device,precision As in [finetune_cnn()]: `"auto"` uses a GPU when there is one.
@@ -91,10 +93,26 @@ generics::augment
 #' @export
 augment.cnn_fit <- function(x, new_data = NULL, ...) {
   check_dots(..., .allowed = setdiff(names(formals(predict.cnn_fit)), c("object", "new_data", "type", "...")))
-  if (is.null(new_data)) return(x$predictions)
+  if (is.null(new_data)) return(augment_training(x))
   predictions <- predict(x, new_data, type = "prob", ...)
   base <- if (is.data.frame(new_data)) tibble::as_tibble(new_data) else image_table(new_data)
   bind_predictions(base, predictions, x$classes)
+}
+
+# augment(fit): the fit's predictions of its own images (train, val, test), bound onto the data frame it was trained
+# on -- the user's rows, columns and label name kept, with `split`, `.pred_class` and `.pred_<class>` added (NA for
+# rows the engine left out). A fit loaded from disk, or trained on a folder, gives its predictions table.
+augment_training <- function(x) {
+  training <- x$training
+  predictions <- x$predictions
+  if (is.null(training) || is.null(predictions) || is.null(training$key) || is.na(training$key)) return(predictions)
+  data <- training$data
+  at <- match(as.character(data[[training$key]]), as.character(predictions$image_id))
+  if (all(is.na(at))) return(predictions)
+  columns <- c("split", ".pred_class", paste0(".pred_", x$classes))
+  columns <- intersect(columns, names(predictions))
+  data <- data[setdiff(names(data), columns)]
+  tibble::as_tibble(c(as.list(data), lapply(predictions[columns], function(column) column[at])))
 }
 
 # `base` with .pred_class and .pred_<class> of `predictions` (the same rows, in the same order) bound on; columns of
@@ -207,6 +225,8 @@ print.cnn_evaluation <- function(x, ...) {
 #' Tidy, glance at and augment an evaluation
 #'
 #' @param x A `cnn_evaluation` from [cnn_evaluate()].
+#' @param conf.int,conf.level As in broom: `conf.int = FALSE` leaves out the interval (`conf.low`, `conf.high`,
+#'   `interval`); `conf.level` other than 0.95 recomputes the intervals (by the engine, as the fit's) at that level.
 #' @param ... Must be empty.
 #' @return `tidy()`: the metrics, as [cnn_metrics()]. `glance()`: one row: `images`, `unreadable`, `classes`,
 #'   `positive_class` (`NA` in a multiclass task), then `accuracy`, `precision`, `recall` and `f_meas` (the binary
@@ -214,9 +234,11 @@ print.cnn_evaluation <- function(x, ...) {
 #'   `label`, `.pred_class`, `.pred_<class>` and `error`.
 #' @name cnn_evaluation_tidiers
 #' @export
-tidy.cnn_evaluation <- function(x, ...) {
+tidy.cnn_evaluation <- function(x, conf.int = TRUE, conf.level = 0.95, ...) {
   check_dots(...)
-  x$metrics
+  tidy_interval(x$metrics, conf.int, conf.level, 0.95, function(level) {
+    metrics_at_level(x$metrics, x$predictions, x$classes, positive_of(x$metrics), level)
+  })
 }
 
 #' @rdname cnn_evaluation_tidiers

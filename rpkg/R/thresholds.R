@@ -66,12 +66,16 @@ plot_curve <- function(fit, split, kind) {
     base <- ggplot2::ggplot(curves[curves$true_positives + curves$false_positives > 0, ],
                             ggplot2::aes(x = .data$recall, y = .data$precision))
     labels <- ggplot2::labs(x = "recall", y = "precision", title = "Precision-recall curve",
-                            subtitle = sprintf("%s split; each point is a threshold", split))
+                            subtitle = wrap_text(sprintf("positive class: %s; %s split; each point is a threshold",
+                                                         fit$positive_class %||% "?", split)))
   } else {
     base <- ggplot2::ggplot(curves, ggplot2::aes(x = .data$false_positive_rate, y = .data$true_positive_rate)) +
       ggplot2::geom_abline(slope = 1, intercept = 0, linetype = "dashed", colour = "grey50")
-    labels <- ggplot2::labs(x = "false positive rate", y = "true positive rate (recall)", title = "ROC curve",
-                            subtitle = sprintf("%s split; the dashed line is guessing", split))
+    auc <- py_value(engine_call(bridge()$curve_auc, engine_table(curves)))
+    labels <- ggplot2::labs(x = "false positive rate", y = "true positive rate (recall)",
+                            title = sprintf("ROC curve: AUC %.3f", auc),
+                            subtitle = wrap_text(sprintf("positive class: %s; %s split; the dashed line is guessing",
+                                                         fit$positive_class %||% "?", split)))
   }
   base +
     ggplot2::geom_step(direction = "vh", colour = "steelblue") +

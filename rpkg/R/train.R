@@ -160,6 +160,12 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
     num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_flag(progress, "progress")
   ))
   fit <- new_cnn_fit(run)
+  if (is.data.frame(data)) {
+    # augment(fit) binds the predictions onto the user's own rows, columns and label name
+    path_name <- labelled$path %||% intersect(PATH_COLUMNS, names(data))[1]
+    fit$training <- list(data = tibble::as_tibble(data), label = labelled$label %||% "label",
+                         key = if ("image_id" %in% names(data)) "image_id" else path_name)
+  }
   validation <- fit$predictions
   if (!is.null(validation)) warn_one_class(validation$.pred_class[validation$split %in% "val"], minimum = 2L,
                                            what = "validation images")
@@ -285,6 +291,9 @@ print.summary.cnn_fit <- function(x, ...) {
 #'
 #' @param x A `cnn_fit` from [finetune_cnn()] or [load_cnn()].
 #' @param split For `tidy()`: keep only these splits (e.g. `"val"`, `"test"`); `NULL` keeps all.
+#' @param conf.int,conf.level As in broom: `conf.int = FALSE` leaves out the interval (`conf.low`, `conf.high`,
+#'   `interval`); a `conf.level` other than 0.95 recomputes the intervals (by the engine, as the fit's own) from the
+#'   fit's predictions.
 #' @param ... Must be empty.
 #' @return `tidy()`: the metrics, as [cnn_metrics()] (yardstick's shape and names). `glance()`: one row:
 #'   `architecture`, `classes` (how many), `positive_class` (`NA` in a multiclass task), `n_train`, `n_val`,
@@ -298,9 +307,12 @@ print.summary.cnn_fit <- function(x, ...) {
 #' tidy(fit)
 #' glance(fit)
 #' }
-tidy.cnn_fit <- function(x, split = NULL, ...) {
+tidy.cnn_fit <- function(x, split = NULL, conf.int = TRUE, conf.level = 0.95, ...) {
   check_dots(...)
-  cnn_metrics(x, split = split)
+  metrics <- cnn_metrics(x, split = split)
+  tidy_interval(metrics, conf.int, conf.level, 0.95, function(level) {
+    metrics_at_level(metrics, x$predictions, x$classes, x$positive_class, level)
+  })
 }
 
 #' @rdname cnn_fit_tidiers

@@ -351,7 +351,7 @@ autoplot.cnn_grid <- function(object, measure = c("loss", "accuracy"), accuracy_
     ggplot2::labs(x = "epoch", y = NULL, colour = if (length(parameters) >= 2) parameters[[2]] else NULL,
                   linetype = if (length(parameters) >= 3) parameters[[3]] else NULL,
                   title = sprintf("Training curves of %d configurations", nrow(object$results)),
-                  subtitle = sprintf("chosen on validation %s: %s (%s)", object$select_on, object$best_config, chosen)) +
+                  subtitle = wrap_text(sprintf("chosen on validation %s: %s (%s)", object$select_on, object$best_config, chosen))) +
     ggplot2::theme_minimal() +
     ggplot2::theme(legend.position = "bottom")
   if (length(parameters) < 2) plot <- plot + ggplot2::guides(colour = "none")
@@ -439,7 +439,7 @@ autoplot.cnn_lr_finder <- function(object, ...) {
     ggplot2::scale_x_log10(labels = function(x) format(x, scientific = TRUE)) +
     ggplot2::coord_cartesian(ylim = range(smoothed)) +
     ggplot2::labs(x = "learning rate (log scale)", y = "loss", title = "Learning-rate finder",
-                  subtitle = sprintf("suggested: %.1e, the steepest fall of the smoothed loss (blue)", object$suggestion)) +
+                  subtitle = wrap_text(sprintf("suggested: %.1e, the steepest fall of the smoothed loss (blue)", object$suggestion))) +
     ggplot2::theme_minimal()
 }
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, missing_extra
 from ..io.tables import to_arrow
 from .gold import MIN_GOLD, check_gold_size, inclusion_probabilities
 from ..measure.intervals import check_confidence, z_value
@@ -159,6 +159,17 @@ def _sandwich(parts: _Parts, family: str, beta: np.ndarray, images: int) -> np.n
     return inverse @ (psi.T @ psi) @ inverse.T
 
 
+def _model_variance(parts: _Parts, family: str, beta: np.ndarray) -> np.ndarray:
+    """The model-based variance R's glm() and broom::tidy() report: J⁻¹ times the dispersion (1 for binomial and
+    Poisson; the residual variance, Σ r² / (n − p), for gaussian). It assumes the model's variance is right;
+    the sandwich does not, so the two differ when it is not (e.g. overdispersed counts)."""
+    _, information, residual = _score(parts, family, beta)
+    dispersion = 1.0
+    if family == "gaussian":
+        dispersion = float(residual @ residual) / max(1, len(residual) - parts.X.shape[1])
+    return np.linalg.inv(information) * dispersion
+
+
 def _image_scores(parts: _Parts, family: str, beta: np.ndarray, images: int) -> np.ndarray:
     _, _, residual = _score(parts, family, beta)
     psi = np.zeros((images, parts.X.shape[1]))
@@ -243,7 +254,7 @@ def _ppi_estimate(d: _Data, family: str, lam, confidence: float) -> tuple[np.nda
         import ppi_py
     except ImportError:
         raise ImagesAsDataError("the corrected estimate for a predicted outcome uses ppi-python: pip install "
-                                "'imagesasdata[stats]' (or pass method='dsl')") from None
+                                "'imagesasdata[stats]' (or pass method='dsl')", what="missing_extra", extra="stats") from None
     alpha = 1 - confidence
     unlabelled = np.setdiff1d(np.arange(len(d.y_hat)), d.gold)
     X, Y, Yhat = d.X_true, d.y_true, d.y_hat[d.gold]
@@ -310,7 +321,7 @@ def formula_columns(formula: str) -> tuple[list, list]:
     try:
         import patsy
     except ImportError:
-        raise ImagesAsDataError("formulas need patsy: pip install 'imagesasdata[stats]'") from None
+        raise missing_extra("formulas", "patsy", "stats") from None
     try:
         description = patsy.ModelDesc.from_formula(formula)
     except patsy.PatsyError as error:
@@ -469,7 +480,8 @@ class CorrectedGLM:
 
 def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gaussian", method: str = "auto",
                   lam: float | None = None, confidence: float = 0.95, id: str = "image_id",
-                  inclusion_probability: str = "inclusion_probability") -> CorrectedGLM:
+                  inclusion_probability: str = "inclusion_probability",
+                  naive_variance: str = "sandwich") -> CorrectedGLM:
     """Fit a GLM with image-derived variables predicted on the corpus and coded on a gold sample.
 
     formula: "outcome ~ regressors" (patsy's syntax, close to R's: log(x), C(x), x:z, I(x > 0)).
@@ -484,6 +496,9 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
     family: "gaussian" (identity link), "binomial" (logit) or "poisson" (log).
     method: "auto" (PPI++ through ppi-python where it applies, the DSL M-estimator otherwise — see the module's
       docstring), "ppi" or "dsl" to insist. lam: the power-tuning λ in [0, 1]; None tunes it.
+    naive_variance: the naive row's standard errors: "sandwich" (HC0, the default: the same kind as gold_only's and
+      corrected's, so the three are comparable) or "model" (glm()'s model-based ones, which broom::tidy(glm(...))
+      shows; smaller when counts are overdispersed, as in a Poisson model of retweets).
     Returns a CorrectedGLM (tidy(), glance()). Raises ImagesAsDataError for a formula naming a missing column, gold
     images missing from the corpus, a gold sample too small, or inclusion probabilities outside (0, 1].
     """
@@ -564,7 +579,12 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
                                 f"this model has {why} — use method='dsl' or 'auto'")
     chosen = "ppi" if method == "ppi" or (method == "auto" and covered) else "dsl"
     naive = _solve(_naive_parts(d), family, what="the naive model")
-    naive_se = np.sqrt(np.diag(_sandwich(_naive_parts(d), family, naive, len(y_hat))))
+    if naive_variance not in ("sandwich", "model"):
+        raise ImagesAsDataError(f"naive_variance={naive_variance!r}: choose one of sandwich, model", what="option",
+                                option="naive_variance", value=naive_variance, choices=["sandwich", "model"])
+    # the sandwich (HC0) by default, as gold_only and corrected, so the three are comparable; "model" gives glm()'s
+    naive_se = np.sqrt(np.diag(_sandwich(_naive_parts(d), family, naive, len(y_hat)) if naive_variance == "sandwich"
+                               else _model_variance(_naive_parts(d), family, naive)))
     gold_beta = _solve(_gold_parts(d), family, what="the gold-only model")
     gold_se = np.sqrt(np.diag(_sandwich(_gold_parts(d), family, gold_beta, len(y_hat))))
     if chosen == "ppi":
@@ -702,7 +722,7 @@ def _mean_estimate(d: _Data, method: str, lam=None, confidence: float = 0.95) ->
             import ppi_py
         except ImportError:
             raise ImagesAsDataError("corrected prevalence uses ppi-python: pip install 'imagesasdata[stats]' (or pass "
-                                    "method='dsl')") from None
+                                    "method='dsl')", what="missing_extra", extra="stats") from None
         unlabelled = np.setdiff1d(np.arange(images), d.gold)
         low, high = ppi_py.ppi_mean_ci(d.y_true, d.y_hat[d.gold], d.y_hat[unlabelled], alpha=1 - confidence, lam=lam)
         low, high = float(np.ravel(low)[0]), float(np.ravel(high)[0])

@@ -225,7 +225,8 @@ def _as_list(values) -> list:
 # ------------------------------------------------------------------------------------------ calls and errors
 
 class Outcome:
-    """What an engine call produced: `value`, or `error` = {"type", "message", "engine", "traceback"}; `warnings`:
+    """What an engine call produced: `value`, or `error` = {"type", "message", "engine", "traceback", "fields"};
+    `warnings`:
     the messages of the engine's own warnings (for people: rows left out, unbalanced classes, ...)."""
 
     def __init__(self, value=None, error=None, warnings=()):
@@ -250,6 +251,8 @@ def call(function, *args, **kwargs) -> Outcome:
                 "message": str(error) or type(error).__name__,
                 "engine": isinstance(error, ImagesAsDataError),
                 "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+                # what R builds its condition from (ImagesAsDataError.FIELDS), rather than the message's wording
+                "fields": error.fields() if isinstance(error, ImagesAsDataError) else {},
             })
     for warning in caught:
         if str(warning.filename).startswith(_PACKAGE_FOLDER):
@@ -389,3 +392,51 @@ def thumbnails(paths, max_side: int = 96) -> pa.Table:
 def engine_column(name: str, kind: str | None = None) -> str:
     """The engine's name of one of R's column names (schema.engine_column: .pred_class → predicted)."""
     return _schema.engine_column(str(name), kind)
+
+
+def metrics_at(predictions: pa.Table, classes, positive_class=None, confidence: float = 0.95, splits=None,
+               truth: str = "label") -> pa.Table:
+    """Metrics of a predictions table (truth column vs `predicted`) at another confidence level, per split (those
+    in `splits`, in that order; None: one table without a split column). R's tidy(conf.level =) uses it; the
+    intervals are computed as the fit's own (measure.metrics.classification_metrics)."""
+    from ..measure.metrics import classification_metrics
+
+    classes = [str(c) for c in _as_list(classes)]
+    truth_values = predictions[truth].to_pylist()
+    predicted = predictions["predicted"].to_pylist()
+    split_values = predictions["split"].to_pylist() if splits is not None else [None] * predictions.num_rows
+    tables = []
+    for split in (_as_list(splits) if splits is not None else [None]):
+        rows = [i for i, s in enumerate(split_values) if s == split and truth_values[i] is not None
+                and predicted[i] is not None]
+        table = classification_metrics([str(truth_values[i]) for i in rows], [str(predicted[i]) for i in rows],
+                                       classes, positive_class if len(classes) == 2 else None,
+                                       confidence=float(confidence))
+        if split is not None:
+            table = table.add_column(0, "split", pa.array([split] * table.num_rows, pa.string()))
+        tables.append(table)
+    return pa.concat_tables(tables)
+
+
+def roc_auc_rows(run, splits) -> pa.Table:
+    """Rows of a metrics table (schema.METRICS) with the area under the ROC curve of a binary run on each split:
+    metric "roc_auc", estimator "binary", class the positive class, n the images; no interval."""
+    from ..analysis.thresholds import roc_auc, run_predictions, threshold_curves
+
+    rows = []
+    for split in _as_list(splits):
+        truth, probability, _, positive = run_predictions(run, str(split), False)
+        rows.append({"split": str(split), "metric": "roc_auc", "estimator": "binary", "class": positive,
+                     "estimate": roc_auc(threshold_curves(truth, probability, positive)), "n": len(truth),
+                     "lower": None, "upper": None, "interval": None})
+    types = {"split": pa.string(), "metric": pa.string(), "estimator": pa.string(), "class": pa.string(),
+             "estimate": pa.float64(), "n": pa.int64(), "lower": pa.float64(), "upper": pa.float64(),
+             "interval": pa.string()}
+    return pa.table({k: pa.array([r[k] for r in rows], t) for k, t in types.items()})
+
+
+def curve_auc(curves: pa.Table) -> float:
+    """The area under the ROC curve of threshold curves R holds (analysis.thresholds.roc_auc)."""
+    from ..analysis.thresholds import roc_auc
+
+    return roc_auc(curves)

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..data.transforms import normalize_batch
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, missing_extra
 from .inference import Predictor
 
 # name → (class in pytorch_grad_cam, what it does, needs gradients)
@@ -153,8 +153,7 @@ class HeatmapMaker:
         try:
             import pytorch_grad_cam
         except ImportError:
-            raise ImagesAsDataError("heatmaps need the package grad-cam: pip install 'imagesasdata[inside]' "
-                                    "(or pip install grad-cam)") from None
+            raise missing_extra("heatmaps", "grad-cam", "inside") from None
         self.method = _check_method(method)
         self.predictor = predictor
         model = predictor.model

@@ -142,7 +142,7 @@ test_that("an evaluation and a tag comparison have tidy(), glance() and augment(
 test_that("a grid has tune's show_best() and select_best(), and broom's tidy() and glance()", {
   grid <- small_grid()
   best <- show_best(grid)
-  expect_identical(names(best), c("learning_rate", "momentum", ".metric", ".estimator", "mean", ".lower", ".upper",
+  expect_identical(names(best), c("learning_rate", "momentum", ".metric", ".estimator", "mean", "conf.low", "conf.high",
                                   ".config"))
   expect_identical(best$.config[[1]], grid$best_config)                 # the engine's choice comes first
   expect_identical(unique(best$.metric), "accuracy")
@@ -161,7 +161,7 @@ test_that("a grid has tune's show_best() and select_best(), and broom's tidy() a
   expect_error(show_best(grid, metric = "f1_score"), class = "imagesasdata_argument_error", regexp = "`metric`")
   tidied <- tidy(grid)
   expect_identical(names(tidied), c(".config", "learning_rate", "momentum", ".metric", ".estimator", ".estimate",
-                                    ".lower", ".upper", "best_epoch", "status"))
+                                    "conf.low", "conf.high", "best_epoch", "status"))
   expect_identical(nrow(tidied), 4L * 5L)
   expect_setequal(unique(tidied$.metric), c("accuracy", "precision", "recall", "f_meas", "mn_log_loss"))
   glanced <- glance(grid)
