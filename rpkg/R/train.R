@@ -280,7 +280,7 @@ print.summary.cnn_fit <- function(x, ...) {
   for (split in unique(as.character(x$confusion$split))) {
     rows <- x$confusion[x$confusion$split == split, ]
     cat(sprintf("\nConfusion matrix (%s; rows = truth, columns = predicted):\n", split))
-    print(stats::xtabs(count ~ truth + predicted, data = rows))
+    print(stats::xtabs(count ~ truth + .pred_class, data = rows))
   }
   invisible(x)
 }
