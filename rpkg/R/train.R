@@ -87,7 +87,9 @@
 #' @param feature_cache 'auto': with a frozen backbone and no random crops, compute each image's features once and
 #'   train the last layer on them (same result, far faster); 'off': run the whole network every step.
 #' @param num_workers threads decoding images (default: up to 8, one per CPU core). `NULL` for the default.
-#' @param progress show progress bars. Default: only in an interactive session.
+#' @param progress `"epochs"` (the default) writes one line per epoch (losses, accuracies and seconds), which shows
+#'   in the console, in RStudio, when knitting and under Rscript; `TRUE` adds progress bars (for decoding images and
+#'   for each epoch's batches); `FALSE` is silent.
 #' @section Classes: The classes follow R's conventions, as in tidymodels. With a factor label its levels (those
 #'   used) are the class order: of the probability columns `.pred_<class>` of [predict()], of the confusion
 #'   matrices and of `fit$classes`; and in a binary task the first level is the positive class, the one whose
@@ -127,7 +129,7 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
                          step_size = 7L, gamma = 0.1, dropout = 0, head_epochs = NULL, freeze = "none",
                          patience = NULL, select_on = "accuracy", positive_class = NULL, class_order = NULL,
                          device = "auto", precision = "auto", channels_last = "auto", cache = "auto",
-                         feature_cache = "auto", num_workers = NULL, progress = interactive()) {
+                         feature_cache = "auto", num_workers = NULL, progress = "epochs") {
   label <- column_arg(substitute(label), parent.frame(), data, "label")
   path <- column_arg(substitute(path), parent.frame(), data, "path")
   group <- column_arg(substitute(group), parent.frame(), data, "group")
@@ -157,7 +159,7 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
     device = arg_string(device, "device"), precision = arg_string(precision, "precision"),
     channels_last = arg_flag_or_string(channels_last, "channels_last"), cache = arg_string(cache, "cache"),
     feature_cache = arg_string(feature_cache, "feature_cache"),
-    num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_flag(progress, "progress")
+    num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_progress(progress)
   ))
   fit <- new_cnn_fit(run)
   if (is.data.frame(data)) {

@@ -28,7 +28,8 @@
 #' @param cpus_per_trial,gpus_per_trial With `backend = "ray"`: what each trial reserves (default: 1 CPU, and 1 GPU
 #'   on a cluster with GPUs). A trial trains with as many threads as its CPUs; `gpus_per_trial = 0.5` puts two
 #'   trials on one card.
-#' @param progress Show progress (default: only in an interactive session).
+#' @param progress As in [finetune_cnn()]: `"epochs"` (the default) writes a line per configuration and per epoch,
+#'   `TRUE` adds progress bars, `FALSE` is silent.
 #' @return A `cnn_grid`: `results` (a tibble, one row per configuration: `config_id`, the grid's options,
 #'   `best_epoch`, `val_accuracy`, `val_precision`, `val_recall`, `val_f_meas` (F1), `val_loss`, `seconds`, `status`, then
 #'   the 95% interval of each validation metric, `val_<metric>_lower` and `val_<metric>_upper`),
@@ -51,7 +52,7 @@
 #' }
 tune_cnn <- function(data, grid = "book", ..., out = NULL, label = NULL, path = NULL, select_on = "accuracy",
                      backend = c("local", "ray"), cpus_per_trial = NULL, gpus_per_trial = NULL,
-                     progress = interactive()) {
+                     progress = "epochs") {
   backend <- arg_choice(backend, c("local", "ray"), "backend")
   label <- column_arg(substitute(label), parent.frame(), data, "label")
   path <- column_arg(substitute(path), parent.frame(), data, "path")
@@ -64,7 +65,7 @@ tune_cnn <- function(data, grid = "book", ..., out = NULL, label = NULL, path = 
   run_in_folder(out, "imagesasdata-grid-", function(folder) {
     result <- engine_call_list(engine()$tune, c(list(
       labelled$images, grid_spec(grid), out = folder, label = labelled$label, path = labelled$path,
-      select_on = engine_select_on(select_on), backend = backend, progress = arg_flag(progress, "progress")
+      select_on = engine_select_on(select_on), backend = backend, progress = arg_progress(progress)
     ), trial_resources(cpus_per_trial, gpus_per_trial), options))
     new_cnn_grid(result, select_on)
   })
@@ -100,7 +101,7 @@ engine_select_on <- function(select_on) if (identical(select_on, "f_meas")) "f1"
 #' grid_summary(grids)
 #' }
 tune_tasks_cnn <- function(tasks, grid = "book", ..., out = NULL, select_on = "accuracy", backend = c("local", "ray"),
-                           cpus_per_trial = NULL, gpus_per_trial = NULL, progress = interactive()) {
+                           cpus_per_trial = NULL, gpus_per_trial = NULL, progress = "epochs") {
   backend <- arg_choice(backend, c("local", "ray"), "backend")
   if (!is.list(tasks) || is.data.frame(tasks) || !length(tasks) || is.null(names(tasks)) || any(!nzchar(names(tasks))) ||
       anyDuplicated(names(tasks))) {
@@ -121,7 +122,7 @@ tune_tasks_cnn <- function(tasks, grid = "book", ..., out = NULL, select_on = "a
       task_options$positive_class <- labelled[[name]]$positive_class
       result <- engine_call_list(engine()$tune, c(list(
         labelled[[name]]$images, grid_spec(grid), out = file.path(root, name),
-        select_on = engine_select_on(select_on), backend = backend, progress = arg_flag(progress, "progress")
+        select_on = engine_select_on(select_on), backend = backend, progress = arg_progress(progress)
       ), trial_resources(cpus_per_trial, gpus_per_trial), task_options))
       new_cnn_grid(result, select_on)
     })

@@ -21,6 +21,9 @@ RECIPES = {
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SELECT_ON = ("accuracy", "loss", "f1")
 CACHE_MODES = ("auto", "memory", "disk", "none")
+# progress: True or "bars" (progress bars and a line per epoch), "epochs" (a line per epoch only: what a knitted
+# document, a log file or Rscript can show), False or "none" (silent).
+PROGRESS_CHOICES = ("bars", "epochs", "none")
 
 # What each option means, in the book's words; the CLI's --help and the R documentation are built from this.
 OPTION_HELP = {
@@ -68,7 +71,8 @@ OPTION_HELP = {
     "feature_cache": "'auto': with a frozen backbone and no random crops, compute each image's features once and "
                      "train the last layer on them (same result, far faster); 'off': run the whole network every step",
     "num_workers": "threads decoding images (default: up to 8, one per CPU core)",
-    "progress": "show progress bars",
+    "progress": "True or 'bars': progress bars and a line per epoch; 'epochs': a line per epoch only (for logs, "
+                "knitted documents and Rscript); False or 'none': silent",
 }
 
 
@@ -132,7 +136,7 @@ class TrainConfig:
     cache: str = "auto"
     feature_cache: str = "auto"
     num_workers: int | None = None
-    progress: bool = True
+    progress: bool | str = True
 
     # Options that change where or how fast a run goes, not what it computes: a run may resume with other values.
     RUNTIME = ("device", "precision", "channels_last", "cache", "feature_cache", "num_workers", "progress")
@@ -214,6 +218,11 @@ class TrainConfig:
                                     "must be at least as large")
         if self.weights in ("none", "None", False):
             self.weights = None
+        if not isinstance(self.progress, bool):
+            if self.progress not in PROGRESS_CHOICES:
+                raise ImagesAsDataError(f"progress={self.progress!r}: choose one of True, False, "
+                                        f"{', '.join(map(repr, PROGRESS_CHOICES))}")
+            self.progress = {"bars": True, "none": False}.get(self.progress, self.progress)
         if self.positive_class is not None:
             self.positive_class = str(self.positive_class)
         if self.class_order is not None:
@@ -225,6 +234,16 @@ class TrainConfig:
             self.class_order = [str(c) for c in self.class_order]
             if len(set(self.class_order)) != len(self.class_order):
                 raise ImagesAsDataError(f"class_order={self.class_order!r} names a class twice")
+
+    @property
+    def progress_bars(self) -> bool:
+        """Whether to draw progress bars (downloads, decoding, batches)."""
+        return self.progress is True
+
+    @property
+    def progress_lines(self) -> bool:
+        """Whether to write a line per epoch (and a grid's line per configuration)."""
+        return self.progress is True or self.progress == "epochs"
 
     def check_model_options(self) -> None:
         """The checks that need the network's definition (no weights are loaded): that the architecture exists and

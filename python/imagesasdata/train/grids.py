@@ -143,7 +143,7 @@ def run_config(table, config_id, configuration, options, out: Path, shared_image
 
     target = out / "configs" / config_id
     settings = ", ".join(f"{k}={v}" for k, v in configuration.items())
-    progress = options.get("progress", True)
+    progress = options.get("progress", True) not in (False, "none")
     if runs.is_complete(target):
         if progress:
             tqdm.write(f"{config_id} ({settings}): done earlier, not re-run")
@@ -189,7 +189,7 @@ def _tune_on_ray(table: pa.Table, configurations, ids, options: dict, out: Path,
         return
     trial_options = dict(options, progress=False)  # trials run in other processes; Ray Tune reports progress
     failed = run_trials(grid_trial, pending, storage=out / "ray_tune", cpus_per_trial=cpus_per_trial,
-                        gpus_per_trial=gpus_per_trial, verbose=options.get("progress", True),
+                        gpus_per_trial=gpus_per_trial, verbose=options.get("progress", True) not in (False, "none"),
                         parameters={"table": table, "configurations": dict(zip(ids, configurations)),
                                     "options": trial_options, "out": str(out)})
     if failed:
@@ -242,7 +242,7 @@ def collect(out: Path, ids, configurations, parameters, select_on: str, test: pa
     best = best["config_id"]  # the first of equals: max keeps the earliest
     test_metrics = None
     if test.num_rows:
-        evaluation = load_run(out / "configs" / best).evaluate(test, split="test", progress=base.progress,
+        evaluation = load_run(out / "configs" / best).evaluate(test, split="test", progress=base.progress_bars,
                                                                      device=base.device)
         test_metrics = evaluation.metrics
         write_table(test_metrics, out / "test_metrics.parquet")
