@@ -21,9 +21,11 @@
 #' @param object,x A `cnn_fit` from [finetune_cnn()] or [load_cnn()].
 #' @param new_data The images: a folder, a vector of image paths, a CSV/Parquet file, or a data frame with a path
 #'   column (and optionally an `image_id` column, kept as the join key). For `augment()`, `NULL` gives the fit's
-#'   predictions of its own images: on the data frame it was trained on, that data frame with your columns and
-#'   label name kept and `split`, `.pred_class` and `.pred_<class>` added (as parsnip's `augment()`); otherwise
-#'   (a folder, a fit from [load_cnn()]) its predictions table.
+#'   own images: on the data frame it was trained on, that data frame with your rows, columns and label name kept
+#'   and `split` (train, val or test), `.pred_class` and `.pred_<class>` added, as parsnip's `augment()` does. The
+#'   predictions are those made as training ended, of the validation and test images; training images have `NA`
+#'   (`augment(fit, data)` predicts every row). For a fit trained on a folder or read by [load_cnn()], its
+#'   predictions table.
 #' @param type `"class"` for the predicted class; `"prob"` adds one probability column per class.
 #' @param batch_size Images per forward pass.
 #' @param device,precision As in [finetune_cnn()]: `"auto"` uses a GPU when there is one.
@@ -99,20 +101,24 @@ augment.cnn_fit <- function(x, new_data = NULL, ...) {
   bind_predictions(base, predictions, x$classes)
 }
 
-# augment(fit): the fit's predictions of its own images (train, val, test), bound onto the data frame it was trained
-# on -- the user's rows, columns and label name kept, with `split`, `.pred_class` and `.pred_<class>` added (NA for
-# rows the engine left out). A fit loaded from disk, or trained on a folder, gives its predictions table.
+# augment(fit): the fit's images bound onto the data frame it was trained on -- the user's rows, columns and label
+# name kept, with `split` (from the run's splits table: train, val or test) and `.pred_class` and `.pred_<class>` (the
+# predictions the engine made as training ended: validation and test images; NA for training images and for rows
+# the engine left out). A fit loaded from disk, or trained on a folder, gives its predictions table.
 augment_training <- function(x) {
   training <- x$training
   predictions <- x$predictions
   if (is.null(training) || is.null(predictions) || is.null(training$key) || is.na(training$key)) return(predictions)
   data <- training$data
-  at <- match(as.character(data[[training$key]]), as.character(predictions$image_id))
+  ids <- as.character(data[[training$key]])
+  at <- match(ids, as.character(predictions$image_id))
   if (all(is.na(at))) return(predictions)
-  columns <- c("split", ".pred_class", paste0(".pred_", x$classes))
-  columns <- intersect(columns, names(predictions))
-  data <- data[setdiff(names(data), columns)]
-  tibble::as_tibble(c(as.list(data), lapply(predictions[columns], function(column) column[at])))
+  columns <- intersect(c(".pred_class", paste0(".pred_", x$classes)), names(predictions))
+  splits <- x$splits %||% predictions
+  split <- as.character(splits$split)[match(ids, as.character(splits$image_id))]
+  data <- as.list(data[setdiff(names(data), columns)])
+  data[["split"]] <- split   # in place of a split column of the user's (image_table()'s), else at the end
+  tibble::as_tibble(c(data, lapply(predictions[columns], function(column) column[at])))
 }
 
 # `base` with .pred_class and .pred_<class> of `predictions` (the same rows, in the same order) bound on; columns of
