@@ -19,6 +19,7 @@ factor_fit <- function() {
   skip_finetune()
   if (is.null(shared_fits$factor)) {
     data <- people()
+    data$followers <- seq_len(nrow(data)) * 10L   # a column of the user's own, which augment(fit) keeps
     shared_fits$factor <- suppressWarnings(quick_fit(data, label = is_s1))   # bare name, as in dplyr
   }
   shared_fits$factor
@@ -82,6 +83,38 @@ test_that("cnn_evaluate() takes the positive class from a factor label too", {
   expect_identical(positive_of_metrics(tidy(evaluation)), "other")   # the evaluation's factor: "other" first
   evaluation <- suppressWarnings(cnn_evaluate(fit, new, label = is_s1, positive_class = "s1", progress = FALSE))
   expect_identical(positive_of_metrics(tidy(evaluation)), "s1")
+})
+
+test_that("augment(fit) keeps the user's data frame: its rows, columns and label name, with the predictions added", {
+  fit <- factor_fit()
+  data <- people()
+  data$followers <- seq_len(nrow(data)) * 10L
+  augmented <- augment(fit)
+  expect_s3_class(augmented, "tbl_df")
+  # parsnip's augment(): the data as given, then the split and the predictions; no `label` column of ours
+  expect_identical(names(augmented), c(union(names(data), "split"), ".pred_class", ".pred_s1", ".pred_other"))
+  expect_identical(nrow(augmented), nrow(data))
+  expect_identical(augmented$image_id, data$image_id)                   # the user's rows, in their order
+  expect_identical(augmented$is_s1, data$is_s1)                         # the label under its own name, a factor
+  expect_identical(augmented$followers, data$followers)
+  expect_false("label" %in% names(augmented))
+  expect_identical(levels(augmented$.pred_class), c("s1", "other"))
+  # the engine's predictions of those very images, matched by id
+  at <- match(fit$predictions$image_id, augmented$image_id)
+  expect_false(anyNA(at))
+  expect_identical(augmented$.pred_class[at], fit$predictions$.pred_class)
+  expect_identical(augmented$.pred_s1[at], fit$predictions$.pred_s1)
+  expect_identical(augmented$split[at], as.character(fit$predictions$split))
+  # every row has its split; training images were not predicted as the fit ended (augment(fit, data) predicts all)
+  expect_identical(augmented$split, as.character(fit$splits$split)[match(data$image_id, fit$splits$image_id)])
+  expect_setequal(augmented$split, c("train", "val"))
+  expect_true(all(is.na(augmented$.pred_class[augmented$split == "train"])))
+  scored <- augmented$split == "val"
+  expect_equal(augmented$.pred_s1[scored] + augmented$.pred_other[scored], rep(1, sum(scored)), tolerance = 1e-5)
+  predicted <- augment(fit, data)                                       # every row predicted
+  expect_identical(names(predicted), c(names(data), ".pred_class", ".pred_s1", ".pred_other"))
+  expect_false(anyNA(predicted$.pred_class))
+  expect_equal(predicted$.pred_s1[scored], augmented$.pred_s1[scored], tolerance = 1e-4)
 })
 
 test_that("augment(), tidy() and glance() of a fit have tidymodels' shapes", {
@@ -169,6 +202,43 @@ test_that("a grid has tune's show_best() and select_best(), and broom's tidy() a
   expect_identical(glanced$best_config, grid$best_config)
   expect_identical(glanced$configurations, 4L)
   expect_true(glanced$tested)
+})
+
+# A package named tune holding tune's two generics, in a temporary library: what tune's show_best() and
+# select_best() are to R's dispatch, when tune itself is not installed (it is not on Debian).
+tune_generics_library <- function() {
+  source <- file.path(tempfile("tune-generics"), "tune")
+  dir.create(file.path(source, "R"), recursive = TRUE)
+  writeLines(c("Package: tune", "Version: 0.0.1", "Title: Generics of tune", "Description: For a test.",
+               "License: MIT", "Authors@R: person('a', 'b', role = c('aut', 'cre'), email = 'a@b.c')"),
+             file.path(source, "DESCRIPTION"))
+  writeLines(c("export(show_best, select_best)", "S3method(show_best, tune_results)"), file.path(source, "NAMESPACE"))
+  writeLines(c("show_best <- function(x, ...) UseMethod('show_best')",
+               "select_best <- function(x, ...) UseMethod('select_best')",
+               "show_best.tune_results <- function(x, ...) 'tune\'s own method'"), file.path(source, "R", "tune.R"))
+  library <- tempfile("tune-library")
+  dir.create(library)
+  status <- system2(file.path(R.home("bin"), "R"), c("CMD", "INSTALL", "--no-test-load", "-l", shQuote(library),
+                                                      shQuote(source)), stdout = FALSE, stderr = FALSE)
+  expect_identical(status, 0L)
+  library
+}
+
+test_that("show_best() and select_best() are methods of tune's generics when tune is loaded, in either order", {
+  grid <- small_grid()
+  if (isNamespaceLoaded("tune")) skip("tune is loaded already")
+  library <- if (requireNamespace("tune", quietly = TRUE)) NULL else tune_generics_library()
+  loadNamespace("tune", lib.loc = library)
+  on.exit(unloadNamespace("tune"), add = TRUE)
+  tune_show_best <- getExportedValue("tune", "show_best")
+  tune_select_best <- getExportedValue("tune", "select_best")
+  # tune's generics (as when library(tune) masks ours) reach the cnn_grid methods registered on load
+  expect_identical(tune_show_best(grid, n = 2), show_best(grid, n = 2))
+  expect_identical(tune_select_best(grid), select_best(grid))
+  # ours (as when library(imagesasdata) masks tune's) hand tune's own objects to tune
+  if (!is.null(library)) {
+    expect_identical(show_best(structure(list(), class = "tune_results")), "tune's own method")
+  }
 })
 
 test_that("methods with ... refuse misspelt arguments and newdata, naming them", {
