@@ -37,7 +37,9 @@
 #'   R's names (`.pred_class`, `.pred_<class>`, `.metric`, `conf.low`, ...); `NULL` leaves every name as it is.
 #' @return A tibble.
 #' @noRd
+#' @export
 as_tibble_engine <- function(x, factors = NULL, levels = NULL, kind = NULL) {
+  deprecated_export("as_tibble_engine()", parent.frame())
   spec <- NULL
   if (length(factors)) {
     level_list <- if (is.null(levels)) NULL else as.list(as.character(levels))
@@ -125,7 +127,9 @@ decode_struct <- function(column, nrow) {
 #' @param kind As for [as_tibble_engine()]: R's names of that kind of table go back to the engine's.
 #' @return A Python `pyarrow.Table`.
 #' @noRd
+#' @export
 engine_table <- function(data, kind = NULL) {
+  deprecated_export("engine_table()", parent.frame())
   if (!is.data.frame(data)) abort_argument(sprintf("expected a data frame, not %s", describe_value(data)))
   columns <- lapply(names(data), function(name) encode_r_column(data[[name]], name))
   encoded <- list(nrow = nrow(data), names = as.list(names(data)), columns = columns)

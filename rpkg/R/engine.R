@@ -15,6 +15,7 @@ ENGINE_TORCHVISION <- "torchvision==0.29.1"
     "imagesasdata", convert = FALSE,
     delay_load = list(before_load = function() configure_python(), priority = 10)
   )
+  register_tune_methods()
 }
 
 #' Is the imagesasdata Python engine available?

@@ -61,6 +61,10 @@ ranked_configs <- function(grid, metric) {
 #' @param ... Must be empty.
 #' @return `show_best()`: a tibble with the grid's options, `.metric`, `.estimator`, `mean`, `conf.low`, `conf.high` and
 #'   `.config` (the configuration id), best first. `select_best()`: one row, the grid's options and `.config`.
+#' @section With tune: When the tune package is installed, `show_best()` and `select_best()` on a `cnn_grid` are
+#'   also registered as methods of tune's generics of the same names, and these functions hand anything other than
+#'   a `cnn_grid` to tune's. So `library(tune)` before or after `library(imagesasdata)` masks nothing that matters:
+#'   either package's `show_best()` works on a `cnn_grid` and on tune's results.
 #' @seealso [tidy.cnn_grid()], [best_cnn()]
 #' @export
 #' @examplesIf engine_available()
@@ -71,11 +75,17 @@ ranked_configs <- function(grid, metric) {
 #' show_best(grid, metric = "f_meas")
 #' select_best(grid)
 #' }
-show_best <- function(x, ...) UseMethod("show_best")
+show_best <- function(x, ...) {
+  if (!inherits(x, "cnn_grid") && isNamespaceLoaded("tune")) return(getExportedValue("tune", "show_best")(x, ...))
+  UseMethod("show_best")
+}
 
 #' @rdname show_best
 #' @export
-select_best <- function(x, ...) UseMethod("select_best")
+select_best <- function(x, ...) {
+  if (!inherits(x, "cnn_grid") && isNamespaceLoaded("tune")) return(getExportedValue("tune", "select_best")(x, ...))
+  UseMethod("select_best")
+}
 
 #' @rdname show_best
 #' @export

@@ -378,6 +378,7 @@ autoplot.cnn_grid <- function(object, measure = c("loss", "accuracy"), accuracy_
 #' @param start_lr,end_lr The learning rates of the first and last step.
 #' @param num_steps Steps (batches) to take at most.
 #' @param ... Options as for [finetune_cnn()] (e.g. `image_size = 64`, `batch_size = 8`, `freeze = "backbone"`).
+#' @param progress Show a progress bar (default: only in an interactive session).
 #' @return A `cnn_lr_finder`: `table` (a tibble: `step`, `learning_rate`, `loss`, `smoothed_loss`) and
 #'   `suggestion`. `autoplot()` draws the curve with the suggestion marked.
 #' @export
