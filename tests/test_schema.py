@@ -3,11 +3,15 @@ R's names follow tidymodels, the bridge renames through the schema both ways, an
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from imagesasdata import schema
+from imagesasdata.errors import ImagesAsDataError
 from imagesasdata.analysis.gold import draw_gold_sample, gold_metrics, sample_design
 from imagesasdata.interop import bridge
 from imagesasdata.measure.metrics import classification_metrics, confusion_table
@@ -105,3 +109,51 @@ def test_the_positive_class_travels_from_the_corpus_into_gold_metrics():
     assert "positive_class" not in sample_design(plain)
     coded = plain.append_column("label", pa.array(rng.choice(["other", "politician"], plain.num_rows).tolist()))
     assert {r["class"] for r in gold_metrics(coded).to_pylist() if r["estimator"] == "binary" and r["metric"] != "accuracy"} == {"politician"}
+
+
+def test_option_errors_carry_the_fields_r_builds_its_condition_from():
+    """R builds its condition from an error's fields, not from the message's wording (issue 22): the option checks
+    of TrainConfig, grids, thresholds and coding sheets carry option, value, expected or choices, path and row."""
+    from imagesasdata.train.config import TrainConfig
+
+    def fields(function, **options):
+        outcome = bridge.call(function, **options)
+        assert outcome.error and outcome.error["engine"], outcome
+        return outcome.error["fields"]
+
+    assert fields(TrainConfig, learning_rate=-1) == {"what": "option", "option": "learning_rate", "value": -1.0,
+                                                     "expected": "above 0", "hint": "the book uses 0.001"}
+    assert fields(TrainConfig, optimizer="adm") == {"what": "option", "option": "optimizer", "value": "adm",
+                                                    "choices": ["sgd", "adam", "adamw"]}
+    assert fields(TrainConfig, epochs=2.5)["expected"] == "a whole number"
+    assert fields(TrainConfig, image_size=8)["expected"] == "at least 32"
+    assert fields(TrainConfig.from_options, epocs=2) == {
+        "what": "unknown_option", "option": "epocs", "choices": [f.name for f in dataclasses.fields(TrainConfig)]}
+    assert fields(TrainConfig, class_order=["a", "a"])["value"] == ["a", "a"]   # a list travels as a list
+    # the Python and command-line messages are unchanged
+    with pytest.raises(ImagesAsDataError, match=r"learning_rate=-1\.0 must be above 0 \(the book uses 0\.001\)"):
+        TrainConfig(learning_rate=-1)
+    with pytest.raises(ImagesAsDataError, match="normalize='bakbone': choose one of .*Did you mean 'backbone'"):
+        TrainConfig(normalize="bakbone")
+
+
+def test_a_bad_code_in_a_coding_sheet_names_its_file_and_row_in_fields(tmp_path):
+    from imagesasdata.analysis.gold import read_coding_sheet, write_coding_sheet
+
+    predictions = engine_predictions(n=30)
+    sample = draw_gold_sample(predictions, 10, seed=1)
+    folder = write_coding_sheet(sample, tmp_path / "gold")
+    sheet = folder / "coding_sheet_wave1.csv"
+    with open(sheet, newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    for k, row in enumerate(rows):
+        row["code"] = "maybe" if k == 3 else "other"
+    with open(sheet, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    outcome = bridge.call(read_coding_sheet, folder, classes=["other", "politician"])
+    assert outcome.error["fields"]["path"] == str(sheet)
+    assert outcome.error["fields"]["row"] == 5          # the CSV's line: header, then the fourth coded image
+    assert outcome.error["fields"]["value"] == "maybe"
+    assert outcome.error["fields"]["choices"] == ["other", "politician"]

@@ -172,8 +172,10 @@ first_line <- function(text) {
 
 # Call an engine function. Errors come back from Python as data (bridge.call) rather than as reticulate's own
 # condition, whose shape differs between reticulate versions: an ImagesAsDataError becomes an R condition of
-# class "imagesasdata_error" carrying the engine's message in R's words (r_vocabulary(); the original is in its
-# `engine_message` field); any other Python exception an "imagesasdata_python_error" whose `traceback` field holds
+# class "imagesasdata_error" built from the error's fields (option, value, expected, choices, path, row, hint:
+# condition_from_fields(), the fields in its `fields`, `argument`, `path` and `row` fields) or, for raise sites
+# without them, from its message in R's words (r_vocabulary(); the original is in its `engine_message` field);
+# any other Python exception an "imagesasdata_python_error" whose `traceback` field holds
 # the Python traceback (not printed). The engine's own warnings (rows left out, unbalanced classes, ...) become R
 # warnings of class "imagesasdata_warning". Conditions show the call the user typed (user_env()).
 engine_call <- function(fun, ...) {
@@ -222,17 +224,86 @@ raise_engine_error <- function(error, call = NULL) {
                  engine_message = error$message, extra = fields$extra, fields = fields)
   }
   if (isTRUE(error$engine)) {
-    translated <- r_vocabulary(error$message)
-    if (!is.null(fields$option)) translated$argument <- fields$option
+    # The condition is built from the error's fields (errors.py: option_error(), unknown_option(), ...); the
+    # message's wording is only a fallback, for raise sites that carry no fields yet.
+    translated <- condition_from_fields(fields) %||% r_vocabulary(error$message)
+    argument <- fields$option %||% translated$argument
+    what <- fields$what %||% ""
+    class <- c(if (identical(what, "column")) "imagesasdata_column_error",
+               if (!is.null(argument)) "imagesasdata_argument_error", "imagesasdata_error")
     rlang::abort(c(translated$headline, stats::setNames(translated$bullets, rep("i", length(translated$bullets)))),
-                 class = c(if (!is.null(translated$argument)) "imagesasdata_argument_error", "imagesasdata_error"),
-                 call = call, python_type = error$type,
-                 engine_message = error$message, argument = translated$argument, fields = fields)
+                 class = class, call = call, python_type = error$type, engine_message = error$message,
+                 argument = argument, path = fields$path, row = fields$row, fields = fields)
   }
   rlang::abort(c(sprintf("The imagesasdata engine failed with Python %s: %s", error$type, first_line(error$message)),
                  i = "The Python traceback is in this condition's `traceback` field; please report it."),
                class = c("imagesasdata_python_error", "imagesasdata_error"), call = call, python_type = error$type,
                engine_message = error$message, traceback = error$traceback)
+}
+
+# An engine error's headline, bullets and argument in R's words, from its fields: a bad value of an option
+# (what = "option", with `expected` or `choices`) or an unknown option. NULL when the fields do not say enough
+# (the message is then used, see r_vocabulary()).
+condition_from_fields <- function(fields) {
+  what <- fields$what %||% ""
+  option <- fields$option
+  if (is.null(option)) return(NULL)
+  choices <- as.character(unlist(fields$choices))
+  if (identical(what, "unknown_option")) {
+    hint <- closest(option, choices)
+    return(list(headline = sprintf("Unknown argument `%s`.", option),
+                bullets = as.character(c(if (length(hint)) sprintf("Did you mean `%s`?", hint),
+                                         if (length(choices)) sprintf("The options: %s.", paste(choices, collapse = ", ")))),
+                argument = option))
+  }
+  if (!identical(what, "option") || (is.null(fields$expected) && !length(choices))) return(NULL)
+  given <- if ("value" %in% names(fields)) sprintf(", not %s", r_literal(fields$value)) else ""
+  hint <- if (is.null(fields$hint)) NULL else r_hint(fields$hint)
+  if (length(choices)) {
+    shown <- vapply(choices, r_choice, character(1), USE.NAMES = FALSE)
+    allowed <- if (length(shown) == 1) shown else paste("one of", and_list(shown, "or"))
+    close <- if (is.character(fields$value)) closest(fields$value, setdiff(choices, c("True", "False", "None")))
+    return(list(headline = sprintf("`%s` must be %s%s.", option, allowed, given),
+                bullets = as.character(c(if (length(close)) sprintf("Did you mean %s?", r_choice(close[[1]])),
+                                         if (!is.null(hint)) sentence(hint))),
+                argument = option))
+  }
+  aside <- if (is.null(hint)) "" else sprintf(" (%s)", hint)
+  list(headline = sprintf("`%s` must be %s%s%s.", option, r_hint(fields$expected), given, aside),
+       bullets = character(), argument = option)
+}
+
+# A value from the engine (a field of its error) as R code: -1 (not -1.0), "adm", TRUE, c("a", "b").
+r_literal <- function(value) {
+  if (is.null(value)) return("NULL")
+  value <- unlist(value)
+  one <- function(v) {
+    if (is.logical(v)) return(if (is.na(v)) "NA" else toupper(as.character(v)))
+    if (is.numeric(v)) return(format(v, scientific = FALSE, drop0trailing = TRUE, trim = TRUE))
+    sprintf("\"%s\"", v)
+  }
+  shown <- vapply(value, one, character(1), USE.NAMES = FALSE)
+  if (length(shown) == 1) shown else sprintf("c(%s)", paste(shown, collapse = ", "))
+}
+
+# One of an option's choices as R code: Python's True/False/None as TRUE/FALSE/NULL, anything else quoted.
+r_choice <- function(choice) {
+  switch(choice, True = "TRUE", False = "FALSE", None = "NULL", sprintf("\"%s\"", choice))
+}
+
+# An engine hint or rule in R's spelling: name=value pairs and Python literals as in r_values(), None/True/False
+# as NULL/TRUE/FALSE.
+r_hint <- function(text) {
+  text <- r_values(text)
+  text <- gsub("\\bNone\\b", "NULL", text, perl = TRUE)
+  text <- gsub("\\bTrue\\b", "TRUE", text, perl = TRUE)
+  gsub("\\bFalse\\b", "FALSE", text, perl = TRUE)
+}
+
+# A hint as a sentence: capitalised, with a full stop.
+sentence <- function(text) {
+  text <- paste0(toupper(substr(text, 1, 1)), substring(text, 2))
+  if (grepl("[.?!]$", text)) text else paste0(text, ".")
 }
 
 #' Install or update the imagesasdata Python engine

@@ -475,20 +475,24 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
     codes: dict = {}
     where: dict = {}
     unknown, conflicts, outside = [], [], []
+    first: dict = {}   # kind of problem -> (sheet, row) of its first case: the error's path and row fields
     for name, sheet in sheets:
         for column in ("image_id", code):
             if column not in sheet.column_names:
                 raise ImagesAsDataError(f"{name}: no {column!r} column (columns: {', '.join(sheet.column_names)})."
-                                        f"{did_you_mean(column, sheet.column_names)}")
+                                        f"{did_you_mean(column, sheet.column_names)}", what="column", path=str(name),
+                                        value=column, choices=sheet.column_names)
         for row, (image_id, value) in enumerate(zip(sheet["image_id"].to_pylist(), sheet[code].to_pylist()), start=2):
             image_id = None if image_id is None else str(image_id).strip()
             value = _code_text(value)
             if image_id is None or image_id == "":
                 if value is not None:
                     unknown.append(f"{Path(name).name} row {row} (no image_id)")
+                    first.setdefault("unknown", (name, row))
                 continue
             if image_id not in in_sample:
                 unknown.append(f"{Path(name).name} row {row} ({image_id})")
+                first.setdefault("unknown", (name, row))
                 continue
             if value is None:
                 continue
@@ -498,21 +502,27 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
                     value = folded[value.casefold()]
                 else:
                     outside.append(f"{Path(name).name} row {row}: {value!r}")
+                    first.setdefault("outside", (name, row, value))
                     continue
             if image_id in codes and codes[image_id] != value:
                 conflicts.append(f"{image_id} ({codes[image_id]!r} in {where[image_id]}, {value!r} in "
                                  f"{Path(name).name} row {row})")
+                first.setdefault("conflict", (name, row))
                 continue
             codes[image_id] = value
             where[image_id] = f"{Path(name).name} row {row}"
     if unknown:
         raise ImagesAsDataError(f"coded rows whose image_id is not in the sample: {listing(unknown)}; fix the id (copy it "
-                                "from the sheet) or delete the row — only sampled images can be gold")
+                                "from the sheet) or delete the row — only sampled images can be gold", what="file",
+                                path=str(first["unknown"][0]), row=first["unknown"][1])
     if outside:
         raise ImagesAsDataError(f"codes outside the classes ({', '.join(classes)}): {listing(outside)}; use one of the "
-                                f"classes exactly.{did_you_mean(outside[0].split(': ', 1)[1].strip(chr(39)), classes)}")
+                                f"classes exactly.{did_you_mean(outside[0].split(': ', 1)[1].strip(chr(39)), classes)}",
+                                what="file", path=str(first["outside"][0]), row=first["outside"][1],
+                                value=first["outside"][2], choices=classes)
     if conflicts:
-        raise ImagesAsDataError(f"images coded twice with different codes: {listing(conflicts)}; keep one code per image")
+        raise ImagesAsDataError(f"images coded twice with different codes: {listing(conflicts)}; keep one code per image",
+                                what="file", path=str(first["conflict"][0]), row=first["conflict"][1])
     uncoded = [i for i in sample_table["image_id"].to_pylist() if i not in codes]
     if uncoded and missing == "error":
         located = []

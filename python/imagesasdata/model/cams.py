@@ -135,7 +135,8 @@ def resolve_layer(model: nn.Module, layers: list[dict], layer: str | None) -> st
                                 f"from (it is not 4-D, runs after the classifier starts, or runs more than once); the "
                                 f"last feature maps of this network are {last}")
     raise ImagesAsDataError(f"layer={layer!r} is not a module of this network; its last feature maps are {last} "
-                            f"(heatmap_layers() lists them all).{did_you_mean(layer, names)}")
+                            f"(heatmap_layers() lists them all).{did_you_mean(layer, names)}", what="option",
+                            option="layer", value=layer)
 
 
 class HeatmapMaker:

@@ -23,7 +23,7 @@ from .. import runs
 from ..infer.run import Run, load_run
 from .config import SELECT_ON, TrainConfig, selection_score
 from ..data.table import check_labeled, image_table
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, option_error
 from ..io.locks import claimed_directory
 from ..measure.metrics import format_interval, metric_interval
 from ..data.splits import split_table
@@ -43,7 +43,8 @@ def expand_grid(grid) -> tuple[list[dict], dict]:
     fixed: dict = {}
     if isinstance(grid, str):
         if grid not in PRESETS:
-            raise ImagesAsDataError(f"unknown grid preset {grid!r}; presets: {', '.join(PRESETS)}")
+            raise ImagesAsDataError(f"unknown grid preset {grid!r}; presets: {', '.join(PRESETS)}", what="option",
+                                    option="grid", value=grid, choices=list(PRESETS))
         grid, fixed = PRESETS[grid]
     if isinstance(grid, dict):
         names = list(grid)
@@ -106,10 +107,11 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
     for configuration in configurations:
         TrainConfig.from_options(**{**options, **configuration}).check_model_options()
     if select_on not in SELECT_ON:
-        raise ImagesAsDataError(f"select_on={select_on!r}: choose one of {', '.join(SELECT_ON)}")
+        raise option_error("select_on", select_on, choices=SELECT_ON, suggest=False)
     trial_resources = _trial_resources(backend, cpus_per_trial, gpus_per_trial)
     if backend not in ("local", "ray"):
-        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' or 'ray'")
+        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' or 'ray'", what="option", option="backend",
+                                value=backend, choices=["local", "ray"])
     base = TrainConfig.from_options(**options)
     parameters = list(dict.fromkeys(k for c in configurations for k in c))
     ids = [f"config_{i + 1:03d}" for i in range(len(configurations))]

@@ -123,7 +123,9 @@ test_that("a gold sample is drawn from a real labelling, coded, topped up and re
   codes <- truth_of(utils::read.csv(sheet, stringsAsFactors = FALSE)$image_id)
   codes[4] <- "maybe"
   code_sheet(sheet, codes)
-  expect_error(read_coding_sheet(folder), class = "imagesasdata_error", "coding_sheet_wave1.csv row 5: \"maybe\"")
+  e <- expect_error(read_coding_sheet(folder), class = "imagesasdata_error", "coding_sheet_wave1.csv row 5: \"maybe\"")
+  expect_identical(basename(e$path), "coding_sheet_wave1.csv")   # the file and row as the condition's fields
+  expect_identical(as.integer(e$row), 5L)
   expect_error(draw_gold_sample(job, "ten"), class = "imagesasdata_argument_error", "`size`")
 })
 

@@ -304,6 +304,8 @@ test_that("engine messages arrive in R's words, naming the R argument, with the 
   expect_identical(e$argument, "learning_rate")
   expect_match(conditionMessage(e), "`learning_rate` must be above 0, not -1 (the book uses 0.001).", fixed = TRUE)
   expect_identical(e$engine_message, "learning_rate=-1.0 must be above 0 (the book uses 0.001)")
+  expect_identical(e$fields$expected, "above 0")                          # built from the error's fields
+  expect_equal(e$fields$value, -1)
   expect_identical(deparse(conditionCall(e)[[1]]), "finetune_cnn")
   e <- expect_error(finetune_cnn(faces, optimizer = "adm"), class = "imagesasdata_argument_error")
   expect_match(conditionMessage(e), "`optimizer` must be one of \"sgd\", \"adam\" or \"adamw\", not \"adm\".",
@@ -321,6 +323,45 @@ test_that("engine messages arrive in R's words, naming the R argument, with the 
   expect_identical(deparse(conditionCall(e)[[1]]), "finetune_cnn")
   e <- expect_error(image_table(file.path(tempdir(), "nowhere")), class = "imagesasdata_error")
   expect_identical(deparse(conditionCall(e)[[1]]), "image_table")
+})
+
+test_that("an engine error's R condition is built from its fields, whatever its message says", {
+  raise <- function(fields, message = "any wording at all") {
+    imagesasdata:::raise_engine_error(list(type = "ImagesAsDataError", message = message, engine = TRUE,
+                                           fields = fields), call = NULL)
+  }
+  e <- expect_error(raise(list(what = "option", option = "learning_rate", value = -1, expected = "above 0",
+                               hint = "the book uses 0.001")), class = "imagesasdata_argument_error")
+  expect_identical(conditionMessage(e), "`learning_rate` must be above 0, not -1 (the book uses 0.001).")
+  expect_identical(e$argument, "learning_rate")
+  expect_identical(e$engine_message, "any wording at all")
+  e <- expect_error(raise(list(what = "option", option = "normalize", value = "bakbone",
+                               choices = c("imagenet", "backbone", "train"))), class = "imagesasdata_argument_error")
+  expect_match(conditionMessage(e), "`normalize` must be one of \"imagenet\", \"backbone\" or \"train\", not \"bakbone\".",
+               fixed = TRUE)
+  expect_match(conditionMessage(e), "Did you mean \"backbone\"?", fixed = TRUE)
+  e <- expect_error(raise(list(what = "option", option = "progress", value = "lines",
+                               choices = c("True", "False", "epochs"))), class = "imagesasdata_argument_error")
+  expect_match(conditionMessage(e), "must be one of TRUE, FALSE or \"epochs\", not \"lines\".", fixed = TRUE)
+  e <- expect_error(raise(list(what = "option", option = "class_order", value = list("a", "a"),
+                               expected = "a list naming each class once")), class = "imagesasdata_argument_error")
+  expect_match(conditionMessage(e), "`class_order` must be a list naming each class once, not c(\"a\", \"a\").",
+               fixed = TRUE)
+  e <- expect_error(raise(list(what = "unknown_option", option = "epocs", choices = c("seed", "epochs"))),
+                    class = "imagesasdata_argument_error")
+  expect_match(conditionMessage(e), "Unknown argument `epocs`.", fixed = TRUE)
+  expect_match(conditionMessage(e), "Did you mean `epochs`?", fixed = TRUE)
+  # a file and row travel as the condition's fields; the message is the engine's, in R's words
+  e <- expect_error(raise(list(what = "file", path = "/tmp/gold/coding_sheet_wave1.csv", row = 5L, value = "maybe"),
+                          message = "codes outside the classes (a, b): coding_sheet_wave1.csv row 5: 'maybe'"),
+                    class = "imagesasdata_error")
+  expect_identical(e$path, "/tmp/gold/coding_sheet_wave1.csv")
+  expect_identical(e$row, 5L)
+  expect_match(conditionMessage(e), "coding_sheet_wave1.csv row 5: \"maybe\"", fixed = TRUE)
+  e <- expect_error(raise(list(what = "column", option = "manual_label", value = "lable", choices = c("label", "id")),
+                          message = "manual_label='lable': no such column in the manual labels (columns: label, id)."),
+                    class = "imagesasdata_column_error")
+  expect_identical(e$argument, "manual_label")
 })
 
 test_that("r_vocabulary() turns the engine's Python and command-line wording into R's", {
