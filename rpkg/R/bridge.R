@@ -39,7 +39,7 @@
 #' @noRd
 #' @export
 as_tibble_engine <- function(x, factors = NULL, levels = NULL, kind = NULL) {
-  deprecated_export("as_tibble_engine()", parent.frame())
+  deprecated_export("as_tibble_engine()", caller = sys.frame(sys.parent()))
   spec <- NULL
   if (length(factors)) {
     level_list <- if (is.null(levels)) NULL else as.list(as.character(levels))
@@ -129,7 +129,7 @@ decode_struct <- function(column, nrow) {
 #' @noRd
 #' @export
 engine_table <- function(data, kind = NULL) {
-  deprecated_export("engine_table()", parent.frame())
+  deprecated_export("engine_table()", caller = sys.frame(sys.parent()))
   if (!is.data.frame(data)) abort_argument(sprintf("expected a data frame, not %s", describe_value(data)))
   columns <- lapply(names(data), function(name) encode_r_column(data[[name]], name))
   encoded <- list(nrow = nrow(data), names = as.list(names(data)), columns = columns)

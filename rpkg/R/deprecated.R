@@ -30,8 +30,15 @@ NULL
 # Warn when `what` (an exported name kept for one release) is called from outside the package. `caller` is the
 # calling frame of the deprecated function (its parent.frame()).
 deprecated_export <- function(what, caller, details = NULL) {
-  namespace <- topenv(environment(deprecated_export))
-  if (identical(topenv(caller), namespace)) return(invisible())
+  namespace <- environment(deprecated_export)
+  # The package's own code, and its tests, run in environments whose parents include the package's namespace (for
+  # tests, testthat's copy of it); a user's code does not. (topenv() would stop early where an option names another
+  # top-level environment, as testthat's does.)
+  env <- caller
+  while (!identical(env, emptyenv())) {
+    if (isNamespace(env) && identical(environmentName(env), environmentName(namespace))) return(invisible())
+    env <- parent.env(env)
+  }
   lifecycle::deprecate_warn("0.1.0", what, details = details %||%
                               "It is internal: imagesasdata's functions return tibbles in tidymodels' names.",
                             env = namespace)
