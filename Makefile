@@ -17,9 +17,10 @@ FACENET := facenet-pytorch==2.6.0
 PY_STAMP := $(VENV)/.imagesasdata-installed
 APT_PACKAGES := python3 python3-venv python3-dev build-essential \
 	r-base-core r-base-dev r-cran-reticulate r-cran-ggplot2 r-cran-dplyr r-cran-tibble r-cran-tidyr \
-	r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 r-cran-generics pandoc \
+	r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 r-cran-generics r-cran-lifecycle r-cran-vctrs \
+	r-cran-png pandoc \
 	tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu fonts-dejavu-core
-R_PACKAGES := reticulate ggplot2 dplyr tibble tidyr testthat knitr rmarkdown roxygen2 generics
+R_PACKAGES := reticulate ggplot2 dplyr tibble tidyr testthat knitr rmarkdown roxygen2 generics lifecycle vctrs png
 RUN_DIR ?= runs/demo
 # The real test images (ORL faces, the tweeted Rekognition examples): beside the checkout, or the project's shared
 # folder. Tests use them; `make test` fails rather than skips when they are missing.

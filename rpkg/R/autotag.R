@@ -319,7 +319,7 @@ autoplot.label_frequencies <- function(object, n = 20L, value = c("images", "sha
     return(ggplot2::ggplot(top, ggplot2::aes(x = .data[[value]], y = .data$label, fill = .data$tagger)) +
              ggplot2::geom_col(position = ggplot2::position_dodge(width = 0.8), width = 0.75) +
              ggplot2::labs(x = y_label, y = NULL, fill = "tagger", title = title) +
-             ggplot2::theme_minimal() +
+             ggplot2::theme_minimal() + text_spans_plot() +
              ggplot2::theme(legend.position = "bottom"))
   }
   # Within each tagger, most frequent on top: order the labels by tagger, then rank.
@@ -329,7 +329,7 @@ autoplot.label_frequencies <- function(object, n = 20L, value = c("images", "sha
     ggplot2::geom_col(fill = "steelblue") +
     ggplot2::scale_y_discrete(labels = function(x) sub("^.*\r", "", x)) +
     ggplot2::labs(x = y_label, y = NULL, title = title) +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() + text_spans_plot()
   if (length(taggers) > 1) plot <- plot + ggplot2::facet_wrap(ggplot2::vars(.data$tagger), scales = "free_y")
   plot
 }

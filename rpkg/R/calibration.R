@@ -55,6 +55,6 @@ plot_calibration <- function(fit, split) {
                   y = if (binary) "share that are positive" else "share classified correctly",
                   colour = NULL, size = "images", title = "Reliability diagram",
                   subtitle = wrap_text(sprintf("%s split; on the dashed line probabilities mean what they say", split))) +
-    ggplot2::theme_minimal() +
+    ggplot2::theme_minimal() + text_spans_plot() +
     ggplot2::theme(legend.position = "bottom", legend.box = "vertical")
 }

@@ -252,7 +252,8 @@ autoplot.corrected_glm <- function(object, terms = NULL, truth = NULL, ...) {
                   title = "How much the correction matters",
                   subtitle = wrap_text(sprintf("%d corpus images, %d coded; corrected by %s", object$n_corpus, object$n_gold,
                                      object$corrected_method))) +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() + text_spans_plot() +
+    ggplot2::theme(panel.spacing.x = ggplot2::unit(1.5, "lines"))   # free x scales: keep neighbours' labels apart
   if (!is.null(truth)) {
     lines <- data.frame(term = factor(names(truth), levels = terms), value = as.double(truth))
     lines <- lines[!is.na(lines$term), ]
@@ -327,6 +328,6 @@ autoplot.corrected_prevalence <- function(object, level = NULL, ...) {
                                             corrected = "corrected")) +
     ggplot2::labs(x = by %||% "", y = sprintf("share of %s", level), colour = NULL,
                   title = sprintf("Prevalence of %s", level)) +
-    ggplot2::theme_minimal() +
+    ggplot2::theme_minimal() + text_spans_plot() +
     ggplot2::theme(legend.position = "bottom")
 }

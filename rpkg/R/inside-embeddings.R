@@ -110,7 +110,7 @@ autoplot.embedding_map <- function(object, colour = NULL, thumbnails = TRUE, n =
     ggplot2::labs(x = sprintf("%s 1", toupper(object$method[[1]])), y = sprintf("%s 2", toupper(object$method[[1]])),
                   colour = colour,
                   title = sprintf("Images mapped by their embeddings (%s)", toupper(object$method[[1]]))) +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() + text_spans_plot()
   if (!arg_flag(thumbnails, "thumbnails") || !nrow(object)) return(plot)
   shown <- utils::head(object[!is.na(object$path), ], arg_count(n, "n"))
   pixels <- as_tibble_engine(engine_call(bridge()$thumbnails, as.list(as.character(shown$path)), max_side = 48L))

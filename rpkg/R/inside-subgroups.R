@@ -113,5 +113,5 @@ autoplot.subgroup_audit <- function(object, ...) {
     ggplot2::scale_x_continuous(limits = c(0, 1)) +
     ggplot2::labs(x = sprintf("estimate with %d%% interval", round(100 * object$conf_level)), y = "group",
                   title = "Metrics by group", subtitle = paste(object$groups, collapse = " x ")) +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() + text_spans_plot()
 }

@@ -80,7 +80,13 @@ autoplot.cnn_evaluation <- function(object, type = c("confusion", "misclassified
 }
 
 # Text wrapped to fit a plot at the default device size (7 in wide at ggplot2's 11 pt base: about 85 characters).
-wrap_text <- function(text, width = 85L) {
+# Titles, subtitles and captions span the whole plot, not only the panel: with long axis labels or a square panel
+# (coord_fixed) a panel-aligned subtitle runs off the device.
+text_spans_plot <- function() {
+  ggplot2::theme(plot.title.position = "plot", plot.caption.position = "plot")
+}
+
+wrap_text <- function(text, width = 80L) {
   if (is.null(text) || !length(text)) return(NULL)
   paste(strwrap(paste(text, collapse = " "), width = width), collapse = "\n")
 }
@@ -136,7 +142,7 @@ plot_curves <- function(fit, accuracy_limits = c(0, 1)) {
     ggplot2::scale_x_continuous(breaks = function(limits) unique(round(pretty(limits)))) +
     ggplot2::labs(x = "epoch", y = NULL, colour = NULL, title = "Training curves",
                   subtitle = if (length(notes)) wrap_text(paste(notes, collapse = "; ")) else NULL) +
-    ggplot2::theme_minimal() +
+    ggplot2::theme_minimal() + text_spans_plot() +
     ggplot2::theme(legend.position = "bottom")
   if (!is.null(accuracy_limits)) {
     # both ends of the range drawn invisibly in the accuracy panel, so its free axis spans at least them
@@ -186,7 +192,7 @@ plot_confusion <- function(confusion, normalize = "none") {
     ggplot2::coord_equal() +
     ggplot2::labs(x = "predicted", y = "true label", title = "Confusion matrix",
                   subtitle = if (by_row) "colour: share of each true class (rows sum to 100%)" else NULL) +
-    ggplot2::theme_minimal() +
+    ggplot2::theme_minimal() + text_spans_plot() +
     ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 45, hjust = 1), panel.grid = ggplot2::element_blank())
 }
 
@@ -203,7 +209,7 @@ plot_misclassified <- function(wrong, n, ...) {
 empty_plot <- function(text) {
   ggplot2::ggplot() +
     ggplot2::annotate("text", x = 0, y = 0, label = text) +
-    ggplot2::theme_void()
+    ggplot2::theme_void() + text_spans_plot()
 }
 
 #' A gallery of images
@@ -247,6 +253,7 @@ image_gallery <- function(data, caption = NULL, n = 16L, ncol = NULL, size = 96L
     ggplot2::facet_wrap(ggplot2::vars(.data$caption), ncol = ncol) +
     ggplot2::coord_fixed() +
     ggplot2::labs(caption = note) +
-    ggplot2::theme_void() +
-    ggplot2::theme(strip.text = ggplot2::element_text(size = 8))
+    ggplot2::theme_void() + text_spans_plot() +
+    ggplot2::theme(strip.text = ggplot2::element_text(size = 8, margin = ggplot2::margin(3, 0, 3, 0)),
+                   plot.margin = ggplot2::margin(6, 6, 6, 6))
 }

@@ -82,5 +82,5 @@ plot_curve <- function(fit, split, kind) {
     ggplot2::geom_point(size = 1, colour = "steelblue") +
     ggplot2::coord_equal(xlim = c(0, 1), ylim = c(0, 1)) +
     labels +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() + text_spans_plot()
 }

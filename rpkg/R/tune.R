@@ -353,7 +353,7 @@ autoplot.cnn_grid <- function(object, measure = c("loss", "accuracy"), accuracy_
                   linetype = if (length(parameters) >= 3) parameters[[3]] else NULL,
                   title = sprintf("Training curves of %d configurations", nrow(object$results)),
                   subtitle = wrap_text(sprintf("chosen on validation %s: %s (%s)", object$select_on, object$best_config, chosen))) +
-    ggplot2::theme_minimal() +
+    ggplot2::theme_minimal() + text_spans_plot() +
     ggplot2::theme(legend.position = "bottom")
   if (length(parameters) < 2) plot <- plot + ggplot2::guides(colour = "none")
   if (length(parameters) < 3) plot <- plot + ggplot2::guides(linetype = "none")
@@ -442,7 +442,7 @@ autoplot.cnn_lr_finder <- function(object, ...) {
     ggplot2::coord_cartesian(ylim = range(smoothed)) +
     ggplot2::labs(x = "learning rate (log scale)", y = "loss", title = "Learning-rate finder",
                   subtitle = wrap_text(sprintf("suggested: %.1e, the steepest fall of the smoothed loss (blue)", object$suggestion))) +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() + text_spans_plot()
 }
 
 # ------------------------------------------------------------------------------------------------- options

@@ -84,7 +84,7 @@ autoplot.video_labels <- function(object, ...) {
   ggplot2::ggplot(frames, ggplot2::aes(x = .data$timestamp, y = .data$video_id, fill = .data$shown)) +
     ggplot2::geom_tile(width = step, height = 0.8, colour = "white") +
     ggplot2::labs(x = "seconds", y = NULL, fill = NULL) +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() + text_spans_plot()
 }
 
 arg_videos <- function(x) {
