@@ -110,8 +110,10 @@ autoplot.subgroup_audit <- function(object, ...) {
                            orientation = "y") +
     ggplot2::geom_point(size = 2.5) +
     ggplot2::facet_wrap(ggplot2::vars(.data$.metric), nrow = 1) +
-    ggplot2::scale_x_continuous(limits = c(0, 1)) +
+    # few, short labels: four panels side by side at 7 in leave no room for 0.00 ... 1.00 on each
+    ggplot2::scale_x_continuous(limits = c(0, 1), breaks = c(0, 0.5, 1), labels = c("0", "0.5", "1")) +
     ggplot2::labs(x = sprintf("estimate with %d%% interval", round(100 * object$conf_level)), y = "group",
                   title = "Metrics by group", subtitle = paste(object$groups, collapse = " x ")) +
-    ggplot2::theme_minimal() + text_spans_plot()
+    ggplot2::theme_minimal() + text_spans_plot() +
+    ggplot2::theme(panel.spacing.x = ggplot2::unit(1.2, "lines"), plot.margin = ggplot2::margin(5.5, 12, 5.5, 5.5))
 }

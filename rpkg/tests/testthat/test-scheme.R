@@ -181,6 +181,8 @@ test_that("the autoplot() of every result that needs no fine-tune fits at 7 x 5 
   dir.create(copies)
   file.copy(faces$path[c(1, 1, 9, 17)], file.path(copies, c("a.png", "a_copy.png", "b.png", "c.png")))
   embeddings <- image_embeddings(faces[seq(1, 48, by = 4), ], image_size = 64L, progress = FALSE)
+  map <- embedding_map(embeddings)
+  map$person <- sub("/.*", "", map$image_id)
   plots <- list(corrected_glm = autoplot(model, truth = c(protest = 0.5)), prevalence = autoplot(shares),
                 emotion_counts = autoplot(emotion_counts(scores)),
                 emotion_cooccurrence = autoplot(emotion_cooccurrence(scores)),
@@ -188,8 +190,8 @@ test_that("the autoplot() of every result that needs no fine-tune fits at 7 x 5 
                 label_frequencies = autoplot(label_frequencies(tags), n = 8),
                 tag_comparison = autoplot(compare_tags(tags, manual, "person", manual_label = "person")),
                 duplicates = autoplot(find_duplicates(copies, progress = FALSE)),
-                embedding_map = autoplot(embedding_map(embeddings), n = 6),
-                embedding_map_by_label = autoplot(embedding_map(embeddings), colour = "label", thumbnails = FALSE),
+                embedding_map = autoplot(map, n = 6),
+                embedding_map_by_person = autoplot(map, colour = "person", thumbnails = FALSE),
                 faces = autoplot(detect_faces(examples, progress = FALSE), n = 2L),
                 screen = autoplot(screen_images(moderation_local(examples, detectors = "nudity", progress = FALSE))))
   expect_plots_fit(plots)
