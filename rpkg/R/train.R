@@ -87,9 +87,9 @@
 #' @param feature_cache 'auto': with a frozen backbone and no random crops, compute each image's features once and
 #'   train the last layer on them (same result, far faster); 'off': run the whole network every step.
 #' @param num_workers threads decoding images (default: up to 8, one per CPU core). `NULL` for the default.
-#' @param progress `"epochs"` (the default) writes one line per epoch (losses, accuracies and seconds), which shows
-#'   in the console, in RStudio, when knitting and under Rscript; `TRUE` adds progress bars (for decoding images and
-#'   for each epoch's batches); `FALSE` is silent.
+#' @param progress 'epochs': a line per epoch (losses, accuracies, seconds), which shows in logs, knitted documents and
+#'   Rscript; on: progress bars as well; off: silent. In R, `"epochs"` is the default (the lines also show in the
+#'   console and in RStudio), `TRUE` is on (bars for decoding images and for each epoch's batches), `FALSE` off.
 #' @section Classes: The classes follow R's conventions, as in tidymodels. With a factor label its levels (those
 #'   used) are the class order: of the probability columns `.pred_<class>` of [predict()], of the confusion
 #'   matrices and of `fit$classes`; and in a binary task the first level is the positive class, the one whose

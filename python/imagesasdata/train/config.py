@@ -71,8 +71,8 @@ OPTION_HELP = {
     "feature_cache": "'auto': with a frozen backbone and no random crops, compute each image's features once and "
                      "train the last layer on them (same result, far faster); 'off': run the whole network every step",
     "num_workers": "threads decoding images (default: up to 8, one per CPU core)",
-    "progress": "True or 'bars': progress bars and a line per epoch; 'epochs': a line per epoch only (for logs, "
-                "knitted documents and Rscript); False or 'none': silent",
+    "progress": "'epochs': a line per epoch (losses, accuracies, seconds), which shows in logs, knitted documents and "
+                "Rscript; on: progress bars as well; off: silent",
 }
 
 
