@@ -87,6 +87,8 @@ def r_named(table, kind):
     if kind == "metrics" and "metric" in table.column_names:
         metric = pa.array([schema.r_metric(m) for m in table["metric"].to_pylist()], pa.string())
         table = table.set_column(table.column_names.index("metric"), "metric", metric)
+        # in yardstick's order, the schema's: .metric, .estimator, .estimate first (metric_tibble() in R)
+        table = table.select([c for c in schema.METRICS if c in table.column_names])
     return table.rename_columns(schema.r_names(table.column_names, kind))
 
 

@@ -199,7 +199,8 @@ plot_confusion <- function(confusion, normalize = "none") {
 plot_misclassified <- function(wrong, n, ...) {
   if (!nrow(wrong)) return(empty_plot("No misclassified images"))
   wrong <- utils::head(wrong, n)
-  wrong$caption <- sprintf("%s\n%spredicted: %s (%.2f)", short_id(wrong$image_id),
+  # short lines: three thumbnails abreast at 7 in leave each caption about 20 characters
+  wrong$caption <- sprintf("%s\n%spredicted: %s\nprobability %.2f", short_id(wrong$image_id),
                            ifelse(is.na(wrong$label), "", sprintf("true: %s\n", wrong$label)), wrong$.pred_class,
                            wrong$probability)
   image_gallery(wrong, caption = "caption", n = n, ...) +

@@ -138,8 +138,8 @@ test_that("every other autoplot() of a fit, an evaluation, heatmaps, subgroups a
   images <- list.files(file.path(sample_data(), "new_images"), full.names = TRUE)
   labelled <- image_table(file.path(sample_data(), "person_vs_others.csv"))
   evaluation <- suppressWarnings(cnn_evaluate(fit, labelled, progress = FALSE))
-  val <- fit$predictions[fit$predictions$split == "val", ]
-  half <- data.frame(image_id = val$image_id, half = rep(c("first", "second"), length.out = nrow(val)))
+  scored <- fit$predictions   # validation and test images
+  half <- data.frame(image_id = scored$image_id, half = rep(c("first", "second"), length.out = nrow(scored)))
   audit <- subgroup_metrics(fit, half, "half", min_size = 1L, permutations = 50L)
   finder <- lr_find(file.path(sample_data(), "faces"), num_steps = 15L, image_size = 64L, freeze = "backbone",
                     augment_crop = FALSE, progress = FALSE)
