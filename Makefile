@@ -18,9 +18,10 @@ FACENET := facenet-pytorch==2.6.0
 PY_STAMP := $(VENV)/.imagesasdata-installed
 APT_PACKAGES := python3 python3-venv python3-dev build-essential \
 	r-base-core r-base-dev r-cran-reticulate r-cran-ggplot2 r-cran-dplyr r-cran-tibble r-cran-tidyr \
-	r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 r-cran-generics pandoc \
+	r-cran-testthat r-cran-knitr r-cran-rmarkdown r-cran-roxygen2 r-cran-generics r-cran-lifecycle r-cran-vctrs \
+	r-cran-png pandoc \
 	tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu fonts-dejavu-core shellcheck
-R_PACKAGES := reticulate ggplot2 dplyr tibble tidyr testthat knitr rmarkdown roxygen2 generics
+R_PACKAGES := reticulate ggplot2 dplyr tibble tidyr testthat knitr rmarkdown roxygen2 generics lifecycle vctrs png
 RUN_DIR ?= runs/demo
 # The real test images (ORL faces, the tweeted Rekognition examples): beside the checkout, or the project's shared
 # folder. Tests use them; `make test` fails rather than skips when they are missing.
@@ -105,8 +106,10 @@ test-other-cpus: python-deps r-deps
 	if [ -n "$$failed" ]; then echo "training tests failed under other instruction sets$$failed"; exit 1; fi; \
 	echo "the training tests pass under: $(CPU_SSE); $(CPU_AVX2)"
 
-# The install route of an R user without the Debian shortcut: the tarball into a fresh library, install_engine()
-# with no arguments into a fresh virtualenv (PyTorch included), then the README tour in a new R session.
+# The install route of an R user without the Debian shortcut (and of remotes::install_github(subdir = "rpkg")):
+# plain `R CMD build rpkg`, the tarball into a fresh library, install_engine() with no arguments into a fresh
+# virtualenv (PyTorch and the default extras included), then in a new R session the README tour, corrected_glm(),
+# cnn_heatmaps() and vignette(package = "imagesasdata") listing every vignette.
 test-r-install: python-deps r-deps
 	bash rpkg/tools/install-route.sh $(abspath $(PY)) $(CURDIR) build/r
 
@@ -125,10 +128,10 @@ check-r: python-deps r-deps
 	@status=$$(grep '^Status:' build/r/imagesasdata.Rcheck/00check.log); echo "R CMD check $$status"; \
 	  if echo "$$status" | grep -qE 'ERROR|WARNING'; then exit 1; fi
 
-# Knit the R Markdown vignettes to HTML beside their sources (full settings: a few minutes each on a laptop).
+# Knit the R Markdown vignettes (rpkg/vignettes) to HTML beside their sources (full settings: a few minutes each on a laptop).
 vignettes: python-deps r-deps
 	@IMAGESASDATA_BUILD_VIGNETTES=false bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
-	@for rmd in vignettes/*.Rmd; do \
+	@for rmd in rpkg/vignettes/*.Rmd; do \
 	  echo "knitting $$rmd"; \
 	  IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render(commandArgs(TRUE)[1], quiet = TRUE)' $$rmd || exit 1; \
 	done
@@ -138,11 +141,11 @@ vignettes: python-deps r-deps
 vignette-ci: python-deps r-deps
 	@IMAGESASDATA_BUILD_VIGNETTES=false bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
 	@mkdir -p build/vignettes
-	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("vignettes/person-vs-others.Rmd", params = list(epochs = 2, image_size = 64), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
+	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("rpkg/vignettes/person-vs-others.Rmd", params = list(epochs = 2, image_size = 64), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
 	@test -s build/vignettes/person-vs-others.html && echo "knitted build/vignettes/person-vs-others.html"
-	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("vignettes/predicted-labels-regression.Rmd", params = list(epochs = 4, image_size = 64, gold_size = 60), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
+	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("rpkg/vignettes/predicted-labels-regression.Rmd", params = list(epochs = 4, image_size = 64, gold_size = 60), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
 	@test -s build/vignettes/predicted-labels-regression.html && echo "knitted build/vignettes/predicted-labels-regression.html"
-	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("vignettes/vlm-coding.Rmd", output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
+	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("rpkg/vignettes/vlm-coding.Rmd", output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
 	@test -s build/vignettes/vlm-coding.html && echo "knitted build/vignettes/vlm-coding.html"
 
 benchmark: python-deps

@@ -328,3 +328,24 @@ def test_recipes_name_their_defaults_and_explicit_options_win():
     # From random weights there are no features to probe: head-first trains no head epochs unless asked to.
     assert TrainConfig.from_options(weights="none").head_epochs == 0
     assert TrainConfig.from_options(weights="none", head_epochs=3).head_epochs == 3
+
+
+@pytest.mark.trains
+def test_progress_epochs_writes_a_line_per_epoch_and_no_bar(tiny_faces, tmp_path, capsys):
+    """progress='epochs' (R's default: what a knitted document, Rscript or a log can show) writes one line per epoch
+    to stdout and draws no progress bar; False is silent."""
+    from imagesasdata.train.config import TrainConfig
+
+    assert (TrainConfig(progress="bars").progress, TrainConfig(progress="none").progress) == (True, False)
+    with pytest.raises(ImagesAsDataError, match="progress='lines': choose one of"):
+        TrainConfig(progress="lines")
+    options = dict(image_size=32, epochs=2, freeze="backbone", augment_crop=False, seed=0)
+    iad.finetune(tiny_faces, out=tmp_path / "lines", progress="epochs", **options)
+    captured = capsys.readouterr()
+    lines = [line for line in captured.out.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    assert all("val loss" in line and "acc" in line for line in lines)
+    assert "\r" not in captured.err and "it/s" not in captured.err and "batch/s" not in captured.err
+    iad.finetune(tiny_faces, out=tmp_path / "silent", progress=False, **options)
+    captured = capsys.readouterr()
+    assert "epoch" not in captured.out and "epoch" not in captured.err

@@ -78,12 +78,18 @@ def case(name, table, r_expression):
     report[name] = {"python": py_table(table), "r": r_table(r_expression)}
 
 
-def parsnip_names(table, classes):
-    """The engine's prediction columns under the names R gives them (parsnip's): predicted -> .pred_class,
-    prob_<class> -> .pred_<class>; the one mapping, documented in ?predict.cnn_fit."""
-    probabilities = {f"prob_{c}": f".pred_{c}" for c in classes}
-    return table.rename_columns([".pred_class" if n == "predicted" else probabilities.get(n, n)
-                                 for n in table.column_names])
+def r_named(table, kind):
+    """The engine's table under the names R gives it, from the engine's schema (the one mapping): parsnip's
+    predictions (predicted -> .pred_class, prob_<class> -> .pred_<class>), yardstick's metrics (.metric,
+    .estimator, .estimate; f1 -> f_meas) and broom's intervals (conf.low, conf.high)."""
+    from imagesasdata import schema
+
+    if kind == "metrics" and "metric" in table.column_names:
+        metric = pa.array([schema.r_metric(m) for m in table["metric"].to_pylist()], pa.string())
+        table = table.set_column(table.column_names.index("metric"), "metric", metric)
+        # in yardstick's order, the schema's: .metric, .estimator, .estimate first (metric_tibble() in R)
+        table = table.select([c for c in schema.METRICS if c in table.column_names])
+    return table.rename_columns(schema.r_names(table.column_names, kind))
 
 
 def build_report():
@@ -96,23 +102,12 @@ def build_report():
     case("image_table", imagesasdata.image_table(str(faces)), f'imagesasdata::image_table("{faces}")')
     case("image_table_unlabelled", imagesasdata.image_table(new_images), f'imagesasdata::image_table(c({", ".join(repr(p) for p in new_images)}))')
     images = new_images + [broken]
-    case("predictions", parsnip_names(run.predict(images, progress=False), run.classes),
+    case("predictions", r_named(run.predict(images, progress=False), "predictions"),
          f'predict(imagesasdata::load_cnn("{run_dir}"), c({", ".join(repr(p) for p in images)}), type = "prob")')
-    for table in ("history", "confusion", "predictions", "splits"):
-        # predictions carry parsnip's names in R; the confusion matrix keeps truth and predicted (its cells, not
-        # predictions)
-        engine_table = getattr(run, table)
-        case(f"run_{table}", parsnip_names(engine_table, run.classes) if table == "predictions" else engine_table,
-             f'imagesasdata::load_cnn("{run_dir}")${table}')
-    # A fit's metrics reach R in yardstick's shape and names (f1 is f_meas; renamed and ordered once, by
-    # metric_tibble() in R)
-    metrics = run.metrics
-    names = [{"f1": "f_meas"}.get(m, m) for m in metrics["metric"].to_pylist()]
-    yardstick = pa.table({".metric": pa.array(names, pa.string()), ".estimator": metrics["estimator"],
-                          ".estimate": metrics["estimate"], "split": metrics["split"], "class": metrics["class"],
-                          "n": metrics["n"], ".lower": metrics["lower"], ".upper": metrics["upper"],
-                          "interval": metrics["interval"]})
-    case("run_metrics", yardstick, f'imagesasdata::load_cnn("{run_dir}")$metrics')
+    # every table of the contract in R's names, renamed by the bridge through the schema (R renames nothing)
+    for table, kind in (("history", "grid"), ("confusion", "confusion"), ("predictions", "predictions"),
+                        ("splits", None), ("metrics", "metrics")):
+        case(f"run_{table}", r_named(getattr(run, table), kind), f'imagesasdata::load_cnn("{run_dir}")${table}')
 
     # Straight through the bridge: every Arrow type, with None in every column, and zero rows.
     everything = pa.table({
@@ -127,17 +122,17 @@ def build_report():
         "tags": pa.array([["a", "b"], None, []], pa.list_(pa.string())),
         "box": pa.array([{"n": 1, "w": "x"}, None, {"n": None, "w": "z"}]),
     })
-    case("all_types", everything, f'imagesasdata::as_tibble_engine({main_r}, factors = "label")')
-    case("all_types_zero_rows", everything.slice(0, 0), f'imagesasdata::as_tibble_engine({main_r}, factors = "label")')
+    case("all_types", everything, f'imagesasdata:::as_tibble_engine({main_r}, factors = "label")')
+    case("all_types_zero_rows", everything.slice(0, 0), f'imagesasdata:::as_tibble_engine({main_r}, factors = "label")')
     case("image_table_zero_rows", imagesasdata.image_table(str(faces)).slice(0, 0),
-         f'imagesasdata::as_tibble_engine({main_r}, factors = "label")')
+         f'imagesasdata:::as_tibble_engine({main_r}, factors = "label")')
 
     # R to the engine: a data frame with NA in every column arrives with nulls there.
     ro.r("""main <- reticulate::import_main(convert = FALSE)
-    main$received <- imagesasdata::engine_table(data.frame(
+    main$received <- imagesasdata:::engine_table(data.frame(
       path = c("a.png", NA, "c.png"), n = c(1L, NA, 3L), x = c(0.5, NA, NaN), ok = c(NA, TRUE, FALSE),
       f = factor(c("u", "v", NA)), day = as.Date(c("2021-03-04", NA, "1960-01-01")), stringsAsFactors = FALSE))
-    main$received_empty <- imagesasdata::engine_table(data.frame(path = character(), n = integer()))""")
+    main$received_empty <- imagesasdata:::engine_table(data.frame(path = character(), n = integer()))""")
     report["from_r"] = py_table(main.received)
     report["from_r_empty"] = py_table(main.received_empty)
 

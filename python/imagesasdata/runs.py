@@ -445,7 +445,7 @@ def check_safetensors_file(path: Path) -> None:
     if not path.exists():
         pickles = [p.name for p in Path(folder).glob("*.p*t") if p.suffix in (".pt", ".pth")]
         hint = f" ({', '.join(pickles)} are pickles, which imagesasdata never loads)" if pickles else ""
-        raise ImagesAsDataError(f"{path} not found{hint}; is {folder} a run directory?")
+        raise ImagesAsDataError(f"{path} not found{hint}; is {folder} a run directory?", what="file", path=str(path))
     try:
         with open(path, "rb") as handle:
             head = handle.read(9)
@@ -486,7 +486,8 @@ def as_run_directory(run) -> "RunDirectory":
         return run
     path = Path(run).expanduser().absolute()
     if not (path / RUN_DESCRIPTION).exists():
-        raise ImagesAsDataError(f"{path} is not a run directory (no {RUN_DESCRIPTION}); pass the --out folder of a finetune run")
+        raise ImagesAsDataError(f"{path} is not a run directory (no {RUN_DESCRIPTION}); pass the --out folder of a finetune run",
+                                what="file", path=str(path), hint="pass the --out folder of a finetune run")
     return RunDirectory(path)
 
 

@@ -156,10 +156,10 @@ arg_tags <- function(x, name) {
 #' @param tag_column,confidence_column The tag and confidence columns (default: `label`/`confidence`, or
 #'   `celebrity`/`match_confidence`).
 #' @param tagger Which tagger's rows to use when the table holds several.
-#' @return A `tag_comparison`: `confusion` (a tibble: `truth` and `predicted` as factors negative/positive, `cell`
+#' @return A `tag_comparison`: `confusion` (a tibble: `truth` and `.pred_class` as factors negative/positive, `cell`
 #'   such as "true positive", `count`), `metrics` (accuracy, precision, recall, F1 of the positive class in
-#'   [cnn_metrics()]'s shape: `.metric`, `.estimator`, `.estimate`, `class`, `n`, and the 95% interval `.lower`,
-#'   `.upper`, `interval`), `per_image` (each image's
+#'   [cnn_metrics()]'s shape: `.metric`, `.estimator`, `.estimate`, `class`, `n`, and the 95% interval `conf.low`,
+#'   `conf.high`, `interval`), `per_image` (each image's
 #'   `manual_label`, `truth`, `.pred_class`, `matched_tags` (a list column), `max_confidence`, `cell`), `excluded`
 #'   (`image_id`, `reason`), `positive_tags`, `manual_positive` and `min_confidence`. Print it for the book's 2x2
 #'   table; `autoplot()` draws the confusion matrix.
@@ -181,10 +181,10 @@ compare_tags <- function(tags, manual, positive, manual_positive = NULL, min_con
   )
   classes <- c("negative", "positive")
   structure(list(
-    confusion = as_tibble_engine(comparison$confusion, factors = c("truth", "predicted"), levels = classes),
-    metrics = metric_tibble(as_tibble_engine(comparison$metrics), split = FALSE),
-    per_image = r_prediction_names(as_tibble_engine(comparison$per_image, factors = c("truth", "predicted"),
-                                                    levels = classes), classes),
+    confusion = as_tibble_engine(comparison$confusion, factors = c("truth", "predicted"), levels = classes,
+                                 kind = "confusion"),
+    metrics = metric_tibble(as_tibble_engine(comparison$metrics, kind = "metrics"), split = FALSE),
+    per_image = prediction_tibble(comparison$per_image, classes, factors = c("truth", "predicted")),
     excluded = as_tibble_engine(comparison$excluded),
     positive_tags = as.character(unlist(py_value(comparison$positive_tags))),
     manual_positive = py_value(comparison$manual_positive),
@@ -221,16 +221,20 @@ autoplot.tag_comparison <- function(object, normalize = c("none", "row"), title 
 #' Tidy, glance at and augment a tag comparison
 #'
 #' @param x A `tag_comparison` from [compare_tags()].
+#' @param conf.int,conf.level As in broom: `conf.int = FALSE` leaves out the interval; another `conf.level`
+#'   recomputes it (by the engine).
 #' @param ... Must be empty.
-#' @return `tidy()`: the metrics (yardstick's shape: `.metric`, `.estimator`, `.estimate`, `class`, `n`, `.lower`,
-#'   `.upper`, `interval`). `glance()`: one row: `positive_tags`, `manual_positive`, `min_confidence`, `images`
+#' @return `tidy()`: the metrics (yardstick's shape: `.metric`, `.estimator`, `.estimate`, `class`, `n`, `conf.low`,
+#'   `conf.high`, `interval`). `glance()`: one row: `positive_tags`, `manual_positive`, `min_confidence`, `images`
 #'   (compared), `excluded`, `accuracy`, `precision`, `recall` and `f_meas`. `augment()`: one row per compared image
 #'   (`image_id`, `manual_label`, `truth`, `.pred_class`, `matched_tags`, `max_confidence`, `cell`).
 #' @name tag_comparison_tidiers
 #' @export
-tidy.tag_comparison <- function(x, ...) {
+tidy.tag_comparison <- function(x, conf.int = TRUE, conf.level = 0.95, ...) {
   check_dots(...)
-  x$metrics
+  tidy_interval(x$metrics, conf.int, conf.level, 0.95, function(level) {
+    metrics_at_level(x$metrics, x$per_image, c("negative", "positive"), "positive", level, truth = "truth")
+  })
 }
 
 #' @rdname tag_comparison_tidiers
@@ -326,7 +330,7 @@ autoplot.label_frequencies <- function(object, n = 20L, value = c("images", "sha
     return(ggplot2::ggplot(top, ggplot2::aes(x = .data[[value]], y = .data$label, fill = .data$tagger)) +
              ggplot2::geom_col(position = ggplot2::position_dodge(width = 0.8), width = 0.75) +
              ggplot2::labs(x = y_label, y = NULL, fill = "tagger", title = title) +
-             ggplot2::theme_minimal() +
+             ggplot2::theme_minimal() + text_spans_plot() +
              ggplot2::theme(legend.position = "bottom"))
   }
   # Within each tagger, most frequent on top: order the labels by tagger, then rank.
@@ -336,7 +340,7 @@ autoplot.label_frequencies <- function(object, n = 20L, value = c("images", "sha
     ggplot2::geom_col(fill = "steelblue") +
     ggplot2::scale_y_discrete(labels = function(x) sub("^.*\r", "", x)) +
     ggplot2::labs(x = y_label, y = NULL, title = title) +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() + text_spans_plot()
   if (length(taggers) > 1) plot <- plot + ggplot2::facet_wrap(ggplot2::vars(.data$tagger), scales = "free_y")
   plot
 }

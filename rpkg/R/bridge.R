@@ -32,16 +32,20 @@
 #' @param factors Names of columns to return as factors (absent ones are ignored).
 #' @param levels Level order for those factors, e.g. a fit's classes; `NULL` sorts the values present
 #'   naturally (`s2` before `s10`). Values outside `levels` are added after them, never turned into `NA`.
+#' @param kind Which kind of table of the engine/R contract (python/imagesasdata/schema.py): `"predictions"`,
+#'   `"metrics"`, `"confusion"`, `"coefficients"`, `"prevalence"` or `"grid"`. The engine then sends its columns in
+#'   R's names (`.pred_class`, `.pred_<class>`, `.metric`, `conf.low`, ...); `NULL` leaves every name as it is.
 #' @return A tibble.
-#' @keywords internal
+#' @noRd
 #' @export
-as_tibble_engine <- function(x, factors = NULL, levels = NULL) {
+as_tibble_engine <- function(x, factors = NULL, levels = NULL, kind = NULL) {
+  deprecated_export("as_tibble_engine()", caller = sys.frame(sys.parent()))
   spec <- NULL
   if (length(factors)) {
     level_list <- if (is.null(levels)) NULL else as.list(as.character(levels))
     spec <- stats::setNames(rep(list(level_list), length(factors)), as.character(factors))
   }
-  encoded <- engine_call(bridge()$to_r, x, factors = spec)
+  encoded <- engine_call(bridge()$to_r, x, factors = spec, kind = kind)
   decode_table(py_value(encoded))
 }
 
@@ -120,14 +124,29 @@ decode_struct <- function(column, nrow) {
 #' logical, `Date` and `POSIXct` columns are supported.
 #'
 #' @param data A data frame.
+#' @param kind As for [as_tibble_engine()]: R's names of that kind of table go back to the engine's.
 #' @return A Python `pyarrow.Table`.
-#' @keywords internal
+#' @noRd
 #' @export
-engine_table <- function(data) {
+engine_table <- function(data, kind = NULL) {
+  deprecated_export("engine_table()", caller = sys.frame(sys.parent()))
   if (!is.data.frame(data)) abort_argument(sprintf("expected a data frame, not %s", describe_value(data)))
   columns <- lapply(names(data), function(name) encode_r_column(data[[name]], name))
   encoded <- list(nrow = nrow(data), names = as.list(names(data)), columns = columns)
-  engine_call(bridge()$from_r, encoded)
+  engine_call(bridge()$from_r, encoded, kind = kind)
+}
+
+# The engine/R contract (python/imagesasdata/schema.py) as R data, read once per session.
+engine_schema <- function() {
+  if (is.null(.engine$schema)) .engine$schema <- py_value(bridge()$schema())
+  .engine$schema
+}
+
+# yardstick's name of an engine metric (f1 -> f_meas), from the contract.
+r_metric_name <- function(metric) {
+  names <- unlist(engine_schema()$r_metrics)
+  renamed <- unname(names[metric])
+  ifelse(is.na(renamed), metric, renamed)
 }
 
 encode_r_column <- function(x, name) {

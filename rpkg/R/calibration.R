@@ -54,7 +54,7 @@ plot_calibration <- function(fit, split) {
                       else "predicted probability (most probable class)",
                   y = if (binary) "share that are positive" else "share classified correctly",
                   colour = NULL, size = "images", title = "Reliability diagram",
-                  subtitle = sprintf("%s split; on the dashed line probabilities mean what they say", split)) +
-    ggplot2::theme_minimal() +
+                  subtitle = wrap_text(sprintf("%s split; on the dashed line probabilities mean what they say", split))) +
+    ggplot2::theme_minimal() + text_spans_plot() +
     ggplot2::theme(legend.position = "bottom", legend.box = "vertical")
 }

@@ -60,6 +60,14 @@ arg_flag <- function(x, name) {
   x
 }
 
+# Training's progress: TRUE (bars and a line per epoch), FALSE (silent), or "epochs" (a line per epoch only),
+# "bars", "none".
+arg_progress <- function(x, name = "progress") {
+  if (is.logical(x) && length(x) == 1 && !is.na(x)) return(x)
+  if (is.character(x) && length(x) == 1 && x %in% c("epochs", "bars", "none")) return(x)
+  abort_argument(sprintf("`%s` must be TRUE, FALSE or \"epochs\", not %s", name, describe_value(x)))
+}
+
 # TRUE, FALSE or one string such as "auto".
 arg_flag_or_string <- function(x, name) {
   if (is.logical(x) && length(x) == 1 && !is.na(x)) return(x)

@@ -18,6 +18,7 @@ labelled_data <- function(data, label, path, class_order = NULL, positive_class 
     label <- if (required || !is.null(label)) require_column(data, label, "label", data_arg, default = "label")
              else if ("label" %in% names(data)) "label" else NULL
     if (!is.null(label)) {
+      warn_numeric_label(data[[label]], label)
       data[[label]] <- r_labels(data[[label]])
       if (is.factor(data[[label]])) order <- levels(droplevels(data[[label]]))
     }
@@ -62,6 +63,18 @@ input_levels <- function(x) {
 }
 
 # A label column in R's terms: logical becomes a factor with levels TRUE, FALSE (TRUE, the event, first).
+# A numeric label column is almost always a mistake (a count, a score) or codes that need names: say what happens.
+warn_numeric_label <- function(x, label) {
+  if (!is.numeric(x)) return(invisible())
+  values <- sort(unique(x[!is.na(x)]))
+  shown <- and_list(format(utils::head(values, 5), trim = TRUE, drop0trailing = TRUE))
+  warn_imagesasdata(c(
+    sprintf("The label column `%s` is numeric: treating %s%s as classes.", label, shown,
+            if (length(values) > 5) sprintf(" (and %d more)", length(values) - 5) else ""),
+    i = sprintf("Convert it with `factor()` (levels give the class order; the first is the positive class), or name the classes: `factor(%s, labels = c(...))`.", label)
+  ), class = "imagesasdata_warning_numeric_label")
+}
+
 r_labels <- function(x) {
   if (is.logical(x)) return(factor(ifelse(x, "TRUE", "FALSE"), levels = c("TRUE", "FALSE")))
   x

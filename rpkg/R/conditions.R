@@ -1,7 +1,9 @@
 # Conditions for people, in R's vocabulary: errors and warnings are rlang conditions with classes (so code can
 # catch them and tests can check them), they name the R argument and say what to do, and they show the call the
-# user typed (finetune_cnn(...), predict(fit, ...)), never an internal helper. The engine writes its messages for
-# Python and the command line (`learning_rate=-1.0`, `--out`); r_vocabulary() rewrites those into R's words here,
+# user typed (finetune_cnn(...), predict(fit, ...)), never an internal helper. Engine errors carry fields (option,
+# value, expected, choices, path, row, hint) from which R builds its condition (condition_from_fields() in
+# engine.R). The engine writes its messages for Python and the command line (`learning_rate=-1.0`, `--out`); for
+# its warnings and for raise sites that carry no fields yet, r_vocabulary() rewrites those into R's words here,
 # with no model logic: only names and phrasing change.
 #
 # Classes:

@@ -48,6 +48,11 @@
 #' @param design `NULL` reads how the gold sample was drawn from its `inclusion_probability` column (a gold table
 #'   without one is an error: a convenience sample or the validation split would pass for a random one); `"srs"`
 #'   declares a simple random sample of `data`.
+#' @param naive_variance The standard errors of the naive row: `"sandwich"` (the default: robust, HC0, the same
+#'   kind as the gold-only and corrected rows', so the three are comparable) or `"model"` (model-based, as `glm()`
+#'   and `broom::tidy(glm(...))` report). They differ when the model's variance is wrong: for overdispersed counts
+#'   (retweets in a Poisson model) the sandwich is wider -- e.g. 0.129 against glm()'s 0.109 for the same
+#'   estimate.
 #' @return A `corrected_glm`: `coefficients` (a tibble in broom's shape: `term`, `estimate`, `std.error`,
 #'   `statistic`, `p.value`, `conf.low`, `conf.high`, `method`, `lambda` (the power tuning behind each corrected
 #'   estimate: tuned per coefficient, `NA` where ppi-python tuned it), `df` (the effective degrees of freedom of
@@ -71,25 +76,25 @@
 #' vcov(fit)
 corrected_glm <- function(formula, data, gold, predicted, family = c("gaussian", "binomial", "poisson"),
                           method = c("auto", "ppi", "dsl"), lambda = NULL, conf_level = 0.95, id = "image_id",
-                          design = NULL) {
+                          design = NULL, naive_variance = c("sandwich", "model")) {
   if (!inherits(formula, "formula")) {
     abort_argument(sprintf("`formula` must be a formula such as y ~ x + z, not %s", describe_value(formula)))
   }
   family <- arg_match(family)
   method <- arg_match(method)
+  naive_variance <- arg_match(naive_variance)
   if (!is.data.frame(data)) abort_argument(sprintf("`data` must be a data frame (the corpus), not %s", describe_value(data)))
   # R's prediction columns (.pred_class, .pred_<class>) in the engine's names, in the data and the formula alike
   text <- engine_formula(paste(deparse(formula, width.cutoff = 500L), collapse = " "))
   predicted <- vapply(arg_strings_vector(predicted, "predicted"), engine_column_name, character(1), USE.NAMES = FALSE)
   fit <- engine_call(
-    engine()$corrected_glm, text, engine_table(engine_prediction_names(data)), arg_gold(gold, "gold"),
+    engine()$corrected_glm, text, engine_table(data, kind = "predictions"), arg_gold(gold, "gold"),
     predicted = as.list(predicted), family = family, method = method,
     lam = arg_share(lambda, "lambda", null = TRUE), confidence = arg_share(conf_level, "conf_level", open = TRUE),
-    id = arg_string(id, "id"), design = arg_design(design)
+    id = arg_string(id, "id"), design = arg_design(design), naive_variance = naive_variance
   )
   field <- function(name) py_value(reticulate::py_get_attr(fit, name))
-  coefficients <- as_tibble_engine(reticulate::py_get_attr(fit, "coefficients"))
-  coefficients <- broom_shape(coefficients)
+  coefficients <- broom_shape(as_tibble_engine(reticulate::py_get_attr(fit, "coefficients"), kind = "coefficients"))
   coefficients$term <- r_term_names(coefficients$term, formula)
   structure(list(
     coefficients = coefficients, formula = formula, family = family,
@@ -132,13 +137,12 @@ r_patsy_terms <- function(term) {
   gsub("\\[T\\.([^]]*)\\]", "\\1", term)
 }
 
-# The engine's estimates in broom's names.
+# The engine's estimates (in broom's names, from the engine's schema), patsy's term names in R's.
 broom_shape <- function(table) {
-  tibble::tibble(term = r_patsy_terms(table$term), estimate = table$estimate,
-                 std.error = table$std_error, statistic = table$statistic, p.value = table$p_value,
-                 conf.low = table$conf_low, conf.high = table$conf_high,
-                 method = factor(table$method, levels = c("naive", "gold_only", "corrected")), lambda = table$lambda,
-                 df = table$df, flag = table$flag)
+  table$term <- r_patsy_terms(table$term)
+  table$method <- factor(table$method, levels = c("naive", "gold_only", "corrected"))
+  tibble::as_tibble(table[intersect(c("term", "estimate", "std.error", "statistic", "p.value", "conf.low",
+                                      "conf.high", "method", "lambda", "df", "flag"), names(table))])
 }
 
 # A formula's R prediction names in the engine's: .pred_class -> predicted, .pred_<class> -> prob_<class>; R's
@@ -199,7 +203,13 @@ generics::glance
 #' Tidy and glance at a corrected regression
 #'
 #' @param x A `corrected_glm`.
-#' @param method Keep only these methods (`"naive"`, `"gold_only"`, `"corrected"`); `NULL` keeps all.
+#' @param method Keep only these methods (`"naive"`, `"gold_only"`, `"corrected"`); `NULL` keeps all. One method
+#'   gives one model per table, as modelsummary expects:
+#'   `modelsummary::modelsummary(list(naive = fit, corrected = fit), ...)` needs a tidy per method, e.g.
+#'   `lapply(c(naive = "naive", corrected = "corrected"), function(m) structure(list(tidy = tidy(fit, method = m),
+#'   glance = glance(fit)), class = "modelsummary_list"))`.
+#' @param conf.int,conf.level As in broom: `conf.int = FALSE` leaves out `conf.low` and `conf.high`; `conf.level`
+#'   (default: the fit's) recomputes the Wald intervals (estimate -/+ z * std.error) at another level.
 #' @param ... Must be empty.
 #' @return `tidy()`: a tibble with `term`, `estimate`, `std.error`, `statistic`, `p.value`, `conf.low`,
 #'   `conf.high`, `method`, `lambda` (the power tuning of each corrected coefficient), `df` and `flag`. `glance()`:
@@ -209,9 +219,18 @@ generics::glance
 #'   for `method = "ppi"` fits, which ppi-python gives no joint covariance for).
 #' @name corrected_glm_tidiers
 #' @export
-tidy.corrected_glm <- function(x, method = NULL, ...) {
+tidy.corrected_glm <- function(x, method = NULL, conf.int = TRUE, conf.level = x$conf_level, ...) {
   check_dots(...)
-  out <- x$coefficients
+  out <- tidy_interval(x$coefficients, conf.int, conf.level, x$conf_level, function(level) {
+    # every interval of a corrected fit is estimate -/+ q * std.error, q the t quantile at the effective degrees
+    # of freedom where the engine gives them (df), else the normal one
+    table <- x$coefficients
+    df <- if ("df" %in% names(table)) table$df else rep(NA_real_, nrow(table))
+    z <- ifelse(is.na(df) | !is.finite(df), stats::qnorm((1 + level) / 2), stats::qt((1 + level) / 2, pmax(df, 1)))
+    table$conf.low <- table$estimate - z * table$std.error
+    table$conf.high <- table$estimate + z * table$std.error
+    table
+  })
   if (!is.null(method)) {
     unknown <- setdiff(method, levels(out$method))
     if (length(unknown)) abort_argument(sprintf("`method` must be among naive, gold_only, corrected, not %s",
@@ -321,9 +340,10 @@ autoplot.corrected_glm <- function(object, terms = NULL, truth = NULL, ...) {
                                  guide = "none") +
     ggplot2::labs(x = sprintf("estimate with %g%% interval", 100 * object$conf_level), y = NULL,
                   title = "How much the correction matters",
-                  subtitle = sprintf("%d corpus images, %d coded; corrected by %s", object$n_corpus, object$n_gold,
-                                     object$corrected_method)) +
-    ggplot2::theme_minimal()
+                  subtitle = wrap_text(sprintf("%d corpus images, %d coded; corrected by %s", object$n_corpus, object$n_gold,
+                                     object$corrected_method))) +
+    ggplot2::theme_minimal() + text_spans_plot() +
+    ggplot2::theme(panel.spacing.x = ggplot2::unit(1.5, "lines"))   # free x scales: keep neighbours' labels apart
   if (!is.null(truth)) {
     lines <- data.frame(term = factor(names(truth), levels = terms), value = as.double(truth))
     lines <- lines[!is.na(lines$term), ]
@@ -359,19 +379,25 @@ autoplot.corrected_glm <- function(object, terms = NULL, truth = NULL, ...) {
 corrected_prevalence <- function(data, gold, classes = NULL, by = NULL, use = c("class", "probability"),
                                  method = c("auto", "ppi", "dsl"), lambda = NULL, conf_level = 0.95, id = "image_id",
                                  design = NULL, strata = NULL) {
+  by <- column_arg(substitute(by), parent.frame(), data, "by")
   use <- arg_match(use)
   method <- arg_match(method)
   if (!is.data.frame(data)) abort_argument(sprintf("`data` must be a data frame (the corpus), not %s", describe_value(data)))
   result <- engine_call(
-    engine()$corrected_prevalence, engine_table(engine_prediction_names(data)), arg_gold(gold, "gold"),
+    engine()$corrected_prevalence, engine_table(data, kind = "predictions"), arg_gold(gold, "gold"),
     classes = if (is.null(classes)) NULL else as.list(as.character(classes)), by = arg_string(by, "by", null = TRUE),
     use = use, method = method, lam = arg_share(lambda, "lambda", null = TRUE),
     confidence = arg_share(conf_level, "conf_level", open = TRUE), id = arg_string(id, "id"),
     design = arg_design(design), strata = engine_column_name(arg_string(strata, "strata", null = TRUE))
   )
-  table <- as_tibble_engine(result)
-  names(table) <- sub("^std_error$", "std.error", sub("^conf_(low|high)$", "conf.\\1", names(table)))
+  table <- as_tibble_engine(result, kind = "prevalence")
   table$method <- factor(table$method, levels = c("naive", "gold_only", "corrected"))
+  # the fit's classes and positive class, carried by the gold sample (or the corpus) from the fit
+  design <- if (is.data.frame(gold)) attr(gold, "gold_design", exact = TRUE) else NULL
+  levels <- if (is.character(design) && length(design) == 1) gold_classes(design) else character()
+  if (length(levels)) table$class <- factor(table$class, levels = union(levels, unique(as.character(table$class))))
+  attr(table, "positive_class") <- (if (is.data.frame(gold)) attr(gold, "positive_class", exact = TRUE)) %||%
+    positive_of_labels(data)
   attr(table, "by") <- by
   class(table) <- c("corrected_prevalence", class(table))
   table
@@ -379,24 +405,27 @@ corrected_prevalence <- function(data, gold, classes = NULL, by = NULL, use = c(
 
 #' @rdname corrected_prevalence
 #' @param object A `corrected_prevalence`.
-#' @param level Which class to show (default: the second class, the positive one in a binary task).
+#' @param level Which class to show (default: the fit's positive class, carried by the gold sample; else the
+#'   second class).
 #' @param ... Must be empty.
 #' @method autoplot corrected_prevalence
 #' @export
 autoplot.corrected_prevalence <- function(object, level = NULL, ...) {
   check_dots(...)
-  classes <- unique(object$class)
-  level <- level %||% classes[[min(2L, length(classes))]]
+  classes <- if (is.factor(object$class)) levels(object$class) else unique(object$class)
+  level <- level %||% attr(object, "positive_class", exact = TRUE) %||% classes[[min(2L, length(classes))]]
   table <- as.data.frame(object)
-  table <- table[table$class == level, ]
+  table <- table[as.character(table$class) == level, ]
   by <- attr(object, "by")
   table$group <- if (is.null(by)) "corpus" else as.character(table[[by]])
   ggplot2::ggplot(table, ggplot2::aes(x = .data$group, y = .data$estimate, colour = .data$method)) +
     ggplot2::geom_pointrange(ggplot2::aes(ymin = .data$conf.low, ymax = .data$conf.high),
                              position = ggplot2::position_dodge(width = 0.5), na.rm = TRUE) +
-    ggplot2::scale_colour_manual(values = c(naive = "#d95f02", gold_only = "#7570b3", corrected = "#1b9e77")) +
-    ggplot2::labs(x = by, y = sprintf("share of %s", level), colour = NULL,
+    ggplot2::scale_colour_manual(values = c(naive = "#d95f02", gold_only = "#7570b3", corrected = "#1b9e77"),
+                                 labels = c(naive = "naive (predictions as if true)", gold_only = "gold sample only",
+                                            corrected = "corrected")) +
+    ggplot2::labs(x = by %||% "", y = sprintf("share of %s", level), colour = NULL,
                   title = sprintf("Prevalence of %s", level)) +
-    ggplot2::theme_minimal() +
+    ggplot2::theme_minimal() + text_spans_plot() +
     ggplot2::theme(legend.position = "bottom")
 }

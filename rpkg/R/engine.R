@@ -15,6 +15,7 @@ ENGINE_TORCHVISION <- "torchvision==0.29.1"
     "imagesasdata", convert = FALSE,
     delay_load = list(before_load = function() configure_python(), priority = 10)
   )
+  register_tune_methods()
 }
 
 #' Is the imagesasdata Python engine available?
@@ -74,8 +75,8 @@ python_choice <- function() {
   list(python = NA_character_, from = "reticulate's own search")
 }
 
-# inst/engine.dcf, written by the Makefile when it installs the package from a checkout: that checkout's
-# engine Python (its .venv) and source folder. Absent in packages built elsewhere.
+# engine.dcf in the installed package, written by rpkg/tools/install.sh (the Makefile's install) after it installs
+# the package from a checkout: that checkout's engine Python (its .venv) and source folder. Absent elsewhere.
 build_record <- function() {
   file <- system.file("engine.dcf", package = "imagesasdata")
   if (!nzchar(file)) return(list())
@@ -171,8 +172,10 @@ first_line <- function(text) {
 
 # Call an engine function. Errors come back from Python as data (bridge.call) rather than as reticulate's own
 # condition, whose shape differs between reticulate versions: an ImagesAsDataError becomes an R condition of
-# class "imagesasdata_error" carrying the engine's message in R's words (r_vocabulary(); the original is in its
-# `engine_message` field); any other Python exception an "imagesasdata_python_error" whose `traceback` field holds
+# class "imagesasdata_error" built from the error's fields (option, value, expected, choices, path, row, hint:
+# condition_from_fields(), the fields in its `fields`, `argument`, `path` and `row` fields) or, for raise sites
+# without them, from its message in R's words (r_vocabulary(); the original is in its `engine_message` field);
+# any other Python exception an "imagesasdata_python_error" whose `traceback` field holds
 # the Python traceback (not printed). The engine's own warnings (rows left out, unbalanced classes, ...) become R
 # warnings of class "imagesasdata_warning". Conditions show the call the user typed (user_env()).
 engine_call <- function(fun, ...) {
@@ -211,12 +214,26 @@ engine_call_printed <- function(fun, args, call = user_env()) {
 }
 
 raise_engine_error <- function(error, call = NULL) {
+  fields <- error$fields %||% list()
+  if (isTRUE(error$engine) && !is.null(fields$extra)) {
+    # an optional package of the engine is missing: the R way to install it, from the error's fields
+    rlang::abort(c(sprintf("This needs the engine's \"%s\" extra%s, which is not installed.", fields$extra,
+                           if (is.null(fields$option)) "" else sprintf(" (the Python package %s)", fields$option)),
+                   i = sprintf("Run `imagesasdata::install_engine(extras = \"%s\")`, then restart R.", fields$extra)),
+                 class = c("imagesasdata_missing_extra", "imagesasdata_error"), call = call, python_type = error$type,
+                 engine_message = error$message, extra = fields$extra, fields = fields)
+  }
   if (isTRUE(error$engine)) {
-    translated <- r_vocabulary(error$message)
+    # The condition is built from the error's fields (errors.py: option_error(), unknown_option(), ...); the
+    # message's wording is only a fallback, for raise sites that carry no fields yet.
+    translated <- condition_from_fields(fields) %||% r_vocabulary(error$message)
+    argument <- fields$option %||% translated$argument
+    what <- fields$what %||% ""
+    class <- c(if (identical(what, "column")) "imagesasdata_column_error",
+               if (!is.null(argument)) "imagesasdata_argument_error", "imagesasdata_error")
     rlang::abort(c(translated$headline, stats::setNames(translated$bullets, rep("i", length(translated$bullets)))),
-                 class = c(if (!is.null(translated$argument)) "imagesasdata_argument_error", "imagesasdata_error"),
-                 call = call, python_type = error$type,
-                 engine_message = error$message, argument = translated$argument)
+                 class = class, call = call, python_type = error$type, engine_message = error$message,
+                 argument = argument, path = fields$path, row = fields$row, fields = fields)
   }
   rlang::abort(c(sprintf("The imagesasdata engine failed with Python %s: %s", error$type, first_line(error$message)),
                  i = "The Python traceback is in this condition's `traceback` field; please report it."),
@@ -224,27 +241,99 @@ raise_engine_error <- function(error, call = NULL) {
                engine_message = error$message, traceback = error$traceback)
 }
 
+# An engine error's headline, bullets and argument in R's words, from its fields: a bad value of an option
+# (what = "option", with `expected` or `choices`) or an unknown option. NULL when the fields do not say enough
+# (the message is then used, see r_vocabulary()).
+condition_from_fields <- function(fields) {
+  what <- fields$what %||% ""
+  option <- fields$option
+  if (is.null(option)) return(NULL)
+  choices <- as.character(unlist(fields$choices))
+  if (identical(what, "unknown_option")) {
+    hint <- closest(option, choices)
+    return(list(headline = sprintf("Unknown argument `%s`.", option),
+                bullets = as.character(c(if (length(hint)) sprintf("Did you mean `%s`?", hint),
+                                         if (length(choices)) sprintf("The options: %s.", paste(choices, collapse = ", ")))),
+                argument = option))
+  }
+  if (!identical(what, "option") || (is.null(fields$expected) && !length(choices))) return(NULL)
+  given <- if ("value" %in% names(fields)) sprintf(", not %s", r_literal(fields$value)) else ""
+  hint <- if (is.null(fields$hint)) NULL else r_hint(fields$hint)
+  if (length(choices)) {
+    shown <- vapply(choices, r_choice, character(1), USE.NAMES = FALSE)
+    allowed <- if (length(shown) == 1) shown else paste("one of", and_list(shown, "or"))
+    close <- if (is.character(fields$value)) closest(fields$value, setdiff(choices, c("True", "False", "None")))
+    return(list(headline = sprintf("`%s` must be %s%s.", option, allowed, given),
+                bullets = as.character(c(if (length(close)) sprintf("Did you mean %s?", r_choice(close[[1]])),
+                                         if (!is.null(hint)) sentence(hint))),
+                argument = option))
+  }
+  aside <- if (is.null(hint)) "" else sprintf(" (%s)", hint)
+  list(headline = sprintf("`%s` must be %s%s%s.", option, r_hint(fields$expected), given, aside),
+       bullets = character(), argument = option)
+}
+
+# A value from the engine (a field of its error) as R code: -1 (not -1.0), "adm", TRUE, c("a", "b").
+r_literal <- function(value) {
+  if (is.null(value)) return("NULL")
+  value <- unlist(value)
+  one <- function(v) {
+    if (is.logical(v)) return(if (is.na(v)) "NA" else toupper(as.character(v)))
+    if (is.numeric(v)) return(format(v, scientific = FALSE, drop0trailing = TRUE, trim = TRUE))
+    sprintf("\"%s\"", v)
+  }
+  shown <- vapply(value, one, character(1), USE.NAMES = FALSE)
+  if (length(shown) == 1) shown else sprintf("c(%s)", paste(shown, collapse = ", "))
+}
+
+# One of an option's choices as R code: Python's True/False/None as TRUE/FALSE/NULL, anything else quoted.
+r_choice <- function(choice) {
+  switch(choice, True = "TRUE", False = "FALSE", None = "NULL", sprintf("\"%s\"", choice))
+}
+
+# An engine hint or rule in R's spelling: name=value pairs and Python literals as in r_values(), None/True/False
+# as NULL/TRUE/FALSE.
+r_hint <- function(text) {
+  text <- r_values(text)
+  text <- gsub("\\bNone\\b", "NULL", text, perl = TRUE)
+  text <- gsub("\\bTrue\\b", "TRUE", text, perl = TRUE)
+  gsub("\\bFalse\\b", "FALSE", text, perl = TRUE)
+}
+
+# A hint as a sentence: capitalised, with a full stop.
+sentence <- function(text) {
+  text <- paste0(toupper(substr(text, 1, 1)), substring(text, 2))
+  if (grepl("[.?!]$", text)) text else paste0(text, ".")
+}
+
 #' Install or update the imagesasdata Python engine
 #'
 #' Creates (or updates) a Python virtualenv holding the engine and its dependencies, in one call, the way
-#' `keras::install_keras()` does. With no arguments it installs the engine this R package carries (built with it,
-#' same version) into the virtualenv `"r-imagesasdata"`, where [engine_python()] finds it after a restart of R.
+#' `keras::install_keras()` does. With no arguments it installs the engine this R package carries (its source,
+#' at the package's own version) with everything the package's functions use -- corrected estimates (the `stats`
+#' extra) and heatmaps, maps and selection (`inside`) -- into the virtualenv `"r-imagesasdata"`, where
+#' [engine_python()] finds it after a restart of R.
 #'
-#' Before anything is downloaded it says what pip will install and how much that is. PyTorch is the big part:
-#' the default build on Linux comes with NVIDIA's CUDA libraries (about 2.5 GB to download, 5.5 GB on disk); on a
-#' machine without an NVIDIA GPU, `torch_build = "cpu"` installs PyTorch's CPU-only build instead (about 200 MB,
-#' from PyTorch's own package index, https://download.pytorch.org/whl/cpu, which must then be reachable).
+#' Before anything is downloaded it says which PyTorch build it chose, what pip will install and how much that
+#' is. PyTorch is the big part. On a machine without an NVIDIA GPU (and on macOS) it installs PyTorch's CPU-only
+#' build (about 200 MB, from PyTorch's own package index, https://download.pytorch.org/whl/cpu); with a GPU, or
+#' with `torch_build = "cuda"`, the build of your package index (on Linux: with NVIDIA's CUDA libraries, about
+#' 2.5 GB to download and 5.5 GB on disk). When PyTorch's CPU index cannot be reached, the default choice says so
+#' and installs the build your package index offers instead.
 #'
 #' @param source The engine to install: a wheel or source archive of it, or a checkout of the imagesasdata
 #'   repository (the folder holding `pyproject.toml`). Default: the `IMAGESASDATA_SOURCE` environment variable,
-#'   else the wheel this package carries, else the checkout it was installed from by `make install`.
+#'   else the engine this package carries.
 #' @param envname Name of the virtualenv (found by name later) or a path to one.
 #' @param python The Python used to create the virtualenv (default: `python3` on the PATH).
 #' @param torch,torchvision pip requirements for PyTorch; the defaults are the versions the engine is tested
 #'   with. `NULL` leaves them to the engine's own (broader) requirements.
-#' @param torch_build `"default"` (the package index's build: with CUDA on Linux) or `"cpu"` (CPU only, much
-#'   smaller; from PyTorch's index).
-#' @param extras Optional engine extras, e.g. `"aws"` (Amazon Rekognition autotagger) or `"dedupe"`.
+#' @param torch_build `"auto"` (the default: CPU-only without an NVIDIA GPU, else CUDA), `"cpu"` (CPU-only, from
+#'   PyTorch's index; an error when that index cannot be reached) or `"cuda"` (your package index's build: with
+#'   CUDA on Linux). The environment variable `IMAGESASDATA_TORCH_BUILD` sets the default.
+#' @param extras Further engine extras beyond the default ones (`"stats"` and `"inside"`, always installed):
+#'   `"beyond"` (faces, text in images, the prescreen, video; also installs the face detector facenet-pytorch),
+#'   `"aws"` (Amazon Rekognition), `"dedupe"` (near-duplicate search), `"ray"` (labelling on a cluster).
 #' @param pip_options Further options for `pip install`, e.g. `"--index-url=..."`.
 #' @return The path of the virtualenv's Python, invisibly.
 #' @seealso [engine_available()], [engine_python()]
@@ -252,43 +341,108 @@ raise_engine_error <- function(error, call = NULL) {
 #' @examples
 #' \dontrun{
 #' install_engine()                              # the engine this package carries, with PyTorch
-#' install_engine(torch_build = "cpu")           # on a laptop without an NVIDIA GPU
+#' install_engine(extras = "beyond")             # add faces, OCR, the prescreen and video
+#' install_engine(torch_build = "cuda")          # insist on the CUDA build
 #' install_engine(source = "~/src/imagesasdata")  # a checkout elsewhere
 #' }
 install_engine <- function(source = NULL, envname = ENGINE_ENVNAME, python = NULL, torch = ENGINE_TORCH,
-                           torchvision = ENGINE_TORCHVISION, torch_build = c("default", "cpu"),
+                           torchvision = ENGINE_TORCHVISION,
+                           torch_build = Sys.getenv("IMAGESASDATA_TORCH_BUILD", "auto"),
                            extras = character(), pip_options = character()) {
   source <- engine_source(source)
   envname <- arg_string(envname, "envname")
-  torch_build <- arg_match(torch_build)
+  torch_build <- arg_string(torch_build, "torch_build")
+  if (!torch_build %in% TORCH_BUILDS) {
+    abort_argument(sprintf("`torch_build` must be one of %s, not \"%s\".",
+                           and_list(sprintf("\"%s\"", TORCH_BUILDS), "or"), torch_build))
+  }
   python <- if (is.null(python)) unname(Sys.which("python3")) else arg_string(python, "python")
   if (!nzchar(python)) abort_argument("no python3 on the PATH: install Python 3.9 or later, or pass `python =`")
-  extras <- as.character(extras)
-  requirement <- if (length(extras)) sprintf("%s[%s]", source, paste(extras, collapse = ",")) else source
-  if (torch_build == "cpu") {
-    pip_options <- c(pip_options, "--index-url=https://download.pytorch.org/whl/cpu",
-                     "--extra-index-url=https://pypi.org/simple")
-  } else if (!nzchar(Sys.which("nvidia-smi")) && !identical(Sys.info()[["sysname"]], "Darwin")) {
-    message("No NVIDIA GPU was found on this machine: install_engine(torch_build = \"cpu\") installs PyTorch's ",
-            "CPU-only build instead (about 200 MB rather than several GB).")
-  }
+  extras <- arg_extras(extras)
+  requirement <- sprintf("%s[%s]", engine_requirement(source), paste(unique(c(ENGINE_EXTRAS, extras)), collapse = ","))
+  torch_packages <- c(torch, torchvision)
+  torch_options <- if (length(torch_packages)) torch_index(torch_build) else character()
   if (!reticulate::virtualenv_exists(envname)) {
     message("Creating the virtualenv ", envname)
     with_own_libpython(python, reticulate::virtualenv_create(envname, python = python, packages = NULL))
   }
-  packages <- c(torch, torchvision, requirement)
   interpreter <- reticulate::virtualenv_python(envname)
-  plan <- with_own_libpython(interpreter, install_plan(interpreter, packages, c("--upgrade", pip_options)))
+  packages <- c(torch_packages, requirement)
+  plan <- with_own_libpython(interpreter, install_plan(interpreter, packages, c("--upgrade", pip_options, torch_options)))
   if (length(plan)) message(paste(plan, collapse = "\n"))
-  message("Installing ", paste(basename(packages), collapse = ", "))
-  with_own_libpython(interpreter, reticulate::virtualenv_install(envname, packages = packages, ignore_installed = FALSE,
-                                                                 pip_options = c("--upgrade", pip_options)))
+  # PyTorch first, from the index chosen above; then the engine from the user's own indexes (PyTorch is then
+  # already there at the pinned version, so pip keeps it).
+  if (length(torch_packages)) {
+    message("Installing ", paste(torch_packages, collapse = ", "))
+    with_own_libpython(interpreter, reticulate::virtualenv_install(
+      envname, packages = torch_packages, ignore_installed = FALSE, pip_options = c("--upgrade", pip_options, torch_options)))
+  }
+  message("Installing the imagesasdata engine ", engine_version(source), " with the extras ",
+          paste(unique(c(ENGINE_EXTRAS, extras)), collapse = ", "))
+  with_own_libpython(interpreter, reticulate::virtualenv_install(
+    envname, packages = c(torch_packages, requirement), ignore_installed = FALSE,
+    pip_options = c("--upgrade", pip_options)))
+  if ("beyond" %in% extras) {
+    # Its metadata pins old torch, numpy and Pillow; it runs on current ones, so without its dependencies.
+    with_own_libpython(interpreter, reticulate::virtualenv_install(
+      envname, packages = ENGINE_FACENET, ignore_installed = FALSE, pip_options = c("--no-deps", pip_options)))
+  }
   restart <- if (reticulate::py_available(initialize = FALSE)) "Restart R, then run" else "Next, run"
   setting <- if (identical(envname, ENGINE_ENVNAME)) "" else
     sprintf("Sys.setenv(IMAGESASDATA_PYTHON = \"%s\")   # this virtualenv is not the default one\n  ", interpreter)
   message("The imagesasdata engine is installed in ", interpreter, ".\n", restart, ":\n  ", setting,
           "library(imagesasdata); engine_available()")
   invisible(interpreter)
+}
+
+ENGINE_EXTRAS <- c("stats", "inside")
+ENGINE_OPTIONAL_EXTRAS <- c("beyond", "aws", "dedupe", "ray", "pandas")
+ENGINE_FACENET <- "facenet-pytorch==2.6.0"
+TORCH_BUILDS <- c("auto", "cpu", "cuda")
+TORCH_CPU_INDEX <- "https://download.pytorch.org/whl/cpu"
+
+arg_extras <- function(extras) {
+  extras <- as.character(extras %||% character())
+  unknown <- setdiff(extras, c(ENGINE_EXTRAS, ENGINE_OPTIONAL_EXTRAS))
+  if (length(unknown)) {
+    abort_argument(sprintf("`extras` must be among %s, not %s.",
+                           and_list(sprintf("\"%s\"", c(ENGINE_EXTRAS, ENGINE_OPTIONAL_EXTRAS))),
+                           and_list(sprintf("\"%s\"", unknown))), argument = "extras")
+  }
+  extras
+}
+
+# pip options that choose the PyTorch build, after saying which build and why (before anything is downloaded).
+torch_index <- function(build) {
+  mac <- identical(Sys.info()[["sysname"]], "Darwin")
+  gpu <- nzchar(Sys.which("nvidia-smi"))
+  if (identical(build, "cuda") || mac || (identical(build, "auto") && gpu)) {
+    why <- if (mac) "on macOS the package index's build is the one for this machine"
+      else if (identical(build, "cuda")) "torch_build = \"cuda\""
+      else "an NVIDIA GPU was found"
+    message("PyTorch: the build your package index offers (", why, "; on Linux it comes with CUDA, several GB).")
+    return(character())
+  }
+  reachable <- tryCatch({
+    curlGetHeaders(paste0(TORCH_CPU_INDEX, "/torch/"), timeout = 15)
+    TRUE
+  }, error = function(e) trimws(gsub("\\s+", " ", conditionMessage(e))))
+  if (isTRUE(reachable)) {
+    message("PyTorch: the CPU-only build (about 200 MB) from ", TORCH_CPU_INDEX,
+            if (identical(build, "auto")) " as no NVIDIA GPU was found; torch_build = \"cuda\" insists on CUDA" else "",
+            ".")
+    return(c(paste0("--index-url=", TORCH_CPU_INDEX), "--extra-index-url=https://pypi.org/simple"))
+  }
+  if (identical(build, "cpu")) {
+    abort_argument(c(sprintf("`torch_build = \"cpu\"` needs PyTorch's CPU index, %s, which cannot be reached: %s",
+                             TORCH_CPU_INDEX, reachable),
+                     i = "Use `torch_build = \"auto\"` to take the build your package index offers."),
+                   argument = "torch_build")
+  }
+  message("PyTorch: no NVIDIA GPU was found, but PyTorch's CPU-only index (", TORCH_CPU_INDEX, ") cannot be ",
+          "reached (", reachable, "), so pip takes the build your package index offers (on Linux usually with ",
+          "CUDA: several GB).")
+  character()
 }
 
 # What pip would install for `packages` into `python`'s environment and how much it is, as lines to show before
@@ -347,10 +501,6 @@ engine_source <- function(source) {
       source <- packaged_engine()
       from <- "the engine this package carries"
     }
-    if (!nzchar(source)) {
-      source <- build_record()$source %||% ""
-      from <- "the checkout this package was installed from"
-    }
   }
   source <- arg_string(source, "source")
   if (!nzchar(source)) {
@@ -369,11 +519,36 @@ engine_source <- function(source) {
   normalizePath(source)
 }
 
-# The engine wheel built into this package (inst/python), or "".
+# The engine's source this package carries (inst/engine: pyproject.toml, python/, data/, README.md, at the
+# package's own version; R CMD build copies them in), or "".
 packaged_engine <- function() {
-  folder <- system.file("python", package = "imagesasdata")
-  wheels <- if (nzchar(folder)) list.files(folder, pattern = "^imagesasdata-.*\\.whl$", full.names = TRUE) else character()
-  if (length(wheels)) wheels[[length(wheels)]] else ""
+  folder <- system.file("engine", package = "imagesasdata")
+  if (nzchar(folder) && file.exists(file.path(folder, "pyproject.toml"))) folder else ""
+}
+
+# What pip installs for `source`: an archive as it is; a folder copied first to a temporary one, since pip builds
+# in the source tree and an R library may be read-only (and must not collect build debris).
+engine_requirement <- function(source) {
+  if (!dir.exists(source)) return(source)
+  copy <- tempfile("imagesasdata-engine")
+  dir.create(copy)
+  for (item in c("pyproject.toml", "README.md", "python", "data")) {
+    file.copy(file.path(source, item), copy, recursive = TRUE)
+  }
+  unlink(list.files(copy, pattern = "^(__pycache__|.*\\.egg-info)$", recursive = TRUE, include.dirs = TRUE,
+                    full.names = TRUE, all.files = TRUE), recursive = TRUE)
+  copy
+}
+
+# "0.1.0" from a source folder's pyproject.toml or an archive's name; "" when neither says.
+engine_version <- function(source) {
+  if (dir.exists(source)) {
+    lines <- readLines(file.path(source, "pyproject.toml"), warn = FALSE)
+    version <- sub('^version\\s*=\\s*"([^"]*)".*$', "\\1", grep('^version\\s*=', lines, value = TRUE))
+    return(if (length(version)) version[[1]] else "")
+  }
+  found <- regmatches(basename(source), regexpr("[0-9]+\\.[0-9]+[^-]*", basename(source)))
+  if (length(found)) found else ""
 }
 
 # reticulate::py_to_r() starts Python (reticulate's default one) before it evaluates its argument. When that

@@ -168,6 +168,7 @@ autoplot.image_faces <- function(object, n = 4L, size = 400L, ...) {
     ggplot2::facet_wrap(ggplot2::vars(.data$image_id)) +
     ggplot2::coord_fixed() +
     ggplot2::labs(caption = sprintf("%d faces in %d images (MTCNN)", nrow(boxes), length(shown))) +
-    ggplot2::theme_void() +
-    ggplot2::theme(strip.text = ggplot2::element_text(size = 8))
+    ggplot2::theme_void() + text_spans_plot() +
+    ggplot2::theme(strip.text = ggplot2::element_text(size = 8, margin = ggplot2::margin(3, 0, 3, 0)),
+                   plot.margin = ggplot2::margin(6, 6, 6, 6))
 }

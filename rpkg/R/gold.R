@@ -44,7 +44,8 @@ draw_gold_sample <- function(labels, size, strata = NULL, allocation = "proporti
     engine()$draw_gold_sample, arg_labels(labels, "labels"), arg_count(size, "size", null = TRUE),
     strata = engine_column_name(arg_string(strata, "strata", null = TRUE)), allocation = allocation, seed = arg_count(seed, "seed"),
     previous = if (is.null(previous)) NULL else arg_gold(previous, "previous"),
-    min_per_stratum = arg_count(min_per_stratum, "min_per_stratum")
+    min_per_stratum = arg_count(min_per_stratum, "min_per_stratum"),
+    positive_class = positive_of_labels(labels)
   )
   gold_tibble(result)
 }
@@ -85,7 +86,7 @@ write_coding_sheet <- function(sample, out, classes = NULL) {
 #' @export
 read_coding_sheet <- function(coded, sample = NULL, classes = NULL, code = "code", missing = c("error", "drop")) {
   missing <- arg_match(missing)
-  coded <- if (is.data.frame(coded)) engine_table(engine_prediction_names(coded)) else path.expand(arg_string(coded, "coded"))
+  coded <- if (is.data.frame(coded)) engine_table(coded, kind = "predictions") else path.expand(arg_string(coded, "coded"))
   result <- engine_call(
     engine()$read_coding_sheet, coded, sample = if (is.null(sample)) NULL else arg_gold(sample, "sample"),
     classes = if (is.null(classes)) NULL else as.list(as.character(classes)), code = arg_string(code, "code"),
@@ -107,7 +108,7 @@ read_coding_sheet <- function(coded, sample = NULL, classes = NULL, code = "code
 #' @param conf_level Confidence level of the intervals.
 #' @param design `NULL` reads the design from the gold sample's `inclusion_probability` (an error when it has
 #'   none); `"srs"` declares a simple random sample.
-#' @return A tibble in [cnn_metrics()]'s shape (`split` is `"gold"`), with `.lower`, `.upper` and `interval`.
+#' @return A tibble in [cnn_metrics()]'s shape (`split` is `"gold"`), with `conf.low`, `conf.high` and `interval`.
 #' @export
 gold_metrics <- function(gold, classes = NULL, positive_class = NULL, conf_level = 0.95, design = NULL) {
   result <- engine_call(
@@ -116,20 +117,44 @@ gold_metrics <- function(gold, classes = NULL, positive_class = NULL, conf_level
     positive_class = arg_string(positive_class, "positive_class", null = TRUE),
     confidence = arg_share(conf_level, "conf_level", open = TRUE), design = arg_design(design)
   )
-  metric_tibble(as_tibble_engine(result))
+  metric_tibble(as_tibble_engine(result, kind = "metrics"))
 }
 
 # A column name of R's predictions in the engine's spelling (.pred_class -> predicted, .pred_x -> prob_x).
 engine_column_name <- function(name) {
   if (is.null(name)) return(NULL)
-  names(engine_prediction_names(stats::setNames(data.frame(1), name)))
+  as.character(py_value(bridge()$engine_column(name, "predictions")))
 }
 
-# An engine sample (Arrow table with its design in the metadata) as a tibble that keeps the design in an attribute.
+# An engine sample (Arrow table with its design in the metadata) as a tibble that keeps the design in an attribute;
+# `.pred_class` and `label` are factors with the fit's classes as levels, and the fit's positive class travels in
+# the design (gold_metrics() reports it).
 gold_tibble <- function(result) {
-  out <- r_prediction_names(as_tibble_engine(result))
-  attr(out, "gold_design") <- as.character(py_value(engine_call(bridge()$gold_design_json, result)))
+  design <- as.character(py_value(engine_call(bridge()$gold_design_json, result)))
+  classes <- gold_classes(design)
+  out <- as_tibble_engine(result, factors = if (length(classes)) c("predicted", "label"), levels = classes,
+                          kind = "predictions")
+  attr(out, "gold_design") <- design
+  attr(out, "positive_class") <- gold_positive(design)
   out
+}
+
+gold_classes <- function(design) {
+  if (!nzchar(design)) return(character())
+  as.character(unlist(py_value(reticulate::import("json", convert = FALSE)$loads(design))$classes))
+}
+
+gold_positive <- function(design) {
+  if (!nzchar(design)) return(NULL)
+  positive <- py_value(reticulate::import("json", convert = FALSE)$loads(design))$positive_class
+  if (is.null(positive)) NULL else as.character(positive)
+}
+
+# The positive class a corpus carries: predict()'s and labelled_images()' tibbles hold the fit's in an attribute
+# (a labelling folder records it itself).
+positive_of_labels <- function(labels) {
+  positive <- if (is.data.frame(labels)) attr(labels, "positive_class", exact = TRUE) else NULL
+  if (is.character(positive) && length(positive) == 1) positive else NULL
 }
 
 # A gold sample for the engine: a folder or file path as is; a data frame as an Arrow table with its design.
@@ -139,7 +164,7 @@ arg_gold <- function(x, name) {
     abort_argument(sprintf("`%s` must be a gold sample (a data frame from draw_gold_sample() or read_coding_sheet(), or its folder), not %s",
                            name, describe_value(x)))
   }
-  table <- engine_table(engine_prediction_names(x))
+  table <- engine_table(x, kind = "predictions")
   design <- attr(x, "gold_design")
   if (is.character(design) && length(design) == 1 && nzchar(design)) {
     table <- engine_call(bridge()$with_gold_design, table, design)
@@ -150,7 +175,7 @@ arg_gold <- function(x, name) {
 # The labelled corpus: a cnn_labelling (its folder), a folder or file path, or a data frame.
 arg_labels <- function(x, name) {
   if (inherits(x, "cnn_labelling")) return(x$path)
-  if (is.data.frame(x)) return(engine_table(engine_prediction_names(x)))
+  if (is.data.frame(x)) return(engine_table(x, kind = "predictions"))
   if (is.character(x) && length(x) == 1 && !is.na(x)) return(path.expand(x))
   abort_argument(sprintf("`%s` must be a cnn_labelling from label_corpus(), its folder, or a predictions table, not %s",
                          name, describe_value(x)))

@@ -38,19 +38,13 @@ grid_classes <- function(grid) {
   classes
 }
 
-# Configurations ranked on `metric`: higher is better (lower for mn_log_loss); ties go to the lower validation loss,
-# then the earlier configuration (the engine's rule, train/config.selection_score). Unfinished ones are left out.
+# Configurations ranked on `metric` by the engine's one selection rule (schema.rank: higher is better, lower for
+# mn_log_loss; ties to the lower validation loss, then the earlier configuration). Unfinished ones are left out.
 ranked_configs <- function(grid, metric) {
   results <- grid$results[grid$results$status %in% "complete", ]
-  value <- results[[grid_column(metric)]]
-  rank <- if (metric == "mn_log_loss") order(value, seq_along(value)) else order(-value, results$val_loss, seq_along(value))
-  results <- results[rank, ]
-  chosen <- switch(grid$select_on, loss = "mn_log_loss", f1 = "f_meas", grid$select_on)
-  if (identical(metric, chosen)) {
-    # the engine's own choice first, whatever the ranking of equal values
-    results <- results[order(results$config_id != grid$best_config), ]
-  }
-  results
+  if (!nrow(results)) return(results)
+  order <- as.integer(unlist(py_value(bridge()$rank(engine_table(results, kind = "grid"), metric))))
+  results[order, ]
 }
 
 #' The best configurations of a grid, tune's way
@@ -58,15 +52,19 @@ ranked_configs <- function(grid, metric) {
 #' `show_best()` lists the top configurations on a validation metric; `select_best()` gives the best one's settings
 #' (for the metric the grid was chosen on, always the engine's choice, [best_cnn()]'s fit). As tune's functions of
 #' the same names, with one difference: a grid is evaluated on one validation split, so `mean` is that split's
-#' estimate and its 95% interval (`.lower`, `.upper`) takes the place of tune's standard error.
+#' estimate and its 95% interval (`conf.low`, `conf.high`) takes the place of tune's standard error.
 #'
 #' @param x A `cnn_grid` from [tune_cnn()] or [load_grid()].
 #' @param metric `"accuracy"`, `"precision"`, `"recall"`, `"f_meas"` (F1) or `"mn_log_loss"` (the validation
 #'   loss; `"loss"` also works). Default: the one the grid was chosen on.
 #' @param n How many configurations to show.
 #' @param ... Must be empty.
-#' @return `show_best()`: a tibble with the grid's options, `.metric`, `.estimator`, `mean`, `.lower`, `.upper` and
+#' @return `show_best()`: a tibble with the grid's options, `.metric`, `.estimator`, `mean`, `conf.low`, `conf.high` and
 #'   `.config` (the configuration id), best first. `select_best()`: one row, the grid's options and `.config`.
+#' @section With tune: When the tune package is installed, `show_best()` and `select_best()` on a `cnn_grid` are
+#'   also registered as methods of tune's generics of the same names, and these functions hand anything other than
+#'   a `cnn_grid` to tune's. So `library(tune)` before or after `library(imagesasdata)` masks nothing that matters:
+#'   either package's `show_best()` works on a `cnn_grid` and on tune's results.
 #' @seealso [tidy.cnn_grid()], [best_cnn()]
 #' @export
 #' @examplesIf engine_available()
@@ -77,11 +75,17 @@ ranked_configs <- function(grid, metric) {
 #' show_best(grid, metric = "f_meas")
 #' select_best(grid)
 #' }
-show_best <- function(x, ...) UseMethod("show_best")
+show_best <- function(x, ...) {
+  if (!inherits(x, "cnn_grid") && isNamespaceLoaded("tune")) return(getExportedValue("tune", "show_best")(x, ...))
+  UseMethod("show_best")
+}
 
 #' @rdname show_best
 #' @export
-select_best <- function(x, ...) UseMethod("select_best")
+select_best <- function(x, ...) {
+  if (!inherits(x, "cnn_grid") && isNamespaceLoaded("tune")) return(getExportedValue("tune", "select_best")(x, ...))
+  UseMethod("select_best")
+}
 
 #' @rdname show_best
 #' @export
@@ -97,8 +101,8 @@ show_best.cnn_grid <- function(x, metric = NULL, n = 5L, ...) {
     column <- grid_column(metric, suffix)
     if (column %in% names(ranked)) ranked[[column]] else rep(NA_real_, nrow(ranked))
   }
-  out$.lower <- bound("_lower")
-  out$.upper <- bound("_upper")
+  out$conf.low <- bound("_lower")
+  out$conf.high <- bound("_upper")
   out$.config <- ranked$config_id
   tibble::as_tibble(out)
 }
@@ -114,17 +118,24 @@ select_best.cnn_grid <- function(x, metric = NULL, ...) {
 #' Tidy and glance at a grid
 #'
 #' @param x A `cnn_grid`.
+#' @param conf.int,conf.level As in broom: `conf.int = FALSE` leaves out `conf.low` and `conf.high`; a grid holds
+#'   95% intervals only (another `conf.level` is an error that says how to get it from the chosen fit).
 #' @param ... Must be empty.
 #' @return `tidy()`: one row per configuration and validation metric, as tune's `collect_metrics()`: `.config`, the
 #'   grid's options, `.metric` (`accuracy`, `precision`, `recall`, `f_meas`, `mn_log_loss`), `.estimator`,
-#'   `.estimate`, `.lower`, `.upper`, `best_epoch` and `status`. `glance()`: one row: `configurations`, `completed`,
+#'   `.estimate`, `conf.low`, `conf.high`, `best_epoch` and `status`. `glance()`: one row: `configurations`, `completed`,
 #'   `parameters` (the options varied), `select_on`, `best_config`, the chosen configuration's validation
 #'   `accuracy`, `precision`, `recall`, `f_meas` and `mn_log_loss`, whether a test split was scored (`tested`), and
 #'   `path`.
 #' @name cnn_grid_tidiers
 #' @export
-tidy.cnn_grid <- function(x, ...) {
+tidy.cnn_grid <- function(x, conf.int = TRUE, conf.level = 0.95, ...) {
   check_dots(...)
+  if (!isTRUE(all.equal(arg_share(conf.level, "conf.level", open = TRUE), 0.95))) {
+    abort_argument(c("A grid holds its intervals at the 95% level only: `conf.level` must be 0.95.",
+                     i = "For another level, tidy the chosen fit: `tidy(best_cnn(grid), conf.level = ...)`."),
+                   argument = "conf.level")
+  }
   results <- x$results
   rows <- lapply(GRID_METRICS, function(metric) {
     column <- function(suffix) {
@@ -133,11 +144,13 @@ tidy.cnn_grid <- function(x, ...) {
     }
     tibble::as_tibble(c(list(.config = results$config_id), as.list(results[x$parameters]),
                         list(.metric = rep(metric, nrow(results)), .estimator = rep(grid_estimator(x, metric), nrow(results)),
-                             .estimate = column(""), .lower = column("_lower"), .upper = column("_upper"),
+                             .estimate = column(""), conf.low = column("_lower"), conf.high = column("_upper"),
                              best_epoch = results$best_epoch, status = results$status)))
   })
   out <- do.call(rbind, rows)
-  out[order(match(out$.config, results$config_id)), ]
+  out <- out[order(match(out$.config, results$config_id)), ]
+  if (!arg_flag(conf.int, "conf.int")) out <- out[setdiff(names(out), c("conf.low", "conf.high"))]
+  out
 }
 
 #' @rdname cnn_grid_tidiers

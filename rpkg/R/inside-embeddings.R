@@ -104,15 +104,18 @@ embedding_map <- function(embeddings, method = c("pca", "umap"), seed = 0L, n_ne
 #' @export
 autoplot.embedding_map <- function(object, colour = NULL, thumbnails = TRUE, n = 100L, thumb_size = 0.06, ...) {
   aesthetics <- ggplot2::aes(x = .data$x, y = .data$y)
+  # coloured by the label when the map has one and no other column is asked for
+  if (is.null(colour) && "label" %in% names(object) && any(!is.na(object$label))) colour <- "label"
   if (!is.null(colour)) {
     if (!arg_string(colour, "colour") %in% names(object)) abort_argument(sprintf("no column `%s` in the map", colour))
     aesthetics$colour <- rlang::quo(factor(.data[[colour]]))
   }
   plot <- ggplot2::ggplot(object, aesthetics) +
     ggplot2::geom_point(alpha = 0.6) +
-    ggplot2::labs(x = NULL, y = NULL, colour = colour,
+    ggplot2::labs(x = sprintf("%s 1", toupper(object$method[[1]])), y = sprintf("%s 2", toupper(object$method[[1]])),
+                  colour = colour,
                   title = sprintf("Images mapped by their embeddings (%s)", toupper(object$method[[1]]))) +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() + text_spans_plot()
   if (!arg_flag(thumbnails, "thumbnails") || !nrow(object)) return(plot)
   shown <- utils::head(object[!is.na(object$path), ], arg_count(n, "n"))
   pixels <- as_tibble_engine(engine_call(bridge()$thumbnails, as.list(as.character(shown$path)), max_side = 48L))

@@ -84,10 +84,10 @@ heatmap_gallery <- function(heatmaps, n = 16L, ...) {
   }
   shown <- heatmaps[!is.na(heatmaps$overlay), ]
   if (!nrow(shown)) return(empty_plot("No heatmaps (every image was unreadable)"))
-  truth <- if ("label" %in% names(shown)) sprintf("\ntrue: %s", shown$label) else ""
-  captions <- sprintf("%s%s\n%s: %.2f", shown$image_id, truth, shown$target, shown$probability)
+  truth <- if ("label" %in% names(shown)) ifelse(is.na(shown$label), "", sprintf("\ntrue: %s", shown$label)) else ""
+  captions <- sprintf("%s%s\n%s: %.2f", short_id(shown$image_id), truth, shown$target, shown$probability)
   gallery <- data.frame(image_id = shown$image_id, path = shown$overlay, caption = captions, stringsAsFactors = FALSE)
   image_gallery(gallery, caption = "caption", n = n, ...) +
-    ggplot2::labs(title = sprintf("Where the model looks (%s, layer %s)", shown$method[[1]], shown$layer[[1]]),
+    ggplot2::labs(title = wrap_text(sprintf("Where the model looks (%s, layer %s)", shown$method[[1]], shown$layer[[1]]), 60L),
                   subtitle = "heatmap: evidence for the class named under each image")
 }

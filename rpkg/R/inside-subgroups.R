@@ -27,7 +27,7 @@
 #' @param seed Seed of the bootstrap and the permutations.
 #' @param min_size Groups with fewer images are reported but left out of the gap test.
 #' @return A `subgroup_audit`: a list with `metrics` (a tibble: the group column(s), `group`, `.metric`,
-#'   `.estimator`, `.estimate`, `.lower`, `.upper`, `interval`, `class`, `n`), `gaps` (per headline metric:
+#'   `.estimator`, `.estimate`, `conf.low`, `conf.high`, `interval`, `class`, `n`), `gaps` (per headline metric:
 #'   `largest_group`, `largest`, `smallest_group`, `smallest`, `gap`, `p_value`) and `excluded` (images left
 #'   out: no group, label or prediction). `autoplot()` draws the estimates with their intervals.
 #' @export
@@ -45,7 +45,7 @@ subgroup_metrics <- function(x, metadata = NULL, group, by = "image_id", split =
   interval_method <- match.arg(interval_method)
   input <- subgroup_input(x, split, positive_class)
   audit <- engine_call(
-    engine()$subgroup_metrics, engine_table(input$table),
+    engine()$subgroup_metrics, engine_table(input$table, kind = "predictions"),
     if (is.null(metadata)) NULL else arg_table(metadata, "metadata"), arg_strings(group, "group"),
     by = arg_string(by, "by"), truth = input$truth, predicted = "predicted",
     classes = if (is.null(input$classes)) NULL else as.list(input$classes), positive_class = input$positive,
@@ -54,11 +54,12 @@ subgroup_metrics <- function(x, metadata = NULL, group, by = "image_id", split =
     permutations = arg_count(permutations, "permutations"), seed = arg_count(seed, "seed"),
     min_size = arg_count(min_size, "min_size")
   )
-  metrics <- as_tibble_engine(audit$metrics)
+  metrics <- as_tibble_engine(audit$metrics, kind = "metrics")
   groups <- as.character(unlist(py_value(audit$groups)))
   shaped <- metric_tibble(metrics, split = FALSE)
   shaped <- tibble::as_tibble(c(as.list(metrics[unique(c(groups, "group"))]), as.list(shaped)))
-  structure(list(metrics = shaped, gaps = as_tibble_engine(audit$gaps), excluded = as_tibble_engine(audit$excluded),
+  structure(list(metrics = shaped, gaps = as_tibble_engine(audit$gaps, kind = "metrics"),
+                 excluded = as_tibble_engine(audit$excluded),
                  groups = groups, conf_level = py_value(audit$confidence), summary = py_value(audit$summary())),
             class = "subgroup_audit")
 }
@@ -67,22 +68,21 @@ subgroup_metrics <- function(x, metadata = NULL, group, by = "image_id", split =
 subgroup_input <- function(x, split, positive_class) {
   positive <- arg_string(positive_class, "positive_class", null = TRUE)
   if (inherits(x, "tag_comparison")) {
-    table <- engine_prediction_names(x$per_image)[c("image_id", "truth", "predicted")]
+    table <- x$per_image[c("image_id", "truth", ".pred_class")]
     return(list(table = table, truth = "truth", classes = c("negative", "positive"), positive = positive %||% "positive"))
   }
   if (inherits(x, c("cnn_fit", "cnn_evaluation"))) {
-    predictions <- engine_prediction_names(keep_splits(result_table(x, "predictions"), split))
+    predictions <- keep_splits(result_table(x, "predictions"), split)
     if (inherits(x, "cnn_fit") && is.null(split)) predictions <- predictions[predictions$split != "train", ]
-    keep <- intersect(c("image_id", "split", "label", "predicted"), names(predictions))
+    keep <- intersect(c("image_id", "split", "label", ".pred_class"), names(predictions))
     return(list(table = predictions[keep], truth = "label", classes = x$classes,
                 positive = positive %||% if (inherits(x, "cnn_fit")) x$positive_class else NULL))
   }
   if (is.data.frame(x)) {
-    x <- engine_prediction_names(x)   # predict()'s .pred_class is the engine's predicted
-    missing <- setdiff(c("label", "predicted"), names(x))
+    missing <- setdiff(c("label", ".pred_class"), names(x))
     if (length(missing)) {
       abort_argument(sprintf("`x` lacks the column(s) %s (predictions as predict() names them: .pred_class)",
-                             paste(sub("^predicted$", ".pred_class", missing), collapse = ", ")))
+                             paste(missing, collapse = ", ")))
     }
     plain <- vapply(x, function(column) is.atomic(column) || is.factor(column), logical(1))
     return(list(table = x[plain], truth = "label", classes = NULL, positive = positive))
@@ -104,14 +104,16 @@ print.subgroup_audit <- function(x, ...) {
 #' @export
 autoplot.subgroup_audit <- function(object, ...) {
   headline <- object$metrics[object$metrics$.estimator %in% c("binary", "multiclass", "macro"), ]
-  headline$.metric <- factor(headline$.metric, levels = c("accuracy", "precision", "recall", "f1"))
+  headline$.metric <- factor(headline$.metric, levels = c("accuracy", "precision", "recall", "f_meas"))
   ggplot2::ggplot(headline, ggplot2::aes(x = .data$.estimate, y = .data$group)) +
-    ggplot2::geom_errorbar(ggplot2::aes(xmin = .data$.lower, xmax = .data$.upper), width = 0.2, colour = "grey40",
+    ggplot2::geom_errorbar(ggplot2::aes(xmin = .data$conf.low, xmax = .data$conf.high), width = 0.2, colour = "grey40",
                            orientation = "y") +
     ggplot2::geom_point(size = 2.5) +
     ggplot2::facet_wrap(ggplot2::vars(.data$.metric), nrow = 1) +
-    ggplot2::scale_x_continuous(limits = c(0, 1)) +
-    ggplot2::labs(x = sprintf("estimate with %d%% interval", round(100 * object$conf_level)), y = NULL,
+    # few, short labels: four panels side by side at 7 in leave no room for 0.00 ... 1.00 on each
+    ggplot2::scale_x_continuous(limits = c(0, 1), breaks = c(0, 0.5, 1), labels = c("0", "0.5", "1")) +
+    ggplot2::labs(x = sprintf("estimate with %d%% interval", round(100 * object$conf_level)), y = "group",
                   title = "Metrics by group", subtitle = paste(object$groups, collapse = " x ")) +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() + text_spans_plot() +
+    ggplot2::theme(panel.spacing.x = ggplot2::unit(1.2, "lines"), plot.margin = ggplot2::margin(5.5, 12, 5.5, 5.5))
 }

@@ -75,7 +75,12 @@ labelled_images <- function(labelling, classes = NULL) {
   }
   table <- engine_call(bridge()$labelled_table, path.expand(arg_string(labelling, "labelling")))
   labels <- prediction_tibble(table, classes)
-  if (is.null(classes)) labels <- r_prediction_names(labels)
+  spec <- file.path(path.expand(labelling), "labelling.json")
+  if (file.exists(spec)) {
+    positive <- py_value(reticulate::import("json", convert = FALSE)$loads(paste(readLines(spec, warn = FALSE),
+                                                                                 collapse = "\n")))$positive_class
+    if (!is.null(positive)) attr(labels, "positive_class") <- as.character(positive)
+  }
   warn_unreadable(labels)
   warn_one_class(labels$.pred_class)
   labels

@@ -11,9 +11,11 @@
 #' @param split Keep only these splits (e.g. `"val"`, `"test"`); `NULL` keeps all.
 #' @param calibration For a fit: also the expected calibration error (`ece`) and Brier score (`brier`) before
 #'   (`.estimator` `uncalibrated`) and after (`temperature`) temperature scaling (see [cnn_calibration()]).
-#' @return A tibble: `.metric` (`accuracy`, `precision`, `recall`, `f_meas`), `.estimator` (binary, multiclass, macro, micro,
+#' @return A tibble: `.metric` (`accuracy`, `precision`, `recall`, `f_meas`; in a binary task also `roc_auc`, the
+#'   area under the ROC curve, without an interval), `.estimator` (binary, multiclass, macro, micro,
 #'   macro_weighted, per_class), `.estimate`, `split`, `class` (the positive class, or the class of a per_class
-#'   row; `NA` otherwise), `n` (the images the estimate rests on), and its 95% interval: `.lower`, `.upper` and
+#'   row; `NA` otherwise), `n` (the images the estimate rests on), and its 95% interval: `conf.low`, `conf.high` (broom's names, used for
+#'   every interval in the package) and
 #'   `interval` (the method: `wilson` for accuracy, precision and recall, `percentile_bootstrap` for `f_meas`, the
 #'   averages and the calibration measures; `NA` where a ratio has nothing under it, e.g. no predicted positives).
 #' @export
@@ -31,25 +33,25 @@ cnn_metrics <- function(x, split = NULL, calibration = FALSE) {
     }
     metrics <- rbind(metrics, x$calibration)
   }
+  if (inherits(x, "cnn_fit") && length(x$classes) == 2 && nrow(metrics)) {
+    # the area under the ROC curve of each split, from the run's predictions (the engine computes it)
+    auc <- engine_call(bridge()$roc_auc_rows, run_of(x), as.list(unique(metrics$split)))
+    metrics <- rbind(metrics, metric_tibble(as_tibble_engine(auc, kind = "metrics")))
+  }
   keep_splits(metrics, split)
 }
 
-# The engine's metrics table in yardstick's shape: .metric, .estimator, .estimate, [split], class, n, then the
-# interval (.lower, .upper, interval; NA for tables written before intervals existed). The one conversion: fits,
-# evaluations, grids, gold samples and tag comparisons all hold their metrics in this shape. Metric names are
-# yardstick's: the engine's f1 is f_meas.
+# A metrics table (sent by the engine in R's names: as_tibble_engine(kind = "metrics")) in the one column order:
+# .metric, .estimator, .estimate, [split], class, n, then the interval (conf.low, conf.high, interval; NA for tables
+# written before intervals existed). Fits, evaluations, grids, gold samples and tag comparisons all hold their
+# metrics in this shape. Nothing is renamed here: the names come from the engine's schema.
+METRIC_COLUMNS <- c(".metric", ".estimator", ".estimate", "split", "class", "n", "conf.low", "conf.high", "interval")
 metric_tibble <- function(metrics, split = TRUE) {
   rows <- nrow(metrics)
-  column <- function(name, empty) if (name %in% names(metrics)) metrics[[name]] else rep(empty, rows)
-  out <- tibble::tibble(.metric = yardstick_names(metrics$metric), .estimator = metrics$estimator,
-                        .estimate = metrics$estimate)
-  if (split) out$split <- column("split", NA_character_)
-  out$class <- column("class", NA_character_)
-  out$n <- metrics$n
-  out$.lower <- column("lower", NA_real_)
-  out$.upper <- column("upper", NA_real_)
-  out$interval <- column("interval", NA_character_)
-  out
+  empty <- list(split = NA_character_, class = NA_character_, conf.low = NA_real_, conf.high = NA_real_,
+                interval = NA_character_)
+  for (name in names(empty)) if (!name %in% names(metrics)) metrics[[name]] <- rep(empty[[name]], rows)
+  tibble::as_tibble(metrics[if (split) METRIC_COLUMNS else setdiff(METRIC_COLUMNS, "split")])
 }
 
 # " [0.646, 0.985]", or "" without an interval.
@@ -58,26 +60,9 @@ format_interval <- function(lower, upper, digits = 3L) {
   ifelse(is.na(lower) | is.na(upper), "", sprintf(" [%.*f, %.*f]", digits, lower, digits, upper))
 }
 
-# The engine's metric names in yardstick's (f1 -> f_meas), and back.
-YARDSTICK_NAMES <- c(f1 = "f_meas")
-yardstick_names <- function(metric) {
-  renamed <- unname(YARDSTICK_NAMES[metric])
-  ifelse(is.na(renamed), metric, renamed)
-}
-engine_metric_names <- function(metric) {
-  unname(ifelse(metric %in% YARDSTICK_NAMES, names(YARDSTICK_NAMES)[match(metric, YARDSTICK_NAMES)], metric))
-}
-
-# A table's column names in yardstick's (val_f1 -> val_f_meas, f1_lower -> f_meas_lower).
-yardstick_columns <- function(table) {
-  names(table) <- gsub("(^|_)f1(_|$)", "\\1f_meas\\2", names(table))
-  table
-}
-
 # The metrics a person reads first, on one line ("accuracy 0.917 [0.646, 0.985], ..."), written by the engine.
 headline_metrics <- function(metrics, split) {
-  metrics$.metric <- engine_metric_names(metrics$.metric)
-  as.character(py_value(engine_call(bridge()$headline, engine_table(metrics), split)))
+  as.character(py_value(engine_call(bridge()$headline, engine_table(metrics, kind = "metrics"), split)))
 }
 
 # The headline metrics of one split as named numbers (accuracy; the binary or macro precision, recall and f_meas),
@@ -101,8 +86,8 @@ positive_of <- function(metrics) {
 #' Confusion matrices of a fitted CNN
 #'
 #' @inheritParams cnn_metrics
-#' @return A tibble in long form, one row per pair of classes (zeros included): `split`, `truth` and `predicted`
-#'   (factors in the fit's class order) and `count`. `stats::xtabs(count ~ truth + predicted, ...)` makes the
+#' @return A tibble in long form, one row per pair of classes (zeros included): `split`, `truth` and `.pred_class`
+#'   (factors in the fit's class order) and `count`. `stats::xtabs(count ~ truth + .pred_class, ...)` makes the
 #'   square table; `autoplot(fit, type = "confusion")` draws it.
 #' @export
 cnn_confusion <- function(x, split = NULL) {
@@ -121,7 +106,7 @@ cnn_confusion <- function(x, split = NULL) {
 cnn_misclassified <- function(x, split = NULL) {
   predictions <- keep_splits(result_table(x, "predictions"), split)
   interpretation <- engine_call(engine()$Interpretation$from_predictions,
-                                engine_table(engine_prediction_names(predictions)), x$classes)
+                                engine_table(predictions, kind = "predictions"), x$classes)
   wrong <- prediction_tibble(engine_call(interpretation$misclassified), x$classes, factors = c("label", "predicted"))
   if (!"split" %in% names(wrong)) wrong$split <- rep(NA_character_, nrow(wrong))
   first <- c("image_id", "path", "split", "label", ".pred_class", "probability")
@@ -150,4 +135,25 @@ keep_splits <- function(table, split) {
                            paste(dQuote(unique(table$split), FALSE), collapse = ", ")))
   }
   table[table$split %in% split, ]
+}
+
+# broom's conf.int and conf.level for a table holding conf.low and conf.high at level `have`: conf.int = FALSE drops
+# the interval; another level recomputes it through `recompute(level)` (the engine; Wald for regressions).
+tidy_interval <- function(table, conf.int, conf.level, have, recompute) {
+  conf.int <- arg_flag(conf.int, "conf.int")
+  conf.level <- arg_share(conf.level, "conf.level", open = TRUE)
+  if (!conf.int) return(table[setdiff(names(table), c("conf.low", "conf.high", "interval"))])
+  if (isTRUE(all.equal(conf.level, have))) return(table)
+  recompute(conf.level)
+}
+
+# A metrics table of `predictions` (R's names: label or truth, .pred_class) at another level, in `metrics`'s splits.
+metrics_at_level <- function(metrics, predictions, classes, positive, level, truth = "label") {
+  splits <- if ("split" %in% names(metrics)) unique(metrics$split) else NULL
+  result <- engine_call(bridge()$metrics_at, engine_table(predictions[c(truth, ".pred_class",
+                                                                        if (!is.null(splits)) "split")],
+                                                          kind = "predictions"),
+                        as.list(classes), positive, level, splits = if (is.null(splits)) NULL else as.list(splits),
+                        truth = truth)
+  metric_tibble(as_tibble_engine(result, kind = "metrics"), split = !is.null(splits))
 }

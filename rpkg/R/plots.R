@@ -79,6 +79,26 @@ autoplot.cnn_evaluation <- function(object, type = c("confusion", "misclassified
   with_titles(plot, title, subtitle)
 }
 
+# Text wrapped to fit a plot at the default device size (7 in wide at ggplot2's 11 pt base: about 85 characters).
+# Titles, subtitles and captions span the whole plot, not only the panel: with long axis labels or a square panel
+# (coord_fixed) a panel-aligned subtitle runs off the device.
+text_spans_plot <- function() {
+  ggplot2::theme(plot.title.position = "plot", plot.caption.position = "plot")
+}
+
+wrap_text <- function(text, width = 80L) {
+  if (is.null(text) || !length(text)) return(NULL)
+  paste(strwrap(paste(text, collapse = " "), width = width), collapse = "\n")
+}
+
+# A short id for a gallery caption: never an absolute path (the folder and the file's name instead).
+short_id <- function(id) {
+  id <- as.character(id)
+  long <- !is.na(id) & (startsWith(id, "/") | grepl("^[A-Za-z]:[/\\\\]", id) | nchar(id) > 24)
+  id[long] <- file.path(basename(dirname(id[long])), basename(id[long]))
+  id
+}
+
 # A title given by the user (text, or NULL for none) replaces the plot's own; waiver() keeps it.
 with_titles <- function(plot, title, subtitle) {
   if (!inherits(title, "waiver")) plot <- plot + ggplot2::labs(title = title)
@@ -121,8 +141,8 @@ plot_curves <- function(fit, accuracy_limits = c(0, 1)) {
     ggplot2::facet_wrap(ggplot2::vars(.data$measure), ncol = 1, scales = "free_y") +
     ggplot2::scale_x_continuous(breaks = function(limits) unique(round(pretty(limits)))) +
     ggplot2::labs(x = "epoch", y = NULL, colour = NULL, title = "Training curves",
-                  subtitle = if (length(notes)) paste(notes, collapse = "; ") else NULL) +
-    ggplot2::theme_minimal() +
+                  subtitle = if (length(notes)) wrap_text(paste(notes, collapse = "; ")) else NULL) +
+    ggplot2::theme_minimal() + text_spans_plot() +
     ggplot2::theme(legend.position = "bottom")
   if (!is.null(accuracy_limits)) {
     # both ends of the range drawn invisibly in the accuracy panel, so its free axis spans at least them
@@ -163,7 +183,7 @@ plot_confusion <- function(confusion, normalize = "none") {
     ggplot2::scale_fill_gradient(low = "grey95", high = "steelblue", breaks = whole,
                                  labels = function(x) format(as.integer(round(x))), name = "images")
   }
-  ggplot2::ggplot(confusion, ggplot2::aes(x = .data$predicted, y = .data$truth, fill = .data[[fill]])) +
+  ggplot2::ggplot(confusion, ggplot2::aes(x = .data$.pred_class, y = .data$truth, fill = .data[[fill]])) +
     ggplot2::geom_tile(colour = "white") +
     ggplot2::geom_text(ggplot2::aes(label = .data$text), size = 3.2) +
     ggplot2::scale_y_discrete(limits = rev) +
@@ -172,14 +192,16 @@ plot_confusion <- function(confusion, normalize = "none") {
     ggplot2::coord_equal() +
     ggplot2::labs(x = "predicted", y = "true label", title = "Confusion matrix",
                   subtitle = if (by_row) "colour: share of each true class (rows sum to 100%)" else NULL) +
-    ggplot2::theme_minimal() +
+    ggplot2::theme_minimal() + text_spans_plot() +
     ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 45, hjust = 1), panel.grid = ggplot2::element_blank())
 }
 
 plot_misclassified <- function(wrong, n, ...) {
   if (!nrow(wrong)) return(empty_plot("No misclassified images"))
   wrong <- utils::head(wrong, n)
-  wrong$caption <- sprintf("%s\ntrue: %s\npredicted: %s (%.2f)", wrong$image_id, wrong$label, wrong$.pred_class,
+  # short lines: three thumbnails abreast at 7 in leave each caption about 20 characters
+  wrong$caption <- sprintf("%s\n%spredicted: %s\nprobability %.2f", short_id(wrong$image_id),
+                           ifelse(is.na(wrong$label), "", sprintf("true: %s\n", wrong$label)), wrong$.pred_class,
                            wrong$probability)
   image_gallery(wrong, caption = "caption", n = n, ...) +
     ggplot2::labs(title = "Misclassified images", subtitle = "most confident mistakes first")
@@ -188,7 +210,7 @@ plot_misclassified <- function(wrong, n, ...) {
 empty_plot <- function(text) {
   ggplot2::ggplot() +
     ggplot2::annotate("text", x = 0, y = 0, label = text) +
-    ggplot2::theme_void()
+    ggplot2::theme_void() + text_spans_plot()
 }
 
 #' A gallery of images
@@ -218,7 +240,7 @@ image_gallery <- function(data, caption = NULL, n = 16L, ncol = NULL, size = 96L
   labels <- if (!is.null(caption)) {
     if (!arg_string(caption, "caption") %in% names(data)) abort_argument(sprintf("no column `%s` in `data`", caption))
     as.character(data[[caption]])
-  } else if ("image_id" %in% names(data)) as.character(data$image_id) else basename(data$path)
+  } else if ("image_id" %in% names(data)) short_id(data$image_id) else basename(data$path)
   labels <- make.unique(ifelse(is.na(labels), basename(as.character(data$path)), labels), sep = " ")
   pixels <- as_tibble_engine(engine_call(bridge()$thumbnails, as.list(as.character(data$path)), max_side = size))
   unreadable <- unique(pixels$image[!is.na(pixels$error)])
@@ -232,6 +254,7 @@ image_gallery <- function(data, caption = NULL, n = 16L, ncol = NULL, size = 96L
     ggplot2::facet_wrap(ggplot2::vars(.data$caption), ncol = ncol) +
     ggplot2::coord_fixed() +
     ggplot2::labs(caption = note) +
-    ggplot2::theme_void() +
-    ggplot2::theme(strip.text = ggplot2::element_text(size = 8))
+    ggplot2::theme_void() + text_spans_plot() +
+    ggplot2::theme(strip.text = ggplot2::element_text(size = 8, margin = ggplot2::margin(3, 0, 3, 0)),
+                   plot.margin = ggplot2::margin(6, 6, 6, 6))
 }

@@ -21,7 +21,11 @@
 #' @param object,x A `cnn_fit` from [finetune_cnn()] or [load_cnn()].
 #' @param new_data The images: a folder, a vector of image paths, a CSV/Parquet file, or a data frame with a path
 #'   column (and optionally an `image_id` column, kept as the join key). For `augment()`, `NULL` gives the fit's
-#'   own validation (and test) predictions.
+#'   own images: on the data frame it was trained on, that data frame with your rows, columns and label name kept
+#'   and `split` (train, val or test), `.pred_class` and `.pred_<class>` added, as parsnip's `augment()` does. The
+#'   predictions are those made as training ended, of the validation and test images; training images have `NA`
+#'   (`augment(fit, data)` predicts every row). For a fit trained on a folder or read by [load_cnn()], its
+#'   predictions table.
 #' @param type `"class"` for the predicted class; `"prob"` adds one probability column per class.
 #' @param batch_size Images per forward pass.
 #' @param device,precision As in [finetune_cnn()]: `"auto"` uses a GPU when there is one.
@@ -79,6 +83,7 @@ predict.cnn_fit <- function(object, new_data, type = c("class", "prob"), ..., ba
   warn_unreadable(predictions)
   warn_one_class(predictions$.pred_class)
   if (type == "class") predictions <- predictions[c("image_id", "path", ".pred_class", "error")]
+  attr(predictions, "positive_class") <- object$positive_class   # travels into gold samples drawn from them
   predictions
 }
 
@@ -90,10 +95,30 @@ generics::augment
 #' @export
 augment.cnn_fit <- function(x, new_data = NULL, ...) {
   check_dots(..., .allowed = setdiff(names(formals(predict.cnn_fit)), c("object", "new_data", "type", "...")))
-  if (is.null(new_data)) return(x$predictions)
+  if (is.null(new_data)) return(augment_training(x))
   predictions <- predict(x, new_data, type = "prob", ...)
   base <- if (is.data.frame(new_data)) tibble::as_tibble(new_data) else image_table(new_data)
   bind_predictions(base, predictions, x$classes)
+}
+
+# augment(fit): the fit's images bound onto the data frame it was trained on -- the user's rows, columns and label
+# name kept, with `split` (from the run's splits table: train, val or test) and `.pred_class` and `.pred_<class>` (the
+# predictions the engine made as training ended: validation and test images; NA for training images and for rows
+# the engine left out). A fit loaded from disk, or trained on a folder, gives its predictions table.
+augment_training <- function(x) {
+  training <- x$training
+  predictions <- x$predictions
+  if (is.null(training) || is.null(predictions) || is.null(training$key) || is.na(training$key)) return(predictions)
+  data <- training$data
+  ids <- as.character(data[[training$key]])
+  at <- match(ids, as.character(predictions$image_id))
+  if (all(is.na(at))) return(predictions)
+  columns <- intersect(c(".pred_class", paste0(".pred_", x$classes)), names(predictions))
+  splits <- x$splits %||% predictions
+  split <- as.character(splits$split)[match(ids, as.character(splits$image_id))]
+  data <- as.list(data[setdiff(names(data), columns)])
+  data[["split"]] <- split   # in place of a split column of the user's (image_table()'s), else at the end
+  tibble::as_tibble(c(data, lapply(predictions[columns], function(column) column[at])))
 }
 
 # `base` with .pred_class and .pred_<class> of `predictions` (the same rows, in the same order) bound on; columns of
@@ -108,32 +133,10 @@ bind_predictions <- function(base, predictions, classes) {
   tibble::as_tibble(c(as.list(base), as.list(predictions[columns])))
 }
 
-# The one mapping between the engine's prediction columns and R's (parsnip's): predicted -> .pred_class,
-# prob_<class> -> .pred_<class>. `classes` limits the probability columns renamed (NULL: every prob_ column).
-r_prediction_names <- function(table, classes = NULL) {
-  names <- names(table)
-  names[names == "predicted"] <- ".pred_class"
-  probability <- if (is.null(classes)) startsWith(names, "prob_") else names %in% paste0("prob_", classes)
-  names[probability] <- paste0(".pred_", substring(names[probability], 6))
-  names(table) <- names
-  table
-}
-
-# The reverse, for a data frame of R's predictions sent back to the engine (a gold sample, a corpus).
-engine_prediction_names <- function(data) {
-  if (!is.data.frame(data)) return(data)
-  names <- names(data)
-  probability <- startsWith(names, ".pred_") & names != ".pred_class"
-  names[probability] <- paste0("prob_", substring(names[probability], 7))
-  names[names == ".pred_class"] <- "predicted"
-  restored <- data
-  names(restored) <- names
-  if (anyDuplicated(names)) return(data)   # both spellings present: leave the user's table as it is
-  restored
-}
-
+# The engine's predictions as a tibble: parsnip's names (.pred_class, .pred_<class>) come from the engine's schema
+# (as_tibble_engine(kind = "predictions")); class columns are factors in the fit's class order.
 prediction_tibble <- function(result, classes, factors = "predicted") {
-  r_prediction_names(as_tibble_engine(result, factors = factors, levels = classes), classes)
+  as_tibble_engine(result, factors = factors, levels = classes, kind = "predictions")
 }
 
 # Warnings on predictions ---------------------------------------------------------------------------------------
@@ -210,8 +213,8 @@ cnn_evaluate <- function(object, data, label = NULL, path = NULL, positive_class
   warn_one_class(predictions$.pred_class)
   structure(list(
     classes = object$classes,
-    metrics = metric_tibble(as_tibble_engine(evaluation$metrics)),
-    confusion = as_tibble_engine(evaluation$confusion, factors = labels, levels = object$classes),
+    metrics = metric_tibble(as_tibble_engine(evaluation$metrics, kind = "metrics")),
+    confusion = as_tibble_engine(evaluation$confusion, factors = labels, levels = object$classes, kind = "confusion"),
     predictions = predictions
   ), class = "cnn_evaluation")
 }
@@ -228,6 +231,8 @@ print.cnn_evaluation <- function(x, ...) {
 #' Tidy, glance at and augment an evaluation
 #'
 #' @param x A `cnn_evaluation` from [cnn_evaluate()].
+#' @param conf.int,conf.level As in broom: `conf.int = FALSE` leaves out the interval (`conf.low`, `conf.high`,
+#'   `interval`); `conf.level` other than 0.95 recomputes the intervals (by the engine, as the fit's) at that level.
 #' @param ... Must be empty.
 #' @return `tidy()`: the metrics, as [cnn_metrics()]. `glance()`: one row: `images`, `unreadable`, `classes`,
 #'   `positive_class` (`NA` in a multiclass task), then `accuracy`, `precision`, `recall` and `f_meas` (the binary
@@ -235,9 +240,11 @@ print.cnn_evaluation <- function(x, ...) {
 #'   `label`, `.pred_class`, `.pred_<class>` and `error`.
 #' @name cnn_evaluation_tidiers
 #' @export
-tidy.cnn_evaluation <- function(x, ...) {
+tidy.cnn_evaluation <- function(x, conf.int = TRUE, conf.level = 0.95, ...) {
   check_dots(...)
-  x$metrics
+  tidy_interval(x$metrics, conf.int, conf.level, 0.95, function(level) {
+    metrics_at_level(x$metrics, x$predictions, x$classes, positive_of(x$metrics), level)
+  })
 }
 
 #' @rdname cnn_evaluation_tidiers

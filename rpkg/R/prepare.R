@@ -163,7 +163,8 @@ duplicate_gallery <- function(duplicates, min_size = 2L, max_groups = 10L, max_p
                          label = sprintf("%s\n%s", shorten(shown$image_id, 18), shown$note),
                          colour = ifelse(shown$is_representative, "#007a00", "black"))
   frames <- captions[shown$is_representative, ]
-  caption <- sprintf("%d duplicate groups, %d of %d images%s", length(groups), nrow(members), nrow(duplicates),
+  caption <- sprintf("%d duplicate group%s, %d of %d images%s", length(groups), if (length(groups) == 1) "" else "s",
+                     nrow(members), nrow(duplicates),
                      if (hidden) sprintf("; %d images not drawn (max_groups, max_per_group)", hidden) else "")
   ggplot2::ggplot(pixels, ggplot2::aes(x = .data$x, y = .data$y)) +
     ggplot2::geom_raster(ggplot2::aes(fill = .data$colour)) +
@@ -181,8 +182,9 @@ duplicate_gallery <- function(duplicates, min_size = 2L, max_groups = 10L, max_p
     ggplot2::coord_fixed(clip = "off") +
     ggplot2::labs(title = "Duplicate groups", subtitle = "first: the copy to keep; captions: distance to it",
                   caption = caption) +
-    ggplot2::theme_void() +
-    ggplot2::theme(strip.text.x = ggplot2::element_blank(), strip.text.y.left = ggplot2::element_text(angle = 0, size = 8))
+    ggplot2::theme_void() + text_spans_plot() +
+    ggplot2::theme(strip.text.x = ggplot2::element_blank(), strip.text.y.left = ggplot2::element_text(angle = 0, size = 8),
+                   plot.margin = ggplot2::margin(6, 6, 6, 6))
 }
 
 #' @rdname duplicate_gallery
@@ -373,7 +375,7 @@ autoplot.emotion_counts <- function(object, ...) {
     ggplot2::geom_text(ggplot2::aes(label = sprintf("%.0f%%", 100 * .data$share)), vjust = -0.4, size = 3) +
     ggplot2::labs(x = "number of emotions evoked", y = "images",
                   title = "How many emotions an image evokes") +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() + text_spans_plot()
 }
 
 #' @rdname autoplot.emotion_counts
@@ -394,7 +396,7 @@ autoplot.emotion_cooccurrence <- function(object, ...) {
     ggplot2::coord_equal() +
     ggplot2::labs(x = "also evokes", y = "images evoking", fill = "share",
                   title = "Which emotions come together") +
-    ggplot2::theme_minimal() +
+    ggplot2::theme_minimal() + text_spans_plot() +
     ggplot2::theme(panel.grid = ggplot2::element_blank(),
                    axis.text.x = ggplot2::element_text(angle = 30, hjust = 1))
 }
@@ -410,8 +412,9 @@ autoplot.emotion_max_class <- function(object, ...) {
   ggplot2::ggplot(object, ggplot2::aes(x = .data$emotion, y = .data$n_images, fill = .data$class_type)) +
     ggplot2::geom_col(position = ggplot2::position_dodge(width = 0.8), width = 0.75) +
     ggplot2::scale_fill_manual(values = c("max class" = "grey65", "clear max class" = "steelblue")) +
+    ggplot2::scale_y_continuous(breaks = function(limits) unique(floor(pretty(limits)))) +   # counts: whole numbers
     ggplot2::labs(x = NULL, y = "images", fill = NULL, title = "Max class and clear max class per emotion") +
-    ggplot2::theme_minimal() +
+    ggplot2::theme_minimal() + text_spans_plot() +
     ggplot2::theme(legend.position = "bottom")
 }
 

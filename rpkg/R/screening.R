@@ -134,5 +134,5 @@ autoplot.image_screen <- function(object, ...) {
     ggplot2::scale_fill_identity() +
     ggplot2::scale_y_reverse() +
     ggplot2::coord_fixed() +
-    ggplot2::theme_void()
+    ggplot2::theme_void() + text_spans_plot()
 }

@@ -30,7 +30,7 @@ share_corpus <- function(labels, out, fit = NULL, title = NULL, sources = NULL, 
     abort_argument("`answers` must be a named list, e.g. list(privacy = \"public figures only\")")
   }
   result <- engine_call(
-    engine()$share_corpus, engine_table(atomic_columns(engine_prediction_names(labels))), path.expand(arg_string(out, "out")),
+    engine()$share_corpus, engine_table(atomic_columns(labels), kind = "predictions"), path.expand(arg_string(out, "out")),
     run = if (is.null(fit)) NULL else run_of(fit), title = arg_string(title, "title", null = TRUE),
     sources = arg_string(sources, "sources", null = TRUE),
     answers = lapply(answers, function(a) arg_string(a, "answers")), ids = arg_flag(ids, "ids"),

@@ -43,7 +43,7 @@ choose_threshold <- function(fit, recall = NULL, precision = NULL, split = "val"
   field <- function(name) py_value(reticulate::py_get_attr(choice, name))
   structure(list(
     threshold = field("threshold"), target = field("target"), achieved = isTRUE(field("achieved")),
-    metrics = metric_tibble(as_tibble_engine(reticulate::py_get_attr(choice, "metrics")), split = FALSE),
+    metrics = metric_tibble(as_tibble_engine(reticulate::py_get_attr(choice, "metrics"), kind = "metrics"), split = FALSE),
     curves = as_tibble_engine(reticulate::py_get_attr(choice, "curves")), split = field("split"),
     calibrated = isTRUE(field("calibrated")), images = as.integer(field("images"))
   ), class = "cnn_threshold")
@@ -54,7 +54,7 @@ print.cnn_threshold <- function(x, ...) {
   cat(sprintf("<cnn_threshold> %.4g for %s on %d %s images%s%s\n", x$threshold, x$target, x$images, x$split,
               if (x$achieved) "" else " (not reached: the closest)", if (x$calibrated) " (calibrated)" else ""))
   rows <- x$metrics[x$metrics$.estimator == "binary", ]
-  cat(sprintf("  %s\n", paste(sprintf("%s %.3f%s", rows$.metric, rows$.estimate, format_interval(rows$.lower, rows$.upper)),
+  cat(sprintf("  %s\n", paste(sprintf("%s %.3f%s", rows$.metric, rows$.estimate, format_interval(rows$conf.low, rows$conf.high)),
                               collapse = ", ")))
   cat("  chosen on these images, so they flatter it: check it on a test split or a gold sample\n")
   invisible(x)
@@ -66,17 +66,21 @@ plot_curve <- function(fit, split, kind) {
     base <- ggplot2::ggplot(curves[curves$true_positives + curves$false_positives > 0, ],
                             ggplot2::aes(x = .data$recall, y = .data$precision))
     labels <- ggplot2::labs(x = "recall", y = "precision", title = "Precision-recall curve",
-                            subtitle = sprintf("%s split; each point is a threshold", split))
+                            subtitle = wrap_text(sprintf("positive class: %s; %s split; each point is a threshold",
+                                                         fit$positive_class %||% "?", split)))
   } else {
     base <- ggplot2::ggplot(curves, ggplot2::aes(x = .data$false_positive_rate, y = .data$true_positive_rate)) +
       ggplot2::geom_abline(slope = 1, intercept = 0, linetype = "dashed", colour = "grey50")
-    labels <- ggplot2::labs(x = "false positive rate", y = "true positive rate (recall)", title = "ROC curve",
-                            subtitle = sprintf("%s split; the dashed line is guessing", split))
+    auc <- py_value(engine_call(bridge()$curve_auc, engine_table(curves)))
+    labels <- ggplot2::labs(x = "false positive rate", y = "true positive rate (recall)",
+                            title = sprintf("ROC curve: AUC %.3f", auc),
+                            subtitle = wrap_text(sprintf("positive class: %s; %s split; the dashed line is guessing",
+                                                         fit$positive_class %||% "?", split)))
   }
   base +
     ggplot2::geom_step(direction = "vh", colour = "steelblue") +
     ggplot2::geom_point(size = 1, colour = "steelblue") +
     ggplot2::coord_equal(xlim = c(0, 1), ylim = c(0, 1)) +
     labels +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() + text_spans_plot()
 }

@@ -87,7 +87,9 @@
 #' @param feature_cache 'auto': with a frozen backbone and no random crops, compute each image's features once and
 #'   train the last layer on them (same result, far faster); 'off': run the whole network every step.
 #' @param num_workers threads decoding images (default: up to 8, one per CPU core). `NULL` for the default.
-#' @param progress show progress bars. Default: only in an interactive session.
+#' @param progress 'epochs': a line per epoch (losses, accuracies, seconds), which shows in logs, knitted documents and
+#'   Rscript; on: progress bars as well; off: silent. In R, `"epochs"` is the default (the lines also show in the
+#'   console and in RStudio), `TRUE` is on (bars for decoding images and for each epoch's batches), `FALSE` off.
 #' @section Classes: The classes follow R's conventions, as in tidymodels. With a factor label its levels (those
 #'   used) are the class order: of the probability columns `.pred_<class>` of [predict()], of the confusion
 #'   matrices and of `fit$classes`; and in a binary task the first level is the positive class, the one whose
@@ -127,7 +129,7 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
                          step_size = 7L, gamma = 0.1, dropout = 0, head_epochs = NULL, freeze = "none",
                          patience = NULL, select_on = "accuracy", positive_class = NULL, class_order = NULL,
                          device = "auto", precision = "auto", channels_last = "auto", cache = "auto",
-                         feature_cache = "auto", num_workers = NULL, progress = interactive()) {
+                         feature_cache = "auto", num_workers = NULL, progress = "epochs") {
   label <- column_arg(substitute(label), parent.frame(), data, "label")
   path <- column_arg(substitute(path), parent.frame(), data, "path")
   group <- column_arg(substitute(group), parent.frame(), data, "group")
@@ -157,9 +159,15 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
     device = arg_string(device, "device"), precision = arg_string(precision, "precision"),
     channels_last = arg_flag_or_string(channels_last, "channels_last"), cache = arg_string(cache, "cache"),
     feature_cache = arg_string(feature_cache, "feature_cache"),
-    num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_flag(progress, "progress")
+    num_workers = arg_count(num_workers, "num_workers", null = TRUE), progress = arg_progress(progress)
   ))
   fit <- new_cnn_fit(run)
+  if (is.data.frame(data)) {
+    # augment(fit) binds the predictions onto the user's own rows, columns and label name
+    path_name <- labelled$path %||% intersect(PATH_COLUMNS, names(data))[1]
+    fit$training <- list(data = tibble::as_tibble(data), label = labelled$label %||% "label",
+                         key = if ("image_id" %in% names(data)) "image_id" else path_name)
+  }
   validation <- fit$predictions
   if (!is.null(validation)) warn_one_class(validation$.pred_class[validation$split %in% "val"], minimum = 2L,
                                            what = "validation images")
@@ -180,7 +188,7 @@ new_cnn_fit <- function(run) {
     history = tables$history, metrics = if (is.null(tables$metrics)) NULL else metric_tibble(tables$metrics),
     calibration = if (is.null(tables$calibration)) NULL else metric_tibble(tables$calibration),
     confusion = tables$confusion,
-    predictions = if (is.null(tables$predictions)) NULL else r_prediction_names(tables$predictions, classes),
+    predictions = tables$predictions,
     splits = tables$splits, skipped = tables$skipped
   )
   fit$cache <- new.env(parent = emptyenv())
@@ -274,7 +282,7 @@ print.summary.cnn_fit <- function(x, ...) {
   for (split in unique(as.character(x$confusion$split))) {
     rows <- x$confusion[x$confusion$split == split, ]
     cat(sprintf("\nConfusion matrix (%s; rows = truth, columns = predicted):\n", split))
-    print(stats::xtabs(count ~ truth + predicted, data = rows))
+    print(stats::xtabs(count ~ truth + .pred_class, data = rows))
   }
   invisible(x)
 }
@@ -285,6 +293,9 @@ print.summary.cnn_fit <- function(x, ...) {
 #'
 #' @param x A `cnn_fit` from [finetune_cnn()] or [load_cnn()].
 #' @param split For `tidy()`: keep only these splits (e.g. `"val"`, `"test"`); `NULL` keeps all.
+#' @param conf.int,conf.level As in broom: `conf.int = FALSE` leaves out the interval (`conf.low`, `conf.high`,
+#'   `interval`); a `conf.level` other than 0.95 recomputes the intervals (by the engine, as the fit's own) from the
+#'   fit's predictions.
 #' @param ... Must be empty.
 #' @return `tidy()`: the metrics, as [cnn_metrics()] (yardstick's shape and names). `glance()`: one row:
 #'   `architecture`, `classes` (how many), `positive_class` (`NA` in a multiclass task), `n_train`, `n_val`,
@@ -298,9 +309,12 @@ print.summary.cnn_fit <- function(x, ...) {
 #' tidy(fit)
 #' glance(fit)
 #' }
-tidy.cnn_fit <- function(x, split = NULL, ...) {
+tidy.cnn_fit <- function(x, split = NULL, conf.int = TRUE, conf.level = 0.95, ...) {
   check_dots(...)
-  cnn_metrics(x, split = split)
+  metrics <- cnn_metrics(x, split = split)
+  tidy_interval(metrics, conf.int, conf.level, 0.95, function(level) {
+    metrics_at_level(metrics, x$predictions, x$classes, x$positive_class, level)
+  })
 }
 
 #' @rdname cnn_fit_tidiers
@@ -317,7 +331,7 @@ glance.cnn_fit <- function(x, ...) {
          positive_class = x$positive_class %||% NA_character_, n_train = size("train"), n_val = size("val"),
          n_test = size("test"), epochs_run = as.integer(d$epochs_run %||% NA_integer_),
          best_epoch = as.integer(d$best_epoch %||% NA_integer_),
-         select_on = yardstick_names(d$hyperparameters$select_on %||% "accuracy")),
+         select_on = r_metric_name(d$hyperparameters$select_on %||% "accuracy")),
     metrics,
     list(status = d$status %||% NA_character_, path = x$path)
   ))

@@ -28,7 +28,8 @@
 #' @param cpus_per_trial,gpus_per_trial With `backend = "ray"`: what each trial reserves (default: 1 CPU, and 1 GPU
 #'   on a cluster with GPUs). A trial trains with as many threads as its CPUs; `gpus_per_trial = 0.5` puts two
 #'   trials on one card.
-#' @param progress Show progress (default: only in an interactive session).
+#' @param progress As in [finetune_cnn()]: `"epochs"` (the default) writes a line per configuration and per epoch,
+#'   `TRUE` adds progress bars, `FALSE` is silent.
 #' @return A `cnn_grid`: `results` (a tibble, one row per configuration: `config_id`, the grid's options,
 #'   `best_epoch`, `val_accuracy`, `val_precision`, `val_recall`, `val_f_meas` (F1), `val_loss`, `seconds`, `status`, then
 #'   the 95% interval of each validation metric, `val_<metric>_lower` and `val_<metric>_upper`),
@@ -51,7 +52,7 @@
 #' }
 tune_cnn <- function(data, grid = "book", ..., out = NULL, label = NULL, path = NULL, select_on = "accuracy",
                      backend = c("local", "ray"), cpus_per_trial = NULL, gpus_per_trial = NULL,
-                     progress = interactive()) {
+                     progress = "epochs") {
   backend <- arg_choice(backend, c("local", "ray"), "backend")
   label <- column_arg(substitute(label), parent.frame(), data, "label")
   path <- column_arg(substitute(path), parent.frame(), data, "path")
@@ -64,7 +65,7 @@ tune_cnn <- function(data, grid = "book", ..., out = NULL, label = NULL, path = 
   run_in_folder(out, "imagesasdata-grid-", function(folder) {
     result <- engine_call_list(engine()$tune, c(list(
       labelled$images, grid_spec(grid), out = folder, label = labelled$label, path = labelled$path,
-      select_on = engine_select_on(select_on), backend = backend, progress = arg_flag(progress, "progress")
+      select_on = engine_select_on(select_on), backend = backend, progress = arg_progress(progress)
     ), trial_resources(cpus_per_trial, gpus_per_trial), options))
     new_cnn_grid(result, select_on)
   })
@@ -100,7 +101,7 @@ engine_select_on <- function(select_on) if (identical(select_on, "f_meas")) "f1"
 #' grid_summary(grids)
 #' }
 tune_tasks_cnn <- function(tasks, grid = "book", ..., out = NULL, select_on = "accuracy", backend = c("local", "ray"),
-                           cpus_per_trial = NULL, gpus_per_trial = NULL, progress = interactive()) {
+                           cpus_per_trial = NULL, gpus_per_trial = NULL, progress = "epochs") {
   backend <- arg_choice(backend, c("local", "ray"), "backend")
   if (!is.list(tasks) || is.data.frame(tasks) || !length(tasks) || is.null(names(tasks)) || any(!nzchar(names(tasks))) ||
       anyDuplicated(names(tasks))) {
@@ -121,7 +122,7 @@ tune_tasks_cnn <- function(tasks, grid = "book", ..., out = NULL, select_on = "a
       task_options$positive_class <- labelled[[name]]$positive_class
       result <- engine_call_list(engine()$tune, c(list(
         labelled[[name]]$images, grid_spec(grid), out = file.path(root, name),
-        select_on = engine_select_on(select_on), backend = backend, progress = arg_flag(progress, "progress")
+        select_on = engine_select_on(select_on), backend = backend, progress = arg_progress(progress)
       ), trial_resources(cpus_per_trial, gpus_per_trial), task_options))
       new_cnn_grid(result, select_on)
     })
@@ -145,7 +146,7 @@ trial_resources <- function(cpus_per_trial, gpus_per_trial) {
 load_grid <- function(path) {
   path <- path.expand(arg_string(path, "path"))
   grid <- engine_call(engine()$load_grid, path)
-  new_cnn_grid(grid, yardstick_names(as.character(py_value(grid$select_on))))
+  new_cnn_grid(grid, as.character(py_value(grid$select_on)))
 }
 
 # A cnn_grid holds the grid directory's path and its tables; the engine's Grid is kept in an environment and
@@ -154,13 +155,13 @@ new_cnn_grid <- function(grid, select_on) {
   test <- grid$test_metrics
   grid_object <- structure(list(
     path = as.character(reticulate::py_str(grid$path)),
-    results = yardstick_columns(as_tibble_engine(grid$results)),
+    results = as_tibble_engine(grid$results, kind = "grid"),
     history = as_tibble_engine(grid$history),
     best_config = as.character(py_value(grid$best_config)),
     parameters = as.character(unlist(py_value(grid$parameters))),
-    select_on = yardstick_names(select_on),
+    select_on = r_metric_name(select_on),
     test_metrics = if (inherits(test, "python.builtin.NoneType")) NULL
-                   else metric_tibble(as_tibble_engine(test))
+                   else metric_tibble(as_tibble_engine(test, kind = "metrics"))
   ), class = "cnn_grid")
   grid_object$cache <- new.env(parent = emptyenv())
   grid_object$cache$grid <- grid
@@ -190,7 +191,7 @@ print.cnn_grid <- function(x, ...) {
     metrics <- x$test_metrics
     rows <- metrics[metrics$.estimator %in% c("binary", "multiclass", "macro"), ]
     labels <- ifelse(rows$.estimator == "macro", paste(rows$.metric, "(macro)"), rows$.metric)
-    cat(sprintf("  test %s\n", paste(sprintf("%s %.3f%s", labels, rows$.estimate, format_interval(rows$.lower, rows$.upper)),
+    cat(sprintf("  test %s\n", paste(sprintf("%s %.3f%s", labels, rows$.estimate, format_interval(rows$conf.low, rows$conf.high)),
                                      collapse = ", ")))
   }
   unfinished <- sum(x$results$status != "complete", na.rm = TRUE)
@@ -248,7 +249,7 @@ grid_summary <- function(grids, task = "task") {
     abort_argument("`grids` must be the result of tune_tasks_cnn(), a named list of cnn_grid objects, or one cnn_grid")
   }
   engine_grids <- lapply(grids, grid_of)
-  yardstick_columns(as_tibble_engine(engine_call(engine()$grid_summary, reticulate::r_to_py(engine_grids))))
+  as_tibble_engine(engine_call(engine()$grid_summary, reticulate::r_to_py(engine_grids)), kind = "grid")
 }
 
 #' @rdname grid_summary
@@ -351,8 +352,8 @@ autoplot.cnn_grid <- function(object, measure = c("loss", "accuracy"), accuracy_
     ggplot2::labs(x = "epoch", y = NULL, colour = if (length(parameters) >= 2) parameters[[2]] else NULL,
                   linetype = if (length(parameters) >= 3) parameters[[3]] else NULL,
                   title = sprintf("Training curves of %d configurations", nrow(object$results)),
-                  subtitle = sprintf("chosen on validation %s: %s (%s)", object$select_on, object$best_config, chosen)) +
-    ggplot2::theme_minimal() +
+                  subtitle = wrap_text(sprintf("chosen on validation %s: %s (%s)", object$select_on, object$best_config, chosen))) +
+    ggplot2::theme_minimal() + text_spans_plot() +
     ggplot2::theme(legend.position = "bottom")
   if (length(parameters) < 2) plot <- plot + ggplot2::guides(colour = "none")
   if (length(parameters) < 3) plot <- plot + ggplot2::guides(linetype = "none")
@@ -377,6 +378,7 @@ autoplot.cnn_grid <- function(object, measure = c("loss", "accuracy"), accuracy_
 #' @param start_lr,end_lr The learning rates of the first and last step.
 #' @param num_steps Steps (batches) to take at most.
 #' @param ... Options as for [finetune_cnn()] (e.g. `image_size = 64`, `batch_size = 8`, `freeze = "backbone"`).
+#' @param progress Show a progress bar (default: only in an interactive session).
 #' @return A `cnn_lr_finder`: `table` (a tibble: `step`, `learning_rate`, `loss`, `smoothed_loss`) and
 #'   `suggestion`. `autoplot()` draws the curve with the suggestion marked.
 #' @export
@@ -439,8 +441,8 @@ autoplot.cnn_lr_finder <- function(object, ...) {
     ggplot2::scale_x_log10(labels = function(x) format(x, scientific = TRUE)) +
     ggplot2::coord_cartesian(ylim = range(smoothed)) +
     ggplot2::labs(x = "learning rate (log scale)", y = "loss", title = "Learning-rate finder",
-                  subtitle = sprintf("suggested: %.1e, the steepest fall of the smoothed loss (blue)", object$suggestion)) +
-    ggplot2::theme_minimal()
+                  subtitle = wrap_text(sprintf("suggested: %.1e, the steepest fall of the smoothed loss (blue)", object$suggestion))) +
+    ggplot2::theme_minimal() + text_spans_plot()
 }
 
 # ------------------------------------------------------------------------------------------------- options

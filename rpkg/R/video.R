@@ -60,7 +60,7 @@ label_video <- function(model, videos, out, every = 1, scene_threshold = NULL, m
 #' @export
 video_summary <- function(labels, min_confidence = 0) {
   if (!is.data.frame(labels)) abort_argument("`labels` must be the result of label_video()")
-  as_tibble_engine(engine_call(engine()$video_summary, engine_table(atomic_columns(engine_prediction_names(labels))),
+  as_tibble_engine(engine_call(engine()$video_summary, engine_table(atomic_columns(labels), kind = "predictions"),
                                min_confidence = arg_number(min_confidence, "min_confidence")))
 }
 
@@ -84,7 +84,7 @@ autoplot.video_labels <- function(object, ...) {
   ggplot2::ggplot(frames, ggplot2::aes(x = .data$timestamp, y = .data$video_id, fill = .data$shown)) +
     ggplot2::geom_tile(width = step, height = 0.8, colour = "white") +
     ggplot2::labs(x = "seconds", y = NULL, fill = NULL) +
-    ggplot2::theme_minimal()
+    ggplot2::theme_minimal() + text_spans_plot()
 }
 
 arg_videos <- function(x) {

@@ -238,6 +238,22 @@ class _Design:
 def simple_design(n: int, corpus_size: int) -> _Design:
     """A simple random sample of n images from a corpus of corpus_size."""
     return _Design(np.zeros(n, dtype=np.int64), np.array([float(corpus_size)]), np.array([float(n)]), ["all"])
+def _model_variance(parts: _Parts, family: str, beta: np.ndarray) -> np.ndarray:
+    """The model-based variance R's glm() and broom::tidy() report: J⁻¹ times the dispersion (1 for binomial and
+    Poisson; the residual variance, Σ r² / (n − p), for gaussian). It assumes the model's variance is right;
+    the sandwich does not, so the two differ when it is not (e.g. overdispersed counts)."""
+    _, information, residual = _score(parts, family, beta)
+    dispersion = 1.0
+    if family == "gaussian":
+        dispersion = float(residual @ residual) / max(1, len(residual) - parts.X.shape[1])
+    return np.linalg.inv(information) * dispersion
+
+
+def _image_scores(parts: _Parts, family: str, beta: np.ndarray, images: int) -> np.ndarray:
+    _, _, residual = _score(parts, family, beta)
+    psi = np.zeros((images, parts.X.shape[1]))
+    np.add.at(psi, parts.image, parts.X * residual[:, None])
+    return psi
 
 
 @dataclass
@@ -554,8 +570,8 @@ def _ppi_estimate(d: _Data, family: str, lam, confidence: float) -> tuple[np.nda
     try:
         import ppi_py
     except ImportError:
-        raise ImagesAsDataError("method='ppi' uses ppi-python: pip install 'imagesasdata[stats]' (or use method='auto')"
-                                ) from None
+        raise ImagesAsDataError("method='ppi' uses ppi-python: pip install 'imagesasdata[stats]' (or use method='auto')",
+                                what="missing_extra", extra="stats") from None
     alpha = 1 - confidence
     unlabelled = np.setdiff1d(np.arange(len(d.y_hat)), d.gold)
     X, Y, Yhat = d.X_true, d.y_true, d.y_hat[d.gold]
@@ -1016,7 +1032,7 @@ def _as_number(value):
 def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gaussian", method: str = "auto",
                   lam: float | None = None, confidence: float = 0.95, id: str = "image_id",
                   inclusion_probability: str = "inclusion_probability", design: str | None = None,
-                  lambda_rule: str = "in-sample") -> CorrectedGLM:
+                  lambda_rule: str = "in-sample", naive_variance: str = "sandwich") -> CorrectedGLM:
     """Fit a GLM with image-derived variables predicted on the corpus and coded on a gold sample.
 
     formula: "outcome ~ regressors" (patsy's syntax, close to R's: log(x), C(x), x:z, I(x > 0)). It never runs code:
@@ -1038,6 +1054,9 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
       the other half).
     design: None reads the design from the gold table; "srs" declares a simple random sample of the corpus (needed
       when the gold table has no inclusion probabilities).
+    naive_variance: the naive row's standard errors: "sandwich" (HC0, the default: the same kind as gold_only's and
+      corrected's, so the three are comparable) or "model" (glm()'s model-based ones, which broom::tidy(glm(...))
+      shows; smaller when counts are overdispersed, as in a Poisson model of retweets).
     Returns a CorrectedGLM (tidy(), glance(), cov, vcov(), wald_test()). An interval whose standard error is zero,
     not finite or absurd is flagged (column `flag`, a warning) rather than reported; so is a Wald interval resting on
     fewer than 5 misclassified gold images in a stratum holding a fifth of the corpus or more.
@@ -1127,7 +1146,12 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
                                                                          sample.equal else "no predicted outcome")
             raise ImagesAsDataError(f"method='ppi' (ppi-python) covers a predicted outcome with a simple random gold "
                                     f"sample; this model has {why} — use method='auto'")
+    if naive_variance not in ("sandwich", "model"):
+        raise ImagesAsDataError(f"naive_variance={naive_variance!r}: choose one of sandwich, model", what="option",
+                                option="naive_variance", value=naive_variance, choices=["sandwich", "model"])
     fits = {"naive": naive_fit(d, family), "gold_only": gold_only_fit(d, family)}
+    if naive_variance == "model" and not fits["naive"].problem:   # glm()'s model-based variance, as broom shows it
+        fits["naive"] = _Fit(fits["naive"].beta, _model_variance(_naive_parts(d), family, fits["naive"].beta))
     if method == "ppi":
         beta, se = _ppi_estimate(d, family, lam, confidence)
         fits["corrected"] = _Fit(beta, None, None if lam is None else np.full(len(terms), float(lam)), se)
@@ -1452,7 +1476,8 @@ def _dsl_share(d: _Data, method: str, lam, confidence: float, in_group: np.ndarr
         try:
             import ppi_py
         except ImportError:
-            raise ImagesAsDataError("method='ppi' uses ppi-python: pip install 'imagesasdata[stats]'") from None
+            raise ImagesAsDataError("method='ppi' uses ppi-python: pip install 'imagesasdata[stats]'",
+                                    what="missing_extra", extra="stats") from None
         member = d.X_hat[:, 0] > 0
         gold_member = d.gold[in_group]
         unlabelled = np.setdiff1d(np.flatnonzero(member), gold_member)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, missing_extra
 
 FUNCTIONS = {"log": np.log, "log1p": np.log1p, "log2": np.log2, "log10": np.log10, "exp": np.exp, "sqrt": np.sqrt,
              "abs": np.abs}
@@ -66,7 +66,7 @@ def parse_formula(text: str) -> Formula:
     try:
         import patsy
     except ImportError:
-        raise ImagesAsDataError("formulas need patsy: pip install 'imagesasdata[stats]'") from None
+        raise missing_extra("formulas", "patsy", "stats") from None
     if not isinstance(text, str):
         raise ImagesAsDataError(f"formula={text!r}: give the formula as text, e.g. 'retweets ~ protest + log(followers)'")
     if len(text) > MAX_LENGTH:

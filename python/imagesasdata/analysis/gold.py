@@ -188,7 +188,7 @@ def _allocate(size: int, capacity: dict, allocation, minimum: int) -> dict:
 
 
 def draw_gold_sample(labels, size: int | None, *, strata=None, allocation="proportional", seed: int = 0,
-                     previous=None, min_per_stratum: int = 2) -> pa.Table:
+                     previous=None, min_per_stratum: int = 2, positive_class=None) -> pa.Table:
     """Draw images from a labelled corpus for people to code; seeded, with each image's inclusion probability.
 
     labels: the labelled corpus — a Labelling or labelling directory (label_corpus()), or a predict() table or file.
@@ -200,12 +200,15 @@ def draw_gold_sample(labels, size: int | None, *, strata=None, allocation="propo
       dict {stratum: number}; every stratum gets at least min_per_stratum images (2: a stratum's variance needs two).
     previous: an earlier sample (its table, or the folder write_coding_sheet() wrote) to top up: more images are
       drawn within the same strata from those not drawn yet; the earlier ones are kept as they are.
+    positive_class: of two classes, the one whose precision, recall and F1 gold_metrics() reports; recorded with the
+      design (default: the labelling's, i.e. the fit's, when `labels` is a labelling; else the engine's rule).
     Returns the whole sample (every wave): image_id, path, wave, draw (order within the wave, random), stratum,
     stratum_size, stratum_sample_size, inclusion_probability, weight (1 / inclusion_probability), then the
     corpus's prediction columns (predicted, prob_<class>…) and any others it has.
     """
     corpus, classes = corpus_table(labels)
     run = labelling_run(labels)
+    positive_class = _positive_class(labels, classes, positive_class)
     usable = _usable_rows(corpus)
     if not len(usable):
         raise ImagesAsDataError("the labelled corpus has no readable, labelled images to draw from")
@@ -276,7 +279,24 @@ def draw_gold_sample(labels, size: int | None, *, strata=None, allocation="propo
     # each wave as drawn (size, allocation, seed), kept with the sample and in gold.json: the record of top-ups
     metadata["waves_drawn"] = list(design.get("waves_drawn", [])) + [
         {"wave": wave, "images": len(chosen), "allocation": metadata["allocation"], "seed": int(seed)}]
+    if positive_class is None and design:
+        positive_class = design.get("positive_class")
+    if positive_class is not None:
+        metadata["positive_class"] = positive_class
     return sample.replace_schema_metadata({b"imagesasdata.gold": _json(metadata)})
+
+
+def _positive_class(labels, classes, given):
+    """The positive class to record with a sample: as given (checked against the classes), else the labelling's."""
+    if given is not None:
+        if classes and str(given) not in [str(c) for c in classes]:
+            raise ImagesAsDataError(f"positive_class {given!r} is not one of the classes {list(classes)}."
+                                    f"{did_you_mean(str(given), classes)}")
+        return str(given)
+    folder = getattr(labels, "path", labels)
+    if isinstance(folder, (str, os.PathLike)) and (Path(folder) / LABELLING_FILE).exists():
+        return read_json(Path(folder) / LABELLING_FILE).get("positive_class")
+    return None
 
 
 def _json(value) -> bytes:
@@ -513,11 +533,13 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
     codes: dict = {}
     where: dict = {}
     unknown, conflicts, outside = [], [], []
+    first: dict = {}   # kind of problem -> (sheet, row) of its first case: the error's path and row fields
     for name, sheet in sheets:
         for column in ("image_id", code):
             if column not in sheet.column_names:
                 raise ImagesAsDataError(f"{name}: no {column!r} column (columns: {', '.join(sheet.column_names)})."
-                                        f"{did_you_mean(column, sheet.column_names)}")
+                                        f"{did_you_mean(column, sheet.column_names)}", what="column", path=str(name),
+                                        value=column, choices=sheet.column_names)
         for row, (image_id, value) in enumerate(zip(sheet["image_id"].to_pylist(), sheet[code].to_pylist()),
                                                 start=first_line[name]):
             here = f"{Path(name).name} {word[name]} {row}"
@@ -526,9 +548,11 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
             if image_id is None or image_id == "":
                 if value is not None:
                     unknown.append(f"{here} (no image_id)")
+                    first.setdefault("unknown", (name, row))
                 continue
             if image_id not in in_sample:
                 unknown.append(f"{here} ({image_id})")
+                first.setdefault("unknown", (name, row))
                 continue
             if value is None:
                 continue
@@ -538,20 +562,26 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
                     value = folded[value.casefold()]
                 else:
                     outside.append(f"{here}: {value!r}")
+                    first.setdefault("outside", (name, row, value))
                     continue
             if image_id in codes and codes[image_id] != value:
                 conflicts.append(f"{image_id} ({codes[image_id]!r} in {where[image_id]}, {value!r} in {here})")
+                first.setdefault("conflict", (name, row))
                 continue
             codes[image_id] = value
             where[image_id] = here
     if unknown:
         raise ImagesAsDataError(f"coded rows whose image_id is not in the sample: {listing(unknown)}; fix the id (copy it "
-                                "from the sheet) or delete the row — only sampled images can be gold")
+                                "from the sheet) or delete the row — only sampled images can be gold", what="file",
+                                path=str(first["unknown"][0]), row=first["unknown"][1])
     if outside:
         raise ImagesAsDataError(f"codes outside the classes ({', '.join(classes)}): {listing(outside)}; use one of the "
-                                f"classes exactly.{did_you_mean(outside[0].split(': ', 1)[1].strip(chr(39)), classes)}")
+                                f"classes exactly.{did_you_mean(outside[0].split(': ', 1)[1].strip(chr(39)), classes)}",
+                                what="file", path=str(first["outside"][0]), row=first["outside"][1],
+                                value=first["outside"][2], choices=classes)
     if conflicts:
-        raise ImagesAsDataError(f"images coded twice with different codes: {listing(conflicts)}; keep one code per image")
+        raise ImagesAsDataError(f"images coded twice with different codes: {listing(conflicts)}; keep one code per image",
+                                what="file", path=str(first["conflict"][0]), row=first["conflict"][1])
     uncoded = [i for i in sample_table["image_id"].to_pylist() if i not in codes]
     if uncoded and missing == "error":
         located = []
@@ -632,6 +662,8 @@ def gold_metrics(gold, *, classes=None, positive_class=None, confidence: float =
     strange = sorted({v for v in truth + predicted if v not in classes}, key=str)
     if strange:
         raise ImagesAsDataError(f"labels {listing(map(repr, strange))} are not among the classes ({', '.join(classes)})")
+    if positive_class is None and design.get("positive_class") in classes:
+        positive_class = design["positive_class"]   # the fit's, recorded when the sample was drawn
     positive = choose_positive_class(classes, positive_class) if len(classes) == 2 else None
     probabilities = inclusion_probabilities(gold, design=design)
     weights = 1 / probabilities

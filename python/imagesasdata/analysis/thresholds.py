@@ -28,14 +28,19 @@ def check_threshold(threshold, classes) -> float | None:
         return None
     if len(classes) != 2:
         raise ImagesAsDataError(f"threshold={threshold!r} applies to binary tasks; this model has {len(classes)} "
-                                "classes (leave threshold out: each image gets its most probable class)")
+                                "classes (leave threshold out: each image gets its most probable class)",
+                                what="option", option="threshold", value=threshold,
+                                hint="leave threshold out: each image gets its most probable class")
     try:
         value = float(threshold)
     except (TypeError, ValueError):
         value = float("nan")
     if not 0 <= value <= 1:
         raise ImagesAsDataError(f"threshold={threshold!r}: give the positive class's probability at or above which an "
-                                "image is called positive, between 0 and 1 (e.g. 0.3 to favour recall)")
+                                "image is called positive, between 0 and 1 (e.g. 0.3 to favour recall)",
+                                what="option", option="threshold", value=threshold, expected="between 0 and 1",
+                                hint="the positive class's probability at or above which an image is called positive; "
+                                     "e.g. 0.3 to favour recall")
     return value
 
 
@@ -145,14 +150,18 @@ def choose_threshold(truth, prob_positive, classes, positive_class, *, recall=No
     from ..measure.metrics import classification_metrics
 
     if (recall is None) == (precision is None):
-        raise ImagesAsDataError("choose_threshold(): give exactly one target, recall= or precision= (e.g. recall=0.9)")
+        raise ImagesAsDataError("choose_threshold(): give exactly one target, recall= or precision= (e.g. recall=0.9)",
+                                what="option", option="recall" if recall is not None else "precision",
+                                hint="give exactly one target, recall= or precision= (e.g. recall=0.9)")
     name, target = ("recall", recall) if recall is not None else ("precision", precision)
     try:
         target = float(target)
     except (TypeError, ValueError):
         target = float("nan")
     if not 0 < target <= 1:
-        raise ImagesAsDataError(f"{name}={target!r}: give a share between 0 and 1, e.g. {name}=0.9")
+        raise ImagesAsDataError(f"{name}={target!r}: give a share between 0 and 1, e.g. {name}=0.9", what="option",
+                                option=name, value=target, expected="a share above 0 and at most 1",
+                                hint=f"e.g. {name}=0.9")
     classes = list(classes)
     if len(classes) != 2:
         raise ImagesAsDataError(f"thresholds apply to binary tasks; this one has {len(classes)} classes")

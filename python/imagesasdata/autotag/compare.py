@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..errors import check_number, did_you_mean, ImagesAsDataError, listing
+from ..errors import check_number, did_you_mean, ImagesAsDataError, listing, column_error
 from ..measure.metrics import confusion_table, metric_interval, metric_value, metrics_from_counts
 from ..io.tables import to_arrow
 from .tables import tag_columns
@@ -117,7 +117,8 @@ def compare_tags(tags, manual, positive, *, manual_positive=None, min_confidence
     positive_tags = [str(t) for t in positive_tags if str(t).strip()]
     if not positive_tags:
         raise ImagesAsDataError("positive= names no tag; give the tag (or tags) that stand for the positive class, "
-                                "e.g. positive='Crowd'")
+                                "e.g. positive='Crowd'", what="option", option="positive", value=positive,
+                                hint="give the tag (or tags) that stand for the positive class, e.g. positive='Crowd'")
     tags = _one_tagger(tags, tagger)
     if tag_column is None:
         tag_column, detected_confidence = tag_columns(tags)
@@ -125,12 +126,10 @@ def compare_tags(tags, manual, positive, *, manual_positive=None, min_confidence
     for name, role in ((by, "by"), (tag_column, "tag_column")) + (((confidence_column, "confidence_column"),)
                                                                     if confidence_column else ()):
         if name not in tags.column_names:
-            raise ImagesAsDataError(f"{role}={name!r}: no such column in the tag table (columns: "
-                                    f"{', '.join(tags.column_names)}).{did_you_mean(name, tags.column_names)}")
+            raise column_error(role, name, tags.column_names, "the tag table")
     for name, role in ((by, "by"), (manual_label, "manual_label")):
         if name not in manual.column_names:
-            raise ImagesAsDataError(f"{role}={name!r}: no such column in the manual labels (columns: "
-                                    f"{', '.join(manual.column_names)}).{did_you_mean(name, manual.column_names)}")
+            raise column_error(role, name, manual.column_names, "the manual labels")
 
     truth_of = _manual_labels(manual, by, manual_label)
     manual_positive = _manual_positive(set(truth_of.values()), manual_positive, positive_tags)

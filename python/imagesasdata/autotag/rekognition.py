@@ -147,7 +147,7 @@ def rekognition_client(region: str | None = None, endpoint_url: str | None = Non
         from botocore.config import Config
         from botocore.exceptions import ProfileNotFound
     except ImportError:
-        raise ImagesAsDataError("Rekognition needs boto3: pip install 'imagesasdata[aws]'") from None
+        raise ImagesAsDataError("Rekognition needs boto3: pip install 'imagesasdata[aws]'", what="missing_extra", extra="aws") from None
     try:
         session = boto3.Session(profile_name=profile)
     except ProfileNotFound:

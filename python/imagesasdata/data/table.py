@@ -58,7 +58,7 @@ def _from_folder(folder: Path) -> pa.Table:
         if "train" not in split_dirs:
             raise ImagesAsDataError(
                 f"{folder}: found {', '.join(sorted(d.name for d in split_dirs.values()))}/ but no train/ folder; "
-                "the book's layout is train/<class>/ and val/<class>/ (test/ optional)"
+                "the book's layout is train/<class>/ and val/<class>/ (test/ optional)", what="file", path=str(folder)
             )
         rows = []
         for split_name, split_dir in sorted(split_dirs.items()):
@@ -69,7 +69,8 @@ def _from_folder(folder: Path) -> pa.Table:
         _, others = list_image_files(folder)
         hint = f"; it holds {len(others)} other files ({listing([o.name for o in others], 5)})" if others else ""
         raise ImagesAsDataError(
-            f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}){hint}"
+            f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}){hint}", what="file",
+            path=str(folder)
         )
     return _build(rows)
 
@@ -112,17 +113,20 @@ def _from_table(table: pa.Table, *, label, path, image_id, split, root: Path) ->
     if path_column is None or path_column not in columns:
         raise ImagesAsDataError(
             f"no path column{f' {path!r}' if path else ''} in the table (columns: {', '.join(columns)}); "
-            f"name it with path=…{did_you_mean(path, columns) if path else ''}"
+            f"name it with path=…{did_you_mean(path, columns) if path else ''}", what="column", option="path",
+            value=path, choices=columns
         )
     if label is not None and label not in columns:
         raise ImagesAsDataError(
-            f"no label column {label!r} in the table (columns: {', '.join(columns)}).{did_you_mean(label, columns)}"
+            f"no label column {label!r} in the table (columns: {', '.join(columns)}).{did_you_mean(label, columns)}",
+            what="column", option="label", value=label, choices=columns
         )
     label_column = label or ("label" if "label" in columns else None)
     raw_paths = _strings(table[path_column])
     missing = [i + 1 for i, p in enumerate(raw_paths) if p is None or p == ""]
     if missing:
-        raise ImagesAsDataError(f"column {path_column!r} is empty in rows {listing(missing)}; every row needs an image path")
+        raise ImagesAsDataError(f"column {path_column!r} is empty in rows {listing(missing)}; every row needs an image path",
+                                what="column", option="path", value=path_column, row=missing[0])
     paths = [absolute_path(root / Path(p).expanduser()) for p in raw_paths]
     if image_id or "image_id" in columns:
         ids = _strings(table[image_id or "image_id"])
@@ -144,7 +148,8 @@ def _split_name(value, row):
         return None
     key = str(value).strip().lower()
     if key not in SPLIT_ALIASES:
-        raise ImagesAsDataError(f"row {row + 1}: split {value!r} is not one of train, val, test")
+        raise ImagesAsDataError(f"row {row + 1}: split {value!r} is not one of train, val, test", what="column",
+                                option="split", value=value, row=row + 1, choices=["train", "val", "test"])
     return SPLIT_ALIASES[key]
 
 

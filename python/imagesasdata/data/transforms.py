@@ -60,12 +60,14 @@ class Preprocessing:
         if self.resize not in RESIZE_MODES:
             raise ImagesAsDataError(
                 f"resize={self.resize!r} is not a resize mode; choose one of: "
-                + "; ".join(f"{k} ({v})" for k, v in RESIZE_MODES.items()) + did_you_mean(self.resize, RESIZE_MODES)
+                + "; ".join(f"{k} ({v})" for k, v in RESIZE_MODES.items()) + did_you_mean(self.resize, RESIZE_MODES),
+                what="option", option="resize", value=self.resize, choices=list(RESIZE_MODES)
             )
         self.image_size = int(self.image_size)
         if self.image_size < MIN_IMAGE_SIZE:
             raise ImagesAsDataError(f"image_size={self.image_size} is too small; use at least {MIN_IMAGE_SIZE} "
-                                    "(the book uses 224)")
+                                    "(the book uses 224)", what="option", option="image_size", value=self.image_size,
+                                    expected=f"at least {MIN_IMAGE_SIZE}", hint="the book uses 224")
         if self.resize_size is None:
             # Resize 256 / crop 224 for the book's mode; the other modes already produce the final square.
             self.resize_size = round(self.image_size * 256 / 224) if self.resize == "rescale-crop" else self.image_size
@@ -77,7 +79,8 @@ class Preprocessing:
         self.crop_source_size = int(self.crop_source_size)
         if self.resize_size < self.image_size:
             raise ImagesAsDataError(
-                f"resize_size={self.resize_size} is smaller than image_size={self.image_size}; it must be at least as large"
+                f"resize_size={self.resize_size} is smaller than image_size={self.image_size}; it must be at least as large",
+                what="option", option="resize_size", value=self.resize_size, expected=f"at least image_size ({self.image_size})"
             )
         if self.interpolation not in INTERPOLATIONS:
             raise ImagesAsDataError(f"interpolation={self.interpolation!r}: choose {' or '.join(INTERPOLATIONS)}")

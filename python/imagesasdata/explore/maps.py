@@ -62,7 +62,7 @@ def _umap(matrix: np.ndarray, *, seed: int, n_neighbors: int, min_dist: float) -
         import umap
     except ImportError:
         raise ImagesAsDataError("method='umap' needs the package umap-learn: pip install 'imagesasdata[inside]' (or "
-                                "pip install umap-learn); method='pca' needs nothing more") from None
+                                "pip install umap-learn); method='pca' needs nothing more", what="missing_extra", extra="inside") from None
     vectors = unit_rows(matrix)
     if vectors.shape[1] > 50 and vectors.shape[0] > 50:   # the usual first step: PCA to 50 dimensions
         vectors = pca_scores(vectors, 50)

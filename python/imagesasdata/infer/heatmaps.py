@@ -61,7 +61,8 @@ def heatmaps(run, images, *, target: str = "predicted", method: str = "gradcam",
     heatmap_size = _positive_int(heatmap_size, "heatmap_size", minimum=2)
     batch_size = _positive_int(batch_size, "batch_size")
     if not 0 <= float(alpha) <= 1:
-        raise ImagesAsDataError(f"alpha={alpha}: the heatmap's opacity must be between 0 and 1")
+        raise ImagesAsDataError(f"alpha={alpha}: the heatmap's opacity must be between 0 and 1", what="option",
+                                option="alpha", value=alpha, expected="between 0 and 1", hint="the heatmap's opacity")
     targets = _targets(table, target, classes)
     predictor = Predictor(run.description, run.weights(), device, "fp32")
     maker = HeatmapMaker(predictor, method, layer, batch_size=max(batch_size, 32))
@@ -156,7 +157,8 @@ def _positive_int(value, name: str, minimum: int = 1) -> int:
     except (TypeError, ValueError):
         number = None
     if number is None or number != value or number < minimum:
-        raise ImagesAsDataError(f"{name}={value!r}: use a whole number of at least {minimum}")
+        raise ImagesAsDataError(f"{name}={value!r}: use a whole number of at least {minimum}", what="option",
+                                option=name, value=value, expected=f"a whole number of at least {minimum}")
     return number
 
 
@@ -177,7 +179,8 @@ def _targets(table: pa.Table, target, classes) -> dict:
         return {row: index[str(v)] for row, v in enumerate(labels) if v is not None}
     if str(target) not in index:
         raise ImagesAsDataError(f"target={target!r} is not a class of this model; choose 'predicted', 'label' or one "
-                                f"of: {', '.join(classes)}.{did_you_mean(str(target), classes)}")
+                                f"of: {', '.join(classes)}.{did_you_mean(str(target), classes)}", what="option",
+                                option="target", value=target)
     return {row: index[str(target)] for row in range(table.num_rows)}
 
 

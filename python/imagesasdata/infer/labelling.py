@@ -293,7 +293,7 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
     spec = {"format": "imagesasdata-labelling", "run": str(run.path), "model_sha256": run.description.get(
             "files", {}).get(WEIGHTS) or sha256_file(run.path / WEIGHTS),
             "classes": run.classes, "images": total, "shard_size": int(shard_size), "temperature": temperature,
-            "threshold": threshold, "note": selection_note(run.description)}
+            "threshold": threshold, "note": selection_note(run.description), "positive_class": run.positive_class}
     with claimed_directory(out, what="labelling", marker=LABELLING_DESCRIPTION, resume=True) as out:
         _check_same_labelling(out, spec, table)
         # labelling.json before the manifest and the first shard: it marks the folder, and a killed job is

@@ -37,7 +37,8 @@ def load_run(path) -> Run:
     """Open a run directory written by finetune(). Raises ImagesAsDataError if it is not one, or is damaged."""
     path = Path(path).expanduser().absolute()
     if not (path / RUN_DESCRIPTION).exists():
-        raise ImagesAsDataError(f"{path} is not a run directory (no {RUN_DESCRIPTION}); pass the --out folder of a finetune run")
+        raise ImagesAsDataError(f"{path} is not a run directory (no {RUN_DESCRIPTION}); pass the --out folder of a finetune run",
+                                what="file", path=str(path), hint="pass the --out folder of a finetune run")
     return Run(path)
 
 

@@ -9,8 +9,12 @@ int, float or str, on the other hand, becomes an R vector in every reticulate. S
 and rpkg/R/bridge.R rebuilds the exact R type (integer, double, character, logical, factor, Date, POSIXct,
 list and data-frame columns), with NA at the missing rows. Zero-row tables keep their columns and types.
 
-    to_r(table, factors)  Arrow table → {"nrow", "names", "columns"} for R's as_tibble_engine()
-    from_r(encoded)       the same shape built by R's engine_table() → Arrow table (None where R had NA)
+    to_r(table, factors, kind)  Arrow table → {"nrow", "names", "columns"} for R's as_tibble_engine(), the columns
+                          in R's names for that kind of table (schema.r_names: .pred_class, .metric, conf.low, ...)
+    from_r(encoded, kind) the same shape built by R's engine_table() → Arrow table (None where R had NA), R's names
+                          back in the engine's
+    schema()              the engine/R contract (schema.describe()) for R's tests
+    rank(results, metric) a grid's configurations best first by the engine's one selection rule
     call(fn, ...)         run an engine function; an exception comes back as data R turns into a condition, and
                           the engine's warnings as messages R turns into warnings
     printed(fn, ...)      run fn and keep what it prints, for R to show as a message
@@ -36,6 +40,7 @@ import warnings as _warnings
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import schema as _schema
 from ..errors import ImagesAsDataError
 
 # Warnings raised from files in the engine's package are its own, written for people.
@@ -49,25 +54,35 @@ FILLERS = {"logical": False, "integer": 0, "double": 0.0, "character": "", "fact
 
 # ------------------------------------------------------------------------------------------ engine → R
 
-def to_r(data, factors=None) -> dict:
+def to_r(data, factors=None, kind=None) -> dict:
     """Encode a table (Arrow, pandas, dict of columns, or anything `tables.to_arrow` reads) for R.
 
     factors: {column: levels or None} — columns to send as R factors, levels in the given order (the run's class
       order); None means the values present in natural sort order (s2 before s10). Values missing from the given
-      levels are added after them, so no value is ever lost to NA.
+      levels are added after them, so no value is ever lost to NA. Columns are named by the engine's names.
+    kind: which kind of table (schema.KINDS: "predictions", "metrics", "confusion", "coefficients", "prevalence",
+      "grid"): its columns travel in R's names (schema.r_names), metric names in yardstick's (f1 → f_meas).
+      Every kind renames the prediction columns (predicted → .pred_class, prob_<class> → .pred_<class>); None
+      (a table outside the contract, e.g. calibration bins) renames nothing.
     """
     from ..io.tables import to_arrow
 
     table = to_arrow(data)
+    if kind in ("metrics", "grid") and "metric" in table.column_names:
+        position = table.column_names.index("metric")
+        metric = table["metric"]
+        if pa.types.is_string(metric.type) or pa.types.is_large_string(metric.type):
+            renamed = pa.array([_schema.r_metric(v) for v in metric.to_pylist()], pa.string())
+            table = table.set_column(position, "metric", renamed)
     # Naming a factor column the table lacks is harmless (e.g. 'label' in unlabelled predictions).
-    factors = dict(factors or {})
+    factors = {_schema.engine_column(str(k), kind): v for k, v in dict(factors or {}).items()}
     columns = []
     for name in table.column_names:
         if name in factors:
             columns.append(encode_factor(table[name], factors[name]))
         else:
             columns.append(encode_column(table[name], name))
-    return {"nrow": table.num_rows, "names": list(table.column_names), "columns": columns}
+    return {"nrow": table.num_rows, "names": _schema.r_names(table.column_names, kind), "columns": columns}
 
 
 def encode_column(column, name: str = "") -> dict:
@@ -152,14 +167,19 @@ ARROW_TYPES = {"logical": pa.bool_(), "integer": pa.int32(), "double": pa.float6
                "factor": pa.string(), "date": pa.date32()}
 
 
-def from_r(encoded: dict) -> pa.Table:
-    """Rebuild the Arrow table R's engine_table() described; rows listed in "missing" become nulls."""
-    names = list(encoded["names"])
+def from_r(encoded: dict, kind=None) -> pa.Table:
+    """Rebuild the Arrow table R's engine_table() described; rows listed in "missing" become nulls. R's column
+    names (.pred_class, .pred_<class>, and those of `kind`) come back in the engine's (schema.engine_names)."""
+    names = _schema.engine_names(list(encoded["names"]), kind)
     nrow = int(encoded["nrow"])
     arrays = []
     for name, column in zip(names, encoded["columns"]):
         arrays.append(decode_column(column, nrow, name))
-    return pa.table(dict(zip(names, arrays))) if names else pa.table({})
+    table = pa.table(dict(zip(names, arrays))) if names else pa.table({})
+    if kind in ("metrics", "grid") and "metric" in table.column_names:
+        metric = [_schema.engine_metric(v) for v in table["metric"].to_pylist()]
+        table = table.set_column(table.column_names.index("metric"), "metric", pa.array(metric, pa.string()))
+    return table
 
 
 def decode_column(column: dict, nrow: int, name: str = "") -> pa.Array:
@@ -205,7 +225,8 @@ def _as_list(values) -> list:
 # ------------------------------------------------------------------------------------------ calls and errors
 
 class Outcome:
-    """What an engine call produced: `value`, or `error` = {"type", "message", "engine", "traceback"}; `warnings`:
+    """What an engine call produced: `value`, or `error` = {"type", "message", "engine", "traceback", "fields"};
+    `warnings`:
     the messages of the engine's own warnings (for people: rows left out, unbalanced classes, ...)."""
 
     def __init__(self, value=None, error=None, warnings=()):
@@ -230,6 +251,8 @@ def call(function, *args, **kwargs) -> Outcome:
                 "message": str(error) or type(error).__name__,
                 "engine": isinstance(error, ImagesAsDataError),
                 "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+                # what R builds its condition from (ImagesAsDataError.FIELDS), rather than the message's wording
+                "fields": error.fields() if isinstance(error, ImagesAsDataError) else {},
             })
     for warning in caught:
         if str(warning.filename).startswith(_PACKAGE_FOLDER):
@@ -257,17 +280,29 @@ def run_tables(run, names=("history", "metrics", "calibration", "confusion", "pr
         path = run.path / f"{name}.parquet"
         if path.exists():
             table = getattr(run, name)
-            out[name] = to_r(table, {k: v for k, v in labels.items() if k in table.column_names})
+            kind = {"metrics": "metrics", "calibration": "metrics", "confusion": "confusion",
+                    "predictions": "predictions", "history": "grid"}.get(name)
+            out[name] = to_r(table, {k: v for k, v in labels.items() if k in table.column_names}, kind)
     return out
 
 
 def headline(metrics: pa.Table, split: str | None = None) -> str:
-    """measure.metrics.headline() of a metrics table R holds in yardstick's shape (sent by R's engine_table())."""
+    """measure.metrics.headline() of a metrics table (R sends it with engine_table(kind = "metrics"))."""
     from ..measure.metrics import headline as engine_headline
 
-    table = metrics
-    names = {".metric": "metric", ".estimator": "estimator", ".estimate": "estimate", ".lower": "lower", ".upper": "upper"}
-    return engine_headline(table.rename_columns([names.get(n, n) for n in table.column_names]), split)
+    return engine_headline(metrics, split)
+
+
+def schema() -> dict:
+    """The engine/R contract as plain data: tables, kinds, R's names (schema.describe())."""
+    return _schema.describe()
+
+
+def rank(results: pa.Table, metric: str) -> list[int]:
+    """1-based positions of a grid's configurations, best first on `metric` ("accuracy", "f1", "loss"; R's
+    f_meas and mn_log_loss too) by the engine's one selection rule (schema.selection_score)."""
+    metric = {"f_meas": "f1", "mn_log_loss": "loss"}.get(str(metric), str(metric))
+    return [i + 1 for i in _schema.rank(results.to_pylist(), metric)]
 
 
 def gold_design_json(sample: pa.Table) -> str:
@@ -362,3 +397,54 @@ def standin_vlm(key_file=None, **options):
     server = StandinVLM(read_key(key_file) if key_file else {}, **options)
     server.url = server.start()
     return server
+def engine_column(name: str, kind: str | None = None) -> str:
+    """The engine's name of one of R's column names (schema.engine_column: .pred_class → predicted)."""
+    return _schema.engine_column(str(name), kind)
+
+
+def metrics_at(predictions: pa.Table, classes, positive_class=None, confidence: float = 0.95, splits=None,
+               truth: str = "label") -> pa.Table:
+    """Metrics of a predictions table (truth column vs `predicted`) at another confidence level, per split (those
+    in `splits`, in that order; None: one table without a split column). R's tidy(conf.level =) uses it; the
+    intervals are computed as the fit's own (measure.metrics.classification_metrics)."""
+    from ..measure.metrics import classification_metrics
+
+    classes = [str(c) for c in _as_list(classes)]
+    truth_values = predictions[truth].to_pylist()
+    predicted = predictions["predicted"].to_pylist()
+    split_values = predictions["split"].to_pylist() if splits is not None else [None] * predictions.num_rows
+    tables = []
+    for split in (_as_list(splits) if splits is not None else [None]):
+        rows = [i for i, s in enumerate(split_values) if s == split and truth_values[i] is not None
+                and predicted[i] is not None]
+        table = classification_metrics([str(truth_values[i]) for i in rows], [str(predicted[i]) for i in rows],
+                                       classes, positive_class if len(classes) == 2 else None,
+                                       confidence=float(confidence))
+        if split is not None:
+            table = table.add_column(0, "split", pa.array([split] * table.num_rows, pa.string()))
+        tables.append(table)
+    return pa.concat_tables(tables)
+
+
+def roc_auc_rows(run, splits) -> pa.Table:
+    """Rows of a metrics table (schema.METRICS) with the area under the ROC curve of a binary run on each split:
+    metric "roc_auc", estimator "binary", class the positive class, n the images; no interval."""
+    from ..analysis.thresholds import roc_auc, run_predictions, threshold_curves
+
+    rows = []
+    for split in _as_list(splits):
+        truth, probability, _, positive = run_predictions(run, str(split), False)
+        rows.append({"split": str(split), "metric": "roc_auc", "estimator": "binary", "class": positive,
+                     "estimate": roc_auc(threshold_curves(truth, probability, positive)), "n": len(truth),
+                     "lower": None, "upper": None, "interval": None})
+    types = {"split": pa.string(), "metric": pa.string(), "estimator": pa.string(), "class": pa.string(),
+             "estimate": pa.float64(), "n": pa.int64(), "lower": pa.float64(), "upper": pa.float64(),
+             "interval": pa.string()}
+    return pa.table({k: pa.array([r[k] for r in rows], t) for k, t in types.items()})
+
+
+def curve_auc(curves: pa.Table) -> float:
+    """The area under the ROC curve of threshold curves R holds (analysis.thresholds.roc_auc)."""
+    from ..analysis.thresholds import roc_auc
+
+    return roc_auc(curves)

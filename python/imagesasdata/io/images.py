@@ -191,7 +191,7 @@ def require_folder(folder) -> Path:
     """The folder as a Path, or an error saying it does not exist."""
     folder = Path(folder).expanduser()
     if not folder.exists():
-        raise ImagesAsDataError(f"{folder}: no such folder; check the path")
+        raise ImagesAsDataError(f"{folder}: no such folder; check the path", what="file", path=str(folder))
     if not folder.is_dir():
-        raise ImagesAsDataError(f"{folder}: expected a folder of images, got a file")
+        raise ImagesAsDataError(f"{folder}: expected a folder of images, got a file", what="file", path=str(folder))
     return folder

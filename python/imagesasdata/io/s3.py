@@ -25,7 +25,7 @@ def s3_client(endpoint_url: str | None = None):
                 import boto3
                 from botocore.config import Config
             except ImportError:
-                raise ImagesAsDataError("reading s3:// images needs boto3: pip install 'imagesasdata[aws]'") from None
+                raise ImagesAsDataError("reading s3:// images needs boto3: pip install 'imagesasdata[aws]'", what="missing_extra", extra="aws") from None
             config = Config(retries={"mode": "adaptive", "max_attempts": 10}, max_pool_connections=32)
             _clients[endpoint_url] = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
         return _clients[endpoint_url]

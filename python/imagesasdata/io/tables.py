@@ -49,7 +49,7 @@ def read_table(path, encoding: str = "utf-8") -> pa.Table:
     """
     path = Path(path)
     if not path.exists():
-        raise ImagesAsDataError(f"{path}: no such file")
+        raise ImagesAsDataError(f"{path}: no such file", what="file", path=str(path))
     kind = TABLE_SUFFIXES.get(path.suffix.lower())
     if kind == "parquet":
         try:

@@ -65,7 +65,7 @@ def _av():
         import av
     except ImportError:
         raise ImagesAsDataError("video needs PyAV: pip install av (or 'imagesasdata[beyond]'); its wheels bundle "
-                                "FFmpeg") from None
+                                "FFmpeg", what="missing_extra", extra="beyond") from None
     return av
 
 

@@ -63,7 +63,7 @@ def exact_interval(successes, trials, confidence: float = 0.95):
         from scipy.stats import beta
     except ImportError:  # pragma: no cover - scipy ships with the stats extra
         raise ImagesAsDataError("exact intervals need scipy: pip install 'imagesasdata[stats]', or use "
-                                "interval_method='wilson'") from None
+                                "interval_method='wilson'", what="missing_extra", extra="stats") from None
     alpha = 1 - check_confidence(confidence)
     k = np.asarray(successes, dtype=float)
     n = np.asarray(trials, dtype=float)

@@ -228,7 +228,8 @@ def design_weighted_metrics(truth, predicted, classes, positive, weights, strata
 def _require(table: pa.Table, name: str, role: str, what: str) -> None:
     if name not in table.column_names:
         raise ImagesAsDataError(f"{role}={name!r}: no such column in the {what} (columns: "
-                                f"{listing(table.column_names, 10)}).{did_you_mean(name, table.column_names)}")
+                                f"{listing(table.column_names, 10)}).{did_you_mean(name, table.column_names)}",
+                                what="column", option=role, value=name, choices=table.column_names)
 
 
 def _text(column) -> list:

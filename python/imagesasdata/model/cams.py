@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..data.transforms import normalize_batch
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, missing_extra
 from .inference import Predictor
 
 # name → (class in pytorch_grad_cam, what it does, needs gradients)
@@ -135,7 +135,8 @@ def resolve_layer(model: nn.Module, layers: list[dict], layer: str | None) -> st
                                 f"from (it is not 4-D, runs after the classifier starts, or runs more than once); the "
                                 f"last feature maps of this network are {last}")
     raise ImagesAsDataError(f"layer={layer!r} is not a module of this network; its last feature maps are {last} "
-                            f"(heatmap_layers() lists them all).{did_you_mean(layer, names)}")
+                            f"(heatmap_layers() lists them all).{did_you_mean(layer, names)}", what="option",
+                            option="layer", value=layer)
 
 
 class HeatmapMaker:
@@ -153,8 +154,7 @@ class HeatmapMaker:
         try:
             import pytorch_grad_cam
         except ImportError:
-            raise ImagesAsDataError("heatmaps need the package grad-cam: pip install 'imagesasdata[inside]' "
-                                    "(or pip install grad-cam)") from None
+            raise missing_extra("heatmaps", "grad-cam", "inside") from None
         self.method = _check_method(method)
         self.predictor = predictor
         model = predictor.model

@@ -56,7 +56,7 @@ def _networks():
         raise ImagesAsDataError(
             "face detection needs facenet-pytorch: pip install --no-deps facenet-pytorch (its own requirements pin "
             "old torch versions; with --no-deps it runs on the torch you have), or pip install 'imagesasdata[beyond]'"
-        ) from None
+        , what="missing_extra", extra="beyond") from None
     folder = os.path.join(os.path.dirname(facenet_pytorch.__file__), "data")
     nets = []
     for cls, name in ((PNet, "pnet.pt"), (RNet, "rnet.pt"), (ONet, "onet.pt")):
@@ -64,7 +64,7 @@ def _networks():
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
             raise ImagesAsDataError(f"facenet-pytorch is installed without its MTCNN weights ({path} is missing); "
-                                    "reinstall it: pip install --no-deps --force-reinstall facenet-pytorch")
+                                    "reinstall it: pip install --no-deps --force-reinstall facenet-pytorch", what="missing_extra", extra="beyond")
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         nets.append(net.eval())
     return nets

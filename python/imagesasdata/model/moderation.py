@@ -48,7 +48,7 @@ class NudityDetector:
             from nudenet import NudeDetector
         except ImportError:
             raise ImagesAsDataError("the offline prescreen needs NudeNet (and onnxruntime, OpenCV): pip install "
-                                    "'imagesasdata[beyond]', or pass detectors=['weapons'] to screen for weapons only") from None
+                                    "'imagesasdata[beyond]', or pass detectors=['weapons'] to screen for weapons only", what="missing_extra", extra="beyond") from None
         self._detector = NudeDetector()   # reads 320n.onnx from the installed wheel; nothing is downloaded
         self._lock = threading.Lock()
 

@@ -54,7 +54,7 @@ def _pytesseract():
         import pytesseract
     except ImportError:
         raise ImagesAsDataError("OCR needs pytesseract: pip install 'imagesasdata[beyond]' (and Debian's "
-                                "tesseract-ocr: apt-get install tesseract-ocr)") from None
+                                "tesseract-ocr: apt-get install tesseract-ocr)", what="missing_extra", extra="beyond") from None
     if shutil.which(pytesseract.pytesseract.tesseract_cmd) is None:
         raise ImagesAsDataError("OCR needs the tesseract program: apt-get install tesseract-ocr (Debian/Ubuntu), "
                                 "brew install tesseract (macOS), or set TESSERACT_CMD to its path")

@@ -37,7 +37,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus
     try:
         import ray
     except ImportError:
-        raise ImagesAsDataError("backend='ray' needs Ray: pip install 'imagesasdata[ray]' (or use backend='local')") from None
+        raise ImagesAsDataError("backend='ray' needs Ray: pip install 'imagesasdata[ray]' (or use backend='local')", what="missing_extra", extra="ray") from None
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS")

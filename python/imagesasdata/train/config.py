@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from ..errors import ImagesAsDataError, did_you_mean
+from ..errors import ImagesAsDataError, option_error, unknown_option
+from ..schema import selection_score  # noqa: F401  (the one selection rule lives in schema, shared with R)
 from ..data.transforms import MIN_IMAGE_SIZE, NORMALIZE_CHOICES, RESIZE_MODES
 
 # Named recipes: defaults for the options they name, which options given explicitly override.
@@ -20,6 +21,9 @@ RECIPES = {
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SELECT_ON = ("accuracy", "loss", "f1")
 CACHE_MODES = ("auto", "memory", "disk", "none")
+# progress: True or "bars" (progress bars and a line per epoch), "epochs" (a line per epoch only: what a knitted
+# document, a log file or Rscript can show), False or "none" (silent).
+PROGRESS_CHOICES = ("bars", "epochs", "none")
 
 # What each option means, in the book's words; the CLI's --help and the R documentation are built from this.
 OPTION_HELP = {
@@ -67,17 +71,9 @@ OPTION_HELP = {
     "feature_cache": "'auto': with a frozen backbone and no random crops, compute each image's features once and "
                      "train the last layer on them (same result, far faster); 'off': run the whole network every step",
     "num_workers": "threads decoding images (default: up to 8, one per CPU core)",
-    "progress": "show progress bars",
+    "progress": "'epochs': a line per epoch (losses, accuracies, seconds), which shows in logs, knitted documents and "
+                "Rscript; on: progress bars as well; off: silent",
 }
-
-
-def selection_score(select_on: str, accuracy: float, f1: float, loss: float) -> tuple:
-    """The one rule that picks the kept epoch of a run and the best configuration of a grid: higher is better.
-    The book's measure is validation accuracy (or f1, or loss); ties go to the lower validation loss, and among
-    equals the callers keep the first (the earlier epoch, the earlier configuration)."""
-    if select_on == "loss":
-        return (-loss,)
-    return (accuracy if select_on == "accuracy" else f1, -loss)
 
 
 def whole_number(name: str, value) -> int:
@@ -87,7 +83,7 @@ def whole_number(name: str, value) -> int:
             raise ValueError
         return int(value)
     except (TypeError, ValueError, OverflowError):
-        raise ImagesAsDataError(f"{name}={value!r} must be a whole number") from None
+        raise option_error(name, value, "a whole number") from None
 
 
 def real_number(name: str, value) -> float:
@@ -97,9 +93,9 @@ def real_number(name: str, value) -> float:
             raise ValueError
         number = float(value)
     except (TypeError, ValueError):
-        raise ImagesAsDataError(f"{name}={value!r} must be a number") from None
+        raise option_error(name, value, "a number") from None
     if not math.isfinite(number):
-        raise ImagesAsDataError(f"{name}={value!r} must be a finite number")
+        raise option_error(name, value, "a finite number")
     return number
 
 
@@ -140,15 +136,14 @@ class TrainConfig:
     cache: str = "auto"
     feature_cache: str = "auto"
     num_workers: int | None = None
-    progress: bool = True
+    progress: bool | str = True
 
     # Options that change where or how fast a run goes, not what it computes: a run may resume with other values.
     RUNTIME = ("device", "precision", "channels_last", "cache", "feature_cache", "num_workers", "progress")
 
     def __post_init__(self):
         if self.recipe not in RECIPES:
-            raise ImagesAsDataError(f"recipe={self.recipe!r}: choose one of {', '.join(RECIPES)}."
-                                    + did_you_mean(str(self.recipe), RECIPES))
+            raise option_error("recipe", self.recipe, choices=RECIPES)
         head_epochs_given = self.head_epochs is not None
         for name, value in RECIPES[self.recipe].items():
             if getattr(self, name) is None:
@@ -163,76 +158,94 @@ class TrainConfig:
             setattr(self, name, whole_number(name, getattr(self, name)))
         for name in ("epochs", "batch_size", "step_size"):
             if getattr(self, name) < 1:
-                raise ImagesAsDataError(f"{name}={getattr(self, name)} must be at least 1")
+                raise option_error(name, getattr(self, name), "at least 1")
         if not 0 <= self.seed < 2**32:
-            raise ImagesAsDataError(f"seed={self.seed} must be a whole number from 0 to {2**32 - 1}")
+            raise option_error("seed", self.seed, f"a whole number from 0 to {2**32 - 1}")
         if self.head_epochs < 0:
-            raise ImagesAsDataError(f"head_epochs={self.head_epochs} must be 0 (the book) or more")
+            raise option_error("head_epochs", self.head_epochs, "0 (the book) or more")
         for name in ("learning_rate", "momentum", "weight_decay", "gamma", "dropout", "val_fraction", "test_fraction"):
             setattr(self, name, real_number(name, getattr(self, name)))
         if self.learning_rate <= 0:
-            raise ImagesAsDataError(f"learning_rate={self.learning_rate} must be above 0 (the book uses 0.001)")
+            raise option_error("learning_rate", self.learning_rate, "above 0", hint="the book uses 0.001")
         if not 0 <= self.momentum < 1:
-            raise ImagesAsDataError(f"momentum={self.momentum} must be at least 0 and below 1 (the book uses 0.9)")
+            raise option_error("momentum", self.momentum, "at least 0 and below 1", hint="the book uses 0.9")
         if self.weight_decay < 0:
-            raise ImagesAsDataError(f"weight_decay={self.weight_decay} must be at least 0 (the book uses 0)")
+            raise option_error("weight_decay", self.weight_decay, "at least 0", hint="the book uses 0")
         if not 0 < self.gamma <= 1:
-            raise ImagesAsDataError(f"gamma={self.gamma} must be above 0 and at most 1: the learning rate is multiplied "
-                                    "by it every step_size epochs (the book uses 0.1; 1 keeps the rate constant)")
+            raise option_error("gamma", self.gamma, "above 0 and at most 1",
+                               hint="the learning rate is multiplied by it every step_size epochs; the book uses 0.1, "
+                                    "and 1 keeps the rate constant")
         if not 0 <= self.dropout < 1:
-            raise ImagesAsDataError(f"dropout={self.dropout} must be at least 0 and below 1")
+            raise option_error("dropout", self.dropout, "at least 0 and below 1")
         for name in ("val_fraction", "test_fraction"):
             if not 0 <= getattr(self, name) < 1:
-                raise ImagesAsDataError(f"{name}={getattr(self, name)} must be at least 0 and below 1 (the book holds "
-                                        "out 0.2 for validation)")
+                raise option_error(name, getattr(self, name), "at least 0 and below 1",
+                                   hint="the book holds out 0.2 for validation")
         if self.val_fraction + self.test_fraction >= 1:
             raise ImagesAsDataError(f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} leaves "
-                                    "no images to train on; keep their sum below 1")
+                                    "no images to train on; keep their sum below 1", what="option",
+                                    option="test_fraction" if self.test_fraction else "val_fraction",
+                                    value=self.test_fraction if self.test_fraction else self.val_fraction,
+                                    hint="keep val_fraction + test_fraction below 1")
         self.optimizer = str(self.optimizer).lower()
         if self.optimizer not in OPTIMIZERS:
-            raise ImagesAsDataError(f"optimizer={self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+            raise option_error("optimizer", self.optimizer, choices=OPTIMIZERS, suggest=False)
         if self.select_on not in SELECT_ON:
-            raise ImagesAsDataError(f"select_on={self.select_on!r}: choose one of {', '.join(SELECT_ON)}")
+            raise option_error("select_on", self.select_on, choices=SELECT_ON, suggest=False)
         if self.feature_cache not in ("auto", "off"):
-            raise ImagesAsDataError(f"feature_cache={self.feature_cache!r}: choose 'auto' or 'off'")
+            raise option_error("feature_cache", self.feature_cache, choices=("auto", "off"), suggest=False)
         if self.cache not in CACHE_MODES:
-            raise ImagesAsDataError(f"cache={self.cache!r}: choose one of {', '.join(CACHE_MODES)}")
+            raise option_error("cache", self.cache, choices=CACHE_MODES, suggest=False)
         if self.patience is not None:
             self.patience = whole_number("patience", self.patience)
             if self.patience < 1:
-                raise ImagesAsDataError(f"patience={self.patience} must be at least 1 epoch (or None to never stop early)")
+                raise option_error("patience", self.patience, "at least 1 epoch", hint="or None to never stop early")
         if self.num_workers is not None:
             self.num_workers = whole_number("num_workers", self.num_workers)
             if self.num_workers < 1:
-                raise ImagesAsDataError(f"num_workers={self.num_workers} must be at least 1 (or None for one per core)")
+                raise option_error("num_workers", self.num_workers, "at least 1", hint="or None for one per core")
         for name in ("image_size", "resize_size"):
             if getattr(self, name) is not None:
                 setattr(self, name, whole_number(name, getattr(self, name)))
         if self.image_size is not None and self.image_size < MIN_IMAGE_SIZE:
             raise ImagesAsDataError(f"image_size={self.image_size} is too small; use at least {MIN_IMAGE_SIZE} "
-                                    "(the book uses 224)")
+                                    "(the book uses 224)", what="option", option="image_size", value=self.image_size,
+                                    expected=f"at least {MIN_IMAGE_SIZE}", hint="the book uses 224")
         if self.normalize not in NORMALIZE_CHOICES:
-            raise ImagesAsDataError(f"normalize={self.normalize!r}: choose one of {', '.join(NORMALIZE_CHOICES)}"
-                                    f"{did_you_mean(self.normalize, NORMALIZE_CHOICES)}")
+            raise option_error("normalize", self.normalize, choices=NORMALIZE_CHOICES)
         if self.resize not in RESIZE_MODES:
-            raise ImagesAsDataError(f"resize={self.resize!r}: choose one of {', '.join(RESIZE_MODES)}"
-                                    f"{did_you_mean(self.resize, RESIZE_MODES)}")
+            raise option_error("resize", self.resize, choices=RESIZE_MODES)
         if self.resize_size is not None and self.image_size is not None and self.resize_size < self.image_size:
             raise ImagesAsDataError(f"resize_size={self.resize_size} is smaller than image_size={self.image_size}; it "
-                                    "must be at least as large")
+                                    "must be at least as large", what="option", option="resize_size",
+                                    value=self.resize_size, expected=f"at least image_size ({self.image_size})")
         if self.weights in ("none", "None", False):
             self.weights = None
+        if not isinstance(self.progress, bool):
+            if self.progress not in PROGRESS_CHOICES:
+                raise option_error("progress", self.progress, choices=(True, False, *PROGRESS_CHOICES), suggest=False)
+            self.progress = {"bars": True, "none": False}.get(self.progress, self.progress)
         if self.positive_class is not None:
             self.positive_class = str(self.positive_class)
         if self.class_order is not None:
             if isinstance(self.class_order, str):   # the command line's --class-order protest,other
                 self.class_order = [c.strip() for c in self.class_order.split(",") if c.strip()]
             if not hasattr(self.class_order, "__iter__"):
-                raise ImagesAsDataError(f"class_order={self.class_order!r}: give a list of class names, e.g. "
-                                        "['protest', 'other']")
+                raise option_error("class_order", self.class_order, "a list of class names",
+                                   hint="e.g. ['protest', 'other']")
             self.class_order = [str(c) for c in self.class_order]
             if len(set(self.class_order)) != len(self.class_order):
-                raise ImagesAsDataError(f"class_order={self.class_order!r} names a class twice")
+                raise option_error("class_order", self.class_order, "a list naming each class once")
+
+    @property
+    def progress_bars(self) -> bool:
+        """Whether to draw progress bars (downloads, decoding, batches)."""
+        return self.progress is True
+
+    @property
+    def progress_lines(self) -> bool:
+        """Whether to write a line per epoch (and a grid's line per configuration)."""
+        return self.progress is True or self.progress == "epochs"
 
     def check_model_options(self) -> None:
         """The checks that need the network's definition (no weights are loaded): that the architecture exists and
@@ -247,7 +260,7 @@ class TrainConfig:
         known = [f.name for f in fields(cls)]
         for name in options:
             if name not in known:
-                raise ImagesAsDataError(f"unknown option {name!r}.{did_you_mean(name, known)} Options: {', '.join(known)}")
+                raise unknown_option(name, known)
         return cls(**options)
 
     def to_dict(self) -> dict:

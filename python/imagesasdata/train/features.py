@@ -129,7 +129,7 @@ def train_head_first(trainer) -> bool:
         return False
     flips = trainer.prep.augment_flip
     features = HeadFeatures(model, head, trainer.images, rows, trainer.prep, *runtime, flips=flips,
-                            progress=config.progress)
+                            progress=config.progress_bars)
     optimizer = make_optimizer(head, config)
     loss_function = nn.CrossEntropyLoss()
     head.train()

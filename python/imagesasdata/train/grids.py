@@ -23,7 +23,7 @@ from .. import runs
 from ..infer.run import Run, load_run
 from .config import SELECT_ON, TrainConfig, selection_score
 from ..data.table import check_labeled, image_table
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, option_error
 from ..io.locks import claimed_directory, tidy_if_idle
 from ..measure.metrics import format_interval, metric_interval
 from ..data.splits import split_table
@@ -43,7 +43,8 @@ def expand_grid(grid) -> tuple[list[dict], dict]:
     fixed: dict = {}
     if isinstance(grid, str):
         if grid not in PRESETS:
-            raise ImagesAsDataError(f"unknown grid preset {grid!r}; presets: {', '.join(PRESETS)}")
+            raise ImagesAsDataError(f"unknown grid preset {grid!r}; presets: {', '.join(PRESETS)}", what="option",
+                                    option="grid", value=grid, choices=list(PRESETS))
         grid, fixed = PRESETS[grid]
     if isinstance(grid, dict):
         names = list(grid)
@@ -113,10 +114,11 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
     for configuration in configurations:
         TrainConfig.from_options(**{**options, **configuration}).check_model_options()
     if select_on not in SELECT_ON:
-        raise ImagesAsDataError(f"select_on={select_on!r}: choose one of {', '.join(SELECT_ON)}")
+        raise option_error("select_on", select_on, choices=SELECT_ON, suggest=False)
     trial_resources = _trial_resources(backend, cpus_per_trial, gpus_per_trial)
     if backend not in ("local", "ray"):
-        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' or 'ray'")
+        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' or 'ray'", what="option", option="backend",
+                                value=backend, choices=["local", "ray"])
     base = TrainConfig.from_options(**options)
     parameters = list(dict.fromkeys(k for c in configurations for k in c))
     ids = [f"config_{i + 1:03d}" for i in range(len(configurations))]
@@ -153,7 +155,7 @@ def run_config(table, config_id, configuration, options, out: Path, shared_image
 
     target = out / "configs" / config_id
     settings = ", ".join(f"{k}={v}" for k, v in configuration.items())
-    progress = options.get("progress", True)
+    progress = options.get("progress", True) not in (False, "none")
     if runs.is_complete(target):
         if progress:
             tqdm.write(f"{config_id} ({settings}): done earlier, not re-run")
@@ -200,7 +202,8 @@ def _tune_on_ray(table: pa.Table, configurations, ids, options: dict, out: Path,
     _check_shared_storage(table, out)
     trial_options = dict(options, progress=False)  # trials run in other processes; Ray Tune reports progress
     failed, work = run_trials(grid_trial, pending, storage=out / "ray_tune", cpus_per_trial=cpus_per_trial,
-                              gpus_per_trial=gpus_per_trial, verbose=options.get("progress", True),
+                              gpus_per_trial=gpus_per_trial,
+                              verbose=options.get("progress", True) not in (False, "none"),
                               parameters={"table": table, "configurations": dict(zip(ids, configurations)),
                                           "options": trial_options, "out": str(out)})
     if failed:
@@ -301,7 +304,7 @@ def collect(out: Path, ids, configurations, parameters, select_on: str, test: pa
     best = best["config_id"]  # the first of equals: max keeps the earliest
     test_metrics = None
     if test.num_rows:
-        evaluation = load_run(out / "configs" / best).evaluate(test, split="test", progress=base.progress,
+        evaluation = load_run(out / "configs" / best).evaluate(test, split="test", progress=base.progress_bars,
                                                                      device=base.device)
         test_metrics = evaluation.metrics
         write_table(test_metrics, out / "test_metrics.parquet")

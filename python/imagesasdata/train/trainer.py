@@ -114,7 +114,7 @@ def prepare_trainer(data, config: TrainConfig, out: Path, *, label=None, path=No
                         seed=config.seed, balance=config.balance, group=config.group)
     torch.manual_seed(config.seed)  # the new last layer's N(0, 0.01) draw
     backbone = create_backbone(config.architecture, config.weights, len(classes), config.dropout, config.freeze,
-                               progress=config.progress)
+                               progress=config.progress_bars)
     prep = preprocessing_for(config, backbone)
     images = decoded_for(images, prep, table, config)
     skipped = skipped_table(table, images.errors)
@@ -158,7 +158,7 @@ def preprocessing_for(config: TrainConfig, backbone: Backbone) -> Preprocessing:
 
 def decode_images(paths, prep: Preprocessing, config: TrainConfig, crop_rows=()):
     """Decode once into memory or onto disk (cache="auto" picks by size), or not at all (cache="none")."""
-    kwargs = dict(workers=config.num_workers, progress=config.progress, hashes=True, crop_rows=crop_rows)
+    kwargs = dict(workers=config.num_workers, progress=config.progress_bars, hashes=True, crop_rows=crop_rows)
     if config.cache == "none":
         return DecodeOnRead(paths, prep, **kwargs)
     limit = {"memory": float("inf"), "disk": 0.0}.get(config.cache)
@@ -276,7 +276,7 @@ class Trainer:
                tuple(rows), *map(str, runtime))
         return shared_features(key, lambda: HeadFeatures(
             self.model, head_module, self.images, rows, self.prep, *runtime, flips=self.prep.augment_flip,
-            progress=self.config.progress))
+            progress=self.config.progress_bars))
 
     def describe(self) -> dict:
         """model.json's content (runs.py adds the outcome when training ends)."""
@@ -364,7 +364,7 @@ class Trainer:
         total_loss, correct, seen = 0.0, 0, 0
         batches = [order[i:i + self.config.batch_size] for i in range(0, len(order), self.config.batch_size)]
         bar = tqdm(batches, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch", leave=False,
-                   disable=not self.config.progress)
+                   disable=not self.config.progress_bars)
         # On a GPU, or when images are decoded every time (cache="none"), the next batch is prepared on a thread
         # while this one trains. On a CPU with cached images the network already uses every core, and a second
         # busy thread slows it more than augmentation costs (measured: 1.45× the floor at batch 4, against 1.1×).
@@ -479,10 +479,13 @@ class Trainer:
         return state, best_weights
 
     def _say(self, message: str) -> None:
-        if self.config.progress:
+        if self.config.progress_lines:
+            import sys
+
             from tqdm.auto import tqdm
 
-            tqdm.write(message)
+            tqdm.write(message, file=sys.stdout)
+            sys.stdout.flush()   # a line per epoch must show as it happens, also when stdout is a pipe or a log
 
 
 # The test suites' guard. tests/conftest.py and rpkg/tests/testthat/helper-engine.R set this variable to "forbidden"

@@ -37,15 +37,15 @@ test_that("every metrics table carries its interval, and prints it", {
   trains()
   fit <- faces_fit()
   metrics <- cnn_metrics(fit)
-  expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "split", "class", "n", ".lower", ".upper",
+  expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "split", "class", "n", "conf.low", "conf.high",
                                      "interval"))
   engine <- py_json(sprintf("__import__('imagesasdata').load_run(%s).metrics.to_pylist()", shQuote(fit$path)))
-  expect_identical(metrics$.lower, engine$lower)
+  expect_identical(metrics$conf.low, engine$lower)
   expect_identical(metrics$interval, engine$interval)
   wilson <- metrics[metrics$interval %in% "wilson", ]
-  expect_true(nrow(wilson) > 0 && all(wilson$.lower <= wilson$.estimate & wilson$.estimate <= wilson$.upper))
+  expect_true(nrow(wilson) > 0 && all(wilson$conf.low <= wilson$.estimate & wilson$.estimate <= wilson$conf.high))
   accuracy <- metrics[metrics$.metric == "accuracy", ]
-  expect_true(any(grepl(sprintf("accuracy %.3f [%.3f, %.3f]", accuracy$.estimate, accuracy$.lower, accuracy$.upper),
+  expect_true(any(grepl(sprintf("accuracy %.3f [%.3f, %.3f]", accuracy$.estimate, accuracy$conf.low, accuracy$conf.high),
                         capture.output(print(fit)), fixed = TRUE)))
   calibrated <- cnn_metrics(fit, calibration = TRUE)
   expect_setequal(unique(calibrated$.metric[calibrated$.estimator %in% c("uncalibrated", "temperature")]),
@@ -71,7 +71,7 @@ test_that("calibration, thresholds and their plots on the binary fit", {
   expect_s3_class(choice, "cnn_threshold")
   expect_true(choice$threshold >= 0 && choice$threshold <= 1)
   expect_output(print(choice), "recall")
-  expect_identical(names(choice$metrics), c(".metric", ".estimator", ".estimate", "class", "n", ".lower", ".upper",
+  expect_identical(names(choice$metrics), c(".metric", ".estimator", ".estimate", "class", "n", "conf.low", "conf.high",
                                             "interval"))
   expect_error(choose_threshold(fit, recall = 0.5, precision = 0.5), class = "imagesasdata_error", "exactly one")
   expect_error(choose_threshold(faces_fit(), recall = 0.5), class = "imagesasdata_error", "binary")
@@ -111,9 +111,10 @@ test_that("a gold sample is drawn from a labelled corpus, coded, topped up and r
   expect_error(read_coding_sheet(folder), class = "imagesasdata_error", "sampled images have no code")
   code_sheet(sheet)
   gold <- read_coding_sheet(folder)
-  expect_identical(gold$label, truth_of(gold$image_id))
+  expect_identical(levels(gold$label), job$classes)   # factors with the fit's classes
+  expect_identical(as.character(gold$label), truth_of(gold$image_id))
   metrics <- gold_metrics(gold)
-  expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "split", "class", "n", ".lower", ".upper",
+  expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "split", "class", "n", "conf.low", "conf.high",
                                      "interval"))
   correct <- gold$label == as.character(gold$.pred_class)
   expect_equal(metrics$.estimate[metrics$.metric == "accuracy"], stats::weighted.mean(correct, gold$weight))
@@ -129,7 +130,9 @@ test_that("a gold sample is drawn from a labelled corpus, coded, topped up and r
   codes <- truth_of(utils::read.csv(sheet, stringsAsFactors = FALSE)$image_id)
   codes[4] <- "maybe"
   code_sheet(sheet, codes)
-  expect_error(read_coding_sheet(folder), class = "imagesasdata_error", "coding_sheet_wave1.csv line 5: \"maybe\"")
+  e <- expect_error(read_coding_sheet(folder), class = "imagesasdata_error", "coding_sheet_wave1.csv line 5: \"maybe\"")
+  expect_identical(basename(e$path), "coding_sheet_wave1.csv")   # the file and line as the condition's fields
+  expect_identical(as.integer(e$row), 5L)
   expect_error(draw_gold_sample(labels, "ten"), class = "imagesasdata_argument_error", "`size`")
 })
 

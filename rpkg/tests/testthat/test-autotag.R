@@ -139,7 +139,7 @@ test_that("compare_tags() scores recorded Rekognition tags against manual coding
   expect_s3_class(comparison, "tag_comparison")
   expect_identical(comparison$manual_positive, "yes")
   metrics <- comparison$metrics
-  expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "class", "n", ".lower", ".upper", "interval"))
+  expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "class", "n", "conf.low", "conf.high", "interval"))
   binary <- metrics[metrics$.estimator == "binary", ]
   expect_identical(binary$.metric, c("accuracy", "precision", "recall", "f_meas"))   # yardstick's names
   expect_identical(binary$.estimate, c(1, 1, 1, 1))

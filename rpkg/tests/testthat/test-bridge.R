@@ -136,3 +136,17 @@ test_that("list columns and other unsupported R types are refused with the colum
   skip_if_no_engine()
   expect_error(engine_table(tibble::tibble(x = list(1, 2))), class = "imagesasdata_argument_error", regexp = "column `x`")
 })
+
+test_that("as_tibble_engine() and engine_table(), exported by 0.1.0, warn as deprecated when a user calls them", {
+  skip_if_no_engine()
+  withr::local_options(lifecycle_verbosity = "warning")
+  user <- new.env(parent = globalenv())   # a user's code, outside the package
+  frame <- data.frame(path = "a.png", n = 2L)
+  expect_warning(table <- eval(quote(imagesasdata::engine_table(frame)), list(frame = frame), user),
+                 class = "lifecycle_warning_deprecated", regexp = "engine_table\\(\\)")
+  expect_warning(back <- eval(quote(imagesasdata::as_tibble_engine(table)), list(table = table), user),
+                 class = "lifecycle_warning_deprecated", regexp = "as_tibble_engine\\(\\)")
+  expect_identical(back$n, 2L)
+  # the package's own calls (every wrapper's) never warn
+  expect_warning(imagesasdata:::as_tibble_engine(imagesasdata:::engine_table(frame)), NA)
+})

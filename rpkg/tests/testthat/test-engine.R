@@ -110,14 +110,20 @@ test_that("install_engine() needs a real engine source and says how to give one"
   expect_error(install_engine(), class = "imagesasdata_argument_error", regexp = "IMAGESASDATA_SOURCE")
 })
 
-test_that("the package carries its engine, and install_engine() says what pip will install before it does", {
+test_that("the package carries its engine's source at its own version, and install_engine() says what pip will install", {
   withr::local_envvar(IMAGESASDATA_SOURCE = "")
-  wheel <- imagesasdata:::engine_source(NULL)
-  expect_match(basename(wheel), "^imagesasdata-.*-py3-none-any\\.whl$")
-  expect_identical(dirname(wheel), normalizePath(system.file("python", package = "imagesasdata")))
+  source <- imagesasdata:::engine_source(NULL)
+  expect_identical(source, normalizePath(system.file("engine", package = "imagesasdata")))
+  expect_true(file.exists(file.path(source, "python", "imagesasdata", "interop", "bridge.py")))
+  expect_identical(imagesasdata:::engine_version(source), as.character(utils::packageVersion("imagesasdata")))
   skip_if_no_engine()
-  plan <- imagesasdata:::install_plan(engine_python()$python, wheel, c("--no-deps", "--force-reinstall"))
+  requirement <- imagesasdata:::engine_requirement(source)
+  expect_false(identical(requirement, source))   # pip builds in a copy, never in the R library
+  plan <- imagesasdata:::install_plan(engine_python()$python, requirement,
+                                      c("--no-deps", "--force-reinstall", "--no-build-isolation"))
   expect_match(plan[[1]], "^pip will install 1 packages: imagesasdata ")
+  expect_error(install_engine(extras = "everything"), class = "imagesasdata_argument_error", "`extras`")
+  expect_error(install_engine(torch_build = "gpu"), class = "imagesasdata_argument_error", "`torch_build`")
 })
 
 test_that("Pythons started from R load their own libpython, so pip's ssl works under R", {

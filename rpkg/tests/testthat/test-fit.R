@@ -28,7 +28,7 @@ test_that("cnn_metrics() is yardstick-shaped and holds exactly the engine's metr
   trains()
   fit <- faces_fit()
   metrics <- cnn_metrics(fit)
-  expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "split", "class", "n", ".lower", ".upper",
+  expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "split", "class", "n", "conf.low", "conf.high",
                                      "interval"))
   expect_type(metrics$.estimate, "double")
   expect_type(metrics$n, "integer")
@@ -66,9 +66,9 @@ test_that("cnn_history() and cnn_confusion() are the engine's tables with R type
   expect_identical(history$split, c("train", "val", "train", "val"))
   expect_identical(history$loss, engine_rows(fit, "history")$loss)
   confusion <- cnn_confusion(fit)
-  expect_identical(names(confusion), c("split", "truth", "predicted", "count"))
+  expect_identical(names(confusion), c("split", "truth", ".pred_class", "count"))
   expect_identical(levels(confusion$truth), fit$classes)
-  expect_identical(levels(confusion$predicted), fit$classes)
+  expect_identical(levels(confusion$.pred_class), fit$classes)
   expect_type(confusion$count, "integer")
   expect_equal(nrow(confusion), 36)
   expect_equal(sum(confusion$count), sum(fit$splits$split == "val"))

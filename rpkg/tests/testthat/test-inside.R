@@ -68,7 +68,7 @@ test_that("subgroup_metrics() gives each group's metrics with intervals, the gap
     rows <- val[val$image_id %in% ids, ]
     expect_equal(accuracy$.estimate[accuracy$group == group], mean(as.character(rows$label) == as.character(rows$.pred_class)))
   }
-  expect_true(all(accuracy$.lower <= accuracy$.estimate & accuracy$.estimate <= accuracy$.upper))
+  expect_true(all(accuracy$conf.low <= accuracy$.estimate & accuracy$.estimate <= accuracy$conf.high))
   expect_identical(unique(accuracy$interval), "wilson")
   expect_true(all(c("largest_group", "gap", "p_value") %in% names(audit$gaps)))
   expect_output(print(audit), "subgroup audit by half")

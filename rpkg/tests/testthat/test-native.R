@@ -19,6 +19,7 @@ factor_fit <- function() {
   skip_finetune()
   if (is.null(shared_fits$factor)) {
     data <- people()
+    data$followers <- seq_len(nrow(data)) * 10L   # a column of the user's own, which augment(fit) keeps
     shared_fits$factor <- suppressWarnings(quick_fit(data, label = is_s1))   # bare name, as in dplyr
   }
   shared_fits$factor
@@ -86,6 +87,38 @@ test_that("cnn_evaluate() takes the positive class from a factor label too", {
   expect_identical(positive_of_metrics(tidy(evaluation)), "s1")
 })
 
+test_that("augment(fit) keeps the user's data frame: its rows, columns and label name, with the predictions added", {
+  fit <- factor_fit()
+  data <- people()
+  data$followers <- seq_len(nrow(data)) * 10L
+  augmented <- augment(fit)
+  expect_s3_class(augmented, "tbl_df")
+  # parsnip's augment(): the data as given, then the split and the predictions; no `label` column of ours
+  expect_identical(names(augmented), c(union(names(data), "split"), ".pred_class", ".pred_s1", ".pred_other"))
+  expect_identical(nrow(augmented), nrow(data))
+  expect_identical(augmented$image_id, data$image_id)                   # the user's rows, in their order
+  expect_identical(augmented$is_s1, data$is_s1)                         # the label under its own name, a factor
+  expect_identical(augmented$followers, data$followers)
+  expect_false("label" %in% names(augmented))
+  expect_identical(levels(augmented$.pred_class), c("s1", "other"))
+  # the engine's predictions of those very images, matched by id
+  at <- match(fit$predictions$image_id, augmented$image_id)
+  expect_false(anyNA(at))
+  expect_identical(augmented$.pred_class[at], fit$predictions$.pred_class)
+  expect_identical(augmented$.pred_s1[at], fit$predictions$.pred_s1)
+  expect_identical(augmented$split[at], as.character(fit$predictions$split))
+  # every row has its split; training images were not predicted as the fit ended (augment(fit, data) predicts all)
+  expect_identical(augmented$split, as.character(fit$splits$split)[match(data$image_id, fit$splits$image_id)])
+  expect_setequal(augmented$split, c("train", "val"))
+  expect_true(all(is.na(augmented$.pred_class[augmented$split == "train"])))
+  scored <- augmented$split == "val"
+  expect_equal(augmented$.pred_s1[scored] + augmented$.pred_other[scored], rep(1, sum(scored)), tolerance = 1e-5)
+  predicted <- augment(fit, data)                                       # every row predicted
+  expect_identical(names(predicted), c(names(data), ".pred_class", ".pred_s1", ".pred_other"))
+  expect_false(anyNA(predicted$.pred_class))
+  expect_equal(predicted$.pred_s1[scored], augmented$.pred_s1[scored], tolerance = 1e-4)
+})
+
 test_that("augment(), tidy() and glance() of a fit have tidymodels' shapes", {
   trains()
   fit <- faces_fit()
@@ -147,7 +180,7 @@ test_that("a grid has tune's show_best() and select_best(), and broom's tidy() a
   trains()
   grid <- small_grid()
   best <- show_best(grid)
-  expect_identical(names(best), c("learning_rate", "momentum", ".metric", ".estimator", "mean", ".lower", ".upper",
+  expect_identical(names(best), c("learning_rate", "momentum", ".metric", ".estimator", "mean", "conf.low", "conf.high",
                                   ".config"))
   expect_identical(best$.config[[1]], grid$best_config)                 # the engine's choice comes first
   expect_identical(unique(best$.metric), "accuracy")
@@ -166,7 +199,7 @@ test_that("a grid has tune's show_best() and select_best(), and broom's tidy() a
   expect_error(show_best(grid, metric = "f1_score"), class = "imagesasdata_argument_error", regexp = "`metric`")
   tidied <- tidy(grid)
   expect_identical(names(tidied), c(".config", "learning_rate", "momentum", ".metric", ".estimator", ".estimate",
-                                    ".lower", ".upper", "best_epoch", "status"))
+                                    "conf.low", "conf.high", "best_epoch", "status"))
   expect_identical(nrow(tidied), 4L * 5L)
   expect_setequal(unique(tidied$.metric), c("accuracy", "precision", "recall", "f_meas", "mn_log_loss"))
   glanced <- glance(grid)
@@ -174,6 +207,43 @@ test_that("a grid has tune's show_best() and select_best(), and broom's tidy() a
   expect_identical(glanced$best_config, grid$best_config)
   expect_identical(glanced$configurations, 4L)
   expect_true(glanced$tested)
+})
+
+# A package named tune holding tune's two generics, in a temporary library: what tune's show_best() and
+# select_best() are to R's dispatch, when tune itself is not installed (it is not on Debian).
+tune_generics_library <- function() {
+  source <- file.path(tempfile("tune-generics"), "tune")
+  dir.create(file.path(source, "R"), recursive = TRUE)
+  writeLines(c("Package: tune", "Version: 0.0.1", "Title: Generics of tune", "Description: For a test.",
+               "License: MIT", "Authors@R: person('a', 'b', role = c('aut', 'cre'), email = 'a@b.c')"),
+             file.path(source, "DESCRIPTION"))
+  writeLines(c("export(show_best, select_best)", "S3method(show_best, tune_results)"), file.path(source, "NAMESPACE"))
+  writeLines(c("show_best <- function(x, ...) UseMethod('show_best')",
+               "select_best <- function(x, ...) UseMethod('select_best')",
+               "show_best.tune_results <- function(x, ...) 'the method of tune'"), file.path(source, "R", "tune.R"))
+  library <- tempfile("tune-library")
+  dir.create(library)
+  status <- system2(file.path(R.home("bin"), "R"), c("CMD", "INSTALL", "--no-test-load", "-l", shQuote(library),
+                                                      shQuote(source)), stdout = FALSE, stderr = FALSE)
+  expect_identical(status, 0L)
+  library
+}
+
+test_that("show_best() and select_best() are methods of tune's generics when tune is loaded, in either order", {
+  grid <- small_grid()
+  if (isNamespaceLoaded("tune")) skip("tune is loaded already")
+  library <- if (requireNamespace("tune", quietly = TRUE)) NULL else tune_generics_library()
+  loadNamespace("tune", lib.loc = library)
+  on.exit(unloadNamespace("tune"), add = TRUE)
+  tune_show_best <- getExportedValue("tune", "show_best")
+  tune_select_best <- getExportedValue("tune", "select_best")
+  # tune's generics (as when library(tune) masks ours) reach the cnn_grid methods registered on load
+  expect_identical(tune_show_best(grid, n = 2), show_best(grid, n = 2))
+  expect_identical(tune_select_best(grid), select_best(grid))
+  # ours (as when library(imagesasdata) masks tune's) hand tune's own objects to tune
+  if (!is.null(library)) {
+    expect_identical(show_best(structure(list(), class = "tune_results")), "the method of tune")
+  }
 })
 
 test_that("methods with ... refuse misspelt arguments and newdata, naming them", {
@@ -240,6 +310,8 @@ test_that("engine messages arrive in R's words, naming the R argument, with the 
   expect_identical(e$argument, "learning_rate")
   expect_match(conditionMessage(e), "`learning_rate` must be above 0, not -1 (the book uses 0.001).", fixed = TRUE)
   expect_identical(e$engine_message, "learning_rate=-1.0 must be above 0 (the book uses 0.001)")
+  expect_identical(e$fields$expected, "above 0")                          # built from the error's fields
+  expect_equal(e$fields$value, -1)
   expect_identical(deparse(conditionCall(e)[[1]]), "finetune_cnn")
   e <- expect_error(finetune_cnn(faces, optimizer = "adm"), class = "imagesasdata_argument_error")
   expect_match(conditionMessage(e), "`optimizer` must be one of \"sgd\", \"adam\" or \"adamw\", not \"adm\".",
@@ -257,6 +329,45 @@ test_that("engine messages arrive in R's words, naming the R argument, with the 
   expect_identical(deparse(conditionCall(e)[[1]]), "finetune_cnn")
   e <- expect_error(image_table(file.path(tempdir(), "nowhere")), class = "imagesasdata_error")
   expect_identical(deparse(conditionCall(e)[[1]]), "image_table")
+})
+
+test_that("an engine error's R condition is built from its fields, whatever its message says", {
+  raise <- function(fields, message = "any wording at all") {
+    imagesasdata:::raise_engine_error(list(type = "ImagesAsDataError", message = message, engine = TRUE,
+                                           fields = fields), call = NULL)
+  }
+  e <- expect_error(raise(list(what = "option", option = "learning_rate", value = -1, expected = "above 0",
+                               hint = "the book uses 0.001")), class = "imagesasdata_argument_error")
+  expect_identical(conditionMessage(e), "`learning_rate` must be above 0, not -1 (the book uses 0.001).")
+  expect_identical(e$argument, "learning_rate")
+  expect_identical(e$engine_message, "any wording at all")
+  e <- expect_error(raise(list(what = "option", option = "normalize", value = "bakbone",
+                               choices = c("imagenet", "backbone", "train"))), class = "imagesasdata_argument_error")
+  expect_match(conditionMessage(e), "`normalize` must be one of \"imagenet\", \"backbone\" or \"train\", not \"bakbone\".",
+               fixed = TRUE)
+  expect_match(conditionMessage(e), "Did you mean \"backbone\"?", fixed = TRUE)
+  e <- expect_error(raise(list(what = "option", option = "progress", value = "lines",
+                               choices = c("True", "False", "epochs"))), class = "imagesasdata_argument_error")
+  expect_match(conditionMessage(e), "must be one of TRUE, FALSE or \"epochs\", not \"lines\".", fixed = TRUE)
+  e <- expect_error(raise(list(what = "option", option = "class_order", value = list("a", "a"),
+                               expected = "a list naming each class once")), class = "imagesasdata_argument_error")
+  expect_match(conditionMessage(e), "`class_order` must be a list naming each class once, not c(\"a\", \"a\").",
+               fixed = TRUE)
+  e <- expect_error(raise(list(what = "unknown_option", option = "epocs", choices = c("seed", "epochs"))),
+                    class = "imagesasdata_argument_error")
+  expect_match(conditionMessage(e), "Unknown argument `epocs`.", fixed = TRUE)
+  expect_match(conditionMessage(e), "Did you mean `epochs`?", fixed = TRUE)
+  # a file and row travel as the condition's fields; the message is the engine's, in R's words
+  e <- expect_error(raise(list(what = "file", path = "/tmp/gold/coding_sheet_wave1.csv", row = 5L, value = "maybe"),
+                          message = "codes outside the classes (a, b): coding_sheet_wave1.csv row 5: 'maybe'"),
+                    class = "imagesasdata_error")
+  expect_identical(e$path, "/tmp/gold/coding_sheet_wave1.csv")
+  expect_identical(e$row, 5L)
+  expect_match(conditionMessage(e), "coding_sheet_wave1.csv row 5: \"maybe\"", fixed = TRUE)
+  e <- expect_error(raise(list(what = "column", option = "manual_label", value = "lable", choices = c("label", "id")),
+                          message = "manual_label='lable': no such column in the manual labels (columns: label, id)."),
+                    class = "imagesasdata_column_error")
+  expect_identical(e$argument, "manual_label")
 })
 
 test_that("r_vocabulary() turns the engine's Python and command-line wording into R's", {
@@ -324,7 +435,8 @@ test_that("plots: accuracy on 0-1 with the majority-class rate, row-normalised c
   majority <- max(table(val$label)) / nrow(val)
   hline <- Filter(function(layer) "yintercept" %in% names(layer), built$data)
   expect_equal(hline[[1]]$yintercept, majority)
-  expect_match(plot$labels$subtitle, sprintf("always predicting the largest class (%.2f)", majority), fixed = TRUE)
+  expect_match(gsub("\\s+", " ", plot$labels$subtitle), sprintf("always predicting the largest class (%.2f)", majority),
+               fixed = TRUE)   # the subtitle wraps to fit the plot; its words are what matters
   free <- ggplot2::ggplot_build(autoplot(fit, accuracy_limits = NULL))
   expect_false(isTRUE(all.equal(free$layout$panel_params[[as.integer(accuracy_panel)]]$y.range, range)))
   expect_identical(autoplot(fit, title = "Person s1")$labels$title, "Person s1")

@@ -85,7 +85,7 @@ test_that("cnn_history() of a grid has every epoch of every configuration; the t
   expect_identical(history$loss, grid_rows(grid, "history")$loss)
   expect_type(history$epoch, "integer")
   test <- grid$test_metrics
-  expect_identical(names(test), c(".metric", ".estimator", ".estimate", "split", "class", "n", ".lower", ".upper",
+  expect_identical(names(test), c(".metric", ".estimator", ".estimate", "split", "class", "n", "conf.low", "conf.high",
                                   "interval"))
   expect_identical(unique(test$split), "test")
   expect_equal(sum(test$.metric == "accuracy"), 1)

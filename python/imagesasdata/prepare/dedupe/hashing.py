@@ -112,7 +112,7 @@ def _hash_function(method):
     try:
         import imagehash
     except ImportError:
-        raise ImagesAsDataError("near-duplicate search needs the imagehash package: pip install 'imagesasdata[dedupe]'")
+        raise ImagesAsDataError("near-duplicate search needs the imagehash package: pip install 'imagesasdata[dedupe]'", what="missing_extra", extra="dedupe")
     return getattr(imagehash, method)
 
 
