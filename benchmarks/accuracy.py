@@ -11,6 +11,8 @@ Sets (all in the book's train/ val/ layout):
 
 Contenders:
   loop         the book's reference loop (ImageFolder, DataLoader workers, decoding every epoch)
+  loop[k=v]    the loop with one of its switches: head_init='normal' (the engine's N(0, 0.01) head),
+               channels_last=True (the engine's memory layout on CPUs)
   engine       imagesasdata.finetune() with its defaults
   engine[k=v;k=v]  the engine with options (values parsed as Python literals), e.g. engine[normalize='imagenet']
 
@@ -90,14 +92,14 @@ def parse_contender(spec: str) -> tuple[str, dict]:
             options[key.strip()] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
             options[key.strip()] = value.strip()
-    if match.group(1) == "loop" and options:
-        raise SystemExit("the loop takes no options: it is the book's recipe")
+    if match.group(1) == "loop" and set(options) - {"head_init", "channels_last"}:
+        raise SystemExit("the loop takes only head_init and channels_last: otherwise it is the book's recipe")
     return match.group(1), options
 
 
-def run_loop(data: Path, epochs: int, seed: int, workers: int) -> dict:
+def run_loop(data: Path, epochs: int, seed: int, workers: int, options: dict | None = None) -> dict:
     started = time.perf_counter()
-    result = reference_finetune(data, epochs=epochs, seed=seed, num_workers=workers)
+    result = reference_finetune(data, epochs=epochs, seed=seed, num_workers=workers, **(options or {}))
     seconds = time.perf_counter() - started
     # The loop keeps its best epoch's weights, so the kept model's accuracy is the best epoch's.
     return {"best_epoch_accuracy": result["val_accuracy"], "kept_accuracy": result["val_accuracy"], "seconds": seconds}
@@ -170,7 +172,7 @@ def main() -> None:
                 for contender in contenders:
                     kind, options = parsed[contender]
                     if kind == "loop":
-                        outcome = run_loop(data[name], epochs, seed, args.loop_workers)
+                        outcome = run_loop(data[name], epochs, seed, args.loop_workers, options)
                     else:
                         outcome = run_engine(data[name], epochs, seed, options, work)
                     result = {"set": name, "contender": contender, "seed": seed, "epochs": epochs, **outcome}

@@ -68,8 +68,7 @@ def prepare_trainer(data, config: TrainConfig, out: Path, *, label=None, path=No
     table = split_table(table, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
                         seed=config.seed, balance=config.balance, group=config.group)
     torch.manual_seed(config.seed)  # the new last layer's N(0, 0.01) draw
-    backbone = create_backbone(config.architecture, config.weights, len(classes), config.dropout, config.freeze,
-                               progress=config.progress)
+    backbone = build_backbone(config, len(classes))
     prep = preprocessing_for(config, backbone)
     images = decoded_for(images, prep, table, config)
     skipped = skipped_table(table, images.errors)
@@ -80,6 +79,34 @@ def prepare_trainer(data, config: TrainConfig, out: Path, *, label=None, path=No
     if write:
         runs.write_started(out, trainer.describe(), table, images.hashes, skipped)
     return trainer
+
+
+def build_backbone(config: TrainConfig, num_classes: int) -> Backbone:
+    """The config's network with a fresh head. When the recipe chose the architecture and its ImageNet weights
+    cannot be had (recipe="book" offline), the error says so and how to run the recipe on the offline backbone."""
+    try:
+        return create_backbone(config.architecture, config.weights, num_classes, config.dropout, config.freeze,
+                               progress=config.progress, head_init=config.head_init)
+    except ImagesAsDataError as error:
+        if "architecture" not in getattr(config, "recipe_chose", ()) or config.weights != "imagenet":
+            raise
+        raise ImagesAsDataError(
+            f"recipe={config.recipe!r} fine-tunes {config.architecture} from ImageNet weights, as the book's Listing "
+            f"1 does, and they could not be loaded: {error}. To run the book's recipe on the offline backbone "
+            "instead, pass architecture='efficientnet_lite0' (model.json then records the override)"
+        ) from None
+
+
+def recipe_record(config: TrainConfig) -> dict:
+    """What model.json says about the recipe: its name, the options it chose, and those given instead of its own."""
+    from .config import RECIPES
+
+    chose = getattr(config, "recipe_chose", list(RECIPES[config.recipe]))
+    options = RECIPES[config.recipe]
+    return {"name": config.recipe,
+            "chose": {name: getattr(config, name) for name in options if name in chose},
+            "overridden": {name: {"recipe": value, "used": getattr(config, name)}
+                           for name, value in options.items() if name not in chose and getattr(config, name) != value}}
 
 
 def decoded_for(shared: dict | None, prep: Preprocessing, table: pa.Table, config: TrainConfig):
@@ -230,8 +257,11 @@ class Trainer:
 
     def describe(self) -> dict:
         """model.json's content (runs.py adds the outcome when training ends)."""
-        return runs.describe_model(self.backbone, self.config, self.prep, self.classes, self.positive_class,
-                                   device=str(self.device), precision=self.precision, channels_last=self.channels_last)
+        description = runs.describe_model(self.backbone, self.config, self.prep, self.classes, self.positive_class,
+                                          device=str(self.device), precision=self.precision,
+                                          channels_last=self.channels_last)
+        description["recipe"] = recipe_record(self.config)
+        return description
 
     # ------------------------------------------------------------------------------------------ the loop
 
