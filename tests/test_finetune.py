@@ -3,6 +3,7 @@ the kept weights are the best epoch's (by value), runs are reproducible, resumab
 
 import shutil
 import warnings
+from collections import Counter
 
 import numpy as np
 import pyarrow as pa
@@ -217,6 +218,24 @@ def test_test_split_is_evaluated_once_and_reported_separately(sample_data, tmp_p
     assert set(run.metrics["split"].to_pylist()) == {"val", "test"}
     assert set(run.history["split"].to_pylist()) == {"train", "val"}  # never looked at during training
     assert run.predictions.filter(pc.equal(run.predictions["split"], "test")).num_rows == 12
+
+
+@pytest.mark.trains
+def test_a_test_split_by_default_when_every_class_is_large_enough(orl_faces, tmp_path):
+    """Two classes of 20 real photos: test_fraction's default holds out 2 of each as a test split, scored once; the
+    sample's classes of 8 get none, and the run says why and that its validation metrics are optimistic."""
+    table = pa.table({"path": [str(orl_faces / f"s{p}" / f"{k}.pgm") for p in range(1, 5) for k in range(1, 11)],
+                      "label": ["a" if p <= 2 else "b" for p in range(1, 5) for k in range(1, 11)]})
+    options = dict(image_size=32, epochs=1, freeze="backbone", augment_crop=False, progress=False)
+    run = iad.finetune(table, out=tmp_path / "large", **options)
+    assert Counter(run.splits["split"].to_pylist()) == {"train": 28, "val": 8, "test": 4}
+    assert set(run.metrics["split"].to_pylist()) == {"val", "test"}
+    assert run.description["test_split"] == {"fraction": 0.1, "images": 4, "why_none": None}
+    assert "val: optimistic (this split chose the kept epoch); test: held out, scored once" in repr(run)
+    small = iad.finetune(table.slice(0, 30), out=tmp_path / "small", **options)   # a: 20, b: 10
+    assert "test" not in small.splits["split"].to_pylist()
+    assert "b (10)" in small.description["test_split"]["why_none"]
+    assert "no test split: a test split needs at least 20 images in every class" in repr(small)
 
 
 def test_early_stopping(sample_data, tmp_path, monkeypatch):

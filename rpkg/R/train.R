@@ -52,7 +52,8 @@
 #'   (RandomResizedCrop).
 #' @param augment_flip training augmentation: mirror half the images left-right.
 #' @param val_fraction share of each class held out for validation, used to choose the epoch (the book: 0.2).
-#' @param test_fraction share of each class held out as a test set, evaluated once at the end (e.g. 0.1).
+#' @param test_fraction share of each class held out as a test set, evaluated once at the end; default: 0.1 when
+#'   every class has at least 20 images, else none (the run says why). `NULL` for that default.
 #' @param balance downsample every class to the size of the smallest before splitting.
 #' @param group a column of group ids (e.g. near-duplicate groups); a group never straddles two splits. `NULL`
 #'   for none.
@@ -128,7 +129,7 @@
 finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = FALSE, overwrite = FALSE,
                          architecture = NULL, weights = "imagenet", image_size = NULL,
                          resize = "rescale-crop", resize_size = NULL, recipe = "head-first", normalize = NULL,
-                         augment_crop = TRUE, augment_flip = TRUE, val_fraction = 0.2, test_fraction = 0,
+                         augment_crop = TRUE, augment_flip = TRUE, val_fraction = 0.2, test_fraction = NULL,
                          balance = FALSE, group = NULL, seed = 0L, epochs = 25L, batch_size = 4L,
                          optimizer = "sgd", learning_rate = 0.001, momentum = 0.9, weight_decay = 0,
                          step_size = 7L, gamma = 0.1, head_init = "normal", dropout = 0, head_epochs = NULL,
@@ -151,7 +152,7 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
     resize = arg_string(resize, "resize"), resize_size = arg_count(resize_size, "resize_size", null = TRUE),
     recipe = arg_string(recipe, "recipe"), normalize = arg_string(normalize, "normalize", null = TRUE),
     augment_crop = arg_flag(augment_crop, "augment_crop"), augment_flip = arg_flag(augment_flip, "augment_flip"),
-    val_fraction = arg_number(val_fraction, "val_fraction"), test_fraction = arg_number(test_fraction, "test_fraction"),
+    val_fraction = arg_number(val_fraction, "val_fraction"), test_fraction = arg_number(test_fraction, "test_fraction", null = TRUE),
     balance = arg_flag(balance, "balance"), group = group,
     seed = arg_count(seed, "seed"), epochs = arg_count(epochs, "epochs"), batch_size = arg_count(batch_size, "batch_size"),
     optimizer = arg_string(optimizer, "optimizer"), learning_rate = arg_number(learning_rate, "learning_rate"),
@@ -229,6 +230,7 @@ print.cnn_fit <- function(x, ...) {
       cat(sprintf("  %-4s %s\n", split, headline_metrics(x$metrics, split)))
     }
   }
+  if (!is.null(d$test_split$why_none)) cat(sprintf("  no test split: %s\n", d$test_split$why_none))
   calibration_line(x)
   if (!is.null(x$skipped) && nrow(x$skipped)) {
     cat(sprintf("  %d unreadable images were left out (see fit$skipped)\n", nrow(x$skipped)))

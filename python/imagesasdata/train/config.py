@@ -46,7 +46,8 @@ OPTION_HELP = {
     "augment_crop": "training augmentation: a random crop of 8–100% of the image, resized (RandomResizedCrop)",
     "augment_flip": "training augmentation: mirror half the images left-right",
     "val_fraction": "share of each class held out for validation, used to choose the epoch (the book: 0.2)",
-    "test_fraction": "share of each class held out as a test set, evaluated once at the end (e.g. 0.1)",
+    "test_fraction": "share of each class held out as a test set, evaluated once at the end; default: 0.1 when every "
+                     "class has at least 20 images, else none (the run says why)",
     "balance": "downsample every class to the size of the smallest before splitting",
     "group": "a column of group ids (e.g. near-duplicate groups); a group never straddles two splits",
     "seed": "random seed for the split, the new layer's weights, the data order and augmentation",
@@ -127,7 +128,7 @@ class TrainConfig:
     augment_crop: bool = True
     augment_flip: bool = True
     val_fraction: float = 0.2
-    test_fraction: float = 0.0
+    test_fraction: float | None = None
     balance: bool = False
     group: str | None = None
     seed: int = 0
@@ -183,6 +184,8 @@ class TrainConfig:
         if self.head_epochs < 0:
             raise ImagesAsDataError(f"head_epochs={self.head_epochs} must be 0 (the book) or more")
         for name in ("learning_rate", "momentum", "weight_decay", "gamma", "dropout", "val_fraction", "test_fraction"):
+            if name == "test_fraction" and self.test_fraction is None:
+                continue   # "auto": data/splits.choose_test_fraction decides once the labels are read
             setattr(self, name, real_number(name, getattr(self, name)))
         if self.learning_rate <= 0:
             raise ImagesAsDataError(f"learning_rate={self.learning_rate} must be above 0 (the book uses 0.001)")
@@ -196,10 +199,10 @@ class TrainConfig:
         if not 0 <= self.dropout < 1:
             raise ImagesAsDataError(f"dropout={self.dropout} must be at least 0 and below 1")
         for name in ("val_fraction", "test_fraction"):
-            if not 0 <= getattr(self, name) < 1:
+            if getattr(self, name) is not None and not 0 <= getattr(self, name) < 1:
                 raise ImagesAsDataError(f"{name}={getattr(self, name)} must be at least 0 and below 1 (the book holds "
                                         "out 0.2 for validation)")
-        if self.val_fraction + self.test_fraction >= 1:
+        if self.val_fraction + (self.test_fraction or 0) >= 1:
             raise ImagesAsDataError(f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} leaves "
                                     "no images to train on; keep their sum below 1")
         self.optimizer = str(self.optimizer).lower()

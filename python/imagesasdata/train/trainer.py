@@ -29,7 +29,7 @@ from ..model.devices import autocast, resolve_channels_last, resolve_device, res
 from ..errors import ImagesAsDataError, listing
 from ..io.faults import crash_point
 from ..model.inference import forward_rows
-from ..data.splits import split_table
+from ..data.splits import choose_test_fraction, split_table
 from ..data.transforms import Preprocessing, channel_statistics, crops_whole_image, normalize_batch, train_view
 
 def finetune(data, *, out=None, label: str | None = None, path: str | None = None, resume: bool = False,
@@ -65,7 +65,8 @@ def prepare_trainer(data, config: TrainConfig, out: Path, *, label=None, path=No
     table = image_table(data, label=label, path=path)
     classes = order_classes(check_labeled(table), config.class_order)
     positive = choose_positive_class(classes, config.positive_class)
-    table = split_table(table, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+    test_fraction, no_test = choose_test_fraction(table, config.test_fraction, config.val_fraction, config.balance)
+    table = split_table(table, val_fraction=config.val_fraction, test_fraction=test_fraction,
                         seed=config.seed, balance=config.balance, group=config.group)
     torch.manual_seed(config.seed)  # the new last layer's N(0, 0.01) draw
     backbone = build_backbone(config, len(classes))
@@ -76,6 +77,10 @@ def prepare_trainer(data, config: TrainConfig, out: Path, *, label=None, path=No
     if config.normalize == "train":
         prep.mean, prep.std = channel_statistics(images[r] for r in rows["train"])
     trainer = Trainer(backbone, config, prep, images, table, rows, classes, positive, out)
+    trainer.test_split = {"fraction": test_fraction, "images": len(rows["test"]), "why_none": no_test}
+    if no_test and write and config.test_fraction is None:
+        trainer._say(f"no test split: {no_test}. The validation metrics chose the kept epoch, so they are "
+                     "optimistic.")
     if write:
         runs.write_started(out, trainer.describe(), table, images.hashes, skipped)
     return trainer
@@ -261,6 +266,8 @@ class Trainer:
                                           device=str(self.device), precision=self.precision,
                                           channels_last=self.channels_last)
         description["recipe"] = recipe_record(self.config)
+        # What the headline metrics can be trusted for: val chose the epoch (optimistic); test, if any, did not.
+        description["test_split"] = getattr(self, "test_split", None)
         return description
 
     # ------------------------------------------------------------------------------------------ the loop
