@@ -195,3 +195,68 @@ def test_feature_maps_of_a_fitted_run(sample_data):
     assert result.view.shape == (64, 64, 3) and result.maps.shape == (32, 32, 32)
     assert np.isfinite(result.maps).all() and result.maps.std() > 0
 
+
+
+# ------------------------------------------------------------------ §8: one image, several emotions
+
+def emotion_scores(orl_faces):
+    """24 real ORL photos with 0-10 emotion scores: anger on every second photo, fear on every third, sadness on
+    every fourth from the second; several photos evoke two or three emotions, some none."""
+    rows = []
+    for k in range(24):
+        person, shot = k // 4 + 1, k % 4 + 1
+        rows.append({"image_id": f"s{person}_{shot}", "path": str(orl_faces / f"s{person}" / f"{shot}.pgm"),
+                     "anger": 6.0 if k % 2 == 0 else 0.5, "fear": 4.0 if k % 3 == 0 else 0.0,
+                     "sadness": 8.0 if k % 4 == 1 else 1.0, "disgust": 0.0, "enthusiasm": 0.0})
+    return pa.Table.from_pylist(rows)
+
+
+def test_emotion_labels_keep_every_emotion_an_image_evokes(orl_faces):
+    labels = iad.emotion_labels(emotion_scores(orl_faces), multi_label=True)
+    assert labels.column_names[:8] == ["image_id", "anger", "disgust", "enthusiasm", "fear", "sadness", "n_emotions",
+                                       "emotions"]
+    assert "path" in labels.column_names and labels.num_rows == 24
+    rows = {r["image_id"]: r for r in labels.to_pylist()}
+    assert rows["s1_1"]["emotions"] == "anger;fear" and rows["s1_1"]["n_emotions"] == 2     # k = 0
+    assert rows["s1_2"]["emotions"] == "sadness"                                            # k = 1: 0.5, 0, 8
+    assert rows["s1_3"]["emotions"] == "anger"                                              # k = 2
+    assert rows["s2_4"]["emotions"] == ""                                                   # k = 7: none
+    assert sum(r["n_emotions"] >= 2 for r in rows.values()) == 4 + 2                       # k = 0, 6, 12, 18; 9, 21
+    assert labels["fear"].to_pylist() == [k % 3 == 0 for k in range(24)]
+
+
+@pytest.mark.trains
+def test_a_multi_label_fit_reports_each_label(orl_faces, sample_data, tmp_path):
+    """finetune(label=[...]): one sigmoid output per emotion, per-label metrics with intervals, their macro
+    averages and exact match, each equal to a recount of the run's own predictions (no claim about how well so
+    small a fit learns)."""
+    emotions = ["anger", "fear", "sadness"]
+    table = iad.emotion_labels(emotion_scores(orl_faces), multi_label=True)
+    run = iad.finetune(table, label=emotions, out=tmp_path / "emotions", image_size=32, epochs=2, freeze="backbone",
+                       augment_crop=False, progress=False)
+    assert run.description["task"] == "multi_label" and run.classes == emotions
+    assert run.description["test_split"]["why_none"].startswith("a test split needs at least 20 images with")
+    head = run.weights()["classifier.weight"]
+    assert tuple(head.shape) == (3, 1280)
+    predictions = run.predictions.filter(pa.compute.equal(run.predictions["split"], "val"))
+    probabilities = np.column_stack([predictions[f"prob_{e}"].to_numpy() for e in emotions])
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+    truth = np.array([[e in (t or "").split(";") for e in emotions] for t in predictions["label"].to_pylist()])
+    decided = probabilities >= 0.5
+    assert predictions["predicted"].to_pylist() == [";".join(e for e, d in zip(emotions, row) if d) for row in decided]
+    metrics = {(r["metric"], r["estimator"], r["class"]): r for r in run.metrics.to_pylist() if r["split"] == "val"}
+    for k, emotion in enumerate(emotions):
+        assert metrics[("accuracy", "binary", emotion)]["estimate"] == pytest.approx((truth[:, k] == decided[:, k]).mean())
+        row = metrics[("recall", "binary", emotion)]
+        if truth[:, k].any():
+            assert row["estimate"] == pytest.approx((truth[:, k] & decided[:, k]).sum() / truth[:, k].sum())
+        assert row["lower"] is not None and row["lower"] <= row["estimate"] <= row["upper"]
+    assert metrics[("accuracy", "macro", None)]["estimate"] == pytest.approx((truth == decided).mean())
+    assert metrics[("exact_match", "multilabel", None)]["estimate"] == pytest.approx((truth == decided).all(1).mean())
+    # new images: one probability per emotion, each label decided on its own
+    new = run.predict(sample_data / "new_images", progress=False)
+    assert new.column_names == ["image_id", "path", "predicted", "prob_anger", "prob_fear", "prob_sadness", "error"]
+    with pytest.raises(ImagesAsDataError, match="evaluate\\(\\) scores one label per image"):
+        run.evaluate(table)
+    with pytest.raises(ImagesAsDataError, match="at least two distinct label columns"):
+        iad.finetune(table, label=["anger"], progress=False)

@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 # torch; preparing a corpus never does; torch arrives with the first model.
 _PUBLIC = {
     "errors": ("BadImageError", "ImagesAsDataError"),
+    "notices": ("suppress_notices",),
     "io.images": ("open_rgb",),
     "data.table": ("image_table",),
     "data.splits": ("split_table",),
@@ -103,6 +104,7 @@ def sample_data() -> Path:
 
 __all__ = [
     "BOOK_ARCHITECTURES", "BadImageError", "ImagesAsDataError", "Interpretation", "Run", "TrainConfig",
+    "suppress_notices",
     "classification_metrics",
     "create_backbone", "evaluate", "finetune", "image_table", "list_architectures", "load_run", "metrics_from_counts",
     "open_rgb", "predict", "sample_data", "split_table",

@@ -29,6 +29,8 @@ class Run(RunDirectory):
         """RunDirectory's summary, plus what the metrics can be trusted for: why there is no test split, if none,
         and the book recipe's choices that were overridden."""
         lines = [super().summary()]
+        if self.description.get("task") == "multi_label":   # several yes/no labels per image (train/multilabel.py)
+            lines[0] = lines[0].replace(" classes: ", " labels, one sigmoid output each: ", 1)
         test_split = self.description.get("test_split") or {}
         if test_split.get("why_none"):
             lines.append(f"  no test split: {test_split['why_none']}")

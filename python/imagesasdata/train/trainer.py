@@ -38,6 +38,8 @@ def finetune(data, *, out=None, label: str | None = None, path: str | None = Non
 
     data: anything `image_table()` reads — the book's train/ val/ folders, a folder of class folders, a CSV or
       Parquet file or a data frame with path and label columns (name them with path= and label=).
+    label: the label column; or a list of yes/no columns (e.g. ["anger", "fear", "sadness"]) for a multi-label
+      task — one image, several labels — trained with one sigmoid output per label (train/multilabel.py).
     out: the run directory (default: a new temporary folder; `Run.save()` copies it elsewhere). It is locked while
       the run trains: a second job writing to it is refused.
     resume: continue an interrupted run in `out` from its last finished epoch (a finished run is loaded as is).
@@ -49,6 +51,12 @@ def finetune(data, *, out=None, label: str | None = None, path: str | None = Non
     Raises ImagesAsDataError for unusable data or options, and when training diverges (the run is then marked
     failed). Ctrl-C keeps the best model so far in `out`.
     """
+    if isinstance(label, (list, tuple)):
+        # Several yes/no label columns: one image, several labels (train/multilabel.py)
+        from .multilabel import finetune_multilabel
+
+        return finetune_multilabel(data, label, out=out, path=path, resume=resume, overwrite=overwrite,
+                                   images=images, **options)
     config = TrainConfig.from_options(**options)
     with runs.claim_run_dir(out, resume=resume, overwrite=overwrite) as folder:
         if resume and runs.is_complete(folder):
@@ -381,10 +389,14 @@ class Trainer:
                 if index == 0:
                     crash_point(f"epoch {epoch}: first batch")
                 total_loss += loss * len(batch_rows)
-                correct += int((logits.argmax(1) == targets).sum())
+                correct += self.batch_correct(logits, targets)
                 seen += len(batch_rows)
                 bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
         return total_loss / seen, correct / seen
+
+    def batch_correct(self, logits: torch.Tensor, targets: torch.Tensor) -> float:
+        """How many images of a batch were classified right (multi-label runs count the share of labels)."""
+        return int((logits.argmax(1) == targets).sum())
 
     def train_batch(self, batch_rows, epoch: int) -> torch.Tensor:
         """Augmented uint8 views of cached base images, seeded per (seed, epoch, image) — or, on the

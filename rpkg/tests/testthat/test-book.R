@@ -117,3 +117,16 @@ test_that("a photo through the first convolution: one map per filter, drawn on a
   expect_true(file.exists(maps$sheet))
   expect_output(print(maps), "32 maps of 112 x 112")
 })
+
+test_that("emotion_labels(multi_label = TRUE) keeps every emotion an image evokes; notices can be silenced", {
+  skip_if_no_engine()
+  scores <- data.frame(image_id = c("a", "b", "c"), path = c("a.jpg", "b.jpg", "c.jpg"),
+                       anger = c(6, 0, 1), fear = c(4, 0, 0), sadness = c(0, 8, 0))
+  labels <- emotion_labels(scores, emotions = c("anger", "fear", "sadness"), multi_label = TRUE)
+  expect_identical(labels$emotions, c("anger;fear", "sadness", ""))
+  expect_identical(labels$n_emotions, c(2L, 1L, 0L))
+  expect_identical(labels$fear, c(TRUE, FALSE, FALSE))
+  expect_identical(labels$path, scores$path)
+  expect_null(suppress_notices("commercial_tagger"))
+  expect_error(suppress_notices("faces"), regexp = "unknown notice")
+})
