@@ -353,7 +353,7 @@ def test_recipes_name_their_defaults_and_explicit_options_win():
 def test_book_recipe_fine_tunes_resnet18_from_imagenet_weights(fake_torchvision_release, sample_data, tmp_path):
     """recipe="book" is Listing 1's network: ResNet-18 with torchvision's ImageNet file (here a file named and
     served like torchvision's, on localhost), its choices on the run's record."""
-    run = iad.finetune(sample_data / "faces", out=tmp_path / "book", recipe="book", epochs=1, image_size=64,
+    run = iad.finetune(sample_data / "faces", out=tmp_path / "book", recipe="book", epochs=1, image_size=32,
                        progress=False)
     description = run.description
     assert (description["architecture"], description["library"]) == ("resnet18", "torchvision")
