@@ -144,6 +144,26 @@ def summarise(results: list[dict], contenders: list[str], sets: list[str]) -> st
     return markdown(rows, columns)
 
 
+def paired_differences(results: list[dict], contenders: list[str], sets: list[str]) -> str:
+    """Each contender against the first, seed by seed (same seed, same set): the mean difference in kept-model
+    accuracy, its standard deviation over seeds, and the seeds on which it was ahead, level or behind."""
+    rows = []
+    for name in sets:
+        base = {r["seed"]: r["kept_accuracy"] for r in results if r["set"] == name and r["contender"] == contenders[0]}
+        for contender in contenders[1:]:
+            mine = {r["seed"]: r["kept_accuracy"] for r in results if r["set"] == name and r["contender"] == contender}
+            differences = [mine[s] - base[s] for s in sorted(mine) if s in base]
+            if not differences:
+                continue
+            sd = statistics.stdev(differences) if len(differences) > 1 else 0.0
+            rows.append({"set": name, "contender": contender, "against": contenders[0], "seeds": len(differences),
+                         "mean difference": f"{statistics.mean(differences):+.3f} ± {sd:.3f}",
+                         "ahead / level / behind": f"{sum(d > 0 for d in differences)} / "
+                                                   f"{sum(d == 0 for d in differences)} / "
+                                                   f"{sum(d < 0 for d in differences)}"})
+    return markdown(rows, ["set", "contender", "against", "seeds", "mean difference", "ahead / level / behind"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: 3 epochs, seed 0 (decide, then run in full)")
@@ -154,7 +174,17 @@ def main() -> None:
     parser.add_argument("--contenders", default="loop,engine")
     parser.add_argument("--loop-workers", type=int, default=2, help="the loop's DataLoader worker processes")
     parser.add_argument("--log", default=None, help="append each run's result to this JSON-lines file")
+    parser.add_argument("--summarise", metavar="LOG", default=None,
+                        help="print the tables of a --log file (e.g. of a benchmark stopped early) and exit")
     args = parser.parse_args()
+    if args.summarise:
+        logged = [json.loads(line) for line in open(args.summarise) if line.strip()]
+        contenders = list(dict.fromkeys(r["contender"] for r in logged))
+        sets = list(dict.fromkeys(r["set"] for r in logged))
+        print(summarise(logged, contenders, sets))
+        print()
+        print(paired_differences(logged, contenders, sets))
+        return
     seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
     epochs = args.epochs or (3 if args.quick else 10)
     sets = [s.strip() for s in args.sets.split(",")]
