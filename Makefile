@@ -136,8 +136,9 @@ vignettes: python-deps r-deps
 	  IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render(commandArgs(TRUE)[1], quiet = TRUE)' $$rmd || exit 1; \
 	done
 
-# CI: knit the first vignette and the corrected-regression one at small settings (64 px, few epochs, a gold sample
-# of 60), and the VLM-coding one against its stand-in server on 127.0.0.1; fails if knitting fails.
+# CI: knit the first vignette, the corrected-regression one and section 3's (how a computer sees an image) at small
+# settings (64 px, few epochs, a gold sample of 60), and the VLM-coding one against its stand-in server on
+# 127.0.0.1; fails if knitting fails.
 vignette-ci: python-deps r-deps
 	@IMAGESASDATA_BUILD_VIGNETTES=false bash rpkg/tools/install.sh $(abspath $(PY)) $(CURDIR) build/r
 	@mkdir -p build/vignettes
@@ -147,6 +148,8 @@ vignette-ci: python-deps r-deps
 	@test -s build/vignettes/predicted-labels-regression.html && echo "knitted build/vignettes/predicted-labels-regression.html"
 	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("rpkg/vignettes/vlm-coding.Rmd", output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
 	@test -s build/vignettes/vlm-coding.html && echo "knitted build/vignettes/vlm-coding.html"
+	IMAGESASDATA_PYTHON=$(abspath $(PY)) Rscript -e 'rmarkdown::render("rpkg/vignettes/how-a-computer-sees.Rmd", params = list(epochs = 1, image_size = 64), output_dir = "build/vignettes", intermediates_dir = tempdir(), quiet = TRUE)'
+	@test -s build/vignettes/how-a-computer-sees.html && echo "knitted build/vignettes/how-a-computer-sees.html"
 
 benchmark: python-deps
 	$(PY) benchmarks/train_speed.py

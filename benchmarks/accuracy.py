@@ -11,6 +11,8 @@ Sets (all in the book's train/ val/ layout):
 
 Contenders:
   loop         the book's reference loop (ImageFolder, DataLoader workers, decoding every epoch)
+  loop[k=v]    the loop with one of its switches: head_init='normal' (the engine's N(0, 0.01) head),
+               channels_last=True (the engine's memory layout on CPUs)
   engine       imagesasdata.finetune() with its defaults
   engine[k=v;k=v]  the engine with options (values parsed as Python literals), e.g. engine[normalize='imagenet']
 
@@ -90,14 +92,14 @@ def parse_contender(spec: str) -> tuple[str, dict]:
             options[key.strip()] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
             options[key.strip()] = value.strip()
-    if match.group(1) == "loop" and options:
-        raise SystemExit("the loop takes no options: it is the book's recipe")
+    if match.group(1) == "loop" and set(options) - {"head_init", "channels_last"}:
+        raise SystemExit("the loop takes only head_init and channels_last: otherwise it is the book's recipe")
     return match.group(1), options
 
 
-def run_loop(data: Path, epochs: int, seed: int, workers: int) -> dict:
+def run_loop(data: Path, epochs: int, seed: int, workers: int, options: dict | None = None) -> dict:
     started = time.perf_counter()
-    result = reference_finetune(data, epochs=epochs, seed=seed, num_workers=workers)
+    result = reference_finetune(data, epochs=epochs, seed=seed, num_workers=workers, **(options or {}))
     seconds = time.perf_counter() - started
     # The loop keeps its best epoch's weights, so the kept model's accuracy is the best epoch's.
     return {"best_epoch_accuracy": result["val_accuracy"], "kept_accuracy": result["val_accuracy"], "seconds": seconds}
@@ -142,6 +144,26 @@ def summarise(results: list[dict], contenders: list[str], sets: list[str]) -> st
     return markdown(rows, columns)
 
 
+def paired_differences(results: list[dict], contenders: list[str], sets: list[str]) -> str:
+    """Each contender against the first, seed by seed (same seed, same set): the mean difference in kept-model
+    accuracy, its standard deviation over seeds, and the seeds on which it was ahead, level or behind."""
+    rows = []
+    for name in sets:
+        base = {r["seed"]: r["kept_accuracy"] for r in results if r["set"] == name and r["contender"] == contenders[0]}
+        for contender in contenders[1:]:
+            mine = {r["seed"]: r["kept_accuracy"] for r in results if r["set"] == name and r["contender"] == contender}
+            differences = [mine[s] - base[s] for s in sorted(mine) if s in base]
+            if not differences:
+                continue
+            sd = statistics.stdev(differences) if len(differences) > 1 else 0.0
+            rows.append({"set": name, "contender": contender, "against": contenders[0], "seeds": len(differences),
+                         "mean difference": f"{statistics.mean(differences):+.3f} ± {sd:.3f}",
+                         "ahead / level / behind": f"{sum(d > 0 for d in differences)} / "
+                                                   f"{sum(d == 0 for d in differences)} / "
+                                                   f"{sum(d < 0 for d in differences)}"})
+    return markdown(rows, ["set", "contender", "against", "seeds", "mean difference", "ahead / level / behind"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: 3 epochs, seed 0 (decide, then run in full)")
@@ -152,7 +174,17 @@ def main() -> None:
     parser.add_argument("--contenders", default="loop,engine")
     parser.add_argument("--loop-workers", type=int, default=2, help="the loop's DataLoader worker processes")
     parser.add_argument("--log", default=None, help="append each run's result to this JSON-lines file")
+    parser.add_argument("--summarise", metavar="LOG", default=None,
+                        help="print the tables of a --log file (e.g. of a benchmark stopped early) and exit")
     args = parser.parse_args()
+    if args.summarise:
+        logged = [json.loads(line) for line in open(args.summarise) if line.strip()]
+        contenders = list(dict.fromkeys(r["contender"] for r in logged))
+        sets = list(dict.fromkeys(r["set"] for r in logged))
+        print(summarise(logged, contenders, sets))
+        print()
+        print(paired_differences(logged, contenders, sets))
+        return
     seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
     epochs = args.epochs or (3 if args.quick else 10)
     sets = [s.strip() for s in args.sets.split(",")]
@@ -170,7 +202,7 @@ def main() -> None:
                 for contender in contenders:
                     kind, options = parsed[contender]
                     if kind == "loop":
-                        outcome = run_loop(data[name], epochs, seed, args.loop_workers)
+                        outcome = run_loop(data[name], epochs, seed, args.loop_workers, options)
                     else:
                         outcome = run_engine(data[name], epochs, seed, options, work)
                     result = {"set": name, "contender": contender, "seed": seed, "epochs": epochs, **outcome}

@@ -6,6 +6,11 @@ for training, Resize(256) + CenterCrop(224) for validation, ImageNet normalisati
 rate 0.001, momentum 0.9), StepLR (step size 7, gamma 0.1), the best validation epoch kept — here by value (the
 original keeps a live reference, a bug that does not change its speed). The backbone is the same offline ImageNet
 EfficientNet-Lite0 the engine uses, so the two are compared on equal terms.
+
+Two switches exist only to separate the differences between this loop and the engine's recipe="book" one at a
+time (benchmarks/accuracy.py, "Where the gap came from"): head_init="normal" draws the new last layer from
+N(0, 0.01) with zero bias, as the engine does (the loop's own: nn.Linear's default initialisation); channels_last
+=True runs the network in the channels-last memory layout, as the engine does on CPUs.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import torch.nn as nn
 from torchvision import datasets, transforms
 
 
-def reference_model(num_classes: int, architecture: str = "efficientnet_lite0") -> nn.Module:
+def reference_model(num_classes: int, architecture: str = "efficientnet_lite0", head_init: str = "pytorch") -> nn.Module:
     import timm
 
     from imagesasdata.model.backbones import efficientnet_lite0_state
@@ -32,12 +37,19 @@ def reference_model(num_classes: int, architecture: str = "efficientnet_lite0") 
 
         model = torchvision.models.get_model(architecture, weights=None)
         model.fc = nn.Linear(model.fc.in_features, num_classes)
+    if head_init == "normal":
+        head = model.classifier if architecture == "efficientnet_lite0" else model.fc
+        nn.init.normal_(head.weight, mean=0.0, std=0.01)
+        nn.init.zeros_(head.bias)
+    elif head_init != "pytorch":
+        raise ValueError(f"head_init={head_init!r}: 'pytorch' (the loop's own) or 'normal'")
     return model
 
 
 def reference_finetune(data_dir, epochs: int = 25, batch_size: int = 4, learning_rate: float = 0.001,
                        momentum: float = 0.9, seed: int = 0, num_workers: int = 2, image_size: int = 224,
-                       architecture: str = "efficientnet_lite0") -> dict:
+                       architecture: str = "efficientnet_lite0", head_init: str = "pytorch",
+                       channels_last: bool = False) -> dict:
     """Train as the book does; return wall seconds, best validation accuracy and per-epoch seconds."""
     torch.manual_seed(seed)
     resize = round(image_size * 256 / 224)
@@ -52,7 +64,9 @@ def reference_finetune(data_dir, epochs: int = 25, batch_size: int = 4, learning
     loaders = {x: torch.utils.data.DataLoader(image_datasets[x], batch_size=batch_size, shuffle=True,
                                               num_workers=num_workers) for x in ("train", "val")}
     sizes = {x: len(image_datasets[x]) for x in ("train", "val")}
-    model = reference_model(len(image_datasets["train"].classes), architecture)
+    model = reference_model(len(image_datasets["train"].classes), architecture, head_init)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=7, gamma=0.1)
@@ -64,6 +78,7 @@ def reference_finetune(data_dir, epochs: int = 25, batch_size: int = 4, learning
             model.train() if phase == "train" else model.eval()
             corrects = 0
             for inputs, labels in loaders[phase]:
+                inputs = inputs.contiguous(memory_format=layout)
                 optimizer.zero_grad()
                 with torch.set_grad_enabled(phase == "train"):
                     outputs = model(inputs)

@@ -146,3 +146,40 @@ def imagenet_examples(folder: Path) -> list[tuple[Path, set]]:
     examples.append((tweets / "ex_1.jpg", {504, 968}))                 # a C-SPAN coffee mug
     examples.append((tweets / "ex_3.jpg", {921, 917}))                 # a TIME cover: book jacket, comic book
     return examples
+
+
+@pytest.fixture()
+def fake_torchvision_release(tmp_path, monkeypatch):
+    """A resnet18 weights file named like torchvision's (name-<sha256 prefix>.pth), served over real HTTP on
+    localhost, and TORCH_HOME pointed at an empty cache."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    import torch
+    import torchvision
+
+    import imagesasdata.model.backbones as backbones
+    from imagesasdata.model.backbones import create_backbone
+
+    torch.manual_seed(1)
+    reference = create_backbone("resnet18", weights=None, num_classes=2).model
+
+    model = torchvision.models.resnet18(weights=None)
+    served = tmp_path / "served"
+    served.mkdir()
+    temporary = served / "resnet18.pth"
+    torch.save(model.state_dict(), temporary)
+    digest = hashlib.sha256(temporary.read_bytes()).hexdigest()[:8]
+    release = served / f"resnet18-{digest}.pth"
+    temporary.rename(release)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{release.name}"
+    monkeypatch.setattr(backbones, "IMAGENET_URL", lambda name: url)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    yield {"model": model, "release": release, "cache": tmp_path / "torch_home" / "hub" / "checkpoints" / release.name,
+           "reference": reference}
+    server.shutdown()

@@ -474,3 +474,34 @@ def test_cli_dry_run_sends_nothing(server, rekognition_examples, tmp_path, capsy
     assert recorder.requests == 0
     assert main(["rekognition-labels", str(rekognition_examples), "--endpoint-url", url]) == 1   # no --out
     assert "--out" in capsys.readouterr().err
+
+
+def test_a_notice_says_once_what_leaves_the_machine_and_every_table_records_it(server, faces, rekognition_examples,
+                                                                               tmp_path, capsys, monkeypatch):
+    """Section 8: the first call that sends images prints what is sent and what AWS documents about keeping it;
+    later calls stay quiet; every table that came from a call that sent images records the notice; answers from
+    the cache send nothing and carry none. Celebrity recognition adds the face-identification notice."""
+    from imagesasdata import notices
+
+    url, _ = server
+    monkeypatch.setattr(notices, "_shown", set())
+    monkeypatch.setattr(notices, "_suppressed", set())
+    monkeypatch.delenv(notices.QUIET_ENV, raising=False)
+    first = iad.rekognition_labels(faces, endpoint_url=url, cache=tmp_path / "a", progress=False)
+    printed = capsys.readouterr().err
+    assert printed.count("imagesasdata notice (commercial_tagger") == 1
+    assert "EXIF" in printed and notices.AI_OPT_OUT_URL in printed and "us-east-1" in printed
+    assert [(r["notice"], r["shown"]) for r in notices.recorded(first)] == [("commercial_tagger", True)]
+    second = iad.rekognition_labels(rekognition_examples, endpoint_url=url, cache=tmp_path / "b", progress=False)
+    assert "imagesasdata notice" not in capsys.readouterr().err
+    assert [(r["notice"], r["shown"]) for r in notices.recorded(second)] == [("commercial_tagger", False)]
+    cached = iad.rekognition_labels(faces, endpoint_url=url, cache=tmp_path / "a", progress=False)
+    assert notices.recorded(cached) == []
+    monkeypatch.setenv(notices.QUIET_ENV, "commercial_tagger")
+    celebrities = iad.rekognition_celebrities(rekognition_examples, endpoint_url=url, cache=tmp_path / "c",
+                                              progress=False)
+    printed = capsys.readouterr().err
+    assert "(commercial_tagger" not in printed and printed.count("imagesasdata notice (face_identification") == 1
+    assert [r["notice"] for r in notices.recorded(celebrities)] == ["commercial_tagger", "face_identification"]
+    iad.suppress_notices()
+    assert notices.notice("face_identification")["shown"] is False

@@ -2,11 +2,6 @@
 the offline ImageNet EfficientNet-Lite0, torchvision's ImageNet files (downloaded once, or from a pre-filled
 cache with no network), local safetensors files, and refusals of files that could run code or do not fit."""
 
-import functools
-import hashlib
-import http.server
-import threading
-
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -129,31 +124,7 @@ def test_offline_imagenet_lite0_as_a_backbone():
 
 # ------------------------------------------------------------------ torchvision "imagenet": download and cache
 
-@pytest.fixture()
-def fake_torchvision_release(tmp_path, monkeypatch):
-    """A resnet18 weights file named like torchvision's (name-<sha256 prefix>.pth), served over real HTTP on
-    localhost, and TORCH_HOME pointed at an empty cache."""
-    torch.manual_seed(1)
-    reference = create_backbone("resnet18", weights=None, num_classes=2).model
-    import torchvision
-
-    model = torchvision.models.resnet18(weights=None)
-    served = tmp_path / "served"
-    served.mkdir()
-    temporary = served / "resnet18.pth"
-    torch.save(model.state_dict(), temporary)
-    digest = hashlib.sha256(temporary.read_bytes()).hexdigest()[:8]
-    release = served / f"resnet18-{digest}.pth"
-    temporary.rename(release)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/{release.name}"
-    monkeypatch.setattr(backbones, "IMAGENET_URL", lambda name: url)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    yield {"model": model, "release": release, "cache": tmp_path / "torch_home" / "hub" / "checkpoints" / release.name,
-           "reference": reference}
-    server.shutdown()
+# fake_torchvision_release: tests/conftest.py (the book recipe's tests use it too)
 
 
 def test_imagenet_weights_download_once_then_work_offline(fake_torchvision_release, monkeypatch):

@@ -229,3 +229,25 @@ def test_face_crops_skip_images_without_faces_with_a_reason(tmp_path, orl_faces,
     assert [s["image_id"] for s in skipped] == ["people/mug.jpg"] and "no face found" in skipped[0]["reason"]
     with pytest.raises(ImagesAsDataError, match="overwrite"):
         iad.face_crops(source, tmp_path / "crops", progress=False)
+
+
+@pytest.mark.trains
+def test_identifying_faces_gives_a_one_time_notice_that_the_output_records(face_run, orl_faces, tmp_path, capsys,
+                                                                           monkeypatch):
+    """Section 8's surveillance concern: the first identification of a session prints the notice; the next is
+    quiet; both results record it (in .notices and in their tables' metadata)."""
+    from imagesasdata import notices
+
+    monkeypatch.setattr(notices, "_shown", set())
+    monkeypatch.setattr(notices, "_suppressed", set())
+    monkeypatch.delenv(notices.QUIET_ENV, raising=False)
+    _, run = face_run
+    shutil.copy(orl_faces / "s1" / "10.pgm", tmp_path / "s1.pgm")
+    first = iad.classify_faces(run, tmp_path, progress=False)
+    printed = capsys.readouterr().err
+    assert printed.count("imagesasdata notice (face_identification") == 1 and "surveillance" in printed
+    again = iad.classify_faces(run, tmp_path, progress=False)
+    assert "imagesasdata notice" not in capsys.readouterr().err
+    assert [(r["notice"], r["shown"]) for r in first.notices] == [("face_identification", True)]
+    assert [(r["notice"], r["shown"]) for r in notices.recorded(again.faces)] == [("face_identification", False)]
+    assert notices.recorded(again.images) == again.notices

@@ -3,6 +3,7 @@ the kept weights are the best epoch's (by value), runs are reproducible, resumab
 
 import shutil
 import warnings
+from collections import Counter
 
 import numpy as np
 import pyarrow as pa
@@ -231,6 +232,24 @@ def test_test_split_is_evaluated_once_and_reported_separately(sample_data, tmp_p
 
 
 @pytest.mark.trains
+def test_a_test_split_by_default_when_every_class_is_large_enough(orl_faces, tmp_path):
+    """Two classes of 20 real photos: test_fraction's default holds out 2 of each as a test split, scored once; the
+    sample's classes of 8 get none, and the run says why and that its validation metrics are optimistic."""
+    table = pa.table({"path": [str(orl_faces / f"s{p}" / f"{k}.pgm") for p in range(1, 5) for k in range(1, 11)],
+                      "label": ["a" if p <= 2 else "b" for p in range(1, 5) for k in range(1, 11)]})
+    options = dict(image_size=32, epochs=1, freeze="backbone", augment_crop=False, progress=False)
+    run = iad.finetune(table, out=tmp_path / "large", **options)
+    assert Counter(run.splits["split"].to_pylist()) == {"train": 28, "val": 8, "test": 4}
+    assert set(run.metrics["split"].to_pylist()) == {"val", "test"}
+    assert run.description["test_split"] == {"fraction": 0.1, "images": 4, "why_none": None}
+    assert "val: optimistic (this split chose the kept epoch); test: held out, scored once" in repr(run)
+    small = iad.finetune(table.slice(0, 30), out=tmp_path / "small", **options)   # a: 20, b: 10
+    assert "test" not in small.splits["split"].to_pylist()
+    assert "b (10)" in small.description["test_split"]["why_none"]
+    assert "no test split: a test split needs at least 20 images in every class" in repr(small)
+
+
+@pytest.mark.trains
 def test_early_stopping(sample_data, tmp_path, monkeypatch):
     """Patience 2: training stops two epochs after the last improvement of the validation loss. From epoch 2 on
     every epoch is wrecked before validation (loss ~25, far above any trained epoch's), so the loss improves only
@@ -307,9 +326,14 @@ def test_head_epochs_are_the_same_with_or_without_the_cache(sample_data, tmp_pat
     for one, two in zip(first.history.to_pylist(), second.history.to_pylist()):
         assert one["loss"] == pytest.approx(two["loss"], rel=1e-5)
     assert first.description["hyperparameters"]["head_epochs"] == 3
-    book = iad.finetune(sample_data / "faces", out=tmp_path / "c", recipe="book", **TINY)
+    # The book's recipe on the offline backbone: the override is on the record.
+    book = iad.finetune(sample_data / "faces", out=tmp_path / "c", recipe="book", architecture="efficientnet_lite0",
+                        **TINY)
     assert book.description["hyperparameters"]["head_epochs"] == 0
     assert book.description["preprocessing"]["mean"] == list(IMAGENET_MEAN)
+    assert book.description["recipe"] == {
+        "name": "book", "chose": {"normalize": "imagenet", "head_epochs": 0},
+        "overridden": {"architecture": {"recipe": "resnet18", "used": "efficientnet_lite0"}}}
     with pytest.raises(ImagesAsDataError, match="head_epochs=-1"):
         iad.finetune(sample_data / "faces", head_epochs=-1)
 
@@ -318,9 +342,20 @@ def test_recipes_name_their_defaults_and_explicit_options_win():
     from imagesasdata.train.config import TrainConfig
 
     engine = TrainConfig()
-    assert (engine.recipe, engine.head_epochs, engine.normalize) == ("head-first", 10, "imagenet")
-    book = TrainConfig.from_options(recipe="book")          # Listing 1 as printed
-    assert (book.head_epochs, book.normalize) == (0, "imagenet")
+    assert (engine.recipe, engine.architecture, engine.head_epochs, engine.normalize) == \
+        ("head-first", "efficientnet_lite0", 10, "imagenet")
+    book = TrainConfig.from_options(recipe="book")          # Listing 1
+    assert (book.architecture, book.weights, book.head_epochs, book.normalize) == ("resnet18", "imagenet", 0, "imagenet")
+    # ... and every other option at the book's value: 25 epochs, batch 4, SGD 0.001 / 0.9, StepLR 7 / 0.1, random
+    # resized crops and flips, Resize 256 + CenterCrop 224 (the architecture's 224), a N(0, 0.01) head.
+    listing_1 = {"epochs": 25, "batch_size": 4, "optimizer": "sgd", "learning_rate": 0.001, "momentum": 0.9,
+                 "weight_decay": 0.0, "step_size": 7, "gamma": 0.1, "augment_crop": True, "augment_flip": True,
+                 "resize": "rescale-crop", "image_size": None, "resize_size": None, "head_init": "normal",
+                 "freeze": "none", "select_on": "accuracy", "val_fraction": 0.2}
+    assert {k: getattr(book, k) for k in listing_1} == listing_1
+    assert TrainConfig.from_options(recipe="book", architecture="vgg16").architecture == "vgg16"
+    with pytest.raises(ImagesAsDataError, match="head_init='uniform': choose one of normal, pytorch"):
+        TrainConfig.from_options(head_init="uniform")
     assert TrainConfig.from_options(recipe="book", head_epochs=2, normalize="backbone").head_epochs == 2
     assert TrainConfig.from_options(head_epochs=0).normalize == "imagenet"
     with pytest.raises(ImagesAsDataError, match="recipe='bok': choose one of head-first, book. Did you mean 'book'"):
@@ -349,3 +384,49 @@ def test_progress_epochs_writes_a_line_per_epoch_and_no_bar(tiny_faces, tmp_path
     iad.finetune(tiny_faces, out=tmp_path / "silent", progress=False, **options)
     captured = capsys.readouterr()
     assert "epoch" not in captured.out and "epoch" not in captured.err
+
+
+@pytest.mark.trains
+def test_book_recipe_fine_tunes_resnet18_from_imagenet_weights(fake_torchvision_release, sample_data, tmp_path):
+    """recipe="book" is Listing 1's network: ResNet-18 with torchvision's ImageNet file (here a file named and
+    served like torchvision's, on localhost), its choices on the run's record."""
+    run = iad.finetune(sample_data / "faces", out=tmp_path / "book", recipe="book", epochs=1, image_size=32,
+                       progress=False)
+    description = run.description
+    assert (description["architecture"], description["library"]) == ("resnet18", "torchvision")
+    assert description["weights"].startswith("torchvision:ResNet18_Weights")
+    assert description["recipe"] == {"name": "book", "overridden": {},
+                                     "chose": {"architecture": "resnet18", "normalize": "imagenet", "head_epochs": 0}}
+    assert description["hyperparameters"]["head_init"] == "normal"
+    assert fake_torchvision_release["cache"].exists()
+
+
+@pytest.mark.trains
+def test_book_recipe_without_its_weights_says_how_to_get_them(fake_torchvision_release, sample_data, tmp_path,
+                                                               monkeypatch):
+    """Offline, with an empty cache: no silent swap of the network, but an error that names the cache, a local
+    file, and the one option that runs the recipe on the offline backbone."""
+    import imagesasdata.model.backbones as backbones
+
+    monkeypatch.setattr(backbones, "IMAGENET_URL", lambda name: "http://127.0.0.1:9/resnet18-f37072fd.pth")
+    with pytest.raises(ImagesAsDataError, match=r"recipe='book' fine-tunes resnet18 from ImageNet weights.*"
+                                                r"copy that file to .*checkpoints.*weights='/path/to/.*"
+                                                r"pass architecture='efficientnet_lite0'"):
+        iad.finetune(sample_data / "faces", out=tmp_path / "offline", recipe="book", epochs=1, image_size=64,
+                     progress=False)
+
+
+def test_head_initialisations():
+    """normal: N(0, 0.01) and zero bias (the book); pytorch: nn.Linear's own uniform draw, bias included."""
+    import torch
+
+    from imagesasdata.model.backbones import create_backbone
+
+    torch.manual_seed(0)
+    normal = create_backbone("resnet18", None, num_classes=40).model.fc.requires_grad_(False)
+    assert abs(float(normal.weight.std()) - 0.01) < 0.001 and not normal.bias.any()
+    pytorch = create_backbone("resnet18", None, num_classes=40, head_init="pytorch").model.fc.requires_grad_(False)
+    bound = 1 / 512 ** 0.5
+    assert float(pytorch.weight.abs().max()) <= bound and float(pytorch.weight.std()) > 0.015
+    assert pytorch.bias.abs().max() > 0
+

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from imagesasdata.errors import ImagesAsDataError
-from imagesasdata.data.splits import split_table
+from imagesasdata.data.splits import choose_test_fraction, split_table
 
 
 def table_of(labels, groups=None):
@@ -79,3 +79,26 @@ def test_given_splits_are_kept():
 def test_bad_fractions(options, message):
     with pytest.raises(ImagesAsDataError, match=message):
         split_table(table_of(["a", "b"] * 5), **options)
+
+
+def test_a_test_split_by_default_only_when_every_class_has_enough_images():
+    """test_fraction=None ("auto"): 10% when every class has at least 20 images; otherwise none, and why."""
+    assert choose_test_fraction(table_of(["a"] * 20 + ["b"] * 30), None) == (0.1, None)
+    fraction, why = choose_test_fraction(table_of(["a"] * 19 + ["b"] * 30), None)
+    assert fraction == 0 and "at least 20 images in every class" in why and "a (19)" in why and "b (" not in why
+    # balancing shrinks every class to the smallest first
+    assert choose_test_fraction(table_of(["a"] * 25 + ["b"] * 100), None, balance=True) == (0.1, None)
+    # a number given is used as given
+    assert choose_test_fraction(table_of(["a"] * 5 + ["b"] * 5), 0.25) == (0.25, None)
+    assert choose_test_fraction(table_of(["a"] * 50 + ["b"] * 50), 0.0)[1] == "test_fraction=0 was asked for"
+    assert choose_test_fraction(table_of(["a"] * 50 + ["b"] * 50), None, val_fraction=0.9)[0] == 0
+    # data that come split keep their splits: a test split only if they have one
+    given = table_of(["a", "b"] * 30).set_column(3, "split", pa.array(["train", "val"] * 30))
+    fraction, why = choose_test_fraction(given, None)
+    assert fraction == 0 and "already split" in why
+    with_test = given.set_column(3, "split", pa.array(["train", "val", "test", "train"] * 15))
+    assert choose_test_fraction(with_test, None) == (0.0, None)
+    # with the auto fraction, each class of 20 keeps 2 test, 4 val and 14 training images
+    result = split_table(table_of(["a"] * 20 + ["b"] * 20), test_fraction=0.1)
+    assert counts(result) == {(s, c): n for c in "ab" for s, n in (("train", 14), ("val", 4), ("test", 2))}
+

@@ -17,9 +17,11 @@ __version__ = "0.1.0"
 # torch; preparing a corpus never does; torch arrives with the first model.
 _PUBLIC = {
     "errors": ("BadImageError", "ImagesAsDataError"),
+    "notices": ("suppress_notices",),
     "io.images": ("open_rgb",),
     "data.table": ("image_table",),
     "data.splits": ("split_table",),
+    "data.summary": ("data_summary",),
     "prepare.annotations": ("aggregate_annotations", "annotation_reliability"),
     "prepare.dedupe": ("contact_sheet", "duplicate_groups", "duplicate_thumbnails", "find_duplicates", "image_hashes"),
     "prepare.emotions": ("emotion_cooccurrence", "emotion_counts", "emotion_labels", "emotion_max_class"),
@@ -37,6 +39,8 @@ _PUBLIC = {
     "explore.maps": ("embedding_clusters", "embedding_map", "nearest_images"),
     "explore.sheets": ("cluster_sheets",),
     "explore.selection": ("rank_for_labelling", "uncertainty_scores"),
+    "teach.seeing": ("activation_table", "convolution_steps", "convolve", "image_array", "max_pool",
+                     "network_arithmetic", "pixel_table", "pooling_steps"),
     "analysis.calibration": ("calibration_table",),
     "analysis.estimators": ("CorrectedGLM", "corrected_glm", "corrected_prevalence"),
     "analysis.gold": ("draw_gold_sample", "gold_metrics", "read_coding_sheet", "write_coding_sheet"),
@@ -52,6 +56,7 @@ _PUBLIC = {
     "infer.heatmaps": ("heatmap_layers", "heatmaps", "top_loss_heatmaps"),
     "infer.embeddings": ("image_embeddings",),
     "infer.selection": ("pool_predictions", "select_images"),
+    "infer.feature_maps": ("feature_maps",),
     "train.config": ("TrainConfig",),
     "train.trainer": ("finetune",),
     "train.grids": ("grid_summary", "load_grid", "tune", "tune_tasks"),
@@ -103,6 +108,7 @@ def sample_data() -> Path:
 
 __all__ = [
     "BOOK_ARCHITECTURES", "BadImageError", "ImagesAsDataError", "Interpretation", "Run", "TrainConfig",
+    "suppress_notices",
     "classification_metrics",
     "create_backbone", "evaluate", "finetune", "image_table", "list_architectures", "load_run", "metrics_from_counts",
     "open_rgb", "predict", "sample_data", "split_table",
@@ -115,8 +121,11 @@ __all__ = [
     "aggregate_annotations", "annotation_reliability", "contact_sheet", "duplicate_groups", "duplicate_thumbnails",
     "emotion_cooccurrence", "emotion_counts", "emotion_labels", "emotion_max_class", "filter_small", "find_duplicates",
     "image_hashes", "image_inventory", "split_images", "write_layout",
-    # hyperparameter grids (section 7)
-    "grid_summary", "load_grid", "lr_find", "tune", "tune_tasks",
+    # how a computer sees an image (section 3): pixels, a small network, convolution, pooling, feature maps
+    "activation_table", "convolution_steps", "convolve", "feature_maps", "image_array", "max_pool",
+    "network_arithmetic", "pixel_table", "pooling_steps",
+    # hyperparameter grids and the data per task (section 7: Tables 7.1, 7.2)
+    "data_summary", "grid_summary", "load_grid", "lr_find", "tune", "tune_tasks",
     # labelling a large corpus (resumable shards; local or on Ray)
     "label_corpus", "load_labelling", "read_manifest",
     # beyond one label per image: faces, text in images, a sensitive-content prescreen, video, sharing

@@ -282,19 +282,27 @@ annotation_reliability <- function(annotations, value = "label", image = "image_
 #' @param seed Random seed for the negatives.
 #' @param image The column naming the image.
 #' @param score_range `c(low, high)` of the scale (scores outside it are an error); `NULL` for none.
+#' @param multi_label `TRUE`: instead, every image once with every emotion it evokes (score at least `min_score`)
+#'   -- one image, several emotions, as half of the book's images do. `min_margin`, `negative_max` and `balance`
+#'   then do not apply. The engine's `finetune(table, label = emotions)` trains one sigmoid output per emotion on it.
 #' @return A tibble, one row per emotion x selected image: `emotion`, `image_id`, `label` (a factor: negative,
 #'   positive), `score`, `margin` (over the second-highest emotion), then the other columns of `scores` (path, ...)
-#'   so that, filtered to one emotion, it goes straight to [split_images()] or [write_layout()].
+#'   so that, filtered to one emotion, it goes straight to [split_images()] or [write_layout()]. With
+#'   `multi_label = TRUE`, one row per image: `image_id`, a logical column per emotion, `n_emotions`, `emotions`
+#'   (those evoked, separated by ";"), then the other columns of `scores`.
 #' @seealso [emotion_counts()], [emotion_cooccurrence()], [emotion_max_class()]
 #' @export
 emotion_labels <- function(scores, emotions = NULL, min_score = 3, min_margin = 3, negative_max = 0, balance = TRUE,
-                           seed = 0L, image = "image_id", score_range = c(0, 10)) {
+                           seed = 0L, image = "image_id", score_range = c(0, 10), multi_label = FALSE) {
+  multi_label <- arg_flag(multi_label, "multi_label")
   result <- engine_call(
     engine()$emotion_labels, arg_table(scores, "scores"), emotions = arg_strings(emotions, "emotions", null = TRUE),
     min_score = arg_number(min_score, "min_score"), min_margin = arg_number(min_margin, "min_margin"),
     negative_max = arg_number(negative_max, "negative_max"), balance = arg_flag(balance, "balance"),
-    seed = arg_count(seed, "seed"), image = arg_string(image, "image"), score_range = arg_range(score_range, "score_range")
+    seed = arg_count(seed, "seed"), image = arg_string(image, "image"), score_range = arg_range(score_range, "score_range"),
+    multi_label = multi_label
   )
+  if (multi_label) return(as_tibble_engine(result))
   as_tibble_engine(result, factors = "label", levels = c("positive", "negative"))   # the event first, as in R
 }
 

@@ -13,7 +13,8 @@
 #'
 #' By default (`recipe = "head-first"`) the new last layer first trains alone for 10 epochs on features computed
 #' once, which costs about one pass over the training images and was more accurate at equal epochs on every set
-#' we measured; `recipe = "book"` runs the book's Listing 1 as printed.
+#' we measured; `recipe = "book"` runs the book's Listing 1 (ResNet-18 from ImageNet weights, the whole network
+#' fine-tuned from the first step).
 #'
 #' @param data The labelled images: a folder of class folders (`faces/s1/1.png`, ...); a folder in the book's
 #'   layout (`train/<class>/`, `val/<class>/`, optionally `test/<class>/`); a CSV or Parquet file; or a data
@@ -29,7 +30,8 @@
 #'   touched, and a folder holding other files is never written into.
 #' @param architecture network to fine-tune: a torchvision name from the book's Table 4.1 (resnet18, vgg16,
 #'   densenet121, inception_v3, …), any timm model, or efficientnet_lite0 (ImageNet weights installed, works
-#'   offline).
+#'   offline); default: the recipe's (efficientnet_lite0 for head-first, resnet18 for book). `NULL` for the
+#'   recipe's.
 #' @param weights starting weights: 'imagenet' (pretrained; downloaded once and cached), a .safetensors file,
 #'   or 'none'. In R, `NULL` means 'none'.
 #' @param image_size side in pixels of the square the network sees (default: the architecture's own, 224; 299
@@ -38,8 +40,11 @@
 #'   CenterCrop 224).
 #' @param resize_size side of the square before the final crop (default 256/224 × image_size for rescale-crop).
 #'   `NULL` for the default.
-#' @param recipe named defaults for normalize and head_epochs: 'head-first' (train the new last layer alone
-#'   first, then everything; more accurate at equal epochs in our benchmarks) or 'book' (Listing 1 as printed).
+#' @param recipe named defaults for architecture, normalize and head_epochs: 'head-first' (efficientnet_lite0;
+#'   train the new last layer alone first, then everything; more accurate at equal epochs in our benchmarks) or
+#'   'book' (Listing 1: resnet18 with ImageNet weights, everything fine-tuned from the first step). Offline,
+#'   `recipe = "book"` stops with an error saying how to get ResNet-18's weights; add
+#'   `architecture = "efficientnet_lite0"` to run the book's recipe on the offline backbone.
 #' @param normalize pixel normalisation: 'backbone' (the statistics the weights were trained with), 'imagenet' (the
 #'   book's), or 'train' (mean and standard deviation of your training images); default: the recipe's. `NULL`
 #'   for the recipe's.
@@ -47,7 +52,8 @@
 #'   (RandomResizedCrop).
 #' @param augment_flip training augmentation: mirror half the images left-right.
 #' @param val_fraction share of each class held out for validation, used to choose the epoch (the book: 0.2).
-#' @param test_fraction share of each class held out as a test set, evaluated once at the end (e.g. 0.1).
+#' @param test_fraction share of each class held out as a test set, evaluated once at the end; default: 0.1 when
+#'   every class has at least 20 images, else none (the run says why). `NULL` for that default.
 #' @param balance downsample every class to the size of the smallest before splitting.
 #' @param group a column of group ids (e.g. near-duplicate groups); a group never straddles two splits. `NULL`
 #'   for none.
@@ -63,6 +69,8 @@
 #' @param weight_decay L2 penalty on the weights (0 in the book).
 #' @param step_size StepLR: every step_size epochs the learning rate is multiplied by gamma (the book: 7).
 #' @param gamma StepLR: factor applied to the learning rate every step_size epochs (the book: 0.1).
+#' @param head_init how the new last layer starts: 'normal' (weights from N(0, 0.01), bias 0; the book) or
+#'   'pytorch' (nn.Linear's own uniform initialisation, as PyTorch's transfer-learning tutorial).
 #' @param dropout probability of zeroing a feature before the new last layer during training (0 = none).
 #' @param head_epochs epochs of training only the new last layer, on features computed once, before the whole
 #'   network is fine-tuned (the book: 0); costs about one forward pass over the training images; default: the
@@ -121,12 +129,13 @@
 #' augment(binary, image_table(file.path(sample_data(), "new_images")))
 #' }
 finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = FALSE, overwrite = FALSE,
-                         architecture = "efficientnet_lite0", weights = "imagenet", image_size = NULL,
+                         architecture = NULL, weights = "imagenet", image_size = NULL,
                          resize = "rescale-crop", resize_size = NULL, recipe = "head-first", normalize = NULL,
-                         augment_crop = TRUE, augment_flip = TRUE, val_fraction = 0.2, test_fraction = 0,
+                         augment_crop = TRUE, augment_flip = TRUE, val_fraction = 0.2, test_fraction = NULL,
                          balance = FALSE, group = NULL, seed = 0L, epochs = 25L, batch_size = 4L,
                          optimizer = "sgd", learning_rate = 0.001, momentum = 0.9, weight_decay = 0,
-                         step_size = 7L, gamma = 0.1, dropout = 0, head_epochs = NULL, freeze = "none",
+                         step_size = 7L, gamma = 0.1, head_init = "normal", dropout = 0, head_epochs = NULL,
+                         freeze = "none",
                          patience = NULL, select_on = "accuracy", positive_class = NULL, class_order = NULL,
                          device = "auto", precision = "auto", channels_last = "auto", cache = "auto",
                          feature_cache = "auto", num_workers = NULL, progress = "epochs") {
@@ -139,19 +148,19 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
   run <- run_in_folder(out, "imagesasdata-run-", function(folder) engine_call(
     engine()$finetune, labelled$images, out = folder, label = labelled$label, path = labelled$path,
     resume = arg_flag(resume, "resume"), overwrite = arg_flag(overwrite, "overwrite"),
-    architecture = arg_string(architecture, "architecture"),
+    architecture = arg_string(architecture, "architecture", null = TRUE),
     weights = arg_string(weights, "weights", null = TRUE) %||% "none",
     image_size = arg_count(image_size, "image_size", null = TRUE),
     resize = arg_string(resize, "resize"), resize_size = arg_count(resize_size, "resize_size", null = TRUE),
     recipe = arg_string(recipe, "recipe"), normalize = arg_string(normalize, "normalize", null = TRUE),
     augment_crop = arg_flag(augment_crop, "augment_crop"), augment_flip = arg_flag(augment_flip, "augment_flip"),
-    val_fraction = arg_number(val_fraction, "val_fraction"), test_fraction = arg_number(test_fraction, "test_fraction"),
+    val_fraction = arg_number(val_fraction, "val_fraction"), test_fraction = arg_number(test_fraction, "test_fraction", null = TRUE),
     balance = arg_flag(balance, "balance"), group = group,
     seed = arg_count(seed, "seed"), epochs = arg_count(epochs, "epochs"), batch_size = arg_count(batch_size, "batch_size"),
     optimizer = arg_string(optimizer, "optimizer"), learning_rate = arg_number(learning_rate, "learning_rate"),
     momentum = arg_number(momentum, "momentum"), weight_decay = arg_number(weight_decay, "weight_decay"),
     step_size = arg_count(step_size, "step_size"), gamma = arg_number(gamma, "gamma"),
-    dropout = arg_number(dropout, "dropout"), head_epochs = arg_count(head_epochs, "head_epochs", null = TRUE),
+    head_init = arg_string(head_init, "head_init"), dropout = arg_number(dropout, "dropout"), head_epochs = arg_count(head_epochs, "head_epochs", null = TRUE),
     freeze = arg_string(freeze, "freeze"),
     patience = arg_count(patience, "patience", null = TRUE),
     select_on = engine_select_on(arg_string(select_on, "select_on")),
@@ -229,6 +238,7 @@ print.cnn_fit <- function(x, ...) {
       cat(sprintf("  %-4s %s\n", split, headline_metrics(x$metrics, split)))
     }
   }
+  if (!is.null(d$test_split$why_none)) cat(sprintf("  no test split: %s\n", d$test_split$why_none))
   calibration_line(x)
   if (!is.null(x$skipped) && nrow(x$skipped)) {
     cat(sprintf("  %d unreadable images were left out (see fit$skipped)\n", nrow(x$skipped)))

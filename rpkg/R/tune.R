@@ -11,9 +11,12 @@
 #' when run again with the same `out`.
 #'
 #' @param data The labelled images, as for [finetune_cnn()].
-#' @param grid `"book"` (the book's 12 configurations); a named list of vectors, every combination of which is a
-#'   configuration, e.g. `list(learning_rate = c(0.001, 0.01), momentum = c(0.7, 0.9))`; or a data frame with one
-#'   row per configuration and one column per option.
+#' @param grid A preset: `"table7.2"` (the book's 12 configurations as in its Table 7.2: learning rate 0.0005,
+#'   0.001, 0.005 x momentum 0.7, 0.9 x batch size 1, 4; 50 epochs; StepLR step size 7, gamma 0.1; `"book"` is the
+#'   same) or `"figure7.4"` (the same with gamma 0.01, as the book's Figures 7.4/7.5 -- the book uses both gammas
+#'   without comment, and the grid prints a note saying so); a named list of vectors, every combination of which
+#'   is a configuration, e.g. `list(learning_rate = c(0.001, 0.01), momentum = c(0.7, 0.9))`; or a data frame
+#'   with one row per configuration and one column per option.
 #' @param ... Fixed options for every configuration, as named arguments of [finetune_cnn()] (e.g. `epochs = 10`,
 #'   `image_size = 64`, `freeze = "backbone"`); the grid's values override them, and they override the preset's
 #'   (the book's 50 epochs).
@@ -187,12 +190,16 @@ print.cnn_grid <- function(x, ...) {
   }, character(1))
   cat(sprintf("  val  %s, loss %.3f (epoch %s)\n", paste(shown, collapse = ", "), best$val_loss,
               format(best$best_epoch)))
+  cat("       optimistic: the validation split chose this configuration and its epoch\n")
   if (!is.null(x$test_metrics)) {
     metrics <- x$test_metrics
     rows <- metrics[metrics$.estimator %in% c("binary", "multiclass", "macro"), ]
     labels <- ifelse(rows$.estimator == "macro", paste(rows$.metric, "(macro)"), rows$.metric)
     cat(sprintf("  test %s\n", paste(sprintf("%s %.3f%s", labels, rows$.estimate, format_interval(rows$conf.low, rows$conf.high)),
                                      collapse = ", ")))
+    cat("       held out: scored once, for the chosen configuration only\n")
+  } else {
+    cat("  no test split: report the chosen configuration on new labelled images (cnn_evaluate())\n")
   }
   unfinished <- sum(x$results$status != "complete", na.rm = TRUE)
   if (unfinished) cat(sprintf("  %d configurations did not finish (see $results$status)\n", unfinished))
@@ -205,8 +212,13 @@ print.cnn_grids <- function(x, ...) {
   cat(sprintf("<cnn_grids> %d tasks: %s\n", length(x), paste(names(x), collapse = ", ")))
   for (task in names(x)) {
     best <- best_row(x[[task]])
-    cat(sprintf("  %s: %s, val accuracy %.3f, f1 %.3f\n", task, x[[task]]$best_config, best$val_accuracy,
-                best$val_f_meas))
+    test <- x[[task]]$test_metrics
+    tested <- if (is.null(test)) "" else {
+      accuracy <- test$.estimate[test$.metric == "accuracy" & test$.estimator %in% c("binary", "multiclass")]
+      if (length(accuracy)) sprintf("; test accuracy %.3f", accuracy[[1]]) else ""
+    }
+    cat(sprintf("  %s: %s, val accuracy %.3f, f1 %.3f (optimistic)%s\n", task, x[[task]]$best_config,
+                best$val_accuracy, best$val_f_meas, tested))
   }
   cat("grid_summary() gives the book's Table 7.2\n")
   invisible(x)
@@ -295,12 +307,15 @@ sentence_case <- function(name) {
   paste0(toupper(substring(words, 1, 1)), substring(words, 2))
 }
 
-#' Plot a grid: the book's Figures 7.4 and 7.5
+#' Plot a grid: the book's Figures 7.4 and 7.5, or its Table 7.2
 #'
-#' Loss and accuracy by epoch, training against validation, for every configuration: facets by the grid's first
-#' option (the book: learning rate), colour by its second (momentum), line type by its third (batch size).
+#' `type = "curves"`: loss and accuracy by epoch, training against validation, for every configuration: facets by
+#' the grid's first option (the book: learning rate), colour by its second (momentum), line type by its third
+#' (batch size) -- the layout of the book's Figures 7.4 (loss) and 7.5 (accuracy) for `grid = "figure7.4"`.
+#' `type = "table"`: the chosen configuration in the layout of the book's Table 7.2 (see [autoplot.cnn_grids()]).
 #'
 #' @param object A `cnn_grid`.
+#' @param type `"curves"` (Figures 7.4/7.5) or `"table"` (Table 7.2).
 #' @param measure `"loss"` (Figure 7.4), `"accuracy"` (Figure 7.5) or both.
 #' @param accuracy_limits The accuracy panels' y range, `c(0, 1)` by default so that small changes look small;
 #'   `NULL` fits it to the data.
@@ -311,8 +326,11 @@ sentence_case <- function(name) {
 #' @method autoplot cnn_grid
 #' @export
 autoplot.cnn_grid <- function(object, measure = c("loss", "accuracy"), accuracy_limits = c(0, 1),
-                              title = ggplot2::waiver(), subtitle = ggplot2::waiver(), ...) {
+                              title = ggplot2::waiver(), subtitle = ggplot2::waiver(), type = c("curves", "table"),
+                              ...) {
   check_dots(...)
+  type <- arg_choice(type, c("curves", "table"), "type")
+  if (type == "table") return(with_titles(grid_table_plot(grid_summary(object)), title, subtitle))
   if (!is.character(measure) || !length(measure) || !all(measure %in% c("loss", "accuracy"))) {
     abort_argument(sprintf("`measure` must be \"loss\", \"accuracy\" or both, not %s", describe_value(measure)))
   }
@@ -507,6 +525,6 @@ grid_spec <- function(grid) {
     return(spec)
   }
   abort_argument(sprintf(
-    "`grid` must be \"book\", a named list of values such as list(learning_rate = c(0.001, 0.01)), or a data frame with one row per configuration, not %s",
+    "`grid` must be a preset (\"table7.2\", \"figure7.4\", \"book\"), a named list of values such as list(learning_rate = c(0.001, 0.01)), or a data frame with one row per configuration, not %s",
     describe_value(grid)))
 }

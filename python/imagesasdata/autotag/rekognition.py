@@ -31,6 +31,7 @@ from typing import Callable
 import pyarrow as pa
 
 from ..errors import BadImageError, check_number, ImagesAsDataError
+from ..notices import notice, with_notices
 from .inputs import hash_files, image_inputs
 from .payload import prepare_image
 from .responses import ResponseCache, sending_record
@@ -193,9 +194,16 @@ def _tag(op: Operation, images, parameters: dict, *, cache, region, endpoint_url
     log.info("%s: %d images, %d distinct, %d answers cached, %d calls to make",
              op.name, len(paths), len(distinct), len(distinct) - len(todo), len(todo))
     failures = {}
+    records = []
     if todo:
         if client is None:
             client = rekognition_client(region, endpoint_url, profile, concurrency, max_attempts)
+        # Section 8: what leaves the machine and what the provider may keep; face identification too, for
+        # celebrities. Shown once per session, recorded in the returned table either way (notices.py).
+        records.append(notice("commercial_tagger", provider="Amazon Rekognition",
+                              region=getattr(client.meta, "region_name", None) or "unknown"))
+        if op.name == "RecognizeCelebrities":
+            records.append(notice("face_identification"))
         failures = _call_all(op, todo, distinct, parameters, key_parameters, store, client, concurrency, progress,
                              resend_in_flight)
     rows = []
@@ -214,7 +222,7 @@ def _tag(op: Operation, images, parameters: dict, *, cache, region, endpoint_url
                 rows += op.rows(image, entry["response"])
             except MalformedResponse as error:
                 rows.append(error_row(image, f"malformed answer: {error}"))
-    return rows_to_table(rows, op.schema)
+    return with_notices(rows_to_table(rows, op.schema), records)
 
 
 def _call_all(op: Operation, todo, distinct, parameters, key_parameters, store, client, concurrency, progress,

@@ -9,8 +9,10 @@ from ..train.config import OPTION_HELP, TrainConfig
 from .common import add_dataclass_options, given_options, print_table
 
 TUNE_EPILOG = """
-The book's grid (--grid book) fine-tunes 12 configurations: learning rate 0.0005/0.001/0.005 × momentum 0.7/0.9
-× batch size 1/4, 50 epochs, StepLR step size 7 and gamma 0.1. A grid of your own is JSON:
+The book's grid (--grid table7.2, or book) fine-tunes 12 configurations: learning rate 0.0005/0.001/0.005 ×
+momentum 0.7/0.9 × batch size 1/4, 50 epochs, StepLR step size 7 and gamma 0.1, as its Table 7.2; --grid figure7.4
+is the same with gamma 0.01, as its Figures 7.4/7.5 (the book uses both gammas without comment). A grid of your
+own is JSON:
   --grid '{"learning_rate": [0.001, 0.01], "freeze": ["none", "backbone"]}'
 Options given beside the grid (--epochs 10, --image-size 112, …) apply to every configuration. With
 --freeze backbone --no-augment-crop, features are computed once and each configuration trains in seconds.
@@ -25,7 +27,7 @@ def add_commands(subparsers) -> None:
                                  epilog=TUNE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     tune.add_argument("data", help="folder (book layout or class folders) or CSV/Parquet table")
     tune.add_argument("--out", required=True, help="grid directory (resumable)")
-    tune.add_argument("--grid", default="book", help="'book' or a JSON object of option lists (default: book)")
+    tune.add_argument("--grid", default="book", help="a preset (book, table7.2, figure7.4) or a JSON object of option lists (default: book)")
     tune.add_argument("--select-on-grid", dest="grid_select_on", default="accuracy",
                       help="validation measure that picks the configuration: accuracy, f1 or loss")
     tune.add_argument("--backend", default="local", help="'local' or 'ray' (Ray Tune trials; joins RAY_ADDRESS)")

@@ -46,6 +46,47 @@ def split_table(table: pa.Table, *, val_fraction: float = 0.2, test_fraction: fl
     return table.set_column(table.schema.get_field_index("split"), "split", pa.array(assignment, pa.string()))
 
 
+# test_fraction=None ("auto"): a test split of 10% of each class when every class has at least 20 images, so that
+# each class keeps at least 2 test, 4 validation and 14 training images. Below that, a test split would starve
+# training and its estimate would be too noisy to report; the run then says why it has none.
+AUTO_TEST_FRACTION = 0.1
+MIN_CLASS_IMAGES_FOR_TEST = 20
+
+
+def choose_test_fraction(table: pa.Table, test_fraction: float | None, val_fraction: float = 0.2,
+                         balance: bool = False) -> tuple[float, str | None]:
+    """(the test fraction to split with, why there is no test split or None).
+
+    A number given is used as is. None ("auto") gives AUTO_TEST_FRACTION when every class has at least
+    MIN_CLASS_IMAGES_FOR_TEST images (after balancing, when asked), else 0. A table that comes split (the book's
+    train/ val/ folders, a split column) keeps its splits: its test split is its test/ folder, if any.
+    """
+    splits = table["split"].to_pylist()
+    if splits and all(s is not None for s in splits):
+        if "test" in splits:
+            return 0.0, None
+        return 0.0, ("the data came already split (train/ and val/ folders or a split column) with no test split; "
+                     "add a test/ folder to have one")
+    if test_fraction is not None:
+        return float(test_fraction), (None if test_fraction > 0 else "test_fraction=0 was asked for")
+    counts = Counter(table["label"].to_pylist())
+    counts.pop(None, None)
+    if not counts:
+        return 0.0, "no labelled images"
+    smallest = min(counts.values())
+    if balance:
+        counts = {label: smallest for label in counts}
+    small = sorted((label for label, n in counts.items() if n < MIN_CLASS_IMAGES_FOR_TEST), key=str)
+    if small:
+        shown = ", ".join(f"{label} ({counts[label]})" for label in small[:3]) + (" ..." if len(small) > 3 else "")
+        return 0.0, (f"a test split needs at least {MIN_CLASS_IMAGES_FOR_TEST} images in every class and "
+                     f"{len(small)} class(es) have fewer: {shown}; label more images, pass test_fraction=, or "
+                     "evaluate the run on new labelled images")
+    if val_fraction + AUTO_TEST_FRACTION >= 1:
+        return 0.0, f"val_fraction={val_fraction:g} leaves no room for a test split of {AUTO_TEST_FRACTION:g}"
+    return AUTO_TEST_FRACTION, None
+
+
 def _check_fractions(val_fraction, test_fraction):
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 <= value < 1:

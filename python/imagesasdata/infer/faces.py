@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +27,7 @@ import pyarrow as pa
 from ..errors import BadImageError, ImagesAsDataError, check_number
 from ..io.images import open_rgb
 from ..io.tables import write_json, write_table
+from ..notices import notice, with_notices
 
 POINT = pa.struct([("name", pa.string()), ("x", pa.float64()), ("y", pa.float64())])
 FACE_SCHEMA = pa.schema([
@@ -304,6 +305,7 @@ class FaceClassification:
     faces: pa.Table
     images: pa.Table
     classes: list
+    notices: list = field(default_factory=list)   # the section 8 notice this identification carried (notices.py)
 
     def __repr__(self) -> str:
         counts = self.images["faces"].to_pylist()
@@ -336,6 +338,7 @@ def classify_faces(run, images, *, faces: pa.Table | None = None, margin: float 
     run.require_finished(allow_unfinished)
     margin = check_number("margin", margin, 0, 2)
     batch_size = int(check_number("batch_size", batch_size, 1, None, integer=True))
+    records = [notice("face_identification")]   # once per session; recorded in the output either way
     predictor = Predictor(run.description, run.weights(), device, precision)
     classes = list(run.classes)
     prep = predictor.prep
@@ -383,7 +386,8 @@ def classify_faces(run, images, *, faces: pa.Table | None = None, margin: float 
                         ("height", pa.float64()), ("score", pa.float64()), ("predicted", pa.string())]
                        + [(f"prob_{c}", pa.float64()) for c in classes])
     per_face = pa.Table.from_pylist([{n: r.get(n) for n in schema.names} for r in face_rows], schema=schema)
-    return FaceClassification(per_face, faces_per_image(per_face, image_rows, classes), classes)
+    return FaceClassification(with_notices(per_face, records),
+                              with_notices(faces_per_image(per_face, image_rows, classes), records), classes, records)
 
 
 def faces_per_image(per_face: pa.Table, images: list[dict], classes) -> pa.Table:

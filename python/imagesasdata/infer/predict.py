@@ -37,7 +37,16 @@ def predict(run, images, *, batch_size: int = 32, device: str = "auto", precisio
 
     run = as_run_directory(run)
     run.require_finished(allow_unfinished)
-    threshold = check_threshold(threshold, run.classes)
+    multi_label = run.description.get("task") == "multi_label"
+    if multi_label:
+        # One sigmoid per label (train/multilabel.py): the threshold applies to each; no temperature, no Ray yet.
+        if calibrate or backend != "local":
+            raise ImagesAsDataError("a multi-label run predicts with backend='local' and without calibrate=True "
+                                    "(temperature scaling and Ray labelling are for one label per image)")
+        if threshold is not None and not 0 < float(threshold) < 1:
+            raise ImagesAsDataError(f"threshold={threshold!r}: give a probability between 0 and 1 (default 0.5)")
+    else:
+        threshold = check_threshold(threshold, run.classes)
     table = images if isinstance(images, pa.Table) and "image_id" in images.column_names and "path" in images.column_names \
         else image_table(images)
     if backend == "ray":
@@ -58,7 +67,8 @@ def predict(run, images, *, batch_size: int = 32, device: str = "auto", precisio
 
     with tqdm(total=len(paths), desc="predicting", unit="img", disable=not progress, leave=False) as bar:
         predict_paths(predictor, paths, batch_ranges(0, len(paths), batch_size), keep, workers=num_workers)
-    return predictions_table(table, probabilities, errors, run.classes, threshold, run.positive_class)
+    return predictions_table(table, probabilities, errors, run.classes, threshold, run.positive_class,
+                             multi_label=multi_label)
 
 
 def _predict_on_ray(run, table: pa.Table, *, batch_size: int, device: str, precision: str, num_workers,
@@ -108,6 +118,9 @@ def evaluate(run, data, *, label: str | None = None, path: str | None = None, po
     """
     run = as_run_directory(run)
     run.require_finished(options.get("allow_unfinished", False))
+    if run.description.get("task") == "multi_label":
+        raise ImagesAsDataError("evaluate() scores one label per image; for a multi-label run, predict() the new "
+                                "images and compare each label (imagesasdata.measure.multilabel.multilabel_metrics)")
     table = image_table(data, label=label, path=path)
     labels = table["label"].to_pylist()
     classes = run.classes

@@ -25,6 +25,22 @@ class Run(RunDirectory):
 
         return evaluate(self, data, **options)
 
+    def summary(self) -> str:
+        """RunDirectory's summary, plus what the metrics can be trusted for: why there is no test split, if none,
+        and the book recipe's choices that were overridden."""
+        lines = [super().summary()]
+        if self.description.get("task") == "multi_label":   # several yes/no labels per image (train/multilabel.py)
+            lines[0] = lines[0].replace(" classes: ", " labels, one sigmoid output each: ", 1)
+        test_split = self.description.get("test_split") or {}
+        if test_split.get("why_none"):
+            lines.append(f"  no test split: {test_split['why_none']}")
+        overridden = (self.description.get("recipe") or {}).get("overridden") or {}
+        if overridden:
+            recipe = self.description["recipe"]["name"]
+            lines.append(f"  recipe {recipe!r}, with " + ", ".join(
+                f"{name}={change['used']!r} instead of its {change['recipe']!r}" for name, change in overridden.items()))
+        return "\n".join(lines)
+
     def interpretation(self, split: str | None = None):
         """What the model gets wrong on its validation (and test) images, and how sure it was: an
         Interpretation (top_losses(), misclassified(), most_confused())."""

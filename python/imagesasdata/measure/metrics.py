@@ -203,13 +203,21 @@ def headline_lines(metrics: pa.Table, show_split: bool = True) -> list[str]:
     """headline_rows() one per line with their 95% intervals, for printed summaries of runs and evaluations in
     Python and the CLI."""
     lines = []
-    for row in headline_rows(metrics):
+    rows = headline_rows(metrics)
+    for row in rows:
         label = row["metric"] + (f" ({row['class']})" if row["class"] else "") + \
             (" macro" if row["estimator"] == "macro" else "")
         split = f"{row['split']:>4}  " if show_split else ""
         interval = format_interval(row.get("lower"), row.get("upper"))
         lines.append(f"  {split}{label:<28} {row['estimate']:.3f}" + (f"  {interval}" if interval else ""))
+    splits = {row.get("split") for row in rows}
+    if show_split and "val" in splits:
+        lines.append(f"  val: {SELECTION_NOTE}" + ("; test: held out, scored once" if "test" in splits else ""))
     return lines
+
+
+# What every printed validation metric says: the split chose what is reported, so it flatters it.
+SELECTION_NOTE = "optimistic (this split chose the kept epoch)"
 
 
 def headline(metrics: pa.Table, split: str | None = None) -> str:
@@ -223,4 +231,5 @@ def headline(metrics: pa.Table, split: str | None = None) -> str:
                      + (f" {interval}" if interval else ""))
     positive = [r["class"] for r in rows if r["estimator"] == "binary" and r["class"]]
     text = ", ".join(parts)
-    return f"{text} (positive class: {positive[0]})" if positive else text
+    text = f"{text} (positive class: {positive[0]})" if positive else text
+    return f"{text}; {SELECTION_NOTE}" if split == "val" and text else text

@@ -132,9 +132,11 @@ def _no_such_stage(freeze: str, parameter_names, architecture: str) -> ImagesAsD
 
 
 def create_backbone(architecture: str = OFFLINE_ARCHITECTURE, weights="imagenet", num_classes: int = 2,
-                    dropout: float = 0.0, freeze: str = "none", progress: bool = True) -> Backbone:
+                    dropout: float = 0.0, freeze: str = "none", progress: bool = True,
+                    head_init: str = "normal") -> Backbone:
     """Build `architecture`, load `weights` ("imagenet", a .safetensors path, or None) and replace the last layer
-    by a fresh one for `num_classes` classes (weights ~ N(0, 0.01), bias 0), with optional dropout before it.
+    by a fresh one for `num_classes` classes (head_init "normal": weights ~ N(0, 0.01), bias 0, as the book;
+    "pytorch": nn.Linear's own uniform initialisation), with optional dropout before it.
 
     freeze: "none"; "backbone" (train the new head only); or a stage name such as "layer3" or "blocks.4"
     (everything up to and including that stage is frozen). Frozen batch-norm layers keep their ImageNet statistics.
@@ -150,7 +152,7 @@ def create_backbone(architecture: str = OFFLINE_ARCHITECTURE, weights="imagenet"
         backbone = _torchvision(name, weights_label, progress)
     else:
         backbone = _timm(name, weights_label)
-    backbone.head = replace_head(backbone.model, num_classes, dropout, library)
+    backbone.head = replace_head(backbone.model, num_classes, dropout, library, head_init)
     apply_freeze(backbone.model, freeze, backbone.head)
     return backbone
 
@@ -355,16 +357,19 @@ def fit_state_dict(model: nn.Module, state: dict, source: str) -> None:
     model.load_state_dict({k: v for k, v in state.items() if k in own and k not in skip}, strict=False)
 
 
-def replace_head(model: nn.Module, num_classes: int, dropout: float, library: str) -> list:
-    """Swap the ImageNet classifier for a fresh N(0, 0.01) layer with `num_classes` outputs; return its module names."""
+def replace_head(model: nn.Module, num_classes: int, dropout: float, library: str, head_init: str = "normal") -> list:
+    """Swap the ImageNet classifier for a fresh layer with `num_classes` outputs (head_init: "normal" draws it from
+    N(0, 0.01) with zero bias; "pytorch" keeps the layer's own default initialisation); return its module names."""
     if not 0 <= dropout < 1:
         raise ImagesAsDataError(f"dropout={dropout}: must be at least 0 and below 1")
+    if head_init not in ("normal", "pytorch"):
+        raise ImagesAsDataError(f"head_init={head_init!r}: choose 'normal' (N(0, 0.01), the book) or 'pytorch'")
     if library == "timm":
         model.reset_classifier(num_classes)
     names = _classifier_names(model, library)
     for name in names:
         old = model.get_submodule(name)
-        new = _fresh_like(old, num_classes)
+        new = _fresh_like(old, num_classes, head_init)
         _set_submodule(model, name, nn.Sequential(nn.Dropout(dropout), new) if dropout > 0 else new)
     if not names:
         raise ImagesAsDataError(f"could not find the classifier layer of {type(model).__name__}")
@@ -387,13 +392,15 @@ def _is_imagenet_classifier(module: nn.Module) -> bool:
     return isinstance(module, nn.Conv2d) and module.out_channels == IMAGENET_CLASSES  # SqueezeNet's 1×1 conv head
 
 
-def _fresh_like(old: nn.Module, num_classes: int) -> nn.Module:
+def _fresh_like(old: nn.Module, num_classes: int, head_init: str = "normal") -> nn.Module:
     if isinstance(old, nn.Conv2d):
         new = nn.Conv2d(old.in_channels, num_classes, kernel_size=old.kernel_size)
     elif isinstance(old, nn.Linear):
         new = nn.Linear(old.in_features, num_classes)
     else:
         raise ImagesAsDataError(f"unexpected classifier layer {type(old).__name__}")
+    if head_init == "pytorch":
+        return new   # the constructor's own draw (kaiming-uniform weights, uniform bias)
     nn.init.normal_(new.weight, mean=0.0, std=HEAD_STD)
     nn.init.zeros_(new.bias)
     return new

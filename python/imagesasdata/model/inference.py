@@ -122,6 +122,7 @@ class Predictor:
         self.classes = list(description["classes"])
         # 1 unless the description asks for the run's fitted temperature (analysis.calibration.prediction_description)
         self.temperature = applied_temperature(description)
+        self.multi_label = description.get("task") == "multi_label"
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.channels_last = resolve_channels_last("auto", self.device)
@@ -160,7 +161,9 @@ class Predictor:
             self._captured.clear()
             logits = forward_batch(self.model, self.views(batch, readable), self.prep, self.device, self.precision,
                                    self.channels_last)
-            probabilities[readable] = softmax(logits / self.temperature)
+            # One sigmoid per label in a multi-label run (train/multilabel.py); else a softmax over the classes.
+            probabilities[readable] = (torch.sigmoid(logits.float()).numpy() if self.multi_label
+                                       else softmax(logits / self.temperature))
             if self._hooks:
                 # A network with two heads (a distilled timm model) feeds both the same input; take the first.
                 captured = self._captured[0].float()
@@ -208,13 +211,19 @@ def batch_ranges(start: int, stop: int, batch_size: int) -> list[range]:
 
 
 def predictions_table(manifest: pa.Table, probabilities: np.ndarray, errors, classes, threshold=None,
-                      positive_class=None) -> pa.Table:
+                      positive_class=None, multi_label: bool = False) -> pa.Table:
     """The table predict() returns: image_id, path, predicted, prob_<class>…, error (nulls for unreadable rows).
-    threshold: binary tasks: positive when the positive class's probability is at least this (default: argmax)."""
+    threshold: binary tasks: positive when the positive class's probability is at least this (default: argmax);
+    multi-label runs: each label whose probability is at least this (default 0.5), joined by ";"."""
     from ..analysis.thresholds import decide
 
     ok = ~np.isnan(probabilities).any(axis=1)
-    predicted = decide(probabilities, classes, threshold, positive_class)
+    if multi_label:
+        cut = 0.5 if threshold is None else float(threshold)
+        predicted = [";".join(c for c, p in zip(classes, row) if p >= cut) if good else None
+                     for row, good in zip(probabilities, ok)]
+    else:
+        predicted = decide(probabilities, classes, threshold, positive_class)
     columns = {"image_id": manifest["image_id"], "path": manifest["path"], "predicted": pa.array(predicted, pa.string())}
     for i, c in enumerate(classes):
         columns[f"prob_{c}"] = pa.array(np.where(ok, probabilities[:, i], np.nan), pa.float64(), from_pandas=True)

@@ -27,8 +27,15 @@ DEFAULT_SCORE_RANGE = (0.0, 10.0)
 
 def emotion_labels(scores, *, emotions=None, min_score: float = DEFAULT_MIN_SCORE,
                    min_margin: float = DEFAULT_MIN_MARGIN, negative_max: float = 0.0, balance: bool = True,
-                   seed: int = 0, image: str = "image_id", score_range=DEFAULT_SCORE_RANGE) -> pa.Table:
+                   seed: int = 0, image: str = "image_id", score_range=DEFAULT_SCORE_RANGE,
+                   multi_label: bool = False) -> pa.Table:
     """Positive and negative training images for each emotion, by the book's rule.
+
+    multi_label=True: instead, every image once, with every emotion it evokes — one image, several emotions, as
+      half of the book's images do. One row per image: image_id, a True/False column per emotion (score ≥
+      min_score; min_margin, negative_max and balance do not apply), n_emotions, emotions (those evoked, joined by
+      ";"), then the other columns. finetune(table, label=[the emotions]) trains on it with one sigmoid output per
+      emotion.
 
     scores: one row per image with a score column per emotion (e.g. aggregate_annotations(method="mean")).
     emotions: the score columns (default: the book's anger, disgust, enthusiasm, fear, sadness).
@@ -42,6 +49,8 @@ def emotion_labels(scores, *, emotions=None, min_score: float = DEFAULT_MIN_SCOR
     `scores` (path, group_id, …) so the result goes straight to split or write_layout after filtering one emotion.
     """
     table, emotions, matrix = _scores(scores, emotions, image, score_range)
+    if multi_label:
+        return _multi_label(table, emotions, matrix, min_score, image)
     if min_margin < 0:
         raise ImagesAsDataError(f"min_margin must be 0 or more (got {min_margin})")
     margin = _margins(matrix)
@@ -78,6 +87,20 @@ def emotion_labels(scores, *, emotions=None, min_score: float = DEFAULT_MIN_SCOR
     for name in carried:
         if name not in out.column_names:
             out = out.append_column(name, table[name].take(take))
+    return out
+
+
+def _multi_label(table: pa.Table, emotions, matrix: np.ndarray, min_score: float, image: str) -> pa.Table:
+    evoked = matrix >= min_score
+    out = pa.table({"image_id": pa.array(table[image].to_pylist(), pa.string())})
+    for k, emotion in enumerate(emotions):
+        out = out.append_column(emotion, pa.array(evoked[:, k].tolist(), pa.bool_()))
+    out = out.append_column("n_emotions", pa.array(evoked.sum(axis=1).tolist(), pa.int64()))
+    out = out.append_column("emotions", pa.array([";".join(e for e, v in zip(emotions, row) if v)
+                                                  for row in evoked], pa.string()))
+    for name in table.column_names:
+        if name not in emotions and name != image and name not in out.column_names:
+            out = out.append_column(name, table[name])
     return out
 
 

@@ -9,15 +9,23 @@ from ..errors import ImagesAsDataError, option_error, unknown_option
 from ..schema import selection_score  # noqa: F401  (the one selection rule lives in schema, shared with R)
 from ..data.transforms import MIN_IMAGE_SIZE, NORMALIZE_CHOICES, RESIZE_MODES
 
-# Named recipes: defaults for the options they name, which options given explicitly override.
-#   head-first  the engine's default: ImageNet statistics, and 10 epochs of the new last layer alone on features
-#               computed once before fine-tuning everything — measured more accurate than the book's recipe at
-#               equal epochs on every set of benchmarks/accuracy.py (benchmarks/README.md)
-#   book        Listing 1 as printed: ImageNet statistics, the whole network fine-tuned from the first step
+# Named recipes: defaults for the options they name, which options given explicitly override. Every other option
+# already defaults to the book's value (SGD 0.001 / 0.9, batch 4, StepLR 7 / 0.1, 25 epochs, RandomResizedCrop +
+# flip, Resize 256 + CenterCrop 224, a new last layer drawn from N(0, 0.01)), whichever recipe is named.
+#   head-first  the engine's default: the offline EfficientNet-Lite0, ImageNet statistics, and 10 epochs of the new
+#               last layer alone on features computed once before fine-tuning everything — measured more accurate
+#               than the book's recipe at equal epochs on every set of benchmarks/accuracy.py (benchmarks/README.md)
+#   book        Listing 1: ResNet-18 with torchvision's ImageNet weights (downloaded once into torch's hub cache; where
+#               they cannot be had the run stops and says how to get them — it never swaps the network silently),
+#               ImageNet statistics, the whole network fine-tuned from the first step
 RECIPES = {
-    "head-first": {"normalize": "imagenet", "head_epochs": 10},
-    "book": {"normalize": "imagenet", "head_epochs": 0},
+    "head-first": {"architecture": "efficientnet_lite0", "normalize": "imagenet", "head_epochs": 10},
+    "book": {"architecture": "resnet18", "normalize": "imagenet", "head_epochs": 0},
 }
+# How the new last layer starts: "normal" draws its weights from N(0, 0.01) with zero bias (the book); "pytorch"
+# keeps nn.Linear's own initialisation (uniform in ±1/sqrt(inputs), bias too), as PyTorch's transfer-learning
+# tutorial and benchmarks/reference_loop.py do.
+HEAD_INITS = ("normal", "pytorch")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SELECT_ON = ("accuracy", "loss", "f1")
 CACHE_MODES = ("auto", "memory", "disk", "none")
@@ -28,19 +36,22 @@ PROGRESS_CHOICES = ("bars", "epochs", "none")
 # What each option means, in the book's words; the CLI's --help and the R documentation are built from this.
 OPTION_HELP = {
     "architecture": "network to fine-tune: a torchvision name from the book's Table 4.1 (resnet18, vgg16, densenet121, "
-                    "inception_v3, …), any timm model, or efficientnet_lite0 (ImageNet weights installed, works offline)",
+                    "inception_v3, …), any timm model, or efficientnet_lite0 (ImageNet weights installed, works offline); "
+                    "default: the recipe's (efficientnet_lite0 for head-first, resnet18 for book)",
     "weights": "starting weights: 'imagenet' (pretrained; downloaded once and cached), a .safetensors file, or 'none'",
     "image_size": "side in pixels of the square the network sees (default: the architecture's own, 224; 299 for inception_v3)",
     "resize": "how an image becomes a square: squish, crop, pad, or rescale-crop (the book's Resize 256 + CenterCrop 224)",
     "resize_size": "side of the square before the final crop (default 256/224 × image_size for rescale-crop)",
-    "recipe": "named defaults for normalize and head_epochs: 'head-first' (train the new last layer alone first, "
-              "then everything; more accurate at equal epochs in our benchmarks) or 'book' (Listing 1 as printed)",
+    "recipe": "named defaults for architecture, normalize and head_epochs: 'head-first' (efficientnet_lite0; train the "
+              "new last layer alone first, then everything; more accurate at equal epochs in our benchmarks) or 'book' "
+              "(Listing 1: resnet18 with ImageNet weights, everything fine-tuned from the first step)",
     "normalize": "pixel normalisation: 'backbone' (the statistics the weights were trained with), 'imagenet' (the "
                  "book's), or 'train' (mean and standard deviation of your training images); default: the recipe's",
     "augment_crop": "training augmentation: a random crop of 8–100% of the image, resized (RandomResizedCrop)",
     "augment_flip": "training augmentation: mirror half the images left-right",
     "val_fraction": "share of each class held out for validation, used to choose the epoch (the book: 0.2)",
-    "test_fraction": "share of each class held out as a test set, evaluated once at the end (e.g. 0.1)",
+    "test_fraction": "share of each class held out as a test set, evaluated once at the end; default: 0.1 when every "
+                     "class has at least 20 images, else none (the run says why)",
     "balance": "downsample every class to the size of the smallest before splitting",
     "group": "a column of group ids (e.g. near-duplicate groups); a group never straddles two splits",
     "seed": "random seed for the split, the new layer's weights, the data order and augmentation",
@@ -52,6 +63,8 @@ OPTION_HELP = {
     "weight_decay": "L2 penalty on the weights (0 in the book)",
     "step_size": "StepLR: every step_size epochs the learning rate is multiplied by gamma (the book: 7)",
     "gamma": "StepLR: factor applied to the learning rate every step_size epochs (the book: 0.1)",
+    "head_init": "how the new last layer starts: 'normal' (weights from N(0, 0.01), bias 0; the book) or 'pytorch' "
+                 "(nn.Linear's own uniform initialisation, as PyTorch's transfer-learning tutorial)",
     "dropout": "probability of zeroing a feature before the new last layer during training (0 = none)",
     "head_epochs": "epochs of training only the new last layer, on features computed once, before the whole network "
                    "is fine-tuned (the book: 0); costs about one forward pass over the training images; default: "
@@ -101,7 +114,7 @@ def real_number(name: str, value) -> float:
 
 @dataclass
 class TrainConfig:
-    architecture: str = "efficientnet_lite0"
+    architecture: str | None = None
     weights: str | None = "imagenet"
     image_size: int | None = None
     resize: str = "rescale-crop"
@@ -111,7 +124,7 @@ class TrainConfig:
     augment_crop: bool = True
     augment_flip: bool = True
     val_fraction: float = 0.2
-    test_fraction: float = 0.0
+    test_fraction: float | None = None
     balance: bool = False
     group: str | None = None
     seed: int = 0
@@ -123,6 +136,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     step_size: int = 7
     gamma: float = 0.1
+    head_init: str = "normal"
     dropout: float = 0.0
     head_epochs: int | None = None
     freeze: str = "none"
@@ -145,9 +159,10 @@ class TrainConfig:
         if self.recipe not in RECIPES:
             raise option_error("recipe", self.recipe, choices=RECIPES)
         head_epochs_given = self.head_epochs is not None
-        for name, value in RECIPES[self.recipe].items():
-            if getattr(self, name) is None:
-                setattr(self, name, value)
+        # Which options the recipe chose (not given explicitly): model.json records them (Trainer.describe).
+        self.recipe_chose = [name for name in RECIPES[self.recipe] if getattr(self, name) is None]
+        for name in self.recipe_chose:
+            setattr(self, name, RECIPES[self.recipe][name])
         if self.weights in (None, "none", "None", False) and not head_epochs_given:
             # Random weights have no features worth probing: the head would learn noise (measured: a ResNet-18 from
             # random weights learnt a trivial task to 0.5 in 3 epochs with head-first, 1.0 with the book's recipe).
@@ -164,6 +179,8 @@ class TrainConfig:
         if self.head_epochs < 0:
             raise option_error("head_epochs", self.head_epochs, "0 (the book) or more")
         for name in ("learning_rate", "momentum", "weight_decay", "gamma", "dropout", "val_fraction", "test_fraction"):
+            if name == "test_fraction" and self.test_fraction is None:
+                continue   # "auto": data/splits.choose_test_fraction decides once the labels are read
             setattr(self, name, real_number(name, getattr(self, name)))
         if self.learning_rate <= 0:
             raise option_error("learning_rate", self.learning_rate, "above 0", hint="the book uses 0.001")
@@ -178,11 +195,11 @@ class TrainConfig:
         if not 0 <= self.dropout < 1:
             raise option_error("dropout", self.dropout, "at least 0 and below 1")
         for name in ("val_fraction", "test_fraction"):
-            if not 0 <= getattr(self, name) < 1:
+            if getattr(self, name) is not None and not 0 <= getattr(self, name) < 1:
                 raise option_error(name, getattr(self, name), "at least 0 and below 1",
                                    hint="the book holds out 0.2 for validation")
-        if self.val_fraction + self.test_fraction >= 1:
-            raise ImagesAsDataError(f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} leaves "
+        if self.val_fraction + (self.test_fraction or 0) >= 1:
+            raise ImagesAsDataError(f"val_fraction + test_fraction = {self.val_fraction + (self.test_fraction or 0):g} leaves "
                                     "no images to train on; keep their sum below 1", what="option",
                                     option="test_fraction" if self.test_fraction else "val_fraction",
                                     value=self.test_fraction if self.test_fraction else self.val_fraction,
@@ -190,6 +207,8 @@ class TrainConfig:
         self.optimizer = str(self.optimizer).lower()
         if self.optimizer not in OPTIMIZERS:
             raise option_error("optimizer", self.optimizer, choices=OPTIMIZERS, suggest=False)
+        if self.head_init not in HEAD_INITS:
+            raise option_error("head_init", self.head_init, choices=HEAD_INITS)
         if self.select_on not in SELECT_ON:
             raise option_error("select_on", self.select_on, choices=SELECT_ON, suggest=False)
         if self.feature_cache not in ("auto", "off"):

@@ -131,7 +131,7 @@ def train_head_first(trainer) -> bool:
     features = HeadFeatures(model, head, trainer.images, rows, trainer.prep, *runtime, flips=flips,
                             progress=config.progress_bars)
     optimizer = make_optimizer(head, config)
-    loss_function = nn.CrossEntropyLoss()
+    loss_function = trainer.loss_function   # cross-entropy; binary cross-entropy for multi-label runs
     head.train()
     for epoch in range(1, config.head_epochs + 1):
         order = epoch_order(rows, config.seed, HEAD_EPOCHS_STREAM + epoch)

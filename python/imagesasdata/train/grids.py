@@ -25,15 +25,24 @@ from .config import SELECT_ON, TrainConfig, selection_score
 from ..data.table import check_labeled, image_table
 from ..errors import ImagesAsDataError, option_error
 from ..io.locks import claimed_directory, tidy_if_idle
-from ..measure.metrics import format_interval, metric_interval
-from ..data.splits import split_table
+from ..measure.metrics import format_interval, headline, metric_interval
+from ..data.splits import choose_test_fraction, split_table
 from ..io.tables import read_json, write_json, write_table
 
-# The book's grid (section 7.2): 3 learning rates × 2 momentums × 2 batch sizes, 50 epochs, StepLR 7 / 0.1.
+# The book's grid (section 7): 3 learning rates × 2 momentums × 2 batch sizes, 50 epochs, StepLR step size 7. The
+# book uses gamma 0.01 for the grid of §7.5 (Figures 7.4 and 7.5) and 0.1 for §7.6 (Table 7.2), without comment:
+# "figure7.4" and "table7.2" reproduce each; "book" is "table7.2" (the training loop's own default gamma).
+BOOK_GRID = {"learning_rate": [0.0005, 0.001, 0.005], "momentum": [0.7, 0.9], "batch_size": [1, 4]}
 PRESETS = {
-    "book": ({"learning_rate": [0.0005, 0.001, 0.005], "momentum": [0.7, 0.9], "batch_size": [1, 4]},
-             {"epochs": 50, "step_size": 7, "gamma": 0.1}),
+    "book": (BOOK_GRID, {"epochs": 50, "step_size": 7, "gamma": 0.1}),
+    "table7.2": (BOOK_GRID, {"epochs": 50, "step_size": 7, "gamma": 0.1}),
+    "figure7.4": (BOOK_GRID, {"epochs": 50, "step_size": 7, "gamma": 0.01}),
 }
+GAMMA_NOTE = ("the book's grid uses gamma 0.01 in §7.5 (Figures 7.4/7.5: grid='figure7.4') and 0.1 in §7.6 (Table 7.2: "
+              "grid='table7.2') without saying why. With step size 7 over 50 epochs the learning rate ends at gamma^7 "
+              "of its start: 1e-14 with 0.01 (below 1e-4 of it from epoch 15 on: the last 36 epochs barely move) and "
+              "1e-7 with 0.1. Pass gamma= to choose")
+PRESET_NOTES = {"figure7.4": GAMMA_NOTE, "table7.2": GAMMA_NOTE}
 RESULT_METRICS = ("accuracy", "precision", "recall", "f1")
 GRID_FILE = "grid.json"
 
@@ -53,7 +62,8 @@ def expand_grid(grid) -> tuple[list[dict], dict]:
     elif isinstance(grid, (list, tuple)) and all(isinstance(c, dict) for c in grid):
         configurations = [dict(c) for c in grid]
     else:
-        raise ImagesAsDataError("grid must be a preset name ('book'), a dict of lists, or a list of dicts")
+        raise ImagesAsDataError(f"grid must be a preset name ({', '.join(PRESETS)}), a dict of lists, or a list of "
+                                "dicts")
     if not configurations:
         raise ImagesAsDataError("the grid is empty")
     return configurations, dict(fixed)
@@ -72,6 +82,8 @@ class Grid:
     parameters: list
     select_on: str = "accuracy"   # the validation measure that chose best_config
     cluster: object = None        # backend "ray": trials per node, trials retried and why, nodes lost (ClusterWork)
+    no_test: str | None = None    # why there is no test split, when there is none
+    note: str | None = None       # what the preset's reader should know (the book's two gammas)
 
     @property
     def best(self) -> Run:
@@ -81,9 +93,17 @@ class Grid:
         best = [r for r in self.results.to_pylist() if r["config_id"] == self.best_config][0]
         settings = ", ".join(f"{p}={best[p]}" for p in self.parameters)
         interval = format_interval(best.get("val_accuracy_lower"), best.get("val_accuracy_upper"))
-        lines = [f"imagesasdata grid  {self.path}\n  {self.results.num_rows} configurations; best on validation: "
-                 f"{self.best_config} ({settings}) — val accuracy {best['val_accuracy']:.3f}"
-                 f"{' ' + interval if interval else ''}, F1 {best['val_f1']:.3f}"]
+        lines = [f"imagesasdata grid  {self.path}",
+                 f"  {self.results.num_rows} configurations; best on validation: {self.best_config} ({settings})",
+                 f"  val  accuracy {best['val_accuracy']:.3f}{' ' + interval if interval else ''}, F1 "
+                 f"{best['val_f1']:.3f} (optimistic: this split chose the configuration and its epoch)"]
+        if self.test_metrics is not None:
+            lines.append(f"  test {headline(self.test_metrics, 'test')} (held out; scored once, for the chosen "
+                         "configuration only)")
+        else:
+            lines.append(f"  no test split{': ' + self.no_test if self.no_test else ''}")
+        if self.note:
+            lines.append(f"  note: {self.note}")
         if self.cluster is not None:
             lines.append("  on Ray: " + ", ".join(f"{n} trials on {node}" for node, n in self.cluster.by_node.items()))
             lines += [f"  node {node} left the cluster during the grid" for node in self.cluster.nodes_lost]
@@ -97,7 +117,8 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
          gpus_per_trial: float | None = None, **options) -> Grid:
     """Fine-tune every configuration of `grid` on one split of `data` and pick the best on validation.
 
-    grid: "book" (the book's 12 configurations), a dict of lists such as {"learning_rate": [0.001, 0.01],
+    grid: "table7.2" (the book's 12 configurations as in its Table 7.2; "book" is the same), "figure7.4" (the same
+      12 with gamma 0.01, as the book's Figures 7.4/7.5), a dict of lists such as {"learning_rate": [0.001, 0.01],
       "freeze": ["none", "backbone"]} (every combination), or a list of dicts.
     options: fixed options for every configuration (see TrainConfig); the grid's values override them.
     out: the grid directory (default: a temporary folder): grid.json, configs/<id>/ run directories,
@@ -108,6 +129,9 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
     Raises ImagesAsDataError for a bad grid or options, before anything is trained.
     """
     configurations, fixed = expand_grid(grid)
+    note = PRESET_NOTES.get(grid) if isinstance(grid, str) else None
+    if note and "gamma" in options:
+        note = None   # the user chose gamma
     options = {**fixed, **options}
     # Every configuration is checked before the first one trains: its options, and the architecture and freeze
     # stage against the network's definition.
@@ -126,8 +150,14 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
             "options": {k: v for k, v in options.items() if k not in TrainConfig.RUNTIME}, "select_on": select_on}
     table = image_table(data, label=label, path=path)
     check_labeled(table)
-    table = split_table(table, val_fraction=base.val_fraction, test_fraction=base.test_fraction, seed=base.seed,
+    test_fraction, no_test = choose_test_fraction(table, base.test_fraction, base.val_fraction, base.balance)
+    table = split_table(table, val_fraction=base.val_fraction, test_fraction=test_fraction, seed=base.seed,
                         balance=base.balance, group=base.group)
+    if no_test and base.progress:
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"no test split: {no_test}. The validation metrics chose the configuration and its epoch, so "
+                   "they are optimistic.")
     test = table.filter(pc.equal(table["split"], "test"))
     train_val = table.filter(pc.not_equal(table["split"], "test"))
     # Re-running with the same out resumes the grid; the folder is locked while the grid runs.
@@ -142,9 +172,13 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
             shared_images: dict = {}
             for number, (config_id, configuration) in enumerate(zip(ids, configurations), start=1):
                 run_config(train_val, config_id, configuration, options, out, shared_images, number, len(ids))
-        grid = collect(out, ids, configurations, parameters, select_on, test, base)
-        grid.cluster = work
-        return grid
+        if note and base.progress:
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"note: {note}")
+        result = collect(out, ids, configurations, parameters, select_on, test, base)
+        result.no_test, result.note, result.cluster = no_test, note, work
+        return result
 
 
 def run_config(table, config_id, configuration, options, out: Path, shared_images, number=None, total=None):
@@ -163,7 +197,10 @@ def run_config(table, config_id, configuration, options, out: Path, shared_image
     if progress:
         tqdm.write(f"{config_id}{f' ({number}/{total})' if number else ''}: {settings}")
     started = time.perf_counter()
-    run = finetune(table, out=target, resume=True, images=shared_images, **{**options, **configuration})
+    options = {**options, **configuration}
+    if options.get("test_fraction") is None:
+        options["test_fraction"] = 0.0   # the grid holds its test split back itself (tune()); say nothing per run
+    run = finetune(table, out=target, resume=True, images=shared_images, **options)
     description = runs.read_json(target / runs.RUN_DESCRIPTION)
     description.setdefault("grid", {})["seconds"] = time.perf_counter() - started
     write_json(description, target / runs.RUN_DESCRIPTION)

@@ -30,7 +30,7 @@ from ..model.devices import autocast, resolve_channels_last, resolve_device, res
 from ..errors import ImagesAsDataError, listing
 from ..io.faults import crash_point
 from ..model.inference import forward_rows
-from ..data.splits import split_table
+from ..data.splits import choose_test_fraction, split_table
 from ..data.transforms import Preprocessing, channel_statistics, crops_whole_image, normalize_batch, train_view
 
 def finetune(data, *, out=None, label: str | None = None, path: str | None = None, resume: bool = False,
@@ -39,6 +39,8 @@ def finetune(data, *, out=None, label: str | None = None, path: str | None = Non
 
     data: anything `image_table()` reads — the book's train/ val/ folders, a folder of class folders, a CSV or
       Parquet file or a data frame with path and label columns (name them with path= and label=).
+    label: the label column; or a list of yes/no columns (e.g. ["anger", "fear", "sadness"]) for a multi-label
+      task — one image, several labels — trained with one sigmoid output per label (train/multilabel.py).
     out: the run directory (default: a new temporary folder; `Run.save()` copies it elsewhere). It is locked while
       the run trains: a second job writing to it is refused.
     resume: continue an interrupted run in `out` from its last finished epoch, with the options and data it was
@@ -52,6 +54,12 @@ def finetune(data, *, out=None, label: str | None = None, path: str | None = Non
     Raises ImagesAsDataError for unusable data or options, and when training diverges (the run is then marked
     failed). Ctrl-C keeps the best model so far in `out`.
     """
+    if isinstance(label, (list, tuple)):
+        # Several yes/no label columns: one image, several labels (train/multilabel.py)
+        from .multilabel import finetune_multilabel
+
+        return finetune_multilabel(data, label, out=out, path=path, resume=resume, overwrite=overwrite,
+                                   images=images, **options)
     config = TrainConfig.from_options(**options)
     for name, value in (("resume", resume), ("overwrite", overwrite)):
         if value not in (True, False):
@@ -110,11 +118,11 @@ def prepare_trainer(data, config: TrainConfig, out: Path, *, label=None, path=No
     table = image_table(data, label=label, path=path)
     classes = order_classes(check_labeled(table), config.class_order)
     positive = choose_positive_class(classes, config.positive_class)
-    table = split_table(table, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+    test_fraction, no_test = choose_test_fraction(table, config.test_fraction, config.val_fraction, config.balance)
+    table = split_table(table, val_fraction=config.val_fraction, test_fraction=test_fraction,
                         seed=config.seed, balance=config.balance, group=config.group)
     torch.manual_seed(config.seed)  # the new last layer's N(0, 0.01) draw
-    backbone = create_backbone(config.architecture, config.weights, len(classes), config.dropout, config.freeze,
-                               progress=config.progress_bars)
+    backbone = build_backbone(config, len(classes))
     prep = preprocessing_for(config, backbone)
     images = decoded_for(images, prep, table, config)
     skipped = skipped_table(table, images.errors)
@@ -122,11 +130,43 @@ def prepare_trainer(data, config: TrainConfig, out: Path, *, label=None, path=No
     if config.normalize == "train":
         prep.mean, prep.std = channel_statistics(images[r] for r in rows["train"])
     trainer = Trainer(backbone, config, prep, images, table, rows, classes, positive, out)
+    trainer.test_split = {"fraction": test_fraction, "images": len(rows["test"]), "why_none": no_test}
+    if no_test and write and config.test_fraction is None:
+        trainer._say(f"no test split: {no_test}. The validation metrics chose the kept epoch, so they are "
+                     "optimistic.")
     if write:
         if resume:
             runs.check_same_training_data(out, table, images.hashes, classes)
         runs.write_started(out, trainer.describe(), table, images.hashes, skipped)
     return trainer
+
+
+def build_backbone(config: TrainConfig, num_classes: int) -> Backbone:
+    """The config's network with a fresh head. When the recipe chose the architecture and its ImageNet weights
+    cannot be had (recipe="book" offline), the error says so and how to run the recipe on the offline backbone."""
+    try:
+        return create_backbone(config.architecture, config.weights, num_classes, config.dropout, config.freeze,
+                               progress=config.progress_bars, head_init=config.head_init)
+    except ImagesAsDataError as error:
+        if "architecture" not in getattr(config, "recipe_chose", ()) or config.weights != "imagenet":
+            raise
+        raise ImagesAsDataError(
+            f"recipe={config.recipe!r} fine-tunes {config.architecture} from ImageNet weights, as the book's Listing "
+            f"1 does, and they could not be loaded: {error}. To run the book's recipe on the offline backbone "
+            "instead, pass architecture='efficientnet_lite0' (model.json then records the override)"
+        ) from None
+
+
+def recipe_record(config: TrainConfig) -> dict:
+    """What model.json says about the recipe: its name, the options it chose, and those given instead of its own."""
+    from .config import RECIPES
+
+    chose = getattr(config, "recipe_chose", list(RECIPES[config.recipe]))
+    options = RECIPES[config.recipe]
+    return {"name": config.recipe,
+            "chose": {name: getattr(config, name) for name in options if name in chose},
+            "overridden": {name: {"recipe": value, "used": getattr(config, name)}
+                           for name, value in options.items() if name not in chose and getattr(config, name) != value}}
 
 
 def decoded_for(shared: dict | None, prep: Preprocessing, table: pa.Table, config: TrainConfig):
@@ -280,8 +320,13 @@ class Trainer:
 
     def describe(self) -> dict:
         """model.json's content (runs.py adds the outcome when training ends)."""
-        return runs.describe_model(self.backbone, self.config, self.prep, self.classes, self.positive_class,
-                                   device=str(self.device), precision=self.precision, channels_last=self.channels_last)
+        description = runs.describe_model(self.backbone, self.config, self.prep, self.classes, self.positive_class,
+                                          device=str(self.device), precision=self.precision,
+                                          channels_last=self.channels_last)
+        description["recipe"] = recipe_record(self.config)
+        # What the headline metrics can be trusted for: val chose the epoch (optimistic); test, if any, did not.
+        description["test_split"] = getattr(self, "test_split", None)
+        return description
 
     # ------------------------------------------------------------------------------------------ the loop
 
@@ -394,10 +439,14 @@ class Trainer:
                 if index == 0:
                     crash_point(f"epoch {epoch}: first batch")
                 total_loss += loss * len(batch_rows)
-                correct += int((logits.argmax(1) == targets).sum())
+                correct += self.batch_correct(logits, targets)
                 seen += len(batch_rows)
                 bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
         return total_loss / seen, correct / seen
+
+    def batch_correct(self, logits: torch.Tensor, targets: torch.Tensor) -> float:
+        """How many images of a batch were classified right (multi-label runs count the share of labels)."""
+        return int((logits.argmax(1) == targets).sum())
 
     def train_batch(self, batch_rows, epoch: int) -> torch.Tensor:
         """Augmented uint8 views of cached base images, seeded per (seed, epoch, image) — or, on the

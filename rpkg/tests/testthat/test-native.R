@@ -462,8 +462,8 @@ test_that("plots: accuracy on 0-1 with the majority-class rate, row-normalised c
 test_that("the vignettes are installed with the package and listed by vignette()", {
   skip_if(identical(Sys.getenv("IMAGESASDATA_BUILD_VIGNETTES"), "false"), "vignettes not built")
   listed <- utils::vignette(package = "imagesasdata")$results
-  expect_setequal(listed[, "Item"], c("autotaggers-and-grids", "person-vs-others", "predicted-labels-regression",
-                                      "vlm-coding", "who-is-this"))
+  expect_setequal(listed[, "Item"], c("autotaggers-and-grids", "how-a-computer-sees", "person-vs-others",
+                                      "predicted-labels-regression", "vlm-coding", "who-is-this"))
   expect_true(all(file.exists(file.path(system.file("doc", package = "imagesasdata"),
                                         paste0(listed[, "Item"], ".html")))))
 })
