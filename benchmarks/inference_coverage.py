@@ -432,9 +432,11 @@ def markdown(cells) -> str:
                     continue
                 parts = [f"**{c[main]['coverage']:.3f}**", f"{c['gold_only']['coverage']:.3f}"]
                 parts += [f"{c[e]['coverage']:.3f}" for e in extra if e in c]
-                text = " · ".join(parts) + f" ({c[main]['width'] / c['gold_only']['width']:.2f})"
+                ratio = c[main]["width"] / c["gold_only"]["width"]  # nan when some interval was left out
+                text = " · ".join(parts) + (f" ({ratio:.2f})" if np.isfinite(ratio) else " (–)")
                 if kind == "glm" and c[main].get("flagged"):
-                    text += f" [{c[main]['flagged']:.0%}]"
+                    share = c[main]["flagged"]
+                    text += f" [{share:.0%}]" if share >= 0.01 else f" [{share:.1%}]"
                 if key[0] == "prevalence_by_group":
                     text += f" min group {c[main]['coverage_min_group']:.3f}"
                 row.append(text)
