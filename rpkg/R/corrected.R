@@ -15,7 +15,7 @@
 #' the process that produced it and the gold sample as drawn from the corpus, stratum by stratum with the
 #' finite-population correction; `vcov()` returns it whole (a Wald test of several terms is possible whatever the
 #' lambdas). Intervals are Wald intervals on a t quantile with each coefficient's effective degrees of freedom (few
-#' when a handful of heavily weighted gold images carry the variance), with a leverage (HC2) correction of the gold
+#' when a handful of heavily weighted gold images carry the variance), with a leverage (HC3) correction of the gold
 #' images' contributions. An interval that cannot be trusted -- a zero, infinite or absurd standard error, a fit that
 #' diverges (separation) -- is not reported: `conf.low`/`conf.high` are `NA`, `flag` says why, and a warning of
 #' class `imagesasdata_warning` is raised. `method = "ppi"` calls the Python package ppi-python instead (a predicted
