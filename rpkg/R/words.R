@@ -303,7 +303,7 @@ arg_codes <- function(x, name) {
                            describe_value(x)))
   }
   atomic <- vapply(x, function(column) is.atomic(column) && !is.data.frame(column), logical(1))
-  engine_table(engine_prediction_names(as.data.frame(x)[atomic]))
+  engine_table(as.data.frame(x)[atomic], kind = "predictions")
 }
 
 #' A machine as one more coder: agreement and Krippendorff's alpha with the human coders
