@@ -287,6 +287,7 @@ def test_corrected_estimates_from_the_labelled_corpus(corpus_predictions, tmp_pa
     assert gold_only["estimate"] == pytest.approx(np.mean(np.array(gold["label"].to_pylist()) == "positive"))
 
 
+@pytest.mark.trains
 def test_gold_images_the_model_was_trained_on_are_left_out(workflow, tmp_path):
     """A corpus that holds copies (under other names) of two training photos: drawn into the gold sample, they are
     left out when the codes are read, with a warning naming them (issue 21). The labelling records its run, so

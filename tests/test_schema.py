@@ -47,7 +47,8 @@ def test_r_names_are_tidymodels_names_and_come_back():
     metrics = schema.r_names(schema.METRICS, "metrics")
     assert metrics == [".metric", ".estimator", ".estimate", "split", "class", "n", "conf.low", "conf.high", "interval"]
     assert schema.r_names(schema.COEFFICIENTS, "coefficients") == [
-        "term", "estimate", "std.error", "statistic", "p.value", "conf.low", "conf.high", "method", "lambda"]
+        "term", "estimate", "std.error", "statistic", "p.value", "conf.low", "conf.high", "method", "lambda", "df",
+        "flag"]
     assert schema.r_names(["val_f1", "val_f1_lower", "val_loss"], "grid") == ["val_f_meas", "val_f_meas_lower",
                                                                                "val_loss"]
     assert schema.r_metric("f1") == "f_meas" and schema.engine_metric("f_meas") == "f1"

@@ -662,8 +662,8 @@ def gold_metrics(gold, *, classes=None, positive_class=None, confidence: float =
     strange = sorted({v for v in truth + predicted if v not in classes}, key=str)
     if strange:
         raise ImagesAsDataError(f"labels {listing(map(repr, strange))} are not among the classes ({', '.join(classes)})")
-    if positive_class is None and design.get("positive_class") in classes:
-        positive_class = design["positive_class"]   # the fit's, recorded when the sample was drawn
+    if positive_class is None and recorded.get("positive_class") in classes:
+        positive_class = recorded["positive_class"]   # the fit's, recorded when the sample was drawn
     positive = choose_positive_class(classes, positive_class) if len(classes) == 2 else None
     probabilities = inclusion_probabilities(gold, design=design)
     weights = 1 / probabilities
