@@ -360,13 +360,12 @@ def thumbnails(paths, max_side: int = 96) -> pa.Table:
     """Images shrunk to fit `max_side` as a long table: image (1-based position in `paths`), path, x, y (1 = top
     row), colour ('#rrggbb'), error. ggplot2's geom_raster draws it; an unreadable image is one row with its error.
     """
-    from ..io.images import open_rgb
+    from ..io.sheets import thumbnail
 
     columns = {"image": [], "path": [], "x": [], "y": [], "colour": [], "error": []}
     for position, path in enumerate([str(p) for p in _as_list(paths)], start=1):
         try:
-            image = open_rgb(path)
-            image.thumbnail((int(max_side), int(max_side)))
+            image = thumbnail(path, int(max_side))
         except Exception as error:  # noqa: BLE001 — one bad image must not spoil a gallery
             for key, value in (("image", position), ("path", path), ("x", None), ("y", None), ("colour", None),
                                ("error", str(error) or type(error).__name__)):
