@@ -604,7 +604,9 @@ def _read_sheet(source) -> pa.Table:
 
 def gold_metrics(gold, *, classes=None, positive_class=None, confidence: float = 0.95, resamples: int = 1000,
                  seed: int = 0, design: str | None = None) -> pa.Table:
-    """The classifier's accuracy, precision, recall and F1 on the corpus, from a coded gold sample.
+    """Return the classifier's accuracy, precision, recall and F1 on the corpus, from a coded gold sample (a metrics
+    table). Raises ImagesAsDataError for a table without the truth or inclusion-probability columns it needs,
+    fewer coded images than an interval needs, or labels outside the classes.
 
     With unequal inclusion probabilities (a stratified sample) every estimate is design-weighted (each image counts
     1/π times), so it estimates performance on the whole corpus, not on the sample; intervals are Wilson intervals

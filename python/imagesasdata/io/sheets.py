@@ -248,8 +248,8 @@ def write_sheet(sheet: pa.Table, path, *, view_title: str | None = None, view_he
                 paragraphs=(), thumb_size: int = 192) -> Path:
     """Write a coding sheet (coding_table()) to `path` (.csv, UTF-8, or .parquet) atomically and return its path.
     With view_title, first write its HTML view beside it (the same name, .html): the sheet's images as a contact
-    page captioned by image_id, under `view_heading` (default: the title) and `paragraphs` (HTML). The view comes first so that a sheet that exists always
-    has its view. Raises ImagesAsDataError for another suffix."""
+    page captioned by image_id, under `view_heading` (default: the title) and `paragraphs` (HTML). The view comes
+    first, so that a sheet that exists always has its view. Raises ImagesAsDataError for another suffix."""
     path = Path(path)
     if view_title is not None:
         tiles = [Tile(p, i) for i, p in zip(sheet["image_id"].to_pylist(), sheet["path"].to_pylist())]

@@ -43,7 +43,7 @@ def write_selection_sheet(images, path, *, classes=None) -> Path:
 
 
 def read_selection_sheet(sheet, *, classes=None, code: str = "code", encoding: str = "utf-8") -> pa.Table:
-    """The coded rows of a selection sheet: image_id, path, label (the code, surrounding spaces trimmed) and note.
+    """Return the coded rows of a selection sheet: image_id, path, label (the code, surrounding spaces trimmed) and note.
     Rows not coded yet (an empty code) are left out with a warning.
 
     classes: the codes allowed (a run's classes); any other code is an error naming its line.
@@ -83,14 +83,16 @@ def _hint(value: str, allowed) -> str:
 
 
 def add_coded_images(training, coded, *, split: str | None = "auto") -> pa.Table:
-    """The training table with the coded images added: image_id, path, label, split (image_table()'s columns),
-    ready for finetune().
+    """Return the training table with the coded images added: image_id, path, label, split (image_table()'s
+    columns), ready for finetune().
 
     training: anything image_table() reads (the labelled images so far). coded: read_selection_sheet()'s table.
     split: the split new images join. "auto": "train" when the training table has splits (the validation images
       stay as they were, so accuracy before and after is comparable), else none (finetune() draws them all).
     An image already in the training table (same file) with the same label is not added twice; with another label
     it is an error naming it. A coded image whose image_id is taken by another file gets its path as image_id.
+    Raises ImagesAsDataError for a split= that does not match the training table, coded images without image_id,
+    path and label, or an image coded with another label than it has in training.
     """
     base = training if isinstance(training, pa.Table) and {"image_id", "path", "label", "split"} <= \
         set(training.column_names) else image_table(training)

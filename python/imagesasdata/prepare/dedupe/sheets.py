@@ -15,8 +15,9 @@ from .search import brute_force_pairs, hamming_pairs, hex_to_codes
 
 
 def duplicate_groups(duplicates: pa.Table, min_size: int = 2) -> pa.Table:
-    """Members of groups with at least `min_size` images: representative first, then by distance and table order.
-    Adds `position` (0 = representative) within each group."""
+    """Return the members of groups with at least `min_size` images: representative first, then by distance and
+    table order, with `position` (0 = representative) within each group. Raises ImagesAsDataError when
+    `duplicates` is not find_duplicates()'s table."""
     _require_columns(duplicates, ("group_id", "group_size", "is_representative", "distance_to_representative"))
     rows = [dict(r, _row=i) for i, r in enumerate(duplicates.to_pylist()) if r["group_size"] >= min_size]
     rows.sort(key=lambda r: (r["group_id"], not r["is_representative"],
@@ -78,7 +79,7 @@ def _note(member: dict) -> str:
 
 def duplicate_thumbnails(duplicates: pa.Table, folder, *, min_size: int = 2, thumb_size: int = 128) -> pa.Table:
     """Write a PNG thumbnail of every member of a duplicate group into `folder` (group<g>_<position>.png,
-    atomically) and return duplicate_groups() with a `thumbnail` column (its path; null when unreadable): what an R
+    atomically). Returns duplicate_groups() with a `thumbnail` column (its path; null when unreadable): what an R
     plot of the groups needs. Raises ImagesAsDataError when `duplicates` is not find_duplicates()'s table."""
     groups = duplicate_groups(duplicates, min_size=min_size)
     folder = Path(folder)
