@@ -88,7 +88,8 @@ def __dir__():
 
 
 def sample_data() -> Path:
-    """The folder of sample images shipped with the package (see its README.md for credits)."""
+    """Return the folder of sample images shipped with the package (see its README.md for credits). Raises
+    ImagesAsDataError when the installation lacks it."""
     import importlib.util
 
     # The wheel ships the images as the folder imagesasdata/sample_data (no __init__.py). Its location comes from

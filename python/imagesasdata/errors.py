@@ -25,7 +25,7 @@ class ImagesAsDataError(ValueError):
         self.path, self.row, self.hint, self.extra = path, row, hint, extra
 
     def fields(self) -> dict:
-        """The fields that are set, as plain values: choices as strings; value as itself when a str, int, float or
+        """Return the fields that are set, as plain values: choices as strings; value as itself when a str, int, float or
         bool (or a list of those), else as its repr; path as a string."""
         out = {}
         for name in self.FIELDS:

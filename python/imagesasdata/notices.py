@@ -50,7 +50,7 @@ _suppressed: set = set()
 
 def suppress_notices(*kinds) -> None:
     """Silence these notices (all of them when none is named) for the rest of the session; outputs still record
-    them."""
+    them. Returns None; raises ImagesAsDataError for an unknown notice."""
     for kind in kinds:
         _check(kind)
     with _lock:

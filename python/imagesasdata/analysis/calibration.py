@@ -243,7 +243,7 @@ def run_calibration_metrics(run) -> pa.Table:
 
 
 def calibration_table(run, split: str = "val", bins: int = DEFAULT_BINS) -> pa.Table:
-    """A run's reliability diagram as a table: reliability_table() of `split`'s predictions before
+    """Return a run's reliability diagram as a table: reliability_table() of `split`'s predictions before
     (probabilities "uncalibrated") and after ("temperature") scaling, with each one's ece and temperature."""
     description = run.description
     predictions = run.predictions

@@ -16,10 +16,8 @@ of its combined size, so π is recomputed for every image and nothing already co
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import html
-import io
 import os
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..io.sheets import CODE_COLUMNS, coding_table, write_sheet
 from ..io.tables import read_json, to_arrow, write_json, write_table
 
 SAMPLE_FILE = "sample.parquet"
@@ -411,9 +410,7 @@ def write_coding_sheet(sample: pa.Table, out, *, classes=None, thumb_size: int =
             part = sample.take(pa.array(rows, pa.int64()))
             order = np.argsort(np.asarray(part["draw"].to_pylist()), kind="stable")
             part = part.take(pa.array(order))
-            blank = pa.array([None] * part.num_rows, pa.string())
-            write_table(pa.table({"image_id": part["image_id"], "path": part["path"], "code": blank, "note": blank}), sheet)
-            _write_contact_page(part, out / f"{SHEET_PREFIX}{wave}.html", classes, wave, thumb_size, instructions)
+            _write_wave_sheet(part, sheet, classes, wave, thumb_size, instructions)
         written.setdefault(wave, {"wave": wave, "images": len(rows),
                                   "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                                   "sheet": sheet.name})
@@ -429,43 +426,14 @@ def write_coding_sheet(sample: pa.Table, out, *, classes=None, thumb_size: int =
     return out
 
 
-def _thumbnail_uri(path, size: int) -> str | None:
-    from ..io.images import open_rgb
-
-    try:
-        image = open_rgb(path)
-        image.thumbnail((size, size))
-    except Exception:  # noqa: BLE001 — an unreadable image gets a placeholder, not a broken page
-        return None
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def _write_contact_page(part: pa.Table, target: Path, classes, wave: int, thumb_size: int, instructions) -> None:
-    from ..io.tables import atomic_path
-
-    cells = []
-    for image_id, path in zip(part["image_id"].to_pylist(), part["path"].to_pylist()):
-        uri = _thumbnail_uri(path, thumb_size) if path else None
-        picture = (f'<img src="{uri}" alt="{html.escape(image_id)}">' if uri else
-                   '<div class="missing">unreadable</div>')
-        cells.append(f'<figure>{picture}<figcaption>{html.escape(image_id)}</figcaption></figure>')
+def _write_wave_sheet(part: pa.Table, sheet: Path, classes, wave: int, thumb_size: int, instructions) -> None:
     text = instructions or ("Code every image: write one of the codes below in the <code>code</code> column of "
-                            f"<code>{SHEET_PREFIX}{wave}.csv</code>, in the row with the image's id. Judge the image "
+                            f"<code>{sheet.name}</code>, in the row with the image's id. Judge the image "
                             "itself; leave a remark in <code>note</code> if a case is unclear.")
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Coding sheet, wave {wave}</title>
-<style>body{{font-family:sans-serif;margin:1.5em}} figure{{display:inline-block;margin:6px;width:{thumb_size}px;
-vertical-align:top}} img{{max-width:{thumb_size}px;max-height:{thumb_size}px}} figcaption{{font-size:12px;
-word-break:break-all}} .missing{{width:{thumb_size}px;height:{thumb_size}px;background:#ddd}}</style></head>
-<body><h1>Coding sheet, wave {wave}: {part.num_rows} images</h1>
-<p>{text}</p><p>Codes: {", ".join(f"<b>{html.escape(str(c))}</b>" for c in classes)}</p>
-{"".join(cells)}
-</body></html>
-"""
-    with atomic_path(target) as temporary:
-        temporary.write_text(page, encoding="utf-8")
+    codes = "Codes: " + ", ".join(f"<b>{html.escape(str(c))}</b>" for c in classes)
+    write_sheet(coding_table(part, CODE_COLUMNS), sheet, view_title=f"Coding sheet, wave {wave}",
+                       view_heading=f"Coding sheet, wave {wave}: {part.num_rows} images", paragraphs=(text, codes),
+                       thumb_size=thumb_size)
 
 
 # ------------------------------------------------------------------------------------------ reading codes
@@ -636,7 +604,9 @@ def _read_sheet(source) -> pa.Table:
 
 def gold_metrics(gold, *, classes=None, positive_class=None, confidence: float = 0.95, resamples: int = 1000,
                  seed: int = 0, design: str | None = None) -> pa.Table:
-    """The classifier's accuracy, precision, recall and F1 on the corpus, from a coded gold sample.
+    """Return the classifier's accuracy, precision, recall and F1 on the corpus, from a coded gold sample (a metrics
+    table). Raises ImagesAsDataError for a table without the truth or inclusion-probability columns it needs,
+    fewer coded images than an interval needs, or labels outside the classes.
 
     With unequal inclusion probabilities (a stratified sample) every estimate is design-weighted (each image counts
     1/π times), so it estimates performance on the whole corpus, not on the sample; intervals are Wilson intervals

@@ -59,7 +59,7 @@ def decide(probabilities: np.ndarray, classes, threshold=None, positive_class=No
 
 
 def threshold_curves(truth, prob_positive, positive_class) -> pa.Table:
-    """Precision–recall and ROC curves as one table, one row per distinct probability (highest first) plus the
+    """Return precision–recall and ROC curves as one table, one row per distinct probability (highest first) plus the
     ends: threshold, the four cells of the confusion matrix when images with prob_positive ≥ threshold are called
     positive, precision (1 where nothing is called positive, as scikit-learn's curve), recall = true positive
     rate, and false positive rate."""
@@ -140,7 +140,9 @@ class ThresholdChoice:
 
 def choose_threshold(truth, prob_positive, classes, positive_class, *, recall=None, precision=None,
                      split: str = "val", calibrated: bool = False, confidence: float = 0.95) -> ThresholdChoice:
-    """The threshold that meets a target on labelled predictions.
+    """Return the threshold that meets a target on labelled predictions, as a ThresholdChoice (threshold, target,
+    achieved, metrics at it, the curves). Raises ImagesAsDataError unless exactly one target in (0, 1] is given, or
+    for a task that is not binary.
 
     recall=r: the highest threshold whose recall is at least r (the most precise way to find that share of the
     positives). precision=p: the lowest threshold whose precision is at least p (the most positives found at that
@@ -209,14 +211,16 @@ def run_predictions(run, split: str = "val", calibrate: bool = False):
 
 
 def run_threshold_curves(run, split: str = "val", calibrate: bool = False) -> pa.Table:
-    """threshold_curves() of a binary run's stored predictions on `split` (default: validation)."""
+    """Return threshold_curves() of a binary run's stored predictions on `split` (default: validation). Raises
+    ImagesAsDataError for a run that is not binary or a split its predictions lack."""
     truth, probability, _, positive = run_predictions(run, split, calibrate)
     return threshold_curves(truth, probability, positive)
 
 
 def choose_run_threshold(run, *, recall=None, precision=None, split: str = "val", calibrate: bool = False,
                          confidence: float = 0.95) -> ThresholdChoice:
-    """choose_threshold() on a run's stored predictions of `split`. Pass the same calibrate= to predict() later:
+    """Return choose_threshold() on a run's stored predictions of `split` (a ThresholdChoice; raises
+    ImagesAsDataError as run_threshold_curves() and choose_threshold() do). Pass the same calibrate= to predict() later:
     the threshold is on that scale of probability."""
     truth, probability, classes, positive = run_predictions(run, split, calibrate)
     return choose_threshold(truth, probability, classes, positive, recall=recall, precision=precision, split=split,

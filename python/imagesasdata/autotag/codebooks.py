@@ -61,8 +61,8 @@ class Codebook:
         return [c.name for c in self.categories]
 
     def prompt(self) -> str:
-        """The system prompt: instructions, the categories with their definitions, what to answer, and the answer's
-        JSON schema. Deterministic: plain text built from the codebook alone (no time, no machine)."""
+        """Return the system prompt: instructions, the categories with their definitions, what to answer, and the
+        answer's JSON schema. Deterministic: plain text built from the codebook alone (no time, no machine)."""
         lines = [self.instructions.strip(), "", f'Codebook "{self.name}" with {len(self.categories)} categories:', ""]
         for number, category in enumerate(self.categories, start=1):
             lines.append(f"{number}. {category.name}: {' '.join(category.definition.split())}")
@@ -80,7 +80,7 @@ class Codebook:
         return "\n".join(lines) + "\n"
 
     def schema(self) -> dict:
-        """The JSON schema every answer must follow (OpenAI structured outputs' strict subset)."""
+        """Return the JSON schema every answer must follow (OpenAI structured outputs' strict subset)."""
         if self.kind == "one":
             properties = {"category": {"type": "string", "enum": self.names}, "reason": {"type": "string"}}
             return {"type": "object", "properties": properties, "required": ["category", "reason"],
@@ -91,6 +91,7 @@ class Codebook:
                 "additionalProperties": False}
 
     def to_dict(self) -> dict:
+        """Return the codebook as plain data: name, kind, instructions, categories (name, definition, examples)."""
         return {"name": self.name, "kind": self.kind, "instructions": self.instructions,
                 "categories": [{"name": c.name, "definition": c.definition, "examples": list(c.examples)}
                                for c in self.categories]}
@@ -103,7 +104,8 @@ class Codebook:
         return hashlib.sha256(json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
     def write(self, path) -> Path:
-        """The codebook as JSON (or YAML for .yaml/.yml), readable by codebook(path)."""
+        """Write the codebook as JSON (or YAML for .yaml/.yml) to `path`, atomically, readable by codebook(path).
+        Returns the path."""
         from ..io.tables import atomic_path
 
         path = Path(path)
@@ -125,7 +127,7 @@ class Codebook:
 def codebook(source=None, *, categories=None, instructions: str | None = None, kind: str | None = None,
              name: str | None = None, category: str = "category", definition: str = "definition",
              examples: str = "examples") -> Codebook:
-    """A Codebook from a YAML/JSON file, a mapping {category: definition}, a table (category and definition
+    """Return a Codebook from a YAML/JSON file, a mapping {category: definition}, a table (category and definition
     columns, optional examples: image paths separated by ";"), a list of {name, definition, examples} dicts, or a
     Codebook (returned as is, with any option given replacing its own).
 

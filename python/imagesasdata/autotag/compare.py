@@ -82,7 +82,7 @@ class TagComparison:
 
 def tag_metrics_from_counts(true_positive: int, false_positive: int, false_negative: int,
                             true_negative: int) -> pa.Table:
-    """Metrics from the four cells of a published 2×2 table (e.g. the book's Tables 6.1 and 6.2)."""
+    """Return the metrics from the four cells of a published 2×2 table (e.g. the book's Tables 6.1 and 6.2)."""
     counts = np.array([[true_negative, false_positive], [false_negative, true_positive]], dtype=np.int64)
     if (counts < 0).any():
         raise ImagesAsDataError("confusion counts cannot be negative")
@@ -92,7 +92,9 @@ def tag_metrics_from_counts(true_positive: int, false_positive: int, false_negat
 def compare_tags(tags, manual, positive, *, manual_positive=None, min_confidence: float = 0.0,
                  manual_label: str = "label", by: str = "image_id", tag_column: str | None = None,
                  confidence_column: str | None = None, tagger: str | None = None) -> TagComparison:
-    """Compare autotagger tags with manual labels.
+    """Compare autotagger tags with manual labels. Returns a TagComparison (confusion, metrics, per_image,
+    excluded). Raises ImagesAsDataError for missing columns, a positive= that names no tag, a bad min_confidence,
+    or tables that share no image.
 
     tags: a tag table (rekognition_labels(), rekognition_celebrities(), autotag_local(), or any table with
       image_id and label/celebrity columns), vlm_code() codes (a category answered present is a tag, confidence =

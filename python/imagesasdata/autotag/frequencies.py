@@ -18,7 +18,7 @@ FREQUENCY_SCHEMA = pa.schema([
 
 
 def label_frequencies(tags, *, min_confidence: float = 0.0, top_n: int | None = None) -> pa.Table:
-    """Images per tag, per tagger: columns tagger, label, images (distinct images carrying the tag at or above
+    """Return images per tag, per tagger: columns tagger, label, images (distinct images carrying the tag at or above
     min_confidence), share (of that tagger's successfully tagged images), tagged_images and rank (1 = most frequent).
 
     tags: one tag table, or several concatenated (pyarrow.concat_tables) to compare taggers; a celebrity table

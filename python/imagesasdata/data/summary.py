@@ -20,7 +20,7 @@ SPLITS = ("train", "val", "test")
 
 def data_summary(tasks, *, label: str | None = None, path: str | None = None, val_fraction: float = 0.2,
                  test_fraction: float | None = None, seed: int = 0, balance: bool = False) -> pa.Table:
-    """One row per task and class: task, class, train, val, test, total (image counts), share (the class's
+    """Return one row per task and class: task, class, train, val, test, total (image counts), share (the class's
     share of the task's images), split_source ("given" or "drawn") and no_test (why the task has no test split, or
     null).
 

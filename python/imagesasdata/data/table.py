@@ -25,7 +25,8 @@ CORE_COLUMNS = ("image_id", "path", "label", "split")
 
 def image_table(source, *, label: str | None = None, path: str | None = None, image_id: str | None = None,
                 split: str | None = None, root=None, encoding: str = "utf-8") -> pa.Table:
-    """Inventory labelled (or unlabelled) images as a table with columns image_id, path, label, split.
+    """Inventory labelled (or unlabelled) images. Returns a table with columns image_id, path, label, split;
+    raises ImagesAsDataError for a source it cannot read, missing columns or no images.
 
     source: a folder in the book's layout (train/ and val/, optionally test/, each holding one folder per class);
       a folder of class folders (split later); a folder of images (unlabelled); a CSV/Parquet file, pandas

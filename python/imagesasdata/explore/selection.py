@@ -21,7 +21,8 @@ UNCERTAINTY = ("entropy", "margin", "least_confidence")
 
 
 def uncertainty_scores(probabilities: np.ndarray, measure: str = "entropy") -> np.ndarray:
-    """How unsure the model is about each image, from 0 (certain) to 1 (all classes equally likely).
+    """Return how unsure the model is about each image (an array), from 0 (certain) to 1 (all classes equally
+    likely). Raises ImagesAsDataError for an unknown measure.
 
     entropy: −Σ p log p, divided by log K; margin: 1 − (largest p − second largest p);
     least_confidence: (1 − largest p) · K / (K − 1)."""

@@ -3,16 +3,15 @@ person can say what the cluster is (the exploratory reading the book describes i
 
 from __future__ import annotations
 
-import math
-
 import pyarrow as pa
 
-from ..errors import BadImageError, ImagesAsDataError, listing
-from ..io.images import open_rgb
+from ..errors import ImagesAsDataError, listing
 from ..io.locks import claimed_directory
-from ..io.tables import atomic_path, to_arrow, write_json
+from ..io.sheets import Layout, Line, Tile, contact_picture, save_picture
+from ..io.tables import to_arrow, write_json
 
 SHEETS_DESCRIPTION = "sheets.json"
+CLUSTER_LAYOUT = Layout(pad=6, caption=16, header=24, heading_y=5, min_width=240)
 
 
 def cluster_sheets(clusters, out, *, per_cluster: int = 24, columns: int = 8, thumb_size: int = 112,
@@ -22,6 +21,8 @@ def cluster_sheets(clusters, out, *, per_cluster: int = 24, columns: int = 8, th
 
     Returns cluster, cluster_size, shown (images drawn) and sheet (the PNG's path). overwrite=True replaces the
     sheets of an earlier call in `out`. Unreadable images are drawn as grey squares marked "unreadable".
+    Raises ImagesAsDataError for a table that is not embedding_clusters()'s, a bad per_cluster, columns or
+    thumb_size, or an `out` that already holds sheets (without overwrite=True).
     """
     table = to_arrow(clusters)
     missing = [c for c in ("image_id", "path", "cluster", "rank") if c not in table.column_names]
@@ -42,9 +43,7 @@ def cluster_sheets(clusters, out, *, per_cluster: int = 24, columns: int = 8, th
         digits = max(2, len(str(max(by_cluster, default=0))))
         for cluster, members in by_cluster.items():
             target = folder / f"cluster-{cluster:0{digits}d}.png"
-            sheet = _sheet(cluster, members, per_cluster, columns, thumb_size)
-            with atomic_path(target) as temporary:
-                sheet.save(temporary, format="PNG")
+            save_picture(_sheet(cluster, members, per_cluster, columns, thumb_size), target, "contact sheet")
             written.append({"cluster": cluster, "cluster_size": len(members),
                             "shown": min(len(members), per_cluster), "sheet": str(target)})
         write_json({"format": "imagesasdata-cluster-sheets", "status": "complete", "clusters": len(by_cluster),
@@ -54,34 +53,8 @@ def cluster_sheets(clusters, out, *, per_cluster: int = 24, columns: int = 8, th
 
 
 def _sheet(cluster: int, members: list, per_cluster: int, columns: int, thumb_size: int):
-    from PIL import Image, ImageDraw, ImageFont
-
-    try:
-        font = ImageFont.load_default(size=11)
-    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
-        font = ImageFont.load_default()
     shown = members[:per_cluster]
-    pad, caption, header = 6, 16, 24
-    across = max(1, min(columns, len(shown)))
-    down = max(1, math.ceil(len(shown) / across))
-    cell_w, cell_h = thumb_size + pad, thumb_size + caption + pad
-    sheet = Image.new("RGB", (max(240, pad + across * cell_w), header + down * cell_h + pad), "white")
-    draw = ImageDraw.Draw(sheet)
     more = f" (the {len(shown)} nearest its centre shown)" if len(members) > len(shown) else ""
-    draw.text((pad, 5), f"cluster {cluster}: {len(members)} images{more}", fill="black", font=font)
-    limit = max(4, thumb_size // 6)
-    for k, member in enumerate(shown):
-        x = pad + (k % across) * cell_w
-        y = header + (k // across) * cell_h
-        try:
-            thumb = open_rgb(member["path"], draft_size=thumb_size)
-            thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS)
-            sheet.paste(thumb, (x + (thumb_size - thumb.width) // 2, y + (thumb_size - thumb.height) // 2))
-        except (BadImageError, TypeError, OSError):
-            draw.rectangle([x, y, x + thumb_size - 1, y + thumb_size - 1], fill=(220, 220, 220))
-            draw.text((x + 6, y + thumb_size // 2 - 6), "unreadable", fill="black", font=font)
-        name = str(member["image_id"])
-        name = name if len(name) <= limit else "…" + name[-(limit - 1):]
-        draw.text((x, y + thumb_size + 2), name, fill="black", font=font)
-    return sheet
-
+    tiles = [Tile(member["path"], str(member["image_id"])) for member in shown]
+    return contact_picture(f"cluster {cluster}: {len(members)} images{more}", [Line(tiles)], thumb_size=thumb_size,
+                           columns=columns, layout=CLUSTER_LAYOUT)

@@ -13,7 +13,7 @@ WIDE_PREFIX = "dim_"
 
 
 def embedding_matrix(embeddings, column: str = "embedding") -> tuple[pa.Table, np.ndarray]:
-    """(the table, an images × dimensions float64 matrix) from an embeddings table: image_embeddings()'s result, a
+    """Return (the table, an images × dimensions float64 matrix) from an embeddings table: image_embeddings()'s result, a
     Parquet file of it, or a wide table (image_id and dim_0001… columns).
 
     Raises ImagesAsDataError when there is no image_id or embedding column, an image id repeats, vectors differ in
@@ -68,7 +68,7 @@ def _no_features(table: pa.Table, ids, rows) -> str:
 
 
 def embeddings_wide(embeddings, prefix: str = WIDE_PREFIX) -> pa.Table:
-    """The embeddings with one numeric column per dimension (dim_0001, dim_0002, …) instead of a vector column:
+    """Return the embeddings with one numeric column per dimension (dim_0001, dim_0002, …) instead of a vector column:
     image_id, path (when present), then the dimensions. Images without an embedding are an error (see
     embedding_matrix())."""
     table, matrix = embedding_matrix(embeddings)

@@ -112,7 +112,7 @@ def detect_faces(images, *, min_face_size: int = 20, threshold: float = 0.9, dev
 
 
 def face_counts(faces: pa.Table) -> pa.Table:
-    """One row per image of a detect_faces() table: image_id, path, faces (0 when none was found; null when the
+    """Return one row per image of a detect_faces() table: image_id, path, faces (0 when none was found; null when the
     image could not be read), error."""
     _require(faces, ("image_id", "path", "face_id", "error"))
     counts: dict = {}

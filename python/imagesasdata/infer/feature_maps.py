@@ -47,7 +47,7 @@ class FeatureMaps:
 def feature_maps(image, run=None, *, architecture: str = "efficientnet_lite0", n: int | None = 16,
                  out=None, tile: int = 112) -> FeatureMaps:
     """Pass one image through the first convolution layer of a fitted run (or, with run=None, of `architecture`
-    with its ImageNet weights) and return that layer's output maps.
+    with its ImageNet weights). Returns that layer's output maps (a FeatureMaps).
 
     The image is prepared exactly as the network sees it in evaluation (the run's resize, centre crop and
     normalisation). out: also write a contact sheet PNG there — the evaluation view first, then the first n maps,

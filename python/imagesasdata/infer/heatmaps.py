@@ -117,7 +117,7 @@ def heatmaps(run, images, *, target: str = "predicted", method: str = "gradcam",
 
 
 def top_loss_heatmaps(run, n: int = 16, *, split: str | None = None, target: str = "predicted", **options) -> pa.Table:
-    """Heatmaps of the n validation (and test) images with the largest losses — where the model looked when it was
+    """Return heatmaps of the n validation (and test) images with the largest losses — where the model looked when it was
     most wrong. Same options and columns as heatmaps(), plus split, label, loss and probability_of_label."""
     from .run import as_run
 
@@ -133,7 +133,7 @@ def top_loss_heatmaps(run, n: int = 16, *, split: str | None = None, target: str
 
 
 def heatmap_layers(run, *, allow_unfinished: bool = False) -> pa.Table:
-    """The modules of a run's network a heatmap can be read from, in the order they run: name, type, channels,
+    """Return the modules of a run's network a heatmap can be read from, in the order they run: name, type, channels,
     height and width of the feature map at the run's image size, and default (the one heatmaps() uses)."""
     from ..model.cams import default_layer, feature_map_layers
     from ..model.inference import Predictor

@@ -39,7 +39,7 @@ BATCHES_PER_BLOCK = 4   # Ray backend: batches per Ray Data block (one task)
 
 def read_manifest(manifest, *, path: str | None = None, image_id: str | None = None,
                   endpoint_url: str | None = None) -> pa.Table:
-    """The images to label as a table image_id, path.
+    """Return the images to label as a table image_id, path.
 
     manifest: a CSV/Parquet file (on disk or at an s3:// URI), a pandas DataFrame or Arrow table with a path
       column, a folder, or a list of paths. Paths may be local (relative ones are resolved against the
@@ -247,7 +247,8 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
                  max_shards: int | None = None, path: str | None = None, image_id: str | None = None,
                  endpoint_url: str | None = None, allow_unfinished: bool = False, progress: bool = True,
                  calibrate: bool = False, threshold: float | None = None) -> Labelling:
-    """Label every image of a manifest with a fitted run into Parquet shards under `out`; resumable.
+    """Label every image of a manifest with a fitted run into Parquet shards under `out`; resumable. Returns the
+    Labelling (its folder, counts and table).
 
     run: a Run or run directory. manifest: see read_manifest() (CSV/Parquet of local paths or s3:// URIs).
     out: the labelling directory: manifest.parquet, labelling.json and shards/shard-NNNNNN.parquet (image_id,
@@ -344,7 +345,8 @@ def check_unique_ids(table: pa.Table, what: str) -> None:
 
 
 def load_labelling(path) -> Labelling:
-    """Re-open a labelling directory (finished or not)."""
+    """Re-open a labelling directory (finished or not). Returns its Labelling; raises ImagesAsDataError when
+    `path` is not one."""
     path = Path(path).expanduser().resolve()
     if not (path / LABELLING_DESCRIPTION).exists():
         raise ImagesAsDataError(f"{path} is not a labelling directory (no {LABELLING_DESCRIPTION}); pass the --out of label")

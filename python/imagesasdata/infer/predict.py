@@ -111,7 +111,8 @@ class Evaluation:
 def evaluate(run, data, *, label: str | None = None, path: str | None = None, positive_class=None,
              split: str = "evaluation", **options) -> Evaluation:
     """Predict labelled images and compare with their labels (metrics as in the run's own validation, with 95%
-    intervals). options: those of predict(), including calibrate= and threshold=.
+    intervals). Returns an Evaluation (metrics, confusion, predictions, classes); raises ImagesAsDataError for
+    labels that are not the run's classes or a multi-label run. options: those of predict(), including calibrate= and threshold=.
 
     Images whose label is not one of the run's classes are an error; unreadable images are left out and listed
     in the predictions' error column.

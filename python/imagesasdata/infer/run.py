@@ -14,19 +14,21 @@ class Run(RunDirectory):
     """A fitted model in its run directory: description, tables, checked weights, and predict()/evaluate()."""
 
     def predict(self, images, **options) -> pa.Table:
-        """Label images with this run: see imagesasdata.predict()."""
+        """Label images with this run. Returns predict()'s table (see imagesasdata.predict(), which says what it
+        raises)."""
         from .predict import predict
 
         return predict(self, images, **options)
 
     def evaluate(self, data, **options):
-        """Held-out evaluation on labelled images: see imagesasdata.evaluate()."""
+        """Evaluate this run on held-out labelled images. Returns evaluate()'s Evaluation (see
+        imagesasdata.evaluate(), which says what it raises)."""
         from .predict import evaluate
 
         return evaluate(self, data, **options)
 
     def summary(self) -> str:
-        """RunDirectory's summary, plus what the metrics can be trusted for: why there is no test split, if none,
+        """Return RunDirectory's summary as text, plus what the metrics can be trusted for: why there is no test split, if none,
         and the book recipe's choices that were overridden."""
         lines = [super().summary()]
         if self.description.get("task") == "multi_label":   # several yes/no labels per image (train/multilabel.py)
@@ -42,15 +44,17 @@ class Run(RunDirectory):
         return "\n".join(lines)
 
     def interpretation(self, split: str | None = None):
-        """What the model gets wrong on its validation (and test) images, and how sure it was: an
-        Interpretation (top_losses(), misclassified(), most_confused())."""
+        """Return what the model gets wrong on its validation (and test) images, and how sure it was: an
+        Interpretation (top_losses(), misclassified(), most_confused()). Raises ImagesAsDataError for an unknown
+        split."""
         from ..measure.interpretation import Interpretation
 
         return Interpretation.from_run(self, split)
 
 
 def load_run(path) -> Run:
-    """Open a run directory written by finetune(). Raises ImagesAsDataError if it is not one, or is damaged."""
+    """Open a run directory written by finetune(). Returns its Run; raises ImagesAsDataError if it is not one, or
+    is damaged."""
     path = Path(path).expanduser().absolute()
     if not (path / RUN_DESCRIPTION).exists():
         raise ImagesAsDataError(f"{path} is not a run directory (no {RUN_DESCRIPTION}); pass the --out folder of a finetune run",

@@ -14,7 +14,7 @@ from ..runs import as_run_directory
 
 def pool_predictions(run, pool, *, batch_size: int = 32, device: str = "auto", num_workers: int | None = None,
                      progress: bool = True, allow_unfinished: bool = False) -> tuple[pa.Table, pa.Table]:
-    """(predictions, embeddings) of a pool of images under a run, from one pass: predict()'s table, and
+    """Return (predictions, embeddings) of a pool of images under a run, from one pass: predict()'s table, and
     image_id, embedding (the run's penultimate features; null for unreadable images)."""
     from tqdm.auto import tqdm
 

@@ -64,6 +64,8 @@ def to_r(data, factors=None, kind=None) -> dict:
       "grid"): its columns travel in R's names (schema.r_names), metric names in yardstick's (f1 → f_meas).
       Every kind renames the prediction columns (predicted → .pred_class, prob_<class> → .pred_<class>); None
       (a table outside the contract, e.g. calibration bins) renames nothing.
+    Returns {"nrow", "names", "columns"} (encode_column()'s dicts). Raises ImagesAsDataError for a table it cannot
+    read or a column type R cannot receive.
     """
     from ..io.tables import to_arrow
 
@@ -86,7 +88,8 @@ def to_r(data, factors=None, kind=None) -> dict:
 
 
 def encode_column(column, name: str = "") -> dict:
-    """One Arrow column (Array or ChunkedArray) as {"type", "values", "missing", ...}."""
+    """Return one Arrow column (Array or ChunkedArray) as {"type", "values", "missing", ...} for R.
+    Raises ImagesAsDataError for an Arrow type the bridge cannot convert (name it by `name`)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     kind = column.type
@@ -136,7 +139,9 @@ def encode_column(column, name: str = "") -> dict:
 
 
 def encode_factor(column, levels=None) -> dict:
-    """A string-like column as 1-based codes into `levels` (None: the values present, naturally sorted)."""
+    """Return a string-like column as an R factor: {"type": "factor", "values" (1-based codes into `levels`),
+    "missing", "levels"} (levels None: the values present, naturally sorted; values not in `levels` are added
+    after them)."""
     from ..data.table import natural_key
 
     if isinstance(column, pa.ChunkedArray):
@@ -168,8 +173,9 @@ ARROW_TYPES = {"logical": pa.bool_(), "integer": pa.int32(), "double": pa.float6
 
 
 def from_r(encoded: dict, kind=None) -> pa.Table:
-    """Rebuild the Arrow table R's engine_table() described; rows listed in "missing" become nulls. R's column
-    names (.pred_class, .pred_<class>, and those of `kind`) come back in the engine's (schema.engine_names)."""
+    """Return the Arrow table R's engine_table() described; rows listed in "missing" become nulls. R's column
+    names (.pred_class, .pred_<class>, and those of `kind`) come back in the engine's (schema.engine_names).
+    Raises ImagesAsDataError for a column of the wrong length or an R type the engine cannot receive."""
     names = _schema.engine_names(list(encoded["names"]), kind)
     nrow = int(encoded["nrow"])
     arrays = []
@@ -183,6 +189,8 @@ def from_r(encoded: dict, kind=None) -> pa.Table:
 
 
 def decode_column(column: dict, nrow: int, name: str = "") -> pa.Array:
+    """Return the Arrow array of one column R encoded ({"type", "values", "missing", "levels", "tz"}).
+    Raises ImagesAsDataError when it does not hold `nrow` values or its R type cannot be sent to the engine."""
     kind = column["type"]
     values = _as_list(column.get("values"))
     if len(values) != nrow:
@@ -241,7 +249,9 @@ def call(function, *args, **kwargs) -> Outcome:
 
     Warnings raised by the engine's own code travel with the outcome, so that R shows them as R warnings (a
     Python warning printed to stderr is lost in R Markdown and cannot be caught); warnings from other libraries
-    are shown as Python would have shown them."""
+    are shown as Python would have shown them.
+    Returns an Outcome (value, or error; warnings). Raises nothing but what is not an Exception (KeyboardInterrupt).
+    """
     with _warnings.catch_warnings(record=True) as caught:
         try:
             outcome = Outcome(value=function(*args, **kwargs))
@@ -263,8 +273,9 @@ def call(function, *args, **kwargs) -> Outcome:
 
 
 def printed(function, *args, **kwargs) -> dict:
-    """{"value": function(...), "output": what it printed}: R shows the text as a message (which R Markdown and
-    suppressMessages() handle) instead of Python writing to the console behind R's back."""
+    """Return {"value": function(...), "output": what it printed}: R shows the text as a message (which R Markdown
+    and suppressMessages() handle) instead of Python writing to the console behind R's back. Raises what
+    `function` raises."""
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         value = function(*args, **kwargs)
@@ -272,7 +283,8 @@ def printed(function, *args, **kwargs) -> dict:
 
 
 def run_tables(run, names=("history", "metrics", "calibration", "confusion", "predictions", "splits", "skipped")) -> dict:
-    """A run's tables encoded for R in one call, labels as factors in the run's class order."""
+    """Return {name: to_r() encoding} of those of a run's tables (`names`) that it has, labels as factors in the
+    run's class order, in one call."""
     classes = run.classes
     labels = {"label": classes, "predicted": classes, "truth": classes}
     out = {}
@@ -287,40 +299,42 @@ def run_tables(run, names=("history", "metrics", "calibration", "confusion", "pr
 
 
 def headline(metrics: pa.Table, split: str | None = None) -> str:
-    """measure.metrics.headline() of a metrics table (R sends it with engine_table(kind = "metrics"))."""
+    """Return measure.metrics.headline() of a metrics table (R sends it with engine_table(kind = "metrics")): the
+    estimator that heads it."""
     from ..measure.metrics import headline as engine_headline
 
     return engine_headline(metrics, split)
 
 
 def schema() -> dict:
-    """The engine/R contract as plain data: tables, kinds, R's names (schema.describe())."""
+    """Return the engine/R contract as plain data: tables, kinds, R's names (schema.describe())."""
     return _schema.describe()
 
 
 def rank(results: pa.Table, metric: str) -> list[int]:
-    """1-based positions of a grid's configurations, best first on `metric` ("accuracy", "f1", "loss"; R's
-    f_meas and mn_log_loss too) by the engine's one selection rule (schema.selection_score)."""
+    """Return the 1-based positions of a grid's configurations, best first on `metric` ("accuracy", "f1", "loss";
+    R's f_meas and mn_log_loss too) by the engine's one selection rule (schema.selection_score)."""
     metric = {"f_meas": "f1", "mn_log_loss": "loss"}.get(str(metric), str(metric))
     return [i + 1 for i in _schema.rank(results.to_pylist(), metric)]
 
 
 def gold_design_json(sample: pa.Table) -> str:
-    """A gold sample's design (strata, inclusion probabilities), which R keeps as an attribute of its tibble."""
+    """Return a gold sample's design (strata, inclusion probabilities) as JSON text, which R keeps as an attribute
+    of its tibble."""
     from ..analysis.gold import design_json
 
     return design_json(sample)
 
 
 def with_gold_design(table: pa.Table, design: str) -> pa.Table:
-    """A gold sample R sends back, with its design (from gold_design_json()) in the table's metadata again."""
+    """Return a gold sample R sends back with its design (from gold_design_json()) in the table's metadata again."""
     from ..analysis.gold import with_design
 
     return with_design(table, design)
 
 
 def integer_options() -> list[str]:
-    """The fine-tuning options (TrainConfig fields) whose values are whole numbers."""
+    """Return the names of the fine-tuning options (TrainConfig fields) whose values are whole numbers."""
     import dataclasses
 
     from ..train.config import TrainConfig
@@ -329,7 +343,7 @@ def integer_options() -> list[str]:
 
 
 def positive_class(classes) -> str | None:
-    """The positive class the engine chooses by default for these classes (data.table.choose_positive_class):
+    """Return the positive class the engine chooses by default for these classes (data.table.choose_positive_class):
     "positive" if there is one, else the second; None unless there are exactly two. R puts it first among a
     labelled table's factor levels, where R's rule (the first level is the positive class) then finds it."""
     from ..data.table import choose_positive_class
@@ -339,7 +353,8 @@ def positive_class(classes) -> str | None:
 
 
 def labelled_table(path) -> pa.Table:
-    """Every finished row of the labelling directory at `path`."""
+    """Return every finished row of the labelling directory at `path` as a table.
+    Raises ImagesAsDataError when `path` is not a labelling directory."""
     from ..infer.labelling import load_labelling
 
     return load_labelling(path).table
@@ -347,7 +362,7 @@ def labelled_table(path) -> pa.Table:
 
 def shutdown() -> None:
     """End this process's Ray session, if it has one: Ray's threads must stop before an embedding R finalises
-    Python, or the process crashes on its way out."""
+    Python, or the process crashes on its way out. Returns None."""
     import sys
 
     if "imagesasdata.scale.cluster" in sys.modules:
@@ -357,16 +372,16 @@ def shutdown() -> None:
 # ------------------------------------------------------------------------------------------ thumbnails
 
 def thumbnails(paths, max_side: int = 96) -> pa.Table:
-    """Images shrunk to fit `max_side` as a long table: image (1-based position in `paths`), path, x, y (1 = top
-    row), colour ('#rrggbb'), error. ggplot2's geom_raster draws it; an unreadable image is one row with its error.
+    """Return images shrunk to fit `max_side` (io.sheets.thumbnail) as a long table: image (1-based position in
+    `paths`), path, x, y (1 = top row), colour ('#rrggbb'), error. ggplot2's geom_raster draws it. Raises nothing
+    for a bad image: an unreadable one is one row with its error.
     """
-    from ..io.images import open_rgb
+    from ..io.sheets import thumbnail
 
     columns = {"image": [], "path": [], "x": [], "y": [], "colour": [], "error": []}
     for position, path in enumerate([str(p) for p in _as_list(paths)], start=1):
         try:
-            image = open_rgb(path)
-            image.thumbnail((int(max_side), int(max_side)))
+            image = thumbnail(path, int(max_side))
         except Exception as error:  # noqa: BLE001 — one bad image must not spoil a gallery
             for key, value in (("image", position), ("path", path), ("x", None), ("y", None), ("colour", None),
                                ("error", str(error) or type(error).__name__)):
@@ -390,23 +405,24 @@ def thumbnails(paths, max_side: int = 96) -> pa.Table:
 
 
 def standin_vlm(key_file=None, **options):
-    """The stand-in VLM server (autotag/standin_vlm.py: not a model) serving on 127.0.0.1, for R's examples, tests
-    and vignette; its base URL is the attribute `url`. key_file: a CSV with path and codes (standin_vlm.read_key)."""
+    """Start the stand-in VLM server (autotag/standin_vlm.py: not a model) on 127.0.0.1, for R's examples, tests
+    and vignette. Returns the server; its base URL is the attribute `url`. key_file: a CSV with path and codes
+    (standin_vlm.read_key)."""
     from ..autotag.standin_vlm import StandinVLM, read_key
 
     server = StandinVLM(read_key(key_file) if key_file else {}, **options)
     server.url = server.start()
     return server
 def engine_column(name: str, kind: str | None = None) -> str:
-    """The engine's name of one of R's column names (schema.engine_column: .pred_class → predicted)."""
+    """Return the engine's name of one of R's column names (schema.engine_column: .pred_class → predicted)."""
     return _schema.engine_column(str(name), kind)
 
 
 def metrics_at(predictions: pa.Table, classes, positive_class=None, confidence: float = 0.95, splits=None,
                truth: str = "label") -> pa.Table:
-    """Metrics of a predictions table (truth column vs `predicted`) at another confidence level, per split (those
-    in `splits`, in that order; None: one table without a split column). R's tidy(conf.level =) uses it; the
-    intervals are computed as the fit's own (measure.metrics.classification_metrics)."""
+    """Return the metrics of a predictions table (truth column vs `predicted`) at another confidence level, per
+    split (those in `splits`, in that order; None: one table without a split column). R's tidy(conf.level =) uses
+    it; the intervals are computed as the fit's own (measure.metrics.classification_metrics)."""
     from ..measure.metrics import classification_metrics
 
     classes = [str(c) for c in _as_list(classes)]
@@ -427,8 +443,9 @@ def metrics_at(predictions: pa.Table, classes, positive_class=None, confidence: 
 
 
 def roc_auc_rows(run, splits) -> pa.Table:
-    """Rows of a metrics table (schema.METRICS) with the area under the ROC curve of a binary run on each split:
-    metric "roc_auc", estimator "binary", class the positive class, n the images; no interval."""
+    """Return rows of a metrics table (schema.METRICS) with the area under the ROC curve of a binary run on each
+    split: metric "roc_auc", estimator "binary", class the positive class, n the images; no interval.
+    Raises ImagesAsDataError for a run that is not binary or lacks a split's predictions."""
     from ..analysis.thresholds import roc_auc, run_predictions, threshold_curves
 
     rows = []
@@ -444,7 +461,7 @@ def roc_auc_rows(run, splits) -> pa.Table:
 
 
 def curve_auc(curves: pa.Table) -> float:
-    """The area under the ROC curve of threshold curves R holds (analysis.thresholds.roc_auc)."""
+    """Return the area under the ROC curve of threshold curves R holds (analysis.thresholds.roc_auc)."""
     from ..analysis.thresholds import roc_auc
 
     return roc_auc(curves)

@@ -109,7 +109,7 @@ def unusable_file(path: Path) -> str | None:
 
 
 def open_rgb(path, draft_size: int | None = None, max_pixels: int | None = None) -> Image.Image:
-    """Decode `path` into a fully loaded 8-bit RGB image.
+    """Decode `path`. Returns a fully loaded 8-bit RGB Pillow image.
 
     draft_size: when the image will be shrunk to about this many pixels on its shorter side, JPEGs are decoded
     at a reduced scale (Pillow's draft mode), which is several times faster on large photos.

@@ -27,7 +27,9 @@ class Interpretation:
 
     @classmethod
     def from_predictions(cls, predictions: pa.Table, classes, split=None) -> "Interpretation":
-        """From a predictions table and the model's classes; `split` keeps only those splits (e.g. "val")."""
+        """Return the Interpretation of a predictions table and the model's classes; `split` keeps only those splits
+        (e.g. "val"). Raises ImagesAsDataError for missing label/prob_<class> columns, an unknown split, or labels
+        that are not classes of the model."""
         classes = [str(c) for c in classes]
         missing = [c for c in ("label", "predicted", *[f"prob_{k}" for k in classes]) if c not in predictions.column_names]
         if missing:
@@ -53,6 +55,7 @@ class Interpretation:
 
     @classmethod
     def from_run(cls, run, split=None) -> "Interpretation":
+        """Return the Interpretation of a run's stored predictions (from_predictions(); raises as it does)."""
         return cls.from_predictions(run.predictions, run.classes, split)
 
     def _probabilities(self) -> np.ndarray:
@@ -60,7 +63,7 @@ class Interpretation:
                                 for c in self.classes]) if self.predictions.num_rows else np.zeros((0, len(self.classes)))
 
     def losses(self) -> pa.Table:
-        """Every image with `probability` (of the predicted class), `probability_of_label` and `loss` (the
+        """Return every image with `probability` (of the predicted class), `probability_of_label` and `loss` (the
         cross-entropy −log p(label)), largest loss first."""
         probabilities = self._probabilities()
         index = {c: i for i, c in enumerate(self.classes)}
@@ -75,19 +78,21 @@ class Interpretation:
         return self._ordered(table.take(pa.array(order, pa.int64())))
 
     def top_losses(self, k: int | None = None) -> pa.Table:
-        """The k images with the largest losses (all of them when k is None): where the model was most wrong."""
+        """Return the k images with the largest losses (all of them when k is None): where the model was most
+        wrong."""
         table = self.losses()
         return table if k is None else table.slice(0, int(k))
 
     def misclassified(self) -> pa.Table:
-        """The images whose prediction is not their label, the most confident mistakes first."""
+        """Return the images whose prediction is not their label, the most confident mistakes first."""
         table = self.losses()
         wrong = table.filter(pc.not_equal(table["label"], table["predicted"]))
         order = np.argsort(-wrong["probability"].to_numpy(zero_copy_only=False), kind="stable")
         return wrong.take(pa.array(order, pa.int64())).drop_columns(["probability_of_label", "loss"])
 
     def most_confused(self, min_count: int = 1) -> pa.Table:
-        """Pairs of different classes (label, predicted) with at least min_count images, most frequent first."""
+        """Return the pairs of different classes (label, predicted, count) with at least min_count images, most
+        frequent first."""
         counts: dict = {}
         for truth, predicted in zip(self.predictions["label"].to_pylist(), self.predictions["predicted"].to_pylist()):
             if truth != predicted:

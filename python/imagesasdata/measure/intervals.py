@@ -75,7 +75,8 @@ def exact_interval(successes, trials, confidence: float = 0.95):
 
 
 def proportion_interval(successes, trials, confidence: float = 0.95, method: str = "wilson"):
-    """A proportion's interval from its counts: method "wilson" (default) or "exact" (Clopper–Pearson)."""
+    """Return a proportion's interval from its counts as (lower, upper) (arrays broadcast; NaN where trials is 0):
+    method "wilson" (default) or "exact" (Clopper–Pearson). Raises ImagesAsDataError for another method."""
     if method not in INTERVAL_METHODS:
         raise ImagesAsDataError(f"interval_method={method!r}: choose {' or '.join(INTERVAL_METHODS)}")
     successes = np.asarray(successes, dtype=float)

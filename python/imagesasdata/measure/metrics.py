@@ -108,7 +108,7 @@ def _ratio_counts(counts: np.ndarray, ratio) -> tuple:
 def metrics_from_counts(counts: np.ndarray, classes, positive_class=None, *, intervals: bool = True,
                         confidence: float = 0.95, interval_method: str = "wilson", resamples: int = 1000,
                         seed: int = 0) -> pa.Table:
-    """Metric rows from a confusion matrix (rows = truth). Useful on its own to reproduce published tables.
+    """Return metric rows from a confusion matrix (rows = truth). Useful on its own to reproduce published tables.
 
     With intervals (the default), `lower` and `upper` bound a `confidence` interval and `interval` names its
     method: a Wilson (or, with interval_method="exact", Clopper–Pearson) interval for accuracy, precision and
@@ -142,14 +142,15 @@ def metrics_from_counts(counts: np.ndarray, classes, positive_class=None, *, int
 
 
 def classification_metrics(truth, predicted, classes, positive_class=None, **interval_options) -> pa.Table:
-    """Metric rows (metric, estimator, class, estimate, n, lower, upper, interval) for true and predicted labels;
+    """Return metric rows (metric, estimator, class, estimate, n, lower, upper, interval) for true and predicted labels;
     interval_options as in metrics_from_counts (intervals, confidence, interval_method, resamples, seed)."""
     return metrics_from_counts(confusion_counts(truth, predicted, classes), list(classes), positive_class,
                                **interval_options)
 
 
 def metrics_from_confusion(confusion: pa.Table, classes, positive_class=None) -> pa.Table:
-    """metrics_from_counts() of a long confusion table (truth, predicted, count), intervals included."""
+    """Return metrics_from_counts() of a long confusion table (truth, predicted, count), intervals included.
+    Raises ImagesAsDataError when the table lacks truth, predicted or count."""
     if not {"truth", "predicted", "count"} <= set(confusion.column_names):
         raise ImagesAsDataError("the confusion table needs truth, predicted and count columns")
     classes = list(classes)

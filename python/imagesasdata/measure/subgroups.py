@@ -47,6 +47,8 @@ class SubgroupAudit:
     confidence: float = 0.95
 
     def summary(self) -> str:
+        """Return the audit as text: the groups, the images left out, and each metric's largest gap with its
+        p-value."""
         lines = [f"subgroup audit by {' × '.join(self.groups)}: {self.metrics.num_rows and len(set(self.metrics[GROUP].to_pylist()))} "
                  f"groups" + (f", {self.excluded.num_rows} images left out (see .excluded)" if self.excluded.num_rows else "")]
         for row in self.gaps.to_pylist():
@@ -67,7 +69,8 @@ def subgroup_metrics(predictions, metadata=None, group=None, *, by: str = "image
                      interval_method: str = "wilson", bootstrap: int = 1000, permutations: int = 2000,
                      seed: int = 0, min_size: int = 5,
                      inclusion_probability: str = "inclusion_probability") -> SubgroupAudit:
-    """Metrics for each group of images, with intervals, and the largest gap between groups.
+    """Return a SubgroupAudit: metrics for each group of images, with intervals, and the largest gap between
+    groups.
 
     predictions: a table with true and predicted labels per image — a run's validation/test predictions, an
       evaluation's, a coded gold sample's, or a tag comparison's per-image table (truth="truth").

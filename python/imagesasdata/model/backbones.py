@@ -62,7 +62,7 @@ class Backbone:
 
 
 def list_architectures() -> dict:
-    """Architecture names by library: {"torchvision": [...], "timm": [...]}."""
+    """Return the architecture names by library: {"torchvision": [...], "timm": [...]}."""
     import timm
     import torchvision
 
@@ -134,7 +134,7 @@ def _no_such_stage(freeze: str, parameter_names, architecture: str) -> ImagesAsD
 def create_backbone(architecture: str = OFFLINE_ARCHITECTURE, weights="imagenet", num_classes: int = 2,
                     dropout: float = 0.0, freeze: str = "none", progress: bool = True,
                     head_init: str = "normal") -> Backbone:
-    """Build `architecture`, load `weights` ("imagenet", a .safetensors path, or None) and replace the last layer
+    """Return a Backbone: build `architecture`, load `weights` ("imagenet", a .safetensors path, or None) and replace the last layer
     by a fresh one for `num_classes` classes (head_init "normal": weights ~ N(0, 0.01), bias 0, as the book;
     "pytorch": nn.Linear's own uniform initialisation), with optional dropout before it.
 

@@ -68,7 +68,8 @@ def _installed(command: str) -> tuple[str, ...]:
 
 
 def ocr_languages() -> list[str]:
-    """The Tesseract language codes installed on this machine (e.g. ['deu', 'eng', 'osd'])."""
+    """Return the Tesseract language codes installed on this machine (e.g. ['deu', 'eng', 'osd']). Raises
+    ImagesAsDataError when pytesseract or the tesseract program is missing."""
     pytesseract = _pytesseract()
     return list(_installed(pytesseract.pytesseract.tesseract_cmd))
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..errors import BadImageError, ImagesAsDataError, check_number, listing
-from ..io.images import open_rgb
+from ..errors import ImagesAsDataError, check_number, listing
+from ..io.sheets import (Layout, Line, Tile, coding_table, contact_picture, save_picture, shorten,
+                         write_sheet)
 
 SCREEN_SCHEMA = pa.schema([
     ("image_id", pa.string()), ("path", pa.string()), ("flagged", pa.bool_()),
@@ -88,20 +89,8 @@ def _screen(screen) -> pa.Table:
     return table
 
 
-def blurred_thumbnail(path, size: int, blur: float):
-    """A thumbnail of at most size × size, blurred with a Gaussian of radius `blur` × its longer side (0: sharp),
-    or None when unreadable."""
-    from PIL import Image, ImageFilter
-
-    try:
-        image = open_rgb(path, draft_size=size)
-    except BadImageError:
-        return None
-    image.thumbnail((size, size), Image.Resampling.LANCZOS)
-    if blur > 0:
-        # Shrink first, then blur: a 1/8-size blur radius leaves colours and rough shapes, no recognisable detail.
-        image = image.filter(ImageFilter.GaussianBlur(radius=blur * max(image.size)))
-    return image
+SCREENING_LAYOUT = Layout(pad=8, caption=30, header=24, heading_y=6, min_width=360, footer=16)
+FLAG_RED = (200, 0, 0)
 
 
 def screening_sheet(screen, out=None, *, blur: float = 0.12, blur_all: bool = False, thumb_size: int = 128,
@@ -111,61 +100,29 @@ def screening_sheet(screen, out=None, *, blur: float = 0.12, blur_all: bool = Fa
     blur_all=True), so that a person can check the flags without seeing what they flag.
 
     blur: the blur's radius as a share of the thumbnail's side (0.12: colours and rough shapes only).
-    Returns the Pillow image; saves it to `out` (.png or .jpg) when given. Images beyond max_images are counted
-    in the caption, not drawn.
+    Returns the Pillow image; saves it to `out` (.png or .jpg, atomically) when given. Images beyond max_images are
+    counted in the caption, not drawn. Raises ImagesAsDataError for a table without image_id, path and flagged, an
+    option out of range, or another suffix of `out`.
     """
-    from PIL import Image, ImageDraw
-
-    from .dedupe.sheets import _font, _shorten
-
     table = _screen(screen)
     blur = check_number("blur", blur, 0, 1)
     thumb_size = int(check_number("thumb_size", thumb_size, 16, 1024, integer=True))
     columns = int(check_number("columns", columns, 1, 100, integer=True))
     rows = table.to_pylist()
     shown = rows[:int(max_images)]
-    font = _font(11)
-    pad, caption, header = 8, 30, 24
-    cell_w, cell_h = thumb_size + pad, thumb_size + caption + pad
-    lines = max(1, -(-len(shown) // columns))
-    width = max(360, pad + min(columns, max(1, len(shown))) * cell_w)
-    height = header + lines * cell_h + pad + (16 if len(rows) > len(shown) else 0)
-    sheet = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(sheet)
+    tiles = [Tile(row["path"], str(row["image_id"]),
+                  note=shorten((row.get("reasons") or [""])[0], thumb_size) if row["flagged"] else None,
+                  note_colour=FLAG_RED, frame=FLAG_RED if row["flagged"] else None,
+                  blur=blur if (row["flagged"] or blur_all) else 0.0)
+             for row in shown]
     flagged = sum(1 for r in rows if r["flagged"])
-    draw.text((pad, 6), f"{flagged} of {len(rows)} images flagged (blurred, red frame); nothing was deleted",
-              fill="black", font=font)
-    for k, row in enumerate(shown):
-        x, y = pad + (k % columns) * cell_w, header + (k // columns) * cell_h
-        thumb = blurred_thumbnail(row["path"], thumb_size, blur if (row["flagged"] or blur_all) else 0.0)
-        if thumb is None:
-            draw.rectangle([x, y, x + thumb_size - 1, y + thumb_size - 1], fill=(220, 220, 220))
-            draw.text((x + 6, y + thumb_size // 2 - 6), "unreadable", fill="black", font=font)
-        else:
-            sheet.paste(thumb, (x + (thumb_size - thumb.width) // 2, y + (thumb_size - thumb.height) // 2))
-        if row["flagged"]:
-            draw.rectangle([x - 2, y - 2, x + thumb_size + 1, y + thumb_size + 1], outline=(200, 0, 0), width=3)
-        draw.text((x, y + thumb_size + 2), _shorten(str(row["image_id"]), thumb_size), fill="black", font=font)
-        reasons = row.get("reasons") or []
-        if row["flagged"] and reasons:
-            draw.text((x, y + thumb_size + 14), _shorten(reasons[0], thumb_size), fill=(200, 0, 0), font=font)
-    if len(rows) > len(shown):
-        draw.text((pad, height - 18), f"… {len(rows) - len(shown)} more images not drawn (max_images={max_images})",
-                  fill="black", font=font)
+    more = len(rows) - len(shown)
+    sheet = contact_picture(f"{flagged} of {len(rows)} images flagged (blurred, red frame); nothing was deleted",
+                            [Line(tiles)], thumb_size=thumb_size, columns=columns, layout=SCREENING_LAYOUT,
+                            footer=f"… {more} more images not drawn (max_images={max_images})" if more else None)
     if out is not None:
-        _save_picture(sheet, out, "screening sheet")
+        save_picture(sheet, out, "screening sheet")
     return sheet
-
-
-def _save_picture(picture, out, what: str) -> None:
-    from ..io.tables import atomic_path
-
-    out = Path(out)
-    kind = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}.get(out.suffix.lower())
-    if kind is None:
-        raise ImagesAsDataError(f"{out}: save the {what} as .png or .jpg")
-    with atomic_path(out) as temporary:
-        picture.save(temporary, format=kind)
 
 
 def coding_sheet(screen, out=None, *, variables=("label",), show_flagged: bool = False) -> pa.Table:
@@ -177,8 +134,6 @@ def coding_sheet(screen, out=None, *, variables=("label",), show_flagged: bool =
     out: write the sheet to this .csv or .parquet file (atomically) as well.
     Returns the sheet. Flagged images are only left out of the sheet: no file is deleted or moved.
     """
-    from ..io.tables import write_table
-
     table = _screen(screen)
     variables = [variables] if isinstance(variables, str) else list(variables or [])
     clash = [v for v in variables if v in ("image_id", "path", "flagged", "reasons")]
@@ -187,15 +142,14 @@ def coding_sheet(screen, out=None, *, variables=("label",), show_flagged: bool =
                                 f"image_id, path, flagged and reasons{f' (not {listing(clash)})' if clash else ''}")
     rows = table.to_pylist()
     kept = [r for r in rows if show_flagged or not r["flagged"]]
-    columns = {"image_id": pa.array([r["image_id"] for r in kept], pa.string()),
-               "path": pa.array([r["path"] for r in kept], pa.string())}
+    images = pa.table({"image_id": pa.array([r["image_id"] for r in kept], pa.string()),
+                       "path": pa.array([r["path"] for r in kept], pa.string())})
+    extra = {}
     if show_flagged:
-        columns["flagged"] = pa.array([bool(r["flagged"]) for r in kept], pa.bool_())
-        columns["warning"] = pa.array(["; ".join(r.get("reasons") or []) if r["flagged"] else None for r in kept],
-                                      pa.string())
-    for name in variables:
-        columns[name] = pa.array([None] * len(kept), pa.string())
-    sheet = pa.table(columns)
+        extra["flagged"] = pa.array([bool(r["flagged"]) for r in kept], pa.bool_())
+        extra["warning"] = pa.array(["; ".join(r.get("reasons") or []) if r["flagged"] else None for r in kept],
+                                    pa.string())
+    sheet = coding_table(images, variables, extra=extra)
     if out is not None:
-        write_table(sheet, out)
+        write_sheet(sheet, out)
     return sheet

@@ -17,16 +17,18 @@ import pyarrow.compute as pc
 
 from ..data.table import image_table
 from ..errors import ImagesAsDataError, did_you_mean, listing
-from ..io.tables import to_arrow, write_table
+from ..io.sheets import CODE_COLUMNS, coding_table, write_sheet, write_text
+from ..io.tables import to_arrow
 
-SHEET_COLUMNS = ("image_id", "path", "code", "note")
+SHEET_COLUMNS = ("image_id", "path", *CODE_COLUMNS)
 
 
 def write_selection_sheet(images, path, *, classes=None) -> Path:
     """Write a sheet for coding `images` (select_images()'s table, or any table with image_id and path) to `path`
     (.csv, or .parquet): image_id, path, and empty code and note columns, the rows in the order to code them
-    (select_images()'s rank). classes: the codes coders may use, written beside the sheet as <name>.classes.txt.
-    Returns the sheet's path."""
+    (select_images()'s rank), written atomically. classes: the codes coders may use, written beside the sheet as
+    <name>.classes.txt. Returns the sheet's path. Raises ImagesAsDataError when `images` lacks image_id or path, or
+    `path` is not .csv or .parquet."""
     table = to_arrow(images)
     missing = [c for c in ("image_id", "path") if c not in table.column_names]
     if missing:
@@ -34,21 +36,14 @@ def write_selection_sheet(images, path, *, classes=None) -> Path:
                                 "image_id and path columns")
     if "rank" in table.column_names:
         table = table.sort_by("rank")
-    n = table.num_rows
-    sheet = pa.table({"image_id": table["image_id"].cast(pa.string()), "path": table["path"].cast(pa.string()),
-                      "code": pa.nulls(n, pa.string()), "note": pa.nulls(n, pa.string())})
-    path = Path(path).expanduser()
-    write_table(sheet, path)
+    path = write_sheet(coding_table(table, CODE_COLUMNS), Path(path).expanduser())
     if classes is not None:
-        from ..io.tables import atomic_path
-
-        with atomic_path(path.with_name(path.stem + ".classes.txt")) as temporary:
-            temporary.write_text("".join(f"{c}\n" for c in classes), encoding="utf-8")
+        write_text("".join(f"{c}\n" for c in classes), path.with_name(path.stem + ".classes.txt"))
     return path
 
 
 def read_selection_sheet(sheet, *, classes=None, code: str = "code", encoding: str = "utf-8") -> pa.Table:
-    """The coded rows of a selection sheet: image_id, path, label (the code, surrounding spaces trimmed) and note.
+    """Return the coded rows of a selection sheet: image_id, path, label (the code, surrounding spaces trimmed) and note.
     Rows not coded yet (an empty code) are left out with a warning.
 
     classes: the codes allowed (a run's classes); any other code is an error naming its line.
@@ -88,14 +83,16 @@ def _hint(value: str, allowed) -> str:
 
 
 def add_coded_images(training, coded, *, split: str | None = "auto") -> pa.Table:
-    """The training table with the coded images added: image_id, path, label, split (image_table()'s columns),
-    ready for finetune().
+    """Return the training table with the coded images added: image_id, path, label, split (image_table()'s
+    columns), ready for finetune().
 
     training: anything image_table() reads (the labelled images so far). coded: read_selection_sheet()'s table.
     split: the split new images join. "auto": "train" when the training table has splits (the validation images
       stay as they were, so accuracy before and after is comparable), else none (finetune() draws them all).
     An image already in the training table (same file) with the same label is not added twice; with another label
     it is an error naming it. A coded image whose image_id is taken by another file gets its path as image_id.
+    Raises ImagesAsDataError for a split= that does not match the training table, coded images without image_id,
+    path and label, or an image coded with another label than it has in training.
     """
     base = training if isinstance(training, pa.Table) and {"image_id", "path", "label", "split"} <= \
         set(training.column_names) else image_table(training)

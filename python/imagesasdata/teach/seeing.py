@@ -34,7 +34,7 @@ ACTIVATIONS = {
 # ---------------------------------------------------------------------------------------------- images
 
 def image_array(image, size: int | None = None) -> np.ndarray:
-    """An image file (any format the engine reads) as the H x W x 3 uint8 array a network starts from: height,
+    """Return an image file (any format the engine reads) as the H x W x 3 uint8 array a network starts from: height,
     width, then the red, green and blue intensities (0-255). size: shrink so that the longer side is at most this
     many pixels (aspect ratio kept), so that the numbers fit on a page. Raises BadImageError for unreadable files."""
     picture = open_rgb(image)
@@ -50,7 +50,7 @@ def image_array(image, size: int | None = None) -> np.ndarray:
 
 
 def pixel_table(image, size: int | None = None) -> pa.Table:
-    """image_array() in long form, one row per pixel: row, col (from 1), red, green, blue."""
+    """Return image_array() in long form, one row per pixel: row, col (from 1), red, green, blue."""
     array = image_array(image, size) if not isinstance(image, np.ndarray) else _rgb(image)
     height, width, _ = array.shape
     rows, cols = np.meshgrid(np.arange(1, height + 1), np.arange(1, width + 1), indexing="ij")
@@ -74,7 +74,7 @@ def activation(z, name: str = "relu") -> np.ndarray:
 
 
 def activation_table(z=None, names=("relu", "sigmoid", "tanh")) -> pa.Table:
-    """The curves of Figure 3.3: for each activation and each input z (default -4 to 4 in steps of 0.1), its
+    """Return the curves of Figure 3.3: for each activation and each input z (default -4 to 4 in steps of 0.1), its
     output. Columns: activation, z, output."""
     z = np.round(np.arange(-4.0, 4.0 + 1e-9, 0.1), 10) if z is None else np.asarray(z, dtype=np.float64).ravel()
     names = [names] if isinstance(names, str) else list(names)
@@ -159,7 +159,7 @@ def _convolve(volume, stack, bias, stride: int, padding: int) -> np.ndarray:
 
 
 def convolution_steps(volume, filters, bias=0.0, stride: int = 1, padding: int = 0) -> pa.Table:
-    """convolve()'s working: one row per output cell and filter — filter (from 1), row, col (from 1, as Z11), z,
+    """Return convolve()'s working: one row per output cell and filter — filter (from 1), row, col (from 1, as Z11), z,
     and working (every product of the window and the filter, the bias, and their sum)."""
     volume, stack, bias, _ = _conv_inputs(volume, filters, bias)
     stride, padding = _positive_int(stride, "stride"), _whole(padding, "padding")
@@ -199,7 +199,7 @@ def max_pool(values, size: int = 2, stride: int | None = None) -> np.ndarray:
 
 
 def pooling_steps(values, size: int = 2, stride: int | None = None) -> pa.Table:
-    """max_pool()'s working for an H x W array: one row per output cell — row, col (from 1), window (its values)
+    """Return max_pool()'s working for an H x W array: one row per output cell — row, col (from 1), window (its values)
     and output (their maximum)."""
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 2:

@@ -267,15 +267,17 @@ class TrainConfig:
         return self.progress is True or self.progress == "epochs"
 
     def check_model_options(self) -> None:
-        """The checks that need the network's definition (no weights are loaded): that the architecture exists and
-        that `freeze` names one of its stages. Cheap enough to run for every configuration of a grid up front."""
+        """Run the checks that need the network's definition (no weights are loaded): that the architecture exists
+        and that `freeze` names one of its stages. Cheap enough to run for every configuration of a grid up front.
+        Returns None; raises ImagesAsDataError for an unknown architecture or stage."""
         from ..model.backbones import check_architecture_options
 
         check_architecture_options(self.architecture, self.freeze)
 
     @classmethod
     def from_options(cls, **options) -> "TrainConfig":
-        """Build from keyword options; an unknown option is an error that suggests the right name."""
+        """Return a TrainConfig built from keyword options. Raises ImagesAsDataError for an unknown option,
+        suggesting the right name."""
         known = [f.name for f in fields(cls)]
         for name in options:
             if name not in known:
@@ -283,15 +285,16 @@ class TrainConfig:
         return cls(**options)
 
     def to_dict(self) -> dict:
+        """Return the options as a plain dict {name: value}."""
         return asdict(self)
 
     def differences(self, other: "TrainConfig") -> dict:
-        """Options (other than runtime ones) whose values differ: {name: (self, other)}."""
+        """Return the options (other than runtime ones) whose values differ: {name: (self, other)}."""
         mine, theirs = self.to_dict(), other.to_dict()
         return {k: (mine[k], theirs[k]) for k in mine if k not in self.RUNTIME and mine[k] != theirs[k]}
 
     def differences_from_saved(self, saved: dict) -> dict:
-        """Options (other than runtime ones) whose values differ from `saved`, a run's recorded options (model.json
+        """Return the options (other than runtime ones) whose values differ from `saved`, a run's recorded options (model.json
         or a checkpoint, possibly of another version: unknown names are ignored, absent ones not compared):
         {name: (self, saved)}. The saved values are normalised as given options are ("none" weights, …)."""
         known = {f.name for f in fields(self)}

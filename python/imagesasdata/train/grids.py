@@ -115,7 +115,8 @@ class Grid:
 def tune(data, grid="book", *, out=None, label: str | None = None, path: str | None = None,
          select_on: str = "accuracy", backend: str = "local", cpus_per_trial: float | None = None,
          gpus_per_trial: float | None = None, **options) -> Grid:
-    """Fine-tune every configuration of `grid` on one split of `data` and pick the best on validation.
+    """Fine-tune every configuration of `grid` on one split of `data` and pick the best on validation. Returns the
+    Grid (every configuration's results, the best one and its run).
 
     grid: "table7.2" (the book's 12 configurations as in its Table 7.2; "book" is the same), "figure7.4" (the same
       12 with gamma 0.01, as the book's Figures 7.4/7.5), a dict of lists such as {"learning_rate": [0.001, 0.01],
@@ -351,7 +352,7 @@ def collect(out: Path, ids, configurations, parameters, select_on: str, test: pa
 
 
 def load_grid(path) -> Grid:
-    """Re-open a finished grid directory."""
+    """Re-open a finished grid directory. Returns its Grid; raises ImagesAsDataError when `path` is not one."""
     path = Path(path)
     if not (path / GRID_FILE).exists():
         raise ImagesAsDataError(f"{path} is not a grid directory (no {GRID_FILE})")
@@ -384,13 +385,14 @@ def _trial_resources(backend: str, cpus_per_trial, gpus_per_trial) -> dict:
 
 
 def tune_tasks(tasks: dict, grid="book", *, out=None, **options) -> dict:
-    """tune() for several tasks (e.g. {"protest": ..., "legend": ...}) into out/<task>/; returns {task: Grid}."""
+    """Run tune() for several tasks (e.g. {"protest": ..., "legend": ...}) into out/<task>/. Returns {task: Grid};
+    raises what tune() raises."""
     root = Path(out).expanduser() if out is not None else Path(tempfile.mkdtemp(prefix="imagesasdata-tasks-"))
     return {name: tune(data, grid, out=root / name, **options) for name, data in tasks.items()}
 
 
 def grid_summary(grids: dict) -> pa.Table:
-    """The book's Table 7.2: for each task, the chosen configuration's validation accuracy, F1, precision and
+    """Return the book's Table 7.2: for each task, the chosen configuration's validation accuracy, F1, precision and
     recall, and its learning rate, momentum and batch size (and any other grid option); then each metric's 95%
     interval (<metric>_lower, <metric>_upper) and, with a test split, the test metrics and theirs."""
     rows = []
