@@ -137,9 +137,9 @@ __all__ = [
     "label_video", "video_frames", "video_summary",
     "rejoin_shared", "share_corpus",
     # from predicted labels to defensible estimates: gold samples, calibration, thresholds, corrected estimation
-    "CorrectedGLM", "calibration_table", "choose_run_threshold", "choose_threshold", "corrected_glm",
+    "CorrectedGLM", "GoldPlan", "calibrate_to_corpus", "calibration_table", "choose_run_threshold", "choose_threshold", "corrected_glm",
     "corrected_prevalence", "draw_gold_sample", "gold_metrics", "read_coding_sheet", "run_threshold_curves",
-    "threshold_curves", "write_coding_sheet",
+    "threshold_curves", "write_coding_sheet", "plan_gold_sample", "learning_curve",
     "Interpretation", "metrics_from_confusion", "proportion_interval",
     # looking inside: heatmaps, subgroup audits, embeddings and maps, which images to label next
     "heatmap_layers", "heatmaps", "top_loss_heatmaps", "SubgroupAudit", "subgroup_metrics", "image_embeddings",
