@@ -205,3 +205,25 @@ def test_calibrate_to_corpus_records_what_it_did():
     with pytest.raises(ImagesAsDataError, match="no design|inclusion_probability"):
         calibrate_to_corpus(corpus, gold=gold.drop_columns(["inclusion_probability"]), prior_shift="gold",
                             source_priors={"cat": 0.5, "dog": 0.5})
+
+
+def test_plan_gold_and_learning_curve_at_the_command_line(tmp_path):
+    from cli_runner import run
+
+    corpus, truth = rare_class_corpus(n=3000, seed=2)
+    import pyarrow.parquet as pq
+
+    pq.write_table(corpus, tmp_path / "labels.parquet")
+    pq.write_table(pa.table({"split": ["val"] * 4, "truth": ["other", "other", "protest", "protest"],
+                             "predicted": ["other", "protest", "other", "protest"], "count": [97, 3, 20, 80]}),
+                   tmp_path / "confusion.parquet")
+    result = run("plan-gold", tmp_path / "labels.parquet", "--validation", tmp_path / "confusion.parquet",
+                 "--target-width", "0.05", "--target-class", "protest", "--out", tmp_path / "plan.csv")
+    assert "prevalence of protest, 95% interval 0.05 wide" in result.stdout and "neyman" in result.stdout
+    plan = plan_gold_sample(corpus, target_width=0.05, validation=pq.read_table(tmp_path / "confusion.parquet"),
+                            target_class="protest")
+    from imagesasdata.io.tables import to_arrow
+
+    assert to_arrow(tmp_path / "plan.csv")["gold_images"].to_pylist() == plan.allocations["gold_images"].to_pylist()
+    bad = run("learning-curve", tmp_path, "--out", tmp_path / "curve", "--fractions", "0.5,x", check=False)
+    assert bad.returncode != 0 and "--fractions" in bad.stderr
