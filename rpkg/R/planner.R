@@ -27,8 +27,7 @@
 #' @param validation A `cnn_fit` (its validation confusion matrix), its run folder, or a confusion table
 #'   ([cnn_confusion()]'s shape: `truth`, `.pred_class`, `count`).
 #' @param fit A [corrected_glm()] fitted on a first wave, to plan for one of its coefficients.
-#' @param term With `fit`: the coefficient (default: the first that is not the intercept), in the engine's
-#'   spelling (`"protest"`, `"Intercept"`).
+#' @param term With `fit`: the coefficient, as [tidy()] names it (default: the first that is not the intercept).
 #' @param target_class The class whose share is planned for (default: the positive class of two, else the rarest
 #'   predicted class).
 #' @param strata `".pred_class"` (strata by predicted class, the default), a column of `data`, or `NULL` (simple
@@ -68,6 +67,11 @@ plan_gold_sample <- function(data = NULL, target_width, gold = NULL, validation 
     engine_fit <- fit$engine
     if (is.null(engine_fit) || reticulate::py_is_null_xptr(engine_fit)) {
       abort_argument("`fit` no longer holds the engine's fit (it was saved and read back); fit it again with corrected_glm()")
+    }
+    if (!is.null(term)) {   # R's spelling of a term (politicianTRUE) in the engine's (politician[T.True])
+      engine_terms <- as.character(unlist(py_value(reticulate::py_get_attr(engine_fit, "terms"))))
+      r_terms <- r_term_names(engine_terms, fit$formula)
+      if (term %in% r_terms) term <- engine_terms[match(term, r_terms)]
     }
   }
   result <- engine_call(
