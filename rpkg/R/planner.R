@@ -70,7 +70,7 @@ plan_gold_sample <- function(data = NULL, target_width, gold = NULL, validation 
     }
     if (!is.null(term)) {   # R's spelling of a term (politicianTRUE) in the engine's (politician[T.True])
       engine_terms <- as.character(unlist(py_value(reticulate::py_get_attr(engine_fit, "terms"))))
-      r_terms <- r_term_names(engine_terms, fit$formula)
+      r_terms <- r_term_names(r_patsy_terms(engine_terms), fit$formula)
       if (term %in% r_terms) term <- engine_terms[match(term, r_terms)]
     }
   }

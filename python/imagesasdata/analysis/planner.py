@@ -472,7 +472,7 @@ def _plan_coefficient(fit, term, target_width, confidence, designs, minimum) -> 
                                 "no design parts)", what="option", option="fit")
     terms = list(fit.terms)
     if term is None:
-        term = next((t for t in terms if t != "Intercept"), terms[0])
+        term = next((t for t in terms if t not in ("Intercept", "(Intercept)")), terms[0])
     if term not in terms:
         from ..errors import did_you_mean
 
