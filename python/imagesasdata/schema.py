@@ -32,11 +32,16 @@ COEFFICIENTS = ("term", "estimate", "std_error", "statistic", "p_value", "conf_l
                 "df", "flag")
 #: Corrected prevalence, one row per class and method.
 PREVALENCE = ("class", "method", "estimate", "std_error", "conf_low", "conf_high", "n_corpus", "n_gold", "interval")
+#: A gold-sample plan (analysis/planner.py), one row per design.
+GOLD_PLAN = ("design", "strata", "gold_size", "expected_width", "gold_only_width", "target_width", "reaches_target",
+             "allocation", "note")
+#: A learning curve (train/learning_curve.py), one row per fraction of the training images.
+LEARNING_CURVE = ("fraction", "train_images", "split", "accuracy", "conf_low", "conf_high", "n", "run")
 #: Where a grid's and a run's metrics live in a results row: val_<metric>, val_<metric>_lower, ...
 GRID_METRICS = ("accuracy", "precision", "recall", "f1", "loss")
 
 TABLES = {"predictions": PREDICTIONS, "metrics": METRICS, "confusion": CONFUSION, "coefficients": COEFFICIENTS,
-          "prevalence": PREVALENCE}
+          "prevalence": PREVALENCE, "gold_plan": GOLD_PLAN, "learning_curve": LEARNING_CURVE}
 
 # ------------------------------------------------------------------------------------------ R's names
 
@@ -52,6 +57,8 @@ R_COLUMNS = {
                 "upper": "conf.high"},
     "coefficients": {"std_error": "std.error", "p_value": "p.value", "conf_low": "conf.low", "conf_high": "conf.high"},
     "prevalence": {"std_error": "std.error", "conf_low": "conf.low", "conf_high": "conf.high"},
+    "gold_plan": {},
+    "learning_curve": {"conf_low": "conf.low", "conf_high": "conf.high"},
     # grids: val_f1 -> val_f_meas, val_f1_lower -> val_f_meas_lower, f1 -> f_meas (grid summaries)
     "grid": {},
 }

@@ -102,7 +102,8 @@ corrected_glm <- function(formula, data, gold, predicted, family = c("gaussian",
     corrected_method = field("corrected_method"), lambda = field("lam"), n_corpus = as.integer(field("n_corpus")),
     n_gold = as.integer(field("n_gold")), design = field("design"), conf_level = field("confidence"),
     notes = as.character(unlist(field("notes"))), lambda_rule = field("lambda_rule"),
-    waves = as.integer(field("waves")), covariances = engine_covariances(fit, formula)
+    waves = as.integer(field("waves")), covariances = engine_covariances(fit, formula),
+    engine = fit   # the engine's fit, for plan_gold_sample(fit = ) (lost when saved and read back)
   ), class = "corrected_glm")
 }
 

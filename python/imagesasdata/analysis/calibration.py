@@ -17,6 +17,9 @@ share of positives — the probability users read as a continuous measure. Both 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 
@@ -43,30 +46,45 @@ def logits_from_probabilities(probabilities) -> np.ndarray:
     return np.log(np.maximum(np.asarray(probabilities, dtype=np.float64), np.finfo(np.float32).tiny))
 
 
-def negative_log_likelihood(logits, labels, temperature: float = 1.0) -> float:
-    """Mean cross-entropy of temperature-scaled logits; labels are class indices."""
+def negative_log_likelihood(logits, labels, temperature: float = 1.0, weights=None) -> float:
+    """Mean cross-entropy of temperature-scaled logits; labels are class indices; weights (e.g. 1/π of a gold
+    sample) make it the weighted mean."""
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
-    return float(-_log_softmax(logits / temperature)[np.arange(len(labels)), labels].mean())
+    losses = -_log_softmax(logits / temperature)[np.arange(len(labels)), labels]
+    if weights is None:
+        return float(losses.mean())
+    weights = np.asarray(weights, dtype=np.float64)
+    return float((weights * losses).sum() / weights.sum())
 
 
-def fit_temperature(logits, labels) -> dict:
+def fit_temperature(logits, labels, weights=None, fitted_on: str = "validation") -> dict:
     """Fit T by maximum likelihood: Newton's method on b = 1/T, where the mean negative log-likelihood is convex.
 
+    weights: one per image (None: equal) — a gold sample's 1/π, so that T is fitted to the corpus rather than to the
+    sample (a design-weighted, pseudo-likelihood fit). fitted_on: how the images are named in the status.
     Returns {"temperature", "status", "nll_before", "nll_after"}. status "fitted"; or "not fitted" (T = 1) when the
     likelihood has no finite optimum — every image classified correctly, so sharpening without end always helps —
     or when there are no images; the optimum is kept within TEMPERATURE_RANGE.
+    Raises ImagesAsDataError for mismatched shapes or weights that are not positive and finite.
     """
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     if logits.ndim != 2 or len(logits) != len(labels):
         raise ImagesAsDataError("fit_temperature() needs a logits matrix (images × classes) and one label per image")
+    if weights is None:
+        weights = np.ones(len(labels))
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != labels.shape or not (np.isfinite(weights).all() and (weights > 0).all()):
+        raise ImagesAsDataError("fit_temperature(): give one positive, finite weight per image (1 / inclusion "
+                                "probability for a gold sample)")
     if len(labels) == 0:
-        return {"temperature": 1.0, "status": "not fitted: no validation images", "nll_before": None,
+        return {"temperature": 1.0, "status": f"not fitted: no {fitted_on} images", "nll_before": None,
                 "nll_after": None}
-    before = negative_log_likelihood(logits, labels)
+    share = weights / weights.sum()
+    before = negative_log_likelihood(logits, labels, weights=weights)
     if (logits.argmax(1) == labels).all():
-        return {"temperature": 1.0, "status": "not fitted: every validation image is classified correctly, so the "
+        return {"temperature": 1.0, "status": f"not fitted: every {fitted_on} image is classified correctly, so the "
                 "likelihood keeps improving as the probabilities sharpen (no finite optimum)",
                 "nll_before": before, "nll_after": before}
     rows = np.arange(len(labels))
@@ -76,8 +94,8 @@ def fit_temperature(logits, labels) -> dict:
         scaled = b * logits
         p = np.exp(_log_softmax(scaled))
         expected = (p * logits).sum(1)                       # E_p[z]
-        gradient = float((expected - logits[rows, labels]).mean())
-        curvature = float(((p * logits ** 2).sum(1) - expected ** 2).mean())  # Var_p[z] ≥ 0
+        gradient = float((share * (expected - logits[rows, labels])).sum())
+        curvature = float((share * ((p * logits ** 2).sum(1) - expected ** 2)).sum())  # Var_p[z] ≥ 0
         step = gradient / curvature if curvature > 1e-12 else np.sign(gradient)
         new_b = float(np.clip(b - step, low, high))
         if abs(new_b - b) < 1e-12:
@@ -85,7 +103,7 @@ def fit_temperature(logits, labels) -> dict:
         b = new_b
     temperature = 1 / b
     return {"temperature": temperature, "status": "fitted", "nll_before": before,
-            "nll_after": negative_log_likelihood(logits, labels, temperature)}
+            "nll_after": negative_log_likelihood(logits, labels, temperature, weights)}
 
 
 def _predicted_observed(probabilities: np.ndarray, labels: np.ndarray, positive: int):
@@ -270,3 +288,265 @@ def calibration_table(run, split: str = "val", bins: int = DEFAULT_BINS) -> pa.T
         part = part.append_column("temperature", pa.array([t] * part.num_rows, pa.float64()))
         parts.append(part)
     return pa.concat_tables(parts)
+
+
+# ------------------------------------------------------------------------------------------ calibration to the corpus
+#
+# Temperature scaling fitted on the validation split calibrates the probabilities to that split — and with balance=
+# True (or a validation set built with equal classes) to its class shares, not the corpus's. Two corrections:
+#
+# - a temperature fitted on the gold sample, design-weighted (each coded image counts 1/π times): the gold sample is
+#   a probability sample of the corpus, so the weighted likelihood is the corpus's (fit_temperature(weights=));
+# - a prior-shift correction (label shift: P(image | class) the same, the class shares different): each image's
+#   probabilities reweighted by Bayes' rule, p'_k ∝ p_k · π'_k / π_k (Saerens, Latinne & Decaestecker 2002), with
+#   π the shares the network was trained on and π' the corpus's: known, estimated from the gold sample
+#   (design-weighted), or estimated from the corpus's own probabilities by Saerens et al.'s EM.
+
+PRIOR_SHIFTS = (None, "gold", "em")
+TEMPERATURES = (None, "run", "gold")
+CALIBRATION_METADATA = b"imagesasdata.calibration"
+
+
+def adjust_priors(probabilities, source_priors, target_priors) -> np.ndarray:
+    """Bayes' rule for a change of class shares: p'_k = p_k π'_k / π_k, renormalised per image.
+
+    probabilities: images × classes, calibrated to the source shares. source_priors: the shares the probabilities
+    reflect (the training split's); target_priors: the corpus's. Returns the adjusted probabilities.
+    Raises ImagesAsDataError for shares that are not positive or do not match the classes."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    source = _priors(source_priors, probabilities.shape[1], "source_priors")
+    target = _priors(target_priors, probabilities.shape[1], "target_priors", allow_zero=True)
+    adjusted = probabilities * (target / source)
+    total = adjusted.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, adjusted / total, probabilities)
+
+
+def em_priors(probabilities, source_priors, *, tolerance: float = 1e-8, max_iterations: int = 1000) -> dict:
+    """The corpus's class shares estimated from its images' probabilities by EM (Saerens et al. 2002): start at the
+    source shares; adjust every image's probabilities to the current shares (adjust_priors()); the new shares are
+    the mean adjusted probabilities; repeat until they change by less than `tolerance`.
+
+    It assumes label shift (each class's images look alike in training and corpus) and calibrated probabilities.
+    Returns {"priors" (array), "probabilities" (adjusted), "iterations", "converged"}."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    source = _priors(source_priors, probabilities.shape[1], "source_priors")
+    if not len(probabilities):
+        raise ImagesAsDataError("em_priors() needs at least one image's probabilities")
+    priors = source.copy()
+    converged = False
+    iterations = 0
+    for iterations in range(1, int(max_iterations) + 1):
+        adjusted = adjust_priors(probabilities, source, priors)
+        new = adjusted.mean(0)
+        change = float(np.abs(new - priors).max())
+        priors = new
+        if change < tolerance:
+            converged = True
+            break
+    return {"priors": priors, "probabilities": adjust_priors(probabilities, source, priors),
+            "iterations": iterations, "converged": converged}
+
+
+def confusion_priors(conditional, predicted_shares) -> np.ndarray:
+    """The corpus's class shares π implied by its predicted shares q and the classifier's error rates
+    C[j, k] = P(predicted k | true j) (from a validation confusion matrix; unchanged by a shift of class shares):
+    the π ≥ 0, Σ π = 1 that best solves q = Cᵀ π in least squares (the adjusted count; Lipton, Wang & Smola 2018's
+    BBSE). Returns an array of shares in the classes' order."""
+    from scipy.optimize import nnls
+
+    conditional = np.asarray(conditional, dtype=np.float64)
+    q = np.asarray(predicted_shares, dtype=np.float64)
+    k = conditional.shape[0]
+    big = 1e3
+    system = np.vstack([conditional.T, big * np.ones((1, k))])
+    solution, _ = nnls(system, np.concatenate([q, [big]]))
+    return solution / solution.sum()
+
+
+def _priors(values, k: int, name: str, allow_zero: bool = False) -> np.ndarray:
+    shares = np.asarray(values, dtype=np.float64).ravel()
+    if shares.shape != (k,) or not np.isfinite(shares).all() or (shares < 0).any() or \
+            (not allow_zero and (shares <= 0).any()) or shares.sum() <= 0:
+        raise ImagesAsDataError(f"{name}: give {k} class shares, one per class, {'0 or more' if allow_zero else 'above 0'}"
+                                f" (got {values!r})", what="option", option=name)
+    return shares / shares.sum()
+
+
+def _class_shares(values, classes, weights=None) -> np.ndarray:
+    weights = np.ones(len(values)) if weights is None else np.asarray(weights, dtype=float)
+    index = {c: i for i, c in enumerate(classes)}
+    shares = np.zeros(len(classes))
+    for v, w in zip(values, weights):
+        if v is not None and str(v) in index:
+            shares[index[str(v)]] += w
+    return shares / shares.sum() if shares.sum() > 0 else shares
+
+
+def run_class_shares(run, split: str = "train") -> dict:
+    """{class: share} of a run's `split` (splits.parquet): the class shares its network was trained on — what its
+    probabilities reflect, and the source of a prior-shift correction. Raises ImagesAsDataError without them."""
+    folder = Path(run.path if hasattr(run, "path") else run)
+    if not (folder / "splits.parquet").exists() or not (folder / "model.json").exists():
+        raise ImagesAsDataError(f"{folder} is not a finished run directory (no splits.parquet); pass the run the "
+                                "labelling was made with", what="file", path=str(folder))
+    from ..io.tables import read_json, to_arrow
+
+    classes = [str(c) for c in read_json(folder / "model.json", "a run description")["classes"]]
+    table = to_arrow(folder / "splits.parquet")
+    labels = [l for l, s in zip(table["label"].to_pylist(), table["split"].to_pylist()) if s == split]
+    if not labels:
+        raise ImagesAsDataError(f"{folder} has no {split!r} images in splits.parquet")
+    return dict(zip(classes, _class_shares(labels, classes).tolist()))
+
+
+def calibrate_to_corpus(labels, *, run=None, gold=None, temperature=None, prior_shift=None, source_priors=None,
+                        design=None) -> pa.Table:
+    """A labelled corpus's probabilities calibrated to the corpus rather than to the run's validation split.
+
+    labels: the labelled corpus (a Labelling or labelling directory, a predict() table or file), with prob_<class>.
+    temperature: None (keep the probabilities' scale), "run" (the run's temperature, fitted on its validation split;
+      not again if the labelling already applied it) or "gold" (a temperature fitted on the coded gold sample,
+      design-weighted: each image counts 1/π times, so the fit is the corpus's).
+    prior_shift: None; "gold" (the corpus's class shares estimated from the gold sample, design-weighted); "em"
+      (estimated from the corpus's probabilities, Saerens et al.'s EM); or the shares themselves ({class: share}).
+      The probabilities are reweighted from source_priors (default: the class shares of the run's training split,
+      which a balanced split makes equal) to these shares by Bayes' rule, after any temperature; `predicted` is then
+      the most probable class again. Use it when the classes' shares in training differ from the corpus's.
+    run: the run the labels were made with (default: the labelling's); gold: the coded gold sample
+      (read_coding_sheet()), for temperature="gold" or prior_shift="gold". design: as in gold_metrics().
+    Returns the corpus table with new prob_<class> and predicted columns (predicted_before: the class before the
+    correction, when a prior shift changed any) and, in the schema metadata "imagesasdata.calibration", what was done:
+    {"temperature", "temperature_fitted_on", "prior_shift", "source_priors", "corpus_priors", "changed_predictions"};
+    calibration_record() reads it back.
+    Raises ImagesAsDataError for unknown options, a missing run or gold sample, or missing probability columns.
+    """
+    import json
+
+    from .gold import corpus_table, inclusion_probabilities, labelling_run, sample_design
+
+    if temperature not in TEMPERATURES:
+        raise ImagesAsDataError(f"temperature={temperature!r}: choose None, 'run' or 'gold'", what="option",
+                                option="temperature", value=temperature, choices=["run", "gold"])
+    if not (prior_shift in PRIOR_SHIFTS or isinstance(prior_shift, dict)):
+        raise ImagesAsDataError(f"prior_shift={prior_shift!r}: choose None, 'gold', 'em' or a dict {{class: share}}",
+                                what="option", option="prior_shift", value=str(prior_shift), choices=["gold", "em"])
+    corpus, classes = corpus_table(labels)
+    applied_before = None
+    folder = getattr(labels, "path", labels)
+    if isinstance(folder, (str, os.PathLike)) and (Path(folder) / "labelling.json").exists():
+        from ..io.tables import read_json
+
+        applied_before = read_json(Path(folder) / "labelling.json").get("temperature")
+    run = run if run is not None else labelling_run(labels)
+    if not classes:
+        raise ImagesAsDataError("the labelled corpus has no prob_<class> columns; label it with predict() or "
+                                "label_corpus()")
+    classes = [str(c) for c in classes]
+    columns = [f"prob_{c}" for c in classes]
+    missing = [c for c in columns if c not in corpus.column_names]
+    if missing:
+        raise ImagesAsDataError(f"the labelled corpus has no {', '.join(missing)} column(s)")
+    usable = np.array([all(corpus[c][i].is_valid for c in columns) for i in range(corpus.num_rows)], dtype=bool)
+    probabilities = np.column_stack([np.nan_to_num(np.asarray(corpus[c].to_pylist(), dtype=object).astype(float))
+                                     for c in columns])
+    record: dict = {"temperature": None, "temperature_fitted_on": None, "prior_shift": None, "source_priors": None,
+                    "corpus_priors": None, "changed_predictions": 0}
+    gold_table = weights = gold_labels = gold_probabilities = None
+    if temperature == "gold" or prior_shift == "gold":
+        if gold is None:
+            raise ImagesAsDataError("temperature='gold' and prior_shift='gold' need the coded gold sample: pass gold= "
+                                    "(read_coding_sheet())", what="option", option="gold")
+        gold_table = to_arrow_table(gold)
+        if "label" not in gold_table.column_names:
+            raise ImagesAsDataError("the gold sample has no 'label' column; pass what read_coding_sheet() returned")
+        position = {image_id: i for i, image_id in enumerate(corpus["image_id"].to_pylist())}
+        ids = [str(v) for v in gold_table["image_id"].to_pylist()]
+        absent = [i for i in ids if i not in position]
+        if absent:
+            from ..errors import listing
+
+            raise ImagesAsDataError(f"gold images not in the labelled corpus: {listing(absent)}; use the gold sample "
+                                    "drawn from this corpus")
+        weights = 1 / inclusion_probabilities(gold_table, design=design)
+        gold_labels = [str(v) for v in gold_table["label"].to_pylist()]
+        strange = sorted({v for v in gold_labels if v not in classes})
+        if strange:
+            raise ImagesAsDataError(f"gold labels {strange} are not among the classes ({', '.join(classes)})")
+        rows = np.array([position[i] for i in ids], dtype=np.int64)
+        gold_probabilities = probabilities[rows]
+    if temperature == "run" and applied_before:
+        record.update(temperature=float(applied_before), temperature_fitted_on="validation (applied when labelling)")
+    elif temperature == "run":
+        if run is None:
+            raise ImagesAsDataError("temperature='run' needs the run: pass run=", what="option", option="run")
+        from ..io.tables import read_json
+
+        folder_run = Path(run.path if hasattr(run, "path") else run)
+        t = temperature_of(read_json(folder_run / "model.json", "a run description"))
+        probabilities = softmax(logits_from_probabilities(probabilities), t)
+        record.update(temperature=t, temperature_fitted_on="validation")
+    elif temperature == "gold":
+        index = {c: i for i, c in enumerate(classes)}
+        fit = fit_temperature(logits_from_probabilities(gold_probabilities),
+                              np.array([index[v] for v in gold_labels]), weights=weights, fitted_on="gold")
+        t = float(fit["temperature"])
+        probabilities = softmax(logits_from_probabilities(probabilities), t)
+        gold_probabilities = softmax(logits_from_probabilities(gold_probabilities), t)
+        record.update(temperature=t, temperature_fitted_on="gold (design-weighted)", temperature_status=fit["status"],
+                      gold_images=len(gold_labels))
+    predicted_before = [None if not ok else classes[int(k)] for ok, k in zip(usable, probabilities.argmax(1))]
+    if "predicted" in corpus.column_names:
+        predicted_before = [None if not ok else v for ok, v in zip(usable, corpus["predicted"].to_pylist())]
+    predicted = list(predicted_before)
+    if prior_shift is not None:
+        if source_priors is None:
+            if run is None:
+                raise ImagesAsDataError("a prior shift needs the class shares the run was trained on: pass run= (or "
+                                        "source_priors=)", what="option", option="run")
+            source_priors = run_class_shares(run)
+        source = _priors([source_priors[c] for c in classes] if isinstance(source_priors, dict) else source_priors,
+                         len(classes), "source_priors")
+        if prior_shift == "em":
+            target = em_priors(probabilities[usable], source)["priors"]
+        elif prior_shift == "gold":
+            target = _class_shares(gold_labels, classes, weights)
+        else:
+            unknown = [c for c in prior_shift if str(c) not in classes]
+            if unknown:
+                raise ImagesAsDataError(f"prior_shift names classes {unknown} that the run does not have "
+                                        f"({', '.join(classes)})", what="option", option="prior_shift")
+            target = _priors([float(prior_shift.get(c, 0.0)) for c in classes], len(classes), "prior_shift",
+                             allow_zero=True)
+        probabilities = adjust_priors(probabilities, source, target)
+        predicted = [None if not ok else classes[int(k)] for ok, k in zip(usable, probabilities.argmax(1))]
+        record.update(prior_shift=prior_shift if isinstance(prior_shift, str) else "given",
+                      source_priors=dict(zip(classes, source.tolist())), corpus_priors=dict(zip(classes, target.tolist())),
+                      changed_predictions=int(sum(a != b for a, b in zip(predicted, predicted_before))))
+    table = corpus
+    for c, column in zip(classes, columns):
+        values = [float(v) if ok else None for v, ok in zip(probabilities[:, classes.index(c)], usable)]
+        table = table.set_column(table.column_names.index(column), column, pa.array(values, pa.float64()))
+    if "predicted" in table.column_names:
+        table = table.set_column(table.column_names.index("predicted"), "predicted", pa.array(predicted, pa.string()))
+    else:
+        table = table.append_column("predicted", pa.array(predicted, pa.string()))
+    if record["changed_predictions"]:
+        table = table.append_column("predicted_before", pa.array(predicted_before, pa.string()))
+    metadata = dict(table.schema.metadata or {})
+    metadata[CALIBRATION_METADATA] = json.dumps(record).encode()
+    return table.replace_schema_metadata(metadata)
+
+
+def calibration_record(table) -> dict:
+    """What calibrate_to_corpus() did to a table (its "imagesasdata.calibration" metadata; {} when nothing)."""
+    import json
+
+    raw = (to_arrow_table(table).schema.metadata or {}).get(CALIBRATION_METADATA)
+    return json.loads(raw) if raw else {}
+
+
+def to_arrow_table(value) -> pa.Table:
+    from ..io.tables import to_arrow
+
+    return to_arrow(value)

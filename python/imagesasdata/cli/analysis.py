@@ -1,5 +1,5 @@
-"""Verbs from predicted labels to defensible estimates: gold-sample, gold-metrics, calibration, thresholds,
-prevalence and glm."""
+"""Verbs from predicted labels to defensible estimates: gold-sample, plan-gold, gold-metrics, calibration,
+thresholds, prevalence and glm."""
 
 from __future__ import annotations
 
@@ -21,6 +21,17 @@ examples:
   imagesasdata gold-sample labels/ --size 200 --strata predicted --allocation equal --out gold/
   imagesasdata gold-sample labels/ --size 100 --out gold/ --top-up
   imagesasdata gold-metrics gold/
+"""
+
+PLAN_EPILOG = """
+The plan is a forecast from the error rates it was given: decide the size once, draw it (gold-sample --top-up
+after a first wave), and report what the coded sample gives. See the README's "Planning a gold sample".
+
+examples:
+  imagesasdata plan-gold labels/ --validation runs/protest --target-width 0.04 --target-class protest
+  imagesasdata plan-gold labels/ --gold gold/ --target-width 0.04 --strata account
+  imagesasdata plan-gold corpus.parquet --gold gold/ --formula "retweets ~ protest + followers" \\
+      --predicted protest --target-width 0.2
 """
 
 GLM_EPILOG = """
@@ -59,6 +70,36 @@ def add_commands(subparsers) -> None:
     gold.add_argument("--classes", help="comma-separated codes annotators may use (default: the model's classes)")
     gold.add_argument("--top-up", action="store_true", help="draw more images into the sample already in --out")
     gold.set_defaults(handler=run_gold_sample)
+
+    plan = subparsers.add_parser(
+        "plan-gold", help="how many images to code, and from which strata, for a target interval width",
+        description="Plan a gold sample: for each design (simple random, proportional, Neyman, equal by stratum) the "
+                    "smallest size whose expected interval width reaches --target-width, side by side. The error "
+                    "rates come from a run's validation confusion matrix (--validation) or a coded first wave "
+                    "(--gold); with --formula, the plan is for a coefficient of a corrected glm fitted on the first "
+                    "wave.", epilog=PLAN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plan.add_argument("labels", help="labelling directory (label --out) or predictions table (the corpus)")
+    plan.add_argument("--target-width", type=float, required=True,
+                      help="the interval width to reach (upper minus lower), e.g. 0.04 for a share within ±2 points")
+    source = plan.add_mutually_exclusive_group(required=True)
+    source.add_argument("--validation", help="a run directory (its validation confusion matrix) or a confusion table")
+    source.add_argument("--gold", help="a coded first wave: coding-sheet folder or coded table")
+    plan.add_argument("--target-class", help="the class whose share is planned for (default: the positive class of "
+                                             "two, else the rarest predicted class)")
+    plan.add_argument("--strata", default="predicted",
+                      help="predicted (default), a corpus column, or none (simple random sampling only)")
+    plan.add_argument("--formula", help="plan for a coefficient of this model instead (needs --gold; see glm)")
+    plan.add_argument("--predicted", action="append", help="with --formula: a predicted variable (repeat)")
+    plan.add_argument("--family", default="gaussian", choices=["gaussian", "binomial", "poisson"],
+                      help="with --formula: the GLM family (default: gaussian)")
+    plan.add_argument("--term", help="with --formula: the coefficient (default: the first that is not the intercept)")
+    plan.add_argument("--split", default="val", help="with --validation: the run's split to read errors from")
+    plan.add_argument("--design", choices=["srs"], help="srs: --gold is a simple random sample without "
+                                                        "inclusion_probability")
+    plan.add_argument("--confidence", type=float, default=0.95, help="interval level (default: 0.95)")
+    plan.add_argument("--out", help="write each design's allocation to FILE.parquet or FILE.csv")
+    plan.set_defaults(handler=run_plan_gold)
 
     metrics = subparsers.add_parser(
         "gold-metrics", help="the classifier's corpus-level accuracy, precision, recall and F1 on a coded gold sample",
@@ -199,6 +240,32 @@ def run_gold_sample(args) -> int:
     print_table(pa.table({"stratum": list(strata), "corpus_images": [v[0] for v in strata.values()],
                           "sampled": [v[1] for v in strata.values()],
                           "inclusion_probability": [v[2] for v in strata.values()]}), digits=4)
+    return 0
+
+
+def run_plan_gold(args) -> int:
+    from ..analysis.planner import plan_gold_sample
+    from ..io.tables import to_arrow, write_table
+
+    strata = None if args.strata in ("none", "") else args.strata
+    if args.formula:
+        from ..analysis.estimators import corrected_glm
+
+        if not args.gold or not args.predicted:
+            raise ImagesAsDataError("--formula plans for a coefficient from a first wave: give --gold and --predicted",
+                                    what="option", option="gold")
+        corpus = _corpus(args.labels) if Path(args.labels).is_dir() else to_arrow(args.labels)
+        fit = corrected_glm(args.formula, corpus, _gold(args.gold), predicted=args.predicted, family=args.family,
+                            confidence=args.confidence, design=args.design)
+        plan = plan_gold_sample(target_width=args.target_width, fit=fit, term=args.term, confidence=args.confidence)
+    else:
+        plan = plan_gold_sample(args.labels, target_width=args.target_width,
+                                gold=_gold(args.gold) if args.gold else None, validation=args.validation,
+                                target_class=args.target_class, strata=strata, confidence=args.confidence,
+                                split=args.split, design=args.design)
+    print(plan)
+    if args.out:
+        write_table(plan.allocations, args.out)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Verbs finetune, predict and evaluate."""
+"""Verbs finetune, predict, evaluate and learning-curve."""
 
 from __future__ import annotations
 
@@ -36,6 +36,24 @@ def add_commands(subparsers) -> None:
     finetune.add_argument("--encoding", default="utf-8", help="text encoding of a CSV table (default: utf-8)")
     add_dataclass_options(finetune, TrainConfig, OPTION_HELP)
     finetune.set_defaults(handler=run_finetune)
+
+    curve = subparsers.add_parser(
+        "learning-curve", help="will more labelled images help? fine-tune on growing fractions of the training images",
+        description="Fine-tune on growing, nested, seeded fractions of the training images, score every fit on the "
+                    "same held-out images (test split, else validation) with 95%% intervals, and say whether the last "
+                    "step still helped (its paired change, per 200 images).",
+        epilog="examples:\n  imagesasdata learning-curve data/faces --out curves/faces --fractions 0.25,0.5,1 "
+               "--epochs 5 --freeze backbone", formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    curve.add_argument("data", help="folder (book layout or class folders) or CSV/Parquet table")
+    curve.add_argument("--out", required=True, help="folder for the fits and learning_curve.parquet (rerun to resume)")
+    curve.add_argument("--fractions", default="0.25,0.5,0.75,1",
+                       help="comma-separated increasing fractions of the training images (default: 0.25,0.5,0.75,1)")
+    curve.add_argument("--label", help="label column of a table (default: label)")
+    curve.add_argument("--path", help="path column of a table (default: path, file, filename, image…)")
+    curve.add_argument("--encoding", default="utf-8", help="text encoding of a CSV table (default: utf-8)")
+    add_dataclass_options(curve, TrainConfig, OPTION_HELP)
+    curve.set_defaults(handler=run_learning_curve)
 
     predict = subparsers.add_parser(
         "predict", help="label images with a fitted run",
@@ -144,4 +162,20 @@ def run_evaluate(args) -> int:
     print_table(result.confusion)
     if args.out:
         write_table(result.predictions, args.out)
+    return 0
+
+
+def run_learning_curve(args) -> int:
+    from ..data.table import image_table
+    from ..errors import ImagesAsDataError
+    from ..train.learning_curve import learning_curve
+
+    try:
+        fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
+    except ValueError:
+        raise ImagesAsDataError(f"--fractions {args.fractions!r}: give comma-separated numbers such as 0.25,0.5,1",
+                                what="option", option="fractions", value=args.fractions) from None
+    data = image_table(args.data, label=args.label, path=args.path, encoding=args.encoding)
+    curve = learning_curve(data, fractions=fractions, out=args.out, **given_options(args, TrainConfig))
+    print(curve)
     return 0
