@@ -76,7 +76,8 @@ class GoldPlan:
     recommended: str | None = None
 
     def allocation(self, design: str | None = None) -> dict:
-        """{stratum: gold images} of a design (default: the recommended one) — draw_gold_sample(allocation=...)."""
+        """Returns {stratum: gold images} of a design (default: the recommended one), as draw_gold_sample(allocation=)
+        takes it. Raises ImagesAsDataError for a design the plan does not have."""
         design = design or self.recommended or self.designs["design"][0].as_py()
         rows = [r for r in self.allocations.to_pylist() if r["design"] == design]
         if not rows:
