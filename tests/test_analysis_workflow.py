@@ -103,8 +103,10 @@ def test_the_run_stores_its_temperature_and_calibration_metrics(workflow):
     if calibration["status"] == "fitted":  # the maximum-likelihood temperature cannot do worse than T = 1
         assert calibration["nll_after"] <= calibration["nll_before"] + 1e-12
     rows = run_calibration_metrics(run).to_pylist()
+    held_out = {s for s in run.splits["split"].to_pylist() if s in ("val", "test")}   # test: the default split
+    assert "val" in held_out
     assert {(r["split"], r["metric"], r["estimator"]) for r in rows} == {
-        ("val", m, e) for m in ("ece", "brier") for e in ("uncalibrated", "temperature")}
+        (s, m, e) for s in held_out for m in ("ece", "brier") for e in ("uncalibrated", "temperature")}
     assert all(r["interval"] == "percentile_bootstrap" and r["lower"] <= r["upper"] for r in rows)
     ece = {r["estimator"]: r["estimate"] for r in rows if r["metric"] == "ece"}
     assert (calibration["ece_before"], calibration["ece_after"]) == (ece["uncalibrated"], ece["temperature"])

@@ -111,7 +111,7 @@ test_that("a gold sample is drawn from a labelled corpus, coded, topped up and r
   expect_error(read_coding_sheet(folder), class = "imagesasdata_error", "sampled images have no code")
   code_sheet(sheet)
   gold <- read_coding_sheet(folder)
-  expect_identical(levels(gold$label), job$classes)   # factors with the fit's classes
+  expect_identical(levels(gold$label), levels(labels$.pred_class))   # factors with the fit's classes
   expect_identical(as.character(gold$label), truth_of(gold$image_id))
   metrics <- gold_metrics(gold)
   expect_identical(names(metrics), c(".metric", ".estimator", ".estimate", "split", "class", "n", "conf.low", "conf.high",

@@ -171,6 +171,7 @@ test_that("save_cnn() and load_cnn() round-trip a run directory", {
 })
 
 test_that("resuming a finished fit with other options is an error naming them, and changes nothing", {
+  trains()
   fit <- faces_fit()
   before <- tools::md5sum(file.path(fit$path, "model.json"))
   expect_error(finetune_cnn(file.path(sample_data(), "faces"), out = fit$path, resume = TRUE, epochs = 3,
@@ -185,6 +186,7 @@ test_that("resuming a finished fit with other options is an error naming them, a
 })
 
 test_that("a fit whose model.json was edited is refused when it predicts, naming the field", {
+  trains()
   fit <- faces_fit()
   copy <- save_cnn(fit, file.path(tempfile("edited"), "model"))
   # the edit a user might make in a text editor: the normalisation's mean, nothing else

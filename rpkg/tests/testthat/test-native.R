@@ -230,6 +230,7 @@ tune_generics_library <- function() {
 }
 
 test_that("show_best() and select_best() are methods of tune's generics when tune is loaded, in either order", {
+  trains()
   grid <- small_grid()
   if (isNamespaceLoaded("tune")) skip("tune is loaded already")
   library <- if (requireNamespace("tune", quietly = TRUE)) NULL else tune_generics_library()

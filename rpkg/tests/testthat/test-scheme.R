@@ -72,7 +72,7 @@ test_that("metrics, predictions and regressions use the schema's R names", {
                                 "interval"))
   expect_true(all(c(".pred_class", "image_id", "path") %in% s$predictions))
   expect_identical(s$coefficients, c("term", "estimate", "std.error", "statistic", "p.value", "conf.low",
-                                     "conf.high", "method", "lambda"))
+                                     "conf.high", "method", "lambda", "df", "flag"))
   set.seed(3)
   n <- 600
   truth <- stats::rbinom(n, 1, 0.3)
@@ -81,7 +81,7 @@ test_that("metrics, predictions and regressions use the schema's R names", {
   corpus$protest <- ifelse(stats::runif(n) < 0.85, truth, 1 - truth)
   coded <- sample(n, 150)
   gold <- data.frame(image_id = corpus$image_id[coded], protest = truth[coded])
-  fit <- corrected_glm(y ~ protest + z, corpus, gold, predicted = "protest")
+  fit <- corrected_glm(y ~ protest + z, corpus, gold, predicted = "protest", design = "srs")
   expect_identical(names(tidy(fit)), s$coefficients)
   # broom's conf.int and conf.level
   expect_false(any(c("conf.low", "conf.high") %in% names(tidy(fit, conf.int = FALSE))))
@@ -161,7 +161,7 @@ test_that("the autoplot() of every result that needs no fine-tune fits at 7 x 5 
   corpus$protest <- ifelse(stats::runif(n) < 0.85, truth, 1 - truth)
   coded <- sample(n, 150)
   model <- corrected_glm(y ~ protest + z, corpus, data.frame(image_id = corpus$image_id[coded], protest = truth[coded]),
-                         predicted = "protest")
+                         predicted = "protest", design = "srs")
   classes <- c("protest", "other")
   corpus$.pred_class <- factor(ifelse(corpus$protest == 1, "protest", "other"), levels = classes)
   gold <- data.frame(image_id = corpus$image_id[coded], .pred_class = corpus$.pred_class[coded],
