@@ -84,10 +84,11 @@ def patch_run(orl_faces: Path, architecture: str):
         return _shared("patch-efficientnet", lambda out: iad.finetune(
             images, epochs=15, image_size=224, resize="squish", freeze="backbone", normalize="backbone",
             augment_crop=False,
-            augment_flip=False, learning_rate=0.01, out=out, progress=False))
+            augment_flip=False, learning_rate=0.01, test_fraction=0, out=out, progress=False))
     if architecture == "resnet18":
         # From random weights, every layer trained: the squares' colours are learned in two epochs or so.
         return _shared("patch-resnet18", lambda out: iad.finetune(
             images, architecture="resnet18", weights=None, recipe="book", epochs=3, image_size=160, resize="squish",
-            augment_crop=False, augment_flip=False, batch_size=8, learning_rate=0.01, out=out, progress=False))
+            augment_crop=False, augment_flip=False, batch_size=8, learning_rate=0.01, test_fraction=0, out=out,
+            progress=False))
     raise ValueError(architecture)

@@ -189,7 +189,7 @@ def test_resume_with_different_options_is_refused(sample_data, tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         iad.finetune(sample_data / "faces", out=tmp_path / "run2", **TINY)
     monkeypatch.undo()
-    with pytest.raises(ImagesAsDataError, match=r"other options \(learning_rate: was 0\.001, now 0\.01\)"):
+    with pytest.raises(ImagesAsDataError, match=r"other options \(learning_rate \(CLI: --learning-rate\): the run has 0\.001, this call 0\.01\)"):
         iad.finetune(sample_data / "faces", out=tmp_path / "run2", resume=True, learning_rate=0.01, **TINY)
 
 

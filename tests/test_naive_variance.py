@@ -28,8 +28,8 @@ def test_naive_standard_errors_model_based_or_sandwich():
     corpus, gold, predicted, y = overdispersed()
     X = sm.add_constant(predicted.astype(float))
     reference = sm.GLM(y, X, family=sm.families.Poisson()).fit()
-    model = corrected_glm("y ~ protest", corpus, gold, predicted="protest", family="poisson", naive_variance="model")
-    sandwich = corrected_glm("y ~ protest", corpus, gold, predicted="protest", family="poisson")
+    model = corrected_glm("y ~ protest", corpus, gold, predicted="protest", family="poisson", design="srs", naive_variance="model")
+    sandwich = corrected_glm("y ~ protest", corpus, gold, predicted="protest", family="poisson", design="srs")
     naive_model = [r for r in model.coefficients.to_pylist() if r["method"] == "naive"]
     naive_sandwich = [r for r in sandwich.coefficients.to_pylist() if r["method"] == "naive"]
     assert [r["estimate"] for r in naive_model] == pytest.approx(list(reference.params), rel=1e-6)
@@ -41,4 +41,4 @@ def test_naive_standard_errors_model_based_or_sandwich():
     others = lambda fit: [r["std_error"] for r in fit.coefficients.to_pylist() if r["method"] != "naive"]
     assert others(model) == pytest.approx(others(sandwich))
     with pytest.raises(ImagesAsDataError, match="naive_variance"):
-        corrected_glm("y ~ protest", corpus, gold, predicted="protest", naive_variance="robust")
+        corrected_glm("y ~ protest", corpus, gold, predicted="protest", naive_variance="robust", design="srs")

@@ -455,6 +455,7 @@ def test_resuming_a_complete_run_with_other_options_is_an_error(tiny_faces, tmp_
     assert _files(out) == before
 
 
+@pytest.mark.trains
 def test_resume_and_overwrite_together_are_refused_before_anything_is_touched(two_runs, tiny_faces, tmp_path):
     """Both at once used to delete the run and start again (overwrite won, silently); a string such as "no" for
     resume used to count as yes."""
@@ -479,6 +480,7 @@ def test_resume_and_overwrite_together_are_refused_before_anything_is_touched(tw
     ("positive class", lambda d: d.update(positive_class="s3"), r"positive_class: model.json has \"s3\""),
     ("head", lambda d: d.update(head=["conv_head"]), r"head no longer matches"),
 ])
+@pytest.mark.trains
 def test_an_edited_model_json_is_refused_naming_the_field(two_runs, tiny_faces, tmp_path, field, edit, named):
     """Edited preprocessing used to change every prediction silently (accuracy 0.94 → 0.44, no warning)."""
     from imagesasdata.runs import prediction_checksums
@@ -498,6 +500,7 @@ def test_an_edited_model_json_is_refused_naming_the_field(two_runs, tiny_faces, 
         iad.load_run(edited.path).weights()
 
 
+@pytest.mark.trains
 def test_edits_that_do_not_change_predictions_are_accepted(two_runs, tiny_faces, tmp_path):
     copy = two_runs[0].save(tmp_path / "annotated")
     description = json.loads((copy.path / "model.json").read_text())

@@ -172,6 +172,7 @@ def _every_text(folder: Path) -> dict:
     return texts
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("how", ["api", "cli --no-ids"])
 def test_no_file_written_names_a_local_folder(labelled, tiny_faces, tmp_path, how):
     """A hostile labels table — ids that are absolute paths, a file name with spaces, a broken link whose error
@@ -226,6 +227,7 @@ def test_no_file_written_names_a_local_folder(labelled, tiny_faces, tmp_path, ho
             assert folder not in text, f"{name} names {folder}"
 
 
+@pytest.mark.trains
 def test_a_local_folder_glued_to_other_text_is_cut_out(labelled, tmp_path):
     """Where no path can be told from the text around it ("x/root/raw", a home folder with a space), this
     machine's folders are still cut out; a URL is left as it is."""
@@ -238,6 +240,7 @@ def test_a_local_folder_glued_to_other_text_is_cut_out(labelled, tmp_path):
     assert shared.labels["note"].to_pylist()[:3] == ["xraw", os.path.basename(home), f"see https://example.org{home}/x"]
 
 
+@pytest.mark.trains
 def test_columns_of_paths_are_never_shared_even_when_named(labelled, tmp_path):
     _, labels = labelled
     with pytest.raises(ImagesAsDataError, match=r"'path' holds local paths or pixels and is never shared"):
@@ -247,6 +250,7 @@ def test_columns_of_paths_are_never_shared_even_when_named(labelled, tmp_path):
                          columns=["protset"])
 
 
+@pytest.mark.trains
 def test_ids_must_be_a_yes_or_no(labelled, tmp_path):
     """ids="no" used to count as yes, sharing the file names it was meant to withhold."""
     _, labels = labelled

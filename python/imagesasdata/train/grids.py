@@ -23,7 +23,7 @@ from .. import runs
 from ..infer.run import Run, load_run
 from .config import SELECT_ON, TrainConfig, selection_score
 from ..data.table import check_labeled, image_table
-from ..errors import ImagesAsDataError, option_error
+from ..errors import ImagesAsDataError, did_you_mean, option_error
 from ..io.locks import claimed_directory, tidy_if_idle
 from ..measure.metrics import format_interval, headline, metric_interval
 from ..data.splits import choose_test_fraction, split_table
@@ -52,7 +52,8 @@ def expand_grid(grid) -> tuple[list[dict], dict]:
     fixed: dict = {}
     if isinstance(grid, str):
         if grid not in PRESETS:
-            raise ImagesAsDataError(f"unknown grid preset {grid!r}; presets: {', '.join(PRESETS)}", what="option",
+            raise ImagesAsDataError(f"unknown grid preset {grid!r}; presets: {', '.join(PRESETS)}."
+                                    + did_you_mean(str(grid), PRESETS), what="option",
                                     option="grid", value=grid, choices=list(PRESETS))
         grid, fixed = PRESETS[grid]
     if isinstance(grid, dict):
