@@ -301,7 +301,7 @@ def test_head_epochs_train_only_the_new_last_layer_first(sample_data, tmp_path):
     import torch
 
     from imagesasdata.train.config import TrainConfig
-    from imagesasdata.train.features import train_head_first
+    from imagesasdata.train.callbacks import train_head_first
     from imagesasdata.train.trainer import prepare_trainer
 
     config = TrainConfig.from_options(image_size=64, epochs=1, head_epochs=5, progress=False, seed=0)
