@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from .. import runs
+from ..infer.finished import held_out_results
 from ..infer.run import Run
 from ..model.backbones import Backbone, backbone_frozen, create_backbone, set_train_mode
 from ..data.cache import DecodedImages, DecodeOnRead
@@ -457,10 +458,19 @@ class Trainer:
     def _finish(self, best_weights: dict, state: TrainingState, status: str, error: str | None = None) -> Run:
         self.model.load_state_dict(best_weights)
         results = {split: (rows, self.logits(rows)) for split, rows in self.rows.items() if rows and split != "train"}
-        runs.write_finished(self.out, self.table, self.targets, self.classes, self.positive_class, results,
-                            history=state.history, best_epoch=state.best_epoch, epochs_run=state.epoch,
-                            stopped_early=state.stopped_early, status=status, weights=best_weights, error=error)
+        self._write_finished(self.held_out_results(results), best_weights, state, status, error)
         return Run(self.out)
+
+    def held_out_results(self, results: dict):
+        """The kept weights' predictions, metrics and calibration on the held-out splits (infer/finished.py)."""
+        return held_out_results(runs.read_description(self.out), self.table, self.targets, self.classes,
+                                self.positive_class, results)
+
+    def _write_finished(self, evaluated, best_weights: dict, state: TrainingState, status: str,
+                        error: str | None) -> None:
+        runs.write_finished(self.out, tables=evaluated.tables, outcome=evaluated.outcome, history=state.history,
+                            best_epoch=state.best_epoch, epochs_run=state.epoch, stopped_early=state.stopped_early,
+                            status=status, weights=best_weights, error=error)
 
     def _checkpoint(self, state: TrainingState) -> None:
         runs.write_checkpoint(self.out, state.epoch, clone_weights(self.model), self.optimizer, self.scheduler,
