@@ -17,6 +17,9 @@
     checkpoint/         while training: one folder per kept epoch and current.json, the commit point (below);
                         removed when the run is complete
 
+What a run says about its fit (predictions, metrics, calibration) is computed by infer/finished.py and handed to
+write_finished(), which only writes it.
+
 Crash consistency: every file is written to a temporary name and renamed into place. An epoch's checkpoint (its
 weights, optimizer state and training state, each with its SHA-256) is written into a fresh folder that is renamed
 into place whole; then current.json, which names the last epoch's folder and the best epoch's, is replaced in
