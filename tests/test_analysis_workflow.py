@@ -108,7 +108,7 @@ def test_the_run_stores_its_temperature_and_calibration_metrics(workflow):
     assert {(r["split"], r["metric"], r["estimator"]) for r in rows} == {
         (s, m, e) for s in held_out for m in ("ece", "brier") for e in ("uncalibrated", "temperature")}
     assert all(r["interval"] == "percentile_bootstrap" and r["lower"] <= r["upper"] for r in rows)
-    ece = {r["estimator"]: r["estimate"] for r in rows if r["metric"] == "ece"}
+    ece = {r["estimator"]: r["estimate"] for r in rows if r["metric"] == "ece" and r["split"] == "val"}
     assert (calibration["ece_before"], calibration["ece_after"]) == (ece["uncalibrated"], ece["temperature"])
     # ECE as netcal computes it, from the run's own validation predictions
     from netcal.metrics import ECE

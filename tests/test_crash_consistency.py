@@ -28,7 +28,7 @@ from imagesasdata.io import faults
 from imagesasdata.io.locks import LOCK_FILE
 
 import forked
-OPTIONS = dict(image_size=32, epochs=2, learning_rate=0.01, seed=0, progress=False)
+OPTIONS = dict(image_size=32, epochs=2, head_epochs=2, learning_rate=0.01, seed=0, progress=False)
 RUN_FILES = {"model.json", "model.safetensors", "splits.parquet", "skipped.parquet", "history.parquet", "calibration.parquet",
              "metrics.parquet", "confusion.parquet", "predictions.parquet", LOCK_FILE}
 
@@ -73,9 +73,10 @@ def test_a_finetune_killed_at_every_crash_point_resumes_to_the_uninterrupted_res
     reference = tmp_path / "reference"
     points = crash_points(_finetune, tiny_faces, reference, tmp_path=tmp_path)
     # What is covered: every file write of the run (before, during and after the rename), every file of each
-    # epoch's checkpoint, the commit of each epoch, the first batch and the end of each epoch's training.
+    # epoch's checkpoint, the commit of each epoch, the first batch of each pass of the loop (the head's epochs too)
+    # and the end of each epoch's training.
     assert len(points) >= 35, points
-    assert {"epoch 1: first batch", "epoch 2 trained", "checkpoint epoch-0002: folder in place",
+    assert {"head epoch 1: first batch", "head epoch 2: first batch", "epoch 1: first batch", "epoch 2 trained", "checkpoint epoch-0002: folder in place",
             "writing current.json", "wrote model.json", "checkpoint removed"} <= set(points)
     tried = 0
     for number, name in enumerate(points, start=1):

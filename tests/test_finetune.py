@@ -301,7 +301,7 @@ def test_head_epochs_train_only_the_new_last_layer_first(sample_data, tmp_path):
     import torch
 
     from imagesasdata.train.config import TrainConfig
-    from imagesasdata.train.features import train_head_first
+    from imagesasdata.train.callbacks import train_head_first
     from imagesasdata.train.trainer import prepare_trainer
 
     config = TrainConfig.from_options(image_size=64, epochs=1, head_epochs=5, progress=False, seed=0)
@@ -316,6 +316,83 @@ def test_head_epochs_train_only_the_new_last_layer_first(sample_data, tmp_path):
     # A fresh N(0, 0.01) head is at chance (ln 6 = 1.79); 36 images are linearly separable in 1,280 ImageNet
     # features, and 5 epochs of SGD took the loss to 0.23 here: below 0.9 leaves a margin of 4× for other CPUs.
     assert fresh > 1.6 and trained < 0.9
+
+
+def same_outcome(one, two) -> None:
+    """Two runs ended alike bit for bit: kept weights, history (but seconds), predictions, metrics, outcome."""
+    from safetensors.torch import load_file
+
+    first, second = load_file(str(one.path / "model.safetensors")), load_file(str(two.path / "model.safetensors"))
+    assert first.keys() == second.keys()
+    assert all(np.array_equal(first[k].numpy(), second[k].numpy()) for k in first)
+    assert one.history.drop_columns(["seconds"]).equals(two.history.drop_columns(["seconds"]))
+    assert one.predictions.drop_columns(["path"]).equals(two.predictions.drop_columns(["path"]))
+    assert one.metrics.equals(two.metrics)
+    assert [one.description[k] for k in ("best_epoch", "epochs_run", "stopped_early", "status")] == \
+        [two.description[k] for k in ("best_epoch", "epochs_run", "stopped_early", "status")]
+
+
+@pytest.mark.trains
+def test_head_first_repeats_bit_for_bit(sample_data, tmp_path):
+    """The head's epochs run on the one loop (a phase of Trainer.train_pass): with the same seed, two runs in one
+    process give the same weights bit for bit."""
+    options = dict(image_size=32, epochs=1, head_epochs=2, progress=False, seed=3)
+    same_outcome(iad.finetune(sample_data / "faces", out=tmp_path / "a", **options),
+                 iad.finetune(sample_data / "faces", out=tmp_path / "b", **options))
+
+
+@pytest.mark.trains
+def test_early_stopping_repeats_and_resumes_to_the_same_end(sample_data, tmp_path, monkeypatch):
+    """Early stopping is a callback of fit whose decision is committed with the epoch that made it: a second run
+    with the same seed, interrupted right after that epoch's checkpoint and resumed, ends bit for bit where the
+    first did, without training another epoch. From epoch 2 on the validation is wrecked, so patience=1 stops
+    every CPU after epoch 2."""
+    wreck_before_validation(monkeypatch, from_epoch=2)
+    options = dict(image_size=32, epochs=3, patience=1, freeze="backbone", augment_crop=False, progress=False, seed=0)
+    reference = iad.finetune(sample_data / "faces", out=tmp_path / "reference", **options)
+    assert (reference.description["stopped_early"], reference.description["epochs_run"]) == (True, 2)
+    checkpoint = train_module.Trainer._checkpoint
+
+    def interrupt_once_stopped(self, state):
+        checkpoint(self, state)
+        if state.stopped_early:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module.Trainer, "_checkpoint", interrupt_once_stopped)
+    with pytest.raises(KeyboardInterrupt):
+        iad.finetune(sample_data / "faces", out=tmp_path / "run", **options)
+    monkeypatch.setattr(train_module.Trainer, "_checkpoint", checkpoint)
+    resumed = iad.finetune(sample_data / "faces", out=tmp_path / "run", resume=True, **options)
+    assert resumed.description["epochs_run"] == 2
+    same_outcome(resumed, reference)
+
+
+@pytest.mark.trains
+def test_the_head_epochs_are_passes_of_the_one_loop(sample_data, tmp_path, monkeypatch):
+    """The head's epochs pass the loop's crash points and its divergence check: features that turn into NaN stop
+    the run in the first head epoch, which is marked failed and keeps the starting weights (finite)."""
+    from imagesasdata.io import faults
+    from imagesasdata.train.features import HeadFeatures
+
+    log = tmp_path / "crash-points.log"
+    monkeypatch.setattr(faults, "_CRASH_LOG", str(log))
+    iad.finetune(sample_data / "faces", out=tmp_path / "run", image_size=32, epochs=1, head_epochs=2,
+                 progress=False, seed=0)
+    points = [line.split("\t", 1)[1] for line in log.read_text().splitlines()]
+    firsts = [p for p in points if p.endswith("first batch")]
+    assert firsts == ["head epoch 1: first batch", "head epoch 2: first batch", "epoch 1: first batch"]
+    monkeypatch.setattr(faults, "_CRASH_LOG", None)
+
+    batch = HeadFeatures.batch
+    monkeypatch.setattr(HeadFeatures, "batch", lambda self, rows, flips=None: batch(self, rows, flips) * float("nan"))
+    with pytest.raises(ImagesAsDataError, match=r"training diverged in head epoch 1: in batch 1 of \d+ the training "
+                                                r"loss became nan"):
+        iad.finetune(sample_data / "faces", out=tmp_path / "nan", image_size=32, epochs=1, head_epochs=2,
+                     progress=False, seed=0)
+    failed = iad.load_run(tmp_path / "nan")
+    assert failed.status == "failed" and failed.description["epochs_run"] == 0
+    predictions = failed.predict(sample_data / "faces", progress=False, allow_unfinished=True)
+    assert np.isfinite(predictions["prob_" + failed.classes[0]].to_numpy()).all()
 
 
 @pytest.mark.trains

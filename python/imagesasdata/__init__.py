@@ -59,7 +59,7 @@ _PUBLIC = {
     "infer.selection": ("pool_predictions", "select_images"),
     "infer.feature_maps": ("feature_maps",),
     "train.config": ("TrainConfig",),
-    "train.trainer": ("finetune",),
+    "train.finetuning": ("finetune",),
     "train.grids": ("grid_summary", "load_grid", "tune", "tune_tasks"),
     "train.lr_find": ("lr_find",),
     "train.learning_curve": ("learning_curve",),

@@ -17,6 +17,9 @@
     checkpoint/         while training: one folder per kept epoch and current.json, the commit point (below);
                         removed when the run is complete
 
+What a run says about its fit (predictions, metrics, calibration) is computed by infer/finished.py and handed to
+write_finished(), which only writes it.
+
 Crash consistency: every file is written to a temporary name and renamed into place. An epoch's checkpoint (its
 weights, optimizer state and training state, each with its SHA-256) is written into a fresh folder that is renamed
 into place whole; then current.json, which names the last epoch's folder and the best epoch's, is replaced in
@@ -59,7 +62,7 @@ from .errors import ImagesAsDataError
 from .io.faults import crash_point, write_bytes
 from .io.images import sha256_file
 from .io.locks import LOCK_FILE, claimed_directory, tidy_if_idle
-from .measure.metrics import classification_metrics, confusion_table, headline_lines
+from .measure.metrics import headline_lines
 from .io.tables import atomic_path, fsync_directory, read_json, write_json, write_table
 
 FORMAT_VERSION = 3      # 3: model.json records prediction_sha256 (the checksums of PREDICTION_FIELDS)
@@ -366,40 +369,20 @@ def _verify(path: Path, expected: str | None, out) -> None:
         )
 
 
-def write_finished(out: Path, table: pa.Table, targets, classes, positive_class, results: dict, *, history,
-                   best_epoch, epochs_run, stopped_early, status, weights, error: str | None = None) -> None:
-    """Write weights, history, metrics, confusion matrices and predictions; then model.json with the outcome and the
-    weights' checksum (the moment the run counts as finished); a complete run's checkpoint is then removed."""
-    from .model.inference import softmax
-
+def write_finished(out: Path, *, tables: dict, outcome: dict, history, best_epoch, epochs_run, stopped_early,
+                   status, weights, error: str | None = None) -> None:
+    """Write what a finished run is given: the weights (their metadata recording model.json's entries after
+    `outcome`, the temperature among them), history, then `tables` ({file stem: table}, in order: calibration,
+    metrics, confusion, predictions, as infer/finished.py builds them); then model.json with `outcome`, the status
+    and the weights' checksum (the moment the run counts as finished); a complete run's checkpoint is then removed.
+    Computes nothing about the fit."""
     out = Path(out)
     description = read_json(out / RUN_DESCRIPTION, "a run description")
-    # Temperature scaling on the validation split, ECE/Brier before and after, how the images were selected: first,
-    # because the temperature decides calibrated predictions and the weights file records it (weights_metadata).
-    from .analysis.finishing import finishing_analysis
-
-    analysed, calibration_metrics = finishing_analysis(description, table, targets, classes, positive_class, results)
-    description.update(**analysed)
+    description.update(**outcome)
     checksum = write_weights(out, weights, metadata=weights_metadata(description))
     write_table(pa.Table.from_pylist(history, schema=HISTORY_SCHEMA), out / "history.parquet")
-    metric_tables, confusion_tables, prediction_tables = [], [], []
-    for split, (rows, logits) in results.items():
-        probabilities = softmax(logits)
-        predicted = [classes[i] for i in probabilities.argmax(1)]
-        truth = [classes[t] for t in targets[rows]]
-        metric_tables.append(_with_split(classification_metrics(truth, predicted, classes, positive_class), split))
-        confusion_tables.append(_with_split(confusion_table(truth, predicted, classes), split))
-        columns = {
-            "image_id": table["image_id"].take(rows), "path": table["path"].take(rows),
-            "split": pa.array([split] * len(rows), pa.string()), "label": pa.array(truth, pa.string()),
-            "predicted": pa.array(predicted, pa.string()),
-        }
-        columns.update({f"prob_{c}": pa.array(probabilities[:, i], pa.float64()) for i, c in enumerate(classes)})
-        prediction_tables.append(pa.table(columns))
-    write_table(calibration_metrics, out / "calibration.parquet")
-    write_table(pa.concat_tables(metric_tables), out / "metrics.parquet")
-    write_table(pa.concat_tables(confusion_tables), out / "confusion.parquet")
-    write_table(pa.concat_tables(prediction_tables), out / "predictions.parquet")
+    for name, table in tables.items():
+        write_table(table, out / f"{name}.parquet")
     description.update(status=status, best_epoch=best_epoch, epochs_run=epochs_run, stopped_early=stopped_early,
                        files={WEIGHTS: checksum},
                        finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
@@ -415,8 +398,9 @@ def write_finished(out: Path, table: pa.Table, targets, classes, positive_class,
         crash_point("checkpoint removed")
 
 
-def _with_split(table: pa.Table, split: str) -> pa.Table:
-    return table.add_column(0, "split", pa.array([split] * table.num_rows, pa.string()))
+def read_description(out) -> dict:
+    """model.json of the run in `out`, as written (no checks: RunDirectory reads a run with every check)."""
+    return read_json(Path(out) / RUN_DESCRIPTION, "a run description")
 
 
 # ------------------------------------------------------------------------------------------ reading

@@ -805,11 +805,12 @@ class CorrectedGLM:
 
     @property
     def cov(self) -> np.ndarray | None:
-        """The joint covariance of the corrected coefficients (rows and columns in the order of `terms`)."""
+        """Returns the joint covariance of the corrected coefficients (rows and columns in the order of `terms`), or
+        None where ppi-python gave no joint covariance."""
         return self.covariances.get("corrected")
 
     def tidy(self, method: str | None = None) -> pa.Table:
-        """The coefficients (of one method: "naive", "gold_only" or "corrected"; default all)."""
+        """Returns the coefficients table (of one method: "naive", "gold_only" or "corrected"; default all)."""
         if method is None:
             return self.coefficients
         import pyarrow.compute as pc
@@ -819,7 +820,8 @@ class CorrectedGLM:
         return self.coefficients.filter(pc.equal(self.coefficients["method"], method))
 
     def vcov(self, method: str = "corrected") -> pa.Table:
-        """A method's covariance matrix as a table: term, then one column per term."""
+        """Returns a method's covariance matrix as a table: term, then one column per term. Raises
+        ImagesAsDataError for an unknown method or one without a covariance (ppi-python's corrected fit)."""
         if method not in ("naive", "gold_only", "corrected"):
             raise ImagesAsDataError(f"method={method!r}: choose naive, gold_only or corrected")
         matrix = self.covariances.get(method)
@@ -852,8 +854,8 @@ class CorrectedGLM:
                 "p_value": float(chi2.sf(statistic, len(terms))), "method": method}
 
     def expected_std_errors(self, sample_sizes, method: str = "corrected") -> pa.Table:
-        """The standard errors this fit's covariance foresees with other gold sample sizes per stratum ({stratum: n}
-        or a list): term, std_error now, expected std_error. For planning a further wave (decided before looking at
+        """Returns the standard errors this fit's covariance foresees with other gold sample sizes per stratum
+        ({stratum: n} or a list): term, std_error now, expected std_error. For planning a further wave (decided before looking at
         new codes), not for inference; see expected_covariance()."""
         parts = self.design_parts.get(method)
         if parts is None:
@@ -863,7 +865,7 @@ class CorrectedGLM:
         return pa.table({"term": self.terms, "std_error": now, "expected_std_error": expected.tolist()})
 
     def glance(self) -> pa.Table:
-        """One row: formula, family, predicted, corrected_method, lambda (null when it differs by coefficient: see
+        """Returns one row: formula, family, predicted, corrected_method, lambda (null when it differs by coefficient: see
         tidy()), lambda_rule, n_corpus, n_gold, design, waves, confidence."""
         return pa.table({
             "formula": [self.formula], "family": [self.family], "predicted": [", ".join(self.predicted)],

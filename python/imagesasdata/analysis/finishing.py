@@ -2,7 +2,7 @@
 and Brier score before and after, calibration.py; written to calibration.parquet) and how its images were selected
 (transfer.py).
 
-One call from runs.write_finished(); numpy only (logits arrive as tensors and are read as arrays).
+One call from infer/finished.py as a run ends; numpy only (logits arrive as tensors and are read as arrays).
 """
 
 from __future__ import annotations

@@ -104,12 +104,12 @@ def inference_options(args) -> dict:
 
 
 def run_finetune(args) -> int:
-    from ..train.trainer import finetune
+    from ..train.finetuning import finetune
 
     from ..data.table import image_table
 
     from .. import runs
-    from ..train.trainer import already_complete
+    from ..train.finetuning import already_complete
 
     options = given_options(args, TrainConfig)
     data = image_table(args.data, label=args.label, path=args.path, encoding=args.encoding)

@@ -78,7 +78,7 @@ def run_tune(args) -> int:
 
 def run_lr_find(args) -> int:
     from ..io.tables import write_table
-    from ..train.grids import lr_find
+    from ..train.lr_find import lr_find
 
     finder = lr_find(args.data, start_lr=args.start_lr, end_lr=args.end_lr, num_steps=args.num_steps,
                      label=args.label, **given_options(args, TrainConfig))

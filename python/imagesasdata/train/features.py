@@ -1,7 +1,8 @@
 """The frozen-backbone fast path: when only the new last layer trains and images are not randomly cropped, an
 image's features (the head's input) are the same in every epoch and every configuration of a grid. They are
 computed once, and the head trains on them in seconds — the same arithmetic as running the whole network, which
-the tests check against the plain path.
+the tests check against the plain path. The head's epochs before fine-tuning (head_epochs) train on these
+features too, as a phase of Trainer.train_pass (callbacks.HeadFirst).
 """
 
 from __future__ import annotations
@@ -95,54 +96,3 @@ def shared_features(key: tuple, build) -> HeadFeatures:
 def flip_decisions(rows, seed: int, epoch: int) -> list:
     """The horizontal flips train_view would draw for these rows (its first random draw when not cropping)."""
     return [bool(np.random.default_rng([seed, epoch, int(r)]).random() < 0.5) for r in rows]
-
-
-# The head's epochs draw their data order and flips from a stream of their own, apart from fine-tuning's epochs.
-HEAD_EPOCHS_STREAM = 7_919
-
-
-def train_head_first(trainer) -> bool:
-    """Train only the new last layer for `config.head_epochs` passes over the training images, before the whole
-    network is fine-tuned (linear probing, then fine-tuning).
-
-    A fresh head is random: the first steps of fine-tuning send noise back into the pretrained layers. A head
-    that already separates the classes lets fine-tuning start from useful gradients. The backbone runs once per
-    image (in eval mode, on the evaluation view and its mirror image) and the head trains on those features with
-    the run's optimizer, learning rate and batch size — seconds, where an epoch of fine-tuning takes minutes.
-    Returns False when the backbone is frozen anyway, and (with a warning) when the architecture has no single last
-    layer to train on features.
-    """
-    import warnings
-
-    from ..model.backbones import backbone_frozen
-    from .trainer import epoch_order, make_optimizer
-
-    config, model, head_names = trainer.config, trainer.model, trainer.backbone.head
-    if backbone_frozen(model, head_names):
-        return False   # the whole run trains the last layer alone already
-    runtime = (trainer.device, trainer.precision, trainer.channels_last)
-    rows = trainer.rows["train"]
-    head = model.get_submodule(head_names[0]) if len(head_names) == 1 else None
-    if head is None or not head_is_final(model, head, trainer.images, rows, trainer.prep, *runtime):
-        warnings.warn(f"head_epochs={config.head_epochs} is skipped: {trainer.backbone.architecture}'s last layer "
-                      "cannot be trained on its own features here (use head_epochs=0 to silence this)", stacklevel=3)
-        return False
-    flips = trainer.prep.augment_flip
-    features = HeadFeatures(model, head, trainer.images, rows, trainer.prep, *runtime, flips=flips,
-                            progress=config.progress_bars)
-    optimizer = make_optimizer(head, config)
-    loss_function = trainer.loss_function   # cross-entropy; binary cross-entropy for multi-label runs
-    head.train()
-    for epoch in range(1, config.head_epochs + 1):
-        order = epoch_order(rows, config.seed, HEAD_EPOCHS_STREAM + epoch)
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start:start + config.batch_size]
-            mirrored = [bool(np.random.default_rng([config.seed, HEAD_EPOCHS_STREAM, epoch, int(r)]).random() < 0.5)
-                        for r in batch] if flips else None
-            inputs = features.batch(batch, mirrored).to(trainer.device)
-            targets = torch.from_numpy(trainer.targets[batch]).to(trainer.device)
-            loss = loss_function(head(inputs), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    return True

@@ -187,7 +187,7 @@ def run_config(table, config_id, configuration, options, out: Path, shared_image
     """Fine-tune one configuration into out/configs/<config_id> (resuming it if interrupted)."""
     from tqdm.auto import tqdm
 
-    from .trainer import finetune
+    from .finetuning import finetune
 
     target = out / "configs" / config_id
     settings = ", ".join(f"{k}={v}" for k, v in configuration.items())

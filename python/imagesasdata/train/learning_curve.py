@@ -94,7 +94,7 @@ def learning_curve(data, *, fractions=DEFAULT_FRACTIONS, out=None, label: str | 
     """
     from ..data.splits import choose_test_fraction, split_table
     from ..data.table import check_labeled, image_table
-    from .trainer import finetune
+    from .finetuning import finetune
 
     fractions = _check_fractions(fractions)
     confidence = check_confidence(confidence)

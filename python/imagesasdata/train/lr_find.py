@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import ImagesAsDataError
+from .callbacks import StopTraining
 from .config import TrainConfig
 
 
@@ -53,8 +54,6 @@ class ExponentialRateSchedule:
             group["lr"] = self.rate(step)
 
     def after_batch(self, trainer, step: int, loss: float) -> None:
-        from .trainer import StopTraining
-
         self.smoothed = 0.98 * self.smoothed + 0.02 * loss
         debiased = self.smoothed / (1 - 0.98 ** step)
         self.rows.append({"step": step, "learning_rate": self.rate(step - 1), "loss": loss, "smoothed_loss": debiased})
@@ -70,7 +69,7 @@ def lr_find(data, *, start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: in
     Uses the same data, backbone and options as finetune() (nothing is written to disk). Returns the curve and a
     suggested learning rate; in R, autoplot() draws it.
     """
-    from .trainer import StopTraining, prepare_trainer
+    from .trainer import prepare_trainer
 
     if not 0 < start_lr < end_lr or not math.isfinite(end_lr):
         raise ImagesAsDataError(f"start_lr={start_lr} and end_lr={end_lr}: need 0 < start_lr < end_lr (finite)")

@@ -10,7 +10,6 @@ them). An image may have any number of labels, none included. The kept epoch is 
 
 from __future__ import annotations
 
-import datetime as _dt
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -24,9 +23,8 @@ from .. import runs
 from ..data.splits import AUTO_TEST_FRACTION, MIN_CLASS_IMAGES_FOR_TEST, split_table
 from ..data.table import image_table
 from ..errors import ImagesAsDataError, listing
+from ..infer.finished import multilabel_held_out_results
 from ..infer.run import Run, load_run
-from ..io.tables import write_json, write_table
-from ..measure.multilabel import multilabel_metrics
 from .config import TrainConfig
 from .trainer import Trainer, build_backbone, decoded_for, preprocessing_for, skipped_table
 
@@ -163,59 +161,12 @@ class MultiLabelTrainer(Trainer):
         f1 = float(np.mean([_f1(truth[:, k], predicted[:, k]) for k in range(truth.shape[1])]))
         return {"loss": loss, "accuracy": accuracy, "f1": f1}
 
-    def _finish(self, best_weights: dict, state, status: str, error: str | None = None) -> Run:
-        self.model.load_state_dict(best_weights)
-        results = {split: (rows, self.logits(rows)) for split, rows in self.rows.items() if rows and split != "train"}
-        write_multilabel_finished(self.out, self.table, self.targets, self.classes, results,
-                                  history=state.history, best_epoch=state.best_epoch, epochs_run=state.epoch,
-                                  stopped_early=state.stopped_early, status=status, weights=best_weights, error=error)
-        return Run(self.out)
+    def held_out_results(self, results: dict):
+        """Sigmoid probabilities, per-label metrics and yes/no confusion counts (infer/finished.py)."""
+        return multilabel_held_out_results(self.table, self.targets, self.classes, results, THRESHOLD)
 
 
 def _f1(truth: np.ndarray, predicted: np.ndarray) -> float:
     tp = float((truth & predicted).sum())
     denominator = float(truth.sum() + predicted.sum())
     return 2 * tp / denominator if denominator else 0.0
-
-
-def write_multilabel_finished(out: Path, table: pa.Table, targets: np.ndarray, labels, results: dict, *, history,
-                              best_epoch, epochs_run, stopped_early, status, weights, error=None) -> None:
-    """runs.write_finished() for a multi-label run: sigmoid probabilities, per-label metrics, one confusion matrix
-    per label, predictions with the labels decided; model.json last (the moment the run counts as finished)."""
-    out = Path(out)
-    description = runs.read_json(out / runs.RUN_DESCRIPTION, "a run description")
-    checksum = runs.write_weights(out, weights, metadata=runs.weights_metadata(description))
-    write_table(pa.Table.from_pylist(history, schema=runs.HISTORY_SCHEMA), out / "history.parquet")
-    metric_tables, confusion_rows, prediction_tables = [], [], []
-    for split, (rows, logits) in results.items():
-        probabilities = torch.sigmoid(logits.float()).numpy()
-        truth = targets[rows] >= 0.5
-        decided = probabilities >= THRESHOLD
-        metrics = multilabel_metrics(truth, probabilities, labels)
-        metric_tables.append(metrics.add_column(0, "split", pa.array([split] * metrics.num_rows, pa.string())))
-        for k, label in enumerate(labels):
-            for t in (False, True):
-                for p in (False, True):
-                    confusion_rows.append({"split": split, "label": label, "truth": "yes" if t else "no",
-                                           "predicted": "yes" if p else "no",
-                                           "count": int(((truth[:, k] == t) & (decided[:, k] == p)).sum())})
-        joined = lambda matrix: [";".join(l for l, v in zip(labels, row) if v) for row in matrix]  # noqa: E731
-        columns = {"image_id": table["image_id"].take(rows), "path": table["path"].take(rows),
-                   "split": pa.array([split] * len(rows), pa.string()),
-                   "label": pa.array(joined(truth), pa.string()), "predicted": pa.array(joined(decided), pa.string())}
-        columns.update({f"prob_{label}": pa.array(probabilities[:, k], pa.float64()) for k, label in enumerate(labels)})
-        prediction_tables.append(pa.table(columns))
-    write_table(pa.concat_tables(metric_tables), out / "metrics.parquet")
-    write_table(pa.Table.from_pylist(confusion_rows), out / "confusion.parquet")
-    write_table(pa.concat_tables(prediction_tables), out / "predictions.parquet")
-    description.update(status=status, best_epoch=best_epoch, epochs_run=epochs_run, stopped_early=stopped_early,
-                       files={runs.WEIGHTS: checksum},
-                       calibration={"status": "not applicable: temperature scaling is for one label per image"},
-                       finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    if error:
-        description["error"] = error
-    else:
-        description.pop("error", None)
-    write_json(description, out / runs.RUN_DESCRIPTION)
-    if status == "complete":
-        shutil.rmtree(out / runs.CHECKPOINT, ignore_errors=True)

@@ -1,14 +1,15 @@
 """Fine-tuning: the book's training loop (SGD, StepLR, cross-entropy, best epoch on validation), made
 reproducible, resumable, crash-consistent and fast. Tensors stay inside the train and model layers.
 
-`finetune()` is the one-line entry point; `Trainer` is the loop, usable on its own.
+`finetune()` (finetuning.py) is the one-line entry point; `Trainer` is the loop, usable on its own. Every pass over
+the training images is `Trainer.train_pass`; head-first training is a phase of it and early stopping a callback of
+`fit` (callbacks.py).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import shutil
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -21,10 +22,14 @@ import torch
 import torch.nn as nn
 
 from .. import runs
-from ..infer.run import Run, load_run
+from ..infer.finished import held_out_results
+from ..infer.run import Run
 from ..model.backbones import Backbone, backbone_frozen, create_backbone, set_train_mode
 from ..data.cache import DecodedImages, DecodeOnRead
+from .callbacks import (EarlyStopping, HeadFirst, Phase, StopTraining, TrainingDiverged,  # noqa: F401 (their home)
+                        epoch_order, make_optimizer)
 from .config import TrainConfig, selection_score
+from .features import HeadFeatures, flip_decisions, head_is_final, shared_features
 from ..data.table import check_labeled, choose_positive_class, image_table, order_classes
 from ..model.devices import autocast, resolve_channels_last, resolve_device, resolve_precision
 from ..errors import ImagesAsDataError, listing
@@ -32,83 +37,6 @@ from ..io.faults import crash_point
 from ..model.inference import forward_rows
 from ..data.splits import choose_test_fraction, split_table
 from ..data.transforms import Preprocessing, channel_statistics, crops_whole_image, normalize_batch, train_view
-
-def finetune(data, *, out=None, label: str | None = None, path: str | None = None, resume: bool = False,
-             overwrite: bool = False, images=None, **options) -> Run:
-    """Fine-tune an ImageNet-pretrained CNN on labelled images and return the validated Run.
-
-    data: anything `image_table()` reads — the book's train/ val/ folders, a folder of class folders, a CSV or
-      Parquet file or a data frame with path and label columns (name them with path= and label=).
-    label: the label column; or a list of yes/no columns (e.g. ["anger", "fear", "sadness"]) for a multi-label
-      task — one image, several labels — trained with one sigmoid output per label (train/multilabel.py).
-    out: the run directory (default: a new temporary folder; `Run.save()` copies it elsewhere). It is locked while
-      the run trains: a second job writing to it is refused.
-    resume: continue an interrupted run in `out` from its last finished epoch, with the options and data it was
-      started with; a run that already finished is loaded as it is. Other options or other data are refused before
-      anything is written, naming what differs (for a finished run too: resuming never retrains it).
-    overwrite: replace a run already in `out`. Without resume or overwrite, an existing run is never touched.
-    images: a dict shared between runs on the same images (a grid passes one): decoded images are kept in it
-      and reused, so each file is decoded once.
-    options: see TrainConfig — the book's defaults: SGD, learning rate 0.001, momentum 0.9, batch size 4,
-      StepLR step size 7 and gamma 0.1, 25 epochs, 80/20 split.
-    Raises ImagesAsDataError for unusable data or options, and when training diverges (the run is then marked
-    failed). Ctrl-C keeps the best model so far in `out`.
-    """
-    if isinstance(label, (list, tuple)):
-        # Several yes/no label columns: one image, several labels (train/multilabel.py)
-        from .multilabel import finetune_multilabel
-
-        return finetune_multilabel(data, label, out=out, path=path, resume=resume, overwrite=overwrite,
-                                   images=images, **options)
-    config = TrainConfig.from_options(**options)
-    for name, value in (("resume", resume), ("overwrite", overwrite)):
-        if value not in (True, False):
-            raise ImagesAsDataError(f"{name}={value!r} must be True or False")
-    if resume and overwrite:
-        raise ImagesAsDataError("resume=True and overwrite=True contradict each other: resume continues the run in "
-                                "out, overwrite deletes it and starts again. Pass one of them (CLI: --resume or "
-                                "--overwrite)")
-    with runs.claim_run_dir(out, resume=resume, overwrite=overwrite) as folder:
-        if resume:
-            check_resume_options(config, folder)
-            if runs.is_complete(folder):
-                shutil.rmtree(folder / runs.CHECKPOINT, ignore_errors=True)  # left by a kill after the run completed
-                if config.progress:
-                    from tqdm.auto import tqdm
-
-                    tqdm.write(already_complete(folder))
-                return load_run(folder)
-        trainer = prepare_trainer(data, config, folder, label=label, path=path, images=images, resume=resume)
-        return trainer.fit(resume=resume)
-
-
-def already_complete(folder) -> str:
-    return f"{folder} already holds a complete run with these options: nothing to train (loaded as it is)"
-
-
-def check_resume_options(config: TrainConfig, folder: Path) -> None:
-    """Refuse to resume the run in `folder` with options other than it was started with (those of its last
-    checkpoint, else model.json's); runtime options (device, precision, cache, …) may change. Reads only."""
-    saved = runs.recorded_options(folder)
-    if saved is None:
-        return
-    differences = config.differences_from_saved(saved)
-    if not differences:
-        return
-    changed = "; ".join(f"{name} (CLI: --{name.replace('_', '-')}): the run has {theirs!r}, this call {mine!r}"
-                        for name, (mine, theirs) in differences.items())
-    if runs.is_complete(folder):
-        raise ImagesAsDataError(
-            f"{folder} holds a complete run trained with other options ({changed}); nothing was changed. Resuming "
-            "continues an interrupted run with the options it was started with and never retrains a finished one: "
-            "give the same options to load it as it is, pass overwrite=True (CLI: --overwrite) to train again with "
-            "these, or write to another --out folder"
-        )
-    raise ImagesAsDataError(
-        f"{folder} holds a run started with other options ({changed}); nothing was changed. Resume it with the same "
-        "options, pass overwrite=True (CLI: --overwrite) to start again with these, or write to a new --out folder"
-    )
-
 
 def prepare_trainer(data, config: TrainConfig, out: Path, *, label=None, path=None, images=None,
                     write: bool = True, resume: bool = False) -> "Trainer":
@@ -298,11 +226,19 @@ class Trainer:
         self.loss_function = nn.CrossEntropyLoss()
         self.features = self._head_features()
         self.steps = 0   # optimizer steps taken by this trainer (callbacks see them)
+        self.fine_tuning = self._fine_tuning_phase()
+
+    def _fine_tuning_phase(self) -> Phase:
+        """The phase of fine-tuning's epochs: the whole network (or, on the frozen-backbone path, its head on
+        features computed once), the run's optimizer, the epoch's order, dropout reseeded per epoch."""
+        network = self.model if self.features is None else self.model.get_submodule(self.backbone.head[0])
+        return Phase(name="epoch", epochs=self.config.epochs, optimizer=self.optimizer, network=network,
+                     order=lambda epoch: epoch_order(self.rows["train"], self.config.seed, epoch),
+                     batch=self.train_batch, on_features=self.features is not None, reseed=True,
+                     train_mode=lambda: set_train_mode(self.model, self.backbone.head))
 
     def _head_features(self):
         """The frozen-backbone fast path (features.py), when this run qualifies; otherwise None."""
-        from .features import HeadFeatures, head_is_final, shared_features
-
         head = self.backbone.head
         if self.config.feature_cache == "off" or self.prep.augment_crop or len(head) != 1 \
                 or not backbone_frozen(self.model, head) or not hasattr(self.images, "array"):
@@ -330,19 +266,34 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ the loop
 
-    def fit(self, resume: bool = False) -> Run:
+    def callbacks(self) -> list:
+        """fit()'s callbacks from the options: the head first (head_epochs), early stopping (patience)."""
+        found = []
+        if self.config.head_epochs:
+            found.append(HeadFirst(self.config.head_epochs))
+        if self.config.patience:
+            found.append(EarlyStopping(self.config.patience))
+        return found
+
+    def fit(self, resume: bool = False, callbacks=None) -> Run:
+        """Train epoch after epoch (each `run_epoch`, a pass of `train_pass`), keep the best epoch's weights by the
+        one selection rule, commit a checkpoint per epoch, and write the finished run. callbacks: see callbacks.py
+        (default: those the options ask for, `callbacks()`). Returns the Run; raises ImagesAsDataError when training
+        diverges (the run is then marked failed). Ctrl-C keeps the best model so far."""
+        callbacks = self.callbacks() if callbacks is None else list(callbacks)
         state = TrainingState()
         best_weights = None
         if resume and runs.has_checkpoint(self.out):
             state, best_weights = self._restore()
-        if state.epoch == 0 and self.config.head_epochs:
-            from .features import train_head_first
-
-            train_head_first(self)  # the new last layer first, on features computed once (features.py)
-        if best_weights is None:
-            best_weights = clone_weights(self.model)
         try:
+            if state.epoch == 0:
+                best_weights = clone_weights(self.model)   # what a failure before the first epoch keeps
+                for callback in callbacks:
+                    getattr(callback, "before_fit", lambda trainer: None)(self)
+                best_weights = clone_weights(self.model)   # epoch 0: the starting weights (with the head trained)
             for epoch in range(state.epoch + 1, self.config.epochs + 1):
+                if state.stopped_early:
+                    break   # committed with the epoch that stopped it: a resumed run stops where it did
                 result = self.run_epoch(epoch)
                 crash_point(f"epoch {epoch} trained")
                 state.history += history_rows(result)
@@ -351,15 +302,9 @@ class Trainer:
                 if score > state.best_score:
                     state.best_score, state.best_epoch = score, epoch
                     best_weights = clone_weights(self.model)  # by value: later steps must not change it
-                if result.val_loss < state.best_val_loss - 1e-12:
-                    state.best_val_loss, state.epochs_without_improvement = result.val_loss, 0
-                else:
-                    state.epochs_without_improvement += 1
+                for callback in callbacks:
+                    getattr(callback, "after_epoch", lambda trainer, state, result: None)(self, state, result)
                 self._checkpoint(state)   # the epoch's commit point
-                if self.config.patience and state.epochs_without_improvement >= self.config.patience:
-                    state.stopped_early = True
-                    self._say(f"early stopping: validation loss has not improved for {self.config.patience} epochs")
-                    break
         except KeyboardInterrupt:
             self._say(f"interrupted after epoch {state.epoch}; keeping the best model so far (epoch {state.best_epoch}) "
                       f"in {self.out} — resume with resume=True")
@@ -394,21 +339,26 @@ class Trainer:
                   f"({result.train_seconds + result.val_seconds:.1f}s)")
         return result
 
-    def train_pass(self, epoch: int, callbacks=()) -> tuple[float, float]:
-        """One pass over the training images in the epoch's order: (mean loss, accuracy).
+    def train_pass(self, epoch: int, callbacks=(), phase: Phase | None = None) -> tuple[float, float]:
+        """One pass over the training images in the epoch's order: (mean loss, accuracy). The one training loop:
+        fine-tuning's epochs, the head's epochs (phase=, callbacks.HeadFirst) and the learning-rate finder's steps.
 
         callbacks: objects with before_batch(trainer, step) and/or after_batch(trainer, step, loss) — fastai's
         callback idea on this one loop (the learning-rate finder sets the rate before each step and stops the pass
         by raising StopTraining). Steps are counted across passes.
+        phase: what the pass trains and on what (callbacks.Phase); default fine-tuning's.
+        Raises TrainingDiverged when a batch's loss is not a finite number.
         """
         from tqdm.auto import tqdm
 
-        torch.manual_seed(self.config.seed * 100_003 + epoch)  # dropout masks
-        set_train_mode(self.model, self.backbone.head)
-        order = epoch_order(self.rows["train"], self.config.seed, epoch)
+        phase = phase or self.fine_tuning
+        if phase.reseed:
+            torch.manual_seed(self.config.seed * 100_003 + epoch)  # dropout masks
+        phase.train_mode()
+        order = phase.order(epoch)
         total_loss, correct, seen = 0.0, 0, 0
         batches = [order[i:i + self.config.batch_size] for i in range(0, len(order), self.config.batch_size)]
-        bar = tqdm(batches, desc=f"epoch {epoch}/{self.config.epochs}", unit="batch", leave=False,
+        bar = tqdm(batches, desc=f"{phase.name} {epoch}/{phase.epochs}", unit="batch", leave=False,
                    disable=not self.config.progress_bars)
         # On a GPU, or when images are decoded every time (cache="none"), the next batch is prepared on a thread
         # while this one trains. On a CPU with cached images the network already uses every core, and a second
@@ -418,8 +368,8 @@ class Trainer:
         with ThreadPoolExecutor(max_workers=1) as prefetch:
             def prepare(rows):
                 if overlap:
-                    return prefetch.submit(self.train_batch, rows, epoch)
-                return _Ready(self.train_batch(rows, epoch))
+                    return prefetch.submit(phase.batch, rows, epoch)
+                return _Ready(phase.batch(rows, epoch))
 
             upcoming = prepare(batches[0])
             for index, batch_rows in enumerate(bar):
@@ -429,15 +379,15 @@ class Trainer:
                 if index + 1 < len(batches):
                     upcoming = prepare(batches[index + 1])
                 targets = torch.from_numpy(self.targets[batch_rows]).to(self.device)
-                loss, logits = self.step(inputs, targets)
+                loss, logits = self.step(inputs, targets, phase)
                 self.steps += 1
                 for callback in callbacks:
                     getattr(callback, "after_batch", lambda *a: None)(self, self.steps, loss)
                 if not math.isfinite(loss):
-                    raise TrainingDiverged(epoch, f"in batch {index + 1} of {len(batches)} the training loss became "
-                                                  f"{loss}", self.config.learning_rate)
+                    raise TrainingDiverged(f"{phase.name} {epoch}", f"in batch {index + 1} of {len(batches)} the "
+                                           f"training loss became {loss}", self.config.learning_rate)
                 if index == 0:
-                    crash_point(f"epoch {epoch}: first batch")
+                    crash_point(f"{phase.name} {epoch}: first batch")
                 total_loss += loss * len(batch_rows)
                 correct += self.batch_correct(logits, targets)
                 seen += len(batch_rows)
@@ -452,20 +402,21 @@ class Trainer:
         """Augmented uint8 views of cached base images, seeded per (seed, epoch, image) — or, on the
         frozen-backbone path, their features with the same flips."""
         if self.features is not None:
-            from .features import flip_decisions
-
             flips = flip_decisions(batch_rows, self.config.seed, epoch) if self.prep.augment_flip else None
             return self.features.batch(batch_rows, flips).to(self.device)
         views = [train_view(self.images.train_image(r), self.prep,
                             np.random.default_rng([self.config.seed, epoch, int(r)])) for r in batch_rows]
         return torch.stack(views)
 
-    def step(self, inputs: torch.Tensor, targets: torch.Tensor):
-        if self.features is None:
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor, phase: Phase | None = None):
+        """One optimizer step of the phase's network on a batch (under autocast, through the gradient scaler):
+        (the batch's loss, its logits)."""
+        phase = phase or self.fine_tuning
+        if not phase.on_features:
             inputs = normalize_batch(inputs.to(self.device, non_blocking=True), self.prep.mean, self.prep.std)
             if self.channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
-        network = self.model if self.features is None else self.model.get_submodule(self.backbone.head[0])
+        network = phase.network
         with autocast(self.device, self.precision):
             output = network(inputs)
             if isinstance(output, tuple):  # inception_v3 in training: main and auxiliary logits, as in the book
@@ -474,9 +425,9 @@ class Trainer:
             else:
                 logits = output
                 loss = self.loss_function(logits, targets)
-        self.optimizer.zero_grad(set_to_none=True)
+        phase.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
+        self.scaler.step(phase.optimizer)
         self.scaler.update()
         return float(loss.detach()), logits.detach().float()
 
@@ -507,10 +458,19 @@ class Trainer:
     def _finish(self, best_weights: dict, state: TrainingState, status: str, error: str | None = None) -> Run:
         self.model.load_state_dict(best_weights)
         results = {split: (rows, self.logits(rows)) for split, rows in self.rows.items() if rows and split != "train"}
-        runs.write_finished(self.out, self.table, self.targets, self.classes, self.positive_class, results,
-                            history=state.history, best_epoch=state.best_epoch, epochs_run=state.epoch,
-                            stopped_early=state.stopped_early, status=status, weights=best_weights, error=error)
+        self._write_finished(self.held_out_results(results), best_weights, state, status, error)
         return Run(self.out)
+
+    def held_out_results(self, results: dict):
+        """The kept weights' predictions, metrics and calibration on the held-out splits (infer/finished.py)."""
+        return held_out_results(runs.read_description(self.out), self.table, self.targets, self.classes,
+                                self.positive_class, results)
+
+    def _write_finished(self, evaluated, best_weights: dict, state: TrainingState, status: str,
+                        error: str | None) -> None:
+        runs.write_finished(self.out, tables=evaluated.tables, outcome=evaluated.outcome, history=state.history,
+                            best_epoch=state.best_epoch, epochs_run=state.epoch, stopped_early=state.stopped_early,
+                            status=status, weights=best_weights, error=error)
 
     def _checkpoint(self, state: TrainingState) -> None:
         runs.write_checkpoint(self.out, state.epoch, clone_weights(self.model), self.optimizer, self.scheduler,
@@ -559,18 +519,6 @@ def refuse_training_if_forbidden() -> None:
             f"instruction sets ({TRAINING_GUARD}=forbidden, set by the test suite; DEVELOPERS.md, Tests)")
 
 
-class StopTraining(Exception):
-    """Raised by a callback to end the current pass (the learning-rate finder when it is done)."""
-
-
-class TrainingDiverged(Exception):
-    """The loss or the weights stopped being finite numbers: nothing after this point would mean anything."""
-
-    def __init__(self, epoch: int, what: str, learning_rate: float):
-        super().__init__(f"training diverged in epoch {epoch}: {what}. The learning rate ({learning_rate:g}) is "
-                         f"probably too high: try {learning_rate / 10:g} (lr_find() suggests one).")
-
-
 def weights_are_finite(model: nn.Module) -> bool:
     """True when no parameter or buffer (batch-norm statistics included) holds NaN or infinity."""
     with torch.no_grad():
@@ -585,21 +533,6 @@ class _Ready:
 
     def result(self):
         return self.value
-
-
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum, weight_decay=config.weight_decay)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
-
-
-def epoch_order(rows, seed: int, epoch: int) -> list[int]:
-    """The shuffled training order of an epoch: a function of (seed, epoch) only."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return [rows[i] for i in torch.randperm(len(rows), generator=generator).tolist()]
 
 
 def clone_weights(model: nn.Module) -> dict:
