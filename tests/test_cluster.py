@@ -32,6 +32,10 @@ from imagesasdata.io.tables import read_json, write_table  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ray_nodes import ENVIRONMENT, HEAD_IP, WORKER_IP, TwoNodeCluster  # noqa: E402
 
+# Every assertion here compares two computations made on this CPU (DEVELOPERS.md, Tests): not rerun under
+# other instruction sets by `make test-other-cpus`.
+pytestmark = pytest.mark.same_cpu
+
 PYTHON = sys.executable
 GRID_OPTIONS = dict(image_size=64, epochs=2, freeze="backbone", augment_crop=False, progress=False, seed=0)
 

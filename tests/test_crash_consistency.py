@@ -28,6 +28,10 @@ from imagesasdata.io import faults
 from imagesasdata.io.locks import LOCK_FILE
 
 import forked
+# Every assertion here compares two computations made on this CPU (DEVELOPERS.md, Tests): not rerun under
+# other instruction sets by `make test-other-cpus`.
+pytestmark = pytest.mark.same_cpu
+
 OPTIONS = dict(image_size=32, epochs=2, head_epochs=2, learning_rate=0.01, seed=0, progress=False)
 RUN_FILES = {"model.json", "model.safetensors", "splits.parquet", "skipped.parquet", "history.parquet", "calibration.parquet",
              "metrics.parquet", "confusion.parquet", "predictions.parquet", LOCK_FILE}

@@ -30,6 +30,10 @@ from imagesasdata.cli import main as cli_main  # noqa: E402
 from imagesasdata.errors import ImagesAsDataError  # noqa: E402
 from imagesasdata.io.tables import read_json, write_table  # noqa: E402
 
+# Every assertion here compares two computations made on this CPU (DEVELOPERS.md, Tests): not rerun under
+# other instruction sets by `make test-other-cpus`.
+pytestmark = pytest.mark.same_cpu
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 GRID_OPTIONS = dict(image_size=64, epochs=2, freeze="backbone", augment_crop=False, progress=False, seed=0)
