@@ -88,9 +88,12 @@ test_that("metrics, predictions and regressions use the schema's R names", {
   narrow <- tidy(fit, conf.level = 0.5)
   wide <- tidy(fit)
   expect_true(all(narrow$conf.high - narrow$conf.low < wide$conf.high - wide$conf.low))
-  expect_equal(narrow$conf.high - narrow$estimate, stats::qnorm(0.75) * narrow$std.error)
+  # the same quantile as the fit's own intervals: Student's t on each coefficient's degrees of freedom, else normal
+  quantile <- ifelse(is.na(narrow$df), stats::qnorm(0.75), stats::qt(0.75, pmax(narrow$df, 1)))
+  expect_equal(narrow$conf.high - narrow$estimate, quantile * narrow$std.error)
   # model-based naive errors, as glm() and broom give them
-  model <- corrected_glm(y ~ protest + z, corpus, gold, predicted = "protest", naive_variance = "model")
+  model <- corrected_glm(y ~ protest + z, corpus, gold, predicted = "protest", naive_variance = "model",
+                         design = "srs")
   naive <- summary(stats::glm(y ~ protest + z, data = corpus))$coefficients
   expect_equal(tidy(model, method = "naive")$std.error, unname(naive[, "Std. Error"]), tolerance = 1e-6)
   expect_equal(tidy(model, method = "corrected")$std.error, tidy(fit, method = "corrected")$std.error)
@@ -166,7 +169,7 @@ test_that("the autoplot() of every result that needs no fine-tune fits at 7 x 5 
   corpus$.pred_class <- factor(ifelse(corpus$protest == 1, "protest", "other"), levels = classes)
   gold <- data.frame(image_id = corpus$image_id[coded], .pred_class = corpus$.pred_class[coded],
                      label = factor(ifelse(truth[coded] == 1, "protest", "other"), levels = classes))
-  shares <- corrected_prevalence(corpus, gold)
+  shares <- corrected_prevalence(corpus, gold, design = "srs")
   scores <- data.frame(image_id = sprintf("img%d", 1:8),
                        anger = c(8, 4, 0, 0, 5, 0, 0, 0), disgust = c(2, 3.5, 0, 0, 5, 0, 0, 0),
                        enthusiasm = c(0, 0, 6, 0, 0, 0, 0, 7), fear = c(0, 0, 0, 0, 0, 0, 0, 1),
