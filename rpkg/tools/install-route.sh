@@ -36,8 +36,8 @@ stopifnot(grepl("install_engine", choice$from), startsWith(choice$python, Sys.ge
 stopifnot(engine_available())
 listed <- vignette(package = "imagesasdata")$results[, "Item"]
 print(listed)
-stopifnot(setequal(listed, c("autotaggers-and-grids", "person-vs-others", "predicted-labels-regression",
-                             "who-is-this")))
+stopifnot(setequal(listed, c("autotaggers-and-grids", "how-a-computer-sees", "person-vs-others",
+                             "predicted-labels-regression", "vlm-coding", "who-is-this")))
 faces <- file.path(sample_data(), "faces")
 fit <- finetune_cnn(faces, epochs = 2, image_size = 64, freeze = "backbone")
 print(fit)
