@@ -1367,11 +1367,8 @@ def _corpus_strata(corpus: pa.Table, gold: pa.Table, gold_rows: np.ndarray, desi
     if column is None:
         raise ImagesAsDataError("the gold sample has unequal inclusion probabilities but no record of the corpus column "
                                 "it was stratified by; pass strata= (e.g. strata='predicted')")
-    if column == "predicted" and column in corpus.column_names:
-        values = predictions
-    elif column in corpus.column_names:
-        values = [None if v is None else str(v) for v in corpus[column].to_pylist()]
-    else:
+    values = _stratum_values(corpus, column, predictions)
+    if values is None:
         raise ImagesAsDataError(f"the gold sample was stratified by {column!r}, which the corpus does not have; join it "
                                 "to the corpus (or pass strata=)")
     index = {name: k for k, name in enumerate(design.names)}
@@ -1383,6 +1380,16 @@ def _corpus_strata(corpus: pa.Table, gold: pa.Table, gold_rows: np.ndarray, desi
         raise ImagesAsDataError(f"gold images whose recorded stratum differs from the corpus's {column!r}: "
                                 f"{listing(named)}; analyse the corpus the sample was drawn from (or pass strata=)")
     return out
+
+
+def _stratum_values(corpus: pa.Table, column: str, predictions) -> list | None:
+    """Each corpus image's stratum under `column` as text (the predictions as the prevalence reads them for
+    "predicted"), or None when the corpus has no such column."""
+    if column not in corpus.column_names:
+        return None
+    if column == "predicted":
+        return predictions
+    return [None if v is None else str(v) for v in corpus[column].to_pylist()]
 
 
 def _naive_share(y_hat: np.ndarray, confidence: float, use: str) -> tuple:
@@ -1401,11 +1408,8 @@ def _naive_share(y_hat: np.ndarray, confidence: float, use: str) -> tuple:
 
 def _strata_from_corpus(corpus: pa.Table, gold: pa.Table, gold_rows: np.ndarray, strata: str, predictions) -> pa.Table:
     """The gold table with `stratum` and `stratum_size` taken from the corpus column it was stratified by."""
-    if strata == "predicted" and strata in corpus.column_names:
-        values = predictions
-    elif strata in corpus.column_names:
-        values = [None if v is None else str(v) for v in corpus[strata].to_pylist()]
-    else:
+    values = _stratum_values(corpus, strata, predictions)
+    if values is None:
         raise ImagesAsDataError(f"strata={strata!r}: no such column in the corpus (columns: "
                                 f"{', '.join(corpus.column_names)}).{did_you_mean(strata, corpus.column_names)}")
     counts: dict = {}
