@@ -227,3 +227,52 @@ def test_plan_gold_and_learning_curve_at_the_command_line(tmp_path):
     assert to_arrow(tmp_path / "plan.csv")["gold_images"].to_pylist() == plan.allocations["gold_images"].to_pylist()
     bad = run("learning-curve", tmp_path, "--out", tmp_path / "curve", "--fractions", "0.5,x", check=False)
     assert bad.returncode != 0 and "--fractions" in bad.stderr
+
+
+def test_a_calibrated_corpus_says_so_in_the_estimates(tmp_path):
+    """calibrate_to_corpus()'s record travels with the table: into a Parquet file, through the command line, and
+    into corrected_glm()'s notes and glance() and corrected_prevalence()'s metadata (the reviewer sees it)."""
+    import pyarrow.parquet as pq
+
+    from cli_runner import run
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    truth = np.where(rng.random(n) < 0.1, "cat", "dog")
+    score = np.clip(np.where(truth == "cat", 0.75, 0.3) + rng.normal(0, 0.2, n), 0.01, 0.99)
+    ids = [f"i{i}" for i in range(n)]
+    corpus = pa.table({"image_id": ids, "predicted": np.where(score > 0.5, "cat", "dog").tolist(),
+                       "prob_cat": score, "prob_dog": 1 - score,
+                       "likes": (rng.poisson(3, n) + 2 * (truth == "cat")).astype(float)})
+    chosen = rng.choice(n, 300, replace=False)
+    gold = pa.table({"image_id": [ids[i] for i in chosen], "label": truth[chosen].tolist(),
+                     "inclusion_probability": [300 / n] * 300})
+    calibrated = calibrate_to_corpus(corpus, gold=gold, temperature="gold", prior_shift="gold",
+                                     source_priors={"cat": 0.5, "dog": 0.5})
+    record = calibration_record(calibrated)
+    assert record["temperature_fitted_on"] == "gold (design-weighted)" and record["prior_shift"] == "gold"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = iad.corrected_glm("likes ~ I(predicted == 'cat')", calibrated, gold, predicted="predicted")
+        plain = iad.corrected_glm("likes ~ I(predicted == 'cat')", corpus, gold, predicted="predicted")
+        shares = iad.corrected_prevalence(calibrated, gold)
+    note = [n for n in fit.notes if n.startswith("probabilities calibrated to the corpus")]
+    assert len(note) == 1 and "fitted on the gold sample" in note[0] and "temperature" in note[0]
+    assert fit.glance()["calibration"].to_pylist() == note
+    assert plain.glance()["calibration"].to_pylist() == [None]
+    assert not any(n.startswith("probabilities calibrated") for n in plain.notes)
+    assert calibration_record(shares) == record
+    # the command line: written to Parquet with its record, then read by glm
+    pq.write_table(corpus, tmp_path / "labels.parquet")
+    pq.write_table(gold, tmp_path / "gold.parquet")
+    result = run("calibrate-corpus", tmp_path / "labels.parquet", "--gold", tmp_path / "gold.parquet",
+                 "--temperature", "gold", "--out", tmp_path / "calibrated.parquet")
+    assert "temperature" in result.stdout and "fitted on gold (design-weighted)" in result.stdout
+    expected = calibration_record(calibrate_to_corpus(corpus, gold=gold, temperature="gold"))["temperature"]
+    assert calibration_record(pq.read_table(tmp_path / "calibrated.parquet"))["temperature"] == pytest.approx(expected)
+    glm = run("glm", tmp_path / "calibrated.parquet", tmp_path / "gold.parquet", "--formula",
+              "likes ~ I(predicted == 'cat')", "--predicted", "predicted")
+    assert "note: probabilities calibrated to the corpus" in glm.stdout
+    bad = run("calibrate-corpus", tmp_path / "labels.parquet", "--prior-shift", "cat=x",
+              "--out", tmp_path / "x.parquet", check=False)
+    assert bad.returncode != 0 and "--prior-shift" in bad.stderr

@@ -58,3 +58,76 @@ plot_calibration <- function(fit, split) {
     ggplot2::theme_minimal() + text_spans_plot() +
     ggplot2::theme(legend.position = "bottom", legend.box = "vertical")
 }
+
+#' Calibrate a labelled corpus's probabilities to the corpus
+#'
+#' The temperature a fit stores is fitted on its validation split, so its probabilities are calibrated to that
+#' split -- and, when the split was balanced, to its class shares rather than the corpus's. `calibrate_to_corpus()`
+#' corrects both, for the corpus you estimate from:
+#' * `temperature = "gold"`: a temperature fitted on the coded gold sample, each image weighted by 1/inclusion
+#'   probability, so the fit is the corpus's (`"run"` applies the fit's own validation temperature);
+#' * `prior_shift`: the probabilities moved by Bayes' rule from the class shares of the training split to the
+#'   corpus's -- estimated from the gold sample (`"gold"`, design-weighted), by EM from the corpus's own
+#'   probabilities (`"em"`, Saerens et al. 2002), or given (a named vector such as `c(protest = 0.05, other = 0.95)`).
+#'   `.pred_class` is then the most probable class again; `predicted_before` keeps the old one where any changed.
+#'
+#' What was done travels with the result (attribute `calibration`): [corrected_glm()] prints it as a note and
+#' reports it in `glance()`, and [corrected_prevalence()] keeps it as an attribute. When the calibration was fitted
+#' on the gold sample that the estimators then use, the note says that their intervals treat it as fixed.
+#'
+#' @param labels The labelled corpus: a `cnn_labelling` from [label_corpus()], its folder, or a predictions tibble
+#'   with `.pred_<class>` columns.
+#' @param gold The coded gold sample ([read_coding_sheet()]), for `temperature = "gold"` or `prior_shift = "gold"`.
+#' @param temperature `NULL` (keep the probabilities' scale), `"run"` or `"gold"`.
+#' @param prior_shift `NULL`, `"gold"`, `"em"`, or the corpus's class shares as a named numeric vector.
+#' @param run The fit (a `cnn_fit`) or run folder the labels were made with (default: the labelling's own).
+#' @param source_priors The class shares the probabilities reflect, as a named numeric vector (default: those of
+#'   the run's training split, read from `run`); needed for a prior shift when there is no run.
+#' @param design `NULL` (read from the gold sample) or `"srs"` (a gold table without inclusion probabilities that is
+#'   a simple random sample of the corpus).
+#' @return The corpus as a tibble in [predict()]'s shape, with the recalibrated `.pred_<class>` and `.pred_class`,
+#'   and the attribute `calibration` (JSON text: temperature, what it was fitted on, the prior shift, the class
+#'   shares before and after, how many predicted classes changed).
+#' @seealso [cnn_calibration()] for the run's own temperature and reliability diagram.
+#' @export
+calibrate_to_corpus <- function(labels, gold = NULL, temperature = NULL, prior_shift = NULL, run = NULL,
+                                source_priors = NULL, design = NULL) {
+  if (!is.null(temperature) && !identical(temperature, "run") && !identical(temperature, "gold")) {
+    abort_argument(sprintf("`temperature` must be NULL, \"run\" or \"gold\", not %s", describe_value(temperature)))
+  }
+  shares <- function(x, name) {
+    if (is.null(names(x)) || any(!nzchar(names(x)))) {
+      abort_argument(sprintf("`%s` given as shares must name each class, e.g. c(protest = 0.05, other = 0.95)", name))
+    }
+    as.list(x)
+  }
+  if (!is.null(source_priors) && !is.numeric(source_priors)) {
+    abort_argument(sprintf("`source_priors` must be named class shares, not %s", describe_value(source_priors)))
+  }
+  shift <- prior_shift
+  if (is.numeric(prior_shift)) {
+    shift <- shares(prior_shift, "prior_shift")
+  } else if (!is.null(prior_shift) && !identical(prior_shift, "gold") && !identical(prior_shift, "em")) {
+    abort_argument(sprintf("`prior_shift` must be NULL, \"gold\", \"em\" or named class shares, not %s",
+                           describe_value(prior_shift)))
+  }
+  if (is.null(temperature) && is.null(prior_shift)) {
+    abort_argument("say what to calibrate: `temperature = \"gold\"` (or \"run\"), `prior_shift`, or both")
+  }
+  classes <- if (inherits(labels, "cnn_labelling")) labels$classes else NULL
+  engine_run <- if (inherits(run, "cnn_fit")) run_of(run) else if (is.null(run)) NULL else path.expand(arg_string(run, "run"))
+  table <- engine_call(
+    engine()$calibrate_to_corpus, arg_labels(labels, "labels"),
+    run = engine_run, gold = if (is.null(gold)) NULL else arg_gold(gold, "gold"), temperature = temperature,
+    prior_shift = shift, source_priors = if (is.null(source_priors)) NULL else shares(source_priors, "source_priors"),
+    design = arg_design(design)
+  )
+  out <- prediction_tibble(table, classes)
+  attr(out, "calibration") <- as.character(py_value(engine_call(bridge()$calibration_json, table)))
+  folder <- if (inherits(labels, "cnn_labelling")) labels$path else if (is.character(labels)) labels else NULL
+  attr(out, "positive_class") <- positive_of_labels(labels) %||%
+    (if (!is.null(folder) && dir.exists(folder)) labelling_positive(folder))
+  note <- py_value(engine_call(bridge()$calibration_note, table))
+  if (length(note)) rlang::inform(as.character(note), class = "imagesasdata_message")
+  out
+}

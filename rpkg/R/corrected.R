@@ -88,7 +88,7 @@ corrected_glm <- function(formula, data, gold, predicted, family = c("gaussian",
   text <- engine_formula(paste(deparse(formula, width.cutoff = 500L), collapse = " "))
   predicted <- vapply(arg_strings_vector(predicted, "predicted"), engine_column_name, character(1), USE.NAMES = FALSE)
   fit <- engine_call(
-    engine()$corrected_glm, text, engine_table(data, kind = "predictions"), arg_gold(gold, "gold"),
+    engine()$corrected_glm, text, arg_corpus(data), arg_gold(gold, "gold"),
     predicted = as.list(predicted), family = family, method = method,
     lam = arg_share(lambda, "lambda", null = TRUE), confidence = arg_share(conf_level, "conf_level", open = TRUE),
     id = arg_string(id, "id"), design = arg_design(design), naive_variance = naive_variance
@@ -103,6 +103,7 @@ corrected_glm <- function(formula, data, gold, predicted, family = c("gaussian",
     n_gold = as.integer(field("n_gold")), design = field("design"), conf_level = field("confidence"),
     notes = as.character(unlist(field("notes"))), lambda_rule = field("lambda_rule"),
     waves = as.integer(field("waves")), covariances = engine_covariances(fit, formula),
+    calibration = field("calibration"),
     engine = fit   # the engine's fit, for plan_gold_sample(fit = ) (lost when saved and read back)
   ), class = "corrected_glm")
 }
@@ -120,6 +121,17 @@ engine_covariances <- function(fit, formula) {
     }, imagesasdata_error = function(e) NULL))
   }
   out
+}
+
+# The corpus for the estimators: a data frame as an Arrow table, with calibrate_to_corpus()'s record (its attribute
+# `calibration`) back in the table's metadata, so the estimates say how its probabilities were calibrated.
+arg_corpus <- function(data) {
+  table <- engine_table(data, kind = "predictions")
+  record <- attr(data, "calibration", exact = TRUE)
+  if (is.character(record) && length(record) == 1 && nzchar(record)) {
+    table <- engine_call(bridge()$with_calibration, table, record)
+  }
+  table
 }
 
 # design = NULL or "srs", checked here so the error names the R argument.
@@ -215,8 +227,9 @@ generics::glance
 #' @return `tidy()`: a tibble with `term`, `estimate`, `std.error`, `statistic`, `p.value`, `conf.low`,
 #'   `conf.high`, `method`, `lambda` (the power tuning of each corrected coefficient), `df` and `flag`. `glance()`:
 #'   one row with `formula`, `family`, `predicted`, `corrected_method`, `lambda` (`NA` when it differs by
-#'   coefficient), `lambda_rule` (how it was chosen), `n_corpus`, `n_gold`, `design`, `waves` (of the gold sample)
-#'   and `conf_level`. `vcov()`: the covariance matrix of one method's coefficients, terms as dimnames (an error
+#'   coefficient), `lambda_rule` (how it was chosen), `n_corpus`, `n_gold`, `design`, `waves` (of the gold sample),
+#'   `conf_level` and `calibration` (how the corpus's probabilities were calibrated to it by
+#'   [calibrate_to_corpus()]; `NA` when they were not). `vcov()`: the covariance matrix of one method's coefficients, terms as dimnames (an error
 #'   for `method = "ppi"` fits, which ppi-python gives no joint covariance for).
 #' @name corrected_glm_tidiers
 #' @export
@@ -249,7 +262,8 @@ glance.corrected_glm <- function(x, ...) {
                  predicted = paste(x$predicted, collapse = ", "), corrected_method = x$corrected_method,
                  lambda = if (is.null(x$lambda)) NA_real_ else as.double(x$lambda),
                  lambda_rule = x$lambda_rule %||% NA_character_, n_corpus = x$n_corpus, n_gold = x$n_gold,
-                 design = x$design, waves = x$waves %||% 1L, conf_level = x$conf_level)
+                 design = x$design, waves = x$waves %||% 1L, conf_level = x$conf_level,
+                 calibration = x$calibration %||% NA_character_)
 }
 
 #' @rdname corrected_glm_tidiers
@@ -375,7 +389,8 @@ autoplot.corrected_glm <- function(object, terms = NULL, truth = NULL, ...) {
 #'   sample; `".pred_class"` for strata by predicted class).
 #' @inheritParams corrected_glm
 #' @return A tibble of class `corrected_prevalence`: `[by]`, `class`, `method`, `estimate`, `std.error`,
-#'   `conf.low`, `conf.high`, `n_corpus`, `n_gold`, `interval`. `autoplot()` draws it.
+#'   `conf.low`, `conf.high`, `n_corpus`, `n_gold`, `interval`; attribute `calibration`: how the corpus's
+#'   probabilities were calibrated to it ([calibrate_to_corpus()]; `NULL` when they were not). `autoplot()` draws it.
 #' @export
 corrected_prevalence <- function(data, gold, classes = NULL, by = NULL, use = c("class", "probability"),
                                  method = c("auto", "ppi", "dsl"), lambda = NULL, conf_level = 0.95, id = "image_id",
@@ -385,7 +400,7 @@ corrected_prevalence <- function(data, gold, classes = NULL, by = NULL, use = c(
   method <- arg_match(method)
   if (!is.data.frame(data)) abort_argument(sprintf("`data` must be a data frame (the corpus), not %s", describe_value(data)))
   result <- engine_call(
-    engine()$corrected_prevalence, engine_table(data, kind = "predictions"), arg_gold(gold, "gold"),
+    engine()$corrected_prevalence, arg_corpus(data), arg_gold(gold, "gold"),
     classes = if (is.null(classes)) NULL else as.list(as.character(classes)), by = arg_string(by, "by", null = TRUE),
     use = use, method = method, lam = arg_share(lambda, "lambda", null = TRUE),
     confidence = arg_share(conf_level, "conf_level", open = TRUE), id = arg_string(id, "id"),
@@ -400,6 +415,7 @@ corrected_prevalence <- function(data, gold, classes = NULL, by = NULL, use = c(
   attr(table, "positive_class") <- (if (is.data.frame(gold)) attr(gold, "positive_class", exact = TRUE)) %||%
     positive_of_labels(data)
   attr(table, "by") <- by
+  attr(table, "calibration") <- py_value(engine_call(bridge()$calibration_note, result))
   class(table) <- c("corrected_prevalence", class(table))
   table
 }

@@ -75,15 +75,19 @@ labelled_images <- function(labelling, classes = NULL) {
   }
   table <- engine_call(bridge()$labelled_table, path.expand(arg_string(labelling, "labelling")))
   labels <- prediction_tibble(table, classes)
-  spec <- file.path(path.expand(labelling), "labelling.json")
-  if (file.exists(spec)) {
-    positive <- py_value(reticulate::import("json", convert = FALSE)$loads(paste(readLines(spec, warn = FALSE),
-                                                                                 collapse = "\n")))$positive_class
-    if (!is.null(positive)) attr(labels, "positive_class") <- as.character(positive)
-  }
+  attr(labels, "positive_class") <- labelling_positive(labelling)
   warn_unreadable(labels)
   warn_one_class(labels$.pred_class)
   labels
+}
+
+# The positive class a labelling folder records in labelling.json (NULL when none).
+labelling_positive <- function(folder) {
+  spec <- file.path(path.expand(folder), "labelling.json")
+  if (!file.exists(spec)) return(NULL)
+  positive <- py_value(reticulate::import("json", convert = FALSE)$loads(paste(readLines(spec, warn = FALSE),
+                                                                               collapse = "\n")))$positive_class
+  if (is.null(positive)) NULL else as.character(positive)
 }
 
 labelling_object <- function(job, classes) {

@@ -546,6 +546,59 @@ def calibration_record(table) -> dict:
     return json.loads(raw) if raw else {}
 
 
+def calibration_note(record: dict) -> str | None:
+    """One line saying how a corpus's probabilities were calibrated (calibrate_to_corpus()'s record), for the notes
+    of the estimates made from it; None when they were not. When the calibration was fitted on a gold sample the
+    line says that the intervals do not account for that fit (one temperature, or K class shares: small, but a
+    reviewer should know)."""
+    if not record or (record.get("temperature") is None and record.get("prior_shift") is None):
+        return None
+    parts = []
+    if record.get("temperature") is not None:
+        parts.append(f"temperature {record['temperature']:.3g} fitted on {record.get('temperature_fitted_on')}")
+    if record.get("prior_shift") is not None:
+        source = record.get("source_priors") or {}
+        target = record.get("corpus_priors") or {}
+        where = {"gold": "the gold sample's estimate (design-weighted)", "em": "an EM estimate from the corpus",
+                 "given": "shares given by the user"}.get(record["prior_shift"], record["prior_shift"])
+        shares = ", ".join(f"{c} {source.get(c, 0):.0%} -> {target.get(c, 0):.0%}" for c in target)
+        parts.append(f"class shares moved from training's to {where} ({shares}); "
+                     f"{record.get('changed_predictions', 0)} predicted classes changed")
+    line = "probabilities calibrated to the corpus: " + "; ".join(parts)
+    if record.get("prior_shift") == "gold" or str(record.get("temperature_fitted_on", "")).startswith("gold"):
+        line += (". The calibration was fitted on the gold sample; the intervals treat it as fixed (check that the "
+                 "gold sample used here is the one it was fitted on, and say so)")
+    return line
+
+
+def calibration_json(table) -> str:
+    """What calibrate_to_corpus() did to a table, as JSON text ("" when nothing): R keeps it as an attribute of
+    its tibble and hands it back with with_calibration()."""
+    import json
+
+    record = calibration_record(table)
+    return json.dumps(record) if record else ""
+
+
+def with_calibration(table: pa.Table, text: str) -> pa.Table:
+    """Return `table` with calibrate_to_corpus()'s record (JSON text from calibration_json()) in its metadata again.
+    Raises ImagesAsDataError when the text is not such a record."""
+    import json
+
+    if not text:
+        return table
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        raise ImagesAsDataError("the table's calibration attribute is not calibrate_to_corpus()'s record; drop the "
+                                "attribute or calibrate again", what="option", option="calibration")
+    metadata = dict(table.schema.metadata or {})
+    metadata[CALIBRATION_METADATA] = json.dumps(record).encode()
+    return table.replace_schema_metadata(metadata)
+
+
 def to_arrow_table(value) -> pa.Table:
     from ..io.tables import to_arrow
 

@@ -67,6 +67,7 @@ import pyarrow as pa
 
 from ..errors import ImagesAsDataError, did_you_mean, listing
 from ..io.tables import to_arrow
+from .calibration import CALIBRATION_METADATA, calibration_note, calibration_record
 from .formulas import Formula, parse_formula
 from .gold import MIN_GOLD, check_design, check_gold_size, inclusion_probabilities, no_design_error, sample_design
 from ..measure.intervals import check_confidence, z_value
@@ -802,6 +803,7 @@ class CorrectedGLM:
     lambda_rule: str = ""
     waves: int = 1
     design_parts: dict = field(default_factory=dict)
+    calibration: str | None = None
 
     @property
     def cov(self) -> np.ndarray | None:
@@ -866,13 +868,15 @@ class CorrectedGLM:
 
     def glance(self) -> pa.Table:
         """Returns one row: formula, family, predicted, corrected_method, lambda (null when it differs by coefficient: see
-        tidy()), lambda_rule, n_corpus, n_gold, design, waves, confidence."""
+        tidy()), lambda_rule, n_corpus, n_gold, design, waves, confidence, calibration (how the corpus's
+        probabilities were calibrated to it, calibration_note(); null when they were not)."""
         return pa.table({
             "formula": [self.formula], "family": [self.family], "predicted": [", ".join(self.predicted)],
             "outcome_predicted": [self.outcome_predicted], "corrected_method": [self.corrected_method],
             "lambda": pa.array([self.lam], pa.float64()), "lambda_rule": [self.lambda_rule],
             "n_corpus": [self.n_corpus], "n_gold": [self.n_gold], "design": [self.design],
             "waves": [self.waves], "confidence": [self.confidence],
+            "calibration": pa.array([self.calibration], pa.string()),
         })
 
     def __repr__(self) -> str:
@@ -1075,6 +1079,7 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
     if lam is not None and not 0 <= float(lam) <= 1:
         raise ImagesAsDataError(f"lam={lam!r}: the power-tuning parameter lies between 0 (gold only) and 1; None tunes it")
     corpus, gold = to_arrow(corpus), to_arrow(gold)
+    calibration = calibration_note(calibration_record(corpus))
     predicted = [predicted] if isinstance(predicted, str) else list(predicted or [])
     if not predicted:
         raise ImagesAsDataError("predicted= names no variable; name the image-derived variables whose corpus values are "
@@ -1186,6 +1191,8 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
     notes = []
     if not sample.equal:
         notes.append("unequal inclusion probabilities: gold images are weighted 1/pi within their strata")
+    if calibration:
+        notes.append(calibration)
     waves = _waves(gold, keep_gold)
     if waves > 1:
         notes.append(f"the gold sample was drawn in {waves} waves: valid if the decision to add a wave did not depend on "
@@ -1196,7 +1203,7 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
     parts = {name: fit.parts for name, fit in fits.items() if fit.parts is not None and name != "naive"}
     return CorrectedGLM(pa.Table.from_pylist(rows, schema=ESTIMATE_SCHEMA), checked.text, family, predicted,
                         outcome_predicted, regressors_predicted, label, used_lam, len(y_hat), n_gold, design_text,
-                        confidence, notes, list(terms), covariances, rule, waves, parts)
+                        confidence, notes, list(terms), covariances, rule, waves, parts, calibration)
 
 
 def _waves(gold: pa.Table, keep: np.ndarray) -> int:
@@ -1251,7 +1258,7 @@ def corrected_prevalence(corpus, gold, *, classes=None, by: str | None = None, p
       class, where Wald intervals fail; use="probability": the DSL estimator with its stratified sandwich.
       "dsl": the DSL estimator (Wald). "ppi": ppi-python's ppi_mean_ci (simple random samples only).
     Returns: [by], class, method, estimate, std_error, conf_low, conf_high, n_corpus, n_gold, interval (how the
-    interval was made). The target is the share in the process that produced the corpus; the intervals also
+    interval was made); a corpus calibrated by calibrate_to_corpus() passes its record on in the metadata. The target is the share in the process that produced the corpus; the intervals also
     cover the corpus's own share (slightly conservatively).
     Raises ImagesAsDataError for unknown classes (naming the gold rows), gold images not in the corpus, a design
     that cannot be read, and bad options.
@@ -1266,6 +1273,7 @@ def corrected_prevalence(corpus, gold, *, classes=None, by: str | None = None, p
     if lam is not None and not 0 <= float(lam) <= 1:
         raise ImagesAsDataError(f"lam={lam!r}: the power-tuning parameter lies between 0 (gold only) and 1; None tunes it")
     corpus, gold = to_arrow(corpus), to_arrow(gold)
+    calibration = (corpus.schema.metadata or {}).get(CALIBRATION_METADATA)
     for table, column, name in ((corpus, predicted, "corpus"), (gold, label, "gold sample")):
         if column not in table.column_names:
             raise ImagesAsDataError(f"the {name} has no {column!r} column (columns: {', '.join(table.column_names)}).")
@@ -1352,6 +1360,8 @@ def corrected_prevalence(corpus, gold, *, classes=None, by: str | None = None, p
         ("class", pa.string()), ("method", pa.string()), ("estimate", pa.float64()), ("std_error", pa.float64()),
         ("conf_low", pa.float64()), ("conf_high", pa.float64()), ("n_corpus", pa.int64()), ("n_gold", pa.int64()),
         ("interval", pa.string())])
+    if calibration:  # the corpus's calibration travels with its estimates (calibration_record() reads it)
+        schema = schema.with_metadata({CALIBRATION_METADATA: calibration})
     return pa.Table.from_pylist(rows, schema=schema)
 
 

@@ -1,5 +1,5 @@
 """Verbs from predicted labels to defensible estimates: gold-sample, plan-gold, gold-metrics, calibration,
-thresholds, prevalence and glm."""
+calibrate-corpus, thresholds, prevalence and glm."""
 
 from __future__ import annotations
 
@@ -32,6 +32,20 @@ examples:
   imagesasdata plan-gold labels/ --gold gold/ --target-width 0.04 --strata account
   imagesasdata plan-gold corpus.parquet --gold gold/ --formula "retweets ~ protest + followers" \\
       --predicted protest --target-width 0.2
+"""
+
+CALIBRATE_EPILOG = """
+A run's temperature is fitted on its validation split, so its probabilities are calibrated to that split -- and, when
+the split was balanced, to its class shares, not the corpus's. This writes the corpus's probabilities calibrated to
+the corpus: a temperature fitted on the coded gold sample (design-weighted: each image counts 1/inclusion
+probability) and/or the class shares moved from training's to the corpus's (Bayes' rule; the shares estimated from
+the gold sample or by EM from the corpus itself). The output file records what was done; glm and prevalence print it
+as a note. Use a .parquet output to keep that record (a .csv cannot hold it).
+
+examples:
+  imagesasdata calibrate-corpus labels/ --gold gold/ --temperature gold --out calibrated.parquet
+  imagesasdata calibrate-corpus labels/ --prior-shift em --out calibrated.parquet
+  imagesasdata prevalence calibrated.parquet gold/
 """
 
 GLM_EPILOG = """
@@ -129,6 +143,28 @@ def add_commands(subparsers) -> None:
     calibration.add_argument("--bins", type=int, default=10, help="equal-width probability bins (default: 10)")
     calibration.add_argument("--out", help="write the reliability table to FILE.parquet or FILE.csv")
     calibration.set_defaults(handler=run_calibration)
+
+    corpus_calibration = subparsers.add_parser(
+        "calibrate-corpus", help="calibrate a labelled corpus's probabilities to the corpus (gold temperature, prior shift)",
+        description="Recalibrate a labelled corpus's probabilities to the corpus rather than to the run's validation "
+                    "split: a temperature fitted on the gold sample and/or a prior-shift correction.",
+        epilog=CALIBRATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    corpus_calibration.add_argument("labels", help="labelling directory (label --out) or predictions table")
+    corpus_calibration.add_argument("--out", required=True,
+                                    help="write the calibrated corpus to FILE.parquet (keeps the record) or FILE.csv")
+    corpus_calibration.add_argument("--temperature", choices=["run", "gold"],
+                                    help="run: the run's own temperature (validation split); gold: fitted on the gold "
+                                         "sample, design-weighted (needs --gold)")
+    corpus_calibration.add_argument("--prior-shift", dest="prior_shift",
+                                    help="gold (class shares estimated from the gold sample; needs --gold), em "
+                                         "(estimated from the corpus's probabilities), or shares as class=share,...")
+    corpus_calibration.add_argument("--gold", help="the coded gold sample: a coding-sheet folder or a table")
+    corpus_calibration.add_argument("--run", help="the run the labels were made with (default: the labelling's)")
+    corpus_calibration.add_argument("--design", choices=["srs"],
+                                    help="srs: the gold table has no inclusion probabilities and is a simple random "
+                                         "sample of the corpus")
+    corpus_calibration.set_defaults(handler=run_calibrate_corpus)
 
     thresholds = subparsers.add_parser(
         "thresholds", help="binary tasks: precision-recall and ROC curves, and a threshold for a target recall",
@@ -304,6 +340,38 @@ def run_calibration(args) -> int:
     print_table(table.drop_columns(["split", "temperature"]))
     if args.out:
         write_table(table, args.out)
+    return 0
+
+
+def _prior_shift(text):
+    """--prior-shift: gold, em, or class=share,... (the shares themselves)."""
+    if text is None or text in ("gold", "em"):
+        return text
+    shares = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        try:
+            shares[name.strip()] = float(value)
+        except ValueError:
+            raise ImagesAsDataError(f"--prior-shift {text!r}: give gold, em, or shares as class=share,... "
+                                    "(e.g. protest=0.05,other=0.95)", what="option", option="prior_shift",
+                                    value=text, choices=["gold", "em"]) from None
+    return shares
+
+
+def run_calibrate_corpus(args) -> int:
+    from ..analysis.calibration import calibrate_to_corpus, calibration_note, calibration_record
+    from ..io.tables import write_table
+
+    if args.temperature is None and args.prior_shift is None:
+        raise ImagesAsDataError("say what to do: --temperature run|gold, --prior-shift gold|em|class=share,..., or "
+                                "both", what="option", option="temperature", choices=["run", "gold"])
+    table = calibrate_to_corpus(args.labels, run=args.run,
+                                gold=_gold(args.gold) if args.gold else None, temperature=args.temperature,
+                                prior_shift=_prior_shift(args.prior_shift), design=args.design)
+    print(calibration_note(calibration_record(table)))
+    write_table(table, args.out)
+    print(f"wrote {table.num_rows:,} images to {args.out}")
     return 0
 
 

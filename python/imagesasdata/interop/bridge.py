@@ -333,6 +333,28 @@ def with_gold_design(table: pa.Table, design: str) -> pa.Table:
     return with_design(table, design)
 
 
+def calibration_json(table) -> str:
+    """Return what calibrate_to_corpus() did to a table as JSON text ("" when nothing), which R keeps as an
+    attribute of its tibble."""
+    from ..analysis.calibration import calibration_json as record_json
+
+    return record_json(table)
+
+
+def calibration_note(table) -> str | None:
+    """Return the one-line note saying how a table's probabilities were calibrated to the corpus (None: not)."""
+    from ..analysis.calibration import calibration_note as note, calibration_record
+
+    return note(calibration_record(table))
+
+
+def with_calibration(table: pa.Table, text: str) -> pa.Table:
+    """Return a corpus R sends back with its calibration record (from calibration_json()) in its metadata again."""
+    from ..analysis.calibration import with_calibration as restore
+
+    return restore(table, text)
+
+
 def integer_options() -> list[str]:
     """Return the names of the fine-tuning options (TrainConfig fields) whose values are whole numbers."""
     import dataclasses

@@ -71,3 +71,37 @@ test_that("learning_curve() fits nested fractions and scores them on one split",
   expect_match(attr(curve, "answer"), "^From 16 to 32 training images")
   expect_s3_class(autoplot(curve), "ggplot")
 })
+
+test_that("calibrate_to_corpus() recalibrates and the estimates say so", {
+  skip_if_no_engine()
+  set.seed(5)
+  n <- 3000
+  truth <- ifelse(stats::runif(n) < 0.1, "cat", "dog")
+  score <- pmin(pmax(ifelse(truth == "cat", 0.75, 0.3) + stats::rnorm(n, 0, 0.2), 0.01), 0.99)
+  ids <- sprintf("i%04d", seq_len(n))
+  corpus <- tibble::tibble(image_id = ids, .pred_class = factor(ifelse(score > 0.5, "cat", "dog")),
+                           .pred_cat = score, .pred_dog = 1 - score,
+                           likes = stats::rpois(n, 3) + 2 * (truth == "cat"))
+  chosen <- sample.int(n, 300)
+  gold <- tibble::tibble(image_id = ids[chosen], label = truth[chosen], inclusion_probability = 300 / n)
+  expect_message(calibrated <- calibrate_to_corpus(corpus, gold = gold, temperature = "gold", prior_shift = "gold",
+                                                     source_priors = c(cat = 0.5, dog = 0.5)),
+                 "temperature .* fitted on gold", class = "imagesasdata_message")
+  record <- jsonlite::fromJSON(attr(calibrated, "calibration"))
+  expect_equal(record$temperature_fitted_on, "gold (design-weighted)")
+  # the prior shift moves the probabilities towards the gold sample's 10% of cats
+  expect_lt(mean(calibrated$.pred_cat), mean(corpus$.pred_cat))
+  expect_true(all(abs(calibrated$.pred_cat + calibrated$.pred_dog - 1) < 1e-9))
+  expect_s3_class(calibrated$.pred_class, "factor")
+  fit <- suppressWarnings(corrected_glm(likes ~ I(.pred_class == "cat"), calibrated, gold, predicted = ".pred_class"))
+  expect_match(glance(fit)$calibration, "^probabilities calibrated to the corpus")
+  expect_output(print(fit), "note: probabilities calibrated to the corpus")
+  plain <- suppressWarnings(corrected_glm(likes ~ I(.pred_class == "cat"), corpus, gold, predicted = ".pred_class"))
+  expect_true(is.na(glance(plain)$calibration))
+  shares <- suppressWarnings(corrected_prevalence(calibrated, gold))
+  expect_match(attr(shares, "calibration"), "class shares moved")
+  expect_error(calibrate_to_corpus(corpus, gold = gold), class = "imagesasdata_error")
+  expect_error(calibrate_to_corpus(corpus, gold = gold, prior_shift = "gold"), "run", class = "imagesasdata_error")
+  expect_error(calibrate_to_corpus(corpus, prior_shift = c(0.1, 0.9)), class = "imagesasdata_error")
+  expect_error(calibrate_to_corpus(corpus, temperature = "gold"), class = "imagesasdata_error")
+})
