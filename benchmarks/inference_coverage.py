@@ -209,6 +209,37 @@ def draw_gold(design: str, strata: np.ndarray, n: int, rng) -> tuple[np.ndarray,
 
 # ------------------------------------------------------------------------------------------ one replication
 
+def _ppi_applies(spec, estimand, design) -> bool:
+    """ppi-python's PPI++ applies to a predicted outcome (the only predicted variable) and a simple random sample."""
+    return spec.predicted in (("A",), ("c",)) and "outcome" in estimand and len(design.sizes) == 1
+
+
+def _variant_names(spec, estimand, design, variants) -> list:
+    return [v for v in variants if v != "ppi" or _ppi_applies(spec, estimand, design)]
+
+
+def _corrected_fits(fits, d, spec, estimand, design, variants, naive) -> None:
+    """Add each variant's corrected fit to `fits` (raises ImagesAsDataError where the public function would)."""
+    for variant in variants:
+        small = "hc3-df"
+        for suffix, kind in (("+normal", "none"), ("+df", "df"), ("+hc2", "hc2-df")):
+            if variant.endswith(suffix):
+                variant, small = variant[:-len(suffix)], kind
+        name = variant if small == "hc3-df" else variant + {"none": "+normal", "df": "+df", "hc2-df": "+hc2"}[small]
+        if variant == "gold_only":
+            fits[name] = E.gold_only_fit(d, spec.family, small_sample=small)
+        elif variant == "lambda-1":
+            fits[name] = E.corrected_fit(d, spec.family, 1.0, naive=naive.beta, small_sample=small)
+        elif variant == "ppi":
+            if not _ppi_applies(spec, estimand, design):
+                continue
+            beta, se = E._ppi_estimate(d, spec.family, None, 0.95)
+            fits[name] = E._Fit(beta, None, None, se)
+        else:
+            fits[name] = E.corrected_fit(d, spec.family, None, lam_rule=variant, naive=naive.beta,
+                                         small_sample=small)
+
+
 def replicate_glm(estimand, data, gold, design, variants) -> dict:
     spec = SPECS[estimand]
     y_hat, X_hat = matrices(estimand, data, predicted=True)
@@ -218,26 +249,15 @@ def replicate_glm(estimand, data, gold, design, variants) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         naive = E.naive_fit(d, spec.family)
-        fits = {"naive": naive, "gold_only": E.gold_only_fit(d, spec.family)}
-        for variant in variants:
-            small = "hc3-df"
-            for suffix, kind in (("+normal", "none"), ("+df", "df"), ("+hc2", "hc2-df")):
-                if variant.endswith(suffix):
-                    variant, small = variant[:-len(suffix)], kind
-            name = variant if small == "hc3-df" else variant + {"none": "+normal", "df": "+df", "hc2-df": "+hc2"}[small]
-            if variant == "gold_only":
-                fits[name] = E.gold_only_fit(d, spec.family, small_sample=small)
-            elif variant == "lambda-1":
-                fits[name] = E.corrected_fit(d, spec.family, 1.0, naive=naive.beta, small_sample=small)
-            elif variant == "ppi":
-                if spec.predicted != ("A",) and spec.predicted != ("c",) or "outcome" not in estimand \
-                        or len(design.sizes) > 1:
-                    continue
-                beta, se = E._ppi_estimate(d, spec.family, None, 0.95)
-                fits[name] = E._Fit(beta, None, None, se)
-            else:
-                fits[name] = E.corrected_fit(d, spec.family, None, lam_rule=variant, naive=naive.beta,
-                                             small_sample=small)
+        try:
+            fits = {"naive": naive, "gold_only": E.gold_only_fit(d, spec.family)}
+            _corrected_fits(fits, d, spec, estimand, design, variants, naive)
+        except E.ImagesAsDataError:
+            # the public corrected_glm() refuses this gold sample (a term without variation in it: no positive of a
+            # rare class drawn, say) and reports no interval at all: a flagged miss for every method but the naive
+            refused = (float("nan"), float("nan"), float("nan"), True, -1, -1, float("inf"))
+            out = {name: refused for name in ["gold_only"] + _variant_names(spec, estimand, design, variants)}
+            fits = {"naive": naive}
     counts = E.event_counts(d, {n: (data[n][gold], data[n + "_hat"][gold]) for n in spec.predicted if n != "c"})
     events = E._few_events(counts)
     for name, fit in fits.items():
@@ -312,6 +332,8 @@ def run_cell(estimand, design, prevalence, n, replications, variants, seed, chec
         if check and r == 0:
             try:
                 check_public(estimand, data, gold, sample, strata, found)
+            except E.ImagesAsDataError:  # refused there as here (recorded above as a flagged miss)
+                pass
             except AssertionError as error:  # recorded, so a long run is not lost to one mismatch
                 records.setdefault("_check_failed", []).append(str(error)[:500])
                 print(f"  the public function disagrees: {str(error)[:300]}", flush=True)
@@ -337,7 +359,9 @@ def run_cell(estimand, design, prevalence, n, replications, variants, seed, chec
             flagged = np.array([v[3] for v in values], dtype=bool)
             low, high = array[:, 0] - array[:, 2] * array[:, 1], array[:, 0] + array[:, 2] * array[:, 1]
             covers = (low <= target) & (target <= high)
-            summary = {"coverage": float(covers.mean()),
+            refused = np.isnan(array[:, 0])
+            low, high, array = low[~refused], high[~refused], array[~refused]
+            summary = {"coverage": float(covers.mean()), "refused": float(refused.mean()),
                        # per replication, for choosing the warning's thresholds: covered, rarest class count,
                        # fewest misclassified in a heavy stratum, effective df
                        "diagnostics": [[int(c), int(v[4]), int(v[5]), round(float(v[6]), 2)]
