@@ -283,6 +283,7 @@ def replicate_prevalence(estimand, data, gold, design, strata, variants, seed) -
         shares = E._Shares(y_true[gold], design.stratum, strata, member, in_group, 0.95)
         gold_predicted = data["A_hat"][gold].astype(np.int64)
         naive = E._naive_share(data["A_hat"][member], 0.95, "class")
+        warned = {}
         results = {"naive": naive, "gold_only": shares.interval(None, None, [seed, k, 0], [], group)}
         for variant in variants:
             if variant == "poststratified":
@@ -296,8 +297,10 @@ def replicate_prevalence(estimand, data, gold, design, strata, variants, seed) -
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     results[variant] = E._dsl_share(d, variant, None, 0.95, in_group)
+                # the warning corrected_prevalence() gives for a Wald interval resting on few gold images
+                warned[variant] = bool(E.share_events(y_true[gold], data["A_hat"][gold], in_group, design))
         for name, (estimate, _, low, high, _) in results.items():
-            out.setdefault(name, []).append((estimate, low, high))
+            out.setdefault(name, []).append((estimate, low, high, float(warned.get(name, False))))
     return out
 
 
@@ -344,7 +347,8 @@ def run_cell(estimand, design, prevalence, n, replications, variants, seed, chec
         cell["check_failed"] = records.pop("_check_failed")
     for name, values in records.items():
         if estimand.startswith("prevalence"):
-            array = np.array(values, dtype=float)  # replications × groups × (estimate, low, high)
+            array = np.array(values, dtype=float)  # replications × groups × (estimate, low, high[, warned])
+            warned = array[:, :, 3] > 0 if array.shape[2] > 3 else np.zeros(array.shape[:2], dtype=bool)
             truths = np.atleast_1d(target)[None, :]
             covers = (array[:, :, 1] <= truths) & (truths <= array[:, :, 2])
             corpus = np.array(corpus_truths)
@@ -353,7 +357,8 @@ def run_cell(estimand, design, prevalence, n, replications, variants, seed, chec
             summary = {"coverage": float(covers.mean()), "coverage_min_group": float(per_group.min()),
                        "coverage_corpus": float(covers_corpus.mean()),
                        "width": float(np.mean(array[:, :, 2] - array[:, :, 1])),
-                       "bias": float(np.mean(array[:, :, 0] - truths)), "flagged": 0.0}
+                       "bias": float(np.mean(array[:, :, 0] - truths)), "flagged": float(warned.mean()),
+                       "coverage_unflagged": float(covers[~warned].mean()) if (~warned).any() else None}
         else:
             array = np.array([v[:3] for v in values], dtype=float)
             flagged = np.array([v[3] for v in values], dtype=bool)
@@ -394,7 +399,7 @@ def check_public(estimand, data, gold, design, strata, found) -> None:
         rows = [r for r in table.to_pylist() if r["class"] == "protest" and r["method"] == "corrected"]
         mine = found["poststratified"] if "poststratified" in found else None
         if mine is not None:
-            for row, (estimate, low, high) in zip(rows, mine):
+            for row, (estimate, low, high, _) in zip(rows, mine):
                 assert abs(row["estimate"] - estimate) < 1e-12, (row, estimate)
         return
     spec = SPECS[estimand]
@@ -426,6 +431,18 @@ def _spread(coverage: np.ndarray) -> str:
             f"above in {int((coverage > 0.97).sum())}")
 
 
+def _with_warnings(summary: dict) -> str:
+    """A Wald share interval's coverage, then, where corrected_prevalence() would have warned in some replications,
+    the share warned and the coverage of the others: "0.590 [41% warned; 0.93 otherwise]"."""
+    text = f"{summary['coverage']:.3f}"
+    share = summary.get("flagged") or 0.0
+    if share > 0 and summary.get("coverage_unflagged") is not None:
+        text += f" [{share:.0%} warned; {summary['coverage_unflagged']:.2f} otherwise]"
+    elif share > 0:
+        text += f" [{share:.0%} warned]"
+    return text
+
+
 def markdown(cells) -> str:
     """The grid as compact tables: one row per estimand × design × prevalence, one column per gold size; each cell
     gives the corrected interval's coverage, then the gold-only one's (and, where run, the Wald/DSL and ppi-python
@@ -455,7 +472,8 @@ def markdown(cells) -> str:
                     row.append("–")
                     continue
                 parts = [f"**{c[main]['coverage']:.3f}**", f"{c['gold_only']['coverage']:.3f}"]
-                parts += [f"{c[e]['coverage']:.3f}" for e in extra if e in c]
+                parts += [_with_warnings(c[e]) if kind == "prevalence" else f"{c[e]['coverage']:.3f}"
+                          for e in extra if e in c]
                 ratio = c[main]["width"] / c["gold_only"]["width"]  # nan when some interval was left out
                 text = " · ".join(parts) + (f" ({ratio:.2f})" if np.isfinite(ratio) else " (–)")
                 if kind == "glm" and c[main].get("flagged"):

@@ -131,6 +131,37 @@ def test_prevalence_is_post_stratified_by_prediction():
     assert row["conf_low"] < estimate < row["conf_high"]
 
 
+def test_wald_share_intervals_on_few_gold_images_warn():
+    """method='dsl' (a Wald interval) on a rare class with few misclassified gold images in the heavy stratum
+    warns, naming the class and the reason; the default post-stratified interval on the same data does not."""
+    from imagesasdata.analysis.estimators import share_events, _Design
+
+    rng = np.random.default_rng(3)
+    n = 6000
+    truth = rng.random(n) < 0.04
+    predicted = np.where(truth, rng.random(n) < 0.75, rng.random(n) < 0.01)
+    ids = np.array([f"i{k}" for k in range(n)])
+    # 100 gold images from each predicted class: the predicted "other" stratum holds ~96% of the corpus
+    chosen = np.concatenate([rng.choice(np.flatnonzero(predicted == v), 100, replace=False) for v in (True, False)])
+    corpus = pa.table({"image_id": ids, "predicted": np.where(predicted, "protest", "other")})
+    size = {v: int((predicted == v).sum()) for v in (True, False)}
+    gold = pa.table({"image_id": ids[chosen], "label": np.where(truth[chosen], "protest", "other"),
+                     "inclusion_probability": [100 / size[bool(v)] for v in predicted[chosen]]})
+    wrong_in_other = int((truth[chosen] & ~predicted[chosen]).sum())
+    assert wrong_in_other < 5  # the situation under test (seeded)
+    with pytest.warns(UserWarning, match=r"Wald intervals .* protest .*misclassified gold image\(s\) in stratum"):
+        corrected_prevalence(corpus, gold, method="dsl", strata="predicted")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        corrected_prevalence(corpus, gold, strata="predicted")
+    # the rule itself: 0/1 per gold image, one stratum holding 96% of the corpus
+    design = _Design(np.array([0] * 12 + [1] * 12), np.array([960.0, 40.0]), np.array([12.0, 12.0]), ["a", "b"])
+    y_true = np.array([0] * 9 + [1] * 3 + [1] * 12, dtype=float)
+    reasons = share_events(y_true, np.array([0] * 12 + [1] * 12, dtype=float), np.ones(24, bool), design)
+    assert reasons == ["9 gold image(s) outside the class", "3 misclassified gold image(s) in stratum 'a' (96% of "
+                       "the corpus)"]
+
+
 def two_phase_covariance(X, y, w, stratum, sizes, family):
     """The gold-only covariance as the module docstring writes it, image by image: J⁻¹ (Σ w s s' + Σ_h N_h (N_h −
     n_h)/(n_h (n_h − 1)) Σ_i (e_i − ē_h)(e_i − ē_h)') J⁻¹, with e_i = s_i / (1 − h_i) and h_i = w_i μ'_i x_i'J⁻¹x_i

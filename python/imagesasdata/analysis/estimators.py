@@ -1319,7 +1319,7 @@ def corrected_prevalence(corpus, gold, *, classes=None, by: str | None = None, p
     predicted_index = np.array([classes.index(p) for p in predictions], dtype=np.int64)
     truth_index = np.array([classes.index(t) for t in truth], dtype=np.int64)
     gold_predicted = predicted_index[gold_rows]
-    rows, thin, borrowed = [], [], []
+    rows, thin, borrowed, wald = [], [], [], []
     for g_index, group in enumerate(groups):
         member = np.ones(corpus.num_rows, dtype=bool) if group is None else group_of == group
         in_group = member[gold_rows]
@@ -1339,6 +1339,9 @@ def corrected_prevalence(corpus, gold, *, classes=None, by: str | None = None, p
                     d = _Data(member[:, None].astype(float), y_hat, gold_rows, in_group[:, None].astype(float),
                               y_true, gold_design)
                     results["corrected"] = _dsl_share(d, method, lam, confidence, in_group)
+                    why = share_events(y_true, y_hat[gold_rows], in_group, gold_design)
+                    if why:
+                        wald.append(f"{c}" + (f" in {group}" if group is not None else "") + f" ({'; '.join(why)})")
                 else:
                     results["corrected"] = shares.interval(gold_predicted, predicted_index, seed_here, borrowed, group)
             elif c_index == 0:
@@ -1352,6 +1355,10 @@ def corrected_prevalence(corpus, gold, *, classes=None, by: str | None = None, p
     if thin:
         warnings.warn(f"groups with fewer than {MIN_GOLD} gold images get only the naive estimate: {listing(thin)}; "
                       "code more images of them (a gold sample stratified by the group)")
+    if wald:
+        warnings.warn("Wald intervals (method='dsl' or 'ppi', or use='probability') that rest on few gold images: "
+                      f"{listing(wald, 6)}. In benchmarks/README.md such intervals covered 45-90% instead of 95% for "
+                      "classes of 2-5%; method='auto' with use='class' (post-stratified) kept 93-97% there")
     if borrowed:
         warnings.warn("some groups have corpus images in a stratum from which the gold sample holds none of theirs: "
                       f"{listing(sorted(set(borrowed)))}; their share there is estimated from that stratum's gold images "
@@ -1479,6 +1486,34 @@ class _Shares:
                 successes.append(float(y[in_gold].sum()))
         estimate, sd, low, high = weighted_proportion_interval(successes, trials, sizes, self.confidence, seed=seed)
         return estimate, sd, low, high, PREVALENCE_INTERVALS["gold_only" if gold_cell is None else "poststratified"]
+
+
+FEW_MISCLASSIFIED = 5   # misclassified gold images in a heavy stratum before a Wald share interval is trusted
+
+
+def share_events(y_true: np.ndarray, y_hat: np.ndarray, in_group: np.ndarray, design: _Design) -> list:
+    """Why a Wald interval for a class's share (DSL, PPI++) may not be trusted, for the gold images of one group:
+    fewer than FEW_CLASS gold images of the class (or of the other classes), or fewer than FEW_MISCLASSIFIED
+    misclassified gold images in a stratum holding HEAVY_STRATUM of the corpus or more — the heavily weighted few
+    that the variance then rests on (benchmarks/README.md: such Wald intervals covered 45-90% for 2-5% classes).
+    y_true: 0/1 per gold image; y_hat: the prediction (a 0/1 class indicator or a probability) per gold image."""
+    reasons = []
+    inside = np.asarray(in_group, dtype=bool)
+    positives = int(y_true[inside].sum())
+    negatives = int(inside.sum()) - positives
+    if min(positives, negatives) < FEW_CLASS:
+        reasons.append(f"{min(positives, negatives)} gold image(s) {'of' if positives <= negatives else 'outside'} "
+                       "the class")
+    wrong = ((np.asarray(y_hat) > 0.5) != (y_true > 0.5)) & inside
+    total = float(design.sizes.sum())
+    for h, size in enumerate(design.sizes):
+        count = int(wrong[design.stratum == h].sum())
+        if size / total >= HEAVY_STRATUM and count < FEW_MISCLASSIFIED:
+            where = "the gold sample" if len(design.sizes) == 1 else \
+                f"stratum {design.names[h] if design.names else h!r} ({size / total:.0%} of the corpus)"
+            reasons.append(f"{count} misclassified gold image(s) in {where}")
+            break
+    return reasons
 
 
 def _dsl_share(d: _Data, method: str, lam, confidence: float, in_group: np.ndarray) -> tuple:
