@@ -287,8 +287,10 @@ def replicate_prevalence(estimand, data, gold, design, strata, variants, seed) -
         results = {"naive": naive, "gold_only": shares.interval(None, None, [seed, k, 0], [], group)}
         for variant in variants:
             if variant == "poststratified":
-                results[variant] = shares.interval(gold_predicted, data["A_hat"].astype(np.int64), [seed, k, 1], [],
-                                                   group)
+                borrowed = []  # corrected_prevalence() warns when a group's share in a stratum is borrowed
+                results[variant] = shares.interval(gold_predicted, data["A_hat"].astype(np.int64), [seed, k, 1],
+                                                   borrowed, group)
+                warned[variant] = bool(borrowed)
             elif variant in ("dsl", "ppi"):
                 if variant == "ppi" and len(design.sizes) > 1:
                     continue
@@ -471,7 +473,8 @@ def markdown(cells) -> str:
                 if c is None or main not in c:
                     row.append("–")
                     continue
-                parts = [f"**{c[main]['coverage']:.3f}**", f"{c['gold_only']['coverage']:.3f}"]
+                parts = [f"**{_with_warnings(c[main]) if kind == 'prevalence' else format(c[main]['coverage'], '.3f')}**",
+                         f"{c['gold_only']['coverage']:.3f}"]
                 parts += [_with_warnings(c[e]) if kind == "prevalence" else f"{c[e]['coverage']:.3f}"
                           for e in extra if e in c]
                 ratio = c[main]["width"] / c["gold_only"]["width"]  # nan when some interval was left out

@@ -1507,7 +1507,10 @@ def share_events(y_true: np.ndarray, y_hat: np.ndarray, in_group: np.ndarray, de
     wrong = ((np.asarray(y_hat) > 0.5) != (y_true > 0.5)) & inside
     total = float(design.sizes.sum())
     for h, size in enumerate(design.sizes):
-        count = int(wrong[design.stratum == h].sum())
+        here = design.stratum == h
+        if not (here & inside).any():  # a stratum without the group's images carries none of its variance
+            continue
+        count = int(wrong[here].sum())
         if size / total >= HEAVY_STRATUM and count < FEW_MISCLASSIFIED:
             where = "the gold sample" if len(design.sizes) == 1 else \
                 f"stratum {design.names[h] if design.names else h!r} ({size / total:.0%} of the corpus)"
