@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from ..errors import ImagesAsDataError, listing
 from ..io.images import sha256_file
 from ..io.locks import tidy_if_idle
-from ..io.outputs import LocalOutput, claimed_output, is_s3, open_output
+from ..io.outputs import LocalOutput, claimed_output, open_output
 from ..io.s3 import is_uri, read_s3_bytes
 from ..io.tables import check_text, is_table_file, to_arrow
 from ..model.inference import Predictor, batch_ranges, decode_batch, predict_paths, predictions_table
