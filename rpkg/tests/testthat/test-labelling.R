@@ -100,3 +100,50 @@ test_that("bad labelling arguments are R errors naming the argument", {
                "`backend` must be one of \"local\" or \"ray\", not \"slurm\"")
   expect_error(label_corpus("not a fit", "x", out = tempfile()), "must be a cnn_fit")
 })
+
+test_that("out = 's3://...' from R: label_corpus() writes the shards there and labelled_images() reads them back", {
+  trains()
+  skip_if_not(reticulate::py_module_available("moto"), "moto (a local S3 server) is not installed")
+  fit <- faces_fit()
+  images <- sort(list.files(file.path(sample_data(), "new_images"), full.names = TRUE))[1:6]
+  # A real S3 endpoint on 127.0.0.1 (moto in server mode) and fake credentials in Python's own environment (boto3
+  # reads os.environ, which R's Sys.setenv() does not reach once Python runs), restored afterwards.
+  reticulate::py_run_string(paste(
+    "import logging, os",
+    "from moto.server import ThreadedMotoServer",
+    "from imagesasdata.io import s3 as _s3",
+    "logging.getLogger('werkzeug').setLevel(logging.ERROR)",
+    "_aws = {'AWS_ACCESS_KEY_ID': 'testing', 'AWS_SECRET_ACCESS_KEY': 'testing', 'AWS_DEFAULT_REGION': 'us-east-1',",
+    "        'AWS_EC2_METADATA_DISABLED': 'true', 'AWS_CONFIG_FILE': '/nonexistent', 'AWS_SHARED_CREDENTIALS_FILE':",
+    "        '/nonexistent', 'AWS_PROFILE': None, 'AWS_SESSION_TOKEN': None, 'AWS_ENDPOINT_URL': None,",
+    "        'AWS_ENDPOINT_URL_S3': None}",
+    "_aws_before = {k: os.environ.get(k) for k in _aws}",
+    "for k, v in _aws.items():",
+    "    os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)",
+    "_moto = ThreadedMotoServer(ip_address='127.0.0.1', port=0, verbose=False)",
+    "_moto.start()",
+    "moto_endpoint = 'http://%s:%d' % _moto.get_host_and_port()",
+    "import boto3",
+    "boto3.client('s3', endpoint_url=moto_endpoint).create_bucket(Bucket='r-labels')",
+    sep = "\n"))
+  withr::defer(reticulate::py_run_string(paste(
+    "_moto.stop()",
+    "for k, v in _aws_before.items():",
+    "    os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)",
+    "_s3._clients.clear()", sep = "\n")))
+  endpoint <- reticulate::py_eval("moto_endpoint")
+  job <- label_corpus(fit, images, out = "s3://r-labels/faces", endpoint_url = endpoint, shard_size = 4L)
+  expect_identical(c(job$path, job$endpoint_url), c("s3://r-labels/faces", endpoint))
+  expect_identical(c(job$images, job$shards_done, job$labelled), c(6L, 2L, 6L))
+  keys <- py_json(sprintf(paste0("sorted(o['Key'] for o in __import__('boto3').client('s3', endpoint_url=%s)",
+                                 ".list_objects_v2(Bucket='r-labels')['Contents'])"), shQuote(endpoint)))
+  expect_identical(keys, c("faces/.imagesasdata.lock", "faces/labelling.json", "faces/manifest.parquet",
+                           "faces/shards/shard-000000.parquet", "faces/shards/shard-000001.parquet"))
+  labels <- labelled_images(job)
+  direct <- predict(fit, images, type = "prob")
+  expect_identical(labels$path, direct$path)
+  expect_identical(as.character(labels$.pred_class), as.character(direct$.pred_class))
+  expect_equal(labels$.pred_s1, direct$.pred_s1, tolerance = 1e-6)
+  by_prefix <- labelled_images("s3://r-labels/faces", classes = fit$classes, endpoint_url = endpoint)
+  expect_identical(by_prefix, labels)   # by its prefix too
+})
