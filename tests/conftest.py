@@ -117,6 +117,40 @@ def tiny_faces(tmp_path_factory, orl_faces) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def fake_aws(tmp_path_factory):
+    """A real S3 endpoint for one test module: a moto server on 127.0.0.1 (server mode, so that other processes —
+    Ray's workers and nodes, a CLI in a child process — reach it over loopback), and fake credentials in the
+    environment — set before Ray starts, so its workers and nodes take them from their own environment as from an
+    instance role; nothing is shipped through Ray — with no ~/.aws files or instance metadata to fall back on.
+    Yields the endpoint URL. Used by test_distributed.py and test_cluster.py."""
+    import logging
+
+    pytest.importorskip("moto")
+    from moto.server import ThreadedMotoServer
+
+    folder = tmp_path_factory.mktemp("aws")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+                            "AWS_CONFIG_FILE": str(folder / "no-config"),
+                            "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-credentials")}.items():
+            patch.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+            patch.delenv(name, raising=False)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+            from imagesasdata.io import s3 as s3_io
+
+            s3_io._clients.clear()   # clients made with this module's credentials and endpoint
+
+
 def imagenet_examples(folder: Path) -> list[tuple[Path, set]]:
     """Real photos whose ImageNet-1k classes are known, written into `folder`: (path, accepted class indices).
 

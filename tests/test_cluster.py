@@ -2,12 +2,11 @@
 node started with `ray start`, on loopback addresses, each with its own temporary directory, and a folder that only
 the head sees). Work runs on both nodes and gives the local backend's answers; a node killed mid-job costs only
 time (every manifest row and every trial exactly once, and the output says what was re-run); a killed driver's
-job resumes when resubmitted; a folder a node cannot read is refused before any image is decoded; s3:// manifests
-and images (a moto server) work from every node."""
+job resumes when resubmitted (from its shards in S3); a folder a node cannot read — images, or an output folder — is
+refused before any image is decoded; s3:// manifests, images and outputs (a moto server) work from every node."""
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -26,7 +25,6 @@ pytest.importorskip("moto")
 
 import imagesasdata as iad  # noqa: E402
 from imagesasdata.errors import ImagesAsDataError  # noqa: E402
-from imagesasdata.io import s3 as s3_io  # noqa: E402
 from imagesasdata.io.tables import read_json, write_table  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,31 +36,6 @@ pytestmark = pytest.mark.same_cpu
 
 PYTHON = sys.executable
 GRID_OPTIONS = dict(image_size=64, epochs=2, freeze="backbone", augment_crop=False, progress=False, seed=0)
-
-
-@pytest.fixture(scope="module")
-def fake_aws(tmp_path_factory):
-    """Fake credentials in the environment the nodes start with (nodes take credentials from their own
-    environment, as from an instance role; nothing is shipped through Ray), and a real S3 endpoint: a moto server
-    on 127.0.0.1, which both nodes reach over loopback."""
-    from moto.server import ThreadedMotoServer
-
-    folder = tmp_path_factory.mktemp("aws")
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
-                            "AWS_CONFIG_FILE": str(folder / "no-config"),
-                            "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-credentials")}.items():
-            patch.setenv(name, value)
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-            patch.delenv(name, raising=False)
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-        server.stop()
-        s3_io._clients.clear()
 
 
 @pytest.fixture(scope="module")
@@ -172,30 +145,72 @@ def replicas_start_together():
     context.wait_for_min_actors_s = previous
 
 
+def s3_objects(endpoint, bucket: str, prefix: str) -> dict:
+    """{key: (ETag, LastModified)} of the objects under a prefix, read with boto3 independently of the engine."""
+    import boto3
+
+    pages = boto3.client("s3", endpoint_url=endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                                              Prefix=prefix)
+    return {item["Key"]: (item["ETag"], item["LastModified"]) for page in pages for item in page.get("Contents", [])}
+
+
+def s3_shards(endpoint, bucket: str, prefix: str) -> list:
+    """The shards under s3://bucket/prefix, read with boto3: [(key, table)] in key order."""
+    import boto3
+    import pyarrow as pa
+
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    return [(key, pq.read_table(pa.BufferReader(s3.get_object(Bucket=bucket, Key=key)["Body"].read())))
+            for key in sorted(s3_objects(endpoint, bucket, f"{prefix}/shards/"))]
+
+
+def read_json_s3(endpoint, bucket: str, key: str) -> dict:
+    import json
+
+    import boto3
+
+    return json.loads(boto3.client("s3", endpoint_url=endpoint).get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
 def shard_files(out) -> list[Path]:
     return sorted((Path(out) / "shards").glob("shard-*.parquet"))
 
 
 @pytest.mark.slow
 @pytest.mark.trains
-def test_labelling_runs_on_both_nodes_with_the_local_answers(two_nodes, replicas_start_together, fitted, faces, reference,
-                                                             tmp_path):
+def test_labelling_runs_on_both_nodes_into_s3_with_the_local_answers(two_nodes, replicas_start_together, fake_aws,
+                                                                      fitted, faces, reference):
+    """Both nodes label; the output is an s3:// prefix (the nodes share no output folder): the local backend's rows,
+    each manifest row once, every shard one object, and where the work ran recorded with them. (The node-loss test
+    below writes to a shared folder.)"""
+    import boto3
     import ray
 
+    boto3.client("s3", endpoint_url=fake_aws).create_bucket(Bucket="both-nodes")
+    out = "s3://both-nodes/labels"
     before = {node: two_nodes.actors_started_on(node) for node in ("head", "worker")}
     with HeadCpuHeld(ray):
-        result = iad.label_corpus(fitted, faces, out=tmp_path / "labels", backend="ray", shard_size=8, batch_size=4,
-                                  replicas=2, progress=False)
+        result = iad.label_corpus(fitted, faces, out=out, endpoint_url=fake_aws, backend="ray", shard_size=8,
+                                  batch_size=4, replicas=2, progress=False)
     assert result.complete and (result.labelled, result.unreadable) == (61, 1)
     assert_same_answers(result.table, reference)
+    shards = s3_shards(fake_aws, "both-nodes", "labels")   # read with boto3, not through the engine
+    assert [key for key, _ in shards] == [f"labels/shards/shard-{k:06d}.parquet" for k in range(8)]
+    assert [table.num_rows for _, table in shards] == [8] * 7 + [5]
+    assert sum((table["image_id"].to_pylist() for _, table in shards), []) == reference["image_id"].to_pylist()
     # where the work ran: as the replicas saw it, and as each node's own logs record it
     by_node = result.cluster["images_by_node"]
     assert set(by_node) == {HEAD_IP, WORKER_IP} and sum(by_node.values()) == 61 and min(by_node.values()) > 0
+    assert (result.cluster["nodes"], result.cluster["replicas"]) == ([HEAD_IP, WORKER_IP], 2)
     for node in ("head", "worker"):
         started = Counter(two_nodes.actors_started_on(node)) - Counter(before[node])
         assert any("ReplicaOnNode" in name for name in started), (node, started)
-    assert read_json(tmp_path / "labels" / "labelling.json")["last_call"]["cluster"]["images_by_node"] == by_node
-    assert f"images on {WORKER_IP}" in repr(result)
+    described = read_json_s3(fake_aws, "both-nodes", "labels/labelling.json")
+    assert described["status"] == "complete" and described["last_call"]["cluster"]["images_by_node"] == by_node
+    reopened = iad.load_labelling(out, endpoint_url=fake_aws)
+    assert reopened.complete and reopened.cluster == result.cluster
+    assert f"on Ray: 2 nodes, 2 model replicas: {by_node[HEAD_IP]} images on {HEAD_IP}, {by_node[WORKER_IP]} " \
+           f"images on {WORKER_IP}" in repr(reopened)
 
 
 class KillWorkerWhen:
@@ -278,7 +293,9 @@ def test_a_grid_runs_on_both_nodes_with_the_local_results(two_nodes, sample_data
     assert_same_results(grid, local_grid)
     assert grid.cluster.by_node == {HEAD_IP: 1, WORKER_IP: 1}   # one CPU free on each node: one trial on each
     assert not grid.cluster.retried and not grid.cluster.nodes_lost
-    assert f"1 trials on {WORKER_IP}" in repr(grid)
+    assert (grid.cluster.nodes, grid.cluster.workers) == ([HEAD_IP, WORKER_IP], 2)
+    assert f"on Ray: 2 nodes, 2 trials started: 1 trials on {HEAD_IP}, 1 trials on {WORKER_IP}" in repr(grid)
+    assert iad.load_grid(tmp_path / "grid").cluster == grid.cluster   # kept with the grid (cluster.json)
 
 
 @pytest.mark.slow
@@ -306,6 +323,7 @@ def test_a_node_lost_mid_grid_reruns_its_trial_once(two_nodes, sample_data, loca
     lost = grid.cluster.retried[0].split(" ", 1)[0]
     assert lost in ("config_001", "config_002") and grid.cluster.retried[0].startswith(f"{lost} on {WORKER_IP}: ")
     assert f"retried: {lost} on {WORKER_IP}: its worker process was lost" in repr(grid)
+    assert iad.load_grid(tmp_path / "grid").cluster == grid.cluster   # kept with the grid (cluster.json)
 
 
 def run_until(command: list[str], ready, environment: dict, timeout: float = 300) -> subprocess.Popen:
@@ -335,23 +353,35 @@ def cli_environment(two_nodes):
 
 @pytest.mark.slow
 @pytest.mark.trains
-def test_a_killed_driver_resumes_labelling_from_its_finished_shards(cli_environment, fitted, faces, reference,
-                                                                     tmp_path):
+def test_a_killed_driver_resumes_labelling_from_its_shards_in_s3(cli_environment, fake_aws, fitted, faces, reference,
+                                                                  tmp_path):
+    """`imagesasdata label --out s3://…` killed part-way and submitted again: the shards already in S3 are kept as
+    they are (the same objects), the rest are labelled, and every manifest row is in them once. The killed driver's
+    claim on the prefix is taken over at once (its process is gone)."""
+    import boto3
+
+    boto3.client("s3", endpoint_url=fake_aws).create_bucket(Bucket="resubmitted")
     manifest = tmp_path / "manifest.parquet"
     write_table(iad.image_table(faces).select(["path"]), manifest)
-    out = tmp_path / "labels"
-    command = [PYTHON, "-m", "imagesasdata.cli", "label", str(fitted.path), str(manifest), "--out", str(out),
-               "--backend", "ray", "--shard-size", "8", "--batch-size", "4", "--replicas", "1", "--no-progress"]
-    run_until(command, lambda: len(shard_files(out)) >= 2, cli_environment)
-    kept = {f: f.stat().st_mtime_ns for f in shard_files(out)}
+    out = "s3://resubmitted/labels"
+    command = [PYTHON, "-m", "imagesasdata.cli", "label", str(fitted.path), str(manifest), "--out", out,
+               "--endpoint-url", fake_aws, "--backend", "ray", "--shard-size", "8", "--batch-size", "4",
+               "--replicas", "1", "--no-progress"]
+    run_until(command, lambda: len(s3_objects(fake_aws, "resubmitted", "labels/shards/")) >= 2, cli_environment)
+    kept = s3_objects(fake_aws, "resubmitted", "labels/shards/")
     assert 2 <= len(kept) < 8, f"the driver was not stopped part-way ({len(kept)} shards)"
+    started = read_json_s3(fake_aws, "resubmitted", "labels/labelling.json")
+    assert started["status"] == "started"   # the finished marker comes last
 
     printed = resubmit(command, cli_environment)
     assert f"{len(kept)} shards were done earlier and skipped" in printed
-    assert {f: f.stat().st_mtime_ns for f in kept} == kept   # finished shards are not labelled again
-    result = iad.load_labelling(out)
-    assert result.complete and len(shard_files(out)) == 8
-    assert result.table["image_id"].to_pylist() == reference["image_id"].to_pylist()   # every row once
+    now = s3_objects(fake_aws, "resubmitted", "labels/shards/")
+    assert {key: now[key] for key in kept} == kept   # finished shards are not labelled again
+    shards = s3_shards(fake_aws, "resubmitted", "labels")
+    assert len(shards) == 8
+    assert sum((table["image_id"].to_pylist() for _, table in shards), []) == reference["image_id"].to_pylist()
+    result = iad.load_labelling(out, endpoint_url=fake_aws)
+    assert result.complete and read_json_s3(fake_aws, "resubmitted", "labels/labelling.json")["status"] == "complete"
     assert_same_answers(result.table, reference)
 
 
@@ -418,6 +448,16 @@ def test_files_a_node_cannot_read_are_refused_before_any_image_is_decoded(two_no
     assert f"node {WORKER_IP} cannot read {local}" in message and "storage every node shares" in message
     assert "s3:// URIs" in message and "Nothing was started" in message
     assert not (tmp_path / "labels").exists()
+    # labelling: shared images, but the output folder on the head's own disk (a resubmitted job on another node
+    # would not find its shards)
+    out = two_nodes.head_disk / "labels"
+    with pytest.raises(ImagesAsDataError) as refused:
+        iad.label_corpus(fitted, faces[:12], out=out, backend="ray", progress=False)
+    message = str(refused.value)
+    assert f"the labelling's folder {out} (out): not every node of the Ray cluster can read them — node {WORKER_IP} " \
+           f"cannot read {out}" in message
+    assert "write to S3 (out='s3://bucket/prefix'" in message and "Nothing was started" in message
+    assert not out.exists()
 
     # a grid: its out folder on the head's disk (trials write there from every node), then its images
     with pytest.raises(ImagesAsDataError, match=f"the grid's folder {two_nodes.head_disk / 'grid'} .*node {WORKER_IP} "
@@ -497,7 +537,7 @@ def test_the_slurm_script_uses_options_that_exist():
     assert "#SBATCH --requeue" in script and 'temp_dir="/tmp/ray-$SLURM_JOB_ID"' in script
 
 
-def test_the_kuberay_job_labels_on_ray_with_the_run_on_the_heads_volume():
+def test_the_kuberay_job_labels_on_ray_into_s3_with_the_run_on_the_heads_volume():
     import yaml
 
     job = yaml.safe_load((Path(__file__).resolve().parents[1] / "docs" / "kuberay" / "label-corpus-rayjob.yaml")
@@ -513,5 +553,6 @@ def test_the_kuberay_job_labels_on_ray_with_the_run_on_the_heads_volume():
     assert len(images) == 1   # the same environment on every node
     mounts = [m["mountPath"] for m in head["containers"][0]["volumeMounts"]]
     run_dir, out = command[2], command[command.index("--out") + 1]
-    assert any(run_dir.startswith(m + "/") for m in mounts) and any(out.startswith(m + "/") for m in mounts)
-    assert command[3].startswith("s3://")   # images that every worker reads
+    assert any(run_dir.startswith(m + "/") for m in mounts)   # read by the command on the head only
+    assert command[3].startswith("s3://") and out.startswith("s3://")   # images every worker reads, shards that outlive
+    # the cluster: no volume every pod would have to mount

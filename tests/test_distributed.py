@@ -13,10 +13,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -37,30 +39,6 @@ pytestmark = pytest.mark.same_cpu
 REPOSITORY = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 GRID_OPTIONS = dict(image_size=64, epochs=2, freeze="backbone", augment_crop=False, progress=False, seed=0)
-
-
-@pytest.fixture(scope="module")
-def fake_aws(tmp_path_factory):
-    """Fake credentials for this module only — set before Ray starts, so its workers inherit them — with no
-    ~/.aws files or instance metadata to fall back on, and a real S3 endpoint: a moto server on localhost."""
-    from moto.server import ThreadedMotoServer
-
-    folder = tmp_path_factory.mktemp("aws")
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
-                            "AWS_CONFIG_FILE": str(folder / "no-config"),
-                            "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-credentials")}.items():
-            patch.setenv(name, value)
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-            patch.delenv(name, raising=False)
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-        server.stop()
-        s3_io._clients.clear()
 
 
 @pytest.fixture(scope="module")
@@ -253,6 +231,114 @@ def test_s3_without_credentials_is_one_clear_error(fake_aws, fitted, tmp_path, m
     with pytest.raises(ImagesAsDataError, match="no AWS credentials"):
         iad.label_corpus(fitted, ["s3://corpus/a.jpg", "s3://corpus/b.jpg"], out=tmp_path / "labels",
                          endpoint_url=fake_aws, progress=False)
+
+
+# ------------------------------------------------------------------------------------------ s3:// outputs
+
+def s3_objects(endpoint, bucket: str, prefix: str) -> dict:
+    """{key: (ETag, LastModified)} of the objects under a prefix, read with boto3 independently of the engine."""
+    import boto3
+
+    pages = boto3.client("s3", endpoint_url=endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                                              Prefix=prefix)
+    return {item["Key"]: (item["ETag"], item["LastModified"]) for page in pages for item in page.get("Contents", [])}
+
+
+def test_an_s3_claim_keeps_a_second_job_out_and_passes_on_when_its_job_is_gone(fake_aws):
+    """The claim on an s3:// output (io/outputs.S3Lease), on a real S3 endpoint: a live job keeps others out; the
+    claim of a job killed on this machine is taken over at once, another machine's once it stops being renewed;
+    a job whose claim was taken over stops writing."""
+    import boto3
+
+    from imagesasdata.io.outputs import S3Lease
+
+    s3 = boto3.client("s3", endpoint_url=fake_aws)
+    s3.create_bucket(Bucket="claims")
+    uri = "s3://claims/labels/.imagesasdata.lock"
+
+    first = S3Lease(uri, "labelling", fake_aws, lease_s=2).acquire()
+    with pytest.raises(ImagesAsDataError, match=f"is in use: another job is writing this labelling \\(process "
+                                                f"{os.getpid()} on "):
+        S3Lease(uri, "labelling", fake_aws, lease_s=2).acquire()
+    first.release()
+    with S3Lease(uri, "labelling", fake_aws, lease_s=2) as second:   # released: taken at once
+        assert second.previous_owner is None
+
+    # a job killed on this machine: its process is gone, so its claim is taken over at once
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    killed = S3Lease(uri, "labelling", fake_aws, lease_s=3600)
+    killed._record["pid"] = gone.pid
+    s3.put_object(Bucket="claims", Key="labels/.imagesasdata.lock", Body=killed._body())
+    started = time.monotonic()
+    with S3Lease(uri, "labelling", fake_aws, lease_s=3600) as third:
+        assert f"process {gone.pid} on " in third.previous_owner and time.monotonic() - started < 10
+
+    # another machine's claim: refused while it is renewed, taken over once it is not
+    elsewhere = S3Lease(uri, "labelling", fake_aws, lease_s=2)
+    elsewhere._record.update(host="node-elsewhere", boot="another-boot")
+    elsewhere.acquire()
+    with pytest.raises(ImagesAsDataError, match="on node-elsewhere.*renewed"):
+        S3Lease(uri, "labelling", fake_aws, lease_s=2).acquire()
+    elsewhere._stop.set()   # its job dies: no more renewals, and no release
+    elsewhere._thread.join()
+    started = time.monotonic()
+    with S3Lease(uri, "labelling", fake_aws, lease_s=2) as fourth:
+        assert "on node-elsewhere" in fourth.previous_owner and time.monotonic() - started < 30
+        # ... and the job that lost its claim learns it at its next renewal, and writes nothing more
+        elsewhere._stop.clear()
+        elsewhere._thread = threading.Thread(target=elsewhere._renew, daemon=True)
+        elsewhere._thread.start()
+        elsewhere._thread.join(timeout=10)
+        with pytest.raises(ImagesAsDataError, match="lost its claim on the labelling \\(another job took the claim"):
+            elsewhere.check()
+        fourth.check()
+
+
+@pytest.mark.trains
+def test_labelling_into_s3_resumes_with_the_answers_of_a_folder(fake_aws, fitted, corpus, reference, tmp_path):
+    """An s3:// output (local backend here; test_cluster.py runs it on two Ray nodes): the shards of a folder, each
+    one object written once, resumed from what is in S3, and refused when it would mix two labellings."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=fake_aws)
+    s3.create_bucket(Bucket="labels")
+    out = "s3://labels/corpus/run-1"
+    first = iad.label_corpus(fitted, corpus / "manifest.csv", out=out, endpoint_url=fake_aws, shard_size=8,
+                             max_shards=2, progress=False)
+    assert (first.path, first.shards_written, first.complete) == (out, 2, False)
+    kept = s3_objects(fake_aws, "labels", "corpus/run-1/shards/")
+    assert sorted(kept) == [f"corpus/run-1/shards/shard-{k:06d}.parquet" for k in range(2)]
+    second = iad.label_corpus(fitted, corpus / "manifest.csv", out=out, endpoint_url=fake_aws, shard_size=8,
+                              progress=False)
+    assert (second.shards_written, second.labelled, second.complete) == (4, 41 - 16, True)
+    now = s3_objects(fake_aws, "labels", "corpus/run-1/")
+    assert {key: now[key] for key in kept} == kept   # finished shards are not written again
+    assert sorted(now) == ["corpus/run-1/.imagesasdata.lock", "corpus/run-1/labelling.json",
+                           "corpus/run-1/manifest.parquet"] + [f"corpus/run-1/shards/shard-{k:06d}.parquet"
+                                                               for k in range(6)]
+    assert_same_answers(second.table, reference)
+    again = iad.load_labelling(out, endpoint_url=fake_aws)
+    assert again.complete and again.path == out
+    assert_same_answers(again.table, reference)
+    folder = iad.label_corpus(fitted, corpus / "manifest.csv", out=tmp_path / "labels", shard_size=8, progress=False)
+    for shard in range(6):   # shard for shard, the files a local folder holds
+        key = f"corpus/run-1/shards/shard-{shard:06d}.parquet"
+        body = s3.get_object(Bucket="labels", Key=key)["Body"].read()
+        assert pq.read_table(pa.BufferReader(body)).equals(pq.read_table(folder.path / "shards" / key.rsplit("/", 1)[1]))
+    described = json.loads(s3.get_object(Bucket="labels", Key="corpus/run-1/labelling.json")["Body"].read())
+    assert described["status"] == "complete" and described["shards_done"] == 6
+
+    with pytest.raises(ImagesAsDataError, match="another shard_size"):
+        iad.label_corpus(fitted, corpus / "manifest.csv", out=out, endpoint_url=fake_aws, shard_size=10,
+                         progress=False)
+    s3.put_object(Bucket="labels", Key="mixed/notes.txt", Body=b"someone else's file\n")
+    with pytest.raises(ImagesAsDataError, match="s3://labels/mixed is not empty and holds no labelling"):
+        iad.label_corpus(fitted, corpus / "manifest.csv", out="s3://labels/mixed", endpoint_url=fake_aws,
+                         progress=False)
+    with pytest.raises(ImagesAsDataError, match="S3 refused the request \\(NoSuchBucket\\)"):
+        iad.label_corpus(fitted, corpus / "manifest.csv", out="s3://no-such-bucket/labels", endpoint_url=fake_aws,
+                         progress=False)
 
 
 def test_manifest_errors_name_the_problem(tmp_path):

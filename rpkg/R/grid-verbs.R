@@ -125,8 +125,11 @@ select_best.cnn_grid <- function(x, metric = NULL, ...) {
 #'   grid's options, `.metric` (`accuracy`, `precision`, `recall`, `f_meas`, `mn_log_loss`), `.estimator`,
 #'   `.estimate`, `conf.low`, `conf.high`, `best_epoch` and `status`. `glance()`: one row: `configurations`, `completed`,
 #'   `parameters` (the options varied), `select_on`, `best_config`, the chosen configuration's validation
-#'   `accuracy`, `precision`, `recall`, `f_meas` and `mn_log_loss`, whether a test split was scored (`tested`), and
-#'   `path`.
+#'   `accuracy`, `precision`, `recall`, `f_meas` and `mn_log_loss`, whether a test split was scored (`tested`),
+#'   where the grid's last call on Ray ran -- `nodes` (in the cluster when it started), `workers` (trials started),
+#'   `nodes_used` (that finished trials), `nodes_lost` and `retried` (trials Ray Tune ran again; counts, `NA` for a
+#'   grid that never ran on Ray; the trials per node are in `x$cluster$by_node`, why each was retried in
+#'   `x$cluster$retried`) -- and `path`.
 #' @name cnn_grid_tidiers
 #' @export
 tidy.cnn_grid <- function(x, conf.int = TRUE, conf.level = 0.95, ...) {
@@ -158,9 +161,14 @@ tidy.cnn_grid <- function(x, conf.int = TRUE, conf.level = 0.95, ...) {
 glance.cnn_grid <- function(x, ...) {
   check_dots(...)
   best <- best_row(x)
+  cluster <- x$cluster
+  count <- function(value) if (is.null(cluster)) NA_integer_ else as.integer(value)
   tibble::tibble(configurations = nrow(x$results), completed = sum(x$results$status %in% "complete"),
                  parameters = paste(x$parameters, collapse = ", "), select_on = x$select_on,
                  best_config = x$best_config, accuracy = best$val_accuracy, precision = best$val_precision,
                  recall = best$val_recall, f_meas = best$val_f_meas, mn_log_loss = best$val_loss,
-                 tested = !is.null(x$test_metrics), path = x$path)
+                 tested = !is.null(x$test_metrics), nodes = count(length(cluster$nodes)),
+                 workers = count(cluster$workers), nodes_used = count(nrow(cluster$by_node)),
+                 nodes_lost = count(length(cluster$nodes_lost)), retried = count(length(cluster$retried)),
+                 path = x$path)
 }

@@ -37,7 +37,10 @@
 #'   `best_epoch`, `val_accuracy`, `val_precision`, `val_recall`, `val_f_meas` (F1), `val_loss`, `seconds`, `status`, then
 #'   the 95% interval of each validation metric, `val_<metric>_lower` and `val_<metric>_upper`),
 #'   `history` (every epoch of every configuration; see [cnn_history()]), `best_config`, `parameters` (the grid's
-#'   option names), `test_metrics` (as [cnn_metrics()], or `NULL` without a test split) and `path`. Print it for
+#'   option names), `test_metrics` (as [cnn_metrics()], or `NULL` without a test split), `cluster` (`NULL` unless
+#'   the grid ran on Ray: its last call's `nodes`, `workers` (trials started), `by_node` (a tibble of `node` and
+#'   `trials` finished there), `nodes_lost` and `retried` (each trial Ray Tune ran again, on which node and why))
+#'   and `path`. Print it for
 #'   the chosen configuration; [best_cnn()] gives its fitted model, `autoplot()` the training curves of all,
 #'   [show_best()] and [select_best()] the top configurations on any metric (tune's verbs), `tidy()` and `glance()`
 #'   ([cnn_grid_tidiers]) the metrics of every configuration and a one-row summary.
@@ -164,7 +167,8 @@ new_cnn_grid <- function(grid, select_on) {
     parameters = as.character(unlist(py_value(grid$parameters))),
     select_on = r_metric_name(select_on),
     test_metrics = if (inherits(test, "python.builtin.NoneType")) NULL
-                   else metric_tibble(as_tibble_engine(test, kind = "metrics"))
+                   else metric_tibble(as_tibble_engine(test, kind = "metrics")),
+    cluster = cluster_object(grid)
   ), class = "cnn_grid")
   grid_object$cache <- new.env(parent = emptyenv())
   grid_object$cache$grid <- grid
@@ -203,6 +207,8 @@ print.cnn_grid <- function(x, ...) {
   }
   unfinished <- sum(x$results$status != "complete", na.rm = TRUE)
   if (unfinished) cat(sprintf("  %d configurations did not finish (see $results$status)\n", unfinished))
+  lines <- cluster_lines(x$cluster, "grid", "; run again, it resumed from its last finished epoch")
+  if (length(lines)) cat(lines, sep = "\n")
   cat(sprintf("  grid directory: %s\n", x$path))
   invisible(x)
 }

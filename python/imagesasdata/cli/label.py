@@ -8,17 +8,20 @@ from ..train.config import OPTION_HELP
 
 LABEL_EPILOG = """
 MANIFEST is a CSV or Parquet table with a path column (local paths, relative to the table's folder, or s3:// URIs;
-the manifest itself may be at an s3:// URI), a folder, or an image file. OUT receives manifest.parquet,
-labelling.json and shards/shard-NNNNNN.parquet, one per --shard-size rows of the manifest, with the columns of
-`predict`. Run the same command again to resume: finished shards are skipped. Unreadable images are rows with an
-error; they never stop the job.
+the manifest itself may be at an s3:// URI), a folder, or an image file. OUT (a folder, or an s3://bucket/prefix)
+receives manifest.parquet, labelling.json and shards/shard-NNNNNN.parquet, one per --shard-size rows of the
+manifest, with the columns of `predict`; each file (each S3 object) is written whole in one step. Run the same
+command again to resume: finished shards are skipped. Unreadable images are rows with an error; they never stop
+the job. One job at a time writes OUT: a second is refused.
 
 --backend ray joins the Ray cluster in RAY_ADDRESS (or --ray-address), or starts one on this machine: images are
-decoded by Ray tasks and labelled by a pool of model replicas, one per GPU (or one per core without GPUs).
+decoded by Ray tasks and labelled by a pool of model replicas, one per GPU (or one per core without GPUs). On a
+cluster of several machines, OUT must be a folder every node sees, or an s3:// prefix (checked before it starts).
 
 examples:
   imagesasdata label runs/protest corpus.parquet --out labels/
-  RAY_ADDRESS=auto imagesasdata label runs/protest s3://my-bucket/manifest.csv --out labels/ --backend ray
+  RAY_ADDRESS=auto imagesasdata label runs/protest s3://my-bucket/manifest.csv --out s3://my-bucket/labels/ \
+      --backend ray
 """
 
 
@@ -30,7 +33,7 @@ def add_commands(subparsers) -> None:
     )
     label.add_argument("run", help="run directory written by finetune")
     label.add_argument("manifest", help="CSV/Parquet table of image paths or s3:// URIs (local or s3://), or a folder")
-    label.add_argument("--out", required=True, help="labelling directory (resumable)")
+    label.add_argument("--out", required=True, help="labelling directory, or s3://bucket/prefix (resumable)")
     label.add_argument("--backend", default="local", choices=["local", "ray"],
                        help="'local' (this machine, the default) or 'ray' (a Ray cluster)")
     label.add_argument("--path", help="path column of the manifest (default: path, file, filename, image…)")
@@ -47,7 +50,8 @@ def add_commands(subparsers) -> None:
     label.add_argument("--ray-address", help="Ray: the cluster to join (default: RAY_ADDRESS, else a new local one)")
     label.add_argument("--num-cpus", type=int, help="Ray: CPUs of a cluster started here (default: all)")
     label.add_argument("--max-shards", type=int, help="label at most this many unfinished shards (a timed trial run)")
-    label.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph); default: AWS or AWS_ENDPOINT_URL_S3")
+    label.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, Ceph) for s3:// images and output; "
+                       "default: AWS or AWS_ENDPOINT_URL_S3")
     label.add_argument("--allow-unfinished", action="store_true",
                        help="label with a run that did not finish training (refused by default)")
     label.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -77,14 +77,15 @@ def _predict_on_ray(run, table: pa.Table, *, batch_size: int, device: str, preci
     import math
     import tempfile
 
-    from .labelling import label_corpus
+    from .labelling import _label_corpus
 
     shard_size = max(batch_size, min(1000, math.ceil(table.num_rows / 16)))
+    # A scratch folder only this process reads: the nodes need not see it.
     with tempfile.TemporaryDirectory(prefix="imagesasdata-predict-") as scratch:
-        result = label_corpus(run, table.select(["image_id", "path"]), out=scratch, backend="ray",
-                              shard_size=shard_size, batch_size=batch_size, device=device, precision=precision,
-                              num_workers=num_workers, progress=progress, allow_unfinished=True, calibrate=calibrate,
-                              threshold=threshold)
+        result = _label_corpus(run, table.select(["image_id", "path"]), out=scratch, backend="ray",
+                               shard_size=shard_size, batch_size=batch_size, device=device, precision=precision,
+                               num_workers=num_workers, progress=progress, allow_unfinished=True, calibrate=calibrate,
+                               threshold=threshold, out_on_every_node=False)
         return result.table
 
 

@@ -22,7 +22,8 @@ list and data-frame columns), with NA at the missing rows. Zero-row tables keep 
     headline(metrics)     the metrics a person reads first, on one line (R's print methods)
     integer_options()     the fine-tuning options that take whole numbers (R converts them with as.integer)
     positive_class(c)     the engine's default positive class of two classes (R lists it first in a factor)
-    labelled_table(path)  a labelling directory's finished rows
+    labelled_table(path)  a labelling's finished rows (a folder, or an s3:// prefix)
+    cluster_work(result)  where a labelling's or a grid's last call on Ray ran, as plain lists (R's print, glance)
     shutdown()            end this process's Ray session (R calls it as it exits)
 
 R calls only the engine's public functions (imagesasdata.<name>) and the functions of this module.
@@ -374,12 +375,34 @@ def positive_class(classes) -> str | None:
     return choose_positive_class(classes) if len(classes) == 2 else None
 
 
-def labelled_table(path) -> pa.Table:
-    """Return every finished row of the labelling directory at `path` as a table.
-    Raises ImagesAsDataError when `path` is not a labelling directory."""
+def labelled_table(path, endpoint_url=None) -> pa.Table:
+    """Return every finished row of the labelling at `path` (its folder, or its s3:// prefix) as a table.
+    Raises ImagesAsDataError when `path` is not a labelling."""
     from ..infer.labelling import load_labelling
 
-    return load_labelling(path).table
+    return load_labelling(path, endpoint_url=endpoint_url).table
+
+
+def cluster_work(result) -> dict | None:
+    """Return where a Labelling's or a Grid's last call on Ray ran, as lists R converts to vectors: unit ("images"
+    or "trials"), workers_are ("model replicas" or "trials"), nodes (alive when it started), workers (a count, or
+    None), node and count (work finished per node), nodes_lost, retried (what Ray ran again, and why). Returns None
+    for a result that did not run on Ray. Raises nothing."""
+    from ..infer.labelling import cluster_summary
+
+    cluster = getattr(result, "cluster", None)
+    if cluster is None:
+        return None
+    labelling = isinstance(cluster, dict)
+    record = cluster_summary(cluster) if labelling else cluster.as_dict()
+    if record is None:
+        return None
+    workers = record.get("workers")
+    return {"unit": "images" if labelling else "trials",
+            "workers_are": "model replicas" if labelling else "trials",
+            "nodes": [str(n) for n in record["nodes"]], "workers": None if workers is None else int(workers),
+            "node": [str(n) for n in record["by_node"]], "count": [int(n) for n in record["by_node"].values()],
+            "nodes_lost": [str(n) for n in record["nodes_lost"]], "retried": [str(r) for r in record["retried"]]}
 
 
 def shutdown() -> None:

@@ -27,13 +27,15 @@ from ..errors import ImagesAsDataError
 LOCK_FILE = ".imagesasdata.lock"
 
 
-def _owner() -> dict:
+def owner_record() -> dict:
+    """Who holds a lock: process id, host, start time and command (the command line cut to 300 characters)."""
     return {"pid": os.getpid(), "host": socket.gethostname(),
             "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join(sys.argv)[:300]}
 
 
-def _describe(owner_text: str) -> str:
+def describe_owner(owner_text: str) -> str:
+    """owner_record()'s JSON as a phrase for an error message ("process 12 on node-3, since …: …")."""
     try:
         owner = json.loads(owner_text)
         return f"process {owner['pid']} on {owner['host']}, since {owner['since']}: {owner['command']}"
@@ -67,15 +69,15 @@ class DirectoryLock:
             os.close(fd)
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise ImagesAsDataError(
-                    f"{self.directory} is in use: another job is writing this {self.what} ({_describe(holder)}). "
+                    f"{self.directory} is in use: another job is writing this {self.what} ({describe_owner(holder)}). "
                     f"Wait for it to finish, or write to another folder"
                 ) from None
             raise ImagesAsDataError(f"{self.directory}: cannot lock this folder ({error.strerror}); the file system "
                                     "does not support locks — write to a local disk or an NFSv4 share") from None
         left = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
-        self.previous_owner = _describe(left) if left else None
+        self.previous_owner = describe_owner(left) if left else None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(_owner()).encode(), 0)
+        os.pwrite(fd, json.dumps(owner_record()).encode(), 0)
         self._fd = fd
         return self
 

@@ -156,11 +156,24 @@ def _answer() -> bool:
 
 @dataclass
 class ClusterWork:
-    """Where a job's work ran: rows (or trials) per node, and the nodes lost while it ran."""
+    """Where a job's work ran: the cluster's nodes, its workers, rows (or trials) per node, and the nodes lost while
+    it ran."""
 
     by_node: dict = field(default_factory=dict)   # node name → rows its replicas returned (trials it finished)
     nodes_lost: list = field(default_factory=list)   # nodes alive when the job started and gone when it ended
     retried: list = field(default_factory=list)   # trials Ray Tune ran again, "id: why"
+    nodes: list = field(default_factory=list)     # the nodes alive when the job started
+    workers: int | None = None                    # model replicas (batches), or trials started (grids)
+
+    def as_dict(self) -> dict:
+        """The record kept with a job's output (labelling.json, a grid's cluster.json): plain JSON."""
+        return {"nodes": list(self.nodes), "workers": self.workers, "by_node": dict(self.by_node),
+                "nodes_lost": list(self.nodes_lost), "retried": list(self.retried)}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "ClusterWork":
+        return cls(dict(record.get("by_node") or {}), list(record.get("nodes_lost") or []),
+                   list(record.get("retried") or []), list(record.get("nodes") or []), record.get("workers"))
 
 
 def lost_nodes(ray, before: set, names: dict, timeout_s: float = 60) -> list:
@@ -213,6 +226,29 @@ def unreadable_by_node(paths, *, sample: int = 200, timeout_s: float = 120) -> d
         elif state == "answer" and missing:
             unreadable[names.get(node, node)] = missing
     return unreadable
+
+
+def unreadable_with_folder(folder, paths, **options) -> tuple[dict, dict]:
+    """({node: [folder]} for the nodes that do not see a file this process writes in `folder` now — not merely a
+    folder of the same name on their own disk —, {node: [paths it cannot read]} for `paths`), by
+    unreadable_by_node(). The probe file is removed again (its name is one of our temporary names: a leftover is
+    removed when the folder is next claimed)."""
+    import secrets
+
+    probe = os.path.join(str(folder), f".shared-storage-check.{secrets.token_hex(4)}.part")
+    with open(probe, "w", encoding="utf-8") as handle:
+        handle.write("written by the job's driver; every node must see it\n")
+    try:
+        unreadable = unreadable_by_node([probe] + [str(p) for p in paths], **options)
+    finally:
+        try:
+            os.remove(probe)
+        except OSError:
+            pass
+    unseen = {node: [str(folder)] for node, missing in unreadable.items() if probe in missing}
+    # the probe's folder was checked as a folder of the paths too: it belongs to the first answer
+    rest = {node: [p for p in missing if p not in (probe, str(folder))] for node, missing in unreadable.items()}
+    return unseen, {node: missing for node, missing in rest.items() if missing}
 
 
 def _unreadable_here(paths) -> list:
@@ -273,7 +309,7 @@ def map_with_replicas(blocks: list[pa.Table], on_batch, *, prepare, prepare_kwar
                       gpus_per_replica=None, cpus_per_replica: float = 1) -> ClusterWork:
     """Stream `blocks` (Arrow tables) through prepare(batch, **prepare_kwargs) as Ray tasks and a pool of actors
     replica(**replica_kwargs, device=, threads=), calling on_batch(batch) here for every result, in any order.
-    Returns where the batches ran (rows per node) and the nodes lost meanwhile.
+    Returns where the batches ran (ClusterWork: the nodes, the replicas, rows per node, the nodes lost meanwhile).
 
     Stage-agnostic: the caller supplies the functions (labelling passes image decoding and its Predictor). Replicas
     are one per GPU by default; without GPUs one per cpus_per_replica cores, and then `prepare` is fused into
@@ -295,6 +331,7 @@ def map_with_replicas(blocks: list[pa.Table], on_batch, *, prepare, prepare_kwar
     # Without a GPU of its own, a replica must not pick up one it was not given.
     replica_device = "cpu" if not gpus and str(device) == "auto" else device
     names, before = node_names(ray), alive_nodes(ray)
+    started_on = sorted(names.get(node, node) for node in before)
     dataset = ray.data.from_arrow(blocks).map_batches(
         prepare, fn_kwargs=prepare_kwargs, batch_size=batch_size, batch_format="numpy", num_cpus=prepare_cpus,
     ).map_batches(
@@ -316,7 +353,7 @@ def map_with_replicas(blocks: list[pa.Table], on_batch, *, prepare, prepare_kwar
         raise
     names.update(node_names(ray))
     return ClusterWork({names.get(node, node): int(n) for node, n in sorted(rows.items(), key=lambda kv: names.get(kv[0], kv[0]))},
-                       lost_nodes(ray, before, names))
+                       lost_nodes(ray, before, names), nodes=started_on, workers=count)
 
 
 # ------------------------------------------------------------------------------------------ trials
@@ -330,8 +367,8 @@ def run_trials(trial, ids: list[str], *, parameters: dict, storage, cpus_per_tri
     A trial lost with its node (or its process) is run again, up to max_failures times: the trial function must
     resume from what it wrote (a grid's trial resumes its run directory). An ImagesAsDataError is the user's to
     fix and would fail again: it is reported, never retried.
-    Returns ("id: reason" for each failed trial, ClusterWork: trials finished per node, trials retried and why,
-    nodes lost). Stage-agnostic: grids pass a function that fine-tunes one configuration.
+    Returns ("id: reason" for each failed trial, ClusterWork: the nodes, trials started, trials finished per node,
+    trials retried and why, nodes lost). Stage-agnostic: grids pass a function that fine-tunes one configuration.
     """
     ray = connect()
     from ray import tune as ray_tune
@@ -357,6 +394,7 @@ def run_trials(trial, ids: list[str], *, parameters: dict, storage, cpus_per_tri
 
     retries = RecordRetries()
     names, before = node_names(ray), alive_nodes(ray)
+    started_on = sorted(names.get(node, node) for node in before)
     tuner = ray_tune.Tuner(
         trainable, param_space={"config_id": ray_tune.grid_search(list(ids))},
         run_config=ray_tune.RunConfig(name="grid", storage_path=str(storage), verbose=1 if verbose else 0,
@@ -373,7 +411,8 @@ def run_trials(trial, ids: list[str], *, parameters: dict, storage, cpus_per_tri
         else:
             finished[(result.metrics or {}).get("node_ip", "?")] += 1
     names.update(node_names(ray))
-    return failed, ClusterWork(dict(sorted(finished.items())), lost_nodes(ray, before, names), retries.retried)
+    return failed, ClusterWork(dict(sorted(finished.items())), lost_nodes(ray, before, names), retries.retried,
+                               nodes=started_on, workers=len(ids))
 
 
 def _trial_reporting_user_errors(config: dict, *, trial, **parameters) -> None:

@@ -45,6 +45,7 @@ GAMMA_NOTE = ("the book's grid uses gamma 0.01 in §7.5 (Figures 7.4/7.5: grid='
 PRESET_NOTES = {"figure7.4": GAMMA_NOTE, "table7.2": GAMMA_NOTE}
 RESULT_METRICS = ("accuracy", "precision", "recall", "f1")
 GRID_FILE = "grid.json"
+CLUSTER_FILE = "cluster.json"   # the grid's last call on Ray: its nodes, trials per node, nodes lost, trials retried
 
 
 def expand_grid(grid) -> tuple[list[dict], dict]:
@@ -106,7 +107,12 @@ class Grid:
         if self.note:
             lines.append(f"  note: {self.note}")
         if self.cluster is not None:
-            lines.append("  on Ray: " + ", ".join(f"{n} trials on {node}" for node, n in self.cluster.by_node.items()))
+            nodes, started = len(self.cluster.nodes), self.cluster.workers
+            size = ", ".join(part for part in (f"{nodes} node{'s' if nodes != 1 else ''}" if nodes else "",
+                                               f"{started} trial{'s' if started != 1 else ''} started" if started else "")
+                             if part)
+            lines.append("  on Ray: " + (size + ": " if size else "") +
+                         ", ".join(f"{n} trials on {node}" for node, n in self.cluster.by_node.items()))
             lines += [f"  node {node} left the cluster during the grid" for node in self.cluster.nodes_lost]
             lines += [f"  retried: {retry}; run again, it resumed from its last finished epoch"
                       for retry in self.cluster.retried]
@@ -124,7 +130,8 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
       "freeze": ["none", "backbone"]} (every combination), or a list of dicts.
     options: fixed options for every configuration (see TrainConfig); the grid's values override them.
     out: the grid directory (default: a temporary folder): grid.json, configs/<id>/ run directories,
-      results.parquet, history.parquet, test_metrics.parquet. Re-running with the same out resumes.
+      results.parquet, history.parquet, test_metrics.parquet (and cluster.json after a call on Ray: where its
+      trials ran). Re-running with the same out resumes.
     backend: "local" runs configurations one after another here; "ray" runs them as Ray Tune trials.
     cpus_per_trial, gpus_per_trial: what each Ray Tune trial reserves (default: 1 CPU, and 1 GPU on a cluster with
       GPUs); a trial trains with as many threads as its CPUs. Fractions of a GPU put several trials on one card.
@@ -178,9 +185,19 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
             from tqdm.auto import tqdm
 
             tqdm.write(f"note: {note}")
+        if work is not None:   # where this call's trials ran, kept with the grid (load_grid() reads it)
+            write_json({"format": "imagesasdata-grid-cluster", **work.as_dict()}, out / CLUSTER_FILE)
         result = collect(out, ids, configurations, parameters, select_on, test, base)
-        result.no_test, result.note, result.cluster = no_test, note, work
+        result.no_test, result.note, result.cluster = no_test, note, work or _recorded_cluster(out)
         return result
+
+
+def _recorded_cluster(out: Path):
+    """The ClusterWork of the grid's last call on Ray (cluster.json), or None when it never ran on Ray."""
+    from ..scale.cluster import ClusterWork
+
+    path = Path(out) / CLUSTER_FILE
+    return ClusterWork.from_dict(read_json(path, "a grid's record of its work on Ray")) if path.exists() else None
 
 
 def run_config(table, config_id, configuration, options, out: Path, shared_images, number=None, total=None):
@@ -261,17 +278,9 @@ def _check_shared_storage(table: pa.Table, out: Path) -> None:
     """Before any trial starts: every node must read the training images and see this very `out` folder (a file
     written here now, not merely a folder of the same name on its own disk), since trials write their run
     directories from the node they run on."""
-    import secrets
+    from ..scale.cluster import storage_error, unreadable_with_folder
 
-    from ..scale.cluster import storage_error, unreadable_by_node
-
-    probe = out / f".shared-storage-check.{secrets.token_hex(8)}.part"   # a leftover is removed on the next claim
-    probe.write_text("written by the grid's driver; every node must see it\n")
-    try:
-        unreadable = unreadable_by_node([str(probe)] + table["path"].to_pylist())
-    finally:
-        probe.unlink(missing_ok=True)
-    folder = {node: paths for node, paths in unreadable.items() if str(probe) in paths}
+    folder, unreadable = unreadable_with_folder(out, table["path"].to_pylist())
     if folder:
         raise storage_error(folder, f"the grid's folder {out} (out)",
                             "Trials write their run directories from the node they run on: put out on a file system "
@@ -353,7 +362,8 @@ def collect(out: Path, ids, configurations, parameters, select_on: str, test: pa
 
 
 def load_grid(path) -> Grid:
-    """Re-open a finished grid directory. Returns its Grid; raises ImagesAsDataError when `path` is not one."""
+    """Re-open a finished grid directory. Returns its Grid (with where its last call on Ray ran, when it ran on
+    Ray); raises ImagesAsDataError when `path` is not one."""
     path = Path(path)
     if not (path / GRID_FILE).exists():
         raise ImagesAsDataError(f"{path} is not a grid directory (no {GRID_FILE})")
@@ -367,7 +377,9 @@ def load_grid(path) -> Grid:
     splits = pq.read_table(path / "splits.parquet")
     test = splits.filter(pc.equal(splits["split"], "test"))
     base = TrainConfig.from_options(**{k: v for k, v in spec["options"].items()}, progress=False)
-    return collect(path, ids, configurations, parameters, spec["select_on"], test, base)
+    grid = collect(path, ids, configurations, parameters, spec["select_on"], test, base)
+    grid.cluster = _recorded_cluster(path)
+    return grid
 
 
 def _trial_resources(backend: str, cpus_per_trial, gpus_per_trial) -> dict:

@@ -175,6 +175,29 @@ test_that("several tasks, and the book's Table 7.2 as a tibble and as the book p
   expect_error(grid_summary(list(1)), class = "imagesasdata_argument_error", regexp = "tune_tasks_cnn")
 })
 
+test_that("a grid on Ray says where its trials ran, and keeps it with the grid", {
+  trains()
+  grid <- tune_cnn(file.path(sample_data(), "faces"), grid = list(learning_rate = 0.01), epochs = 1, image_size = 64,
+                   freeze = "backbone", augment_crop = FALSE, backend = "ray", out = tempfile("grid"),
+                   progress = FALSE)
+  nodes <- py_json("sorted(n['NodeManagerAddress'] for n in __import__('ray').nodes() if n['Alive'])")
+  expect_identical(grid$cluster$nodes, nodes)
+  expect_identical(grid$cluster$workers, 1L)
+  expect_identical(grid$cluster$by_node, tibble::tibble(node = nodes, trials = 1L))
+  expect_identical(c(grid$cluster$nodes_lost, grid$cluster$retried), character())
+  recorded <- py_json(sprintf("__import__('json').load(open(%s))", shQuote(file.path(grid$path, "cluster.json"))))
+  expect_identical(as.integer(unlist(recorded$by_node)), 1L)   # the engine's record, kept with the grid
+  printed <- capture.output(print(grid))
+  expect_true("  on Ray: 1 node, 1 trial" %in% printed)
+  expect_true(sprintf("    %s: 1 trial", nodes) %in% printed)
+  expect_identical(unlist(glance(grid)[c("nodes", "workers", "nodes_used", "nodes_lost", "retried")]),
+                   c(nodes = 1L, workers = 1L, nodes_used = 1L, nodes_lost = 0L, retried = 0L))
+  expect_identical(load_grid(grid$path)$cluster, grid$cluster)
+  # a grid that never ran on Ray
+  expect_null(small_grid()$cluster)
+  expect_true(all(is.na(unlist(glance(small_grid())[c("nodes", "workers", "nodes_used", "nodes_lost", "retried")]))))
+})
+
 test_that("lr_find() gives the loss by learning rate and a suggestion; autoplot() marks it on a log axis", {
   trains()
   finder <- lr_find(file.path(sample_data(), "faces"), num_steps = 20, image_size = 64, freeze = "backbone",
