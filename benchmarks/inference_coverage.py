@@ -233,8 +233,11 @@ def _corrected_fits(fits, d, spec, estimand, design, variants, naive) -> None:
         elif variant == "ppi":
             if not _ppi_applies(spec, estimand, design):
                 continue
-            beta, se = E._ppi_estimate(d, spec.family, None, 0.95)
-            fits[name] = E._Fit(beta, None, None, se)
+            try:
+                beta, se = E._ppi_estimate(d, spec.family, None, 0.95)
+                fits[name] = E._Fit(beta, None, None, se)
+            except E.ImagesAsDataError:  # ppi-python failed (a singular fit): method="ppi" gives no interval
+                fits[name] = None
         else:
             fits[name] = E.corrected_fit(d, spec.family, None, lam_rule=variant, naive=naive.beta,
                                          small_sample=small)
@@ -255,12 +258,16 @@ def replicate_glm(estimand, data, gold, design, variants) -> dict:
         except E.ImagesAsDataError:
             # the public corrected_glm() refuses this gold sample (a term without variation in it: no positive of a
             # rare class drawn, say) and reports no interval at all: a flagged miss for every method but the naive
-            refused = (float("nan"), float("nan"), float("nan"), True, -1, -1, float("inf"))
-            out = {name: refused for name in ["gold_only"] + _variant_names(spec, estimand, design, variants)}
+            out = {name: (float("nan"), float("nan"), float("nan"), True, -1, -1, float("inf"))
+                   for name in ["gold_only"] + _variant_names(spec, estimand, design, variants)}
             fits = {"naive": naive}
     counts = E.event_counts(d, {n: (data[n][gold], data[n + "_hat"][gold]) for n in spec.predicted if n != "c"})
     events = E._few_events(counts)
+    refused = (float("nan"), float("nan"), float("nan"), True, -1, -1, float("inf"))
     for name, fit in fits.items():
+        if fit is None:
+            out[name] = refused
+            continue
         se = np.sqrt(np.diag(fit.cov)) if fit.cov is not None else fit.se
         flagged = bool(E._degenerate(fit, naive, len(y_hat), len(gold))) if name != "naive" else False
         quantile = float(E.critical_values(fit, 0.95)[spec.term])

@@ -75,6 +75,25 @@ def test_predicted_outcome_equals_ppi_python(family, lam):
         assert 0.8 < a["std_error"] / b["std_error"] < 1.25
 
 
+def test_a_singular_ppi_python_fit_is_a_clear_error(monkeypatch):
+    """ppi-python's logistic fit inverts a Hessian that a gold sample can make singular (the coverage benchmark met
+    one): the user gets an ImagesAsDataError naming method='ppi' and the way out, not numpy's LinAlgError."""
+    import ppi_py
+
+    def singular(*args, **kwargs):
+        raise np.linalg.LinAlgError("Matrix is singular to machine precision.")
+
+    monkeypatch.setattr(ppi_py, "ppi_logistic_ci", singular)
+    rng = np.random.default_rng(1)
+    ids = [f"i{k}" for k in range(400)]
+    z = rng.normal(size=400)
+    y = (rng.random(400) < 0.3).astype(float)
+    corpus = pa.table({"image_id": ids, "y": y, "z": z})
+    gold = pa.table({"image_id": ids[:100], "y": y[:100]})
+    with pytest.raises(ImagesAsDataError, match="ppi-python could not fit .*method='auto'"):
+        corrected_glm("y ~ z", corpus, gold, predicted="y", family="binomial", method="ppi", design="srs")
+
+
 @pytest.mark.parametrize("lam", [None, 0.3])
 def test_prevalence_equals_ppi_python_mean(lam):
     import ppi_py

@@ -580,12 +580,18 @@ def _ppi_estimate(d: _Data, family: str, lam, confidence: float) -> tuple[np.nda
     options = {"alpha": alpha, "lam": None if lam is None else float(lam)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ppi-python's optimisers and numba warn about things that do not matter here
-        if family == "gaussian":
-            low, high = ppi_py.ppi_ols_ci(X, Y, Yhat, X_u, Yhat_u, **options)
-        elif family == "binomial":
-            low, high = ppi_py.ppi_logistic_ci(X, Y, Yhat, X_u, Yhat_u, **options)
-        else:
-            low, high = ppi_py.ppi_poisson_ci(X, Y, Yhat, X_u, Yhat_u, **options)
+        try:
+            if family == "gaussian":
+                low, high = ppi_py.ppi_ols_ci(X, Y, Yhat, X_u, Yhat_u, **options)
+            elif family == "binomial":
+                low, high = ppi_py.ppi_logistic_ci(X, Y, Yhat, X_u, Yhat_u, **options)
+            else:
+                low, high = ppi_py.ppi_poisson_ci(X, Y, Yhat, X_u, Yhat_u, **options)
+        except np.linalg.LinAlgError as error:
+            # e.g. a logistic fit on a gold sample that the regressors separate: ppi-python inverts a singular Hessian
+            raise ImagesAsDataError(f"ppi-python could not fit this {family} model on the gold sample ({error}); "
+                                    "use method='auto' (the DSL estimator, which flags such fits instead), or code "
+                                    "more gold images", what="option", option="method", value="ppi") from None
     low, high = np.atleast_1d(np.asarray(low, dtype=float)), np.atleast_1d(np.asarray(high, dtype=float))
     return (low + high) / 2, (high - low) / (2 * z_value(confidence))
 
