@@ -58,7 +58,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import ImagesAsDataError
+from .errors import ImagesAsDataError, flag
 from .io.faults import crash_point, write_bytes
 from .io.images import sha256_file
 from .io.locks import LOCK_FILE, claimed_directory, tidy_if_idle
@@ -470,8 +470,9 @@ def as_run_directory(run) -> "RunDirectory":
         return run
     path = Path(run).expanduser().absolute()
     if not (path / RUN_DESCRIPTION).exists():
-        raise ImagesAsDataError(f"{path} is not a run directory (no {RUN_DESCRIPTION}); pass the --out folder of a finetune run",
-                                what="file", path=str(path), hint="pass the --out folder of a finetune run")
+        raise ImagesAsDataError(f"{path} is not a run directory (no {RUN_DESCRIPTION}); pass the {flag('out')} folder of a "
+                                "finetune run", what="file", path=str(path),
+                                hint=f"pass the {flag('out')} folder of a finetune run")
     return RunDirectory(path)
 
 

@@ -185,3 +185,135 @@ def describe() -> dict:
         "probability_prefix": PROBABILITY_PREFIX,
         "select_on": list(SELECT_ON),
     }
+
+
+# ------------------------------------------------------------------------------------------ code in messages
+
+# A message is written once and read in two languages: Python and the command line read `learning_rate=0.1`, 'x',
+# True, None and --out; R reads `learning_rate = 0.1`, "x", TRUE, NULL and `out` (R's argument name). A message
+# therefore marks the code it holds (literal(), setting(), flag(), cli_only(), argument()), and each interface
+# spells the marked spans its own way (render()): errors.py renders for Python as an error is made, the bridge
+# renders the same text for R. R never parses a message. A mark is U+E000 kind U+E001 JSON U+E002 (private-use
+# characters, never in a user's text; JSON escapes them inside the payload).
+_OPEN, _SEP, _CLOSE = "\ue000", "\ue001", "\ue002"
+_MARK = re.compile("\ue000([a-z_]+)\ue001([^\ue000-\ue002]*)\ue002")
+INTERFACES = ("python", "r")
+
+#: The engine's option names that R's functions call something else (an option not listed keeps its name in R).
+R_ARGUMENTS = {"confidence": "conf_level", "lam": "lambda"}
+
+
+def r_argument(name: str) -> str:
+    """R's name of the engine's option `name` (confidence -> conf_level); others unchanged."""
+    return R_ARGUMENTS.get(str(name), str(name))
+
+
+def _mark(kind: str, payload) -> str:
+    import json
+
+    return f"{_OPEN}{kind}{_SEP}{json.dumps(payload, default=str)}{_CLOSE}"
+
+
+def _plain(value):
+    """A value as JSON can carry it: tuples as lists, paths and other objects as their text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    try:
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return value.item()
+    except ImportError:   # pragma: no cover - numpy is a dependency
+        pass
+    return str(value)
+
+
+def literal(value) -> str:
+    """A value written into a message: Python's repr ('x', 1.5, True, None, ['a', 'b']) or R's literal ("x", 1.5,
+    TRUE, NULL, c("a", "b")), by interface. Returns the marked span (render() spells it)."""
+    return _mark("literal", {"python": repr(value), "value": _plain(value)})
+
+
+def setting(name: str, value) -> str:
+    """An option with a value, as a user would write it: learning_rate=0.1 in Python, `learning_rate = 0.1` in R.
+    Returns the marked span."""
+    return _mark("setting", {"name": str(name), "python": repr(value), "value": _plain(value)})
+
+
+def flag(name: str) -> str:
+    """An option named where the command line's flag is the natural word (pass the --out folder): --out for
+    Python and the command line, `out` in R. Returns the marked span."""
+    return _mark("flag", {"name": str(name)})
+
+
+def argument(name: str) -> str:
+    """An option named in prose: its name as it is in Python, `name` (R's name, in backticks) in R. Returns the
+    marked span."""
+    return _mark("argument", {"name": str(name)})
+
+
+def cli_only(text: str) -> str:
+    """An aside for the command line, " (CLI: --resume)", shown in Python's and the command line's messages and left
+    out of R's. Returns the marked span."""
+    return _mark("cli", {"text": str(text)})
+
+
+def render(text, interface: str = "python") -> str:
+    """`text` with its marked code spelt for `interface` ("python": the Python API and the command line; "r").
+    Text without marks is returned as it is. Raises ValueError for an unknown interface."""
+    if interface not in INTERFACES:
+        raise ValueError(f"unknown interface {interface!r}; one of {', '.join(INTERFACES)}")
+    if not isinstance(text, str) or _OPEN not in text:
+        return text
+
+    def spell(match):
+        import json
+
+        kind, payload = match.group(1), json.loads(match.group(2))
+        if kind == "literal":
+            return payload["python"] if interface == "python" else r_literal(payload["value"])
+        if kind == "setting":
+            if interface == "python":
+                return f"{payload['name']}={payload['python']}"
+            return f"`{r_argument(payload['name'])} = {r_literal(payload['value'])}`"
+        if kind == "flag":
+            return "--" + payload["name"].replace("_", "-") if interface == "python" else f"`{r_argument(payload['name'])}`"
+        if kind == "argument":
+            return payload["name"] if interface == "python" else f"`{r_argument(payload['name'])}`"
+        if kind == "cli":
+            return f" (CLI: {payload['text']})" if interface == "python" else ""
+        return match.group(0)
+
+    return _MARK.sub(spell, text)
+
+
+def r_literal(value) -> str:
+    """`value` (as JSON carries it) written as R code: "x", -1 (a whole number without .0), 0.001, TRUE, NULL,
+    NA, c("a", "b")."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Inf" if value > 0 else "-Inf"
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        shown = repr(value)
+        if "e" in shown:   # R's format(scientific = FALSE): 1e-07 -> 0.0000001
+            shown = f"{value:.20f}".rstrip("0").rstrip(".")
+        return shown
+    if isinstance(value, (list, tuple)):
+        return f"c({', '.join(r_literal(v) for v in value)})"
+    if isinstance(value, dict):
+        return f"list({', '.join(f'{k} = {r_literal(v)}' for k, v in value.items())})"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'

@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, literal
 from ..io.tables import to_arrow
 from .formulas import Formula, parse_formula
 from .gold import MIN_GOLD, check_design, check_gold_size, inclusion_probabilities, no_design_error, sample_design
@@ -1084,12 +1084,15 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
     used = list(dict.fromkeys(outcome_names + regressor_names))
     missing = [n for n in used if n not in corpus.column_names]
     if missing:
-        raise ImagesAsDataError(f"the formula names {listing(map(repr, missing))}, which the corpus does not have "
-                                f"(columns: {', '.join(corpus.column_names)}).{did_you_mean(missing[0], corpus.column_names)}")
+        raise ImagesAsDataError(f"the formula names {listing(map(literal, missing))}, which the corpus does not have "
+                                f"(columns: {', '.join(corpus.column_names)}).{did_you_mean(missing[0], corpus.column_names)}",
+                                what="column", option="formula", value=missing[0] if len(missing) == 1 else missing,
+                                choices=corpus.column_names)
     stray = [n for n in predicted if n not in used]
     if stray:
-        raise ImagesAsDataError(f"predicted= names {listing(map(repr, stray))}, which the formula does not use "
-                                f"(it uses {', '.join(used)})")
+        raise ImagesAsDataError(f"predicted= names {listing(map(literal, stray))}, which the formula does not use "
+                                f"(it uses {', '.join(used)})", what="option", option="predicted",
+                                value=stray[0] if len(stray) == 1 else stray, choices=used)
     # read_coding_sheet()'s `label` is the truth of the corpus's `predicted` (predict()'s column); its own
     # `predicted` column is the model's prediction, carried over from the corpus
     if "predicted" in predicted and "label" in gold.column_names:

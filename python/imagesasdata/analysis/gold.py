@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, literal
 from ..io.sheets import CODE_COLUMNS, coding_table, write_sheet
 from ..io.tables import read_json, to_arrow, write_json, write_table
 
@@ -289,8 +289,9 @@ def _positive_class(labels, classes, given):
     """The positive class to record with a sample: as given (checked against the classes), else the labelling's."""
     if given is not None:
         if classes and str(given) not in [str(c) for c in classes]:
-            raise ImagesAsDataError(f"positive_class {given!r} is not one of the classes {list(classes)}."
-                                    f"{did_you_mean(str(given), classes)}")
+            raise ImagesAsDataError(f"positive_class {literal(given)} is not one of the classes {literal(list(classes))}."
+                                    f"{did_you_mean(str(given), classes)}", what="option", option="positive_class",
+                                    value=given, expected="one of the classes", choices=classes)
         return str(given)
     folder = getattr(labels, "path", labels)
     if isinstance(folder, (str, os.PathLike)) and (Path(folder) / LABELLING_FILE).exists():
@@ -529,11 +530,11 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
                 if value.casefold() in folded:
                     value = folded[value.casefold()]
                 else:
-                    outside.append(f"{here}: {value!r}")
+                    outside.append(f"{here}: {literal(value)}")
                     first.setdefault("outside", (name, row, value))
                     continue
             if image_id in codes and codes[image_id] != value:
-                conflicts.append(f"{image_id} ({codes[image_id]!r} in {where[image_id]}, {value!r} in {here})")
+                conflicts.append(f"{image_id} ({literal(codes[image_id])} in {where[image_id]}, {literal(value)} in {here})")
                 first.setdefault("conflict", (name, row))
                 continue
             codes[image_id] = value
@@ -544,7 +545,7 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
                                 path=str(first["unknown"][0]), row=first["unknown"][1])
     if outside:
         raise ImagesAsDataError(f"codes outside the classes ({', '.join(classes)}): {listing(outside)}; use one of the "
-                                f"classes exactly.{did_you_mean(outside[0].split(': ', 1)[1].strip(chr(39)), classes)}",
+                                f"classes exactly.{did_you_mean(first['outside'][2], classes)}",
                                 what="file", path=str(first["outside"][0]), row=first["outside"][1],
                                 value=first["outside"][2], choices=classes)
     if conflicts:

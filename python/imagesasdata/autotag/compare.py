@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..errors import check_number, did_you_mean, ImagesAsDataError, listing, column_error
+from ..errors import check_number, did_you_mean, ImagesAsDataError, listing, literal, column_error, warn
 from ..measure.metrics import confusion_table, metric_interval, metric_value, metrics_from_counts
 from ..io.tables import to_arrow
 from .tables import tag_columns
@@ -139,8 +139,8 @@ def compare_tags(tags, manual, positive, *, manual_positive=None, min_confidence
     seen_tags = {str(v) for v in tags[tag_column].to_pylist() if v is not None}
     missing = [t for t in positive_tags if t.casefold() not in {s.casefold() for s in seen_tags}]
     if missing:
-        warnings.warn(f"positive tag(s) {', '.join(repr(t) for t in missing)} never occur in the tag table, so no "
-                      f"image is predicted positive by them.{did_you_mean(missing[0], seen_tags)}")
+        warn(f"positive tag(s) {', '.join(literal(t) for t in missing)} never occur in the tag table, so no "
+             f"image is predicted positive by them.{did_you_mean(missing[0], seen_tags)}")
 
     # One pass over the tag rows: which images were tagged, which failed, which carry a proxy tag.
     tagged, failed, matches = set(), {}, {}

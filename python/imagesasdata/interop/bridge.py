@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema as _schema
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, ImagesAsDataWarning
 
 # Warnings raised from files in the engine's package are its own, written for people.
 _PACKAGE_FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -233,9 +233,9 @@ def _as_list(values) -> list:
 # ------------------------------------------------------------------------------------------ calls and errors
 
 class Outcome:
-    """What an engine call produced: `value`, or `error` = {"type", "message", "engine", "traceback", "fields"};
-    `warnings`:
-    the messages of the engine's own warnings (for people: rows left out, unbalanced classes, ...)."""
+    """What an engine call produced: `value`, or `error` = {"type", "message" (as Python shows it), "r_message" (the
+    same message spelt for R: schema.render), "engine", "traceback", "fields" (for R)}; `warnings`: the texts of the
+    engine's own warnings (for people: rows left out, unbalanced classes, ...), spelt for R."""
 
     def __init__(self, value=None, error=None, warnings=()):
         self.value = value
@@ -259,14 +259,18 @@ def call(function, *args, **kwargs) -> Outcome:
             outcome = Outcome(error={
                 "type": type(error).__name__,
                 "message": str(error) or type(error).__name__,
+                "r_message": (error.message_for("r") if isinstance(error, ImagesAsDataError) else str(error))
+                or type(error).__name__,
                 "engine": isinstance(error, ImagesAsDataError),
                 "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
                 # what R builds its condition from (ImagesAsDataError.FIELDS), rather than the message's wording
-                "fields": error.fields() if isinstance(error, ImagesAsDataError) else {},
+                "fields": error.fields("r") if isinstance(error, ImagesAsDataError) else {},
             })
     for warning in caught:
         if str(warning.filename).startswith(_PACKAGE_FOLDER):
-            outcome.warnings.append(str(warning.message))
+            message = warning.message
+            outcome.warnings.append(message.message_for("r") if isinstance(message, ImagesAsDataWarning)
+                                    else str(message))
         else:
             _warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     return outcome

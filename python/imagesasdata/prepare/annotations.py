@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, literal
 from ..io.tables import to_arrow
 
 AGGREGATION_METHODS = ("any", "majority", "mean")
@@ -259,7 +259,8 @@ def _numbers(answers, name, ids, people, score_range) -> list:
             outside.append(f"row {row + 1} ({people[row]} on {ids[row]}: {answer!r})")
         scores.append(number)
     if bad:
-        raise ImagesAsDataError(f"column {name!r} must hold numbers (scores); not a number in {listing(bad, 5)}")
+        raise ImagesAsDataError(f"column {literal(name)} must hold numbers (scores); not a number in {listing(bad, 5)}",
+                                what="column", option="value", value=name)
     if outside:
         raise ImagesAsDataError(
             f"column {name!r}: scores outside {low:g}–{high:g} in {listing(outside, 5)}; fix them or widen score_range"

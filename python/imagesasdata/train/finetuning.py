@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from .. import runs
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, cli_only, literal
 from ..infer.run import Run, load_run
 from .config import TrainConfig
 from .trainer import prepare_trainer
@@ -78,7 +78,7 @@ def check_resume_options(config: TrainConfig, folder: Path) -> None:
     differences = config.differences_from_saved(saved)
     if not differences:
         return
-    changed = "; ".join(f"{name} (CLI: --{name.replace('_', '-')}): the run has {theirs!r}, this call {mine!r}"
+    changed = "; ".join(f"{name}{cli_only('--' + name.replace('_', '-'))}: the run has {literal(theirs)}, this call {literal(mine)}"
                         for name, (mine, theirs) in differences.items())
     if runs.is_complete(folder):
         raise ImagesAsDataError(

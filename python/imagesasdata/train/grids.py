@@ -23,7 +23,7 @@ from .. import runs
 from ..infer.run import Run, load_run
 from .config import SELECT_ON, TrainConfig, selection_score
 from ..data.table import check_labeled, image_table
-from ..errors import ImagesAsDataError, did_you_mean, option_error
+from ..errors import ImagesAsDataError, cli_only, did_you_mean, option_error, setting
 from ..io.locks import claimed_directory, tidy_if_idle
 from ..measure.metrics import format_interval, headline, metric_interval
 from ..data.splits import choose_test_fraction, split_table
@@ -377,11 +377,14 @@ def _trial_resources(backend: str, cpus_per_trial, gpus_per_trial) -> dict:
     if given and backend != "ray":
         several = len(given) > 1
         raise ImagesAsDataError(f"{' and '.join(given)} {'apply' if several else 'applies'} only to Ray Tune trials: "
-                                f"pass backend='ray' (CLI: --backend ray), or leave {'them' if several else 'it'} out")
+                                f"pass {setting('backend', 'ray')}{cli_only('--backend ray')}, or leave "
+                                f"{'them' if several else 'it'} out", what="option", option=next(iter(given)),
+                                value=next(iter(given.values())))
     for name, value in given.items():
         low = 0 if name == "gpus_per_trial" else 0.01
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= low:
-            raise ImagesAsDataError(f"{name}={value!r}: give a number of at least {low} (e.g. {name}=2)")
+            raise ImagesAsDataError(f"{setting(name, value)}: give a number of at least {low} (e.g. {setting(name, 2)})",
+                                    what="option", option=name, value=value)
     return {name: float(value) for name, value in given.items()}
 
 
