@@ -141,7 +141,7 @@ def brier_score(probabilities, labels, positive: int = 1) -> float:
 def _bins(probabilities, labels, bins: int, positive: int = 1):
     """(images, mean predicted probability, observed share) per equal-width bin."""
     if int(bins) < 1:
-        raise ImagesAsDataError(f"bins={bins}: use at least 1 bin")
+        raise ImagesAsDataError(f"bins={bins}: use at least 1 bin", what="option", option="bins", value=bins)
     bins = int(bins)
     predicted, observed = _predicted_observed(probabilities, labels, positive)
     # bin b holds probabilities in (b/B, (b+1)/B]; a probability of exactly 0 goes to the first bin
@@ -254,7 +254,8 @@ def run_calibration_metrics(run) -> pa.Table:
     path = run.path / CALIBRATION_FILE
     if not path.exists():
         raise ImagesAsDataError(f"{run.path} has no {CALIBRATION_FILE}: it was trained before calibration existed "
-                                "(or did not finish); train it again to fit a temperature")
+                                "(or did not finish); train it again to fit a temperature",
+                                what="file", path=run.path)
     import pyarrow.parquet as pq
 
     return pq.read_table(path)
@@ -269,7 +270,8 @@ def calibration_table(run, split: str = "val", bins: int = DEFAULT_BINS) -> pa.T
     keep = [i for i, s in enumerate(names) if s == split]
     if not keep:
         available = sorted(set(names))
-        raise ImagesAsDataError(f"split={split!r}: the run's predictions hold {', '.join(available)}; choose one of them")
+        raise ImagesAsDataError(f"split={split!r}: the run's predictions hold {', '.join(available)}; choose one of them",
+                                what="option", option="split", value=split)
     classes = list(description["classes"])
     positive = classes.index(description["positive_class"]) if description.get("positive_class") in classes else 1
     table = predictions.take(keep)
@@ -396,7 +398,7 @@ def run_class_shares(run, split: str = "train") -> dict:
     table = to_arrow(folder / "splits.parquet")
     labels = [l for l, s in zip(table["label"].to_pylist(), table["split"].to_pylist()) if s == split]
     if not labels:
-        raise ImagesAsDataError(f"{folder} has no {split!r} images in splits.parquet")
+        raise ImagesAsDataError(f"{folder} has no {split!r} images in splits.parquet", what="file", path=folder)
     return dict(zip(classes, _class_shares(labels, classes).tolist()))
 
 

@@ -68,7 +68,8 @@ def parse_formula(text: str) -> Formula:
     except ImportError:
         raise missing_extra("formulas", "patsy", "stats") from None
     if not isinstance(text, str):
-        raise ImagesAsDataError(f"formula={text!r}: give the formula as text, e.g. 'retweets ~ protest + log(followers)'")
+        raise ImagesAsDataError(f"formula={text!r}: give the formula as text, e.g. 'retweets ~ protest + log(followers)'",
+                                what="option", option="formula", value=text)
     if len(text) > MAX_LENGTH:
         raise ImagesAsDataError(f"the formula is {len(text):,} characters long; a formula of more than {MAX_LENGTH:,} "
                                 "characters is refused")

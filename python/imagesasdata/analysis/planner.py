@@ -81,7 +81,8 @@ class GoldPlan:
         design = design or self.recommended or self.designs["design"][0].as_py()
         rows = [r for r in self.allocations.to_pylist() if r["design"] == design]
         if not rows:
-            raise ImagesAsDataError(f"design={design!r}: the plan has {', '.join(self.designs['design'].to_pylist())}")
+            raise ImagesAsDataError(f"design={design!r}: the plan has {', '.join(self.designs['design'].to_pylist())}",
+                                    what="option", option="design", value=design)
         return {r["stratum"]: r["gold_images"] for r in rows}
 
     def __repr__(self) -> str:

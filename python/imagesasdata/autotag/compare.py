@@ -201,7 +201,8 @@ def compare_tags(tags, manual, positive, *, manual_positive=None, min_confidence
 def _one_tagger(tags: pa.Table, tagger):
     if "tagger" not in tags.column_names:
         if tagger is not None:
-            raise ImagesAsDataError(f"tagger={tagger!r}, but the tag table has no tagger column")
+            raise ImagesAsDataError(f"tagger={tagger!r}, but the tag table has no tagger column",
+                                    what="option", option="tagger", value=tagger)
         return tags
     names = sorted({v for v in tags["tagger"].to_pylist() if v is not None})
     if tagger is None:
@@ -210,7 +211,7 @@ def _one_tagger(tags: pa.Table, tagger):
         return tags
     if tagger not in names:
         raise ImagesAsDataError(f"tagger={tagger!r} is not in the tag table (taggers: {', '.join(names)})."
-                                f"{did_you_mean(tagger, names)}")
+                                f"{did_you_mean(tagger, names)}", what="option", option="tagger", value=tagger)
     import pyarrow.compute as pc
 
     return tags.filter(pc.equal(tags["tagger"], tagger))
@@ -233,7 +234,7 @@ def _manual_labels(manual: pa.Table, by: str, manual_label: str) -> dict:
         truth_of.setdefault(image_id, label)
     if empty:
         raise ImagesAsDataError(f"manual labels: rows {listing(empty)} have no {by} or no {manual_label}; "
-                                "label them or drop them")
+                                "label them or drop them", what="rows", row=empty)
     if conflicts:
         raise ImagesAsDataError(f"manual labels disagree for the same image: {listing(conflicts)}; keep one label per image")
     if not truth_of:
@@ -254,7 +255,8 @@ def _manual_positive(values: set, manual_positive, positive_tags) -> str:
         chosen = _label_text(manual_positive)
         if chosen not in values:
             raise ImagesAsDataError(f"manual_positive={manual_positive!r} is not among the manual labels "
-                                    f"({', '.join(sorted(values))}).{did_you_mean(chosen, values)}")
+                                    f"({', '.join(sorted(values))}).{did_you_mean(chosen, values)}",
+                                    what="option", option="manual_positive", value=manual_positive)
         return chosen
     lowered = {v.casefold(): v for v in values}
     if set(lowered) <= TRUE_WORDS | FALSE_WORDS:

@@ -127,7 +127,8 @@ def moderation_local(images, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE, 
     if unknown or not detectors:
         from ..errors import ImagesAsDataError
 
-        raise ImagesAsDataError(f"detectors={list(detectors)!r}: choose one or both of {', '.join(LOCAL_DETECTORS)}")
+        raise ImagesAsDataError(f"detectors={list(detectors)!r}: choose one or both of {', '.join(LOCAL_DETECTORS)}",
+                                what="option", option="detectors", value=list(detectors))
     table = image_inputs(images)
     ids, paths = table["image_id"].to_pylist(), table["path"].to_pylist()
     hashes, unreadable = hash_files(paths)

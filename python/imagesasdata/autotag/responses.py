@@ -59,7 +59,8 @@ class ResponseCache:
     def __init__(self, directory=None):
         self.directory = Path(directory).expanduser() if directory is not None else default_cache_dir()
         if self.directory.exists() and not self.directory.is_dir():
-            raise ImagesAsDataError(f"cache={str(self.directory)!r} is a file; give a folder for the response cache")
+            raise ImagesAsDataError(f"cache={str(self.directory)!r} is a file; give a folder for the response cache",
+                                    what="option", option="cache", value=str(self.directory), path=str(self.directory))
 
     def path(self, image_sha256: str, operation: str, key_parameters: dict) -> Path:
         return (self.directory / operation / image_sha256[:2]

@@ -67,7 +67,8 @@ def vlm_predictions(codes, category: str | None = None) -> pa.Table:
                                 "predict with category=")
     if category is not None and category not in names:
         raise ImagesAsDataError(f"category={category!r} is not in the codes (categories: {', '.join(names)})."
-                                f"{did_you_mean(str(category), names)}")
+                                f"{did_you_mean(str(category), names)}",
+                                what="option", option="category", value=category)
     classes = [YES, NO] if category is not None else names
     order, images = [], {}
     for row in codes.to_pylist():

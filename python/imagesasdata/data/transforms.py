@@ -83,7 +83,8 @@ class Preprocessing:
                 what="option", option="resize_size", value=self.resize_size, expected=f"at least image_size ({self.image_size})"
             )
         if self.interpolation not in INTERPOLATIONS:
-            raise ImagesAsDataError(f"interpolation={self.interpolation!r}: choose {' or '.join(INTERPOLATIONS)}")
+            raise ImagesAsDataError(f"interpolation={self.interpolation!r}: choose {' or '.join(INTERPOLATIONS)}",
+                                    what="option", option="interpolation", value=self.interpolation)
         self.mean = tuple(float(m) for m in self.mean)
         self.std = tuple(float(s) for s in self.std)
         self.crop_scale = tuple(float(v) for v in self.crop_scale)

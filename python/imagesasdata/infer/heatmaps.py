@@ -170,7 +170,8 @@ def _targets(table: pa.Table, target, classes) -> dict:
     if target == "label":
         if "label" not in table.column_names:
             raise ImagesAsDataError("target='label', but the images have no label column; pass labelled images, "
-                                    "or target='predicted' or a class name")
+                                    "or target='predicted' or a class name",
+                                    what="option", option="target", value="label")
         labels = table["label"].to_pylist()
         unknown = sorted({str(v) for v in labels if v is not None and str(v) not in index})
         if unknown:

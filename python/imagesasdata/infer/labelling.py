@@ -73,7 +73,7 @@ def read_manifest(manifest, *, path: str | None = None, image_id: str | None = N
     missing = [i + 1 for i, p in enumerate(raw) if not p]
     if missing:
         raise ImagesAsDataError(f"column {column!r} of the manifest is empty in rows {listing(missing)}; every row "
-                                "needs a path or s3:// URI")
+                                "needs a path or s3:// URI", what="rows", row=missing)
     schemes = sorted({p.split("://", 1)[0] for p in raw if is_uri(p) and not p.startswith("s3://")})
     if schemes:
         raise ImagesAsDataError(f"the manifest holds {', '.join(s + '://' for s in schemes)} addresses; images can be "
@@ -218,7 +218,8 @@ class Labelling:
         lazily instead (pyarrow.dataset.dataset(path / "shards"), arrow::open_dataset() in R)."""
         files = sorted((self.path / SHARDS).glob("shard-*.parquet"))
         if not files:
-            raise ImagesAsDataError(f"{self.path / SHARDS} holds no shards yet; run label_corpus() first")
+            raise ImagesAsDataError(f"{self.path / SHARDS} holds no shards yet; run label_corpus() first",
+                                    what="file", path=self.path / SHARDS)
         return pa.concat_tables([pq.read_table(f) for f in files])
 
     def __repr__(self) -> str:
@@ -271,10 +272,12 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
     from tqdm.auto import tqdm
 
     if backend not in BACKENDS:
-        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' (this machine) or 'ray' (a Ray cluster)")
+        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' (this machine) or 'ray' (a Ray cluster)",
+                                what="option", option="backend", value=backend)
     for name, value in (("shard_size", shard_size), ("batch_size", batch_size)):
         if int(value) < 1:
-            raise ImagesAsDataError(f"{name}={value}: use a positive number of images")
+            raise ImagesAsDataError(f"{name}={value}: use a positive number of images",
+                                    what="option", option=name, value=value)
     started = time.perf_counter()
     from ..analysis.calibration import prediction_description
     from ..analysis.thresholds import check_threshold
@@ -349,7 +352,8 @@ def load_labelling(path) -> Labelling:
     `path` is not one."""
     path = Path(path).expanduser().resolve()
     if not (path / LABELLING_DESCRIPTION).exists():
-        raise ImagesAsDataError(f"{path} is not a labelling directory (no {LABELLING_DESCRIPTION}); pass the --out of label")
+        raise ImagesAsDataError(f"{path} is not a labelling directory (no {LABELLING_DESCRIPTION}); pass the --out of label",
+                                what="file", path=path)
     spec = read_json(path / LABELLING_DESCRIPTION)
     tidy_if_idle(path, "labelling")   # temporary files a killed job left, unless a job is writing here now
     shards = -(-spec["images"] // spec["shard_size"])
@@ -364,7 +368,8 @@ def _check_same_labelling(out: Path, spec: dict, table: pa.Table) -> None:
     shards_written = any((out / SHARDS).glob("shard-*.parquet"))
     if not (out / LABELLING_DESCRIPTION).exists():
         if shards_written:
-            raise ImagesAsDataError(f"{out / SHARDS} holds shards but no {LABELLING_DESCRIPTION}; choose an empty --out folder")
+            raise ImagesAsDataError(f"{out / SHARDS} holds shards but no {LABELLING_DESCRIPTION}; choose an empty --out folder",
+                                    what="file", path=out / SHARDS)
         return
     if not shards_written:
         return
@@ -376,7 +381,7 @@ def _check_same_labelling(out: Path, spec: dict, table: pa.Table) -> None:
     if changed:
         what = ", ".join("the model's weights" if k == "model_sha256" else k for k in changed)
         raise ImagesAsDataError(f"{out} holds a labelling with another {what}; rerun with the same run, manifest and "
-                                "shard_size to resume, or choose a new --out folder")
+                                "shard_size to resume, or choose a new --out folder", what="file", path=out)
 
 
 def label_locally(manifest: pa.Table, pending, shard_size: int, writer: ShardWriter, description: dict,

@@ -311,7 +311,8 @@ def share_corpus(labels, out, *, run=None, title: str | None = None, sources: st
     if unknown:
         raise ImagesAsDataError(f"answers: unknown questions {unknown}; the questions are {', '.join(QUESTIONS)}")
     if ids not in (True, False):
-        raise ImagesAsDataError(f"ids={ids!r} must be True (share image_id) or False (hashes only)")
+        raise ImagesAsDataError(f"ids={ids!r} must be True (share image_id) or False (hashes only)",
+                                what="option", option="ids", value=ids)
     drop = {drop} if isinstance(drop, str) else set(drop or ())
     hashes = _hashes(table)
     keep, left_out = _shared_columns(table, ids, drop, columns)

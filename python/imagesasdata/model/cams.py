@@ -47,7 +47,8 @@ def _check_method(method: str) -> str:
     if name not in CAM_METHODS:
         raise ImagesAsDataError(
             f"method={method!r} is not a heatmap method; choose one of: "
-            + "; ".join(f"{k} ({v[1]})" for k, v in CAM_METHODS.items()) + did_you_mean(str(method), CAM_METHODS)
+            + "; ".join(f"{k} ({v[1]})" for k, v in CAM_METHODS.items()) + did_you_mean(str(method), CAM_METHODS),
+            what="option", option="method", value=method
         )
     return name
 
@@ -133,7 +134,8 @@ def resolve_layer(model: nn.Module, layers: list[dict], layer: str | None) -> st
     if layer in modules:
         raise ImagesAsDataError(f"layer={layer!r} exists but its output is not a feature map the heatmap can be read "
                                 f"from (it is not 4-D, runs after the classifier starts, or runs more than once); the "
-                                f"last feature maps of this network are {last}")
+                                f"last feature maps of this network are {last}",
+                                what="option", option="layer", value=layer)
     raise ImagesAsDataError(f"layer={layer!r} is not a module of this network; its last feature maps are {last} "
                             f"(heatmap_layers() lists them all).{did_you_mean(layer, names)}", what="option",
                             option="layer", value=layer)

@@ -139,7 +139,8 @@ def coding_sheet(screen, out=None, *, variables=("label",), show_flagged: bool =
     clash = [v for v in variables if v in ("image_id", "path", "flagged", "reasons")]
     if clash or not all(isinstance(v, str) and v for v in variables):
         raise ImagesAsDataError(f"variables={variables!r}: give names of the columns coders fill in, other than "
-                                f"image_id, path, flagged and reasons{f' (not {listing(clash)})' if clash else ''}")
+                                f"image_id, path, flagged and reasons{f' (not {listing(clash)})' if clash else ''}",
+                                what="option", option="variables", value=variables)
     rows = table.to_pylist()
     kept = [r for r in rows if show_flagged or not r["flagged"]]
     images = pa.table({"image_id": pa.array([r["image_id"] for r in kept], pa.string()),

@@ -46,11 +46,12 @@ def finetune(data, *, out=None, label: str | None = None, path: str | None = Non
     config = TrainConfig.from_options(**options)
     for name, value in (("resume", resume), ("overwrite", overwrite)):
         if value not in (True, False):
-            raise ImagesAsDataError(f"{name}={value!r} must be True or False")
+            raise ImagesAsDataError(f"{name}={value!r} must be True or False",
+                                    what="option", option=name, value=value)
     if resume and overwrite:
         raise ImagesAsDataError("resume=True and overwrite=True contradict each other: resume continues the run in "
                                 "out, overwrite deletes it and starts again. Pass one of them (CLI: --resume or "
-                                "--overwrite)")
+                                "--overwrite)", what="option", option="resume", value=True)
     with runs.claim_run_dir(out, resume=resume, overwrite=overwrite) as folder:
         if resume:
             check_resume_options(config, folder)
@@ -85,9 +86,10 @@ def check_resume_options(config: TrainConfig, folder: Path) -> None:
             f"{folder} holds a complete run trained with other options ({changed}); nothing was changed. Resuming "
             "continues an interrupted run with the options it was started with and never retrains a finished one: "
             "give the same options to load it as it is, pass overwrite=True (CLI: --overwrite) to train again with "
-            "these, or write to another --out folder"
+            "these, or write to another --out folder", what="file", path=folder
         )
     raise ImagesAsDataError(
         f"{folder} holds a run started with other options ({changed}); nothing was changed. Resume it with the same "
-        "options, pass overwrite=True (CLI: --overwrite) to start again with these, or write to a new --out folder"
+        "options, pass overwrite=True (CLI: --overwrite) to start again with these, or write to a new --out folder",
+        what="file", path=folder
     )

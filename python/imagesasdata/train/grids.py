@@ -252,7 +252,8 @@ def _tune_on_ray(table: pa.Table, configurations, ids, options: dict, out: Path,
     if missing:
         raise ImagesAsDataError(
             f"configurations {', '.join(missing)} finished on Ray but {out / 'configs'} does not show them: on a "
-            "cluster of several machines the grid's out folder must be on a filesystem every node shares"
+            "cluster of several machines the grid's out folder must be on a filesystem every node shares",
+            what="file", path=out / 'configs'
         )
     return work
 
@@ -302,7 +303,7 @@ def _check_same_grid(out: Path, spec: dict) -> None:
         changed.append(f"select_on: the grid has {before.get('select_on')!r}, this call {now.get('select_on')!r}")
     raise ImagesAsDataError(
         f"{out} holds a different grid ({'; '.join(changed) or 'its description differs'}); nothing was changed. "
-        "Resume with the same grid and options, or choose a new out directory"
+        "Resume with the same grid and options, or choose a new out directory", what="file", path=out
     )
 
 
@@ -356,7 +357,7 @@ def load_grid(path) -> Grid:
     """Re-open a finished grid directory. Returns its Grid; raises ImagesAsDataError when `path` is not one."""
     path = Path(path)
     if not (path / GRID_FILE).exists():
-        raise ImagesAsDataError(f"{path} is not a grid directory (no {GRID_FILE})")
+        raise ImagesAsDataError(f"{path} is not a grid directory (no {GRID_FILE})", what="file", path=path)
     spec = read_json(path / GRID_FILE, "a grid description")
     tidy_if_idle(path, "grid")   # temporary files a killed job left, unless a job is writing here now
     configurations = [{k: v for k, v in c.items() if k != "config_id"} for c in spec["configurations"]]

@@ -81,7 +81,8 @@ def build_backbone(config: TrainConfig, num_classes: int) -> Backbone:
         raise ImagesAsDataError(
             f"recipe={config.recipe!r} fine-tunes {config.architecture} from ImageNet weights, as the book's Listing "
             f"1 does, and they could not be loaded: {error}. To run the book's recipe on the offline backbone "
-            "instead, pass architecture='efficientnet_lite0' (model.json then records the override)"
+            "instead, pass architecture='efficientnet_lite0' (model.json then records the override)",
+            what="option", option="recipe", value=config.recipe
         ) from None
 
 
@@ -117,7 +118,8 @@ def preprocessing_for(config: TrainConfig, backbone: Backbone) -> Preprocessing:
     from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, NORMALIZE_CHOICES
 
     if config.normalize not in NORMALIZE_CHOICES:
-        raise ImagesAsDataError(f"normalize={config.normalize!r}: choose one of {', '.join(NORMALIZE_CHOICES)}")
+        raise ImagesAsDataError(f"normalize={config.normalize!r}: choose one of {', '.join(NORMALIZE_CHOICES)}",
+                                what="option", option="normalize", value=config.normalize)
     mean, std = (backbone.mean, backbone.std) if config.normalize == "backbone" else (IMAGENET_MEAN, IMAGENET_STD)
     return Preprocessing(image_size=config.image_size or backbone.input_size, resize=config.resize,
                          resize_size=config.resize_size, normalize=config.normalize, mean=mean, std=std,
