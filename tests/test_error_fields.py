@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import csv
 import re
-import warnings
 from pathlib import Path
 
 import pyarrow as pa
@@ -196,19 +195,22 @@ def test_an_error_shows_python_its_own_spelling_and_gives_r_its_own():
 
 
 def test_the_bridge_sends_r_the_message_and_warnings_spelt_for_r():
-    def failing():
-        warn(f"positive tag {schema.literal('Crowds')} never occurs.{did_you_mean('Crowds', ['Crowd'])}")
-        warnings.warn("a plain warning, as written")
-        raise ImagesAsDataError(f"{schema.setting('gpus_per_trial', -1.0)}: give a number of at least 0",
-                                what="option", option="gpus_per_trial", value=-1.0)
+    from imagesasdata.train.grids import _trial_resources
 
-    outcome = bridge.call(failing)
-    assert outcome.error["message"] == "gpus_per_trial=-1.0: give a number of at least 0"
-    assert outcome.error["r_message"] == "`gpus_per_trial = -1`: give a number of at least 0"
+    outcome = bridge.call(_trial_resources, "ray", None, -1.0)
+    assert outcome.error["message"] == "gpus_per_trial=-1.0: give a number of at least 0 (e.g. gpus_per_trial=2)"
+    assert outcome.error["r_message"] == "`gpus_per_trial = -1`: give a number of at least 0 (e.g. `gpus_per_trial = 2`)"
     assert outcome.error["fields"] == {"what": "option", "option": "gpus_per_trial", "value": -1.0}
-    assert outcome.warnings == ['positive tag "Crowds" never occurs. Did you mean "Crowd"?', "a plain warning, as written"]
-    with pytest.warns(ImagesAsDataWarning, match="positive tag 'Crowds' never occurs. Did you mean 'Crowd'"):
-        warn(f"positive tag {schema.literal('Crowds')} never occurs.{did_you_mean('Crowds', ['Crowd'])}")
+    # an engine warning: R's spelling through the bridge, Python's for Python
+    tags = pa.table({"image_id": ["a.jpg", "b.jpg"], "label": ["Crowd", "Person"], "confidence": [99.0, 98.0]})
+    manual = pa.table({"image_id": ["a.jpg", "b.jpg"], "label": ["yes", "no"]})
+    outcome = bridge.call(imagesasdata.compare_tags, tags, manual, "Crowds", manual_positive="yes")
+    assert outcome.warnings == ['positive tag(s) "Crowds" never occur in the tag table, so no image is predicted '
+                                'positive by them. Did you mean "Crowd"?']
+    with pytest.warns(ImagesAsDataWarning, match="positive tag\\(s\\) 'Crowds' never occur.*Did you mean 'Crowd'"):
+        imagesasdata.compare_tags(tags, manual, "Crowds", manual_positive="yes")
+    with pytest.warns(UserWarning, match="Did you mean 'Crowd'"):      # still a UserWarning for code that filters those
+        warn(f"{schema.literal('Crowds')}?{did_you_mean('Crowds', ['Crowd'])}")
 
 
 # ------------------------------------------------------------------------------------------ the public API's bad inputs
@@ -262,5 +264,5 @@ def test_a_bad_code_in_a_selection_sheet_names_its_file_rows_and_the_classes(tmp
     error = _error(imagesasdata.read_selection_sheet, sheet, classes=["s1", "s2"])
     assert error["fields"] == {"what": "file", "value": "S2", "choices": ["s1", "s2"], "path": str(sheet),
                                "row": [3, 4]}
-    assert "line 3: 'S2'. Did you mean 's2'?" in error["message"]
-    assert 'line 3: "S2". Did you mean "s2"?' in error["r_message"]
+    assert "line 3: 'S2', line 4: 'zz'. Did you mean 's2'?" in error["message"]
+    assert 'line 3: "S2", line 4: "zz". Did you mean "s2"?' in error["r_message"]

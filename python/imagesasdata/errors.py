@@ -69,13 +69,21 @@ class ImagesAsDataError(ValueError):
             elif name == "path":
                 value = str(value)
             elif name == "row":
-                value = [int(r) for r in value] if isinstance(value, (list, tuple)) else int(value)
+                value = _rows(value)
             elif name in ("expected", "hint"):
                 value = render(str(value), interface)
             elif name == "option" and interface == "r":
                 value = r_argument(value)
             out[name] = value
         return out
+
+
+def _rows(value):
+    """A row field as an int or a list of ints; anything else as text (an interface must never fail on a field)."""
+    try:
+        return [int(r) for r in value] if isinstance(value, (list, tuple)) else int(value)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 class ImagesAsDataWarning(UserWarning):

@@ -39,14 +39,20 @@ GOLD_PLAN = ("design", "strata", "gold_size", "expected_width", "gold_only_width
 LEARNING_CURVE = ("fraction", "train_images", "split", "accuracy", "conf_low", "conf_high", "n", "run")
 #: Where a grid's and a run's metrics live in a results row: val_<metric>, val_<metric>_lower, ...
 GRID_METRICS = ("accuracy", "precision", "recall", "f1", "loss")
+#: A grid's validation metrics in long form (interop/bridge.grid_metrics), one row per configuration and metric;
+#: the grid's options stand between config_id and metric.
+GRID_LONG = ("config_id", "metric", "estimator", "estimate", "lower", "upper", "best_epoch", "status")
+#: The best configurations on one metric, best first (tune's show_best()): the options, then these.
+GRID_BEST = ("metric", "estimator", "mean", "lower", "upper", "config_id")
 
 TABLES = {"predictions": PREDICTIONS, "metrics": METRICS, "confusion": CONFUSION, "coefficients": COEFFICIENTS,
-          "prevalence": PREVALENCE, "gold_plan": GOLD_PLAN, "learning_curve": LEARNING_CURVE}
+          "prevalence": PREVALENCE, "gold_plan": GOLD_PLAN, "learning_curve": LEARNING_CURVE,
+          "grid_metrics": GRID_LONG, "grid_best": GRID_BEST}
 
 # ------------------------------------------------------------------------------------------ R's names
 
-#: Metric names in yardstick's spelling.
-R_METRICS = {"f1": "f_meas"}
+#: Metric names in yardstick's spelling (the validation loss is the mean log loss, yardstick's mn_log_loss).
+R_METRICS = {"f1": "f_meas", "loss": "mn_log_loss"}
 #: Columns renamed in every table (parsnip's prediction names).
 R_PREDICTION_COLUMNS = {PREDICTED: ".pred_class"}
 #: Further renames by kind of table.
@@ -58,7 +64,11 @@ R_COLUMNS = {
     "coefficients": {"std_error": "std.error", "p_value": "p.value", "conf_low": "conf.low", "conf_high": "conf.high"},
     "prevalence": {"std_error": "std.error", "conf_low": "conf.low", "conf_high": "conf.high"},
     "gold_plan": {},
+    # also the last step of a learning curve (its {from_images, to_images, change, conf_low, conf_high, per_200})
     "learning_curve": {"conf_low": "conf.low", "conf_high": "conf.high"},
+    # tune's collect_metrics() and show_best() shapes
+    "grid_metrics": {"config_id": ".config", "metric": ".metric", "estimator": ".estimator", "estimate": ".estimate",
+                     "lower": "conf.low", "upper": "conf.high"},
     # grids: val_f1 -> val_f_meas, val_f1_lower -> val_f_meas_lower, f1 -> f_meas (grid summaries)
     "grid": {},
 }
@@ -179,6 +189,8 @@ def describe() -> dict:
     """The whole contract as plain data (for R's tests and documentation): tables, kinds and R's names."""
     return {
         "tables": {k: list(v) for k, v in TABLES.items()},
+        "grid_metrics": [r_metric(m) for m in GRID_METRICS],
+        "r_arguments": dict(R_ARGUMENTS),
         "r_columns": {k: dict(v) for k, v in R_COLUMNS.items()},
         "r_prediction_columns": dict(R_PREDICTION_COLUMNS),
         "r_metrics": dict(R_METRICS),
@@ -317,3 +329,44 @@ def r_literal(value) -> str:
         return f"list({', '.join(f'{k} = {r_literal(v)}' for k, v in value.items())})"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
+
+
+# ------------------------------------------------------------------------------------------ R's formulas and terms
+
+_NOT_NAME_BEFORE = r"(?<![A-Za-z0-9_.])"
+
+
+def engine_formula(text: str) -> str:
+    """An R formula's text in the engine's (patsy's) spelling: R's prediction columns in the engine's names
+    (.pred_class -> predicted, .pred_<class> -> prob_<class>), R's power (^, in I() and for crossing terms alike)
+    as **, its logical operators as Python's `and`, `or`, `not` (Python's & binds tighter than ==, its `and` does
+    not, like R's &) and TRUE/FALSE as True/False."""
+    text = text.replace("^", "**")
+    text = re.sub(r"\s*&&?\s*", " and ", text)
+    text = re.sub(r"\s*\|\|?\s*", " or ", text)
+    text = re.sub(r"!(?!=)\s*", "not ", text)
+    text = re.sub(r"\bTRUE\b", "True", re.sub(r"\bFALSE\b", "False", text))
+    text = re.sub(_NOT_NAME_BEFORE + r"\.pred_class(?![A-Za-z0-9_.])", PREDICTED, text)
+    return re.sub(_NOT_NAME_BEFORE + r"\.pred_([A-Za-z0-9_]+)", PROBABILITY_PREFIX + r"\1", text)
+
+
+def r_terms(terms, used) -> list[str]:
+    """The engine's term names in R's spelling, for a formula whose variables are `used` (R's all.vars()):
+    patsy's levels as R's model.matrix() writes them (protest[T.True] -> protestTRUE, group[T.b] -> groupb), **
+    as ^, and/or/not as &, |, !, True/False as TRUE/FALSE, and the prediction columns in R's names where the
+    formula used those (predicted -> .pred_class, prob_<class> -> .pred_<class>)."""
+    used = [str(u) for u in used]
+    out = []
+    for term in terms:
+        term = str(term).replace("[T.True]", "TRUE").replace("[T.False]", "FALSE")
+        term = re.sub(r"\[T\.([^]]*)\]", r"\1", term)
+        term = term.replace(" ** ", "^")
+        term = re.sub(r"\bnot ", "!", term).replace(" and ", " & ").replace(" or ", " | ")
+        term = re.sub(r"\bTrue\b", "TRUE", re.sub(r"\bFalse\b", "FALSE", term))
+        if ".pred_class" in used:
+            term = re.sub(r"^" + PREDICTED, ".pred_class", term, count=1)
+        for name in used:
+            if name.startswith(".pred_") and name != ".pred_class":
+                term = re.sub(r"^" + re.escape(PROBABILITY_PREFIX + name[len(".pred_"):]), lambda _: name, term, count=1)
+        out.append(term)
+    return out

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, setting
 
 DEFAULT_BINS = 10
 TEMPERATURE_RANGE = (0.05, 20.0)
@@ -270,7 +270,7 @@ def calibration_table(run, split: str = "val", bins: int = DEFAULT_BINS) -> pa.T
     keep = [i for i, s in enumerate(names) if s == split]
     if not keep:
         available = sorted(set(names))
-        raise ImagesAsDataError(f"split={split!r}: the run's predictions hold {', '.join(available)}; choose one of them",
+        raise ImagesAsDataError(f"{setting('split', split)}: the run's predictions hold {', '.join(available)}; choose one of them",
                                 what="option", option="split", value=split)
     classes = list(description["classes"])
     positive = classes.index(description["positive_class"]) if description.get("positive_class") in classes else 1
@@ -428,10 +428,10 @@ def calibrate_to_corpus(labels, *, run=None, gold=None, temperature=None, prior_
     from .gold import corpus_table, inclusion_probabilities, labelling_run, sample_design
 
     if temperature not in TEMPERATURES:
-        raise ImagesAsDataError(f"temperature={temperature!r}: choose None, 'run' or 'gold'", what="option",
+        raise ImagesAsDataError(f"{setting('temperature', temperature)}: choose None, 'run' or 'gold'", what="option",
                                 option="temperature", value=temperature, choices=["run", "gold"])
     if not (prior_shift in PRIOR_SHIFTS or isinstance(prior_shift, dict)):
-        raise ImagesAsDataError(f"prior_shift={prior_shift!r}: choose None, 'gold', 'em' or a dict {{class: share}}",
+        raise ImagesAsDataError(f"{setting('prior_shift', prior_shift)}: choose None, 'gold', 'em' or a dict {{class: share}}",
                                 what="option", option="prior_shift", value=str(prior_shift), choices=["gold", "em"])
     corpus, classes = corpus_table(labels)
     applied_before = None

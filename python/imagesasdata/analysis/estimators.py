@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing, literal
+from ..errors import ImagesAsDataError, did_you_mean, listing, literal, setting
 from ..io.tables import to_arrow
 from .formulas import Formula, parse_formula
 from .gold import MIN_GOLD, check_design, check_gold_size, inclusion_probabilities, no_design_error, sample_design
@@ -670,7 +670,7 @@ def _check_finite(formula: str, names, matrix: np.ndarray, labels) -> None:
 
 def _check_family(family: str) -> str:
     if family not in FAMILIES:
-        raise ImagesAsDataError(f"family={family!r}: choose {', '.join(FAMILIES)}.{did_you_mean(family, FAMILIES)}",
+        raise ImagesAsDataError(f"{setting('family', family)}: choose {', '.join(FAMILIES)}.{did_you_mean(family, FAMILIES)}",
                                 what="option", option="family", value=family)
     return family
 
@@ -819,7 +819,7 @@ class CorrectedGLM:
         import pyarrow.compute as pc
 
         if method not in ("naive", "gold_only", "corrected"):
-            raise ImagesAsDataError(f"method={method!r}: choose naive, gold_only or corrected",
+            raise ImagesAsDataError(f"{setting('method', method)}: choose naive, gold_only or corrected",
                                     what="option", option="method", value=method)
         return self.coefficients.filter(pc.equal(self.coefficients["method"], method))
 
@@ -827,7 +827,7 @@ class CorrectedGLM:
         """Returns a method's covariance matrix as a table: term, then one column per term. Raises
         ImagesAsDataError for an unknown method or one without a covariance (ppi-python's corrected fit)."""
         if method not in ("naive", "gold_only", "corrected"):
-            raise ImagesAsDataError(f"method={method!r}: choose naive, gold_only or corrected",
+            raise ImagesAsDataError(f"{setting('method', method)}: choose naive, gold_only or corrected",
                                     what="option", option="method", value=method)
         matrix = self.covariances.get(method)
         if matrix is None:
@@ -1075,14 +1075,14 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
     """
     family = _check_family(family)
     if method not in METHODS:
-        raise ImagesAsDataError(f"method={method!r}: choose {', '.join(METHODS)}",
+        raise ImagesAsDataError(f"{setting('method', method)}: choose {', '.join(METHODS)}",
                                 what="option", option="method", value=method)
     if lambda_rule not in LAMBDA_RULES:
-        raise ImagesAsDataError(f"lambda_rule={lambda_rule!r}: choose {', '.join(LAMBDA_RULES)}",
+        raise ImagesAsDataError(f"{setting('lambda_rule', lambda_rule)}: choose {', '.join(LAMBDA_RULES)}",
                                 what="option", option="lambda_rule", value=lambda_rule)
     confidence = check_confidence(confidence)
     if lam is not None and not 0 <= float(lam) <= 1:
-        raise ImagesAsDataError(f"lam={lam!r}: the power-tuning parameter lies between 0 (gold only) and 1; None tunes it",
+        raise ImagesAsDataError(f"{setting('lam', lam)}: the power-tuning parameter lies between 0 (gold only) and 1; None tunes it",
                                 what="option", option="lam", value=lam)
     corpus, gold = to_arrow(corpus), to_arrow(gold)
     predicted = [predicted] if isinstance(predicted, str) else list(predicted or [])
@@ -1163,7 +1163,7 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
                                     f"sample; this model has {why} — use method='auto'",
                                     what="option", option="method", value="ppi")
     if naive_variance not in ("sandwich", "model"):
-        raise ImagesAsDataError(f"naive_variance={naive_variance!r}: choose one of sandwich, model", what="option",
+        raise ImagesAsDataError(f"{setting('naive_variance', naive_variance)}: choose one of sandwich, model", what="option",
                                 option="naive_variance", value=naive_variance, choices=["sandwich", "model"])
     fits = {"naive": naive_fit(d, family), "gold_only": gold_only_fit(d, family)}
     if naive_variance == "model" and not fits["naive"].problem:   # glm()'s model-based variance, as broom shows it
@@ -1274,20 +1274,20 @@ def corrected_prevalence(corpus, gold, *, classes=None, by: str | None = None, p
 
     confidence = check_confidence(confidence)
     if method not in METHODS:
-        raise ImagesAsDataError(f"method={method!r}: choose {', '.join(METHODS)}",
+        raise ImagesAsDataError(f"{setting('method', method)}: choose {', '.join(METHODS)}",
                                 what="option", option="method", value=method)
     if use not in ("class", "probability"):
-        raise ImagesAsDataError(f"use={use!r}: choose 'class' (predicted class) or 'probability' (prob_<class>)",
+        raise ImagesAsDataError(f"{setting('use', use)}: choose 'class' (predicted class) or 'probability' (prob_<class>)",
                                 what="option", option="use", value=use)
     if lam is not None and not 0 <= float(lam) <= 1:
-        raise ImagesAsDataError(f"lam={lam!r}: the power-tuning parameter lies between 0 (gold only) and 1; None tunes it",
+        raise ImagesAsDataError(f"{setting('lam', lam)}: the power-tuning parameter lies between 0 (gold only) and 1; None tunes it",
                                 what="option", option="lam", value=lam)
     corpus, gold = to_arrow(corpus), to_arrow(gold)
     for table, column, name in ((corpus, predicted, "corpus"), (gold, label, "gold sample")):
         if column not in table.column_names:
             raise ImagesAsDataError(f"the {name} has no {column!r} column (columns: {', '.join(table.column_names)}).")
     if by is not None and by not in corpus.column_names:
-        raise ImagesAsDataError(f"by={by!r}: no such column in the corpus (columns: {', '.join(corpus.column_names)})."
+        raise ImagesAsDataError(f"{setting('by', by)}: no such column in the corpus (columns: {', '.join(corpus.column_names)})."
                                 f"{did_you_mean(by, corpus.column_names)}", what="option", option="by", value=by)
     usable = np.array([p is not None for p in corpus[predicted].to_pylist()], dtype=bool)
     if "error" in corpus.column_names:
@@ -1429,7 +1429,7 @@ def _strata_from_corpus(corpus: pa.Table, gold: pa.Table, gold_rows: np.ndarray,
     """The gold table with `stratum` and `stratum_size` taken from the corpus column it was stratified by."""
     values = _stratum_values(corpus, strata, predictions)
     if values is None:
-        raise ImagesAsDataError(f"strata={strata!r}: no such column in the corpus (columns: "
+        raise ImagesAsDataError(f"{setting('strata', strata)}: no such column in the corpus (columns: "
                                 f"{', '.join(corpus.column_names)}).{did_you_mean(strata, corpus.column_names)}",
                                 what="option", option="strata", value=strata)
     counts: dict = {}

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing, literal
+from ..errors import ImagesAsDataError, did_you_mean, listing, literal, setting
 from ..io.sheets import CODE_COLUMNS, coding_table, write_sheet
 from ..io.tables import read_json, to_arrow, write_json, write_table
 
@@ -153,7 +153,7 @@ def _allocate(size: int, capacity: dict, allocation, minimum: int) -> dict:
             raise ImagesAsDataError("allocation: numbers of images must be 0 or more")
         return counts
     if allocation not in ALLOCATIONS:
-        raise ImagesAsDataError(f"allocation={allocation!r}: choose 'proportional', 'equal' or a dict "
+        raise ImagesAsDataError(f"{setting('allocation', allocation)}: choose 'proportional', 'equal' or a dict "
                                 "{stratum: number of images}", what="option", option="allocation", value=allocation)
     total_capacity = sum(capacity.values())
     if size > total_capacity:
@@ -251,7 +251,7 @@ def draw_gold_sample(labels, size: int | None, *, strata=None, allocation="propo
         raise ImagesAsDataError("size=None: say how many images to draw (or give allocation as {stratum: number})",
                                 what="option", option="size", value=None)
     if size is not None and (isinstance(size, bool) or int(size) != size or int(size) < 1):
-        raise ImagesAsDataError(f"size={size!r}: give a whole number of images of at least 1",
+        raise ImagesAsDataError(f"{setting('size', size)}: give a whole number of images of at least 1",
                                 what="option", option="size", value=size)
     already = set(earlier["image_id"].to_pylist()) if earlier is not None else set()
     capacity = {s: sizes[s] - drawn_before.get(s, 0) for s in sorted(sizes, key=str)}
@@ -322,7 +322,7 @@ def _strata_values(corpus: pa.Table, strata) -> list:
     if strata is None:
         return [ALL] * corpus.num_rows
     if strata not in corpus.column_names:
-        raise ImagesAsDataError(f"strata={strata!r}: no such column in the labelled corpus (columns: "
+        raise ImagesAsDataError(f"{setting('strata', strata)}: no such column in the labelled corpus (columns: "
                                 f"{', '.join(corpus.column_names)}).{did_you_mean(strata, corpus.column_names)}",
                                 what="option", option="strata", value=strata)
     values = corpus[strata].to_pylist()
@@ -484,7 +484,7 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
     import warnings
 
     if missing not in ("error", "drop"):
-        raise ImagesAsDataError(f"missing={missing!r}: choose 'error' or 'drop'",
+        raise ImagesAsDataError(f"{setting('missing', missing)}: choose 'error' or 'drop'",
                                 what="option", option="missing", value=missing)
     design: dict = {}
     sheets: list[tuple[str, pa.Table]] = []
@@ -683,7 +683,7 @@ def no_design_error(column: str = "inclusion_probability") -> ImagesAsDataError:
 
 def check_design(design) -> str | None:
     if design not in DESIGNS:
-        raise ImagesAsDataError(f"design={design!r}: leave it out (the gold table's inclusion_probability says how it "
+        raise ImagesAsDataError(f"{setting('design', design)}: leave it out (the gold table's inclusion_probability says how it "
                                 "was drawn) or pass 'srs' for a simple random sample of the corpus",
                                 what="option", option="design", value=design)
     return design

@@ -27,7 +27,7 @@ def check_threshold(threshold, classes) -> float | None:
     if threshold is None:
         return None
     if len(classes) != 2:
-        raise ImagesAsDataError(f"threshold={threshold!r} applies to binary tasks; this model has {len(classes)} "
+        raise ImagesAsDataError(f"{setting('threshold', threshold)} applies to binary tasks; this model has {len(classes)} "
                                 "classes (leave threshold out: each image gets its most probable class)",
                                 what="option", option="threshold", value=threshold,
                                 hint="leave threshold out: each image gets its most probable class")
@@ -36,7 +36,7 @@ def check_threshold(threshold, classes) -> float | None:
     except (TypeError, ValueError):
         value = float("nan")
     if not 0 <= value <= 1:
-        raise ImagesAsDataError(f"threshold={threshold!r}: give the positive class's probability at or above which an "
+        raise ImagesAsDataError(f"{setting('threshold', threshold)}: give the positive class's probability at or above which an "
                                 "image is called positive, between 0 and 1 (e.g. 0.3 to favour recall)",
                                 what="option", option="threshold", value=threshold, expected="between 0 and 1",
                                 hint="the positive class's probability at or above which an image is called positive; "
@@ -201,7 +201,7 @@ def run_predictions(run, split: str = "val", calibrate: bool = False):
     names = predictions["split"].to_pylist()
     keep = [i for i, s in enumerate(names) if s == split]
     if not keep:
-        raise ImagesAsDataError(f"split={split!r}: the run's predictions hold {', '.join(sorted(set(names)))}",
+        raise ImagesAsDataError(f"{setting('split', split)}: the run's predictions hold {', '.join(sorted(set(names)))}",
                                 what="option", option="split", value=split)
     table = predictions.take(keep)
     probabilities = np.column_stack([np.asarray(table[f"prob_{c}"].to_pylist(), dtype=np.float64) for c in classes])

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, setting
 
 KINDS = ("each", "one")
 PROMPT_FORMAT = "imagesasdata.codebook.prompt/1"   # bump when prompt() changes: old cache entries stop matching
@@ -215,7 +215,7 @@ def _build(spec: dict, base: Path | None) -> Codebook:
                                 "instructions and categories")
     kind = str(spec.get("kind") or "each")
     if kind not in KINDS:
-        raise ImagesAsDataError(f"kind={kind!r}: choose 'each' (yes/no per category) or 'one' (exactly one category "
+        raise ImagesAsDataError(f"{setting('kind', kind)}: choose 'each' (yes/no per category) or 'one' (exactly one category "
                                 f"per image).{did_you_mean(kind, KINDS)}", what="option", option="kind", value=kind)
     raw = spec.get("categories") or []
     if not raw:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..errors import check_number, did_you_mean, ImagesAsDataError, listing, literal, column_error, warn
+from ..errors import check_number, did_you_mean, ImagesAsDataError, listing, literal, column_error, warn, setting
 from ..measure.metrics import confusion_table, metric_interval, metric_value, metrics_from_counts
 from ..io.tables import to_arrow
 from .tables import tag_columns
@@ -201,7 +201,7 @@ def compare_tags(tags, manual, positive, *, manual_positive=None, min_confidence
 def _one_tagger(tags: pa.Table, tagger):
     if "tagger" not in tags.column_names:
         if tagger is not None:
-            raise ImagesAsDataError(f"tagger={tagger!r}, but the tag table has no tagger column",
+            raise ImagesAsDataError(f"{setting('tagger', tagger)}, but the tag table has no tagger column",
                                     what="option", option="tagger", value=tagger)
         return tags
     names = sorted({v for v in tags["tagger"].to_pylist() if v is not None})
@@ -210,7 +210,7 @@ def _one_tagger(tags: pa.Table, tagger):
             raise ImagesAsDataError(f"the tag table holds several taggers ({', '.join(names)}); pick one with tagger=")
         return tags
     if tagger not in names:
-        raise ImagesAsDataError(f"tagger={tagger!r} is not in the tag table (taggers: {', '.join(names)})."
+        raise ImagesAsDataError(f"{setting('tagger', tagger)} is not in the tag table (taggers: {', '.join(names)})."
                                 f"{did_you_mean(tagger, names)}", what="option", option="tagger", value=tagger)
     import pyarrow.compute as pc
 
@@ -254,7 +254,7 @@ def _manual_positive(values: set, manual_positive, positive_tags) -> str:
     if manual_positive is not None:
         chosen = _label_text(manual_positive)
         if chosen not in values:
-            raise ImagesAsDataError(f"manual_positive={manual_positive!r} is not among the manual labels "
+            raise ImagesAsDataError(f"{setting('manual_positive', manual_positive)} is not among the manual labels "
                                     f"({', '.join(sorted(values))}).{did_you_mean(chosen, values)}",
                                     what="option", option="manual_positive", value=manual_positive)
         return chosen

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import ImagesAsDataError, listing
+from ..errors import ImagesAsDataError, listing, setting
 from ..io.images import sha256_file
 from ..io.locks import claimed_directory, tidy_if_idle
 from ..io.s3 import is_uri, read_s3_bytes
@@ -272,7 +272,7 @@ def label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int 
     from tqdm.auto import tqdm
 
     if backend not in BACKENDS:
-        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' (this machine) or 'ray' (a Ray cluster)",
+        raise ImagesAsDataError(f"{setting('backend', backend)}: choose 'local' (this machine) or 'ray' (a Ray cluster)",
                                 what="option", option="backend", value=backend)
     for name, value in (("shard_size", shard_size), ("batch_size", batch_size)):
         if int(value) < 1:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, setting
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -62,7 +62,7 @@ def read_table(path, encoding: str = "utf-8") -> pa.Table:
         try:
             table = pa_csv.read_csv(path, read_options=pa_csv.ReadOptions(encoding=encoding), parse_options=parse)
         except LookupError:
-            raise ImagesAsDataError(f"encoding={encoding!r} is not a text encoding Python knows (e.g. utf-8, latin-1)",
+            raise ImagesAsDataError(f"{setting('encoding', encoding)} is not a text encoding Python knows (e.g. utf-8, latin-1)",
                                     what="option", option="encoding", value=encoding) from None
         except pa.ArrowInvalid as error:
             raise ImagesAsDataError(f"{path}: not a readable {kind.upper()} file ({error})",

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..errors import ImagesAsDataError, did_you_mean
+from ..errors import ImagesAsDataError, did_you_mean, setting
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 # The book's Table 4.1, in its order.
@@ -126,7 +126,7 @@ def check_architecture_options(architecture: str, freeze: str = "none") -> None:
 def _no_such_stage(freeze: str, parameter_names, architecture: str) -> ImagesAsDataError:
     stages = sorted({n.split(".")[0] for n in parameter_names})
     return ImagesAsDataError(
-        f"freeze={freeze!r} names no stage of {architecture}; use 'none', 'backbone' or one of: "
+        f"{setting('freeze', freeze)} names no stage of {architecture}; use 'none', 'backbone' or one of: "
         f"{', '.join(stages)} (dotted names such as 'blocks.3' work too).{did_you_mean(freeze, stages)}",
         what="option", option="freeze", value=freeze
     )
@@ -371,7 +371,7 @@ def replace_head(model: nn.Module, num_classes: int, dropout: float, library: st
         raise ImagesAsDataError(f"dropout={dropout}: must be at least 0 and below 1",
                                 what="option", option="dropout", value=dropout)
     if head_init not in ("normal", "pytorch"):
-        raise ImagesAsDataError(f"head_init={head_init!r}: choose 'normal' (N(0, 0.01), the book) or 'pytorch'",
+        raise ImagesAsDataError(f"{setting('head_init', head_init)}: choose 'normal' (N(0, 0.01), the book) or 'pytorch'",
                                 what="option", option="head_init", value=head_init)
     if library == "timm":
         model.reset_classifier(num_classes)

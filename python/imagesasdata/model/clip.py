@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ImagesAsDataError, did_you_mean
+from ..errors import ImagesAsDataError, did_you_mean, setting
 
 log = logging.getLogger("imagesasdata.model")
 
@@ -148,7 +148,7 @@ def load_clip(architecture: str = DEFAULT_MODEL, weights=DEFAULT_WEIGHTS) -> Cli
             raise ImagesAsDataError(f"could not fetch open_clip's {label!r} weights for {name} "
                                     f"({type(error).__name__}: {str(error)[:300]}). {NO_NETWORK_HELP}") from None
     else:
-        raise ImagesAsDataError(f"weights={label!r}: not a pretrained tag of {name} (tags: {', '.join(tags) or 'none'}) "
+        raise ImagesAsDataError(f"{setting('weights', label)}: not a pretrained tag of {name} (tags: {', '.join(tags) or 'none'}) "
                                 f"and not a .safetensors file.{did_you_mean(label, tags)}",
                                 what="option", option="weights", value=label)
     model.eval()

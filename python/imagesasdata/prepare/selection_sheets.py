@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..data.table import image_table
-from ..errors import ImagesAsDataError, did_you_mean, listing, literal
+from ..errors import ImagesAsDataError, did_you_mean, listing, literal, setting
 from ..io.sheets import CODE_COLUMNS, coding_table, write_sheet, write_text
 from ..io.tables import to_arrow
 
@@ -106,7 +106,7 @@ def add_coded_images(training, coded, *, split: str | None = "auto") -> pa.Table
     if split == "auto":
         split = "train" if has_splits else None
     elif (split is None) == has_splits:
-        raise ImagesAsDataError(f"split={split!r}, but the training table {'has' if has_splits else 'has no'} splits; "
+        raise ImagesAsDataError(f"{setting('split', split)}, but the training table {'has' if has_splits else 'has no'} splits; "
                                 "every row needs a split or none does — leave split='auto'",
                                 what="option", option="split", value=split)
     coded = to_arrow(coded)

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from .. import runs
-from ..errors import ImagesAsDataError, cli_only, literal
+from ..errors import ImagesAsDataError, cli_only, literal, setting
 from ..infer.run import Run, load_run
 from .config import TrainConfig
 from .trainer import prepare_trainer
@@ -46,7 +46,7 @@ def finetune(data, *, out=None, label: str | None = None, path: str | None = Non
     config = TrainConfig.from_options(**options)
     for name, value in (("resume", resume), ("overwrite", overwrite)):
         if value not in (True, False):
-            raise ImagesAsDataError(f"{name}={value!r} must be True or False",
+            raise ImagesAsDataError(f"{setting(name, value)} must be True or False",
                                     what="option", option=name, value=value)
     if resume and overwrite:
         raise ImagesAsDataError("resume=True and overwrite=True contradict each other: resume continues the run in "

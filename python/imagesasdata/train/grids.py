@@ -143,7 +143,7 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
         raise option_error("select_on", select_on, choices=SELECT_ON, suggest=False)
     trial_resources = _trial_resources(backend, cpus_per_trial, gpus_per_trial)
     if backend not in ("local", "ray"):
-        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' or 'ray'", what="option", option="backend",
+        raise ImagesAsDataError(f"{setting('backend', backend)}: choose 'local' or 'ray'", what="option", option="backend",
                                 value=backend, choices=["local", "ray"])
     base = TrainConfig.from_options(**options)
     parameters = list(dict.fromkeys(k for c in configurations for k in c))

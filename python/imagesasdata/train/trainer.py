@@ -32,7 +32,7 @@ from .config import TrainConfig, selection_score
 from .features import HeadFeatures, flip_decisions, head_is_final, shared_features
 from ..data.table import check_labeled, choose_positive_class, image_table, order_classes
 from ..model.devices import autocast, resolve_channels_last, resolve_device, resolve_precision
-from ..errors import ImagesAsDataError, listing
+from ..errors import ImagesAsDataError, listing, setting
 from ..io.faults import crash_point
 from ..model.inference import forward_rows
 from ..data.splits import choose_test_fraction, split_table
@@ -79,7 +79,7 @@ def build_backbone(config: TrainConfig, num_classes: int) -> Backbone:
         if "architecture" not in getattr(config, "recipe_chose", ()) or config.weights != "imagenet":
             raise
         raise ImagesAsDataError(
-            f"recipe={config.recipe!r} fine-tunes {config.architecture} from ImageNet weights, as the book's Listing "
+            f"{setting('recipe', config.recipe)} fine-tunes {config.architecture} from ImageNet weights, as the book's Listing "
             f"1 does, and they could not be loaded: {error}. To run the book's recipe on the offline backbone "
             "instead, pass architecture='efficientnet_lite0' (model.json then records the override)",
             what="option", option="recipe", value=config.recipe
@@ -118,7 +118,7 @@ def preprocessing_for(config: TrainConfig, backbone: Backbone) -> Preprocessing:
     from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, NORMALIZE_CHOICES
 
     if config.normalize not in NORMALIZE_CHOICES:
-        raise ImagesAsDataError(f"normalize={config.normalize!r}: choose one of {', '.join(NORMALIZE_CHOICES)}",
+        raise ImagesAsDataError(f"{setting('normalize', config.normalize)}: choose one of {', '.join(NORMALIZE_CHOICES)}",
                                 what="option", option="normalize", value=config.normalize)
     mean, std = (backbone.mean, backbone.std) if config.normalize == "backbone" else (IMAGENET_MEAN, IMAGENET_STD)
     return Preprocessing(image_size=config.image_size or backbone.input_size, resize=config.resize,
