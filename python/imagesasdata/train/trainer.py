@@ -105,12 +105,19 @@ def decoded_for(shared: dict | None, prep: Preprocessing, table: pa.Table, confi
     # Randomly cropped training images are also kept whole (Listing 1 crops the whole picture; transforms.py).
     crop_rows = tuple(i for i, s in enumerate(table["split"].to_pylist()) if s == "train") \
         if crops_whole_image(prep) else ()
-    key = (prep.resize, prep.resize_size, config.cache, tuple(paths), prep.crop_source_size, crop_rows)
+    key = decode_key(prep, config.cache, paths, crop_rows)
     if shared is None:
         return decode_images(paths, prep, config, crop_rows)
     if key not in shared:
         shared[key] = decode_images(paths, prep, config, crop_rows)
     return shared[key]
+
+
+def decode_key(prep: Preprocessing, cache: str, paths, crop_rows) -> tuple:
+    """Return what decides the decoded images (the deterministic preprocessing: resize mode, size, resampling filter,
+    crop sources) with the cache mode and the files: runs of a grid share decoded images only when it is equal."""
+    return (prep.resize, prep.resize_size, prep.interpolation, cache, tuple(paths), prep.crop_source_size,
+            tuple(crop_rows))
 
 
 def preprocessing_for(config: TrainConfig, backbone: Backbone) -> Preprocessing:
