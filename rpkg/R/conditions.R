@@ -36,7 +36,8 @@ abort_argument <- function(message, ..., argument = NULL, class = NULL, call = u
                argument = argument, ...)
 }
 
-# The first `name` in backticks of a message: the argument it is about.
+# The first `name` in backticks of a message R itself wrote (abort_argument()'s, never an engine message): the
+# argument it is about.
 first_argument <- function(text) {
   found <- regmatches(text, regexpr("`[A-Za-z_.][A-Za-z0-9_.$]*`", text))
   if (length(found)) gsub("`", "", found) else NULL
