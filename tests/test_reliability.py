@@ -477,6 +477,9 @@ def test_resume_and_overwrite_together_are_refused_before_anything_is_touched(tw
      r"written with \[0.485, 0.456, 0.406\]\)"),
     ("resize", lambda d: d["preprocessing"].update(resize="squish"), r"preprocessing.resize: model.json has "
                                                                      r"\"squish\", the run was written with"),
+    ("interpolation", lambda d: d["preprocessing"].update(interpolation="bicubic"),
+     r"preprocessing no longer matches .*\(preprocessing.interpolation: model.json has \"bicubic\", the run was "
+     r"written with \"bilinear\"\)"),
     ("temperature", lambda d: d["calibration"].update(temperature=9.0), r"calibration.temperature no longer"),
     ("positive class", lambda d: d.update(positive_class="s3"), r"positive_class: model.json has \"s3\""),
     ("head", lambda d: d.update(head=["conv_head"]), r"head no longer matches"),
@@ -499,6 +502,35 @@ def test_an_edited_model_json_is_refused_naming_the_field(two_runs, tiny_faces, 
     (edited.path / "model.json").write_text(json.dumps(description))
     with pytest.raises(ImagesAsDataError, match=r"was edited after the run was written"):
         iad.load_run(edited.path).weights()
+
+
+def test_every_preprocessing_setting_is_covered_by_the_checksums_interpolation_too():
+    """How a file becomes a tensor is all of Preprocessing, the resampling filter (interpolation) included: each
+    of its settings is written into model.json's preprocessing, whose checksum a changed value changes."""
+    import dataclasses
+
+    from imagesasdata.data.transforms import INTERPOLATIONS, Preprocessing
+    from imagesasdata.runs import PREDICTION_FIELDS, prediction_checksums
+
+    prep = Preprocessing(image_size=64)
+    assert len(INTERPOLATIONS) > 1
+    description = {"architecture": "efficientnet_lite0", "library": "timm", "head": ["classifier"],
+                   "classes": ["s1", "s2"], "positive_class": "s2", "preprocessing": prep.to_dict(),
+                   "hyperparameters": {"dropout": 0.2}, "calibration": {"temperature": 1.0}}
+    assert "preprocessing" in PREDICTION_FIELDS
+    assert {f.name for f in dataclasses.fields(Preprocessing)} <= set(description["preprocessing"])
+    before = prediction_checksums(description)
+    for interpolation in sorted(set(INTERPOLATIONS) - {prep.interpolation}):
+        edited = json.loads(json.dumps(description))
+        edited["preprocessing"]["interpolation"] = interpolation
+        after = prediction_checksums(edited)
+        assert after["preprocessing"] != before["preprocessing"], interpolation
+        assert {k for k in after if after[k] != before[k]} == {"preprocessing"}
+    # the decoded images a grid's runs share are told apart by it as well
+    from imagesasdata.train.trainer import decode_key
+
+    assert decode_key(prep, "memory", ["a.png"], ()) != decode_key(
+        Preprocessing(image_size=64, interpolation="bicubic"), "memory", ["a.png"], ())
 
 
 @pytest.mark.trains

@@ -95,6 +95,52 @@ def test_headline_estimator_and_the_one_selection_rule():
     assert bridge.rank(pa.Table.from_pylist(rows), "f_meas") == [3, 4, 1, 2]
 
 
+def test_a_grid_in_long_form_comes_in_tunes_shapes_ranked_by_the_one_rule():
+    """R's tidy(grid) and show_best(grid) are the engine's long forms renamed by the schema: R pivots nothing."""
+    results = pa.Table.from_pylist([
+        {"config_id": "config_001", "learning_rate": 0.01, "val_accuracy": 0.8, "val_accuracy_lower": 0.7,
+         "val_accuracy_upper": 0.9, "val_f1": 0.7, "val_loss": 0.5, "best_epoch": 2, "status": "complete"},
+        {"config_id": "config_002", "learning_rate": 0.1, "val_accuracy": 0.9, "val_accuracy_lower": 0.8,
+         "val_accuracy_upper": 0.95, "val_f1": 0.6, "val_loss": 0.6, "best_epoch": 1, "status": "complete"},
+        {"config_id": "config_003", "learning_rate": 1.0, "val_accuracy": None, "val_accuracy_lower": None,
+         "val_accuracy_upper": None, "val_f1": None, "val_loss": None, "best_epoch": None, "status": "failed"}])
+    long = bridge.grid_metrics(results, ["learning_rate"], 6)
+    assert long.column_names == ["config_id", "learning_rate", *schema.GRID_LONG[1:]]
+    assert long.num_rows == 3 * len(schema.GRID_METRICS)
+    rows = long.to_pylist()
+    assert [r["metric"] for r in rows[:5]] == list(schema.GRID_METRICS) and rows[0]["config_id"] == "config_001"
+    assert [r["estimator"] for r in rows[:5]] == ["multiclass", "macro", "macro", "macro", "standard"]
+    assert (rows[0]["estimate"], rows[0]["lower"], rows[0]["upper"]) == (0.8, 0.7, 0.9)
+    assert rows[4]["lower"] is None                                            # the loss has no interval
+    assert bridge.to_r(long, kind="grid_metrics")["names"] == [
+        ".config", "learning_rate", ".metric", ".estimator", ".estimate", "conf.low", "conf.high", "best_epoch",
+        "status"]
+    metrics_sent = bridge.to_r(long, kind="grid_metrics")["columns"][2]["values"]
+    assert set(metrics_sent) == {"accuracy", "precision", "recall", "f_meas", "mn_log_loss"}
+    best = bridge.grid_metrics(results, ["learning_rate"], 2, metric="mn_log_loss")   # yardstick's name taken
+    assert best.column_names == ["learning_rate", *schema.GRID_BEST]
+    assert best["config_id"].to_pylist() == ["config_001", "config_002"]      # lower loss first; the failed one out
+    assert best["mean"].to_pylist() == [0.5, 0.6] and set(best["estimator"].to_pylist()) == {"standard"}
+    assert bridge.grid_metrics(results, ["learning_rate"], 2, metric="accuracy")["config_id"].to_pylist() == [
+        "config_002", "config_001"]
+    assert bridge.to_r(best, kind="grid_metrics")["names"] == ["learning_rate", ".metric", ".estimator", "mean",
+                                                                "conf.low", "conf.high", ".config"]
+
+
+def test_records_formulas_and_terms_cross_in_the_schemas_names():
+    step = {"from_images": 10, "to_images": 20, "change": 0.1, "conf_low": -0.05, "conf_high": 0.2, "per_200": 1.0}
+    assert bridge.r_record(step, "learning_curve") == {"from_images": 10, "to_images": 20, "change": 0.1,
+                                                      "conf.low": -0.05, "conf.high": 0.2, "per_200": 1.0}
+    assert schema.engine_formula("y ~ .pred_class + I(z^2) + I(z > 0 & protest == TRUE) + .pred_yes | !x") == (
+        "y ~ predicted + I(z**2) + I(z > 0 and protest == True) + prob_yes or not x")
+    assert schema.r_terms(["Intercept", "predicted[T.True]", "I(z ** 2)", "I(z > 0 and protest == True)[T.True]",
+                           "prob_yes", "group[T.b]"], ["y", ".pred_class", "z", ".pred_yes", "group"]) == [
+        "Intercept", ".pred_classTRUE", "I(z^2)", "I(z > 0 & protest == TRUE)TRUE", ".pred_yes", "groupb"]
+    assert schema.r_terms(["predicted[T.True]"], ["predicted"]) == ["predictedTRUE"]   # the engine's own name kept
+    assert schema.engine_metric("mn_log_loss") == "loss" and schema.r_metric("loss") == "mn_log_loss"
+    assert schema.r_argument("confidence") == "conf_level" and schema.r_argument("epochs") == "epochs"
+
+
 def test_the_positive_class_travels_from_the_corpus_into_gold_metrics():
     # a non-default positive class: the engine's rule would choose "politician" (the second class) here
     corpus = engine_predictions(("other", "politician"), n=60, seed=3)

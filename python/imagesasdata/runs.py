@@ -58,7 +58,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import ImagesAsDataError
+from .errors import ImagesAsDataError, flag
 from .io.faults import crash_point, write_bytes
 from .io.images import sha256_file
 from .io.locks import LOCK_FILE, claimed_directory, tidy_if_idle
@@ -209,7 +209,7 @@ def check_same_training_data(out, table: pa.Table, hashes: dict, classes) -> Non
         raise ImagesAsDataError(
             f"{out} holds a run started on other data ({'; '.join(problems)}); nothing was changed. Resume it with "
             "the images and labels it was started with, pass overwrite=True (CLI: --overwrite) to start again on "
-            "these, or write to a new --out folder"
+            "these, or write to a new --out folder", what="file", path=out
         )
 
 
@@ -365,7 +365,7 @@ def _verify(path: Path, expected: str | None, out) -> None:
     if expected is None or not path.exists() or sha256_file(path) != expected:
         raise ImagesAsDataError(
             f"{path}: the checkpoint of {out} is damaged (missing, or its SHA-256 does not match the one recorded). "
-            "Start the run again with overwrite=True (CLI: --overwrite)"
+            "Start the run again with overwrite=True (CLI: --overwrite)", what="file", path=path
         )
 
 
@@ -420,7 +420,7 @@ def read_weights_and_metadata(folder, name: str = WEIGHTS) -> tuple[dict, dict]:
         with safe_open(str(path), framework="pt") as handle:
             return {k: handle.get_tensor(k) for k in handle.keys()}, dict(handle.metadata() or {})
     except (SafetensorError, OSError, ValueError) as error:
-        raise ImagesAsDataError(f"{path}: damaged safetensors file ({error})") from None
+        raise ImagesAsDataError(f"{path}: damaged safetensors file ({error})", what="file", path=path) from None
 
 
 def check_safetensors_file(path: Path) -> None:
@@ -434,14 +434,15 @@ def check_safetensors_file(path: Path) -> None:
         with open(path, "rb") as handle:
             head = handle.read(9)
     except OSError as error:
-        raise ImagesAsDataError(f"{path}: cannot be read ({error.strerror or error})") from None
+        raise ImagesAsDataError(f"{path}: cannot be read ({error.strerror or error})",
+                                what="file", path=path) from None
     # A safetensors file starts with an 8-byte header length and the header's "{" (the length's first byte may be
     # anything, 0x80 included); torch.save writes a zip of pickles ("PK") or, in old versions, a bare pickle (0x80).
     if len(head) < 9 or head[8:9] != b"{":
         kind = "a Python pickle" if head[:1] == b"\x80" or head[:2] == b"PK" else "not a safetensors file"
         raise ImagesAsDataError(
             f"{path} is {kind}; refused: loading a pickle can run arbitrary code. Weights must be safetensors "
-            "written by imagesasdata"
+            "written by imagesasdata", what="file", path=path
         )
 
 
@@ -470,8 +471,9 @@ def as_run_directory(run) -> "RunDirectory":
         return run
     path = Path(run).expanduser().absolute()
     if not (path / RUN_DESCRIPTION).exists():
-        raise ImagesAsDataError(f"{path} is not a run directory (no {RUN_DESCRIPTION}); pass the --out folder of a finetune run",
-                                what="file", path=str(path), hint="pass the --out folder of a finetune run")
+        raise ImagesAsDataError(f"{path} is not a run directory (no {RUN_DESCRIPTION}); pass the {flag('out')} folder of a "
+                                "finetune run", what="file", path=str(path),
+                                hint=f"pass the {flag('out')} folder of a finetune run")
     return RunDirectory(path)
 
 
@@ -483,11 +485,13 @@ class RunDirectory:
         self.path = Path(path)
         self.description = read_json(self.path / RUN_DESCRIPTION, "a run description (model.json of a finetune run)")
         if self.description.get("format") != "imagesasdata-run":
-            raise ImagesAsDataError(f"{self.path / RUN_DESCRIPTION} was not written by imagesasdata")
+            raise ImagesAsDataError(f"{self.path / RUN_DESCRIPTION} was not written by imagesasdata",
+                                    what="file", path=self.path / RUN_DESCRIPTION)
         missing = [k for k in ("classes", "architecture", "library", "preprocessing", "hyperparameters")
                    if k not in self.description]
         if missing or not isinstance(self.description["classes"], list):
-            raise ImagesAsDataError(f"{self.path / RUN_DESCRIPTION} is damaged: it lacks {', '.join(missing) or 'a list of classes'}")
+            raise ImagesAsDataError(f"{self.path / RUN_DESCRIPTION} is damaged: it lacks {', '.join(missing) or 'a list of classes'}",
+                                    what="file", path=self.path / RUN_DESCRIPTION)
         self._model = None
         # What a kill left behind (temporary files of an interrupted write) goes now, unless a job is writing here.
         tidy_if_idle(self.path, "run", _safetensors_temporary)
@@ -512,7 +516,8 @@ class RunDirectory:
     def _table(self, name: str) -> pa.Table:
         file = self.path / f"{name}.parquet"
         if not file.exists():
-            raise ImagesAsDataError(f"{file} is missing; the run did not finish (status: {self.status})")
+            raise ImagesAsDataError(f"{file} is missing; the run did not finish (status: {self.status})",
+                                    what="file", path=file)
         return pq.read_table(file)
 
     @property
@@ -566,7 +571,7 @@ class RunDirectory:
                   if self.status == "failed" else
                   "resume it with finetune(..., out=this folder, resume=True) and the same options (CLI: --resume)")
         raise ImagesAsDataError(f"{self.path} did not finish: {how}. To use it anyway pass allow_unfinished=True "
-                                f"(CLI: --allow-unfinished); to finish it, {advice}")
+                                f"(CLI: --allow-unfinished); to finish it, {advice}", what="file", path=self.path)
 
     def weights(self) -> dict:
         """The kept weights, checked: the file's SHA-256 against model.json, the run id and classes the file records
@@ -578,7 +583,8 @@ class RunDirectory:
             return self._best_checkpointed_weights()
         recorded = (self.description.get("files") or {}).get(WEIGHTS)
         if recorded is None and self.description.get("format_version", 1) >= 2:
-            raise ImagesAsDataError(f"{self.path / RUN_DESCRIPTION} is damaged: it has no checksum of {WEIGHTS}")
+            raise ImagesAsDataError(f"{self.path / RUN_DESCRIPTION} is damaged: it has no checksum of {WEIGHTS}",
+                                    what="file", path=self.path / RUN_DESCRIPTION)
         if recorded is None:
             import warnings
 
@@ -589,7 +595,8 @@ class RunDirectory:
         if recorded is not None and sha256_file(self.path / WEIGHTS) != recorded:
             raise ImagesAsDataError(
                 f"{self.path / WEIGHTS} is not the file this run wrote (its SHA-256 differs from the one in "
-                f"{RUN_DESCRIPTION}): the weights were replaced or damaged. Copy the run folder again, or retrain"
+                f"{RUN_DESCRIPTION}): the weights were replaced or damaged. Copy the run folder again, or retrain",
+                what="file", path=self.path / WEIGHTS
             )
         weights, metadata = read_weights_and_metadata(self.path, WEIGHTS)
         if recorded is not None:
@@ -613,7 +620,7 @@ class RunDirectory:
         if recorded is None and self.description.get("format_version", 1) >= 3:
             raise ImagesAsDataError(f"{self.path / RUN_DESCRIPTION} is damaged: it has no prediction_sha256 (the "
                                     "checksums of the fields that decide predictions). Restore the run's own "
-                                    f"{RUN_DESCRIPTION}, or retrain")
+                                    f"{RUN_DESCRIPTION}, or retrain", what="file", path=self.path / RUN_DESCRIPTION)
         if recorded is None and written is None:
             return   # written before these checksums existed: nothing to check against
         now = prediction_fields(self.description)
@@ -636,13 +643,15 @@ class RunDirectory:
             + ". These fields decide every prediction (an edit there silently changes them all), so the run is "
             f"refused, as swapped weights are. To recover, restore the run's own {RUN_DESCRIPTION} (from a copy of "
             "the run folder" + (", or by putting back the values it was written with, shown above" if details else "")
-            + "); to use other preprocessing or classes, train a new run"
+            + "); to use other preprocessing or classes, train a new run",
+            what="file", path=self.path / RUN_DESCRIPTION
         )
 
     def _check_metadata(self, metadata: dict) -> None:
         if metadata.get("run_id") != self.description.get("run_id"):
             raise ImagesAsDataError(f"{self.path / WEIGHTS} belongs to another run (run id {metadata.get('run_id')}, "
-                                    f"{RUN_DESCRIPTION} says {self.description.get('run_id')}); do not mix files of two runs")
+                                    f"{RUN_DESCRIPTION} says {self.description.get('run_id')}); do not mix files of two runs",
+                                    what="file", path=self.path / WEIGHTS)
         try:
             trained = json.loads(metadata.get("classes", "null"))
         except ValueError:
@@ -650,14 +659,15 @@ class RunDirectory:
         if trained != self.classes:
             raise ImagesAsDataError(
                 f"{self.path / RUN_DESCRIPTION} lists the classes {self.classes}, but the weights were trained for "
-                f"{trained}: model.json was edited or comes from another run. Restore the run's own model.json"
+                f"{trained}: model.json was edited or comes from another run. Restore the run's own model.json",
+                what="file", path=self.path / RUN_DESCRIPTION
             )
 
     def _best_checkpointed_weights(self) -> dict:
         folder = self.path / CHECKPOINT
         if not (folder / POINTER).exists():
             raise ImagesAsDataError(f"{self.path} was stopped before its first epoch finished: there are no weights "
-                                    "to use; resume it (resume=True) or train it again")
+                                    "to use; resume it (resume=True) or train it again", what="file", path=self.path)
         pointer = read_json(folder / POINTER, "a checkpoint pointer")
         state = folder / pointer["best"] / "state.json"
         _verify(state, pointer["sha256"].get(pointer["best"]), self.path)
@@ -679,7 +689,8 @@ class RunDirectory:
         if path == self.path:
             return self
         if path.exists() and any(path.iterdir()):
-            raise ImagesAsDataError(f"{path} exists and is not empty; choose a new folder for the saved model")
+            raise ImagesAsDataError(f"{path} exists and is not empty; choose a new folder for the saved model",
+                                    what="file", path=path)
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent if path.parent.exists() else None))
         try:
             shutil.copytree(self.path, staging, dirs_exist_ok=True, ignore=_not_saved)

@@ -39,14 +39,20 @@ GOLD_PLAN = ("design", "strata", "gold_size", "expected_width", "gold_only_width
 LEARNING_CURVE = ("fraction", "train_images", "split", "accuracy", "conf_low", "conf_high", "n", "run")
 #: Where a grid's and a run's metrics live in a results row: val_<metric>, val_<metric>_lower, ...
 GRID_METRICS = ("accuracy", "precision", "recall", "f1", "loss")
+#: A grid's validation metrics in long form (interop/bridge.grid_metrics), one row per configuration and metric;
+#: the grid's options stand between config_id and metric.
+GRID_LONG = ("config_id", "metric", "estimator", "estimate", "lower", "upper", "best_epoch", "status")
+#: The best configurations on one metric, best first (tune's show_best()): the options, then these.
+GRID_BEST = ("metric", "estimator", "mean", "lower", "upper", "config_id")
 
 TABLES = {"predictions": PREDICTIONS, "metrics": METRICS, "confusion": CONFUSION, "coefficients": COEFFICIENTS,
-          "prevalence": PREVALENCE, "gold_plan": GOLD_PLAN, "learning_curve": LEARNING_CURVE}
+          "prevalence": PREVALENCE, "gold_plan": GOLD_PLAN, "learning_curve": LEARNING_CURVE,
+          "grid_metrics": GRID_LONG, "grid_best": GRID_BEST}
 
 # ------------------------------------------------------------------------------------------ R's names
 
-#: Metric names in yardstick's spelling.
-R_METRICS = {"f1": "f_meas"}
+#: Metric names in yardstick's spelling (the validation loss is the mean log loss, yardstick's mn_log_loss).
+R_METRICS = {"f1": "f_meas", "loss": "mn_log_loss"}
 #: Columns renamed in every table (parsnip's prediction names).
 R_PREDICTION_COLUMNS = {PREDICTED: ".pred_class"}
 #: Further renames by kind of table.
@@ -58,7 +64,11 @@ R_COLUMNS = {
     "coefficients": {"std_error": "std.error", "p_value": "p.value", "conf_low": "conf.low", "conf_high": "conf.high"},
     "prevalence": {"std_error": "std.error", "conf_low": "conf.low", "conf_high": "conf.high"},
     "gold_plan": {},
+    # also the last step of a learning curve (its {from_images, to_images, change, conf_low, conf_high, per_200})
     "learning_curve": {"conf_low": "conf.low", "conf_high": "conf.high"},
+    # tune's collect_metrics() and show_best() shapes
+    "grid_metrics": {"config_id": ".config", "metric": ".metric", "estimator": ".estimator", "estimate": ".estimate",
+                     "lower": "conf.low", "upper": "conf.high"},
     # grids: val_f1 -> val_f_meas, val_f1_lower -> val_f_meas_lower, f1 -> f_meas (grid summaries)
     "grid": {},
 }
@@ -179,9 +189,184 @@ def describe() -> dict:
     """The whole contract as plain data (for R's tests and documentation): tables, kinds and R's names."""
     return {
         "tables": {k: list(v) for k, v in TABLES.items()},
+        "grid_metrics": [r_metric(m) for m in GRID_METRICS],
+        "r_arguments": dict(R_ARGUMENTS),
         "r_columns": {k: dict(v) for k, v in R_COLUMNS.items()},
         "r_prediction_columns": dict(R_PREDICTION_COLUMNS),
         "r_metrics": dict(R_METRICS),
         "probability_prefix": PROBABILITY_PREFIX,
         "select_on": list(SELECT_ON),
     }
+
+
+# ------------------------------------------------------------------------------------------ code in messages
+
+# A message is written once and read in two languages: Python and the command line read `learning_rate=0.1`, 'x',
+# True, None and --out; R reads `learning_rate = 0.1`, "x", TRUE, NULL and `out` (R's argument name). A message
+# therefore marks the code it holds (literal(), setting(), flag(), cli_only(), argument()), and each interface
+# spells the marked spans its own way (render()): errors.py renders for Python as an error is made, the bridge
+# renders the same text for R. R never parses a message. A mark is U+E000 kind U+E001 JSON U+E002 (private-use
+# characters, never in a user's text; JSON escapes them inside the payload).
+_OPEN, _SEP, _CLOSE = "\ue000", "\ue001", "\ue002"
+_MARK = re.compile("\ue000([a-z_]+)\ue001([^\ue000-\ue002]*)\ue002")
+INTERFACES = ("python", "r")
+
+#: The engine's option names that R's functions call something else (an option not listed keeps its name in R).
+R_ARGUMENTS = {"confidence": "conf_level", "lam": "lambda"}
+
+
+def r_argument(name: str) -> str:
+    """R's name of the engine's option `name` (confidence -> conf_level); others unchanged."""
+    return R_ARGUMENTS.get(str(name), str(name))
+
+
+def _mark(kind: str, payload) -> str:
+    import json
+
+    return f"{_OPEN}{kind}{_SEP}{json.dumps(payload, default=str)}{_CLOSE}"
+
+
+def _plain(value):
+    """A value as JSON can carry it: tuples as lists, paths and other objects as their text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    try:
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return value.item()
+    except ImportError:   # pragma: no cover - numpy is a dependency
+        pass
+    return str(value)
+
+
+def literal(value) -> str:
+    """A value written into a message: Python's repr ('x', 1.5, True, None, ['a', 'b']) or R's literal ("x", 1.5,
+    TRUE, NULL, c("a", "b")), by interface. Returns the marked span (render() spells it)."""
+    return _mark("literal", {"python": repr(value), "value": _plain(value)})
+
+
+def setting(name: str, value) -> str:
+    """An option with a value, as a user would write it: learning_rate=0.1 in Python, `learning_rate = 0.1` in R.
+    Returns the marked span."""
+    return _mark("setting", {"name": str(name), "python": repr(value), "value": _plain(value)})
+
+
+def flag(name: str) -> str:
+    """An option named where the command line's flag is the natural word (pass the --out folder): --out for
+    Python and the command line, `out` in R. Returns the marked span."""
+    return _mark("flag", {"name": str(name)})
+
+
+def argument(name: str) -> str:
+    """An option named in prose: its name as it is in Python, `name` (R's name, in backticks) in R. Returns the
+    marked span."""
+    return _mark("argument", {"name": str(name)})
+
+
+def cli_only(text: str) -> str:
+    """An aside for the command line, " (CLI: --resume)", shown in Python's and the command line's messages and left
+    out of R's. Returns the marked span."""
+    return _mark("cli", {"text": str(text)})
+
+
+def render(text, interface: str = "python") -> str:
+    """`text` with its marked code spelt for `interface` ("python": the Python API and the command line; "r").
+    Text without marks is returned as it is. Raises ValueError for an unknown interface."""
+    if interface not in INTERFACES:
+        raise ValueError(f"unknown interface {interface!r}; one of {', '.join(INTERFACES)}")
+    if not isinstance(text, str) or _OPEN not in text:
+        return text
+
+    def spell(match):
+        import json
+
+        kind, payload = match.group(1), json.loads(match.group(2))
+        if kind == "literal":
+            return payload["python"] if interface == "python" else r_literal(payload["value"])
+        if kind == "setting":
+            if interface == "python":
+                return f"{payload['name']}={payload['python']}"
+            return f"`{r_argument(payload['name'])} = {r_literal(payload['value'])}`"
+        if kind == "flag":
+            return "--" + payload["name"].replace("_", "-") if interface == "python" else f"`{r_argument(payload['name'])}`"
+        if kind == "argument":
+            return payload["name"] if interface == "python" else f"`{r_argument(payload['name'])}`"
+        if kind == "cli":
+            return f" (CLI: {payload['text']})" if interface == "python" else ""
+        return match.group(0)
+
+    return _MARK.sub(spell, text)
+
+
+def r_literal(value) -> str:
+    """`value` (as JSON carries it) written as R code: "x", -1 (a whole number without .0), 0.001, TRUE, NULL,
+    NA, c("a", "b")."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Inf" if value > 0 else "-Inf"
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        shown = repr(value)
+        if "e" in shown:   # R's format(scientific = FALSE): 1e-07 -> 0.0000001
+            shown = f"{value:.20f}".rstrip("0").rstrip(".")
+        return shown
+    if isinstance(value, (list, tuple)):
+        return f"c({', '.join(r_literal(v) for v in value)})"
+    if isinstance(value, dict):
+        return f"list({', '.join(f'{k} = {r_literal(v)}' for k, v in value.items())})"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+# ------------------------------------------------------------------------------------------ R's formulas and terms
+
+_NOT_NAME_BEFORE = r"(?<![A-Za-z0-9_.])"
+
+
+def engine_formula(text: str) -> str:
+    """An R formula's text in the engine's (patsy's) spelling: R's prediction columns in the engine's names
+    (.pred_class -> predicted, .pred_<class> -> prob_<class>), R's power (^, in I() and for crossing terms alike)
+    as **, its logical operators as Python's `and`, `or`, `not` (Python's & binds tighter than ==, its `and` does
+    not, like R's &) and TRUE/FALSE as True/False."""
+    text = text.replace("^", "**")
+    text = re.sub(r"\s*&&?\s*", " and ", text)
+    text = re.sub(r"\s*\|\|?\s*", " or ", text)
+    text = re.sub(r"!(?!=)\s*", "not ", text)
+    text = re.sub(r"\bTRUE\b", "True", re.sub(r"\bFALSE\b", "False", text))
+    text = re.sub(_NOT_NAME_BEFORE + r"\.pred_class(?![A-Za-z0-9_.])", PREDICTED, text)
+    return re.sub(_NOT_NAME_BEFORE + r"\.pred_([A-Za-z0-9_]+)", PROBABILITY_PREFIX + r"\1", text)
+
+
+def r_terms(terms, used) -> list[str]:
+    """The engine's term names in R's spelling, for a formula whose variables are `used` (R's all.vars()):
+    patsy's levels as R's model.matrix() writes them (protest[T.True] -> protestTRUE, group[T.b] -> groupb), **
+    as ^, and/or/not as &, |, !, True/False as TRUE/FALSE, and the prediction columns in R's names where the
+    formula used those (predicted -> .pred_class, prob_<class> -> .pred_<class>)."""
+    used = [str(u) for u in used]
+    out = []
+    for term in terms:
+        term = str(term).replace("[T.True]", "TRUE").replace("[T.False]", "FALSE")
+        term = re.sub(r"\[T\.([^]]*)\]", r"\1", term)
+        term = term.replace(" ** ", "^")
+        term = re.sub(r"\bnot ", "!", term).replace(" and ", " & ").replace(" or ", " | ")
+        term = re.sub(r"\bTrue\b", "TRUE", re.sub(r"\bFalse\b", "FALSE", term))
+        if ".pred_class" in used:
+            term = re.sub(r"^" + PREDICTED, ".pred_class", term, count=1)
+        for name in used:
+            if name.startswith(".pred_") and name != ".pred_class":
+                term = re.sub(r"^" + re.escape(PROBABILITY_PREFIX + name[len(".pred_"):]), lambda _: name, term, count=1)
+        out.append(term)
+    return out

@@ -142,14 +142,44 @@ engine_schema <- function() {
   .engine$schema
 }
 
-# yardstick's name of an engine metric (f1 -> f_meas), from the contract.
+# ----------------------------------------------------------------------------------------------- names
+#
+# The one place where R's names meet the engine's. Tables cross already renamed (as_tibble_engine(kind =) and
+# engine_table(kind =): the bridge renames through the engine's schema, python/imagesasdata/schema.py); the few
+# names that cross outside a table -- a column named in an argument, a metric, a formula and its terms, a record's
+# keys (bridge()$r_record) -- are converted here, by asking the same schema. No other R file renames an engine
+# column or metric.
+
+# yardstick's name of an engine metric (f1 -> f_meas, loss -> mn_log_loss), from the contract.
 r_metric_name <- function(metric) {
   names <- unlist(engine_schema()$r_metrics)
   renamed <- unname(names[metric])
   ifelse(is.na(renamed), metric, renamed)
 }
 
+# select_on in R may use yardstick's names (f_meas, mn_log_loss): the engine's, from its schema.
+engine_select_on <- function(select_on) as.character(py_value(bridge()$engine_metric(select_on)))
+
+# A column name of R's predictions in the engine's spelling (.pred_class -> predicted, .pred_x -> prob_x).
+engine_column_name <- function(name) {
+  if (is.null(name)) return(NULL)
+  as.character(py_value(bridge()$engine_column(name, "predictions")))
+}
+
+# A formula in the engine's spelling, and the engine's term names back in R's: both through the engine's schema
+# (schema.engine_formula, schema.r_terms: R's prediction names, ^, &, |, !, TRUE/FALSE, patsy's levels), so R
+# renames nothing itself.
+engine_formula <- function(text) as.character(py_value(bridge()$engine_formula(text)))
+
+r_term_names <- function(terms, formula) {
+  if (!length(terms)) return(character())
+  as.character(unlist(py_value(bridge()$r_terms(as.list(as.character(terms)), as.list(all.vars(formula))))))
+}
+
 encode_r_column <- function(x, name) {
+  # A named vector (c(a = 1, b = 2), sapply()'s result, a tibble column that kept its names) travels as its values:
+  # its names would turn the rows of NA into a Python dict, which the engine cannot read.
+  x <- unname(x)
   type <- if (is.factor(x)) "factor"
     else if (inherits(x, "Date")) "date"
     else if (inherits(x, "POSIXct")) "datetime"

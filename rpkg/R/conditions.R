@@ -2,9 +2,9 @@
 # catch them and tests can check them), they name the R argument and say what to do, and they show the call the
 # user typed (finetune_cnn(...), predict(fit, ...)), never an internal helper. Engine errors carry fields (option,
 # value, expected, choices, path, row, hint) from which R builds its condition (condition_from_fields() in
-# engine.R). The engine writes its messages for Python and the command line (`learning_rate=-1.0`, `--out`); for
-# its warnings and for raise sites that carry no fields yet, r_vocabulary() rewrites those into R's words here,
-# with no model logic: only names and phrasing change.
+# engine.R). Where the fields do not make a sentence of their own, the condition's message is the engine's, which
+# the engine spells for R itself (schema.render: `learning_rate = 0.1`, "x", TRUE, `out`); R never parses an
+# engine message.
 #
 # Classes:
 #   imagesasdata_error             every error of the package (engine errors included)
@@ -36,7 +36,8 @@ abort_argument <- function(message, ..., argument = NULL, class = NULL, call = u
                argument = argument, ...)
 }
 
-# The first `name` in backticks of a message: the argument it is about.
+# The first `name` in backticks of a message R itself wrote (abort_argument()'s, never an engine message): the
+# argument it is about.
 first_argument <- function(text) {
   found <- regmatches(text, regexpr("`[A-Za-z_.][A-Za-z0-9_.$]*`", text))
   if (length(found)) gsub("`", "", found) else NULL
@@ -178,131 +179,4 @@ label_like <- function(data) {
   }, names(data))
   if (!length(candidates)) return(character())
   candidates[order(drop(utils::adist("label", tolower(candidates))))]
-}
-
-# -------------------------------------------------------------------------------- engine messages in R's words
-
-# The engine's message, written for Python and its command line, in R's words: `name=value` becomes `name = value`
-# with R's spelling of the value (TRUE, NULL, "x", c(...)), "--out" becomes `out`, and the shapes the engine uses
-# for a bad option ("learning_rate=-1.0 must be above 0", "optimizer='adm': choose one of sgd, adam, adamw")
-# become "`learning_rate` must be above 0, not -1" and "`optimizer` must be one of ...". Returns the headline and
-# the remaining sentences as bullets, and the argument named, if any.
-r_vocabulary <- function(message) {
-  text <- gsub("\\s*\\(CLI: [^)]*\\)", "", message)
-  text <- replace_all(text, "--[a-z][a-z0-9-]*", function(flag) sprintf("`%s`", gsub("-", "_", substring(flag, 3))))
-  argument <- NULL
-  value <- "('[^']*'|\"[^\"]*\"|\\[[^]]*\\]|-?[0-9][0-9.e+-]*|True|False|None)"
-  name <- "\\b([a-z][a-z0-9_]*)"
-  # "name=value must be ..." (the option checks of TrainConfig and friends)
-  shape <- regexec(paste0("^", name, "=", value, " (must) (.*)$"), text)
-  parts <- regmatches(text, shape)[[1]]
-  if (length(parts)) {
-    argument <- parts[[2]]
-    rest <- split_sentences(parts[[5]])
-    first <- rest[[1]]
-    aside <- regmatches(first, regexec("^(.*?)( \\([^()]*\\))$", first))[[1]]
-    main <- if (length(aside)) aside[[2]] else first
-    tail <- if (length(aside)) aside[[3]] else ""
-    headline <- sprintf("`%s` %s %s, not %s%s.", argument, parts[[4]], r_values(main), r_value(parts[[3]]), r_values(tail))
-    return(list(headline = headline, bullets = r_values(rest[-1]), argument = argument))
-  }
-  # "name=value: choose one of a, b, c"
-  shape <- regexec(paste0("^", name, "=", value, ": choose (one of )?(.*)$"), text)
-  parts <- regmatches(text, shape)[[1]]
-  if (length(parts)) {
-    argument <- parts[[2]]
-    rest <- split_sentences(parts[[5]])
-    choices <- trimws(strsplit(sub("[.]$", "", rest[[1]]), ",| or ")[[1]])
-    choices <- choices[nzchar(choices)]
-    quoted <- vapply(choices, function(choice) r_value(sub("^'(.*)'$", "\\1", choice), quote = TRUE), character(1))
-    headline <- sprintf("`%s` must be %s, not %s.", argument,
-                        if (length(quoted) == 1) quoted else paste("one of", and_list(quoted, "or")),
-                        r_value(parts[[3]]))
-    return(list(headline = headline, bullets = r_values(rest[-1]), argument = argument))
-  }
-  # "positive_class 'x' is not one of the classes ['a', 'b']"
-  shape <- regexec(paste0("^", name, " ", value, " is not one of the classes \\[([^]]*)\\](.*)$"), text)
-  parts <- regmatches(text, shape)[[1]]
-  if (length(parts)) {
-    argument <- parts[[2]]
-    classes <- vapply(trimws(strsplit(parts[[4]], ",")[[1]]), r_value, character(1), USE.NAMES = FALSE)
-    rest <- split_sentences(trimws(sub("^[.]", "", parts[[5]])))
-    headline <- sprintf("`%s` must be one of the classes, %s, not %s.", argument, and_list(classes, "or"),
-                        r_value(parts[[3]]))
-    return(list(headline = headline, bullets = r_values(rest[nzchar(rest)]), argument = argument))
-  }
-  # "unknown option 'epocs'. Did you mean 'epochs'? Options: ..."
-  shape <- regexec("^unknown option '([^']*)'[.]?(.*)$", text)
-  parts <- regmatches(text, shape)[[1]]
-  if (length(parts)) {
-    rest <- split_sentences(trimws(parts[[3]]))
-    rest <- rest[nzchar(rest)]
-    rest <- sub("^Did you mean '([^']*)'", "Did you mean `\\1`", rest)
-    rest <- sub("^Options: ", "The options: ", rest)
-    return(list(headline = sprintf("Unknown argument `%s`.", parts[[2]]), bullets = r_values(rest),
-                argument = parts[[2]]))
-  }
-  # anything else: "class_order [...] does not match ...", "cpus_per_trial needs ...": a leading option name is
-  # the argument, else the first `name=` in the text
-  leading <- regmatches(text, regexec("^([a-z][a-z0-9]*_[a-z0-9_]*) ", text))[[1]]
-  if (length(leading)) {
-    argument <- leading[[2]]
-    text <- sub("^[a-z][a-z0-9_]* ", sprintf("`%s` ", argument), text)
-  } else {
-    named <- regmatches(text, regexec(paste0(name, "="), text))[[1]]
-    if (length(named)) argument <- named[[2]]
-  }
-  sentences <- split_sentences(text)
-  list(headline = r_values(sentences[[1]]), bullets = r_values(sentences[-1]), argument = argument)
-}
-
-# Every match of `pattern` in `text` replaced by fun(match).
-replace_all <- function(text, pattern, fun) {
-  out <- ""
-  repeat {
-    at <- regexpr(pattern, text, perl = TRUE)
-    if (at < 0) break
-    end <- at + attr(at, "match.length")
-    out <- paste0(out, substr(text, 1, at - 1), fun(substr(text, at, end - 1)))
-    text <- substr(text, end, nchar(text))
-  }
-  paste0(out, text)
-}
-
-# Sentences: split after ". " (or "? ") before a capital letter, never after "e.g." or "i.e.", and before the
-# engine's " Did you mean ...?".
-split_sentences <- function(text) {
-  marked <- gsub("(?<!e\\.g|i\\.e)([.?!]) (?=[A-Z])", "\\1\001", text, perl = TRUE)
-  marked <- gsub(" (?=Did you mean )", "\001", marked, perl = TRUE)
-  parts <- trimws(strsplit(marked, "\001", fixed = TRUE)[[1]])
-  if (!length(parts)) "" else parts
-}
-
-# Every `name=value` (and `name=...`) of a sentence in R's spelling.
-r_values <- function(text) {
-  if (!length(text)) return(character())
-  value <- "('[^']*'|\"[^\"]*\"|\\[[^]]*\\]|-?[0-9][0-9.e+-]*[0-9]|-?[0-9]|True|False|None)"
-  vapply(text, function(sentence) {
-    sentence <- gsub("\\b([a-z][a-z0-9_]*)=(\u2026|\\.\\.\\.)", "`\\1 =`", sentence, perl = TRUE)
-    sentence <- replace_all(sentence, "\\[('[^']*'(, )?)*\\]", r_value)
-    sentence <- replace_all(sentence, paste0("\\b[a-z][a-z0-9_]*=", value), function(pair) {
-      at <- regexpr("=", pair, fixed = TRUE)
-      sprintf("`%s = %s`", substr(pair, 1, at - 1), r_value(substring(pair, at + 1)))
-    })
-    gsub("(?<![A-Za-z])'([^'\\s]*)'(?![A-Za-z])", "\"\\1\"", sentence, perl = TRUE)
-  }, character(1), USE.NAMES = FALSE)
-}
-
-# One Python literal in R's spelling: 'x' -> "x", True -> TRUE, None -> NULL, -1.0 -> -1, ['a', 'b'] -> c("a", "b").
-r_value <- function(value, quote = FALSE) {
-  if (value %in% c("True", "False")) return(toupper(value))
-  if (identical(value, "None")) return("NULL")
-  if (grepl("^\\[.*\\]$", value)) {
-    inner <- trimws(strsplit(substr(value, 2, nchar(value) - 1), ",")[[1]])
-    return(sprintf("c(%s)", paste(vapply(inner[nzchar(inner)], r_value, character(1)), collapse = ", ")))
-  }
-  if (grepl("^'.*'$", value) || grepl('^".*"$', value)) return(sprintf("\"%s\"", substr(value, 2, nchar(value) - 1)))
-  number <- suppressWarnings(as.numeric(value))
-  if (!is.na(number)) return(format(number, scientific = FALSE, drop0trailing = TRUE, trim = TRUE))
-  if (quote) sprintf("\"%s\"", value) else value
 }

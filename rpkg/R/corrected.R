@@ -94,8 +94,8 @@ corrected_glm <- function(formula, data, gold, predicted, family = c("gaussian",
     id = arg_string(id, "id"), design = arg_design(design), naive_variance = naive_variance
   )
   field <- function(name) py_value(reticulate::py_get_attr(fit, name))
-  coefficients <- broom_shape(as_tibble_engine(reticulate::py_get_attr(fit, "coefficients"), kind = "coefficients"))
-  coefficients$term <- r_term_names(coefficients$term, formula)
+  coefficients <- broom_shape(as_tibble_engine(reticulate::py_get_attr(fit, "coefficients"), kind = "coefficients"),
+                              formula)
   structure(list(
     coefficients = coefficients, formula = formula, family = family,
     predicted = r_term_names(as.character(unlist(field("predicted"))), formula), outcome_predicted = isTRUE(field("outcome_predicted")),
@@ -114,7 +114,7 @@ engine_covariances <- function(fit, formula) {
   for (method in c("naive", "gold_only", "corrected")) {
     out[method] <- list(tryCatch({
       table <- as_tibble_engine(engine_call(reticulate::py_get_attr(fit, "vcov"), method))
-      terms <- r_term_names(r_patsy_terms(table$term), formula)
+      terms <- r_term_names(table$term, formula)
       matrix <- as.matrix(table[, -1, drop = FALSE])
       dimnames(matrix) <- list(terms, terms)
       matrix
@@ -144,44 +144,12 @@ arg_design <- function(design) {
   design
 }
 
-# patsy's term names in R's ("protest[T.True]" -> "protestTRUE").
-r_patsy_terms <- function(term) {
-  term <- gsub("\\[T\\.False\\]", "FALSE", gsub("\\[T\\.True\\]", "TRUE", term))
-  gsub("\\[T\\.([^]]*)\\]", "\\1", term)
-}
-
-# The engine's estimates (in broom's names, from the engine's schema), patsy's term names in R's.
-broom_shape <- function(table) {
-  table$term <- r_patsy_terms(table$term)
+# The engine's estimates (in broom's names, from the engine's schema), its term names in R's (r_term_names()).
+broom_shape <- function(table, formula) {
+  table$term <- r_term_names(table$term, formula)
   table$method <- factor(table$method, levels = c("naive", "gold_only", "corrected"))
   tibble::as_tibble(table[intersect(c("term", "estimate", "std.error", "statistic", "p.value", "conf.low",
                                       "conf.high", "method", "lambda", "df", "flag"), names(table))])
-}
-
-# A formula's R prediction names in the engine's: .pred_class -> predicted, .pred_<class> -> prob_<class>; R's
-# power (^, in I() and for crossing terms alike), logical operators (Python's & binds tighter than ==, its `and`
-# does not, like R's &) and logical constants in patsy's spelling.
-engine_formula <- function(text) {
-  text <- gsub("^", "**", text, fixed = TRUE)
-  text <- gsub("\\s*&&?\\s*", " and ", text)
-  text <- gsub("\\s*\\|\\|?\\s*", " or ", text)
-  text <- gsub("!(?!=)\\s*", "not ", text, perl = TRUE)
-  text <- gsub("\\bTRUE\\b", "True", gsub("\\bFALSE\\b", "False", text, perl = TRUE), perl = TRUE)
-  text <- gsub("(?<![A-Za-z0-9_.])\\.pred_class(?![A-Za-z0-9_.])", "predicted", text, perl = TRUE)
-  gsub("(?<![A-Za-z0-9_.])\\.pred_([A-Za-z0-9_]+)", "prob_\\1", text, perl = TRUE)
-}
-
-# The engine's term names back in the formula's spelling, when the formula used R's prediction names.
-r_term_names <- function(terms, formula) {
-  terms <- gsub(" ** ", "^", terms, fixed = TRUE)
-  terms <- gsub(" or ", " | ", gsub(" and ", " & ", gsub("\\bnot ", "!", terms, perl = TRUE), fixed = TRUE), fixed = TRUE)
-  terms <- gsub("\\bTrue\\b", "TRUE", gsub("\\bFalse\\b", "FALSE", terms, perl = TRUE), perl = TRUE)
-  used <- all.vars(formula)
-  if (".pred_class" %in% used) terms <- sub("^predicted", ".pred_class", terms)
-  for (name in used[startsWith(used, ".pred_") & used != ".pred_class"]) {
-    terms <- sub(paste0("^prob_", substring(name, 7)), name, terms)
-  }
-  terms
 }
 
 # A share in [0, 1] (lambda), or a level strictly inside (0, 1) (conf_level), checked here so the error names the

@@ -173,11 +173,12 @@ first_line <- function(text) {
 # Call an engine function. Errors come back from Python as data (bridge.call) rather than as reticulate's own
 # condition, whose shape differs between reticulate versions: an ImagesAsDataError becomes an R condition of
 # class "imagesasdata_error" built from the error's fields (option, value, expected, choices, path, row, hint:
-# condition_from_fields(), the fields in its `fields`, `argument`, `path` and `row` fields) or, for raise sites
-# without them, from its message in R's words (r_vocabulary(); the original is in its `engine_message` field);
-# any other Python exception an "imagesasdata_python_error" whose `traceback` field holds
-# the Python traceback (not printed). The engine's own warnings (rows left out, unbalanced classes, ...) become R
-# warnings of class "imagesasdata_warning". Conditions show the call the user typed (user_env()).
+# condition_from_fields(), the fields in its `fields`, `argument`, `path` and `row` fields); where the fields make
+# no sentence of their own, its message is the engine's as the engine spelt it for R (`r_message`, never parsed
+# here; Python's spelling is in the `engine_message` field). Any other Python exception becomes an
+# "imagesasdata_python_error" whose `traceback` field holds the Python traceback (not printed). The engine's own
+# warnings (rows left out, unbalanced classes, ...) become R warnings of class "imagesasdata_warning", with the
+# text the engine spelt for R. Conditions show the call the user typed (user_env()).
 engine_call <- function(fun, ...) {
   call <- user_env()
   outcome <- bridge()$call(fun, ...)
@@ -193,11 +194,7 @@ engine_call_list <- function(fun, args, call = user_env()) {
 
 # Arguments arrive evaluated: reticulate starts Python before a lazy argument would choose it.
 engine_outcome <- function(outcome, call) {
-  for (text in as.character(unlist(py_value(outcome$warnings)))) {
-    translated <- r_vocabulary(text)
-    warn_imagesasdata(c(translated$headline, stats::setNames(translated$bullets, rep("i", length(translated$bullets)))),
-                      call = call)
-  }
+  for (text in as.character(unlist(py_value(outcome$warnings)))) warn_imagesasdata(text, call = call)
   error <- py_value(outcome$error)
   if (!is.null(error)) raise_engine_error(error, call = call)
   outcome$value
@@ -224,10 +221,11 @@ raise_engine_error <- function(error, call = NULL) {
                  engine_message = error$message, extra = fields$extra, fields = fields)
   }
   if (isTRUE(error$engine)) {
-    # The condition is built from the error's fields (errors.py: option_error(), unknown_option(), ...); the
-    # message's wording is only a fallback, for raise sites that carry no fields yet.
-    translated <- condition_from_fields(fields) %||% r_vocabulary(error$message)
-    argument <- fields$option %||% translated$argument
+    # The condition is built from the error's fields (errors.py: option_error(), unknown_option(), ...); where they
+    # make no sentence of their own, the message is the engine's, spelt for R by the engine (never parsed here).
+    translated <- condition_from_fields(fields) %||%
+      list(headline = error$r_message %||% error$message, bullets = character())
+    argument <- fields$option
     what <- fields$what %||% ""
     class <- c(if (identical(what, "column")) "imagesasdata_column_error",
                if (!is.null(argument)) "imagesasdata_argument_error", "imagesasdata_error")
@@ -242,8 +240,9 @@ raise_engine_error <- function(error, call = NULL) {
 }
 
 # An engine error's headline, bullets and argument in R's words, from its fields: a bad value of an option
-# (what = "option", with `expected` or `choices`) or an unknown option. NULL when the fields do not say enough
-# (the message is then used, see r_vocabulary()).
+# (what = "option", with `expected` or `choices` or both: "must be one of the classes, "a" or "b"") or an unknown
+# option. NULL when the fields make no sentence of their own (the engine's message, spelt for R, is then used).
+# `expected` and `hint` arrive spelt for R.
 condition_from_fields <- function(fields) {
   what <- fields$what %||% ""
   option <- fields$option
@@ -258,10 +257,11 @@ condition_from_fields <- function(fields) {
   }
   if (!identical(what, "option") || (is.null(fields$expected) && !length(choices))) return(NULL)
   given <- if ("value" %in% names(fields)) sprintf(", not %s", r_literal(fields$value)) else ""
-  hint <- if (is.null(fields$hint)) NULL else r_hint(fields$hint)
+  hint <- fields$hint
   if (length(choices)) {
     shown <- vapply(choices, r_choice, character(1), USE.NAMES = FALSE)
     allowed <- if (length(shown) == 1) shown else paste("one of", and_list(shown, "or"))
+    if (!is.null(fields$expected)) allowed <- sprintf("%s, %s", fields$expected, and_list(shown, "or"))
     close <- if (is.character(fields$value)) closest(fields$value, setdiff(choices, c("True", "False", "None")))
     return(list(headline = sprintf("`%s` must be %s%s.", option, allowed, given),
                 bullets = as.character(c(if (length(close)) sprintf("Did you mean %s?", r_choice(close[[1]])),
@@ -269,7 +269,7 @@ condition_from_fields <- function(fields) {
                 argument = option))
   }
   aside <- if (is.null(hint)) "" else sprintf(" (%s)", hint)
-  list(headline = sprintf("`%s` must be %s%s%s.", option, r_hint(fields$expected), given, aside),
+  list(headline = sprintf("`%s` must be %s%s%s.", option, fields$expected, given, aside),
        bullets = character(), argument = option)
 }
 
@@ -289,15 +289,6 @@ r_literal <- function(value) {
 # One of an option's choices as R code: Python's True/False/None as TRUE/FALSE/NULL, anything else quoted.
 r_choice <- function(choice) {
   switch(choice, True = "TRUE", False = "FALSE", None = "NULL", sprintf("\"%s\"", choice))
-}
-
-# An engine hint or rule in R's spelling: name=value pairs and Python literals as in r_values(), None/True/False
-# as NULL/TRUE/FALSE.
-r_hint <- function(text) {
-  text <- r_values(text)
-  text <- gsub("\\bNone\\b", "NULL", text, perl = TRUE)
-  text <- gsub("\\bTrue\\b", "TRUE", text, perl = TRUE)
-  gsub("\\bFalse\\b", "FALSE", text, perl = TRUE)
 }
 
 # A hint as a sentence: capitalised, with a full stop.

@@ -120,12 +120,6 @@ gold_metrics <- function(gold, classes = NULL, positive_class = NULL, conf_level
   metric_tibble(as_tibble_engine(result, kind = "metrics"))
 }
 
-# A column name of R's predictions in the engine's spelling (.pred_class -> predicted, .pred_x -> prob_x).
-engine_column_name <- function(name) {
-  if (is.null(name)) return(NULL)
-  as.character(py_value(bridge()$engine_column(name, "predictions")))
-}
-
 # An engine sample (Arrow table with its design in the metadata) as a tibble that keeps the design in an attribute;
 # `.pred_class` and `label` are factors with the fit's classes as levels, and the fit's positive class travels in
 # the design (gold_metrics() reports it).

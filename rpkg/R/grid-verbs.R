@@ -2,33 +2,28 @@
 # tidy() and glance(). A grid holds one validation split, so each configuration has one estimate per metric (tune's
 # `mean` over resamples is that estimate) with its 95% interval.
 
-# The grid's metrics in yardstick's names; mn_log_loss is the validation cross-entropy (the engine's val_loss).
-GRID_METRICS <- c("accuracy", "precision", "recall", "f_meas", "mn_log_loss")
-
+# The grid's metrics in yardstick's names (schema.GRID_METRICS through R_METRICS: f_meas, and mn_log_loss for the
+# validation cross-entropy, the engine's val_loss); the engine's names (f1, loss) are taken too.
 grid_metric <- function(metric, grid) {
   metric <- arg_string(metric %||% grid$select_on, "metric")
-  metric <- switch(metric, loss = "mn_log_loss", f1 = "f_meas", metric)
-  if (!metric %in% GRID_METRICS) {
-    hint <- closest(metric, GRID_METRICS)
-    abort_argument(c(sprintf("`metric` must be one of %s, not \"%s\".", and_list(sprintf("\"%s\"", GRID_METRICS), "or"),
+  choices <- as.character(unlist(engine_schema()$grid_metrics))
+  metric <- r_metric_name(metric)
+  if (!metric %in% choices) {
+    hint <- closest(metric, choices)
+    abort_argument(c(sprintf("`metric` must be one of %s, not \"%s\".", and_list(sprintf("\"%s\"", choices), "or"),
                              metric),
                      i = if (length(hint)) sprintf("Did you mean \"%s\"?", hint)))
   }
   metric
 }
 
-# The results' column of a metric, and its interval's.
-grid_column <- function(metric, suffix = "") {
-  paste0("val_", if (metric == "mn_log_loss") "loss" else metric, suffix)
-}
-
-# binary or macro (precision, recall, f_meas), binary or multiclass (accuracy): from the classes of the chosen run.
-grid_estimator <- function(grid, metric) {
-  if (metric == "mn_log_loss") return("standard")
-  classes <- grid_classes(grid)
-  binary <- length(classes) == 2
-  if (metric == "accuracy") return(if (binary) "binary" else "multiclass")
-  if (binary) "binary" else "macro"
+# A grid's metrics in long form, from the engine (bridge.grid_metrics: the estimator by the engine's headline rule,
+# the best first by its one selection rule), already in tune's names: every metric (`metric = NULL`,
+# collect_metrics()'s shape) or the finished configurations ranked on one (show_best()'s).
+grid_long <- function(grid, metric = NULL) {
+  result <- engine_call(bridge()$grid_metrics, engine_table(grid$results, kind = "grid"), as.list(grid$parameters),
+                        length(grid_classes(grid)), metric = metric)
+  as_tibble_engine(result, kind = "grid_metrics")
 }
 
 grid_classes <- function(grid) {
@@ -36,15 +31,6 @@ grid_classes <- function(grid) {
   classes <- tryCatch(as.character(unlist(py_value(grid_of(grid)$best$classes))), error = function(e) character())
   if (is.environment(grid$cache)) grid$cache$classes <- classes
   classes
-}
-
-# Configurations ranked on `metric` by the engine's one selection rule (schema.rank: higher is better, lower for
-# mn_log_loss; ties to the lower validation loss, then the earlier configuration). Unfinished ones are left out.
-ranked_configs <- function(grid, metric) {
-  results <- grid$results[grid$results$status %in% "complete", ]
-  if (!nrow(results)) return(results)
-  order <- as.integer(unlist(py_value(bridge()$rank(engine_table(results, kind = "grid"), metric))))
-  results[order, ]
 }
 
 #' The best configurations of a grid, tune's way
@@ -91,20 +77,7 @@ select_best <- function(x, ...) {
 #' @export
 show_best.cnn_grid <- function(x, metric = NULL, n = 5L, ...) {
   check_dots(...)
-  metric <- grid_metric(metric, x)
-  ranked <- utils::head(ranked_configs(x, metric), arg_count(n, "n"))
-  out <- as.list(ranked[x$parameters])
-  out$.metric <- rep(metric, nrow(ranked))
-  out$.estimator <- rep(grid_estimator(x, metric), nrow(ranked))
-  out$mean <- ranked[[grid_column(metric)]]
-  bound <- function(suffix) {
-    column <- grid_column(metric, suffix)
-    if (column %in% names(ranked)) ranked[[column]] else rep(NA_real_, nrow(ranked))
-  }
-  out$conf.low <- bound("_lower")
-  out$conf.high <- bound("_upper")
-  out$.config <- ranked$config_id
-  tibble::as_tibble(out)
+  utils::head(grid_long(x, grid_metric(metric, x)), arg_count(n, "n"))
 }
 
 #' @rdname show_best
@@ -139,19 +112,7 @@ tidy.cnn_grid <- function(x, conf.int = TRUE, conf.level = 0.95, ...) {
                      i = "For another level, tidy the chosen fit: `tidy(best_cnn(grid), conf.level = ...)`."),
                    argument = "conf.level")
   }
-  results <- x$results
-  rows <- lapply(GRID_METRICS, function(metric) {
-    column <- function(suffix) {
-      name <- grid_column(metric, suffix)
-      if (name %in% names(results)) results[[name]] else rep(NA_real_, nrow(results))
-    }
-    tibble::as_tibble(c(list(.config = results$config_id), as.list(results[x$parameters]),
-                        list(.metric = rep(metric, nrow(results)), .estimator = rep(grid_estimator(x, metric), nrow(results)),
-                             .estimate = column(""), conf.low = column("_lower"), conf.high = column("_upper"),
-                             best_epoch = results$best_epoch, status = results$status)))
-  })
-  out <- do.call(rbind, rows)
-  out <- out[order(match(out$.config, results$config_id)), ]
+  out <- grid_long(x)
   if (!arg_flag(conf.int, "conf.int")) out <- out[setdiff(names(out), c("conf.low", "conf.high"))]
   out
 }

@@ -70,7 +70,7 @@ plan_gold_sample <- function(data = NULL, target_width, gold = NULL, validation 
     }
     if (!is.null(term)) {   # R's spelling of a term (politicianTRUE) in the engine's (politician[T.True])
       engine_terms <- as.character(unlist(py_value(reticulate::py_get_attr(engine_fit, "terms"))))
-      r_terms <- r_term_names(r_patsy_terms(engine_terms), fit$formula)
+      r_terms <- r_term_names(engine_terms, fit$formula)
       if (term %in% r_terms) term <- engine_terms[match(term, r_terms)]
     }
   }
@@ -221,9 +221,7 @@ learning_curve <- function(data, fractions = c(0.25, 0.5, 0.75, 1), ..., out = N
       progress = arg_progress(progress)
     ), options))
     table <- as_tibble_engine(reticulate::py_get_attr(result, "table"), kind = "learning_curve")
-    step <- py_value(reticulate::py_get_attr(result, "last_step"))
-    names(step)[names(step) == "conf_low"] <- "conf.low"
-    names(step)[names(step) == "conf_high"] <- "conf.high"
+    step <- py_value(bridge()$r_record(reticulate::py_get_attr(result, "last_step"), "learning_curve"))
     structure(table, last_step = step, answer = py_value(reticulate::py_get_attr(result, "answer")),
               notes = as.character(unlist(py_value(reticulate::py_get_attr(result, "notes")))),
               conf_level = conf_level, class = c("cnn_learning_curve", class(table)))

@@ -85,9 +85,6 @@ run_in_folder <- function(out, prefix, job) {
   withCallingHandlers(job(folder), error = function(e) unlink(folder, recursive = TRUE))
 }
 
-# select_on in R may use yardstick's name for F1.
-engine_select_on <- function(select_on) if (identical(select_on, "f_meas")) "f1" else select_on
-
 #' Tune the same grid for several tasks
 #'
 #' [tune_cnn()] for each task (e.g. the book's protest, John Legend and emotion classifiers) into `out/<task>/`.

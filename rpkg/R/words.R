@@ -234,8 +234,7 @@ vlm_code <- function(images, codebook, model, endpoint = NULL, allow_remote = FA
 vlm_predictions <- function(codes, category = NULL) {
   result <- engine_call(engine()$vlm_predictions, arg_codes(codes, "codes"),
                         arg_string(category, "category", null = TRUE))
-  classes <- sub("^prob_", "", grep("^prob_", as.character(unlist(py_value(result$column_names))), value = TRUE))
-  prediction_tibble(result, classes)
+  prediction_tibble(result, as.character(unlist(py_value(bridge()$prediction_classes(result)))))
 }
 
 #' Zero-shot labels with CLIP: classes written as sentences

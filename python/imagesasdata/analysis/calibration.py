@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, setting
 
 DEFAULT_BINS = 10
 TEMPERATURE_RANGE = (0.05, 20.0)
@@ -141,7 +141,7 @@ def brier_score(probabilities, labels, positive: int = 1) -> float:
 def _bins(probabilities, labels, bins: int, positive: int = 1):
     """(images, mean predicted probability, observed share) per equal-width bin."""
     if int(bins) < 1:
-        raise ImagesAsDataError(f"bins={bins}: use at least 1 bin")
+        raise ImagesAsDataError(f"bins={bins}: use at least 1 bin", what="option", option="bins", value=bins)
     bins = int(bins)
     predicted, observed = _predicted_observed(probabilities, labels, positive)
     # bin b holds probabilities in (b/B, (b+1)/B]; a probability of exactly 0 goes to the first bin
@@ -254,7 +254,8 @@ def run_calibration_metrics(run) -> pa.Table:
     path = run.path / CALIBRATION_FILE
     if not path.exists():
         raise ImagesAsDataError(f"{run.path} has no {CALIBRATION_FILE}: it was trained before calibration existed "
-                                "(or did not finish); train it again to fit a temperature")
+                                "(or did not finish); train it again to fit a temperature",
+                                what="file", path=run.path)
     import pyarrow.parquet as pq
 
     return pq.read_table(path)
@@ -269,7 +270,8 @@ def calibration_table(run, split: str = "val", bins: int = DEFAULT_BINS) -> pa.T
     keep = [i for i, s in enumerate(names) if s == split]
     if not keep:
         available = sorted(set(names))
-        raise ImagesAsDataError(f"split={split!r}: the run's predictions hold {', '.join(available)}; choose one of them")
+        raise ImagesAsDataError(f"{setting('split', split)}: the run's predictions hold {', '.join(available)}; choose one of them",
+                                what="option", option="split", value=split)
     classes = list(description["classes"])
     positive = classes.index(description["positive_class"]) if description.get("positive_class") in classes else 1
     table = predictions.take(keep)
@@ -396,7 +398,7 @@ def run_class_shares(run, split: str = "train") -> dict:
     table = to_arrow(folder / "splits.parquet")
     labels = [l for l, s in zip(table["label"].to_pylist(), table["split"].to_pylist()) if s == split]
     if not labels:
-        raise ImagesAsDataError(f"{folder} has no {split!r} images in splits.parquet")
+        raise ImagesAsDataError(f"{folder} has no {split!r} images in splits.parquet", what="file", path=folder)
     return dict(zip(classes, _class_shares(labels, classes).tolist()))
 
 
@@ -426,10 +428,10 @@ def calibrate_to_corpus(labels, *, run=None, gold=None, temperature=None, prior_
     from .gold import corpus_table, inclusion_probabilities, labelling_run, sample_design
 
     if temperature not in TEMPERATURES:
-        raise ImagesAsDataError(f"temperature={temperature!r}: choose None, 'run' or 'gold'", what="option",
+        raise ImagesAsDataError(f"{setting('temperature', temperature)}: choose None, 'run' or 'gold'", what="option",
                                 option="temperature", value=temperature, choices=["run", "gold"])
     if not (prior_shift in PRIOR_SHIFTS or isinstance(prior_shift, dict)):
-        raise ImagesAsDataError(f"prior_shift={prior_shift!r}: choose None, 'gold', 'em' or a dict {{class: share}}",
+        raise ImagesAsDataError(f"{setting('prior_shift', prior_shift)}: choose None, 'gold', 'em' or a dict {{class: share}}",
                                 what="option", option="prior_shift", value=str(prior_shift), choices=["gold", "em"])
     corpus, classes = corpus_table(labels)
     applied_before = None

@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, literal, setting
 from ..io.tables import to_arrow
 from .calibration import CALIBRATION_METADATA, calibration_note, calibration_record
 from .formulas import Formula, parse_formula
@@ -677,16 +677,18 @@ def _check_finite(formula: str, names, matrix: np.ndarray, labels) -> None:
 
 def _check_family(family: str) -> str:
     if family not in FAMILIES:
-        raise ImagesAsDataError(f"family={family!r}: choose {', '.join(FAMILIES)}.{did_you_mean(family, FAMILIES)}")
+        raise ImagesAsDataError(f"{setting('family', family)}: choose {', '.join(FAMILIES)}.{did_you_mean(family, FAMILIES)}",
+                                what="option", option="family", value=family)
     return family
 
 
 def _check_outcome(family: str, y: np.ndarray, where: str) -> None:
     if family == "binomial" and ((y < 0) | (y > 1)).any():
         raise ImagesAsDataError(f"family='binomial' needs an outcome between 0 and 1 (0/1, TRUE/FALSE or a probability); "
-                                f"{where} holds values outside it")
+                                f"{where} holds values outside it", what="option", option="family", value="binomial")
     if family == "poisson" and (y < 0).any():
-        raise ImagesAsDataError(f"family='poisson' needs counts of 0 or more; {where} holds negative values")
+        raise ImagesAsDataError(f"family='poisson' needs counts of 0 or more; {where} holds negative values",
+                                what="option", option="family", value="poisson")
 
 
 def _gold_join(corpus: pa.Table, gold: pa.Table, id_column: str) -> np.ndarray:
@@ -700,13 +702,14 @@ def _gold_join(corpus: pa.Table, gold: pa.Table, id_column: str) -> np.ndarray:
         key = None if image_id is None else str(image_id)
         if key in position:
             raise ImagesAsDataError(f"{id_column} {key!r} appears twice in the corpus (rows {position[key] + 1} and "
-                                    f"{row + 1}); one row per image")
+                                    f"{row + 1}); one row per image", what="rows", row=[position[key] + 1, row + 1])
         position[key] = row
     rows, unknown, seen = [], [], {}
     for row, image_id in enumerate(gold[id_column].to_pylist(), start=1):
         key = None if image_id is None else str(image_id)
         if key in seen:
-            raise ImagesAsDataError(f"{id_column} {key!r} appears twice in the gold sample (rows {seen[key]} and {row})")
+            raise ImagesAsDataError(f"{id_column} {key!r} appears twice in the gold sample (rows {seen[key]} and {row})",
+                                    what="rows", row=[seen[key], row])
         seen[key] = row
         if key not in position:
             unknown.append(f"{key} (row {row})")
@@ -824,18 +827,21 @@ class CorrectedGLM:
         import pyarrow.compute as pc
 
         if method not in ("naive", "gold_only", "corrected"):
-            raise ImagesAsDataError(f"method={method!r}: choose naive, gold_only or corrected")
+            raise ImagesAsDataError(f"{setting('method', method)}: choose naive, gold_only or corrected",
+                                    what="option", option="method", value=method)
         return self.coefficients.filter(pc.equal(self.coefficients["method"], method))
 
     def vcov(self, method: str = "corrected") -> pa.Table:
         """Returns a method's covariance matrix as a table: term, then one column per term. Raises
         ImagesAsDataError for an unknown method or one without a covariance (ppi-python's corrected fit)."""
         if method not in ("naive", "gold_only", "corrected"):
-            raise ImagesAsDataError(f"method={method!r}: choose naive, gold_only or corrected")
+            raise ImagesAsDataError(f"{setting('method', method)}: choose naive, gold_only or corrected",
+                                    what="option", option="method", value=method)
         matrix = self.covariances.get(method)
         if matrix is None:
             raise ImagesAsDataError("method='ppi' takes its intervals from ppi-python, which gives no joint covariance; "
-                                    "fit with method='auto' (or 'dsl') for vcov() and Wald tests of several terms")
+                                    "fit with method='auto' (or 'dsl') for vcov() and Wald tests of several terms",
+                                    what="option", option="method", value="ppi")
         return pa.table({"term": self.terms} | {t: matrix[:, k].tolist() for k, t in enumerate(self.terms)})
 
     def wald_test(self, terms, method: str = "corrected") -> dict:
@@ -965,7 +971,8 @@ def _gold_design(gold: pa.Table, keep: np.ndarray, corpus_size: int, column: str
     if design == "srs":
         if not np.allclose(probabilities, probabilities[0]):
             raise ImagesAsDataError(f"design='srs' declares a simple random sample, but the gold sample's {column!r} "
-                                    "values differ (a stratified sample); leave design= out")
+                                    "values differ (a stratified sample); leave design= out",
+                                    what="option", option="design", value="srs")
         return _Design(np.zeros(n, dtype=np.int64), np.array([float(corpus_size)]), np.array([float(n)]),
                        ["all"]).subset(keep)
     if "stratum" in gold.column_names and "stratum_size" in gold.column_names:
@@ -1078,12 +1085,15 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
     """
     family = _check_family(family)
     if method not in METHODS:
-        raise ImagesAsDataError(f"method={method!r}: choose {', '.join(METHODS)}")
+        raise ImagesAsDataError(f"{setting('method', method)}: choose {', '.join(METHODS)}",
+                                what="option", option="method", value=method)
     if lambda_rule not in LAMBDA_RULES:
-        raise ImagesAsDataError(f"lambda_rule={lambda_rule!r}: choose {', '.join(LAMBDA_RULES)}")
+        raise ImagesAsDataError(f"{setting('lambda_rule', lambda_rule)}: choose {', '.join(LAMBDA_RULES)}",
+                                what="option", option="lambda_rule", value=lambda_rule)
     confidence = check_confidence(confidence)
     if lam is not None and not 0 <= float(lam) <= 1:
-        raise ImagesAsDataError(f"lam={lam!r}: the power-tuning parameter lies between 0 (gold only) and 1; None tunes it")
+        raise ImagesAsDataError(f"{setting('lam', lam)}: the power-tuning parameter lies between 0 (gold only) and 1; None tunes it",
+                                what="option", option="lam", value=lam)
     corpus, gold = to_arrow(corpus), to_arrow(gold)
     calibration = calibration_note(calibration_record(corpus))
     predicted = [predicted] if isinstance(predicted, str) else list(predicted or [])
@@ -1095,12 +1105,15 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
     used = list(dict.fromkeys(outcome_names + regressor_names))
     missing = [n for n in used if n not in corpus.column_names]
     if missing:
-        raise ImagesAsDataError(f"the formula names {listing(map(repr, missing))}, which the corpus does not have "
-                                f"(columns: {', '.join(corpus.column_names)}).{did_you_mean(missing[0], corpus.column_names)}")
+        raise ImagesAsDataError(f"the formula names {listing(map(literal, missing))}, which the corpus does not have "
+                                f"(columns: {', '.join(corpus.column_names)}).{did_you_mean(missing[0], corpus.column_names)}",
+                                what="column", option="formula", value=missing[0] if len(missing) == 1 else missing,
+                                choices=corpus.column_names)
     stray = [n for n in predicted if n not in used]
     if stray:
-        raise ImagesAsDataError(f"predicted= names {listing(map(repr, stray))}, which the formula does not use "
-                                f"(it uses {', '.join(used)})")
+        raise ImagesAsDataError(f"predicted= names {listing(map(literal, stray))}, which the formula does not use "
+                                f"(it uses {', '.join(used)})", what="option", option="predicted",
+                                value=stray[0] if len(stray) == 1 else stray, choices=used)
     # read_coding_sheet()'s `label` is the truth of the corpus's `predicted` (predict()'s column); its own
     # `predicted` column is the model's prediction, carried over from the corpus
     if "predicted" in predicted and "label" in gold.column_names:
@@ -1158,9 +1171,10 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
             why = "a predicted regressor" if regressors_predicted else ("unequal inclusion probabilities" if not
                                                                          sample.equal else "no predicted outcome")
             raise ImagesAsDataError(f"method='ppi' (ppi-python) covers a predicted outcome with a simple random gold "
-                                    f"sample; this model has {why} — use method='auto'")
+                                    f"sample; this model has {why} — use method='auto'",
+                                    what="option", option="method", value="ppi")
     if naive_variance not in ("sandwich", "model"):
-        raise ImagesAsDataError(f"naive_variance={naive_variance!r}: choose one of sandwich, model", what="option",
+        raise ImagesAsDataError(f"{setting('naive_variance', naive_variance)}: choose one of sandwich, model", what="option",
                                 option="naive_variance", value=naive_variance, choices=["sandwich", "model"])
     fits = {"naive": naive_fit(d, family), "gold_only": gold_only_fit(d, family)}
     if naive_variance == "model" and not fits["naive"].problem:   # glm()'s model-based variance, as broom shows it
@@ -1273,19 +1287,22 @@ def corrected_prevalence(corpus, gold, *, classes=None, by: str | None = None, p
 
     confidence = check_confidence(confidence)
     if method not in METHODS:
-        raise ImagesAsDataError(f"method={method!r}: choose {', '.join(METHODS)}")
+        raise ImagesAsDataError(f"{setting('method', method)}: choose {', '.join(METHODS)}",
+                                what="option", option="method", value=method)
     if use not in ("class", "probability"):
-        raise ImagesAsDataError(f"use={use!r}: choose 'class' (predicted class) or 'probability' (prob_<class>)")
+        raise ImagesAsDataError(f"{setting('use', use)}: choose 'class' (predicted class) or 'probability' (prob_<class>)",
+                                what="option", option="use", value=use)
     if lam is not None and not 0 <= float(lam) <= 1:
-        raise ImagesAsDataError(f"lam={lam!r}: the power-tuning parameter lies between 0 (gold only) and 1; None tunes it")
+        raise ImagesAsDataError(f"{setting('lam', lam)}: the power-tuning parameter lies between 0 (gold only) and 1; None tunes it",
+                                what="option", option="lam", value=lam)
     corpus, gold = to_arrow(corpus), to_arrow(gold)
     calibration = (corpus.schema.metadata or {}).get(CALIBRATION_METADATA)
     for table, column, name in ((corpus, predicted, "corpus"), (gold, label, "gold sample")):
         if column not in table.column_names:
             raise ImagesAsDataError(f"the {name} has no {column!r} column (columns: {', '.join(table.column_names)}).")
     if by is not None and by not in corpus.column_names:
-        raise ImagesAsDataError(f"by={by!r}: no such column in the corpus (columns: {', '.join(corpus.column_names)})."
-                                f"{did_you_mean(by, corpus.column_names)}")
+        raise ImagesAsDataError(f"{setting('by', by)}: no such column in the corpus (columns: {', '.join(corpus.column_names)})."
+                                f"{did_you_mean(by, corpus.column_names)}", what="option", option="by", value=by)
     usable = np.array([p is not None for p in corpus[predicted].to_pylist()], dtype=bool)
     if "error" in corpus.column_names:
         usable &= np.array([e is None for e in corpus["error"].to_pylist()], dtype=bool)
@@ -1293,10 +1310,11 @@ def corrected_prevalence(corpus, gold, *, classes=None, by: str | None = None, p
     gold_rows = _gold_join(corpus, gold, id)
     truth = [None if v is None else str(v) for v in gold[label].to_pylist()]
     gold_ids = [str(v) for v in gold[id].to_pylist()]
-    uncoded = [f"row {i + 1} ({gold_ids[i]})" for i, v in enumerate(truth) if v is None]
+    uncoded_rows = [i + 1 for i, v in enumerate(truth) if v is None]
+    uncoded = [f"row {i} ({gold_ids[i - 1]})" for i in uncoded_rows]
     if uncoded:
         raise ImagesAsDataError(f"gold rows {listing(uncoded)} have no {label!r}; code them (read_coding_sheet() checks "
-                                "this)")
+                                "this)", what="rows", row=uncoded_rows)
     predictions = [str(v) for v in corpus[predicted].to_pylist()]
     recorded = sample_design(gold).get("classes")
     if classes is None:
@@ -1313,7 +1331,8 @@ def corrected_prevalence(corpus, gold, *, classes=None, by: str | None = None, p
     if use == "probability":
         absent = [f"prob_{c}" for c in classes if f"prob_{c}" not in corpus.column_names]
         if absent:
-            raise ImagesAsDataError(f"use='probability' needs columns {', '.join(absent)} in the corpus (predict() writes them)")
+            raise ImagesAsDataError(f"use='probability' needs columns {', '.join(absent)} in the corpus (predict() writes them)",
+                                    what="option", option="use", value="probability")
     if strata is not None and "stratum" not in gold.column_names:
         gold = _strata_from_corpus(corpus, gold, gold_rows, strata, predictions)
     gold_design = _gold_design(gold, np.ones(gold.num_rows, dtype=bool), corpus.num_rows, inclusion_probability, design)
@@ -1433,8 +1452,9 @@ def _strata_from_corpus(corpus: pa.Table, gold: pa.Table, gold_rows: np.ndarray,
     """The gold table with `stratum` and `stratum_size` taken from the corpus column it was stratified by."""
     values = _stratum_values(corpus, strata, predictions)
     if values is None:
-        raise ImagesAsDataError(f"strata={strata!r}: no such column in the corpus (columns: "
-                                f"{', '.join(corpus.column_names)}).{did_you_mean(strata, corpus.column_names)}")
+        raise ImagesAsDataError(f"{setting('strata', strata)}: no such column in the corpus (columns: "
+                                f"{', '.join(corpus.column_names)}).{did_you_mean(strata, corpus.column_names)}",
+                                what="option", option="strata", value=strata)
     counts: dict = {}
     for v in values:
         counts[v] = counts.get(v, 0) + 1
@@ -1532,7 +1552,8 @@ def _dsl_share(d: _Data, method: str, lam, confidence: float, in_group: np.ndarr
     if method == "ppi":
         if len(d.design.sizes) > 1 or not d.design.equal:
             raise ImagesAsDataError("method='ppi' (ppi-python) needs a simple random gold sample; this one has unequal "
-                                    "inclusion probabilities — use method='auto' or 'dsl'")
+                                    "inclusion probabilities — use method='auto' or 'dsl'",
+                                    what="option", option="method", value="ppi")
         try:
             import ppi_py
         except ImportError:

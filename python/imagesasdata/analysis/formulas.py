@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ImagesAsDataError, missing_extra
+from ..errors import ImagesAsDataError, missing_extra, setting
 
 FUNCTIONS = {"log": np.log, "log1p": np.log1p, "log2": np.log2, "log10": np.log10, "exp": np.exp, "sqrt": np.sqrt,
              "abs": np.abs}
@@ -68,7 +68,8 @@ def parse_formula(text: str) -> Formula:
     except ImportError:
         raise missing_extra("formulas", "patsy", "stats") from None
     if not isinstance(text, str):
-        raise ImagesAsDataError(f"formula={text!r}: give the formula as text, e.g. 'retweets ~ protest + log(followers)'")
+        raise ImagesAsDataError(f"{setting('formula', text)}: give the formula as text, e.g. 'retweets ~ protest + log(followers)'",
+                                what="option", option="formula", value=text)
     if len(text) > MAX_LENGTH:
         raise ImagesAsDataError(f"the formula is {len(text):,} characters long; a formula of more than {MAX_LENGTH:,} "
                                 "characters is refused")

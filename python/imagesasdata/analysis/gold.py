@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, literal, setting
 from ..io.sheets import CODE_COLUMNS, coding_table, write_sheet
 from ..io.tables import read_json, to_arrow, write_json, write_table
 
@@ -54,11 +54,12 @@ def corpus_table(labels) -> tuple[pa.Table, list | None]:
         folder = Path(labels)
         if not (folder / LABELLING_FILE).exists():
             raise ImagesAsDataError(f"{folder} is not a labelling directory (no {LABELLING_FILE}); pass the --out "
-                                    "folder of label_corpus, or a predictions table")
+                                    "folder of label_corpus, or a predictions table", what="file", path=folder)
         classes = read_json(folder / LABELLING_FILE).get("classes")
         shards = sorted((folder / "shards").glob("shard-*.parquet"))
         if not shards:
-            raise ImagesAsDataError(f"{folder / 'shards'} holds no shards yet; run label_corpus() first")
+            raise ImagesAsDataError(f"{folder / 'shards'} holds no shards yet; run label_corpus() first",
+                                    what="file", path=folder / 'shards')
         table = pa.concat_tables([pq.read_table(f) for f in shards])
     else:
         table = to_arrow(labels)
@@ -104,7 +105,7 @@ def training_overlap(gold: pa.Table, run, splits=("train", "val")) -> pa.Table:
     description = folder / "model.json"
     if not description.exists():
         raise ImagesAsDataError(f"{folder} is not a run directory (no model.json); pass the run the labelling was made "
-                                "with")
+                                "with", what="file", path=folder)
     hashes = (read_json(description, "a run description").get("training_images") or {}).get("sha256") or {}
     split_of = {}
     if (folder / "splits.parquet").exists():
@@ -152,16 +153,18 @@ def _allocate(size: int, capacity: dict, allocation, minimum: int) -> dict:
             raise ImagesAsDataError("allocation: numbers of images must be 0 or more")
         return counts
     if allocation not in ALLOCATIONS:
-        raise ImagesAsDataError(f"allocation={allocation!r}: choose 'proportional', 'equal' or a dict "
-                                "{stratum: number of images}")
+        raise ImagesAsDataError(f"{setting('allocation', allocation)}: choose 'proportional', 'equal' or a dict "
+                                "{stratum: number of images}", what="option", option="allocation", value=allocation)
     total_capacity = sum(capacity.values())
     if size > total_capacity:
-        raise ImagesAsDataError(f"size={size}: only {total_capacity} usable images are left to draw from")
+        raise ImagesAsDataError(f"size={size}: only {total_capacity} usable images are left to draw from",
+                                what="option", option="size", value=size)
     counts = {s: min(capacity[s], minimum) for s in strata}
     remaining = size - sum(counts.values())
     if remaining < 0:
         raise ImagesAsDataError(f"size={size} is too small for {len(strata)} strata with at least {minimum} images each; "
-                                f"draw at least {sum(counts.values())} images, or use fewer strata")
+                                f"draw at least {sum(counts.values())} images, or use fewer strata",
+                                what="option", option="size", value=size)
     if allocation == "proportional":
         shares = np.array([capacity[s] for s in strata], dtype=float)
     else:
@@ -245,9 +248,11 @@ def draw_gold_sample(labels, size: int | None, *, strata=None, allocation="propo
         for s in earlier["stratum"].to_pylist():
             drawn_before[s] = drawn_before.get(s, 0) + 1
     if size is None and not isinstance(allocation, dict):
-        raise ImagesAsDataError("size=None: say how many images to draw (or give allocation as {stratum: number})")
+        raise ImagesAsDataError("size=None: say how many images to draw (or give allocation as {stratum: number})",
+                                what="option", option="size", value=None)
     if size is not None and (isinstance(size, bool) or int(size) != size or int(size) < 1):
-        raise ImagesAsDataError(f"size={size!r}: give a whole number of images of at least 1")
+        raise ImagesAsDataError(f"{setting('size', size)}: give a whole number of images of at least 1",
+                                what="option", option="size", value=size)
     already = set(earlier["image_id"].to_pylist()) if earlier is not None else set()
     capacity = {s: sizes[s] - drawn_before.get(s, 0) for s in sorted(sizes, key=str)}
     minimum = 0 if earlier is not None else int(min_per_stratum)
@@ -289,8 +294,9 @@ def _positive_class(labels, classes, given):
     """The positive class to record with a sample: as given (checked against the classes), else the labelling's."""
     if given is not None:
         if classes and str(given) not in [str(c) for c in classes]:
-            raise ImagesAsDataError(f"positive_class {given!r} is not one of the classes {list(classes)}."
-                                    f"{did_you_mean(str(given), classes)}")
+            raise ImagesAsDataError(f"positive_class {literal(given)} is not one of the classes {literal(list(classes))}."
+                                    f"{did_you_mean(str(given), classes)}", what="option", option="positive_class",
+                                    value=given, expected="one of the classes", choices=classes)
         return str(given)
     folder = getattr(labels, "path", labels)
     if isinstance(folder, (str, os.PathLike)) and (Path(folder) / LABELLING_FILE).exists():
@@ -316,12 +322,14 @@ def _strata_values(corpus: pa.Table, strata) -> list:
     if strata is None:
         return [ALL] * corpus.num_rows
     if strata not in corpus.column_names:
-        raise ImagesAsDataError(f"strata={strata!r}: no such column in the labelled corpus (columns: "
-                                f"{', '.join(corpus.column_names)}).{did_you_mean(strata, corpus.column_names)}")
+        raise ImagesAsDataError(f"{setting('strata', strata)}: no such column in the labelled corpus (columns: "
+                                f"{', '.join(corpus.column_names)}).{did_you_mean(strata, corpus.column_names)}",
+                                what="option", option="strata", value=strata)
     values = corpus[strata].to_pylist()
     missing = [i + 1 for i, v in enumerate(values) if v is None]
     if missing:
-        raise ImagesAsDataError(f"column {strata!r} is empty in rows {listing(missing)}; every image needs a stratum")
+        raise ImagesAsDataError(f"column {strata!r} is empty in rows {listing(missing)}; every image needs a stratum",
+                                what="rows", row=missing)
     return [str(v) for v in values]
 
 
@@ -361,7 +369,8 @@ def _previous_sample(previous):
     if isinstance(previous, (str, os.PathLike)) and Path(previous).is_dir():
         folder = Path(previous)
         if not (folder / SAMPLE_FILE).exists():
-            raise ImagesAsDataError(f"{folder} holds no {SAMPLE_FILE}; pass the folder write_coding_sheet() wrote")
+            raise ImagesAsDataError(f"{folder} holds no {SAMPLE_FILE}; pass the folder write_coding_sheet() wrote",
+                                    what="file", path=folder)
         return to_arrow(folder / SAMPLE_FILE), read_json(folder / DESIGN_FILE) if (folder / DESIGN_FILE).exists() else {}
     table = to_arrow(previous)
     missing = [c for c in ("image_id", "wave", "stratum", "stratum_size") if c not in table.column_names]
@@ -387,7 +396,8 @@ def write_coding_sheet(sample: pa.Table, out, *, classes=None, thumb_size: int =
     """
     out = Path(out).expanduser().resolve()
     if out.exists() and not out.is_dir():
-        raise ImagesAsDataError(f"{out} is a file; out= must name a folder for the coding sheets")
+        raise ImagesAsDataError(f"{out} is a file; out= must name a folder for the coding sheets",
+                                what="file", path=out)
     out.mkdir(parents=True, exist_ok=True)
     sample = to_arrow(sample)
     design = sample_design(sample)
@@ -396,7 +406,8 @@ def write_coding_sheet(sample: pa.Table, out, *, classes=None, thumb_size: int =
         lost = sorted(set(earlier["image_id"].to_pylist()) - set(sample["image_id"].to_pylist()))
         if lost:
             raise ImagesAsDataError(f"{out} holds a sample with images this one lacks ({listing(lost)}); write a topped-up "
-                                    "sample (draw_gold_sample(previous=...)) or choose a new folder")
+                                    "sample (draw_gold_sample(previous=...)) or choose a new folder",
+                                    what="file", path=out)
     classes = list(classes or design.get("classes") or [])
     if not classes:
         raise ImagesAsDataError("which codes may annotators use? pass classes= (e.g. the run's classes)")
@@ -473,14 +484,16 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
     import warnings
 
     if missing not in ("error", "drop"):
-        raise ImagesAsDataError(f"missing={missing!r}: choose 'error' or 'drop'")
+        raise ImagesAsDataError(f"{setting('missing', missing)}: choose 'error' or 'drop'",
+                                what="option", option="missing", value=missing)
     design: dict = {}
     sheets: list[tuple[str, pa.Table]] = []
     if isinstance(coded, (str, os.PathLike)) and Path(coded).is_dir():
         folder = Path(coded)
         files = sorted(folder.glob(f"{SHEET_PREFIX}*.csv"), key=lambda p: _wave_number(p.name))
         if not files:
-            raise ImagesAsDataError(f"{folder} holds no {SHEET_PREFIX}<k>.csv; pass the folder write_coding_sheet() wrote")
+            raise ImagesAsDataError(f"{folder} holds no {SHEET_PREFIX}<k>.csv; pass the folder write_coding_sheet() wrote",
+                                    what="file", path=folder)
         sheets = [(str(f), _read_sheet(f)) for f in files]
         if sample is None:
             sample = folder
@@ -529,11 +542,11 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
                 if value.casefold() in folded:
                     value = folded[value.casefold()]
                 else:
-                    outside.append(f"{here}: {value!r}")
+                    outside.append(f"{here}: {literal(value)}")
                     first.setdefault("outside", (name, row, value))
                     continue
             if image_id in codes and codes[image_id] != value:
-                conflicts.append(f"{image_id} ({codes[image_id]!r} in {where[image_id]}, {value!r} in {here})")
+                conflicts.append(f"{image_id} ({literal(codes[image_id])} in {where[image_id]}, {literal(value)} in {here})")
                 first.setdefault("conflict", (name, row))
                 continue
             codes[image_id] = value
@@ -544,7 +557,7 @@ def read_coding_sheet(coded, *, sample=None, classes=None, code: str = "code", m
                                 path=str(first["unknown"][0]), row=first["unknown"][1])
     if outside:
         raise ImagesAsDataError(f"codes outside the classes ({', '.join(classes)}): {listing(outside)}; use one of the "
-                                f"classes exactly.{did_you_mean(outside[0].split(': ', 1)[1].strip(chr(39)), classes)}",
+                                f"classes exactly.{did_you_mean(first['outside'][2], classes)}",
                                 what="file", path=str(first["outside"][0]), row=first["outside"][1],
                                 value=first["outside"][2], choices=classes)
     if conflicts:
@@ -670,8 +683,9 @@ def no_design_error(column: str = "inclusion_probability") -> ImagesAsDataError:
 
 def check_design(design) -> str | None:
     if design not in DESIGNS:
-        raise ImagesAsDataError(f"design={design!r}: leave it out (the gold table's inclusion_probability says how it "
-                                "was drawn) or pass 'srs' for a simple random sample of the corpus")
+        raise ImagesAsDataError(f"{setting('design', design)}: leave it out (the gold table's inclusion_probability says how it "
+                                "was drawn) or pass 'srs' for a simple random sample of the corpus",
+                                what="option", option="design", value=design)
     return design
 
 

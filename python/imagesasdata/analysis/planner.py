@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, listing
+from ..errors import ImagesAsDataError, listing, setting
 from ..io.tables import to_arrow
 from ..measure.intervals import check_confidence, z_value
 
@@ -81,7 +81,8 @@ class GoldPlan:
         design = design or self.recommended or self.designs["design"][0].as_py()
         rows = [r for r in self.allocations.to_pylist() if r["design"] == design]
         if not rows:
-            raise ImagesAsDataError(f"design={design!r}: the plan has {', '.join(self.designs['design'].to_pylist())}")
+            raise ImagesAsDataError(f"{setting('design', design)}: the plan has {', '.join(self.designs['design'].to_pylist())}",
+                                    what="option", option="design", value=design)
         return {r["stratum"]: r["gold_images"] for r in rows}
 
     def __repr__(self) -> str:
@@ -287,7 +288,7 @@ def confusion_matrix_from(validation, classes: list, split: str = "val") -> np.n
     if "split" in table.column_names:
         splits = table["split"].to_pylist()
         if split not in splits:
-            raise ImagesAsDataError(f"split={split!r}: the confusion table holds {', '.join(sorted(set(map(str, splits))))}",
+            raise ImagesAsDataError(f"{setting('split', split)}: the confusion table holds {', '.join(sorted(set(map(str, splits))))}",
                                     what="option", option="split", value=split, choices=sorted(set(map(str, splits))))
         table = table.filter(pa.array([s == split for s in splits]))
     index = {c: i for i, c in enumerate(classes)}
@@ -339,7 +340,7 @@ def plan_gold_sample(labels=None, *, target_width: float, gold=None, validation=
     except (TypeError, ValueError):
         target_width = float("nan")
     if not target_width > 0:
-        raise ImagesAsDataError(f"target_width={target_width!r}: give the interval width to reach, above 0 (e.g. 0.05 "
+        raise ImagesAsDataError(f"{setting('target_width', target_width)}: give the interval width to reach, above 0 (e.g. 0.05 "
                                 "for a share known to ±2.5 points)", what="option", option="target_width")
     designs = [designs] if isinstance(designs, str) else list(designs)
     unknown = [d for d in designs if d not in DESIGNS]
@@ -391,7 +392,7 @@ def _plan_prevalence(labels, gold, validation, target_class, strata, target_widt
     if target_class not in classes:
         from ..errors import did_you_mean
 
-        raise ImagesAsDataError(f"target_class={target_class!r} is not one of the classes ({', '.join(classes)})."
+        raise ImagesAsDataError(f"{setting('target_class', target_class)} is not one of the classes ({', '.join(classes)})."
                                 f"{did_you_mean(target_class, classes)}", what="option", option="target_class",
                                 value=target_class, choices=classes)
     n = len(predicted)
@@ -412,12 +413,12 @@ def _plan_prevalence(labels, gold, validation, target_class, strata, target_widt
         if strata not in corpus.column_names:
             from ..errors import did_you_mean
 
-            raise ImagesAsDataError(f"strata={strata!r}: no such column in the labelled corpus (columns: "
+            raise ImagesAsDataError(f"{setting('strata', strata)}: no such column in the labelled corpus (columns: "
                                     f"{', '.join(corpus.column_names)}).{did_you_mean(strata, corpus.column_names)}",
                                     what="option", option="strata", value=strata, choices=corpus.column_names)
         stratum_of = [None if v is None else str(v) for v in corpus[strata].to_pylist()]
         if any(v is None for v in stratum_of):
-            raise ImagesAsDataError(f"strata={strata!r}: some images have no value; fill it in or choose another column",
+            raise ImagesAsDataError(f"{setting('strata', strata)}: some images have no value; fill it in or choose another column",
                                     what="option", option="strata", value=strata)
     pk = np.array([p[c] for c in classes])
     target = (np.array([c == target_class for c in classes], dtype=float))
@@ -477,7 +478,7 @@ def _plan_coefficient(fit, term, target_width, confidence, designs, minimum) -> 
     if term not in terms:
         from ..errors import did_you_mean
 
-        raise ImagesAsDataError(f"term={term!r} is not among the fit's terms ({', '.join(terms)}).{did_you_mean(term, terms)}",
+        raise ImagesAsDataError(f"{setting('term', term)} is not among the fit's terms ({', '.join(terms)}).{did_you_mean(term, terms)}",
                                 what="option", option="term", value=term, choices=terms)
     j = terms.index(term)
     names = [str(n) for n in (parts["names"] or [f"stratum {h + 1}" for h in range(len(parts["sizes"]))])]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, setting
 
 CURVE_SCHEMA = pa.schema([
     ("threshold", pa.float64()), ("true_positives", pa.int64()), ("false_positives", pa.int64()),
@@ -27,7 +27,7 @@ def check_threshold(threshold, classes) -> float | None:
     if threshold is None:
         return None
     if len(classes) != 2:
-        raise ImagesAsDataError(f"threshold={threshold!r} applies to binary tasks; this model has {len(classes)} "
+        raise ImagesAsDataError(f"{setting('threshold', threshold)} applies to binary tasks; this model has {len(classes)} "
                                 "classes (leave threshold out: each image gets its most probable class)",
                                 what="option", option="threshold", value=threshold,
                                 hint="leave threshold out: each image gets its most probable class")
@@ -36,7 +36,7 @@ def check_threshold(threshold, classes) -> float | None:
     except (TypeError, ValueError):
         value = float("nan")
     if not 0 <= value <= 1:
-        raise ImagesAsDataError(f"threshold={threshold!r}: give the positive class's probability at or above which an "
+        raise ImagesAsDataError(f"{setting('threshold', threshold)}: give the positive class's probability at or above which an "
                                 "image is called positive, between 0 and 1 (e.g. 0.3 to favour recall)",
                                 what="option", option="threshold", value=threshold, expected="between 0 and 1",
                                 hint="the positive class's probability at or above which an image is called positive; "
@@ -161,9 +161,9 @@ def choose_threshold(truth, prob_positive, classes, positive_class, *, recall=No
     except (TypeError, ValueError):
         target = float("nan")
     if not 0 < target <= 1:
-        raise ImagesAsDataError(f"{name}={target!r}: give a share between 0 and 1, e.g. {name}=0.9", what="option",
+        raise ImagesAsDataError(f"{setting(name, target)}: give a share between 0 and 1, e.g. {setting(name, 0.9)}", what="option",
                                 option=name, value=target, expected="a share above 0 and at most 1",
-                                hint=f"e.g. {name}=0.9")
+                                hint=f"e.g. {setting(name, 0.9)}")
     classes = list(classes)
     if len(classes) != 2:
         raise ImagesAsDataError(f"thresholds apply to binary tasks; this one has {len(classes)} classes")
@@ -201,7 +201,8 @@ def run_predictions(run, split: str = "val", calibrate: bool = False):
     names = predictions["split"].to_pylist()
     keep = [i for i, s in enumerate(names) if s == split]
     if not keep:
-        raise ImagesAsDataError(f"split={split!r}: the run's predictions hold {', '.join(sorted(set(names)))}")
+        raise ImagesAsDataError(f"{setting('split', split)}: the run's predictions hold {', '.join(sorted(set(names)))}",
+                                what="option", option="split", value=split)
     table = predictions.take(keep)
     probabilities = np.column_stack([np.asarray(table[f"prob_{c}"].to_pylist(), dtype=np.float64) for c in classes])
     if calibrate:

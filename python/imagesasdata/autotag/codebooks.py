@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, setting
 
 KINDS = ("each", "one")
 PROMPT_FORMAT = "imagesasdata.codebook.prompt/1"   # bump when prompt() changes: old cache entries stop matching
@@ -144,7 +144,8 @@ def codebook(source=None, *, categories=None, instructions: str | None = None, k
         path = Path(source).expanduser()
         if not path.is_file():
             raise ImagesAsDataError(f"codebook file {path} does not exist; give a .yaml/.json file, a mapping "
-                                    "{category: definition} or a table with category and definition columns")
+                                    "{category: definition} or a table with category and definition columns",
+                                    what="file", path=path)
         base = path.resolve().parent
         if path.suffix.lower() in (".csv", ".parquet", ".tsv"):
             spec = {"categories": _from_table(path, category, definition, examples), "name": path.stem}
@@ -178,12 +179,13 @@ def _read_file(path: Path) -> dict:
             spec = json.loads(text)
     except Exception as error:  # yaml and json raise their own types; the message is the same
         raise ImagesAsDataError(f"{path}: not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'} "
-                                f"({str(error).splitlines()[0][:200]})") from None
+                                f"({str(error).splitlines()[0][:200]})", what="file", path=path) from None
     if isinstance(spec, dict) and "categories" not in spec and all(isinstance(v, str) for v in spec.values()):
         spec = {"categories": [{"name": k, "definition": v} for k, v in spec.items()]}
     if not isinstance(spec, dict):
         raise ImagesAsDataError(f"{path}: a codebook file holds a mapping with name, kind, instructions and "
-                                "categories (a list of name/definition/examples), or a mapping category: definition")
+                                "categories (a list of name/definition/examples), or a mapping category: definition",
+                                what="file", path=path)
     spec.setdefault("name", path.stem)
     return spec
 
@@ -213,8 +215,8 @@ def _build(spec: dict, base: Path | None) -> Codebook:
                                 "instructions and categories")
     kind = str(spec.get("kind") or "each")
     if kind not in KINDS:
-        raise ImagesAsDataError(f"kind={kind!r}: choose 'each' (yes/no per category) or 'one' (exactly one category "
-                                f"per image).{did_you_mean(kind, KINDS)}")
+        raise ImagesAsDataError(f"{setting('kind', kind)}: choose 'each' (yes/no per category) or 'one' (exactly one category "
+                                f"per image).{did_you_mean(kind, KINDS)}", what="option", option="kind", value=kind)
     raw = spec.get("categories") or []
     if not raw:
         raise ImagesAsDataError("the codebook has no categories; give at least one category with its definition")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..errors import check_number, did_you_mean, ImagesAsDataError, listing, column_error
+from ..errors import check_number, did_you_mean, ImagesAsDataError, listing, literal, column_error, warn, setting
 from ..measure.metrics import confusion_table, metric_interval, metric_value, metrics_from_counts
 from ..io.tables import to_arrow
 from .tables import tag_columns
@@ -139,8 +139,8 @@ def compare_tags(tags, manual, positive, *, manual_positive=None, min_confidence
     seen_tags = {str(v) for v in tags[tag_column].to_pylist() if v is not None}
     missing = [t for t in positive_tags if t.casefold() not in {s.casefold() for s in seen_tags}]
     if missing:
-        warnings.warn(f"positive tag(s) {', '.join(repr(t) for t in missing)} never occur in the tag table, so no "
-                      f"image is predicted positive by them.{did_you_mean(missing[0], seen_tags)}")
+        warn(f"positive tag(s) {', '.join(literal(t) for t in missing)} never occur in the tag table, so no "
+             f"image is predicted positive by them.{did_you_mean(missing[0], seen_tags)}")
 
     # One pass over the tag rows: which images were tagged, which failed, which carry a proxy tag.
     tagged, failed, matches = set(), {}, {}
@@ -201,7 +201,8 @@ def compare_tags(tags, manual, positive, *, manual_positive=None, min_confidence
 def _one_tagger(tags: pa.Table, tagger):
     if "tagger" not in tags.column_names:
         if tagger is not None:
-            raise ImagesAsDataError(f"tagger={tagger!r}, but the tag table has no tagger column")
+            raise ImagesAsDataError(f"{setting('tagger', tagger)}, but the tag table has no tagger column",
+                                    what="option", option="tagger", value=tagger)
         return tags
     names = sorted({v for v in tags["tagger"].to_pylist() if v is not None})
     if tagger is None:
@@ -209,8 +210,8 @@ def _one_tagger(tags: pa.Table, tagger):
             raise ImagesAsDataError(f"the tag table holds several taggers ({', '.join(names)}); pick one with tagger=")
         return tags
     if tagger not in names:
-        raise ImagesAsDataError(f"tagger={tagger!r} is not in the tag table (taggers: {', '.join(names)})."
-                                f"{did_you_mean(tagger, names)}")
+        raise ImagesAsDataError(f"{setting('tagger', tagger)} is not in the tag table (taggers: {', '.join(names)})."
+                                f"{did_you_mean(tagger, names)}", what="option", option="tagger", value=tagger)
     import pyarrow.compute as pc
 
     return tags.filter(pc.equal(tags["tagger"], tagger))
@@ -233,7 +234,7 @@ def _manual_labels(manual: pa.Table, by: str, manual_label: str) -> dict:
         truth_of.setdefault(image_id, label)
     if empty:
         raise ImagesAsDataError(f"manual labels: rows {listing(empty)} have no {by} or no {manual_label}; "
-                                "label them or drop them")
+                                "label them or drop them", what="rows", row=empty)
     if conflicts:
         raise ImagesAsDataError(f"manual labels disagree for the same image: {listing(conflicts)}; keep one label per image")
     if not truth_of:
@@ -253,8 +254,9 @@ def _manual_positive(values: set, manual_positive, positive_tags) -> str:
     if manual_positive is not None:
         chosen = _label_text(manual_positive)
         if chosen not in values:
-            raise ImagesAsDataError(f"manual_positive={manual_positive!r} is not among the manual labels "
-                                    f"({', '.join(sorted(values))}).{did_you_mean(chosen, values)}")
+            raise ImagesAsDataError(f"{setting('manual_positive', manual_positive)} is not among the manual labels "
+                                    f"({', '.join(sorted(values))}).{did_you_mean(chosen, values)}",
+                                    what="option", option="manual_positive", value=manual_positive)
         return chosen
     lowered = {v.casefold(): v for v in values}
     if set(lowered) <= TRUE_WORDS | FALSE_WORDS:

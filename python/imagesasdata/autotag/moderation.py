@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from ..errors import BadImageError, check_number
+from ..errors import BadImageError, check_number, setting
 from .inputs import hash_files, image_inputs
 from .rekognition import DEFAULT_PRICE_PER_1000, Operation, _tag
 from .tables import MalformedResponse, error_row, rows_to_table
@@ -127,7 +127,8 @@ def moderation_local(images, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE, 
     if unknown or not detectors:
         from ..errors import ImagesAsDataError
 
-        raise ImagesAsDataError(f"detectors={list(detectors)!r}: choose one or both of {', '.join(LOCAL_DETECTORS)}")
+        raise ImagesAsDataError(f"{setting('detectors', list(detectors))}: choose one or both of {', '.join(LOCAL_DETECTORS)}",
+                                what="option", option="detectors", value=list(detectors))
     table = image_inputs(images)
     ids, paths = table["image_id"].to_pylist(), table["path"].to_pylist()
     hashes, unreadable = hash_files(paths)

@@ -30,7 +30,7 @@ from typing import Callable
 
 import pyarrow as pa
 
-from ..errors import BadImageError, check_number, ImagesAsDataError
+from ..errors import BadImageError, check_number, ImagesAsDataError, setting
 from ..notices import notice, with_notices
 from .inputs import hash_files, image_inputs
 from .payload import prepare_image
@@ -152,7 +152,8 @@ def rekognition_client(region: str | None = None, endpoint_url: str | None = Non
     try:
         session = boto3.Session(profile_name=profile)
     except ProfileNotFound:
-        raise ImagesAsDataError(f"profile={profile!r}: no such AWS profile in ~/.aws/config or ~/.aws/credentials") from None
+        raise ImagesAsDataError(f"{setting('profile', profile)}: no such AWS profile in ~/.aws/config or ~/.aws/credentials",
+                                what="option", option="profile", value=profile) from None
     if session.get_credentials() is None:
         raise ImagesAsDataError(f"no AWS credentials found. {CREDENTIALS_HELP}")
     config = Config(retries={"mode": "adaptive", "max_attempts": int(max_attempts)},
@@ -167,7 +168,8 @@ def _tag(op: Operation, images, parameters: dict, *, cache, region, endpoint_url
     max_attempts = int(check_number("max_attempts", max_attempts, 1, None, integer=True))
     price_per_1000 = check_number("price_per_1000", price_per_1000, 0, None)
     if not isinstance(resend_in_flight, bool):
-        raise ImagesAsDataError(f"resend_in_flight={resend_in_flight!r} must be True or False")
+        raise ImagesAsDataError(f"{setting('resend_in_flight', resend_in_flight)} must be True or False",
+                                what="option", option="resend_in_flight", value=resend_in_flight)
     table = image_inputs(images)
     ids, paths = table["image_id"].to_pylist(), table["path"].to_pylist()
     hashes, unreadable = hash_files(paths)
@@ -319,7 +321,8 @@ def _call_all(op: Operation, todo, distinct, parameters, key_parameters, store, 
         log.warning("%s: %d image(s) had been sent by an earlier run that stopped before their answers were "
                     "recorded; %s", op.name, len(left_behind), what)
     if fatal:
-        raise ImagesAsDataError(f"{op.name} stopped: {fatal}. Answers received so far are cached in {store.directory}")
+        raise ImagesAsDataError(f"{op.name} stopped: {fatal}. Answers received so far are cached in {store.directory}",
+                                what="file", path=store.directory)
     if failures:
         log.warning("%s: %d of %d images failed (see the error column); errors are not cached, so running again "
                     "retries them", op.name, len(failures), len(todo))

@@ -33,7 +33,7 @@ import os
 import socket
 from pathlib import Path
 
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, setting
 from ..io.tables import write_json
 
 ENTRY_FORMAT = "imagesasdata.autotag.response/1"
@@ -59,7 +59,8 @@ class ResponseCache:
     def __init__(self, directory=None):
         self.directory = Path(directory).expanduser() if directory is not None else default_cache_dir()
         if self.directory.exists() and not self.directory.is_dir():
-            raise ImagesAsDataError(f"cache={str(self.directory)!r} is a file; give a folder for the response cache")
+            raise ImagesAsDataError(f"{setting('cache', str(self.directory))} is a file; give a folder for the response cache",
+                                    what="option", option="cache", value=str(self.directory), path=str(self.directory))
 
     def path(self, image_sha256: str, operation: str, key_parameters: dict) -> Path:
         return (self.directory / operation / image_sha256[:2]

@@ -16,7 +16,7 @@ import math
 
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, setting
 from ..io.tables import to_arrow
 
 YES, NO = "yes", "no"
@@ -66,8 +66,9 @@ def vlm_predictions(codes, category: str | None = None) -> pa.Table:
         raise ImagesAsDataError(f"these codes answer yes/no per category ({', '.join(names)}); name the one to "
                                 "predict with category=")
     if category is not None and category not in names:
-        raise ImagesAsDataError(f"category={category!r} is not in the codes (categories: {', '.join(names)})."
-                                f"{did_you_mean(str(category), names)}")
+        raise ImagesAsDataError(f"{setting('category', category)} is not in the codes (categories: {', '.join(names)})."
+                                f"{did_you_mean(str(category), names)}",
+                                what="option", option="category", value=category)
     classes = [YES, NO] if category is not None else names
     order, images = [], {}
     for row in codes.to_pylist():

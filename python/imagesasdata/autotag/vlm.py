@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 
-from ..errors import BadImageError, ImagesAsDataError, check_number, did_you_mean
+from ..errors import BadImageError, ImagesAsDataError, check_number, did_you_mean, setting
 from .codebooks import Codebook, codebook as make_codebook
 from .inputs import hash_files, image_inputs
 from .paid import Answer, Fatal, ask_each, interrupted_requests
@@ -174,7 +174,7 @@ def vlm_code(images, codebook, *, model: str, endpoint: str | None = None, allow
                                 concurrency=options["concurrency"], progress=progress, what="vlm", replace=replace)
         except Fatal as problem:
             raise ImagesAsDataError(f"coding stopped: {problem}. Answers received so far are cached in "
-                                    f"{store.directory}") from None
+                                    f"{store.directory}", what="file", path=store.directory) from None
         if failures:
             log.warning("vlm: %d of %d images have no valid answer (see the error column)", len(failures), len(todo))
     rows = []
@@ -201,7 +201,8 @@ def _check_options(model, max_side, detail, probability, samples, temperature, s
     for name, value, choices in (("detail", detail, DETAILS), ("probability", probability, PROBABILITIES),
                                  ("structured", structured, STRUCTURED)):
         if value not in choices:
-            raise ImagesAsDataError(f"{name}={value!r}: choose {', '.join(choices)}.{did_you_mean(str(value), choices)}")
+            raise ImagesAsDataError(f"{setting(name, value)}: choose {', '.join(choices)}.{did_you_mean(str(value), choices)}",
+                                    what="option", option=name, value=value)
     samples = int(check_number("samples", samples, 2, 128, integer=True)) if probability == "samples" else 1
     if temperature is None:
         temperature = 1.0 if probability == "samples" else 0.0
@@ -218,8 +219,9 @@ def _endpoint(endpoint) -> str:
     endpoint = endpoint or os.environ.get("IMAGESASDATA_VLM_ENDPOINT") or DEFAULT_ENDPOINT
     parsed = urlparse(str(endpoint))
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ImagesAsDataError(f"endpoint={endpoint!r}: give the server's base URL, e.g. http://localhost:11434/v1 "
-                                "(Ollama), http://localhost:8000/v1 (vLLM), https://api.openai.com/v1")
+        raise ImagesAsDataError(f"{setting('endpoint', endpoint)}: give the server's base URL, e.g. http://localhost:11434/v1 "
+                                "(Ollama), http://localhost:8000/v1 (vLLM), https://api.openai.com/v1",
+                                what="option", option="endpoint", value=endpoint)
     return str(endpoint).rstrip("/")
 
 
@@ -631,7 +633,8 @@ def _plan(book: Codebook, distinct: dict, todo: list, images: int, unreadable: i
             try:
                 payload = prepare_image(path, max_bytes=MAX_BYTES, min_side=1, max_side=options["max_side"])
             except BadImageError as error:
-                raise ImagesAsDataError(f"example image {path} of {category.name!r}: {error.reason}") from None
+                raise ImagesAsDataError(f"example image {path} of {category.name!r}: {error.reason}",
+                                        what="file", path=path) from None
             example_sizes.append((payload.width, payload.height))
     input_tokens = output_tokens = requests = not_sent = 0
     for sha in todo:

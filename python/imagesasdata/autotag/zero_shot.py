@@ -21,7 +21,7 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, check_number
+from ..errors import ImagesAsDataError, check_number, setting
 from .inputs import hash_files, image_inputs
 
 METADATA_KEY = b"imagesasdata.zero_shot"
@@ -128,10 +128,12 @@ def _check_classes(classes) -> list:
         classes = [classes]
     classes = [str(c).strip() for c in (classes or [])]
     if len(classes) < 2:
-        raise ImagesAsDataError(f"classes={classes!r}: zero-shot labelling chooses among at least 2 classes; add "
-                                "a class for everything else (e.g. 'other', described by its own prompt)")
+        raise ImagesAsDataError(f"{setting('classes', classes)}: zero-shot labelling chooses among at least 2 classes; add "
+                                "a class for everything else (e.g. 'other', described by its own prompt)",
+                                what="option", option="classes", value=classes)
     if any(not c for c in classes) or len(set(classes)) != len(classes):
-        raise ImagesAsDataError(f"classes={classes!r}: class names must be non-empty and distinct")
+        raise ImagesAsDataError(f"{setting('classes', classes)}: class names must be non-empty and distinct",
+                                what="option", option="classes", value=classes)
     return classes
 
 

@@ -256,9 +256,10 @@ def run_gold_sample(args) -> int:
     exists = (out / SAMPLE_FILE).exists()
     if exists and not args.top_up:
         raise ImagesAsDataError(f"{out} already holds a gold sample; pass --top-up to draw more images into it, or "
-                                "choose a new --out")
+                                "choose a new --out", what="file", path=out)
     if args.top_up and not exists:
-        raise ImagesAsDataError(f"--top-up: {out} holds no gold sample yet; drop --top-up to draw the first one")
+        raise ImagesAsDataError(f"--top-up: {out} holds no gold sample yet; drop --top-up to draw the first one",
+                                what="file", path=out)
     sample = draw_gold_sample(args.labels, args.size, strata=args.strata, allocation=args.allocation, seed=args.seed,
                               previous=out if args.top_up else None)
     folder = write_coding_sheet(sample, out, classes=_classes(args.classes))
@@ -329,7 +330,8 @@ def run_calibration(args) -> int:
     run = load_run(args.run)
     entry = run.description.get("calibration")
     if not entry:
-        raise ImagesAsDataError(f"{run.path} was trained before calibration existed; retrain it to fit a temperature")
+        raise ImagesAsDataError(f"{run.path} was trained before calibration existed; retrain it to fit a temperature",
+                                what="file", path=run.path)
     print(f"temperature {entry['temperature']:.4g} ({entry['status']}; fitted on {entry['images']} {entry['fitted_on']} "
           "images)")
     from ..analysis.calibration import run_calibration_metrics

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, literal
 from ..io.images import IMAGE_EXTENSIONS, is_image_file, list_image_files, path_text, require_folder
 from ..io.tables import is_table_file, to_arrow
 
@@ -206,12 +206,16 @@ def choose_positive_class(classes, positive_class=None):
     """The class whose precision/recall is reported in a binary task: as given, else 'positive', else the second."""
     if len(classes) != 2:
         if positive_class is not None and positive_class not in classes:
-            raise ImagesAsDataError(f"positive_class {positive_class!r} is not one of the classes {classes}")
+            raise ImagesAsDataError(f"positive_class {literal(positive_class)} is not one of the classes {literal(list(classes))}",
+                                    what="option", option="positive_class", value=positive_class,
+                                    expected="one of the classes", choices=classes)
         return positive_class
     if positive_class is not None:
         if str(positive_class) not in classes:
             raise ImagesAsDataError(
-                f"positive_class {positive_class!r} is not one of the classes {classes}.{did_you_mean(positive_class, classes)}"
+                f"positive_class {literal(positive_class)} is not one of the classes {literal(list(classes))}."
+                f"{did_you_mean(positive_class, classes)}", what="option", option="positive_class", value=positive_class,
+                expected="one of the classes", choices=classes
             )
         return str(positive_class)
     return "positive" if "positive" in classes else classes[1]

@@ -20,7 +20,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
-from ..errors import ImagesAsDataError, did_you_mean
+from ..errors import ImagesAsDataError, did_you_mean, setting
 from ..io.images import open_rgb
 
 RESIZE_MODES = {
@@ -59,7 +59,7 @@ class Preprocessing:
     def __post_init__(self):
         if self.resize not in RESIZE_MODES:
             raise ImagesAsDataError(
-                f"resize={self.resize!r} is not a resize mode; choose one of: "
+                f"{setting('resize', self.resize)} is not a resize mode; choose one of: "
                 + "; ".join(f"{k} ({v})" for k, v in RESIZE_MODES.items()) + did_you_mean(self.resize, RESIZE_MODES),
                 what="option", option="resize", value=self.resize, choices=list(RESIZE_MODES)
             )
@@ -83,7 +83,8 @@ class Preprocessing:
                 what="option", option="resize_size", value=self.resize_size, expected=f"at least image_size ({self.image_size})"
             )
         if self.interpolation not in INTERPOLATIONS:
-            raise ImagesAsDataError(f"interpolation={self.interpolation!r}: choose {' or '.join(INTERPOLATIONS)}")
+            raise ImagesAsDataError(f"{setting('interpolation', self.interpolation)}: choose {' or '.join(INTERPOLATIONS)}",
+                                    what="option", option="interpolation", value=self.interpolation)
         self.mean = tuple(float(m) for m in self.mean)
         self.std = tuple(float(s) for s in self.std)
         self.crop_scale = tuple(float(v) for v in self.crop_scale)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, setting
 from .vectors import embedding_matrix, optional_column, unit_rows
 
 MAP_METHODS = ("pca", "umap")
@@ -28,7 +28,8 @@ def embedding_map(embeddings, method: str = "pca", *, seed: int = 0, n_neighbors
     """
     method = str(method).lower()
     if method not in MAP_METHODS:
-        raise ImagesAsDataError(f"method={method!r}: choose 'pca' or 'umap'.{did_you_mean(method, MAP_METHODS)}")
+        raise ImagesAsDataError(f"{setting('method', method)}: choose 'pca' or 'umap'.{did_you_mean(method, MAP_METHODS)}",
+                                what="option", option="method", value=method)
     table, matrix = embedding_matrix(embeddings)
     if matrix.shape[0] < 3:
         raise ImagesAsDataError(f"a map needs at least 3 images with embeddings; these are {matrix.shape[0]}")
@@ -86,8 +87,8 @@ def embedding_clusters(embeddings, k: int, *, seed: int = 0, n_init: int = 10) -
     table, matrix = embedding_matrix(embeddings)
     n = matrix.shape[0]
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= int(k) <= n:
-        raise ImagesAsDataError(f"k={k!r}: the number of clusters must be a whole number from 1 to the number of "
-                                f"images ({n})")
+        raise ImagesAsDataError(f"{setting('k', k)}: the number of clusters must be a whole number from 1 to the number of "
+                                f"images ({n})", what="option", option="k", value=k)
     vectors = unit_rows(matrix)
     model = KMeans(n_clusters=int(k), n_init=int(n_init), random_state=int(seed)).fit(vectors)
     labels = model.labels_
@@ -120,7 +121,8 @@ def nearest_images(embeddings, images=None, *, k: int = 5) -> pa.Table:
     ids = [str(v) for v in table["image_id"].to_pylist()]
     n = len(ids)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= int(k) <= max(1, n - 1):
-        raise ImagesAsDataError(f"k={k!r}: ask for 1 to {max(1, n - 1)} neighbours (the images there are, less one)")
+        raise ImagesAsDataError(f"{setting('k', k)}: ask for 1 to {max(1, n - 1)} neighbours (the images there are, less one)",
+                                what="option", option="k", value=k)
     k = int(k)
     position = {image_id: i for i, image_id in enumerate(ids)}
     if images is None:

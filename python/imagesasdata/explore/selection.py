@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, setting
 from ..io.tables import to_arrow
 from .vectors import embedding_matrix, optional_column, unit_rows
 
@@ -37,8 +37,9 @@ def uncertainty_scores(probabilities: np.ndarray, measure: str = "entropy") -> n
         return 1.0 - (ordered[:, -1] - ordered[:, -2])
     if measure == "least_confidence":
         return (1.0 - ordered[:, -1]) * k / (k - 1)
-    raise ImagesAsDataError(f"uncertainty={measure!r}: choose one of {', '.join(UNCERTAINTY)}."
-                            f"{did_you_mean(str(measure), UNCERTAINTY)}")
+    raise ImagesAsDataError(f"{setting('uncertainty', measure)}: choose one of {', '.join(UNCERTAINTY)}."
+                            f"{did_you_mean(str(measure), UNCERTAINTY)}",
+                            what="option", option="uncertainty", value=measure)
 
 
 def rank_for_labelling(predictions, embeddings=None, n: int = 20, *, strategy: str = "uncertainty+diversity",
@@ -56,15 +57,17 @@ def rank_for_labelling(predictions, embeddings=None, n: int = 20, *, strategy: s
     prob_<class> columns. Raises ImagesAsDataError for unknown strategies, missing embeddings, or n < 1.
     """
     if strategy not in STRATEGIES:
-        raise ImagesAsDataError(f"strategy={strategy!r}: choose one of {', '.join(STRATEGIES)}."
-                                f"{did_you_mean(str(strategy), STRATEGIES)}")
+        raise ImagesAsDataError(f"{setting('strategy', strategy)}: choose one of {', '.join(STRATEGIES)}."
+                                f"{did_you_mean(str(strategy), STRATEGIES)}",
+                                what="option", option="strategy", value=strategy)
     table = to_arrow(predictions)
     probability_columns = [c for c in table.column_names if c.startswith("prob_")]
     if "image_id" not in table.column_names or len(probability_columns) < 2:
         raise ImagesAsDataError("the predictions need an image_id column and a prob_<class> column per class "
                                 "(predict()'s table)")
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-        raise ImagesAsDataError(f"n={n!r}: ask for a whole number of images, at least 1")
+        raise ImagesAsDataError(f"{setting('n', n)}: ask for a whole number of images, at least 1",
+                                what="option", option="n", value=n)
     probabilities = np.column_stack([table[c].to_numpy(zero_copy_only=False).astype(np.float64)
                                      for c in probability_columns])
     usable = ~np.isnan(probabilities).any(axis=1)
@@ -72,8 +75,8 @@ def rank_for_labelling(predictions, embeddings=None, n: int = 20, *, strategy: s
         usable &= ~_excluded(table, to_arrow(exclude))
     if strategy != "random" and strategy != "uncertainty":
         if embeddings is None:
-            raise ImagesAsDataError(f"strategy={strategy!r} needs the pool's embeddings (image_embeddings()); or use "
-                                    "strategy='uncertainty'")
+            raise ImagesAsDataError(f"{setting('strategy', strategy)} needs the pool's embeddings (image_embeddings()); or use "
+                                    "strategy='uncertainty'", what="option", option="strategy", value=strategy)
         vectors = _aligned_embeddings(table, embeddings, usable)
     else:
         vectors = None
@@ -94,7 +97,8 @@ def rank_for_labelling(predictions, embeddings=None, n: int = 20, *, strategy: s
     else:
         size = min(len(pool), int(candidates) if candidates else 10 * n)
         if size < n:
-            raise ImagesAsDataError(f"candidates={candidates}: choose from at least n={n} images")
+            raise ImagesAsDataError(f"candidates={candidates}: choose from at least n={n} images",
+                                    what="option", option="candidates", value=candidates)
         shortlist = by_uncertainty[:size]
         weights = uncertainty_scores(probabilities[shortlist], uncertainty) + 1e-6
         chosen = _nearest_centres(unit_rows(vectors[shortlist]), n, weights, seed, shortlist)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, listing
+from ..errors import ImagesAsDataError, listing, setting
 from ..io.locks import claimed_directory
 from ..io.sheets import Layout, Line, Tile, contact_picture, save_picture
 from ..io.tables import to_arrow, write_json
@@ -30,7 +30,8 @@ def cluster_sheets(clusters, out, *, per_cluster: int = 24, columns: int = 8, th
         raise ImagesAsDataError(f"the clusters table lacks {listing(missing)}; pass the result of embedding_clusters()")
     for name, value, low in (("per_cluster", per_cluster, 1), ("columns", columns, 1), ("thumb_size", thumb_size, 16)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ImagesAsDataError(f"{name}={value!r}: use a whole number of at least {low}")
+            raise ImagesAsDataError(f"{setting(name, value)}: use a whole number of at least {low}",
+                                    what="option", option=name, value=value)
     rows = sorted(table.select(["image_id", "path", "cluster", "rank"]).to_pylist(), key=lambda r: (r["cluster"], r["rank"]))
     by_cluster: dict = {}
     for row in rows:

@@ -61,7 +61,8 @@ def feature_maps(image, run=None, *, architecture: str = "efficientnet_lite0", n
     from ..model.inference import Predictor
 
     if out is not None and Path(out).suffix.lower() != ".png":
-        raise ImagesAsDataError(f"out={out}: the sheet is a PNG; give a file name ending in .png")
+        raise ImagesAsDataError(f"out={out}: the sheet is a PNG; give a file name ending in .png",
+                                what="option", option="out", value=out, path=out)
     if run is not None:
         run = as_run_directory(run)
         predictor = Predictor(run.description, run.weights(), "cpu", "fp32")

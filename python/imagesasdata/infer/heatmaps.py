@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..data.table import image_table
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, setting
 from ..io.locks import claimed_directory
 from ..io.tables import atomic_path, write_json, write_table
 from ..runs import as_run_directory
@@ -157,7 +157,7 @@ def _positive_int(value, name: str, minimum: int = 1) -> int:
     except (TypeError, ValueError):
         number = None
     if number is None or number != value or number < minimum:
-        raise ImagesAsDataError(f"{name}={value!r}: use a whole number of at least {minimum}", what="option",
+        raise ImagesAsDataError(f"{setting(name, value)}: use a whole number of at least {minimum}", what="option",
                                 option=name, value=value, expected=f"a whole number of at least {minimum}")
     return number
 
@@ -170,7 +170,8 @@ def _targets(table: pa.Table, target, classes) -> dict:
     if target == "label":
         if "label" not in table.column_names:
             raise ImagesAsDataError("target='label', but the images have no label column; pass labelled images, "
-                                    "or target='predicted' or a class name")
+                                    "or target='predicted' or a class name",
+                                    what="option", option="target", value="label")
         labels = table["label"].to_pylist()
         unknown = sorted({str(v) for v in labels if v is not None and str(v) not in index})
         if unknown:
@@ -178,7 +179,7 @@ def _targets(table: pa.Table, target, classes) -> dict:
                                     f"({', '.join(classes)})")
         return {row: index[str(v)] for row, v in enumerate(labels) if v is not None}
     if str(target) not in index:
-        raise ImagesAsDataError(f"target={target!r} is not a class of this model; choose 'predicted', 'label' or one "
+        raise ImagesAsDataError(f"{setting('target', target)} is not a class of this model; choose 'predicted', 'label' or one "
                                 f"of: {', '.join(classes)}.{did_you_mean(str(target), classes)}", what="option",
                                 option="target", value=target)
     return {row: index[str(target)] for row in range(table.num_rows)}

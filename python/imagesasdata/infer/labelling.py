@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import ImagesAsDataError, listing
+from ..errors import ImagesAsDataError, listing, setting
 from ..io.images import sha256_file
 from ..io.locks import tidy_if_idle
 from ..io.outputs import LocalOutput, claimed_output, open_output
@@ -75,7 +75,7 @@ def read_manifest(manifest, *, path: str | None = None, image_id: str | None = N
     missing = [i + 1 for i, p in enumerate(raw) if not p]
     if missing:
         raise ImagesAsDataError(f"column {column!r} of the manifest is empty in rows {listing(missing)}; every row "
-                                "needs a path or s3:// URI")
+                                "needs a path or s3:// URI", what="rows", row=missing)
     schemes = sorted({p.split("://", 1)[0] for p in raw if is_uri(p) and not p.startswith("s3://")})
     if schemes:
         raise ImagesAsDataError(f"the manifest holds {', '.join(s + '://' for s in schemes)} addresses; images can be "
@@ -228,7 +228,8 @@ class Labelling:
         output = open_output(self.path, self.endpoint_url)
         names = shard_names(output)
         if not names:
-            raise ImagesAsDataError(f"{output.address(SHARDS)} holds no shards yet; run label_corpus() first")
+            raise ImagesAsDataError(f"{output.address(SHARDS)} holds no shards yet; run label_corpus() first",
+                                    what="file", path=output.address(SHARDS))
         return pa.concat_tables(output.read_tables(names))
 
     def __repr__(self) -> str:
@@ -298,10 +299,12 @@ def _label_corpus(run, manifest, *, out, backend: str = "local", shard_size: int
     from tqdm.auto import tqdm
 
     if backend not in BACKENDS:
-        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' (this machine) or 'ray' (a Ray cluster)")
+        raise ImagesAsDataError(f"{setting('backend', backend)}: choose 'local' (this machine) or 'ray' (a Ray cluster)",
+                                what="option", option="backend", value=backend)
     for name, value in (("shard_size", shard_size), ("batch_size", batch_size)):
         if int(value) < 1:
-            raise ImagesAsDataError(f"{name}={value}: use a positive number of images")
+            raise ImagesAsDataError(f"{name}={value}: use a positive number of images",
+                                    what="option", option=name, value=value)
     started = time.perf_counter()
     from ..analysis.calibration import prediction_description
     from ..analysis.thresholds import check_threshold
@@ -378,7 +381,7 @@ def load_labelling(path, *, endpoint_url: str | None = None) -> Labelling:
     output = open_output(path, endpoint_url)
     if not output.exists(LABELLING_DESCRIPTION):
         raise ImagesAsDataError(f"{output.location} is not a labelling (no {LABELLING_DESCRIPTION}); pass the --out "
-                                "of label")
+                                "of label", what="file", path=output.location)
     spec = output.read_json(LABELLING_DESCRIPTION, "a labelling description")
     if output.kind == "local":
         tidy_if_idle(output.path, "labelling")   # temporary files a killed job left, unless a job is writing now
@@ -397,7 +400,7 @@ def _check_same_labelling(output, spec: dict, table: pa.Table) -> None:
     if not output.exists(LABELLING_DESCRIPTION):
         if shards_written:
             raise ImagesAsDataError(f"{output.address(SHARDS)} holds shards but no {LABELLING_DESCRIPTION}; choose an "
-                                    "empty --out folder")
+                                    "empty --out folder", what="file", path=output.address(SHARDS))
         return
     if not shards_written:
         return
@@ -409,7 +412,8 @@ def _check_same_labelling(output, spec: dict, table: pa.Table) -> None:
     if changed:
         what = ", ".join("the model's weights" if k == "model_sha256" else k for k in changed)
         raise ImagesAsDataError(f"{output.location} holds a labelling with another {what}; rerun with the same run, "
-                                "manifest and shard_size to resume, or choose a new --out folder")
+                                "manifest and shard_size to resume, or choose a new --out folder", what="file",
+                                path=output.location)
 
 
 def label_locally(manifest: pa.Table, pending, shard_size: int, writer: ShardWriter, description: dict,

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..data.table import choose_positive_class, image_table
-from ..errors import ImagesAsDataError, listing
+from ..errors import ImagesAsDataError, listing, setting
 from ..measure.metrics import classification_metrics, confusion_table, headline_lines
 from ..model.inference import Predictor, batch_ranges, predict_paths, predictions_table
 from ..runs import as_run_directory
@@ -44,7 +44,8 @@ def predict(run, images, *, batch_size: int = 32, device: str = "auto", precisio
             raise ImagesAsDataError("a multi-label run predicts with backend='local' and without calibrate=True "
                                     "(temperature scaling and Ray labelling are for one label per image)")
         if threshold is not None and not 0 < float(threshold) < 1:
-            raise ImagesAsDataError(f"threshold={threshold!r}: give a probability between 0 and 1 (default 0.5)")
+            raise ImagesAsDataError(f"{setting('threshold', threshold)}: give a probability between 0 and 1 (default 0.5)",
+                                    what="option", option="threshold", value=threshold)
     else:
         threshold = check_threshold(threshold, run.classes)
     table = images if isinstance(images, pa.Table) and "image_id" in images.column_names and "path" in images.column_names \
@@ -53,7 +54,8 @@ def predict(run, images, *, batch_size: int = 32, device: str = "auto", precisio
         return _predict_on_ray(run, table, batch_size=batch_size, device=device, precision=precision,
                                num_workers=num_workers, progress=progress, calibrate=calibrate, threshold=threshold)
     if backend != "local":
-        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' (this machine) or 'ray' (a Ray cluster)")
+        raise ImagesAsDataError(f"{setting('backend', backend)}: choose 'local' (this machine) or 'ray' (a Ray cluster)",
+                                what="option", option="backend", value=backend)
     predictor = Predictor(prediction_description(run.description, calibrate), run.weights(), device, precision)
     paths = table["path"].to_pylist()
     probabilities = np.full((len(paths), len(run.classes)), np.nan)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, flag
 from ..runs import RUN_DESCRIPTION, RunDirectory
 
 
@@ -57,8 +57,9 @@ def load_run(path) -> Run:
     is damaged."""
     path = Path(path).expanduser().absolute()
     if not (path / RUN_DESCRIPTION).exists():
-        raise ImagesAsDataError(f"{path} is not a run directory (no {RUN_DESCRIPTION}); pass the --out folder of a finetune run",
-                                what="file", path=str(path), hint="pass the --out folder of a finetune run")
+        raise ImagesAsDataError(f"{path} is not a run directory (no {RUN_DESCRIPTION}); pass the {flag('out')} folder of a "
+                                "finetune run", what="file", path=str(path),
+                                hint=f"pass the {flag('out')} folder of a finetune run")
     return Run(path)
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, setting
 from ..io.tables import read_table, to_arrow, write_json, write_table
 
 DATASHEET = "datasheet.json"
@@ -311,7 +311,8 @@ def share_corpus(labels, out, *, run=None, title: str | None = None, sources: st
     if unknown:
         raise ImagesAsDataError(f"answers: unknown questions {unknown}; the questions are {', '.join(QUESTIONS)}")
     if ids not in (True, False):
-        raise ImagesAsDataError(f"ids={ids!r} must be True (share image_id) or False (hashes only)")
+        raise ImagesAsDataError(f"{setting('ids', ids)} must be True (share image_id) or False (hashes only)",
+                                what="option", option="ids", value=ids)
     drop = {drop} if isinstance(drop, str) else set(drop or ())
     hashes = _hashes(table)
     keep, left_out = _shared_columns(table, ids, drop, columns)

@@ -43,7 +43,8 @@ def video_table(videos) -> pa.Table:
         folder = Path(videos)
         files = list_video_files(folder)
         if not files:
-            raise ImagesAsDataError(f"{folder}: no video files found (looked for {', '.join(sorted(_extensions()))})")
+            raise ImagesAsDataError(f"{folder}: no video files found (looked for {', '.join(sorted(_extensions()))})",
+                                    what="file", path=folder)
         return pa.table({"video_id": pa.array([path_text(f.relative_to(folder).as_posix()) for f in files], pa.string()),
                          "path": pa.array([absolute_path(f) for f in files], pa.string())})
     if isinstance(videos, (str, os.PathLike)) and not str(videos).lower().endswith((".csv", ".tsv", ".parquet", ".pq")):

@@ -15,6 +15,13 @@ list and data-frame columns), with NA at the missing rows. Zero-row tables keep 
                           back in the engine's
     schema()              the engine/R contract (schema.describe()) for R's tests
     rank(results, metric) a grid's configurations best first by the engine's one selection rule
+    grid_metrics(...)     a grid's metrics in long form: tune's collect_metrics() and show_best() shapes
+    r_record(d, kind)     a dict's keys in R's names (a learning curve's last step)
+    engine_formula(text), r_terms(terms, used)
+                          R's formula in the engine's spelling, the engine's term names in R's
+    prediction_classes(t) the classes of a predictions table (its prob_<class> columns)
+    engine_column(name), engine_metric(name)
+                          R's name of a column or a metric in the engine's
     call(fn, ...)         run an engine function; an exception comes back as data R turns into a condition, and
                           the engine's warnings as messages R turns into warnings
     printed(fn, ...)      run fn and keep what it prints, for R to show as a message
@@ -42,7 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema as _schema
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, ImagesAsDataWarning
 
 # Warnings raised from files in the engine's package are its own, written for people.
 _PACKAGE_FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -71,7 +78,7 @@ def to_r(data, factors=None, kind=None) -> dict:
     from ..io.tables import to_arrow
 
     table = to_arrow(data)
-    if kind in ("metrics", "grid") and "metric" in table.column_names:
+    if kind in ("metrics", "grid", "grid_metrics") and "metric" in table.column_names:
         position = table.column_names.index("metric")
         metric = table["metric"]
         if pa.types.is_string(metric.type) or pa.types.is_large_string(metric.type):
@@ -183,7 +190,7 @@ def from_r(encoded: dict, kind=None) -> pa.Table:
     for name, column in zip(names, encoded["columns"]):
         arrays.append(decode_column(column, nrow, name))
     table = pa.table(dict(zip(names, arrays))) if names else pa.table({})
-    if kind in ("metrics", "grid") and "metric" in table.column_names:
+    if kind in ("metrics", "grid", "grid_metrics") and "metric" in table.column_names:
         metric = [_schema.engine_metric(v) for v in table["metric"].to_pylist()]
         table = table.set_column(table.column_names.index("metric"), "metric", pa.array(metric, pa.string()))
     return table
@@ -234,9 +241,9 @@ def _as_list(values) -> list:
 # ------------------------------------------------------------------------------------------ calls and errors
 
 class Outcome:
-    """What an engine call produced: `value`, or `error` = {"type", "message", "engine", "traceback", "fields"};
-    `warnings`:
-    the messages of the engine's own warnings (for people: rows left out, unbalanced classes, ...)."""
+    """What an engine call produced: `value`, or `error` = {"type", "message" (as Python shows it), "r_message" (the
+    same message spelt for R: schema.render), "engine", "traceback", "fields" (for R)}; `warnings`: the texts of the
+    engine's own warnings (for people: rows left out, unbalanced classes, ...), spelt for R."""
 
     def __init__(self, value=None, error=None, warnings=()):
         self.value = value
@@ -260,14 +267,18 @@ def call(function, *args, **kwargs) -> Outcome:
             outcome = Outcome(error={
                 "type": type(error).__name__,
                 "message": str(error) or type(error).__name__,
+                "r_message": (error.message_for("r") if isinstance(error, ImagesAsDataError) else str(error))
+                or type(error).__name__,
                 "engine": isinstance(error, ImagesAsDataError),
                 "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
                 # what R builds its condition from (ImagesAsDataError.FIELDS), rather than the message's wording
-                "fields": error.fields() if isinstance(error, ImagesAsDataError) else {},
+                "fields": error.fields("r") if isinstance(error, ImagesAsDataError) else {},
             })
     for warning in caught:
         if str(warning.filename).startswith(_PACKAGE_FOLDER):
-            outcome.warnings.append(str(warning.message))
+            message = warning.message
+            outcome.warnings.append(message.message_for("r") if isinstance(message, ImagesAsDataWarning)
+                                    else str(message))
         else:
             _warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     return outcome
@@ -315,8 +326,66 @@ def schema() -> dict:
 def rank(results: pa.Table, metric: str) -> list[int]:
     """Return the 1-based positions of a grid's configurations, best first on `metric` ("accuracy", "f1", "loss";
     R's f_meas and mn_log_loss too) by the engine's one selection rule (schema.selection_score)."""
-    metric = {"f_meas": "f1", "mn_log_loss": "loss"}.get(str(metric), str(metric))
-    return [i + 1 for i in _schema.rank(results.to_pylist(), metric)]
+    return [i + 1 for i in _schema.rank(results.to_pylist(), _schema.engine_metric(str(metric)))]
+
+
+def grid_metrics(results: pa.Table, parameters, n_classes: int, metric: str | None = None) -> pa.Table:
+    """Return a grid's validation metrics in long form, in the engine's names (to_r(kind="grid_metrics") gives R
+    tune's): without `metric`, one row per configuration and metric (schema.GRID_LONG, the options after config_id:
+    collect_metrics()'s shape); with `metric` (the engine's or yardstick's name), the finished configurations best
+    first by the one selection rule (schema.GRID_BEST after the options: show_best()'s shape, the estimate as
+    `mean`). The estimator is schema.headline_estimator's for `n_classes`. Raises nothing for a metric the results
+    lack (its values are null)."""
+    rows = results.to_pylist()
+    parameters = [str(p) for p in (parameters or [])]
+
+    def values(row, name):
+        column = f"val_{name}"
+        return row.get(column), row.get(f"{column}_lower"), row.get(f"{column}_upper")
+
+    if metric is None:
+        out = []
+        for row in rows:
+            for name in _schema.GRID_METRICS:
+                estimate, lower, upper = values(row, name)
+                out.append({"config_id": row.get("config_id"), **{p: row.get(p) for p in parameters}, "metric": name,
+                            "estimator": _schema.headline_estimator(n_classes, name), "estimate": estimate,
+                            "lower": lower, "upper": upper, "best_epoch": row.get("best_epoch"),
+                            "status": row.get("status")})
+        names = ["config_id", *parameters, *_schema.GRID_LONG[1:]]
+    else:
+        name = _schema.engine_metric(str(metric))
+        finished = [r for r in rows if r.get("status") == "complete"]
+        out = []
+        for position in _schema.rank(finished, name):
+            row = finished[position]
+            estimate, lower, upper = values(row, name)
+            out.append({**{p: row.get(p) for p in parameters}, "metric": name,
+                        "estimator": _schema.headline_estimator(n_classes, name), "mean": estimate, "lower": lower,
+                        "upper": upper, "config_id": row.get("config_id")})
+        names = [*parameters, *_schema.GRID_BEST]
+    columns = {n: [r[n] for r in out] for n in names}
+    types = {n: results.schema.field(n).type for n in names if n in results.column_names}
+    for n in ("estimate", "mean", "lower", "upper"):
+        types[n] = pa.float64()
+    return pa.table({n: pa.array(columns[n], types.get(n)) for n in names})
+
+
+def r_record(record: dict, kind: str) -> dict:
+    """Return a record the engine returns as a dict (a learning curve's last step, ...) with its keys in R's names
+    for `kind` (schema.r_column: conf_low -> conf.low)."""
+    return {_schema.r_column(str(k), kind): v for k, v in dict(record).items()}
+
+
+def engine_formula(text: str) -> str:
+    """Return an R formula's text in the engine's spelling (schema.engine_formula)."""
+    return _schema.engine_formula(str(text))
+
+
+def r_terms(terms, used) -> list[str]:
+    """Return the engine's term names in R's spelling for a formula that names the variables `used`
+    (schema.r_terms)."""
+    return _schema.r_terms([str(t) for t in terms], [str(u) for u in used])
 
 
 def gold_design_json(sample: pa.Table) -> str:
@@ -461,6 +530,18 @@ def standin_vlm(key_file=None, **options):
 def engine_column(name: str, kind: str | None = None) -> str:
     """Return the engine's name of one of R's column names (schema.engine_column: .pred_class → predicted)."""
     return _schema.engine_column(str(name), kind)
+
+
+def prediction_classes(predictions: pa.Table) -> list[str]:
+    """Return the classes of a predictions table in its column order: those of its prob_<class> columns
+    (schema.PROBABILITY_PREFIX)."""
+    prefix = _schema.PROBABILITY_PREFIX
+    return [n[len(prefix):] for n in predictions.column_names if n.startswith(prefix) and len(n) > len(prefix)]
+
+
+def engine_metric(name: str) -> str:
+    """Return the engine's name of one of yardstick's metric names (schema.engine_metric: f_meas → f1)."""
+    return _schema.engine_metric(str(name))
 
 
 def metrics_at(predictions: pa.Table, classes, positive_class=None, confidence: float = 0.95, splits=None,

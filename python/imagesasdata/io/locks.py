@@ -70,10 +70,11 @@ class DirectoryLock:
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise ImagesAsDataError(
                     f"{self.directory} is in use: another job is writing this {self.what} ({describe_owner(holder)}). "
-                    f"Wait for it to finish, or write to another folder"
+                    f"Wait for it to finish, or write to another folder", what="file", path=self.directory
                 ) from None
             raise ImagesAsDataError(f"{self.directory}: cannot lock this folder ({error.strerror}); the file system "
-                                    "does not support locks — write to a local disk or an NFSv4 share") from None
+                                    "does not support locks — write to a local disk or an NFSv4 share",
+                                    what="file", path=self.directory) from None
         left = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
         self.previous_owner = describe_owner(left) if left else None
         os.ftruncate(fd, 0)
@@ -268,7 +269,8 @@ def claimed_directory(out, *, what: str, marker: str, resume: bool = True, overw
         except (OSError, RuntimeError):   # a symlink loop on the way: the checks below name the folder
             pass
         if folder.exists() and not folder.is_dir():
-            raise ImagesAsDataError(f"{folder} is a file; out must name a folder for the {what}")
+            raise ImagesAsDataError(f"{folder} is a file; out must name a folder for the {what}",
+                                    what="file", path=folder)
     created = created_temporary or not folder.exists()
     had_lock_file = (folder / LOCK_FILE).exists()
     lock = DirectoryLock(folder, what)
@@ -279,7 +281,7 @@ def claimed_directory(out, *, what: str, marker: str, resume: bool = True, overw
         if contents and not (folder / marker).exists():
             raise ImagesAsDataError(
                 f"{folder} is not empty and holds no {what} (it holds {', '.join(sorted(contents)[:5])}"
-                f"{' …' if len(contents) > 5 else ''}); choose a new or empty folder"
+                f"{' …' if len(contents) > 5 else ''}); choose a new or empty folder", what="file", path=folder
             )
         if contents and overwrite:
             for name in contents:
@@ -288,7 +290,7 @@ def claimed_directory(out, *, what: str, marker: str, resume: bool = True, overw
         elif contents and not resume:
             raise ImagesAsDataError(
                 f"{folder} already holds a {what}; pass {option_hint} to continue it, overwrite=True (CLI: "
-                "--overwrite) to replace it, or choose another folder"
+                "--overwrite) to replace it, or choose another folder", what="file", path=folder
             )
         yield folder
     except BaseException:

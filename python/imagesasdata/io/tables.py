@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, setting
 
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -55,18 +55,21 @@ def read_table(path, encoding: str = "utf-8") -> pa.Table:
         try:
             return pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as error:
-            raise ImagesAsDataError(f"{path}: not a readable Parquet file ({error})") from None
+            raise ImagesAsDataError(f"{path}: not a readable Parquet file ({error})",
+                                    what="file", path=path) from None
     if kind in ("csv", "tsv"):
         parse = pa_csv.ParseOptions(delimiter="\t" if kind == "tsv" else ",")
         try:
             table = pa_csv.read_csv(path, read_options=pa_csv.ReadOptions(encoding=encoding), parse_options=parse)
         except LookupError:
-            raise ImagesAsDataError(f"encoding={encoding!r} is not a text encoding Python knows (e.g. utf-8, latin-1)") from None
+            raise ImagesAsDataError(f"{setting('encoding', encoding)} is not a text encoding Python knows (e.g. utf-8, latin-1)",
+                                    what="option", option="encoding", value=encoding) from None
         except pa.ArrowInvalid as error:
-            raise ImagesAsDataError(f"{path}: not a readable {kind.upper()} file ({error})") from None
+            raise ImagesAsDataError(f"{path}: not a readable {kind.upper()} file ({error})",
+                                    what="file", path=path) from None
         check_text(table, path, encoding)
         return table
-    raise ImagesAsDataError(f"{path}: unknown table format; use .csv, .tsv or .parquet")
+    raise ImagesAsDataError(f"{path}: unknown table format; use .csv, .tsv or .parquet", what="file", path=path)
 
 
 def check_text(table: pa.Table, path: Path, encoding: str) -> None:
@@ -83,7 +86,7 @@ def check_text(table: pa.Table, path: Path, encoding: str) -> None:
                     raise ImagesAsDataError(
                         f"{path}: line {row + 2} (column {name!r}) is not valid {encoding} text (byte "
                         f"{value[error.start:error.start + 1]!r} at position {error.start}). Save the file as UTF-8, or "
-                        "pass its encoding (encoding='latin-1', 'cp1252', …)"
+                        "pass its encoding (encoding='latin-1', 'cp1252', …)", what="file", path=path, row=row + 2
                     ) from None
 
 
@@ -150,14 +153,15 @@ def write_table(table: pa.Table, path) -> Path:
     path = Path(path)
     kind = TABLE_SUFFIXES.get(path.suffix.lower())
     if kind is None:
-        raise ImagesAsDataError(f"{path}: choose an output ending in .parquet or .csv")
+        raise ImagesAsDataError(f"{path}: choose an output ending in .parquet or .csv", what="file", path=path)
     with atomic_path(path) as temporary:
         if kind == "parquet":
             pq.write_table(table, temporary)
         else:
             nested = [f.name for f in table.schema if pa.types.is_nested(f.type)]
             if nested:
-                raise ImagesAsDataError(f"{path}: columns {nested} hold lists; write .parquet instead of .csv")
+                raise ImagesAsDataError(f"{path}: columns {nested} hold lists; write .parquet instead of .csv",
+                                        what="file", path=path)
             pa_csv.write_csv(table, temporary, pa_csv.WriteOptions(delimiter="\t" if kind == "tsv" else ","))
     return path
 
@@ -180,7 +184,8 @@ def read_json(path, what: str | None = None):
         value = None
     except json.JSONDecodeError as error:
         raise ImagesAsDataError(f"{path} is damaged: not valid JSON ({error.msg} at line {error.lineno}); it should "
-                                f"hold {what}") from None
+                                f"hold {what}", what="file", path=path, row=error.lineno) from None
     if not isinstance(value, dict):
-        raise ImagesAsDataError(f"{path} does not hold {what} (found {type(value).__name__} instead of a JSON object)")
+        raise ImagesAsDataError(f"{path} does not hold {what} (found {type(value).__name__} instead of a JSON object)",
+                                what="file", path=path)
     return value

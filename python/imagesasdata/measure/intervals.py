@@ -20,7 +20,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, setting
 
 INTERVAL_METHODS = ("wilson", "exact")
 DEFAULT_RESAMPLES = 1000
@@ -33,7 +33,8 @@ def check_confidence(confidence) -> float:
     except (TypeError, ValueError):
         value = float("nan")
     if not 0 < value < 1:
-        raise ImagesAsDataError(f"confidence={confidence!r}: give a level between 0 and 1, e.g. 0.95 for 95% intervals")
+        raise ImagesAsDataError(f"{setting('confidence', confidence)}: give a level between 0 and 1, e.g. 0.95 for 95% intervals",
+                                what="option", option="confidence", value=confidence)
     return value
 
 
@@ -78,7 +79,8 @@ def proportion_interval(successes, trials, confidence: float = 0.95, method: str
     """Return a proportion's interval from its counts as (lower, upper) (arrays broadcast; NaN where trials is 0):
     method "wilson" (default) or "exact" (Clopper–Pearson). Raises ImagesAsDataError for another method."""
     if method not in INTERVAL_METHODS:
-        raise ImagesAsDataError(f"interval_method={method!r}: choose {' or '.join(INTERVAL_METHODS)}")
+        raise ImagesAsDataError(f"{setting('interval_method', method)}: choose {' or '.join(INTERVAL_METHODS)}",
+                                what="option", option="interval_method", value=method)
     successes = np.asarray(successes, dtype=float)
     trials = np.asarray(trials, dtype=float)
     if method == "exact":
@@ -221,7 +223,8 @@ def weighted_proportion_interval(successes, trials, cell_sizes, confidence: floa
     if np.any(n <= 0) or np.any(y < 0) or np.any(y > n):
         raise ImagesAsDataError("every cell needs at least one sampled image, and 0 ≤ successes ≤ trials")
     if corpus not in ("superpopulation", "finite"):
-        raise ImagesAsDataError(f"corpus={corpus!r}: choose 'superpopulation' or 'finite'")
+        raise ImagesAsDataError(f"{setting('corpus', corpus)}: choose 'superpopulation' or 'finite'",
+                                what="option", option="corpus", value=corpus)
     alpha = 1 - check_confidence(confidence)
     rng = np.random.default_rng(seed)
     total = size.sum()

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..data.table import choose_positive_class, natural_key
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, setting
 from ..io.tables import to_arrow
 from .intervals import check_confidence
 from .metrics import HEADLINE_ESTIMATORS, METRIC_SCHEMA, _metric_arrays, _row_sizes, confusion_counts, metrics_from_counts
@@ -230,7 +230,7 @@ def design_weighted_metrics(truth, predicted, classes, positive, weights, strata
 
 def _require(table: pa.Table, name: str, role: str, what: str) -> None:
     if name not in table.column_names:
-        raise ImagesAsDataError(f"{role}={name!r}: no such column in the {what} (columns: "
+        raise ImagesAsDataError(f"{setting(role, name)}: no such column in the {what} (columns: "
                                 f"{listing(table.column_names, 10)}).{did_you_mean(name, table.column_names)}",
                                 what="column", option=role, value=name, choices=table.column_names)
 

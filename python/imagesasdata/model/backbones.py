@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..errors import ImagesAsDataError, did_you_mean
+from ..errors import ImagesAsDataError, did_you_mean, setting
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 # The book's Table 4.1, in its order.
@@ -126,8 +126,9 @@ def check_architecture_options(architecture: str, freeze: str = "none") -> None:
 def _no_such_stage(freeze: str, parameter_names, architecture: str) -> ImagesAsDataError:
     stages = sorted({n.split(".")[0] for n in parameter_names})
     return ImagesAsDataError(
-        f"freeze={freeze!r} names no stage of {architecture}; use 'none', 'backbone' or one of: "
-        f"{', '.join(stages)} (dotted names such as 'blocks.3' work too).{did_you_mean(freeze, stages)}"
+        f"{setting('freeze', freeze)} names no stage of {architecture}; use 'none', 'backbone' or one of: "
+        f"{', '.join(stages)} (dotted names such as 'blocks.3' work too).{did_you_mean(freeze, stages)}",
+        what="option", option="freeze", value=freeze
     )
 
 
@@ -144,7 +145,8 @@ def create_backbone(architecture: str = OFFLINE_ARCHITECTURE, weights="imagenet"
     """
     library, name = _resolve(architecture)
     if num_classes < 2:
-        raise ImagesAsDataError(f"num_classes={num_classes}: a classifier needs at least 2 classes")
+        raise ImagesAsDataError(f"num_classes={num_classes}: a classifier needs at least 2 classes",
+                                what="option", option="num_classes", value=num_classes)
     weights_label = "none" if weights in (None, "none", "None", False) else str(weights)
     if library == "open_clip":
         return _open_clip(name, weights_label, num_classes, dropout, freeze)
@@ -174,7 +176,8 @@ def _open_clip(name: str, weights: str, num_classes: int, dropout: float, freeze
     from .clip import LIBRARY, clip_backbone
 
     if not 0 <= dropout < 1:
-        raise ImagesAsDataError(f"dropout={dropout}: must be at least 0 and below 1")
+        raise ImagesAsDataError(f"dropout={dropout}: must be at least 0 and below 1",
+                                what="option", option="dropout", value=dropout)
     network, clip = clip_backbone(name, weights, num_classes, dropout)
     backbone = Backbone(network, clip.architecture, LIBRARY, clip.weights, mean=clip.mean, std=clip.std,
                         input_size=clip.input_size, head=["head"])
@@ -237,7 +240,8 @@ def _torchvision_imagenet_state(url: str, progress: bool) -> dict:
             raise ImagesAsDataError(
                 f"could not download ImageNet weights from {url} ({error}). On a machine without internet, copy "
                 f"that file to {cache} (torch's cache; TORCH_HOME moves it) or pass weights='/path/to/"
-                f"{cache.name}'; or use architecture='{OFFLINE_ARCHITECTURE}', whose weights are installed with the engine"
+                f"{cache.name}'; or use architecture='{OFFLINE_ARCHITECTURE}', whose weights are installed with the engine",
+                what="file", path=cache
             ) from None
     _verify_prefix(cache, {prefix})
     return torch.load(cache, map_location="cpu", weights_only=True)
@@ -248,7 +252,8 @@ def _verify_prefix(path: Path, prefixes: set) -> None:
     if not any(digest.startswith(p) for p in prefixes):
         raise ImagesAsDataError(
             f"{path}: its SHA-256 does not match torchvision's published weights, so it is not loaded (a .pth file "
-            "is a pickle and can run code). Delete it to download it again, or convert your weights to .safetensors"
+            "is a pickle and can run code). Delete it to download it again, or convert your weights to .safetensors",
+            what="file", path=path
         )
 
 
@@ -323,19 +328,21 @@ def load_weights_file(model: nn.Module, path, official: set) -> None:
 
     path = Path(path).expanduser()
     if not path.exists():
-        raise ImagesAsDataError(f"weights file {path} does not exist; pass 'imagenet', None or a path to a .safetensors file")
+        raise ImagesAsDataError(f"weights file {path} does not exist; pass 'imagenet', None or a path to a .safetensors file",
+                                what="file", path=path)
     if path.suffix == ".safetensors":
         try:
             state = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as error:
-            raise ImagesAsDataError(f"{path}: not a valid safetensors file ({error})") from None
+            raise ImagesAsDataError(f"{path}: not a valid safetensors file ({error})",
+                                    what="file", path=path) from None
     elif path.suffix in (".pth", ".pt") and official:
         _verify_prefix(path, official)
         state = torch.load(path, map_location="cpu", weights_only=True)
     else:
         raise ImagesAsDataError(
             f"{path}: weights must be a .safetensors file (pickled .pth files can run code and are only accepted "
-            "when they are torchvision's published files)"
+            "when they are torchvision's published files)", what="file", path=path
         )
     fit_state_dict(model, state, str(path))
 
@@ -361,9 +368,11 @@ def replace_head(model: nn.Module, num_classes: int, dropout: float, library: st
     """Swap the ImageNet classifier for a fresh layer with `num_classes` outputs (head_init: "normal" draws it from
     N(0, 0.01) with zero bias; "pytorch" keeps the layer's own default initialisation); return its module names."""
     if not 0 <= dropout < 1:
-        raise ImagesAsDataError(f"dropout={dropout}: must be at least 0 and below 1")
+        raise ImagesAsDataError(f"dropout={dropout}: must be at least 0 and below 1",
+                                what="option", option="dropout", value=dropout)
     if head_init not in ("normal", "pytorch"):
-        raise ImagesAsDataError(f"head_init={head_init!r}: choose 'normal' (N(0, 0.01), the book) or 'pytorch'")
+        raise ImagesAsDataError(f"{setting('head_init', head_init)}: choose 'normal' (N(0, 0.01), the book) or 'pytorch'",
+                                what="option", option="head_init", value=head_init)
     if library == "timm":
         model.reset_classifier(num_classes)
     names = _classifier_names(model, library)

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..data.transforms import normalize_batch
-from ..errors import ImagesAsDataError, did_you_mean, listing, missing_extra
+from ..errors import ImagesAsDataError, did_you_mean, listing, missing_extra, setting
 from .inference import Predictor
 
 # name → (class in pytorch_grad_cam, what it does, needs gradients)
@@ -46,8 +46,9 @@ def _check_method(method: str) -> str:
     name = str(method).lower().replace("-", "").replace("_", "")
     if name not in CAM_METHODS:
         raise ImagesAsDataError(
-            f"method={method!r} is not a heatmap method; choose one of: "
-            + "; ".join(f"{k} ({v[1]})" for k, v in CAM_METHODS.items()) + did_you_mean(str(method), CAM_METHODS)
+            f"{setting('method', method)} is not a heatmap method; choose one of: "
+            + "; ".join(f"{k} ({v[1]})" for k, v in CAM_METHODS.items()) + did_you_mean(str(method), CAM_METHODS),
+            what="option", option="method", value=method
         )
     return name
 
@@ -131,10 +132,11 @@ def resolve_layer(model: nn.Module, layers: list[dict], layer: str | None) -> st
     modules = dict(model.named_modules())
     last = listing(names[-8:], 8)
     if layer in modules:
-        raise ImagesAsDataError(f"layer={layer!r} exists but its output is not a feature map the heatmap can be read "
+        raise ImagesAsDataError(f"{setting('layer', layer)} exists but its output is not a feature map the heatmap can be read "
                                 f"from (it is not 4-D, runs after the classifier starts, or runs more than once); the "
-                                f"last feature maps of this network are {last}")
-    raise ImagesAsDataError(f"layer={layer!r} is not a module of this network; its last feature maps are {last} "
+                                f"last feature maps of this network are {last}",
+                                what="option", option="layer", value=layer)
+    raise ImagesAsDataError(f"{setting('layer', layer)} is not a module of this network; its last feature maps are {last} "
                             f"(heatmap_layers() lists them all).{did_you_mean(layer, names)}", what="option",
                             option="layer", value=layer)
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ImagesAsDataError, did_you_mean
+from ..errors import ImagesAsDataError, did_you_mean, setting
 
 log = logging.getLogger("imagesasdata.model")
 
@@ -148,8 +148,9 @@ def load_clip(architecture: str = DEFAULT_MODEL, weights=DEFAULT_WEIGHTS) -> Cli
             raise ImagesAsDataError(f"could not fetch open_clip's {label!r} weights for {name} "
                                     f"({type(error).__name__}: {str(error)[:300]}). {NO_NETWORK_HELP}") from None
     else:
-        raise ImagesAsDataError(f"weights={label!r}: not a pretrained tag of {name} (tags: {', '.join(tags) or 'none'}) "
-                                f"and not a .safetensors file.{did_you_mean(label, tags)}")
+        raise ImagesAsDataError(f"{setting('weights', label)}: not a pretrained tag of {name} (tags: {', '.join(tags) or 'none'}) "
+                                f"and not a .safetensors file.{did_you_mean(label, tags)}",
+                                what="option", option="weights", value=label)
     model.eval()
     config = getattr(model.visual, "preprocess_cfg", None) or {}
     size = config.get("size", 224)
@@ -171,20 +172,22 @@ def _from_file(name: str, path: Path):
 
     if not path.exists():
         raise ImagesAsDataError(f"weights file {path} does not exist; pass an open_clip pretrained tag (e.g. "
-                                f"'{DEFAULT_WEIGHTS}') or the path of a .safetensors file")
+                                f"'{DEFAULT_WEIGHTS}') or the path of a .safetensors file", what="file", path=path)
     if path.suffix != ".safetensors":
         raise ImagesAsDataError(f"{path}: CLIP weights must be a .safetensors file (pickled .pt/.bin files can run "
                                 "code when loaded); convert it once on a trusted machine with open_clip and "
-                                "safetensors.torch.save_file(model.state_dict(), 'clip.safetensors')")
+                                "safetensors.torch.save_file(model.state_dict(), 'clip.safetensors')",
+                                what="file", path=path)
     try:
         # open_clip reads a .safetensors file with safetensors (no pickle), strictly: every tensor must fit.
         model = open_clip.create_model(name, pretrained=str(path))
     except (SafetensorError, OSError, ValueError) as error:
-        raise ImagesAsDataError(f"{path}: not a valid safetensors file ({error})") from None
+        raise ImagesAsDataError(f"{path}: not a valid safetensors file ({error})", what="file", path=path) from None
     except (RuntimeError, AssertionError, KeyError) as error:   # missing, unexpected or misshapen tensors
         first = str(error).strip().splitlines()
         raise ImagesAsDataError(f"{path}: these weights do not fit open_clip's {name} ({' '.join(first[:3])[:400]}). "
-                                "Is the file for another CLIP model (or does it need the '-quickgelu' name)?") from None
+                                "Is the file for another CLIP model (or does it need the '-quickgelu' name)?",
+                                what="file", path=path) from None
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

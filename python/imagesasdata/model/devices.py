@@ -7,7 +7,7 @@ import warnings
 
 import torch
 
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, setting
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -22,13 +22,16 @@ def resolve_device(device: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ImagesAsDataError(f"device={device!r} but no CUDA GPU is visible to torch; use device='auto' or 'cpu'")
+        raise ImagesAsDataError(f"{setting('device', device)} but no CUDA GPU is visible to torch; use device='auto' or 'cpu'",
+                                what="option", option="device", value=device)
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ImagesAsDataError("device='mps' but Apple's Metal backend is not available; use device='auto' or 'cpu'")
+        raise ImagesAsDataError("device='mps' but Apple's Metal backend is not available; use device='auto' or 'cpu'",
+                                what="option", option="device", value="mps")
     try:
         return torch.device(name)
     except RuntimeError:
-        raise ImagesAsDataError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'mps'") from None
+        raise ImagesAsDataError(f"{setting('device', device)} is not a device; use 'auto', 'cpu', 'cuda' or 'mps'",
+                                what="option", option="device", value=device) from None
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -41,10 +44,12 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """
     precision = str(precision or "auto").lower()
     if precision not in PRECISIONS:
-        raise ImagesAsDataError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+        raise ImagesAsDataError(f"{setting('precision', precision)}: choose one of {', '.join(PRECISIONS)}",
+                                what="option", option="precision", value=precision)
     if precision != "auto":
         if precision == "fp16" and device.type == "cpu":
-            raise ImagesAsDataError("precision='fp16' is for GPUs; on the CPU use 'bf16' or 'fp32'")
+            raise ImagesAsDataError("precision='fp16' is for GPUs; on the CPU use 'bf16' or 'fp32'",
+                                    what="option", option="precision", value="fp16")
         if precision == "bf16" and device.type == "cpu" and cpu_has_native_bf16() is False:
             warnings.warn("precision='bf16' on a CPU without native bfloat16 (no avx512_bf16 or amx_bf16 flag): "
                           "measured 10-15× slower than fp32 on such CPUs; use precision='fp32'", stacklevel=3)

@@ -64,7 +64,8 @@ def _networks():
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
             raise ImagesAsDataError(f"facenet-pytorch is installed without its MTCNN weights ({path} is missing); "
-                                    "reinstall it: pip install --no-deps --force-reinstall facenet-pytorch", what="missing_extra", extra="beyond")
+                                    "reinstall it: pip install --no-deps --force-reinstall facenet-pytorch", what="missing_extra", extra="beyond",
+                                    path=path)
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         nets.append(net.eval())
     return nets

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, literal
 from ..io.tables import to_arrow
 
 AGGREGATION_METHODS = ("any", "majority", "mean")
@@ -147,7 +147,8 @@ def annotation_reliability(annotations, *, value="label", image: str = "image_id
                 bad = [r for r in given if not _is_number(answers[r])]
                 raise ImagesAsDataError(
                     f"{lev} alpha needs numbers in column {name!r}; rows {listing([r + 1 for r in bad])} hold "
-                    f"{listing(sorted({repr(answers[r]) for r in bad}), 5)}. Use level='nominal' for categories"
+                    f"{listing(sorted({repr(answers[r]) for r in bad}), 5)}. Use level='nominal' for categories",
+                    what="rows", row=[r + 1 for r in bad]
                 )
             if pairable and len(domain) < 2:
                 why = f"every answer is {domain[0]!r}: agreement is perfect but alpha is undefined (no variation)"
@@ -213,7 +214,8 @@ def _names(table, column, role) -> list:
     values = table[column].to_pylist()
     missing = [r + 1 for r, v in enumerate(values) if _missing(v) or (isinstance(v, str) and not v.strip())]
     if missing:
-        raise ImagesAsDataError(f"the {role} column {column!r} is empty in rows {listing(missing)}; every row needs one")
+        raise ImagesAsDataError(f"the {role} column {column!r} is empty in rows {listing(missing)}; every row needs one",
+                                what="rows", row=missing)
     return [_text(v) for v in values]
 
 
@@ -259,7 +261,8 @@ def _numbers(answers, name, ids, people, score_range) -> list:
             outside.append(f"row {row + 1} ({people[row]} on {ids[row]}: {answer!r})")
         scores.append(number)
     if bad:
-        raise ImagesAsDataError(f"column {name!r} must hold numbers (scores); not a number in {listing(bad, 5)}")
+        raise ImagesAsDataError(f"column {literal(name)} must hold numbers (scores); not a number in {listing(bad, 5)}",
+                                what="column", option="value", value=name)
     if outside:
         raise ImagesAsDataError(
             f"column {name!r}: scores outside {low:g}–{high:g} in {listing(outside, 5)}; fix them or widen score_range"
@@ -299,7 +302,7 @@ def _yes_no(answers, name, positive, ids, people) -> list:
         raise ImagesAsDataError(
             f"column {name!r}: cannot tell whether {listing(shown, 5)} means yes or no (rows "
             f"{listing([r + 1 for r in unknown])}); say which answer is positive with positive=…, or use "
-            "method='majority' for categories"
+            "method='majority' for categories", what="rows", row=[r + 1 for r in unknown]
         )
     return flags
 

@@ -165,11 +165,13 @@ def _existing_digest(out: Path):
 def _swap(staging: Path, out: Path) -> None:
     """Put the staged folder at `out`, replacing a layout written earlier; refuse to replace anything else."""
     if out.is_symlink() or out.is_file():
-        raise ImagesAsDataError(f"{out} exists and is not a folder; choose another destination")
+        raise ImagesAsDataError(f"{out} exists and is not a folder; choose another destination",
+                                what="file", path=out)
     if out.exists():
         if any(out.iterdir()) and not (out / LAYOUT_RECORD).exists():
             raise ImagesAsDataError(
-                f"{out} exists and was not written by write_layout; choose another folder or remove it yourself"
+                f"{out} exists and was not written by write_layout; choose another folder or remove it yourself",
+                what="file", path=out
             )
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
         os.rename(out, old / "layout")

@@ -25,7 +25,8 @@ from functools import lru_cache
 
 import pyarrow as pa
 
-from ..errors import BadImageError, ImagesAsDataError, check_number, did_you_mean
+from ..errors import BadImageError, ImagesAsDataError, check_number, did_you_mean, setting
+from ..schema import render
 from ..io.images import open_rgb
 
 # Page segmentation modes by name (tesseract --help-psm): "sparse" finds scattered text in no particular layout
@@ -102,8 +103,9 @@ def _language_string(languages) -> str:
         languages = "+".join(str(code) for code in languages)
     text = str(languages or "").strip()
     if not text or any(not part.replace("_", "").isalnum() for part in text.split("+")):
-        raise ImagesAsDataError(f"languages={languages!r}: give Tesseract language codes, e.g. 'eng', 'deu' or "
-                                "['eng', 'deu'] (see ocr_languages())")
+        raise ImagesAsDataError(f"{setting('languages', languages)}: give Tesseract language codes, e.g. 'eng', 'deu' or "
+                                "['eng', 'deu'] (see ocr_languages())",
+                                what="option", option="languages", value=languages)
     return text
 
 
@@ -139,19 +141,22 @@ def ocr_words(images, *, languages="eng", language_column: str | None = None, la
 
     pytesseract = _pytesseract()
     if layout not in LAYOUTS:
-        raise ImagesAsDataError(f"layout={layout!r}: choose one of {', '.join(LAYOUTS)}.{did_you_mean(layout, LAYOUTS)}")
+        raise ImagesAsDataError(f"{setting('layout', layout)}: choose one of {', '.join(LAYOUTS)}.{did_you_mean(layout, LAYOUTS)}",
+                                what="option", option="layout", value=layout)
     readings = (readings,) if isinstance(readings, str) else tuple(readings or ())
     unknown = [r for r in readings if r not in READINGS]
     if unknown or not readings:
-        raise ImagesAsDataError(f"readings={list(readings)!r}: choose one or more of {', '.join(READINGS)}")
+        raise ImagesAsDataError(f"{setting('readings', list(readings))}: choose one or more of {', '.join(READINGS)}",
+                                what="option", option="readings", value=list(readings))
     min_side = int(check_number("min_side", min_side, 0, 20000))
     min_confidence = check_number("min_confidence", min_confidence, 0, 100)
     timeout = check_number("timeout", timeout, 1)
     table = _images(images)
     if language_column is not None:
         if language_column not in table.column_names:
-            raise ImagesAsDataError(f"language_column={language_column!r} is not a column of the images table "
-                                    f"(columns: {', '.join(table.column_names)}).{did_you_mean(language_column, table.column_names)}")
+            raise ImagesAsDataError(f"{setting('language_column', language_column)} is not a column of the images table "
+                                    f"(columns: {', '.join(table.column_names)}).{did_you_mean(language_column, table.column_names)}",
+                                    what="option", option="language_column", value=language_column)
         per_image = [None if v is None else str(v) for v in table[language_column].to_pylist()]
         fallback = _language_string(languages)
         per_image = [v.strip() if v and v.strip() else fallback for v in per_image]
@@ -159,7 +164,8 @@ def ocr_words(images, *, languages="eng", language_column: str | None = None, la
         fallback = _language_string(languages)
         problem = _language_problem(fallback)
         if problem:
-            raise ImagesAsDataError(f"languages={languages!r}: {problem}")
+            raise ImagesAsDataError(f"{setting('languages', languages)}: {problem}",
+                                    what="option", option="languages", value=languages)
         per_image = [fallback] * table.num_rows
     psm = LAYOUTS[layout]
 
@@ -169,7 +175,7 @@ def ocr_words(images, *, languages="eng", language_column: str | None = None, la
         try:
             problem = _language_problem(langs) if language_column is not None else None
             if problem:
-                return [dict(base, error=problem)]
+                return [dict(base, error=render(problem))]   # a table holds plain text, never marks
             image = open_rgb(path)
             words = _read(pytesseract, image, langs, psm, readings, min_side, timeout)
         except BadImageError as error:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..data.table import image_table
-from ..errors import ImagesAsDataError, did_you_mean, listing
+from ..errors import ImagesAsDataError, did_you_mean, listing, literal, setting
 from ..io.sheets import CODE_COLUMNS, coding_table, write_sheet, write_text
 from ..io.tables import to_arrow
 
@@ -55,7 +55,10 @@ def read_selection_sheet(sheet, *, classes=None, code: str = "code", encoding: s
     missing = [c for c in ("image_id", "path", code) if c not in table.column_names]
     if missing:
         raise ImagesAsDataError(f"the sheet lacks the column(s) {listing(missing)} (it has "
-                                f"{listing(table.column_names, 8)}); use the sheet write_selection_sheet() wrote")
+                                f"{listing(table.column_names, 8)}); use the sheet write_selection_sheet() wrote",
+                                what="column", option="code" if code in missing else None,
+                                value=missing[0] if len(missing) == 1 else missing, choices=table.column_names,
+                                path=str(sheet) if isinstance(sheet, (str, Path)) else None)
     labels = [None if v is None or not str(v).strip() else str(v).strip() for v in table[code].to_pylist()]
     coded = [i for i, v in enumerate(labels) if v is not None]
     if len(coded) < table.num_rows:
@@ -65,9 +68,11 @@ def read_selection_sheet(sheet, *, classes=None, code: str = "code", encoding: s
         allowed = [str(c) for c in classes]
         wrong = [(i + 2, labels[i]) for i in coded if labels[i] not in allowed]   # +2: the header is line 1
         if wrong:
-            shown = listing([f"line {line}: {value!r}" for line, value in wrong], 5)
+            shown = listing([f"line {line}: {literal(value)}" for line, value in wrong], 5)
             raise ImagesAsDataError(f"the sheet has codes that are not classes ({', '.join(allowed)}): "
-                                    f"{shown}.{_hint(wrong[0][1], allowed)} Correct them in the sheet")
+                                    f"{shown}.{_hint(wrong[0][1], allowed)} Correct them in the sheet", what="file",
+                                    path=str(sheet) if isinstance(sheet, (str, Path)) else None,
+                                    row=[line for line, _ in wrong], value=wrong[0][1], choices=allowed)
     rows = pa.array(coded, pa.int64())
     return pa.table({"image_id": table["image_id"].cast(pa.string()).take(rows),
                      "path": table["path"].cast(pa.string()).take(rows),
@@ -79,7 +84,7 @@ def read_selection_sheet(sheet, *, classes=None, code: str = "code", encoding: s
 def _hint(value: str, allowed) -> str:
     """' Did you mean …?' — a coder's "Protest" for "protest" first, then spelling."""
     same = [c for c in allowed if c.casefold() == value.casefold()]
-    return f" Did you mean {same[0]!r}?" if same else did_you_mean(value, allowed)
+    return f" Did you mean {literal(same[0])}?" if same else did_you_mean(value, allowed)
 
 
 def add_coded_images(training, coded, *, split: str | None = "auto") -> pa.Table:
@@ -101,8 +106,9 @@ def add_coded_images(training, coded, *, split: str | None = "auto") -> pa.Table
     if split == "auto":
         split = "train" if has_splits else None
     elif (split is None) == has_splits:
-        raise ImagesAsDataError(f"split={split!r}, but the training table {'has' if has_splits else 'has no'} splits; "
-                                "every row needs a split or none does — leave split='auto'")
+        raise ImagesAsDataError(f"{setting('split', split)}, but the training table {'has' if has_splits else 'has no'} splits; "
+                                "every row needs a split or none does — leave split='auto'",
+                                what="option", option="split", value=split)
     coded = to_arrow(coded)
     missing = [c for c in ("image_id", "path", "label") if c not in coded.column_names]
     if missing:

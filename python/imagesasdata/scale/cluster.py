@@ -273,10 +273,12 @@ def replica_plan(resources: dict, replicas=None, gpus_per_replica=None, cpus_per
     if gpus_per_replica is None:
         gpus_per_replica = 1 if gpus else 0
     if cpus_per_replica <= 0:
-        raise ImagesAsDataError(f"cpus_per_replica={cpus_per_replica}: give each replica at least a fraction of a CPU")
+        raise ImagesAsDataError(f"cpus_per_replica={cpus_per_replica}: give each replica at least a fraction of a CPU",
+                                what="option", option="cpus_per_replica", value=cpus_per_replica)
     if gpus_per_replica and gpus < gpus_per_replica:
         raise ImagesAsDataError(f"gpus_per_replica={gpus_per_replica} but the Ray cluster has {gpus:g} GPUs; "
-                                "use gpus_per_replica=0 to run the replicas on CPUs")
+                                "use gpus_per_replica=0 to run the replicas on CPUs",
+                                what="option", option="gpus_per_replica", value=gpus_per_replica)
     if replicas is None:
         replicas = int(gpus // gpus_per_replica) if gpus_per_replica else int(cpus // cpus_per_replica)
     if int(replicas) < 1:

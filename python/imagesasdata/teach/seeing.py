@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, did_you_mean
+from ..errors import ImagesAsDataError, did_you_mean, setting
 from ..io.images import open_rgb
 
 ACTIVATIONS = {
@@ -265,13 +265,15 @@ def _activation_name(name) -> str:
 
 def _positive_int(value, name: str) -> int:
     if isinstance(value, bool) or int(value) != value or int(value) < 1:
-        raise ImagesAsDataError(f"{name}={value!r} must be a whole number of at least 1")
+        raise ImagesAsDataError(f"{setting(name, value)} must be a whole number of at least 1",
+                                what="option", option=name, value=value)
     return int(value)
 
 
 def _whole(value, name: str) -> int:
     if isinstance(value, bool) or int(value) != value or int(value) < 0:
-        raise ImagesAsDataError(f"{name}={value!r} must be a whole number of at least 0")
+        raise ImagesAsDataError(f"{setting(name, value)} must be a whole number of at least 0",
+                                what="option", option=name, value=value)
     return int(value)
 
 

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from .. import runs
-from ..errors import ImagesAsDataError
+from ..errors import ImagesAsDataError, cli_only, literal, setting
 from ..infer.run import Run, load_run
 from .config import TrainConfig
 from .trainer import prepare_trainer
@@ -46,11 +46,12 @@ def finetune(data, *, out=None, label: str | None = None, path: str | None = Non
     config = TrainConfig.from_options(**options)
     for name, value in (("resume", resume), ("overwrite", overwrite)):
         if value not in (True, False):
-            raise ImagesAsDataError(f"{name}={value!r} must be True or False")
+            raise ImagesAsDataError(f"{setting(name, value)} must be True or False",
+                                    what="option", option=name, value=value)
     if resume and overwrite:
         raise ImagesAsDataError("resume=True and overwrite=True contradict each other: resume continues the run in "
                                 "out, overwrite deletes it and starts again. Pass one of them (CLI: --resume or "
-                                "--overwrite)")
+                                "--overwrite)", what="option", option="resume", value=True)
     with runs.claim_run_dir(out, resume=resume, overwrite=overwrite) as folder:
         if resume:
             check_resume_options(config, folder)
@@ -78,16 +79,17 @@ def check_resume_options(config: TrainConfig, folder: Path) -> None:
     differences = config.differences_from_saved(saved)
     if not differences:
         return
-    changed = "; ".join(f"{name} (CLI: --{name.replace('_', '-')}): the run has {theirs!r}, this call {mine!r}"
+    changed = "; ".join(f"{name}{cli_only('--' + name.replace('_', '-'))}: the run has {literal(theirs)}, this call {literal(mine)}"
                         for name, (mine, theirs) in differences.items())
     if runs.is_complete(folder):
         raise ImagesAsDataError(
             f"{folder} holds a complete run trained with other options ({changed}); nothing was changed. Resuming "
             "continues an interrupted run with the options it was started with and never retrains a finished one: "
             "give the same options to load it as it is, pass overwrite=True (CLI: --overwrite) to train again with "
-            "these, or write to another --out folder"
+            "these, or write to another --out folder", what="file", path=folder
         )
     raise ImagesAsDataError(
         f"{folder} holds a run started with other options ({changed}); nothing was changed. Resume it with the same "
-        "options, pass overwrite=True (CLI: --overwrite) to start again with these, or write to a new --out folder"
+        "options, pass overwrite=True (CLI: --overwrite) to start again with these, or write to a new --out folder",
+        what="file", path=folder
     )

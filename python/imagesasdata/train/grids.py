@@ -23,7 +23,7 @@ from .. import runs
 from ..infer.run import Run, load_run
 from .config import SELECT_ON, TrainConfig, selection_score
 from ..data.table import check_labeled, image_table
-from ..errors import ImagesAsDataError, did_you_mean, option_error
+from ..errors import ImagesAsDataError, cli_only, did_you_mean, option_error, setting
 from ..io.locks import claimed_directory, tidy_if_idle
 from ..measure.metrics import format_interval, headline, metric_interval
 from ..data.splits import choose_test_fraction, split_table
@@ -150,7 +150,7 @@ def tune(data, grid="book", *, out=None, label: str | None = None, path: str | N
         raise option_error("select_on", select_on, choices=SELECT_ON, suggest=False)
     trial_resources = _trial_resources(backend, cpus_per_trial, gpus_per_trial)
     if backend not in ("local", "ray"):
-        raise ImagesAsDataError(f"backend={backend!r}: choose 'local' or 'ray'", what="option", option="backend",
+        raise ImagesAsDataError(f"{setting('backend', backend)}: choose 'local' or 'ray'", what="option", option="backend",
                                 value=backend, choices=["local", "ray"])
     base = TrainConfig.from_options(**options)
     parameters = list(dict.fromkeys(k for c in configurations for k in c))
@@ -269,7 +269,8 @@ def _tune_on_ray(table: pa.Table, configurations, ids, options: dict, out: Path,
     if missing:
         raise ImagesAsDataError(
             f"configurations {', '.join(missing)} finished on Ray but {out / 'configs'} does not show them: on a "
-            "cluster of several machines the grid's out folder must be on a filesystem every node shares"
+            "cluster of several machines the grid's out folder must be on a filesystem every node shares",
+            what="file", path=out / 'configs'
         )
     return work
 
@@ -311,7 +312,7 @@ def _check_same_grid(out: Path, spec: dict) -> None:
         changed.append(f"select_on: the grid has {before.get('select_on')!r}, this call {now.get('select_on')!r}")
     raise ImagesAsDataError(
         f"{out} holds a different grid ({'; '.join(changed) or 'its description differs'}); nothing was changed. "
-        "Resume with the same grid and options, or choose a new out directory"
+        "Resume with the same grid and options, or choose a new out directory", what="file", path=out
     )
 
 
@@ -366,7 +367,7 @@ def load_grid(path) -> Grid:
     Ray); raises ImagesAsDataError when `path` is not one."""
     path = Path(path)
     if not (path / GRID_FILE).exists():
-        raise ImagesAsDataError(f"{path} is not a grid directory (no {GRID_FILE})")
+        raise ImagesAsDataError(f"{path} is not a grid directory (no {GRID_FILE})", what="file", path=path)
     spec = read_json(path / GRID_FILE, "a grid description")
     tidy_if_idle(path, "grid")   # temporary files a killed job left, unless a job is writing here now
     configurations = [{k: v for k, v in c.items() if k != "config_id"} for c in spec["configurations"]]
@@ -389,11 +390,14 @@ def _trial_resources(backend: str, cpus_per_trial, gpus_per_trial) -> dict:
     if given and backend != "ray":
         several = len(given) > 1
         raise ImagesAsDataError(f"{' and '.join(given)} {'apply' if several else 'applies'} only to Ray Tune trials: "
-                                f"pass backend='ray' (CLI: --backend ray), or leave {'them' if several else 'it'} out")
+                                f"pass {setting('backend', 'ray')}{cli_only('--backend ray')}, or leave "
+                                f"{'them' if several else 'it'} out", what="option", option=next(iter(given)),
+                                value=next(iter(given.values())))
     for name, value in given.items():
         low = 0 if name == "gpus_per_trial" else 0.01
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= low:
-            raise ImagesAsDataError(f"{name}={value!r}: give a number of at least {low} (e.g. {name}=2)")
+            raise ImagesAsDataError(f"{setting(name, value)}: give a number of at least {low} (e.g. {setting(name, 2)})",
+                                    what="option", option=name, value=value)
     return {name: float(value) for name, value in given.items()}
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ImagesAsDataError, option_error
+from ..errors import ImagesAsDataError, option_error, setting
 from ..io.tables import write_json, write_table
 from ..measure.intervals import check_confidence, proportion_interval, z_value
 from .config import TrainConfig
@@ -65,7 +65,7 @@ def _check_fractions(fractions) -> list[float]:
     except (TypeError, ValueError):
         values = []
     if len(values) < 2 or any(not 0 < f <= 1 for f in values) or values != sorted(set(values)):
-        raise ImagesAsDataError(f"fractions={fractions!r}: give at least two increasing fractions of the training "
+        raise ImagesAsDataError(f"{setting('fractions', fractions)}: give at least two increasing fractions of the training "
                                 "images in (0, 1], e.g. (0.25, 0.5, 0.75, 1)", what="option", option="fractions",
                                 value=str(fractions))
     return values

@@ -72,9 +72,11 @@ def lr_find(data, *, start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: in
     from .trainer import prepare_trainer
 
     if not 0 < start_lr < end_lr or not math.isfinite(end_lr):
-        raise ImagesAsDataError(f"start_lr={start_lr} and end_lr={end_lr}: need 0 < start_lr < end_lr (finite)")
+        raise ImagesAsDataError(f"start_lr={start_lr} and end_lr={end_lr}: need 0 < start_lr < end_lr (finite)",
+                                what="option", option="start_lr", value=start_lr)
     if num_steps < 10:
-        raise ImagesAsDataError(f"num_steps={num_steps}: use at least 10 steps")
+        raise ImagesAsDataError(f"num_steps={num_steps}: use at least 10 steps",
+                                what="option", option="num_steps", value=num_steps)
     config = TrainConfig.from_options(**options)
     schedule = ExponentialRateSchedule(start_lr, end_lr, int(num_steps))
     with tempfile.TemporaryDirectory(prefix="imagesasdata-lr-find-") as scratch:

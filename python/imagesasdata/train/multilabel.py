@@ -22,7 +22,7 @@ import torch.nn as nn
 from .. import runs
 from ..data.splits import AUTO_TEST_FRACTION, MIN_CLASS_IMAGES_FOR_TEST, split_table
 from ..data.table import image_table
-from ..errors import ImagesAsDataError, listing
+from ..errors import ImagesAsDataError, listing, setting
 from ..infer.finished import multilabel_held_out_results
 from ..infer.run import Run, load_run
 from .config import TrainConfig
@@ -41,8 +41,9 @@ def finetune_multilabel(data, labels, *, out=None, path: str | None = None, resu
     config = TrainConfig.from_options(**options)
     labels = [str(label) for label in labels]
     if len(labels) < 2 or len(set(labels)) != len(labels):
-        raise ImagesAsDataError(f"label={labels!r}: a multi-label task needs at least two distinct label columns; "
-                                "for one, fine-tune it as a binary task (label='anger')")
+        raise ImagesAsDataError(f"{setting('label', labels)}: a multi-label task needs at least two distinct label columns; "
+                                "for one, fine-tune it as a binary task (label='anger')",
+                                what="option", option="label", value=labels)
     with runs.claim_run_dir(out, resume=resume, overwrite=overwrite) as folder:
         if resume and runs.is_complete(folder):
             shutil.rmtree(folder / runs.CHECKPOINT, ignore_errors=True)
@@ -67,7 +68,8 @@ def label_matrix(table: pa.Table, labels) -> np.ndarray:
                 matrix[row, k] = 0.0
             else:
                 raise ImagesAsDataError(f"row {row + 1}, column {label!r}: {value!r} is not yes or no; give "
-                                        "True/False, 1/0 or yes/no for every image and label")
+                                        "True/False, 1/0 or yes/no for every image and label",
+                                        what="rows", row=row + 1)
     return matrix
 
 

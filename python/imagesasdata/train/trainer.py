@@ -32,7 +32,7 @@ from .config import TrainConfig, selection_score
 from .features import HeadFeatures, flip_decisions, head_is_final, shared_features
 from ..data.table import check_labeled, choose_positive_class, image_table, order_classes
 from ..model.devices import autocast, resolve_channels_last, resolve_device, resolve_precision
-from ..errors import ImagesAsDataError, listing
+from ..errors import ImagesAsDataError, listing, setting
 from ..io.faults import crash_point
 from ..model.inference import forward_rows
 from ..data.splits import choose_test_fraction, split_table
@@ -79,9 +79,10 @@ def build_backbone(config: TrainConfig, num_classes: int) -> Backbone:
         if "architecture" not in getattr(config, "recipe_chose", ()) or config.weights != "imagenet":
             raise
         raise ImagesAsDataError(
-            f"recipe={config.recipe!r} fine-tunes {config.architecture} from ImageNet weights, as the book's Listing "
+            f"{setting('recipe', config.recipe)} fine-tunes {config.architecture} from ImageNet weights, as the book's Listing "
             f"1 does, and they could not be loaded: {error}. To run the book's recipe on the offline backbone "
-            "instead, pass architecture='efficientnet_lite0' (model.json then records the override)"
+            "instead, pass architecture='efficientnet_lite0' (model.json then records the override)",
+            what="option", option="recipe", value=config.recipe
         ) from None
 
 
@@ -104,7 +105,7 @@ def decoded_for(shared: dict | None, prep: Preprocessing, table: pa.Table, confi
     # Randomly cropped training images are also kept whole (Listing 1 crops the whole picture; transforms.py).
     crop_rows = tuple(i for i, s in enumerate(table["split"].to_pylist()) if s == "train") \
         if crops_whole_image(prep) else ()
-    key = (prep.resize, prep.resize_size, config.cache, tuple(paths), prep.crop_source_size, crop_rows)
+    key = decode_key(prep, config.cache, paths, crop_rows)
     if shared is None:
         return decode_images(paths, prep, config, crop_rows)
     if key not in shared:
@@ -112,12 +113,20 @@ def decoded_for(shared: dict | None, prep: Preprocessing, table: pa.Table, confi
     return shared[key]
 
 
+def decode_key(prep: Preprocessing, cache: str, paths, crop_rows) -> tuple:
+    """Return what decides the decoded images (the deterministic preprocessing: resize mode, size, resampling filter,
+    crop sources) with the cache mode and the files: runs of a grid share decoded images only when it is equal."""
+    return (prep.resize, prep.resize_size, prep.interpolation, cache, tuple(paths), prep.crop_source_size,
+            tuple(crop_rows))
+
+
 def preprocessing_for(config: TrainConfig, backbone: Backbone) -> Preprocessing:
     """The Preprocessing a config asks for, with the backbone's own input size and statistics where unset."""
     from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, NORMALIZE_CHOICES
 
     if config.normalize not in NORMALIZE_CHOICES:
-        raise ImagesAsDataError(f"normalize={config.normalize!r}: choose one of {', '.join(NORMALIZE_CHOICES)}")
+        raise ImagesAsDataError(f"{setting('normalize', config.normalize)}: choose one of {', '.join(NORMALIZE_CHOICES)}",
+                                what="option", option="normalize", value=config.normalize)
     mean, std = (backbone.mean, backbone.std) if config.normalize == "backbone" else (IMAGENET_MEAN, IMAGENET_STD)
     return Preprocessing(image_size=config.image_size or backbone.input_size, resize=config.resize,
                          resize_size=config.resize_size, normalize=config.normalize, mean=mean, std=std,

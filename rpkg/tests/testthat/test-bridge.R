@@ -132,6 +132,33 @@ test_that("zero-row and one-row data frames reach the engine with their columns"
   expect_identical(reticulate::py_to_r(one$column("n")$to_pylist()), 2L)
 })
 
+test_that("named vectors in a data frame reach the engine as their values, names dropped", {
+  skip_if_no_engine()
+  frame <- tibble::tibble(path = c(first = "a.png", second = "b.png", third = NA), n = c(a = 1L, b = NA, c = 3L),
+                          x = c(a = 0.5, b = NA, c = 2), ok = c(a = TRUE, b = NA, c = FALSE),
+                          f = stats::setNames(factor(c("u", NA, "v")), c("a", "b", "c")))
+  frame$scored <- sapply(c(a = 1, b = 2, c = 3), function(v) v / 2)   # sapply()'s named result
+  expect_false(is.null(names(frame$n)))
+  expect_false(is.null(names(frame$scored)))
+  arrow <- engine_table(frame)
+  values <- function(column) {
+    reticulate::py_to_r(reticulate::py_call(reticulate::py_eval(
+      "lambda t, c: [None if v is None else str(v) for v in t.column(c).to_pylist()]", convert = FALSE), arrow, column))
+  }
+  missing <- function(v) vapply(v, function(x) x %||% "None", character(1), USE.NAMES = FALSE)
+  expect_identical(missing(values("path")), c("a.png", "b.png", "None"))
+  expect_identical(missing(values("n")), c("1", "None", "3"))
+  expect_identical(missing(values("x")), c("0.5", "None", "2.0"))
+  expect_identical(missing(values("ok")), c("True", "None", "False"))
+  expect_identical(missing(values("f")), c("u", "None", "v"))
+  expect_identical(missing(values("scored")), c("0.5", "1.0", "1.5"))
+  df <- data.frame(path = c("a.png", "b.png"))
+  df$score <- c(first = 0.1, second = NA)                               # `$<-` keeps the names
+  expect_identical(missing(reticulate::py_to_r(reticulate::py_call(reticulate::py_eval(
+    "lambda t: [None if v is None else str(v) for v in t.column('score').to_pylist()]", convert = FALSE),
+    engine_table(df)))), c("0.1", "None"))
+})
+
 test_that("list columns and other unsupported R types are refused with the column's name", {
   skip_if_no_engine()
   expect_error(engine_table(tibble::tibble(x = list(1, 2))), class = "imagesasdata_argument_error", regexp = "column `x`")

@@ -333,9 +333,9 @@ test_that("engine messages arrive in R's words, naming the R argument, with the 
 })
 
 test_that("an engine error's R condition is built from its fields, whatever its message says", {
-  raise <- function(fields, message = "any wording at all") {
-    imagesasdata:::raise_engine_error(list(type = "ImagesAsDataError", message = message, engine = TRUE,
-                                           fields = fields), call = NULL)
+  raise <- function(fields, message = "any wording at all", r_message = NULL) {
+    imagesasdata:::raise_engine_error(list(type = "ImagesAsDataError", message = message, r_message = r_message,
+                                           engine = TRUE, fields = fields), call = NULL)
   }
   e <- expect_error(raise(list(what = "option", option = "learning_rate", value = -1, expected = "above 0",
                                hint = "the book uses 0.001")), class = "imagesasdata_argument_error")
@@ -354,37 +354,44 @@ test_that("an engine error's R condition is built from its fields, whatever its 
                                expected = "a list naming each class once")), class = "imagesasdata_argument_error")
   expect_match(conditionMessage(e), "`class_order` must be a list naming each class once, not c(\"a\", \"a\").",
                fixed = TRUE)
+  e <- expect_error(raise(list(what = "option", option = "positive_class", value = "yes", expected = "one of the classes",
+                               choices = c("a", "b"))), class = "imagesasdata_argument_error")
+  expect_identical(conditionMessage(e), "`positive_class` must be one of the classes, \"a\" or \"b\", not \"yes\".")
   e <- expect_error(raise(list(what = "unknown_option", option = "epocs", choices = c("seed", "epochs"))),
                     class = "imagesasdata_argument_error")
   expect_match(conditionMessage(e), "Unknown argument `epocs`.", fixed = TRUE)
   expect_match(conditionMessage(e), "Did you mean `epochs`?", fixed = TRUE)
-  # a file and row travel as the condition's fields; the message is the engine's, in R's words
+  # a file and row travel as the condition's fields; the message is the engine's as the engine spelt it for R,
+  # passed on as it is (never parsed: a message in Python's spelling would arrive in Python's spelling)
   e <- expect_error(raise(list(what = "file", path = "/tmp/gold/coding_sheet_wave1.csv", row = 5L, value = "maybe"),
-                          message = "codes outside the classes (a, b): coding_sheet_wave1.csv row 5: 'maybe'"),
+                          message = "codes outside the classes (a, b): coding_sheet_wave1.csv row 5: 'maybe'",
+                          r_message = "codes outside the classes (a, b): coding_sheet_wave1.csv row 5: \"maybe\""),
                     class = "imagesasdata_error")
   expect_identical(e$path, "/tmp/gold/coding_sheet_wave1.csv")
   expect_identical(e$row, 5L)
-  expect_match(conditionMessage(e), "coding_sheet_wave1.csv row 5: \"maybe\"", fixed = TRUE)
+  expect_identical(conditionMessage(e), "codes outside the classes (a, b): coding_sheet_wave1.csv row 5: \"maybe\"")
+  expect_identical(e$engine_message, "codes outside the classes (a, b): coding_sheet_wave1.csv row 5: 'maybe'")
   e <- expect_error(raise(list(what = "column", option = "manual_label", value = "lable", choices = c("label", "id")),
                           message = "manual_label='lable': no such column in the manual labels (columns: label, id)."),
                     class = "imagesasdata_column_error")
   expect_identical(e$argument, "manual_label")
+  # a message without fields is the condition's message as it came, with the package's class
+  e <- expect_error(raise(list(), message = "start_lr=1 and end_lr=0.1: need 0 < start_lr < end_lr (finite)"),
+                    class = "imagesasdata_error")
+  expect_identical(conditionMessage(e), "start_lr=1 and end_lr=0.1: need 0 < start_lr < end_lr (finite)")
+  expect_false(inherits(e, "imagesasdata_argument_error"))
 })
 
-test_that("r_vocabulary() turns the engine's Python and command-line wording into R's", {
-  words <- function(text) {
-    translated <- imagesasdata:::r_vocabulary(text)
-    paste(c(translated$headline, translated$bullets), collapse = " | ")
-  }
-  expect_identical(words("epochs=0 must be at least 1"), "`epochs` must be at least 1, not 0.")
-  expect_identical(words("weights=None must be a file"), "`weights` must be a file, not NULL.")
-  expect_identical(words("pass resume=True (CLI: --resume) to continue it"), "pass `resume = TRUE` to continue it")
-  expect_identical(words("pass the --out folder of a finetune run"), "pass the `out` folder of a finetune run")
-  expect_identical(words("class_order ['a', 'b'] does not match"), "`class_order` c(\"a\", \"b\") does not match")
-  expect_identical(words("no path column; name it with path=\u2026"), "no path column; name it with `path =`")
-  expect_identical(words("unknown option 'epocs'. Did you mean 'epochs'? Options: seed, epochs"),
-                   "Unknown argument `epocs`. | Did you mean `epochs`? | The options: seed, epochs")
-  expect_identical(imagesasdata:::r_vocabulary("the book's layout")$headline, "the book's layout")
+test_that("the engine spells its messages for R: options, values, flags and command-line asides", {
+  skip_if_no_engine()
+  schema <- reticulate::import("imagesasdata.schema")
+  text <- paste0("pass ", schema$setting("resume", TRUE), schema$cli_only("--resume"), " with the ",
+                 schema$flag("out"), " folder; ", schema$literal("maybe"), " is not ", schema$literal(list("a", "b")),
+                 "; ", schema$setting("confidence", 95))
+  expect_identical(schema$render(text, "r"),
+                   "pass `resume = TRUE` with the `out` folder; \"maybe\" is not c(\"a\", \"b\"); `conf_level = 95`")
+  expect_identical(schema$render(text, "python"),
+                   "pass resume=True (CLI: --resume) with the --out folder; 'maybe' is not ['a', 'b']; confidence=95.0")
 })
 
 test_that("a model that predicts one class for every image, and unreadable images, give warnings", {
