@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ImagesAsDataError
+from ..schema import setting
 from . import tables
 from .locks import LOCK_FILE, claimed_directory, describe_owner, owner_record
 from .s3 import (WriteConflict, get_s3_object, head_s3_object, is_uri, list_s3_keys, split_uri,
@@ -181,7 +182,8 @@ def open_output(path, endpoint_url: str | None = None):
     if is_s3(path):
         return S3Output(str(path), endpoint_url)
     if isinstance(path, (str, os.PathLike)) and is_uri(path):
-        raise ImagesAsDataError(f"{path}: outputs can be local folders or s3://bucket/prefix URIs")
+        raise ImagesAsDataError(f"{path}: outputs can be local folders or s3://bucket/prefix URIs", what="file",
+                                path=str(path))
     return LocalOutput(Path(path).expanduser().resolve())
 
 
@@ -194,7 +196,9 @@ def claimed_output(out, *, what: str, marker: str, endpoint_url: str | None = No
     someone else's files. Raises ImagesAsDataError when another job holds the output."""
     if not is_s3(out):
         if isinstance(out, (str, os.PathLike)) and is_uri(out):
-            raise ImagesAsDataError(f"out={str(out)!r}: the output can be a local folder or an s3://bucket/prefix URI")
+            raise ImagesAsDataError(f"{setting('out', str(out))}: the output can be a local folder or an "
+                                    "s3://bucket/prefix URI", what="option", option="out", value=str(out),
+                                    path=str(out))
         with claimed_directory(out, what=what, marker=marker, resume=True) as folder:
             yield LocalOutput(folder)
         return
