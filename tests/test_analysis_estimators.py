@@ -181,6 +181,48 @@ def test_wald_share_intervals_on_few_gold_images_warn():
                        "the corpus)"]
 
 
+def test_few_events_rules_by_hand():
+    """The flag rules of corrected_glm(), each chosen from the coverage benchmark's per-replication records."""
+    from imagesasdata.analysis.estimators import _few_events
+
+    counts = {"rarest": 40, "where_rarest": "A = 1", "misclassified": 3,
+              "where_misclassified": "stratum '0' (95% of the corpus; A)"}
+    # a predicted regressor: misclassified images in a heavy stratum raise nothing (they did not predict coverage)
+    assert _few_events(counts) == []
+    # a predicted outcome: they do (46% coverage with none, 90% with one, in the benchmark's cell)
+    assert _few_events(counts, outcome_predicted=True) == [
+        "only 3 misclassified gold image(s) in stratum '0' (95% of the corpus; A)"]
+    # a rare class of any predicted variable
+    assert _few_events(counts | {"rarest": 14}) == ["only 14 gold image(s) of A = 1"]
+    # a logistic regression of a predicted binary outcome: 5 events per coefficient
+    assert _few_events(counts | {"rarest": 19, "misclassified": 9}, True, "binomial", 4) == [
+        "19 gold image(s) of A = 1 for 4 coefficients (fewer than 5 per coefficient)"]
+    assert _few_events(counts | {"rarest": 20, "misclassified": 9}, True, "binomial", 4) == []
+    assert _few_events(counts | {"rarest": 19, "misclassified": 9}, True, "gaussian", 4) == []
+
+
+def test_a_predicted_outcome_with_few_misclassified_gold_images_is_flagged():
+    """A predicted rare outcome, gold stratified by predicted class with equal allocation: the heavy stratum (the
+    predicted negatives) shows almost no misclassified images, the design the benchmark found at 78% coverage."""
+    rng = np.random.default_rng(8)
+    n = 8000
+    z = rng.normal(size=n)
+    truth = (rng.random(n) < 1 / (1 + np.exp(3.2 - 0.8 * z))).astype(float)
+    predicted = np.where(truth > 0, rng.random(n) < 0.8, rng.random(n) < 0.01).astype(float)
+    ids = np.array([f"i{k}" for k in range(n)])
+    chosen = np.concatenate([rng.choice(np.flatnonzero(predicted == v), 75, replace=False) for v in (1.0, 0.0)])
+    size = {v: int((predicted == v).sum()) for v in (1.0, 0.0)}
+    corpus = pa.table({"image_id": ids, "A": predicted, "z": z})
+    gold = pa.table({"image_id": ids[chosen], "A": truth[chosen],
+                     "inclusion_probability": [75 / size[v] for v in predicted[chosen]]})
+    wrong = int(((truth[chosen] > 0) & (predicted[chosen] == 0)).sum())
+    assert wrong < 5  # the situation under test (seeded)
+    with pytest.warns(UserWarning, match="misclassified gold image"):
+        fit = corrected_glm("A ~ z", corpus, gold, predicted="A")
+    flags = fit.tidy("corrected")["flag"].to_pylist()
+    assert all(f is not None and "misclassified gold image" in f for f in flags)
+
+
 def two_phase_covariance(X, y, w, stratum, sizes, family):
     """The gold-only covariance as the module docstring writes it, image by image: J⁻¹ (Σ w s s' + Σ_h N_h (N_h −
     n_h)/(n_h (n_h − 1)) Σ_i (e_i − ē_h)(e_i − ē_h)') J⁻¹, with e_i = s_i / (1 − h_i) and h_i = w_i μ'_i x_i'J⁻¹x_i

@@ -728,8 +728,14 @@ def _gold_join(corpus: pa.Table, gold: pa.Table, id_column: str) -> np.ndarray:
 # absurd: more than this many times the naive fit's, scaled by sqrt(corpus / gold) (what a gold sample of n rather
 # than N images costs).
 ABSURD_SE_RATIO = 100.0
-FEW_CLASS = 10        # gold images of each class of a predicted variable before an interval is trusted
+# When a corrected or gold-only interval is flagged (chosen from the coverage benchmark's per-replication records,
+# benchmarks/README.md; each rule alone left some cells below 93.5% among the unflagged intervals):
+FEW_CLASS = 15        # gold images of each class of a predicted variable, in a regression
+FEW_SHARE_CLASS = 10  # gold images of the class (and of the others) behind a Wald interval for a share
 HEAVY_STRATUM = 0.2   # share of the corpus that makes a stratum heavy (recorded by event_counts())
+FEW_MISCLASSIFIED = 5  # misclassified gold images in a heavy stratum, when the outcome is predicted (or a share)
+EVENTS_PER_COEFFICIENT = 5   # gold images of the rarer class per coefficient, for a predicted binary outcome in a
+                             # logistic regression (events per variable: Vittinghoff & McCulloch 2007)
 
 
 def critical_values(fit: _Fit, confidence: float) -> np.ndarray:
@@ -945,14 +951,27 @@ def event_counts(d: _Data, predicted_columns: dict) -> dict:
             "where_misclassified": where_wrong}
 
 
-def _few_events(counts: dict) -> list:
-    """Why a gold-only or corrected interval may not be trusted: a class of a predicted variable with fewer than
-    FEW_CLASS gold images (the coefficients that compare it with the others rest on them). The benchmark records
-    the misclassified images of heavy strata too: they did not predict poor coverage (the effective degrees of
-    freedom already widen those intervals), so they raise no warning."""
-    if counts["rarest"] is not None and counts["rarest"] < FEW_CLASS:
-        return [f"only {counts['rarest']} gold image(s) of {counts['where_rarest']}"]
-    return []
+def _few_events(counts: dict, outcome_predicted: bool = False, family: str = "gaussian",
+                coefficients: int = 1) -> list:
+    """Why a gold-only or corrected interval may not be trusted (each rule measured in benchmarks/README.md):
+    a class of a predicted variable with fewer than FEW_CLASS gold images (the coefficients that compare it with
+    the others rest on them); with a predicted outcome, fewer than FEW_MISCLASSIFIED misclassified gold images in
+    a stratum holding HEAVY_STRATUM of the corpus (the correction there rests on a handful of heavily weighted
+    images, and its variance is estimated from them: 46% coverage with none); with a predicted binary outcome in
+    a logistic regression, fewer than EVENTS_PER_COEFFICIENT gold images of the rarer class per coefficient.
+    Returns the reasons (empty when none applies)."""
+    reasons = []
+    rarest = counts["rarest"]
+    if rarest is not None and rarest < FEW_CLASS:
+        reasons.append(f"only {rarest} gold image(s) of {counts['where_rarest']}")
+    if outcome_predicted and counts["misclassified"] is not None and counts["misclassified"] < FEW_MISCLASSIFIED:
+        reasons.append(f"only {counts['misclassified']} misclassified gold image(s) in "
+                       f"{counts['where_misclassified']}")
+    if outcome_predicted and family == "binomial" and rarest is not None and FEW_CLASS <= rarest < \
+            EVENTS_PER_COEFFICIENT * coefficients:
+        reasons.append(f"{rarest} gold image(s) of {counts['where_rarest']} for {coefficients} coefficients (fewer "
+                       f"than {EVENTS_PER_COEFFICIENT} per coefficient)")
+    return reasons
 
 
 def _gold_design(gold: pa.Table, keep: np.ndarray, corpus_size: int, column: str, design: str | None) -> _Design:
@@ -1192,7 +1211,8 @@ def corrected_glm(formula: str, corpus, gold, *, predicted, family: str = "gauss
     used_lam = float(lams[0]) if lams is not None and np.allclose(lams, lams[0]) else None
     rows, degenerate, thin = [], [], []
     events = _few_events(event_counts(d, _discrete_truths(predicted, truth_values, corpus_values, keep_gold, kept,
-                                                          gold_positions)))
+                                                          gold_positions)),
+                         outcome_predicted, family, len(terms))
     for name in ("naive", "gold_only", "corrected"):
         flags = _degenerate(fits[name], fits["naive"], len(y_hat), n_gold) if name != "naive" else \
             {j: fits[name].problem for j in range(len(terms)) if fits[name].problem}
@@ -1233,13 +1253,14 @@ def _waves(gold: pa.Table, keep: np.ndarray) -> int:
 
 
 def _discrete_truths(predicted, truth_values, corpus_values, keep_gold, kept, gold_positions) -> dict:
-    """{name: (truth, prediction)} on the kept gold images, for predicted variables taking few values."""
+    """{name: (truth, prediction)} on the kept gold images, for the predicted variables that are classes (text or
+    logical values, or two numbers such as 0/1); a count is not a class."""
     out = {}
     for name in predicted:
         truth = truth_values[name][keep_gold]
         prediction = corpus_values[name][kept][gold_positions]
         values = prediction[~_missing(prediction)] if prediction.dtype != object else prediction
-        if prediction.dtype == object or len(np.unique(values)) <= 10:
+        if prediction.dtype == object or len(np.unique(values)) <= 2:  # classes, not counts
             out[name] = (np.asarray(truth, dtype=object).astype(str), np.asarray(prediction, dtype=object).astype(str))
     return out
 
@@ -1514,12 +1535,9 @@ class _Shares:
         return estimate, sd, low, high, PREVALENCE_INTERVALS["gold_only" if gold_cell is None else "poststratified"]
 
 
-FEW_MISCLASSIFIED = 5   # misclassified gold images in a heavy stratum before a Wald share interval is trusted
-
-
 def share_events(y_true: np.ndarray, y_hat: np.ndarray, in_group: np.ndarray, design: _Design) -> list:
     """Why a Wald interval for a class's share (DSL, PPI++) may not be trusted, for the gold images of one group:
-    fewer than FEW_CLASS gold images of the class (or of the other classes), or fewer than FEW_MISCLASSIFIED
+    fewer than FEW_SHARE_CLASS gold images of the class (or of the other classes), or fewer than FEW_MISCLASSIFIED
     misclassified gold images in a stratum holding HEAVY_STRATUM of the corpus or more — the heavily weighted few
     that the variance then rests on (benchmarks/README.md: such Wald intervals covered 45-90% for 2-5% classes).
     y_true: 0/1 per gold image; y_hat: the prediction (a 0/1 class indicator or a probability) per gold image."""
@@ -1527,7 +1545,7 @@ def share_events(y_true: np.ndarray, y_hat: np.ndarray, in_group: np.ndarray, de
     inside = np.asarray(in_group, dtype=bool)
     positives = int(y_true[inside].sum())
     negatives = int(inside.sum()) - positives
-    if min(positives, negatives) < FEW_CLASS:
+    if min(positives, negatives) < FEW_SHARE_CLASS:
         reasons.append(f"{min(positives, negatives)} gold image(s) {'of' if positives <= negatives else 'outside'} "
                        "the class")
     wrong = ((np.asarray(y_hat) > 0.5) != (y_true > 0.5)) & inside
