@@ -104,7 +104,7 @@ OPTION_HELP = {
                           "layers move least (e.g. 0.7); 1 or none: one rate for every layer (the book); default: "
                           "the recipe's (0.7 for fast)",
     "progressive_resize": "progressive resizing: the side in pixels of the training images in the first epoch; "
-                          "it grows in steps of 32 to image_size, and the last full_size_epochs run at full size "
+                          "it grows linearly (rounded down to multiples of 32) to image_size, and the last full_size_epochs run at full size "
                           "(validation is always at full size); 0 or none: off (the book); default: the recipe's "
                           "(128 for fast, off when image_size is not larger)",
     "full_size_epochs": "with progressive_resize, how many final epochs train at full size (default: half of the "

@@ -24,7 +24,7 @@ from .config import TrainConfig
 # fall of the loss (a rate that learns fast and safely); a one-cycle or warm-up + cosine schedule rises to it as a
 # peak, for which fastai's lr_find suggests its "valley" (fastai pairs it with fit_one_cycle and fine_tune).
 RULES = {"steepest": "steepest fall of the smoothed loss",
-         "valley": "fastai's valley: two-thirds down the longest descent of the smoothed loss"}
+         "valley": "fastai's valley: half-way down the longest descent of the smoothed loss"}
 
 
 @dataclass
@@ -117,8 +117,8 @@ def lr_find(data, *, start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: in
 def valley_rate(rates, losses, planned_steps: int) -> float:
     """fastai's valley suggestion (fastai.callback.schedule: lr_find's slice, then valley()): leaving out the first
     tenth of the planned steps and the last five points, the longest run of falling loss (longest decreasing
-    subsequence), and the rate about two-thirds of the way down it. Returns the rate (the first one when there are
-    too few points)."""
+    subsequence), and the rate half-way down it (fastai's arithmetic: a third of its length plus a sixth). Returns
+    the rate (the first one when there are too few points)."""
     rates, losses = list(rates), list(losses)
     start, stop = planned_steps // 10, len(losses) - 5
     if stop - start < 3:

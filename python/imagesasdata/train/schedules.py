@@ -91,8 +91,8 @@ def training_sizes(epochs: int, start: int | None, full: int, full_size_epochs: 
     """The side in pixels of the training images in each epoch (1 … epochs) under progressive resizing.
 
     The last `full_size_epochs` epochs (default: half of them, rounded up; at least one) train at `full`; the
-    epochs before grow linearly from `start` towards `full`, each rounded to a multiple of 32 pixels and kept
-    between `start` and `full` (the first is `start` itself). start None or 0, or not below full: every epoch at
+    epochs before grow linearly from `start` towards `full`, each rounded down to a multiple of 32 pixels and
+    kept between `start` and `full` (the first is `start` itself). start None or 0, or not below full: every epoch at
     full size. Returns a list with one side per epoch.
     """
     epochs = int(epochs)
@@ -103,7 +103,7 @@ def training_sizes(epochs: int, start: int | None, full: int, full_size_epochs: 
     sizes = []
     for index in range(growing):
         side = start + (full - start) * index / growing
-        rounded = start if index == 0 else int(round(side / SIZE_STEP) * SIZE_STEP)
+        rounded = start if index == 0 else int(side // SIZE_STEP) * SIZE_STEP
         sizes.append(max(start, min(full, rounded)))
     return sizes + [full] * (epochs - growing)
 
