@@ -79,7 +79,7 @@ def run_child(spec: dict) -> dict:
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     imported = time.perf_counter()
-    epochs: list[dict] = []
+    per_epoch: list[dict] = []
     marks: dict = {}
     started = time.perf_counter()
 
@@ -88,11 +88,11 @@ def run_child(spec: dict) -> dict:
 
     if kind == "loop":
         def on_epoch(epoch, accuracy, loss):
-            epochs.append({"epoch": epoch, "seconds": clock(), "val_accuracy": accuracy, "val_loss": loss})
+            per_epoch.append({"epoch": epoch, "seconds": clock(), "val_accuracy": accuracy, "val_loss": loss})
 
         reference_finetune(data, epochs=spec["epochs"], seed=spec["seed"], num_workers=spec["loop_workers"],
                            image_size=spec.get("image_size") or 224, on_epoch=on_epoch)
-        outcome = {"kept_accuracy": max(e["val_accuracy"] for e in epochs), "epochs_run": len(epochs),
+        outcome = {"kept_accuracy": max(e["val_accuracy"] for e in per_epoch), "epochs_run": len(per_epoch),
                    "stopped_early": False}
     else:
         class EpochClock:
@@ -102,7 +102,7 @@ def run_child(spec: dict) -> dict:
                 marks["fine_tuning_started"] = clock()
 
             def after_epoch(self, trainer, state, result):
-                epochs.append({"epoch": result.epoch, "seconds": clock(), "val_accuracy": result.val_accuracy,
+                per_epoch.append({"epoch": result.epoch, "seconds": clock(), "val_accuracy": result.val_accuracy,
                                "val_loss": result.val_loss, "train_size": trainer.training_size(result.epoch),
                                "learning_rate": result.learning_rate})
 
@@ -121,7 +121,7 @@ def run_child(spec: dict) -> dict:
                                              "head_learning_rate", "image_size")}}
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    return {"import_seconds": round(imported - PROCESS_START, 3), "finished_seconds": clock(), "epochs": epochs,
+    return {"import_seconds": round(imported - PROCESS_START, 3), "finished_seconds": clock(), "per_epoch": per_epoch,
             **marks, **outcome}
 
 
@@ -232,10 +232,10 @@ def run_all(args) -> None:
                     record.update(status="done", **result, options=spec["options"], machine=here, commit=commit(),
                                   started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(began)))
                     append_line(log, record)
-                    best = max(e["val_accuracy"] for e in result["epochs"])
+                    best = max(e["val_accuracy"] for e in result["per_epoch"])
                     print(f"  {name:12s} {contender:45s} seed {seed}: best val acc {best:.3f}, "
                           f"{result['import_seconds'] + result['finished_seconds']:.0f} s "
-                          f"({len(result['epochs'])} epochs)", flush=True)
+                          f"({len(result['per_epoch'])} epochs)", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()
@@ -260,7 +260,7 @@ def read_log(log: Path) -> list[dict]:
 def time_to(record: dict, target: float) -> float:
     """Seconds from the process's start (imports included) to the end of the first epoch at or above `target`
     (validation accuracy); infinity when no epoch reached it."""
-    for epoch in record["epochs"]:
+    for epoch in record["per_epoch"]:
         if epoch["val_accuracy"] >= target - 1e-9:
             return record["import_seconds"] + epoch["seconds"]
     return math.inf
@@ -290,8 +290,8 @@ def table(records: list[dict]) -> str:
         if not loops:
             notes.append(f"{name}: no loop run in the log yet, so no targets")
             continue
-        best = {seed: max(e["val_accuracy"] for e in r["epochs"]) for seed, r in loops.items()}
-        last = {seed: r["epochs"][-1]["val_accuracy"] for seed, r in loops.items()}
+        best = {seed: max(e["val_accuracy"] for e in r["per_epoch"]) for seed, r in loops.items()}
+        last = {seed: r["per_epoch"][-1]["val_accuracy"] for seed, r in loops.items()}
         loop_best_time = median(time_to(r, best[s]) for s, r in loops.items())
         loop_last_time = median(time_to(r, last[s]) for s, r in loops.items())
         notes.append(f"{name}: the loop's best val accuracy per seed "
