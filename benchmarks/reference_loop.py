@@ -89,7 +89,7 @@ def reference_finetune(data_dir, epochs: int = 25, batch_size: int = 4, learning
                         loss.backward()
                         optimizer.step()
                 corrects += int((outputs.argmax(1) == labels).sum())
-                total_loss += float(loss) * len(labels)
+                total_loss += float(loss.detach()) * len(labels)
             if phase == "train":
                 scheduler.step()
             accuracy = corrects / sizes[phase]
