@@ -49,8 +49,10 @@ def reference_model(num_classes: int, architecture: str = "efficientnet_lite0", 
 def reference_finetune(data_dir, epochs: int = 25, batch_size: int = 4, learning_rate: float = 0.001,
                        momentum: float = 0.9, seed: int = 0, num_workers: int = 2, image_size: int = 224,
                        architecture: str = "efficientnet_lite0", head_init: str = "pytorch",
-                       channels_last: bool = False) -> dict:
-    """Train as the book does; return wall seconds, best validation accuracy and per-epoch seconds."""
+                       channels_last: bool = False, on_epoch=None) -> dict:
+    """Train as the book does; return wall seconds, best validation accuracy and per-epoch seconds.
+    on_epoch(epoch, val_accuracy, val_loss), if given, is called as each epoch ends (time_to_accuracy.py times
+    them); it changes nothing in the loop."""
     torch.manual_seed(seed)
     resize = round(image_size * 256 / 224)
     normalize = transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -76,7 +78,7 @@ def reference_finetune(data_dir, epochs: int = 25, batch_size: int = 4, learning
         epoch_start = time.perf_counter()
         for phase in ("train", "val"):
             model.train() if phase == "train" else model.eval()
-            corrects = 0
+            corrects, total_loss = 0, 0.0
             for inputs, labels in loaders[phase]:
                 inputs = inputs.contiguous(memory_format=layout)
                 optimizer.zero_grad()
@@ -87,12 +89,15 @@ def reference_finetune(data_dir, epochs: int = 25, batch_size: int = 4, learning
                         loss.backward()
                         optimizer.step()
                 corrects += int((outputs.argmax(1) == labels).sum())
+                total_loss += float(loss.detach()) * len(labels)
             if phase == "train":
                 scheduler.step()
             accuracy = corrects / sizes[phase]
             if phase == "val" and accuracy > best_accuracy:
                 best_accuracy, best_weights = accuracy, copy.deepcopy(model.state_dict())
         epoch_seconds.append(time.perf_counter() - epoch_start)
+        if on_epoch is not None:
+            on_epoch(len(epoch_seconds), accuracy, total_loss / sizes["val"])
     model.load_state_dict(best_weights)
     return {"seconds": time.perf_counter() - started, "val_accuracy": best_accuracy, "epoch_seconds": epoch_seconds,
             "train_images": sizes["train"]}

@@ -435,7 +435,7 @@ def test_recipes_name_their_defaults_and_explicit_options_win():
         TrainConfig.from_options(head_init="uniform")
     assert TrainConfig.from_options(recipe="book", head_epochs=2, normalize="backbone").head_epochs == 2
     assert TrainConfig.from_options(head_epochs=0).normalize == "imagenet"
-    with pytest.raises(ImagesAsDataError, match="recipe='bok': choose one of head-first, book. Did you mean 'book'"):
+    with pytest.raises(ImagesAsDataError, match="recipe='bok': choose one of head-first, book, fast. Did you mean 'book'"):
         TrainConfig.from_options(recipe="bok")
     # From random weights there are no features to probe: head-first trains no head epochs unless asked to.
     assert TrainConfig.from_options(weights="none").head_epochs == 0

@@ -16,6 +16,13 @@
 #' we measured; `recipe = "book"` runs the book's Listing 1 (ResNet-18 from ImageNet weights, the whole network
 #' fine-tuned from the first step).
 #'
+#' `recipe = "fast"` gathers what fastai users expect on a CPU: a one-cycle learning-rate schedule
+#' (`schedule`), lower rates for earlier layers (`lr_decay_per_block`), progressive resizing
+#' (`progressive_resize`), fewer head epochs at a higher rate (`head_learning_rate`), and, on a CPU when
+#' `epochs` is not given, early stopping on the validation loss. Its values are first guesses that have not yet
+#' been measured against the default (`benchmarks/time_to_accuracy.py` measures them); it is not the default.
+#' [lr_find()] with `recipe = "fast"` suggests a peak rate for it (fastai's valley), to pass as `learning_rate`.
+#'
 #' @param data The labelled images: a folder of class folders (`faces/s1/1.png`, ...); a folder in the book's
 #'   layout (`train/<class>/`, `val/<class>/`, optionally `test/<class>/`); a CSV or Parquet file; or a data
 #'   frame with a path column and a label column (character, factor or logical; see "Classes").
@@ -42,9 +49,12 @@
 #'   `NULL` for the default.
 #' @param recipe named defaults for architecture, normalize and head_epochs: 'head-first' (efficientnet_lite0;
 #'   train the new last layer alone first, then everything; more accurate at equal epochs in our benchmarks) or
-#'   'book' (Listing 1: resnet18 with ImageNet weights, everything fine-tuned from the first step). Offline,
-#'   `recipe = "book"` stops with an error saying how to get ResNet-18's weights; add
-#'   `architecture = "efficientnet_lite0"` to run the book's recipe on the offline backbone.
+#'   'book' (Listing 1: resnet18 with ImageNet weights, everything fine-tuned from the first step); or 'fast'
+#'   (for CPUs, not yet measured: head-first's network, 2 head epochs at 0.01, a one-cycle schedule peaking at
+#'   0.004, lower rates for earlier blocks, progressive resizing from 128 px, 8 epochs, and early stopping with
+#'   patience 2 on a CPU when no epoch count is given). Offline, `recipe = "book"` stops with an error saying how
+#'   to get ResNet-18's weights; add `architecture = "efficientnet_lite0"` to run the book's recipe on the offline
+#'   backbone.
 #' @param normalize pixel normalisation: 'backbone' (the statistics the weights were trained with), 'imagenet' (the
 #'   book's), or 'train' (mean and standard deviation of your training images); default: the recipe's. `NULL`
 #'   for the recipe's.
@@ -58,23 +68,45 @@
 #' @param group a column of group ids (e.g. near-duplicate groups); a group never straddles two splits. `NULL`
 #'   for none.
 #' @param seed random seed for the split, the new layer's weights, the data order and augmentation.
-#' @param epochs passes over the training images (the book's tutorial: 25; its grid: 50).
+#' @param epochs passes over the training images (the book's tutorial: 25; its grid: 50); default: the recipe's
+#'   (25; 8 for fast, which then also stops early on a CPU). `NULL` for the recipe's.
 #' @param batch_size images per gradient step (the book: 4); smaller batches give noisier but more frequent
 #'   updates.
 #' @param optimizer sgd (the book's), adam or adamw.
 #' @param learning_rate size of each step down the loss gradient (the book: 0.001); too high diverges, too low
-#'   crawls.
+#'   crawls; with a one_cycle or warmup_cosine schedule, the peak rate; default: the recipe's (0.001; 0.004 for
+#'   fast). `NULL` for the recipe's.
+#' @param schedule how the learning rate moves: 'step' (the book's StepLR: times gamma every step_size epochs),
+#'   'one_cycle' (up from a 25th of learning_rate, then down along a cosine to nearly zero: fastai's
+#'   fit_one_cycle) or 'warmup_cosine' (a linear warm-up from a 25th, then a cosine to zero); the last two change
+#'   the rate after every batch; default: the recipe's ('step'; 'one_cycle' for fast). `NULL` for the recipe's.
+#' @param warmup_fraction share of the optimizer steps in which the learning rate rises to its peak (one_cycle,
+#'   warmup_cosine); default 0.25 for one_cycle (fastai's), 0.1 for warmup_cosine. `NULL` for that default.
 #' @param momentum SGD momentum: the share of the previous step carried into the next, smoothing the path (the
 #'   book: 0.9).
 #' @param weight_decay L2 penalty on the weights (0 in the book).
-#' @param step_size StepLR: every step_size epochs the learning rate is multiplied by gamma (the book: 7).
-#' @param gamma StepLR: factor applied to the learning rate every step_size epochs (the book: 0.1).
+#' @param step_size StepLR (schedule 'step'): every step_size epochs the learning rate is multiplied by gamma
+#'   (the book: 7).
+#' @param gamma StepLR (schedule 'step'): factor applied to the learning rate every step_size epochs (the book:
+#'   0.1).
+#' @param lr_decay_per_block discriminative learning rates: each block of the network (a stage, from the input to
+#'   the new last layer) trains at this multiple of the rate of the block above it, so early layers move least
+#'   (e.g. 0.7); 1 or none: one rate for every layer (the book); default: the recipe's (0.7 for fast). `NULL` for
+#'   the recipe's.
+#' @param progressive_resize progressive resizing: the side in pixels of the training images in the first epoch;
+#'   it grows linearly (rounded down to multiples of 32) to image_size, and the last full_size_epochs run at full
+#'   size (validation is always at full size); 0 or none: off (the book); default: the recipe's (128 for fast, off
+#'   when image_size is not larger). In R, `0` is off and `NULL` the recipe's.
+#' @param full_size_epochs with progressive_resize, how many final epochs train at full size (default: half of
+#'   the epochs, rounded up). `NULL` for that default.
 #' @param head_init how the new last layer starts: 'normal' (weights from N(0, 0.01), bias 0; the book) or
 #'   'pytorch' (nn.Linear's own uniform initialisation, as PyTorch's transfer-learning tutorial).
 #' @param dropout probability of zeroing a feature before the new last layer during training (0 = none).
 #' @param head_epochs epochs of training only the new last layer, on features computed once, before the whole
 #'   network is fine-tuned (the book: 0); costs about one forward pass over the training images; default: the
 #'   recipe's (0 when starting from random weights). `NULL` for the recipe's.
+#' @param head_learning_rate learning rate of the head epochs (constant); default: the recipe's (learning_rate;
+#'   0.01 for fast). `NULL` for the recipe's.
 #' @param freeze 'none' (fine-tune everything, the book's default), 'backbone' (train only the new last layer),
 #'   or a stage name such as 'layer3' (frozen up to and including it).
 #' @param patience early stopping: stop after this many epochs without a lower validation loss (default:
@@ -132,9 +164,11 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
                          architecture = NULL, weights = "imagenet", image_size = NULL,
                          resize = "rescale-crop", resize_size = NULL, recipe = "head-first", normalize = NULL,
                          augment_crop = TRUE, augment_flip = TRUE, val_fraction = 0.2, test_fraction = NULL,
-                         balance = FALSE, group = NULL, seed = 0L, epochs = 25L, batch_size = 4L,
-                         optimizer = "sgd", learning_rate = 0.001, momentum = 0.9, weight_decay = 0,
-                         step_size = 7L, gamma = 0.1, head_init = "normal", dropout = 0, head_epochs = NULL,
+                         balance = FALSE, group = NULL, seed = 0L, epochs = NULL, batch_size = 4L,
+                         optimizer = "sgd", learning_rate = NULL, schedule = NULL, warmup_fraction = NULL,
+                         momentum = 0.9, weight_decay = 0, step_size = 7L, gamma = 0.1,
+                         lr_decay_per_block = NULL, progressive_resize = NULL, full_size_epochs = NULL,
+                         head_init = "normal", dropout = 0, head_epochs = NULL, head_learning_rate = NULL,
                          freeze = "none",
                          patience = NULL, select_on = "accuracy", positive_class = NULL, class_order = NULL,
                          device = "auto", precision = "auto", channels_last = "auto", cache = "auto",
@@ -156,11 +190,18 @@ finetune_cnn <- function(data, label = NULL, path = NULL, out = NULL, resume = F
     augment_crop = arg_flag(augment_crop, "augment_crop"), augment_flip = arg_flag(augment_flip, "augment_flip"),
     val_fraction = arg_number(val_fraction, "val_fraction"), test_fraction = arg_number(test_fraction, "test_fraction", null = TRUE),
     balance = arg_flag(balance, "balance"), group = group,
-    seed = arg_count(seed, "seed"), epochs = arg_count(epochs, "epochs"), batch_size = arg_count(batch_size, "batch_size"),
-    optimizer = arg_string(optimizer, "optimizer"), learning_rate = arg_number(learning_rate, "learning_rate"),
+    seed = arg_count(seed, "seed"), epochs = arg_count(epochs, "epochs", null = TRUE),
+    batch_size = arg_count(batch_size, "batch_size"), optimizer = arg_string(optimizer, "optimizer"),
+    learning_rate = arg_number(learning_rate, "learning_rate", null = TRUE),
+    schedule = arg_string(schedule, "schedule", null = TRUE),
+    warmup_fraction = arg_number(warmup_fraction, "warmup_fraction", null = TRUE),
     momentum = arg_number(momentum, "momentum"), weight_decay = arg_number(weight_decay, "weight_decay"),
     step_size = arg_count(step_size, "step_size"), gamma = arg_number(gamma, "gamma"),
+    lr_decay_per_block = arg_number(lr_decay_per_block, "lr_decay_per_block", null = TRUE),
+    progressive_resize = arg_count(progressive_resize, "progressive_resize", null = TRUE),
+    full_size_epochs = arg_count(full_size_epochs, "full_size_epochs", null = TRUE),
     head_init = arg_string(head_init, "head_init"), dropout = arg_number(dropout, "dropout"), head_epochs = arg_count(head_epochs, "head_epochs", null = TRUE),
+    head_learning_rate = arg_number(head_learning_rate, "head_learning_rate", null = TRUE),
     freeze = arg_string(freeze, "freeze"),
     patience = arg_count(patience, "patience", null = TRUE),
     select_on = engine_select_on(arg_string(select_on, "select_on")),

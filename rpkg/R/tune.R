@@ -393,15 +393,20 @@ autoplot.cnn_grid <- function(object, measure = c("loss", "accuracy"), accuracy_
 #'
 #' Trains briefly with a learning rate rising exponentially from `start_lr` to `end_lr` (Smith 2017; fastai's
 #' `lr_find()`), stopping when the loss explodes. A good learning rate lies where the loss falls fastest, well
-#' before it blows up; the suggestion is the steepest fall of the smoothed loss. Nothing is written to disk.
+#' before it blows up. The suggestion suits the options' schedule: for the book's StepLR (which starts at the rate
+#' and only lowers it) the steepest fall of the smoothed loss; for `schedule = "one_cycle"` or `"warmup_cosine"`
+#' (e.g. `recipe = "fast"`), whose `learning_rate` is a peak, fastai's valley (half-way down the longest descent
+#' of the smoothed loss). Pass it as `learning_rate` to [finetune_cnn()] with the same options. Nothing is
+#' written to disk.
 #'
 #' @inheritParams tune_cnn
 #' @param start_lr,end_lr The learning rates of the first and last step.
 #' @param num_steps Steps (batches) to take at most.
 #' @param ... Options as for [finetune_cnn()] (e.g. `image_size = 64`, `batch_size = 8`, `freeze = "backbone"`).
 #' @param progress Show a progress bar (default: only in an interactive session).
-#' @return A `cnn_lr_finder`: `table` (a tibble: `step`, `learning_rate`, `loss`, `smoothed_loss`) and
-#'   `suggestion`. `autoplot()` draws the curve with the suggestion marked.
+#' @return A `cnn_lr_finder`: `table` (a tibble: `step`, `learning_rate`, `loss`, `smoothed_loss`),
+#'   `suggestion`, `rule` (`"steepest"` or `"valley"`: which one the suggestion is), and both candidates,
+#'   `steepest` and `valley`. `autoplot()` draws the curve with the suggestion marked.
 #' @export
 #' @examplesIf engine_available()
 #' \donttest{
@@ -423,16 +428,26 @@ lr_find <- function(data, start_lr = 1e-7, end_lr = 10, num_steps = 100L, label 
     end_lr = arg_number(end_lr, "end_lr"), num_steps = arg_count(num_steps, "num_steps"),
     label = labelled$label, path = labelled$path, progress = arg_flag(progress, "progress")
   ), options))
-  structure(list(table = as_tibble_engine(finder$table), suggestion = py_value(finder$suggestion)),
+  structure(list(table = as_tibble_engine(finder$table), suggestion = py_value(finder$suggestion),
+                 rule = py_value(finder$rule), steepest = py_value(finder$steepest), valley = py_value(finder$valley)),
             class = "cnn_lr_finder")
+}
+
+# What a finder's suggestion is, in words (an object saved before the rule was recorded: the steepest fall).
+suggestion_rule <- function(finder) {
+  if (identical(finder$rule, "valley")) {
+    "fastai's valley: half-way down the longest descent of the smoothed loss"
+  } else {
+    "steepest fall of the smoothed loss"
+  }
 }
 
 #' @export
 print.cnn_lr_finder <- function(x, ...) {
   rates <- x$table$learning_rate
   cat(sprintf("<cnn_lr_finder> %d steps, learning rate %.1e to %.1e\n", nrow(x$table), min(rates), max(rates)))
-  cat(sprintf("  suggested learning rate: %.1e (steepest fall of the smoothed loss); autoplot() shows the curve\n",
-              x$suggestion))
+  cat(sprintf("  suggested learning rate: %.1e (%s); autoplot() shows the curve\n", x$suggestion,
+              suggestion_rule(x)))
   invisible(x)
 }
 
@@ -462,7 +477,8 @@ autoplot.cnn_lr_finder <- function(object, ...) {
     ggplot2::scale_x_log10(labels = function(x) format(x, scientific = TRUE)) +
     ggplot2::coord_cartesian(ylim = range(smoothed)) +
     ggplot2::labs(x = "learning rate (log scale)", y = "loss", title = "Learning-rate finder",
-                  subtitle = wrap_text(sprintf("suggested: %.1e, the steepest fall of the smoothed loss (blue)", object$suggestion))) +
+                  subtitle = wrap_text(sprintf("suggested: %.1e, %s (blue)", object$suggestion,
+                                               suggestion_rule(object)))) +
     ggplot2::theme_minimal() + text_spans_plot()
 }
 

@@ -14,9 +14,16 @@ StepLR schedule that multiplies the learning rate by gamma=0.1 every step_size=7
 validation accuracy is kept. DATA is the book's layout (train/ and val/ folders, each with one folder per class),
 a folder of class folders (split 80/20, stratified and seeded), or a CSV/Parquet table with path and label columns.
 
+--recipe fast (not yet measured against the default; benchmarks/time_to_accuracy.py) trains the head for 2 epochs at
+0.01, then a one-cycle schedule peaking at 0.004 (--schedule one_cycle; or warmup_cosine), with lower rates for
+earlier blocks (--lr-decay-per-block 0.7) and progressive resizing from 128 px (--progressive-resize 128), 8 epochs,
+and on a CPU without --epochs it stops once the validation loss has not improved for 2 epochs.
+
 examples:
   imagesasdata finetune data/faces --out runs/faces --epochs 10
   imagesasdata finetune labels.csv --label protest --out runs/protest --architecture resnet18
+  imagesasdata finetune data/faces --out runs/fast --recipe fast
+  imagesasdata finetune data/faces --out runs/cosine --schedule warmup_cosine --learning-rate 0.003 --epochs 8
 """
 
 

@@ -42,7 +42,9 @@ def add_commands(subparsers) -> None:
 
     finder = subparsers.add_parser("lr-find", help="the learning-rate finder: loss against a rising learning rate",
                                    description="Train briefly with an exponentially rising learning rate and suggest "
-                                               "the one where the loss falls fastest.")
+                                               "one: where the loss falls fastest for the book's StepLR schedule, "
+                                               "fastai's valley for --schedule one_cycle or warmup_cosine (e.g. "
+                                               "--recipe fast), whose learning rate is a peak.")
     finder.add_argument("data", help="folder or table, as for finetune")
     finder.add_argument("--out", help="write the curve to FILE.parquet or FILE.csv")
     finder.add_argument("--start-lr", type=float, default=1e-7)

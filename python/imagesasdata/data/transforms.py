@@ -165,29 +165,39 @@ def to_chw(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
 
 
-def eval_view(base: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
-    """Centre crop of image_size from a uint8 CHW base image."""
-    return TF.center_crop(base, [prep.image_size, prep.image_size]) if base.shape[-1] != prep.image_size else base
+def eval_view(base: torch.Tensor, prep: Preprocessing, size: int | None = None) -> torch.Tensor:
+    """Centre crop of image_size from a uint8 CHW base image; with a smaller `size`, that crop shrunk to size×size
+    (antialiased bilinear): the whole evaluation view at a lower resolution, as progressive resizing trains on."""
+    view = TF.center_crop(base, [prep.image_size, prep.image_size]) if base.shape[-1] != prep.image_size else base
+    if size is not None and size != prep.image_size:
+        view = TF.resize(view, [size, size], antialias=True)
+    return view
 
 
-def train_view(base: np.ndarray, prep: Preprocessing, rng: np.random.Generator) -> torch.Tensor:
+def train_view(base: np.ndarray, prep: Preprocessing, rng: np.random.Generator, size: int | None = None) -> torch.Tensor:
     """Seeded training augmentation of a uint8 HWC image: random-resized-crop and/or horizontal flip.
 
     base: the image's crop source (whole, any aspect ratio) when crops_whole_image(prep), else its base square.
     The crop box is drawn on the whole of `base`, then cut and resized with Pillow's antialiased bilinear filter,
     as torchvision's RandomResizedCrop does on the book's PIL images — single-threaded and outside the GIL, so the
     trainer can prepare the next batch on a thread while the network trains on all cores. Without random crops
-    the view is the evaluation's centre crop. Returns a uint8 CHW tensor.
+    the view is the evaluation's centre crop. size: the side of the view (default image_size; progressive resizing
+    asks for smaller ones: the same crop box resized smaller, or the centre crop shrunk); the random draws do not
+    depend on it. Returns a uint8 CHW tensor.
     """
     image = Image.fromarray(base)
-    size = prep.image_size
+    side = prep.image_size
+    size = side if size is None else int(size)
     if prep.augment_crop:
         top, left, height, width = random_resized_crop_box(image.height, image.width, prep.crop_scale, prep.crop_ratio, rng)
         # Crop, then resize, as torchvision's resized_crop does: resizing with box= would let the filter read
         # pixels outside the box (up to 19 grey levels apart at the edges of a downscaled crop).
         image = image.crop((left, top, left + width, top + height)).resize((size, size), Image.BILINEAR)
-    elif image.width != size or image.height != size:
-        image = _centre_crop(image, size)
+    else:
+        if image.width != side or image.height != side:
+            image = _centre_crop(image, side)
+        if size != side:
+            image = image.resize((size, size), Image.BILINEAR)
     if prep.augment_flip and rng.random() < 0.5:
         image = image.transpose(Image.FLIP_LEFT_RIGHT)
     return to_chw(np.array(image))

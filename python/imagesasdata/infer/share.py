@@ -65,8 +65,9 @@ NEVER_SHARED = frozenset({"path", "thumbnail", "overlay"})
 # The run's options named in the datasheet (TrainConfig's, but those about this machine: device, cache, threads …).
 RUN_OPTIONS = ("architecture", "weights", "image_size", "resize", "resize_size", "recipe", "normalize",
                "augment_crop", "augment_flip", "val_fraction", "test_fraction", "balance", "group", "seed", "epochs",
-               "batch_size", "optimizer", "learning_rate", "momentum", "weight_decay", "step_size", "gamma",
-               "dropout", "head_epochs", "freeze", "patience", "select_on", "positive_class", "class_order")
+               "batch_size", "optimizer", "learning_rate", "schedule", "warmup_fraction", "momentum", "weight_decay",
+               "step_size", "gamma", "lr_decay_per_block", "progressive_resize", "full_size_epochs", "dropout",
+               "head_epochs", "head_learning_rate", "freeze", "patience", "select_on", "positive_class", "class_order")
 RUN_VERSIONS = ("imagesasdata", "python", "torch", "torchvision", "timm", "numpy", "pillow", "pyarrow")
 
 # An absolute path in text: POSIX (/a/b.jpg, ~/a.jpg), Windows (C:\a\b.jpg), a file:// URL, or quoted ('…', "…",

@@ -464,6 +464,44 @@ def backbone_frozen(model: nn.Module, head) -> bool:
                    if not any(n == h or n.startswith(h + ".") for h in head))
 
 
+def parameter_blocks(backbone: Backbone) -> list[list[str]]:
+    """The names of the parameters that train, in blocks ordered from the input to the new last layer (always the
+    last block, alone): what discriminative learning rates scale by depth (train/schedules.py).
+
+    A timm network is cut where its own group_matcher(coarse=True) cuts it (EfficientNet: the stem, each of the
+    seven stages, the last stage with the final 1×1 convolution); any other network at its top-level children
+    (ResNet: conv1, bn1, layer1 … layer4), or at their children when the body has fewer than four such parts (VGG's
+    and DenseNet's `features`). Returns a
+    list of lists of parameter names; frozen parameters are left out, and so are blocks left empty.
+    """
+    model, head = backbone.model, backbone.head
+    in_head = lambda name: any(name == h or name.startswith(h + ".") for h in head)  # noqa: E731
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    body = [n for n in names if not in_head(n)]
+    if backbone.library == "timm" and hasattr(model, "group_matcher"):
+        from timm.models import group_parameters
+
+        layer_of = group_parameters(model, model.group_matcher(coarse=True), reverse=True)
+        key = lambda name: layer_of.get(name, max(layer_of.values(), default=0))  # noqa: E731
+    else:
+        holding = [child for child, module in model.named_children()
+                   if any(not in_head(f"{child}.{n}") for n, _ in module.named_parameters())]
+        # Fewer than four top-level parts (VGG: features, classifier; DenseNet: features) say too little of depth.
+        expand = set(holding) if len(holding) < 4 else set()
+        order = {}
+
+        def key(name):
+            parts = name.split(".")
+            block = ".".join(parts[:2]) if parts[0] in expand and len(parts) > 2 else parts[0]
+            return order.setdefault(block, len(order))
+    blocks: dict = {}
+    for name in body:
+        blocks.setdefault(key(name), []).append(name)
+    ordered = [blocks[k] for k in sorted(blocks)]
+    head_names = [n for n in names if in_head(n)]
+    return ordered + ([head_names] if head_names else [])
+
+
 def rebuild_model(description: dict, weights: dict) -> nn.Module:
     """The network a run directory describes (architecture, library, classes, dropout), with its weights loaded;
     shapes must match exactly. The names in model.json are resolved by the same rules as create_backbone()."""

@@ -24,6 +24,7 @@ import torch.nn as nn
 
 from .config import TrainConfig
 from .features import HeadFeatures, head_is_final
+from .schedules import parameter_groups
 
 # The head's epochs draw their data order and flips from a stream of their own, apart from fine-tuning's epochs.
 HEAD_EPOCHS_STREAM = 7_919
@@ -67,14 +68,24 @@ class Phase:
     train_mode: Callable[[], None]
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The config's optimizer over the parameters of `model` that train."""
-    parameters = [p for p in model.parameters() if p.requires_grad]
+def make_optimizer(model: nn.Module, config: TrainConfig, learning_rate: float | None = None,
+                   blocks: list | None = None) -> torch.optim.Optimizer:
+    """The config's optimizer over the parameters of `model` that train, at `learning_rate` (default the config's).
+    blocks: the parameter names by depth (model/backbones.parameter_blocks); with config.lr_decay_per_block below
+    1 each block is a parameter group of its own, at the rate schedules.parameter_groups gives it (the new last
+    layer at `learning_rate`). Otherwise one group, as the book."""
+    rate = config.learning_rate if learning_rate is None else learning_rate
+    if blocks and config.lr_decay_per_block not in (None, 1.0):
+        named = dict(model.named_parameters())
+        parameters = parameter_groups([[(name, named[name]) for name in block] for block in blocks], rate,
+                                      config.lr_decay_per_block)
+    else:
+        parameters = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(parameters, lr=rate, momentum=config.momentum, weight_decay=config.weight_decay)
     if config.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+        return torch.optim.Adam(parameters, lr=rate, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(parameters, lr=rate, weight_decay=config.weight_decay)
 
 
 def epoch_order(rows, seed: int, epoch: int) -> list[int]:
@@ -86,6 +97,9 @@ def epoch_order(rows, seed: int, epoch: int) -> list[int]:
 class HeadFirst:
     """Train only the new last layer for `epochs` passes over the training images before the whole network is
     fine-tuned (linear probing, then fine-tuning).
+
+    The head trains at head_learning_rate (default: learning_rate), constant; under progressive resizing its features
+    are those of images at the first epoch's size.
 
     A fresh head is random: the first steps of fine-tuning send noise back into the pretrained layers. A head that
     already separates the classes lets fine-tuning start from useful gradients. The backbone runs once per image (in
@@ -124,15 +138,17 @@ def head_first_phase(trainer, epochs: int) -> Phase | None:
                       "cannot be trained on its own features here (use head_epochs=0 to silence this)", stacklevel=4)
         return None
     flips = trainer.prep.augment_flip
+    # At the size of fine-tuning's first epoch: smaller under progressive resizing, which also makes them cheaper.
     features = HeadFeatures(model, head, trainer.images, rows, trainer.prep, *runtime, flips=flips,
-                            progress=config.progress_bars)
+                            progress=config.progress_bars, size=trainer.training_size(1))
 
     def batch(batch_rows, epoch: int) -> torch.Tensor:
         mirrored = [bool(np.random.default_rng([config.seed, HEAD_EPOCHS_STREAM, epoch, int(r)]).random() < 0.5)
                     for r in batch_rows] if flips else None
         return features.batch(batch_rows, mirrored).to(trainer.device)
 
-    return Phase(name="head epoch", epochs=epochs, optimizer=make_optimizer(head, config), network=head,
+    optimizer = make_optimizer(head, config, learning_rate=config.head_learning_rate)
+    return Phase(name="head epoch", epochs=epochs, optimizer=optimizer, network=head,
                  order=lambda epoch: epoch_order(rows, config.seed, HEAD_EPOCHS_STREAM + epoch), batch=batch,
                  on_features=True, reseed=False, train_mode=head.train)
 

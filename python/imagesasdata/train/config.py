@@ -10,18 +10,42 @@ from ..schema import selection_score  # noqa: F401  (the one selection rule live
 from ..data.transforms import MIN_IMAGE_SIZE, NORMALIZE_CHOICES, RESIZE_MODES
 
 # Named recipes: defaults for the options they name, which options given explicitly override. Every other option
-# already defaults to the book's value (SGD 0.001 / 0.9, batch 4, StepLR 7 / 0.1, 25 epochs, RandomResizedCrop +
-# flip, Resize 256 + CenterCrop 224, a new last layer drawn from N(0, 0.01)), whichever recipe is named.
+# defaults to the book's value (SGD 0.001 / 0.9, batch 4, StepLR 7 / 0.1, 25 epochs, RandomResizedCrop + flip,
+# Resize 256 + CenterCrop 224, a new last layer drawn from N(0, 0.01): BOOK_DEFAULTS and the fields below),
+# whichever recipe is named.
 #   head-first  the engine's default: the offline EfficientNet-Lite0, ImageNet statistics, and 10 epochs of the new
 #               last layer alone on features computed once before fine-tuning everything — measured more accurate
 #               than the book's recipe at equal epochs on every set of benchmarks/accuracy.py (benchmarks/README.md)
 #   book        Listing 1: ResNet-18 with torchvision's ImageNet weights (downloaded once into torch's hub cache; where
 #               they cannot be had the run stops and says how to get them — it never swaps the network silently),
 #               ImageNet statistics, the whole network fine-tuned from the first step
+#   fast        for a CPU: what fastai users expect (issue 28), not yet measured against the others, so not the
+#               default: head-first's network and statistics; 2 head epochs at 0.01 on features computed at the first
+#               epoch's size; then a one-cycle schedule peaking at 0.004 (a quarter of the steps rising), earlier
+#               blocks at 0.7× the rate of the block above them, progressive resizing from 128 px (the last half of
+#               the epochs at full size), 8 epochs; when no epoch count is given and the run is on a CPU, it also
+#               stops once the validation loss has not improved for 2 epochs (CPU_PATIENCE). The values are first
+#               guesses from fastai's defaults; benchmarks/time_to_accuracy.py measures them and their variants.
 RECIPES = {
     "head-first": {"architecture": "efficientnet_lite0", "normalize": "imagenet", "head_epochs": 10},
     "book": {"architecture": "resnet18", "normalize": "imagenet", "head_epochs": 0},
+    "fast": {"architecture": "efficientnet_lite0", "normalize": "imagenet", "head_epochs": 2,
+             "head_learning_rate": 0.01, "schedule": "one_cycle", "learning_rate": 0.004, "lr_decay_per_block": 0.7,
+             "progressive_resize": 128, "epochs": 8},
 }
+# Options a recipe may leave unnamed that still need a value: the book's (Listing 1).
+BOOK_DEFAULTS = {"epochs": 25, "learning_rate": 0.001, "schedule": "step"}
+# Early stopping by default: the patience a recipe uses when the user gives no epoch count and the run is on a CPU
+# (device "cpu", or "auto" on a machine without a GPU), where every epoch costs minutes.
+CPU_PATIENCE = {"fast": 2}
+# How the learning rate moves: "step" multiplies it by gamma every step_size epochs (the book's StepLR);
+# "one_cycle" rises from a 25th of learning_rate to learning_rate over the first warmup_fraction of the optimizer
+# steps, then falls along a cosine to nearly zero (torch's OneCycleLR; fastai's fit_one_cycle); "warmup_cosine"
+# rises linearly from a 25th over warmup_fraction of the steps, then follows a cosine down to zero (torch's
+# LinearLR then CosineAnnealingLR, in SequentialLR). The last two change the rate after every step (schedules.py).
+SCHEDULES = ("step", "one_cycle", "warmup_cosine")
+# warmup_fraction when not given: fastai's fit_one_cycle (pct_start=0.25); a short warm-up for the cosine.
+WARMUP_FRACTION = {"one_cycle": 0.25, "warmup_cosine": 0.1}
 # How the new last layer starts: "normal" draws its weights from N(0, 0.01) with zero bias (the book); "pytorch"
 # keeps nn.Linear's own initialisation (uniform in ±1/sqrt(inputs), bias too), as PyTorch's transfer-learning
 # tutorial and benchmarks/reference_loop.py do.
@@ -44,7 +68,10 @@ OPTION_HELP = {
     "resize_size": "side of the square before the final crop (default 256/224 × image_size for rescale-crop)",
     "recipe": "named defaults for architecture, normalize and head_epochs: 'head-first' (efficientnet_lite0; train the "
               "new last layer alone first, then everything; more accurate at equal epochs in our benchmarks) or 'book' "
-              "(Listing 1: resnet18 with ImageNet weights, everything fine-tuned from the first step)",
+              "(Listing 1: resnet18 with ImageNet weights, everything fine-tuned from the first step); or 'fast' "
+              "(for CPUs, not yet measured: head-first's network, 2 head epochs at 0.01, a one-cycle schedule peaking "
+              "at 0.004, lower rates for earlier blocks, progressive resizing from 128 px, 8 epochs, and early stopping "
+              "with patience 2 on a CPU when no epoch count is given)",
     "normalize": "pixel normalisation: 'backbone' (the statistics the weights were trained with), 'imagenet' (the "
                  "book's), or 'train' (mean and standard deviation of your training images); default: the recipe's",
     "augment_crop": "training augmentation: a random crop of 8–100% of the image, resized (RandomResizedCrop)",
@@ -55,20 +82,41 @@ OPTION_HELP = {
     "balance": "downsample every class to the size of the smallest before splitting",
     "group": "a column of group ids (e.g. near-duplicate groups); a group never straddles two splits",
     "seed": "random seed for the split, the new layer's weights, the data order and augmentation",
-    "epochs": "passes over the training images (the book's tutorial: 25; its grid: 50)",
+    "epochs": "passes over the training images (the book's tutorial: 25; its grid: 50); default: the recipe's (25; "
+              "8 for fast, which then also stops early on a CPU)",
     "batch_size": "images per gradient step (the book: 4); smaller batches give noisier but more frequent updates",
     "optimizer": "sgd (the book's), adam or adamw",
-    "learning_rate": "size of each step down the loss gradient (the book: 0.001); too high diverges, too low crawls",
+    "learning_rate": "size of each step down the loss gradient (the book: 0.001); too high diverges, too low crawls; "
+                     "with a one_cycle or warmup_cosine schedule, the peak rate; default: the recipe's (0.001; 0.004 "
+                     "for fast)",
+    "schedule": "how the learning rate moves: 'step' (the book's StepLR: times gamma every step_size epochs), "
+                "'one_cycle' (up from a 25th of learning_rate, then down along a cosine to nearly zero: fastai's "
+                "fit_one_cycle) or 'warmup_cosine' (a linear warm-up from a 25th, then a cosine to zero); the last "
+                "two change the rate after every batch; default: the recipe's ('step'; 'one_cycle' for fast)",
+    "warmup_fraction": "share of the optimizer steps in which the learning rate rises to its peak (one_cycle, "
+                       "warmup_cosine); default 0.25 for one_cycle (fastai's), 0.1 for warmup_cosine",
     "momentum": "SGD momentum: the share of the previous step carried into the next, smoothing the path (the book: 0.9)",
     "weight_decay": "L2 penalty on the weights (0 in the book)",
-    "step_size": "StepLR: every step_size epochs the learning rate is multiplied by gamma (the book: 7)",
-    "gamma": "StepLR: factor applied to the learning rate every step_size epochs (the book: 0.1)",
+    "step_size": "StepLR (schedule 'step'): every step_size epochs the learning rate is multiplied by gamma (the book: 7)",
+    "gamma": "StepLR (schedule 'step'): factor applied to the learning rate every step_size epochs (the book: 0.1)",
+    "lr_decay_per_block": "discriminative learning rates: each block of the network (a stage, from the input to the "
+                          "new last layer) trains at this multiple of the rate of the block above it, so early "
+                          "layers move least (e.g. 0.7); 1 or none: one rate for every layer (the book); default: "
+                          "the recipe's (0.7 for fast)",
+    "progressive_resize": "progressive resizing: the side in pixels of the training images in the first epoch; "
+                          "it grows linearly (rounded down to multiples of 32) to image_size, and the last full_size_epochs run at full size "
+                          "(validation is always at full size); 0 or none: off (the book); default: the recipe's "
+                          "(128 for fast, off when image_size is not larger)",
+    "full_size_epochs": "with progressive_resize, how many final epochs train at full size (default: half of the "
+                        "epochs, rounded up)",
     "head_init": "how the new last layer starts: 'normal' (weights from N(0, 0.01), bias 0; the book) or 'pytorch' "
                  "(nn.Linear's own uniform initialisation, as PyTorch's transfer-learning tutorial)",
     "dropout": "probability of zeroing a feature before the new last layer during training (0 = none)",
     "head_epochs": "epochs of training only the new last layer, on features computed once, before the whole network "
                    "is fine-tuned (the book: 0); costs about one forward pass over the training images; default: "
                    "the recipe's (0 when starting from random weights)",
+    "head_learning_rate": "learning rate of the head epochs (constant); default: the recipe's (learning_rate; 0.01 "
+                          "for fast)",
     "freeze": "'none' (fine-tune everything, the book's default), 'backbone' (train only the new last layer), or a "
               "stage name such as 'layer3' (frozen up to and including it)",
     "patience": "early stopping: stop after this many epochs without a lower validation loss (default: never)",
@@ -87,6 +135,17 @@ OPTION_HELP = {
     "progress": "'epochs': a line per epoch (losses, accuracies, seconds), which shows in logs, knitted documents and "
                 "Rscript; on: progress bars as well; off: silent",
 }
+
+
+def runs_on_cpu(device) -> bool:
+    """True when a run with this `device` option trains on the CPU: "cpu", or "auto" on a machine without a CUDA
+    GPU or Apple's Metal backend (asks torch, so only called when a recipe's CPU default depends on it)."""
+    name = str(device or "auto").lower()
+    if name != "auto":
+        return name == "cpu"
+    from ..model.devices import resolve_device
+
+    return resolve_device("auto").type == "cpu"
 
 
 def whole_number(name: str, value) -> int:
@@ -128,17 +187,23 @@ class TrainConfig:
     balance: bool = False
     group: str | None = None
     seed: int = 0
-    epochs: int = 25
+    epochs: int | None = None
     batch_size: int = 4
     optimizer: str = "sgd"
-    learning_rate: float = 0.001
+    learning_rate: float | None = None
+    schedule: str | None = None
+    warmup_fraction: float | None = None
     momentum: float = 0.9
     weight_decay: float = 0.0
     step_size: int = 7
     gamma: float = 0.1
+    lr_decay_per_block: float | None = None
+    progressive_resize: int | None = None
+    full_size_epochs: int | None = None
     head_init: str = "normal"
     dropout: float = 0.0
     head_epochs: int | None = None
+    head_learning_rate: float | None = None
     freeze: str = "none"
     patience: int | None = None
     select_on: str = "accuracy"
@@ -159,10 +224,18 @@ class TrainConfig:
         if self.recipe not in RECIPES:
             raise option_error("recipe", self.recipe, choices=RECIPES)
         head_epochs_given = self.head_epochs is not None
+        epochs_given = self.epochs is not None
         # Which options the recipe chose (not given explicitly): model.json records them (Trainer.describe).
         self.recipe_chose = [name for name in RECIPES[self.recipe] if getattr(self, name) is None]
         for name in self.recipe_chose:
             setattr(self, name, RECIPES[self.recipe][name])
+        for name, value in BOOK_DEFAULTS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if not epochs_given and self.patience is None and self.recipe in CPU_PATIENCE and runs_on_cpu(self.device):
+            # Early stopping by default on a CPU when no epoch count was given (CPU_PATIENCE); recorded as chosen.
+            self.patience = CPU_PATIENCE[self.recipe]
+            self.recipe_chose.append("patience")
         if self.weights in (None, "none", "None", False) and not head_epochs_given:
             # Random weights have no features worth probing: the head would learn noise (measured: a ResNet-18 from
             # random weights learnt a trivial task to 0.5 in 3 epochs with head-first, 1.0 with the book's recipe).
@@ -171,6 +244,7 @@ class TrainConfig:
         # otherwise train to NaN weights and a run marked complete.
         for name in ("epochs", "batch_size", "step_size", "seed", "head_epochs"):
             setattr(self, name, whole_number(name, getattr(self, name)))
+        self._check_schedule_options()
         for name in ("epochs", "batch_size", "step_size"):
             if getattr(self, name) < 1:
                 raise option_error(name, getattr(self, name), "at least 1")
@@ -255,6 +329,43 @@ class TrainConfig:
             self.class_order = [str(c) for c in self.class_order]
             if len(set(self.class_order)) != len(self.class_order):
                 raise option_error("class_order", self.class_order, "a list naming each class once")
+
+    def _check_schedule_options(self) -> None:
+        """The options of issue 28 (schedules, discriminative rates, progressive resizing, the head's rate)."""
+        if self.schedule not in SCHEDULES:
+            raise option_error("schedule", self.schedule, choices=SCHEDULES)
+        if self.warmup_fraction is not None:
+            self.warmup_fraction = real_number("warmup_fraction", self.warmup_fraction)
+            if not 0 < self.warmup_fraction < 1:
+                raise option_error("warmup_fraction", self.warmup_fraction, "above 0 and below 1",
+                                   hint="0.25 rises for a quarter of the steps (fastai's one-cycle)")
+        if self.lr_decay_per_block is not None:
+            self.lr_decay_per_block = real_number("lr_decay_per_block", self.lr_decay_per_block)
+            if not 0 < self.lr_decay_per_block <= 1:
+                raise option_error("lr_decay_per_block", self.lr_decay_per_block, "above 0 and at most 1",
+                                   hint="1 trains every block at the same rate; 0.7 gives each block 0.7 of the rate "
+                                        "of the block above it")
+        if self.head_learning_rate is not None:
+            self.head_learning_rate = real_number("head_learning_rate", self.head_learning_rate)
+            if self.head_learning_rate <= 0:
+                raise option_error("head_learning_rate", self.head_learning_rate, "above 0",
+                                   hint="or None for learning_rate")
+        if self.progressive_resize is not None and self.progressive_resize is not False:
+            self.progressive_resize = whole_number("progressive_resize", self.progressive_resize)
+            if self.progressive_resize and self.progressive_resize < MIN_IMAGE_SIZE:
+                raise option_error("progressive_resize", self.progressive_resize,
+                                   f"0 (off) or at least {MIN_IMAGE_SIZE} pixels", hint="e.g. 128 for 224-pixel images")
+        if self.progressive_resize is False:
+            self.progressive_resize = 0
+        if self.full_size_epochs is not None:
+            self.full_size_epochs = whole_number("full_size_epochs", self.full_size_epochs)
+            if self.full_size_epochs < 1:
+                raise option_error("full_size_epochs", self.full_size_epochs, "at least 1")
+
+    @property
+    def warmup(self) -> float:
+        """The share of steps spent rising to the peak rate (for the per-step schedules)."""
+        return self.warmup_fraction if self.warmup_fraction is not None else WARMUP_FRACTION.get(self.schedule, 0.0)
 
     @property
     def progress_bars(self) -> bool:

@@ -24,7 +24,10 @@ class HeadFeatures:
     """Head inputs for rows of a decoded-image store, plain and (when flips are on) mirrored."""
 
     def __init__(self, model: nn.Module, head: nn.Module, images, rows, prep: Preprocessing, device, precision: str,
-                 channels_last: bool, flips: bool, batch_size: int = 64, progress: bool = True):
+                 channels_last: bool, flips: bool, batch_size: int = 64, progress: bool = True,
+                 size: int | None = None):
+        """size: the side of the views the features are computed on (default: prep.image_size; smaller ones are
+        the evaluation view shrunk, as progressive resizing trains on)."""
         from tqdm.auto import tqdm
 
         self.position = {row: k for k, row in enumerate(rows)}
@@ -41,7 +44,8 @@ class HeadFeatures:
                 for flip in variants:
                     captured.clear()
                     for start in range(0, len(rows), batch_size):
-                        views = torch.stack([eval_view(to_chw(images[r]), prep) for r in rows[start:start + batch_size]])
+                        views = torch.stack([eval_view(to_chw(images[r]), prep, size)
+                                             for r in rows[start:start + batch_size]])
                         if flip:
                             views = views.flip(-1)
                         forward_batch(model, views, prep, device, precision, channels_last)

@@ -20,18 +20,28 @@ from .callbacks import StopTraining
 from .config import TrainConfig
 
 
+# Which suggestion a schedule's learning_rate is: the book's StepLR starts at it and only lowers it, so the steepest
+# fall of the loss (a rate that learns fast and safely); a one-cycle or warm-up + cosine schedule rises to it as a
+# peak, for which fastai's lr_find suggests its "valley" (fastai pairs it with fit_one_cycle and fine_tune).
+RULES = {"steepest": "steepest fall of the smoothed loss",
+         "valley": "fastai's valley: half-way down the longest descent of the smoothed loss"}
+
+
 @dataclass
 class LearningRateFinder:
     """The loss as the learning rate grows exponentially over a few hundred steps. A good learning rate lies where
     the loss falls fastest — well before it blows up."""
 
     table: pa.Table          # step, learning_rate, loss, smoothed_loss
-    suggestion: float        # the learning rate of the steepest fall of the smoothed loss
+    suggestion: float        # the learning rate for the options' schedule: `rule`'s
+    rule: str = "steepest"   # which suggestion it is (RULES): "steepest" for schedule "step", "valley" otherwise
+    steepest: float | None = None   # the learning rate of the steepest fall of the smoothed loss
+    valley: float | None = None     # fastai's valley suggestion
 
     def __repr__(self) -> str:
         return (f"imagesasdata learning-rate finder: {self.table.num_rows} steps from "
                 f"{self.table['learning_rate'][0].as_py():.1e} to {self.table['learning_rate'][-1].as_py():.1e}; "
-                f"suggested learning rate {self.suggestion:.1e} (steepest fall of the loss)")
+                f"suggested learning rate {self.suggestion:.1e} ({RULES[self.rule]})")
 
 
 @dataclass
@@ -50,8 +60,9 @@ class ExponentialRateSchedule:
         return self.start_lr * (self.end_lr / self.start_lr) ** (step / (self.num_steps - 1))
 
     def before_batch(self, trainer, step: int) -> None:
+        # With discriminative rates each group keeps its share (lr_scale): the rate recorded is the last layer's.
         for group in trainer.optimizer.param_groups:
-            group["lr"] = self.rate(step)
+            group["lr"] = self.rate(step) * group.get("lr_scale", 1.0)
 
     def after_batch(self, trainer, step: int, loss: float) -> None:
         self.smoothed = 0.98 * self.smoothed + 0.02 * loss
@@ -66,8 +77,11 @@ def lr_find(data, *, start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: in
             **options) -> LearningRateFinder:
     """Train briefly with a learning rate rising from start_lr to end_lr; stop when the loss explodes.
 
-    Uses the same data, backbone and options as finetune() (nothing is written to disk). Returns the curve and a
-    suggested learning rate; in R, autoplot() draws it.
+    Uses the same data, backbone and options as finetune() (nothing is written to disk), including the recipe's:
+    lr_find(data, recipe="fast") runs the fast recipe's network and parameter groups. Returns the curve and a
+    suggested learning rate for the options' schedule — the steepest fall of the loss for the book's StepLR, fastai's
+    valley for one_cycle and warmup_cosine, whose learning_rate is a peak — to pass as learning_rate= to finetune()
+    with the same options; in R, autoplot() draws it. Raises ImagesAsDataError for bad rates or steps.
     """
     from .trainer import prepare_trainer
 
@@ -94,7 +108,33 @@ def lr_find(data, *, start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: in
     rates = np.array([r["learning_rate"] for r in rows])
     if len(rows) >= 3:
         slopes = np.gradient(losses, np.log10(rates))
-        suggestion = float(rates[int(np.argmin(slopes[: max(2, int(len(slopes) * 0.9))]))])
+        steepest = float(rates[int(np.argmin(slopes[: max(2, int(len(slopes) * 0.9))]))])
     else:
-        suggestion = float(rates[0])
-    return LearningRateFinder(table, suggestion)
+        steepest = float(rates[0])
+    valley = valley_rate(rates, losses, schedule.num_steps)
+    rule = "steepest" if config.schedule == "step" else "valley"
+    return LearningRateFinder(table, steepest if rule == "steepest" else valley, rule, steepest, valley)
+
+
+def valley_rate(rates, losses, planned_steps: int) -> float:
+    """fastai's valley suggestion (fastai.callback.schedule: lr_find's slice, then valley()): leaving out the first
+    tenth of the planned steps and the last five points, the longest run of falling loss (longest decreasing
+    subsequence), and the rate half-way down it (fastai's arithmetic: a third of its length plus a sixth). Returns
+    the rate (the first one when there are too few points)."""
+    rates, losses = list(rates), list(losses)
+    start, stop = planned_steps // 10, len(losses) - 5
+    if stop - start < 3:
+        return float(rates[0])
+    rates, losses = rates[start:stop], losses[start:stop]
+    n = len(losses)
+    lengths = [1] * n
+    max_start, max_end = 0, 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and lengths[i] < lengths[j] + 1:
+                lengths[i] = lengths[j] + 1
+            if lengths[max_end] < lengths[i]:
+                max_end = i
+                max_start = max_end - lengths[max_end]
+    sections = (max_end - max_start) / 3
+    return float(rates[max_start + int(sections) + int(sections / 2)])

@@ -24,12 +24,13 @@ import torch.nn as nn
 from .. import runs
 from ..infer.finished import held_out_results
 from ..infer.run import Run
-from ..model.backbones import Backbone, backbone_frozen, create_backbone, set_train_mode
+from ..model.backbones import Backbone, backbone_frozen, create_backbone, parameter_blocks, set_train_mode
 from ..data.cache import DecodedImages, DecodeOnRead
 from .callbacks import (EarlyStopping, HeadFirst, Phase, StopTraining, TrainingDiverged,  # noqa: F401 (their home)
                         epoch_order, make_optimizer)
 from .config import TrainConfig, selection_score
 from .features import HeadFeatures, flip_decisions, head_is_final, shared_features
+from .schedules import LearningRateSchedule, make_scheduler, per_step, progressive_start, training_sizes
 from ..data.table import check_labeled, choose_positive_class, image_table, order_classes
 from ..model.devices import autocast, resolve_channels_last, resolve_device, resolve_precision
 from ..errors import ImagesAsDataError, listing, setting
@@ -92,8 +93,9 @@ def recipe_record(config: TrainConfig) -> dict:
 
     chose = getattr(config, "recipe_chose", list(RECIPES[config.recipe]))
     options = RECIPES[config.recipe]
+    # In the recipe's order; then what it chose outside its table (patience on a CPU: config.CPU_PATIENCE).
     return {"name": config.recipe,
-            "chose": {name: getattr(config, name) for name in options if name in chose},
+            "chose": {name: getattr(config, name) for name in [*options, *chose] if name in chose},
             "overridden": {name: {"recipe": value, "used": getattr(config, name)}
                            for name, value in options.items() if name not in chose and getattr(config, name) != value}}
 
@@ -229,8 +231,14 @@ class Trainer:
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.optimizer = make_optimizer(self.model, config)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=config.step_size, gamma=config.gamma)
+        # Discriminative learning rates: a parameter group per block, by depth (schedules.parameter_groups).
+        blocks = parameter_blocks(backbone) if config.lr_decay_per_block not in (None, 1.0) else None
+        self.optimizer = make_optimizer(self.model, config, blocks=blocks)
+        self.steps_per_epoch = math.ceil(len(rows["train"]) / config.batch_size)
+        self.scheduler = make_scheduler(self.optimizer, config, self.steps_per_epoch)
+        # The training images' side per epoch (progressive resizing; all at image_size otherwise).
+        self.train_sizes = training_sizes(config.epochs, progressive_start(config, prep.image_size), prep.image_size,
+                                          config.full_size_epochs)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.loss_function = nn.CrossEntropyLoss()
         self.features = self._head_features()
@@ -262,6 +270,11 @@ class Trainer:
         return shared_features(key, lambda: HeadFeatures(
             self.model, head_module, self.images, rows, self.prep, *runtime, flips=self.prep.augment_flip,
             progress=self.config.progress_bars))
+
+    def training_size(self, epoch: int) -> int:
+        """The side in pixels of fine-tuning's training images in `epoch` (image_size outside the run's epochs,
+        as in the learning-rate finder's extra passes)."""
+        return self.train_sizes[epoch - 1] if 1 <= epoch <= len(self.train_sizes) else self.prep.image_size
 
     def describe(self) -> dict:
         """model.json's content (runs.py adds the outcome when training ends)."""
@@ -330,11 +343,15 @@ class Trainer:
         return selection_score(self.config.select_on, result.val_accuracy, result.val_f1, result.val_loss)
 
     def run_epoch(self, epoch: int) -> EpochResult:
-        """One epoch of the book's loop: a pass over the training images, the scheduler's step, validation."""
+        """One epoch of the book's loop: a pass over the training images, the scheduler's step (after the pass, or
+        after every batch for the per-step schedules), validation. The recorded learning rate is the new last
+        layer's (the last parameter group) at the epoch's start."""
         started = time.perf_counter()
-        learning_rate = self.optimizer.param_groups[0]["lr"]
-        train_loss, train_accuracy = self.train_pass(epoch)
-        self.scheduler.step()
+        learning_rate = self.optimizer.param_groups[-1]["lr"]
+        stepping = per_step(self.config)
+        train_loss, train_accuracy = self.train_pass(epoch, callbacks=[LearningRateSchedule(self.scheduler)] if stepping else ())
+        if not stepping:
+            self.scheduler.step()
         if not weights_are_finite(self.model):
             raise TrainingDiverged(epoch, "the weights became infinite or NaN", self.config.learning_rate)
         trained = time.perf_counter()
@@ -343,9 +360,11 @@ class Trainer:
             raise TrainingDiverged(epoch, f"the validation loss became {val['loss']}", self.config.learning_rate)
         result = EpochResult(epoch, train_loss, train_accuracy, val["loss"], val["accuracy"], val["f1"],
                              learning_rate, trained - started, time.perf_counter() - trained)
+        size = self.training_size(epoch)
         self._say(f"epoch {epoch}/{self.config.epochs}  train loss {result.train_loss:.4f} acc {result.train_accuracy:.3f}"
                   f"  |  val loss {result.val_loss:.4f} acc {result.val_accuracy:.3f}  "
-                  f"({result.train_seconds + result.val_seconds:.1f}s)")
+                  f"({result.train_seconds + result.val_seconds:.1f}s"
+                  + (f"; trained at {size} px)" if size != self.prep.image_size and self.features is None else ")"))
         return result
 
     def train_pass(self, epoch: int, callbacks=(), phase: Phase | None = None) -> tuple[float, float]:
@@ -408,13 +427,14 @@ class Trainer:
         return int((logits.argmax(1) == targets).sum())
 
     def train_batch(self, batch_rows, epoch: int) -> torch.Tensor:
-        """Augmented uint8 views of cached base images, seeded per (seed, epoch, image) — or, on the
-        frozen-backbone path, their features with the same flips."""
+        """Augmented uint8 views of cached base images, seeded per (seed, epoch, image), at the epoch's training size
+        (progressive resizing) — or, on the frozen-backbone path, their features with the same flips (full size)."""
         if self.features is not None:
             flips = flip_decisions(batch_rows, self.config.seed, epoch) if self.prep.augment_flip else None
             return self.features.batch(batch_rows, flips).to(self.device)
+        size = self.training_size(epoch)
         views = [train_view(self.images.train_image(r), self.prep,
-                            np.random.default_rng([self.config.seed, epoch, int(r)])) for r in batch_rows]
+                            np.random.default_rng([self.config.seed, epoch, int(r)]), size) for r in batch_rows]
         return torch.stack(views)
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor, phase: Phase | None = None):

@@ -39,6 +39,8 @@ test_that("type and shape mistakes are caught in R, with the option's name", {
   expect_error(finetune_cnn("x", learning_rate = c(0.1, 0.01)), class = "imagesasdata_argument_error", regexp = "`learning_rate`")
   expect_error(finetune_cnn("x", augment_flip = NA), class = "imagesasdata_argument_error", regexp = "`augment_flip`")
   expect_error(finetune_cnn("x", architecture = 18), class = "imagesasdata_argument_error", regexp = "`architecture`")
+  expect_error(finetune_cnn("x", progressive_resize = 100.5), class = "imagesasdata_argument_error",
+               regexp = "`progressive_resize` must be a whole number")
 })
 
 test_that("meaningless values are left to the engine, whose message reaches R", {
@@ -50,6 +52,11 @@ test_that("meaningless values are left to the engine, whose message reaches R", 
                regexp = "`optimizer` must be one of \"sgd\", \"adam\" or \"adamw\", not \"adagrad\".", fixed = TRUE)
   expect_error(finetune_cnn(faces, momentum = 1, out = tempfile()), class = "imagesasdata_argument_error",
                regexp = "`momentum` must be at least 0 and below 1, not 1 (the book uses 0.9)", fixed = TRUE)
+  expect_error(finetune_cnn(faces, schedule = "cosine", out = tempfile()), class = "imagesasdata_argument_error",
+               regexp = "`schedule` must be one of \"step\", \"one_cycle\" or \"warmup_cosine\", not \"cosine\"",
+               fixed = TRUE)
+  expect_error(finetune_cnn(faces, lr_decay_per_block = 2, out = tempfile()), class = "imagesasdata_argument_error",
+               regexp = "`lr_decay_per_block` must be above 0 and at most 1", fixed = TRUE)
   unlabelled <- file.path(sample_data(), "new_images")
   expect_error(finetune_cnn(unlabelled, out = tempfile()), class = "imagesasdata_error", regexp = "have no label")
 })
