@@ -80,11 +80,13 @@ def build_set(name: str, work: Path) -> Path:
     raise SystemExit(f"unknown set {name!r}; choose from {', '.join(SETS)}")
 
 
-def parse_contender(spec: str) -> tuple[str, dict]:
-    """'loop', 'engine' or 'engine[key=value;key=value]' → (kind, engine options)."""
-    match = re.fullmatch(r"(loop|engine)(?:\[(.*)\])?", spec.strip())
+def parse_contender(spec: str, kinds=("loop", "engine"), loop_options=("head_init", "channels_last")) -> tuple[str, dict]:
+    """'loop', 'engine' or 'engine[key=value;key=value]' (or another of `kinds`) → (kind, options). The loop takes
+    only `loop_options`: otherwise it would not be the book's recipe. time_to_accuracy.py parses its contenders here
+    too."""
+    match = re.fullmatch(rf"({'|'.join(kinds)})(?:\[(.*)\])?", spec.strip())
     if not match:
-        raise SystemExit(f"contender {spec!r}: use loop, engine or engine[key=value;...]")
+        raise SystemExit(f"contender {spec!r}: use {', '.join(kinds)}, or one of them with [key=value;...]")
     options = {}
     for item in filter(None, (match.group(2) or "").split(";")):
         key, _, value = item.partition("=")
@@ -92,8 +94,9 @@ def parse_contender(spec: str) -> tuple[str, dict]:
             options[key.strip()] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
             options[key.strip()] = value.strip()
-    if match.group(1) == "loop" and set(options) - {"head_init", "channels_last"}:
-        raise SystemExit("the loop takes only head_init and channels_last: otherwise it is the book's recipe")
+    if match.group(1) == "loop" and set(options) - set(loop_options):
+        allowed = f"only {' and '.join(loop_options)}" if loop_options else "no options"
+        raise SystemExit(f"the loop takes {allowed}: otherwise it is the book's recipe")
     return match.group(1), options
 
 

@@ -36,7 +36,6 @@ import time
 PROCESS_START = time.perf_counter()   # before any heavy import: a child's imports are timed from here
 
 import argparse  # noqa: E402
-import ast  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
@@ -128,20 +127,10 @@ def run_child(spec: dict) -> dict:
 # ------------------------------------------------------------------------------------------ the parent
 
 def parse_contender(spec: str) -> tuple[str, dict]:
-    """'loop', 'engine[…]' or 'fast[…]' → (kind, options as the child passes them)."""
-    match = re.fullmatch(r"(loop|engine|fast)(?:\[(.*)\])?", spec.strip())
-    if not match:
-        raise SystemExit(f"contender {spec!r}: use loop, engine[key=value;...] or fast[key=value;...]")
-    options = {}
-    for item in filter(None, (match.group(2) or "").split(";")):
-        key, _, value = item.partition("=")
-        try:
-            options[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            options[key.strip()] = value.strip()
-    if match.group(1) == "loop" and options:
-        raise SystemExit("the loop takes no options: it is the book's loop")
-    return match.group(1), options
+    """'loop', 'engine[…]' or 'fast[…]' → (kind, options as the child passes them); the loop takes none."""
+    from accuracy import parse_contender as parse
+
+    return parse(spec, kinds=("loop", "engine", "fast"), loop_options=())
 
 
 def child_spec(contender: str, data: Path, seed: int, args) -> dict:
