@@ -13,8 +13,8 @@ test_that("a grid given in R reaches the engine as the engine's grid, with whole
   rows <- imagesasdata:::grid_spec(data.frame(learning_rate = c(0.001, 0.01), epochs = c(2, 3)))
   expect_identical(rows, list(list(learning_rate = 0.001, epochs = 2L), list(learning_rate = 0.01, epochs = 3L)))
   expect_identical(imagesasdata:::grid_spec("book"), "book")
-  expected <- c("image_size", "resize_size", "seed", "epochs", "batch_size", "step_size", "head_epochs", "patience",
-                "num_workers")
+  expected <- c("image_size", "resize_size", "seed", "epochs", "batch_size", "step_size", "progressive_resize",
+                "full_size_epochs", "head_epochs", "patience", "num_workers")
   expect_setequal(imagesasdata:::integer_options(), expected)
   expect_error(tune_cnn("x", grid = 3), class = "imagesasdata_argument_error", regexp = "`grid` must be")
   expect_error(tune_cnn("x", grid = list(batch_size = 2.5)), class = "imagesasdata_argument_error", regexp = "`batch_size`")
