@@ -115,6 +115,22 @@ def write_s3_bytes(uri: str, data: bytes, endpoint_url: str | None = None, *, me
         raise _output_error(uri, error) from None
 
 
+def _object_request(uri: str, endpoint_url: str | None, operation: str) -> dict | None:
+    """One request about the object at `uri` (get_object or head_object): boto3's answer, or None when there is no
+    such object. Raises ImagesAsDataError for any other failure, as write_s3_bytes does."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split_uri(uri)
+    try:
+        return getattr(s3_client(endpoint_url), operation)(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise _output_error(uri, error) from None
+    except BotoCoreError as error:
+        raise _output_error(uri, error) from None
+
+
 def get_s3_object(uri: str, endpoint_url: str | None = None) -> dict | None:
     """{"data", "etag", "metadata", "age_s"} of the object at `uri`, or None when there is none. age_s: seconds since
     it was written, by S3's own clock (its Date header against the object's LastModified: no clock of ours is
@@ -122,17 +138,9 @@ def get_s3_object(uri: str, endpoint_url: str | None = None) -> dict | None:
     import datetime as _dt
     from email.utils import parsedate_to_datetime
 
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    bucket, key = split_uri(uri)
-    try:
-        answer = s3_client(endpoint_url).get_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-            return None
-        raise _output_error(uri, error) from None
-    except BotoCoreError as error:
-        raise _output_error(uri, error) from None
+    answer = _object_request(uri, endpoint_url, "get_object")
+    if answer is None:
+        return None
     date = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
     try:
         now = parsedate_to_datetime(date) if date else _dt.datetime.now(_dt.timezone.utc)
@@ -144,17 +152,9 @@ def get_s3_object(uri: str, endpoint_url: str | None = None) -> dict | None:
 
 def head_s3_object(uri: str, endpoint_url: str | None = None) -> dict | None:
     """{"etag", "size", "metadata", "last_modified"} of the object at `uri`, or None when there is none."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    bucket, key = split_uri(uri)
-    try:
-        answer = s3_client(endpoint_url).head_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-            return None
-        raise _output_error(uri, error) from None
-    except BotoCoreError as error:
-        raise _output_error(uri, error) from None
+    answer = _object_request(uri, endpoint_url, "head_object")
+    if answer is None:
+        return None
     return {"etag": answer["ETag"], "size": answer["ContentLength"], "metadata": answer.get("Metadata") or {},
             "last_modified": answer["LastModified"]}
 
