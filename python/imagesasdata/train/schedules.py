@@ -55,15 +55,22 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_
                    (the momentum option keeps its meaning);
     warmup_cosine  torch's LinearLR from a 25th up to each group's rate over warmup_fraction of the steps, then
                    CosineAnnealingLR down to zero over the rest, chained by SequentialLR.
-    The last two are stepped after every optimizer step (per_step(config)). Returns the scheduler.
+    The last two are stepped after every optimizer step (per_step(config)); a one-cycle run of fewer than 3 steps
+    stays at its peak, and one of few steps rises over at least 2 of them. Returns the scheduler.
     """
     if config.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
     total = max(1, int(config.epochs) * int(steps_per_epoch))
     peaks = [group["lr"] for group in optimizer.param_groups]
     if config.schedule == "one_cycle":
+        if total < 3:
+            # Too few steps for a rise and a fall (OneCycleLR divides by zero or returns 0 here): the peak throughout.
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        # OneCycleLR needs at least two steps in each phase (four in all steps with its 0.25 divide by zero): short
+        # runs (a learning curve's smallest fraction, one epoch of a few images) get the nearest warm-up that works.
+        warmup = min(max(config.warmup, 2 / total), (total - 1) / total)
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=peaks, total_steps=total, pct_start=config.warmup, anneal_strategy="cos",
+            optimizer, max_lr=peaks, total_steps=total, pct_start=warmup, anneal_strategy="cos",
             cycle_momentum=False, div_factor=WARMUP_DIVISOR, final_div_factor=FINAL_DIVISOR)
     if config.schedule == "warmup_cosine":
         warmup = min(total - 1, max(1, round(config.warmup * total)))
