@@ -107,7 +107,9 @@ def assert_same_answers(table, reference):
     assert table.schema == reference.schema
     for column in ("image_id", "path", "predicted", "error"):
         assert table[column].to_pylist() == reference[column].to_pylist(), column
-    np.testing.assert_allclose(probabilities(table), probabilities(reference), rtol=0, atol=1e-5)
+    # Batches of other sizes take other float32 kernel paths: logits differ in the 5th decimal (seen: 1.2e-5 on a
+    # probability of 0.506 with the default recipe's model), never the predicted class.
+    np.testing.assert_allclose(probabilities(table), probabilities(reference), rtol=0, atol=1e-4)
 
 
 def shard_files(out) -> list[Path]:
