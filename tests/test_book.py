@@ -45,13 +45,14 @@ def test_data_summary_draws_a_test_split_for_large_classes(orl_faces):
 
 def test_grid_presets_hold_the_books_values_and_say_which_gamma():
     """Table 7.2's grid (§7.6) and Figures 7.4/7.5's (§7.5): the same 12 configurations, 50 epochs, step size 7;
-    gamma 0.1 and 0.01, the book's own inconsistency."""
+    gamma 0.1 and 0.01, the book's own inconsistency; under recipe "head-first", whose StepLR has a step size and
+    a gamma (the default recipe's one-cycle schedule has neither)."""
     table, fixed = expand_grid("table7.2")
-    assert len(table) == 12 and fixed == {"epochs": 50, "step_size": 7, "gamma": 0.1}
+    assert len(table) == 12 and fixed == {"recipe": "head-first", "epochs": 50, "step_size": 7, "gamma": 0.1}
     assert {(c["learning_rate"], c["momentum"], c["batch_size"]) for c in table} == {
         (lr, m, b) for lr in (0.0005, 0.001, 0.005) for m in (0.7, 0.9) for b in (1, 4)}
     figure, fixed = expand_grid("figure7.4")
-    assert figure == table and fixed == {"epochs": 50, "step_size": 7, "gamma": 0.01}
+    assert figure == table and fixed == {"recipe": "head-first", "epochs": 50, "step_size": 7, "gamma": 0.01}
     assert PRESETS["book"] == PRESETS["table7.2"]
     with pytest.raises(ImagesAsDataError, match="unknown grid preset 'table7.1'.*Did you mean 'table7.2'"):
         expand_grid("table7.1")
@@ -67,6 +68,7 @@ def test_table_7_2_grid_runs_its_twelve_configurations(sample_data, tmp_path):
     assert sorted(grid.parameters) == ["batch_size", "learning_rate", "momentum"]
     description = grid.best.description["hyperparameters"]
     assert (description["gamma"], description["step_size"], description["epochs"]) == (0.1, 7, 1)
+    assert (description["schedule"], grid.best.description["recipe"]["name"]) == ("step", "head-first")
     assert "gamma 0.01 in §7.5" in repr(grid) and "optimistic" in repr(grid)
 
 

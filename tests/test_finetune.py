@@ -189,7 +189,7 @@ def test_resume_with_different_options_is_refused(sample_data, tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         iad.finetune(sample_data / "faces", out=tmp_path / "run2", **TINY)
     monkeypatch.undo()
-    with pytest.raises(ImagesAsDataError, match=r"other options \(learning_rate \(CLI: --learning-rate\): the run has 0\.001, this call 0\.01\)"):
+    with pytest.raises(ImagesAsDataError, match=r"other options \(learning_rate \(CLI: --learning-rate\): the run has 0\.004, this call 0\.01\)"):
         iad.finetune(sample_data / "faces", out=tmp_path / "run2", resume=True, learning_rate=0.01, **TINY)
 
 
@@ -418,9 +418,12 @@ def test_head_epochs_are_the_same_with_or_without_the_cache(sample_data, tmp_pat
 def test_recipes_name_their_defaults_and_explicit_options_win():
     from imagesasdata.train.config import TrainConfig
 
-    engine = TrainConfig()
-    assert (engine.recipe, engine.architecture, engine.head_epochs, engine.normalize) == \
-        ("head-first", "efficientnet_lite0", 10, "imagenet")
+    engine = TrainConfig()                                  # the default since issue 28: "fast"
+    assert (engine.recipe, engine.architecture, engine.head_epochs, engine.normalize, engine.freeze) == \
+        ("fast", "efficientnet_lite0", 2, "imagenet", "blocks.3")
+    head_first = TrainConfig.from_options(recipe="head-first")
+    assert (head_first.architecture, head_first.head_epochs, head_first.normalize, head_first.freeze,
+            head_first.schedule, head_first.learning_rate) == ("efficientnet_lite0", 10, "imagenet", "none", "step", 0.001)
     book = TrainConfig.from_options(recipe="book")          # Listing 1
     assert (book.architecture, book.weights, book.head_epochs, book.normalize) == ("resnet18", "imagenet", 0, "imagenet")
     # ... and every other option at the book's value: 25 epochs, batch 4, SGD 0.001 / 0.9, StepLR 7 / 0.1, random
@@ -437,8 +440,10 @@ def test_recipes_name_their_defaults_and_explicit_options_win():
     assert TrainConfig.from_options(head_epochs=0).normalize == "imagenet"
     with pytest.raises(ImagesAsDataError, match="recipe='bok': choose one of head-first, book, fast. Did you mean 'book'"):
         TrainConfig.from_options(recipe="bok")
-    # From random weights there are no features to probe: head-first trains no head epochs unless asked to.
-    assert TrainConfig.from_options(weights="none").head_epochs == 0
+    # From random weights there are no features to probe, nor early layers worth keeping: no head epochs and nothing
+    # frozen unless asked for.
+    assert (TrainConfig.from_options(weights="none").head_epochs, TrainConfig.from_options(weights="none").freeze) == \
+        (0, "none")
     assert TrainConfig.from_options(weights="none", head_epochs=3).head_epochs == 3
 
 

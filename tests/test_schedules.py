@@ -5,6 +5,7 @@ early stopping on a plateau, the recipe "fast" and the learning-rate finder's su
 
 import json
 import types
+import warnings
 
 import pytest
 import torch
@@ -63,10 +64,21 @@ def test_the_book_recipe_is_unchanged():
     expected = [0.001] * 7 + [1e-4] * 7 + [1e-5] * 7 + [1e-6] * 4
     assert per_epoch == pytest.approx(expected, rel=1e-9)
     assert all(len({r[0] for r in steps}) == 1 for steps in zip(*[iter(rates_per_step(book, 3))] * 3))
-    # The default recipe's resolved options are the book's but for its own three.
-    default = TrainConfig().to_dict()
+    # The head-first recipe's resolved options are the book's but for its own three.
+    default = TrainConfig(recipe="head-first").to_dict()
     assert {k: v for k, v in default.items() if k not in ("recipe", "architecture", "head_epochs")} == \
         {k: v for k, v in BOOK_RESOLVED.items() if k not in ("recipe", "architecture", "head_epochs")}
+
+
+def test_one_cycle_survives_runs_of_a_few_steps():
+    """OneCycleLR divides by zero at 4 steps with a quarter rising (a learning curve's smallest fraction): short
+    runs rise over at least 2 steps, and runs of 1 or 2 steps stay at the peak."""
+    for steps in range(1, 13):
+        rates = [r[0] for r in rates_per_step(TrainConfig(learning_rate=0.01, epochs=1), steps)]
+        assert len(rates) == steps and all(0 <= r <= 0.01 + 1e-12 for r in rates)
+        assert max(rates) == pytest.approx(0.01, rel=0.1)
+        if steps >= 3:
+            assert rates[0] == pytest.approx(0.01 / 25) and rates[-1] < rates[0]
 
 
 @pytest.mark.parametrize("schedule, warmup", [("one_cycle", None), ("one_cycle", 0.4), ("warmup_cosine", None),
@@ -152,8 +164,9 @@ def test_discriminative_rates_fall_by_block_from_the_new_last_layer():
     grouped = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
     assert sorted(grouped) == sorted(n for n, p in backbone.model.named_parameters() if p.requires_grad)
     assert [names[id(p)] for p in optimizer.param_groups[-1]["params"]] == ["classifier.weight", "classifier.bias"]
-    # Without the option (or at 1): one group at learning_rate, as the book.
-    assert len(make_optimizer(backbone.model, TrainConfig(learning_rate=0.01), blocks=blocks).param_groups) == 1
+    # Without the option (the book's and head-first's recipes) or at 1: one group at learning_rate, as the book.
+    for config in (TrainConfig(recipe="head-first", learning_rate=0.01), TrainConfig(lr_decay_per_block=1)):
+        assert len(make_optimizer(backbone.model, config, blocks=blocks).param_groups) == 1
     # A torchvision network is cut at its top-level stages; frozen layers are left out.
     resnet = create_backbone("resnet18", None, 3, freeze="layer2", progress=False)
     assert [b[0] for b in parameter_blocks(resnet)] == ["layer3.0.conv1.weight", "layer4.0.conv1.weight", "fc.weight"]
@@ -201,13 +214,39 @@ def test_the_fast_recipe_stops_early_on_a_cpu_when_no_epoch_count_is_given():
     assert TrainConfig(recipe="fast", device="cpu", epochs=8).patience is None     # an epoch count: all of them
     assert TrainConfig(recipe="fast", device="cpu", patience=4).patience == 4
     assert TrainConfig(recipe="fast", device="cuda").patience is None             # a GPU: cheap epochs
-    assert TrainConfig(device="cpu").patience is None                             # the default recipe: unchanged
+    assert TrainConfig(device="cpu").patience == 2                                # the default recipe is fast
+    assert TrainConfig(recipe="head-first", device="cpu").patience is None        # the others never stop early
     assert TrainConfig(recipe="fast", schedule="step", learning_rate=0.001).schedule == "step"
     # The trainer's callbacks follow: the head first, then early stopping on the validation loss.
     trainer = types.SimpleNamespace(config=fast)
     from imagesasdata.train.trainer import Trainer
 
     assert [type(c) for c in Trainer.callbacks(trainer)] == [HeadFirst, EarlyStopping]
+
+
+def test_the_fast_recipe_freezes_early_stages_only_where_it_was_measured():
+    """EfficientNet-Lite's stem and first four stages (blocks.3); nothing for another network or random weights;
+    an explicit freeze wins and is recorded as overridden."""
+    from imagesasdata.train.trainer import recipe_record
+
+    assert TrainConfig(device="cpu").freeze == "blocks.3"
+    assert TrainConfig(architecture="timm/efficientnet_lite1").freeze == "blocks.3"
+    assert TrainConfig(architecture="resnet18").freeze == "none"
+    assert TrainConfig(weights="none").freeze == "none"
+    given = TrainConfig(freeze="none")
+    assert given.freeze == "none" and "freeze" not in given.recipe_chose
+    assert recipe_record(given)["overridden"]["freeze"] == {"recipe": "blocks.3", "used": "none"}
+    assert recipe_record(TrainConfig())["chose"]["freeze"] == "blocks.3"
+
+
+def test_steplr_options_under_another_schedule_warn():
+    """step_size and gamma do nothing under the default one-cycle schedule: a run that sets them says so."""
+    with pytest.warns(UserWarning, match=r"step_size=5: only the book's StepLR uses it.*schedule='step'"):
+        TrainConfig(step_size=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TrainConfig(recipe="head-first", step_size=5, gamma=0.5)       # StepLR: both used
+        TrainConfig(step_size=7, gamma=0.1)                             # the book's values, as model.json records them
 
 
 def test_early_stopping_stops_on_a_plateau_of_the_validation_loss():

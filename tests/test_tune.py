@@ -19,12 +19,14 @@ def test_the_books_grid_is_one_call():
     assert len(configurations) == 12
     assert {c["learning_rate"] for c in configurations} == {0.0005, 0.001, 0.005}
     assert {c["momentum"] for c in configurations} == {0.7, 0.9} and {c["batch_size"] for c in configurations} == {1, 4}
-    assert fixed == {"epochs": 50, "step_size": 7, "gamma": 0.1}
+    assert fixed == {"recipe": "head-first", "epochs": 50, "step_size": 7, "gamma": 0.1}
 
 
 @pytest.mark.trains
 def test_grid_results_choice_and_test_split(sample_data, tmp_path):
-    grid = iad.tune(sample_data / "faces", GRID, out=tmp_path / "grid", test_fraction=0.25, step_size=1, **FAST)
+    # StepLR's per-epoch rate is checked below: the head-first recipe (the default's one-cycle has no step size)
+    grid = iad.tune(sample_data / "faces", GRID, out=tmp_path / "grid", test_fraction=0.25, step_size=1,
+                    recipe="head-first", **FAST)
     results = grid.results.to_pylist()
     assert [r["config_id"] for r in results] == ["config_001", "config_002", "config_003", "config_004"]
     assert {(r["learning_rate"], r["momentum"]) for r in results} == {(0.001, 0.7), (0.001, 0.9), (0.01, 0.7), (0.01, 0.9)}

@@ -14,7 +14,9 @@
 #' @param grid A preset: `"table7.2"` (the book's 12 configurations as in its Table 7.2: learning rate 0.0005,
 #'   0.001, 0.005 x momentum 0.7, 0.9 x batch size 1, 4; 50 epochs; StepLR step size 7, gamma 0.1; `"book"` is the
 #'   same) or `"figure7.4"` (the same with gamma 0.01, as the book's Figures 7.4/7.5 -- the book uses both gammas
-#'   without comment, and the grid prints a note saying so); a named list of vectors, every combination of which
+#'   without comment, and the grid prints a note saying so). The presets train under `recipe = "head-first"` (the
+#'   book's SGD and StepLR on the offline network; `recipe = "book"` for Listing 1's ResNet-18), not the default
+#'   recipe, whose one-cycle schedule has no step size or gamma. Or a named list of vectors, every combination of which
 #'   is a configuration, e.g. `list(learning_rate = c(0.001, 0.01), momentum = c(0.7, 0.9))`; or a data frame
 #'   with one row per configuration and one column per option.
 #' @param ... Fixed options for every configuration, as named arguments of [finetune_cnn()] (e.g. `epochs = 10`,
@@ -395,7 +397,7 @@ autoplot.cnn_grid <- function(object, measure = c("loss", "accuracy"), accuracy_
 #' `lr_find()`), stopping when the loss explodes. A good learning rate lies where the loss falls fastest, well
 #' before it blows up. The suggestion suits the options' schedule: for the book's StepLR (which starts at the rate
 #' and only lowers it) the steepest fall of the smoothed loss; for `schedule = "one_cycle"` or `"warmup_cosine"`
-#' (e.g. `recipe = "fast"`), whose `learning_rate` is a peak, fastai's valley (half-way down the longest descent
+#' (the default recipe, "fast"), whose `learning_rate` is a peak, fastai's valley (half-way down the longest descent
 #' of the smoothed loss). Pass it as `learning_rate` to [finetune_cnn()] with the same options. Nothing is
 #' written to disk.
 #'

@@ -9,20 +9,21 @@ from ..train.config import OPTION_HELP, TrainConfig
 from .common import add_dataclass_options, given_options, print_table
 
 FINETUNE_EPILOG = """
-The book's defaults: SGD with learning rate 0.001 and momentum 0.9, batch size 4, cross-entropy loss, and a
-StepLR schedule that multiplies the learning rate by gamma=0.1 every step_size=7 epochs. The epoch with the best
-validation accuracy is kept. DATA is the book's layout (train/ and val/ folders, each with one folder per class),
-a folder of class folders (split 80/20, stratified and seeded), or a CSV/Parquet table with path and label columns.
-
---recipe fast (not yet measured against the default; benchmarks/time_to_accuracy.py) trains the head for 2 epochs at
-0.01, then a one-cycle schedule peaking at 0.004 (--schedule one_cycle; or warmup_cosine), with lower rates for
-earlier blocks (--lr-decay-per-block 0.7) and progressive resizing from 128 px (--progressive-resize 128), 8 epochs,
-and on a CPU without --epochs it stops once the validation loss has not improved for 2 epochs.
+The default recipe ("fast", issue 28): EfficientNet-Lite0 with its stem and first four stages frozen
+(--freeze blocks.3), 2 epochs of the new last layer at 0.01 on features computed once, then a one-cycle schedule
+peaking at 0.004 (--schedule one_cycle), lower rates for earlier blocks (--lr-decay-per-block 0.7), progressive
+resizing from 128 px (--progressive-resize 128), 8 epochs; on a CPU without --epochs it stops once the validation
+loss has not improved for 2 epochs. SGD with momentum 0.9, batch size 4, cross-entropy loss; the epoch with the
+best validation accuracy is kept. --recipe book is the book's Listing 1: ResNet-18, SGD with learning rate 0.001,
+a StepLR schedule that multiplies the learning rate by gamma=0.1 every step_size=7 epochs, 25 epochs; --recipe
+head-first is the default before (10 head epochs, then the book's StepLR). DATA is the book's
+layout (train/ and val/ folders, each with one folder per class), a folder of class folders (split 80/20,
+stratified and seeded), or a CSV/Parquet table with path and label columns.
 
 examples:
   imagesasdata finetune data/faces --out runs/faces --epochs 10
   imagesasdata finetune labels.csv --label protest --out runs/protest --architecture resnet18
-  imagesasdata finetune data/faces --out runs/fast --recipe fast
+  imagesasdata finetune data/faces --out runs/book --recipe book --architecture efficientnet_lite0
   imagesasdata finetune data/faces --out runs/cosine --schedule warmup_cosine --learning-rate 0.003 --epochs 8
 """
 

@@ -11,8 +11,9 @@ from .common import add_dataclass_options, given_options, print_table
 TUNE_EPILOG = """
 The book's grid (--grid table7.2, or book) fine-tunes 12 configurations: learning rate 0.0005/0.001/0.005 ×
 momentum 0.7/0.9 × batch size 1/4, 50 epochs, StepLR step size 7 and gamma 0.1, as its Table 7.2; --grid figure7.4
-is the same with gamma 0.01, as its Figures 7.4/7.5 (the book uses both gammas without comment). A grid of your
-own is JSON:
+is the same with gamma 0.01, as its Figures 7.4/7.5 (the book uses both gammas without comment). The presets train
+under --recipe head-first (the book's SGD and StepLR on the offline network; --recipe book for Listing 1's
+ResNet-18), not the default recipe, whose one-cycle schedule has no step size or gamma. A grid of your own is JSON:
   --grid '{"learning_rate": [0.001, 0.01], "freeze": ["none", "backbone"]}'
 Options given beside the grid (--epochs 10, --image-size 112, …) apply to every configuration. With
 --freeze backbone --no-augment-crop, features are computed once and each configuration trains in seconds.
@@ -44,7 +45,7 @@ def add_commands(subparsers) -> None:
                                    description="Train briefly with an exponentially rising learning rate and suggest "
                                                "one: where the loss falls fastest for the book's StepLR schedule, "
                                                "fastai's valley for --schedule one_cycle or warmup_cosine (e.g. "
-                                               "--recipe fast), whose learning rate is a peak.")
+                                               "the default recipe), whose learning rate is a peak.")
     finder.add_argument("data", help="folder or table, as for finetune")
     finder.add_argument("--out", help="write the curve to FILE.parquet or FILE.csv")
     finder.add_argument("--start-lr", type=float, default=1e-7)

@@ -31,8 +31,9 @@ def finetune(data, *, out=None, label: str | None = None, path: str | None = Non
     overwrite: replace a run already in `out`. Without resume or overwrite, an existing run is never touched.
     images: a dict shared between runs on the same images (a grid passes one): decoded images are kept in it
       and reused, so each file is decoded once.
-    options: see TrainConfig — the book's defaults: SGD, learning rate 0.001, momentum 0.9, batch size 4,
-      StepLR step size 7 and gamma 0.1, 25 epochs, 80/20 split.
+    options: see TrainConfig — the default recipe "fast" (EfficientNet-Lite0 with its first stages frozen, 2 head
+      epochs, a one-cycle schedule peaking at 0.004, 8 epochs, early stopping on a CPU without an epoch count);
+      recipe="book" for the book's SGD 0.001 / 0.9, batch size 4, StepLR 7 / 0.1, 25 epochs. 80/20 split.
     Returns the finished Run (a multi-label Run for a list of labels). Raises ImagesAsDataError for unusable data
     or options, and when training diverges (the run is then marked failed). Ctrl-C keeps the best model so far in
     `out`.

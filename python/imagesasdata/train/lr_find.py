@@ -78,7 +78,7 @@ def lr_find(data, *, start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: in
     """Train briefly with a learning rate rising from start_lr to end_lr; stop when the loss explodes.
 
     Uses the same data, backbone and options as finetune() (nothing is written to disk), including the recipe's:
-    lr_find(data, recipe="fast") runs the fast recipe's network and parameter groups. Returns the curve and a
+    lr_find(data) runs the default recipe's ("fast") network and parameter groups. Returns the curve and a
     suggested learning rate for the options' schedule — the steepest fall of the loss for the book's StepLR, fastai's
     valley for one_cycle and warmup_cosine, whose learning_rate is a peak — to pass as learning_rate= to finetune()
     with the same options; in R, autoplot() draws it. Raises ImagesAsDataError for bad rates or steps.

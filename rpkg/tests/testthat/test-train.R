@@ -68,5 +68,5 @@ test_that("whole numbers reach Python as ints and are recorded as such", {
   expect_identical(settings$epochs, 2L)
   expect_identical(settings$image_size, 64L)
   expect_identical(settings$batch_size, 4L)
-  expect_identical(settings$learning_rate, 0.001)
+  expect_identical(settings$learning_rate, 0.004)   # the default recipe's one-cycle peak
 })

@@ -200,8 +200,8 @@ test_that("a grid on Ray says where its trials ran, and keeps it with the grid",
 
 test_that("lr_find() gives the loss by learning rate and a suggestion; autoplot() marks it on a log axis", {
   trains()
-  finder <- lr_find(file.path(sample_data(), "faces"), num_steps = 20, image_size = 64, freeze = "backbone",
-                    augment_crop = FALSE, progress = FALSE)
+  finder <- lr_find(file.path(sample_data(), "faces"), recipe = "head-first", num_steps = 20, image_size = 64,
+                    freeze = "backbone", augment_crop = FALSE, progress = FALSE)
   expect_s3_class(finder, "cnn_lr_finder")
   table <- finder$table
   expect_identical(names(table), c("step", "learning_rate", "loss", "smoothed_loss"))
@@ -219,11 +219,11 @@ test_that("lr_find() gives the loss by learning rate and a suggestion; autoplot(
   expect_equal(built$data[[4]]$x, log10(finder$suggestion))
   expect_error(lr_find(file.path(sample_data(), "faces"), start_lr = 1, end_lr = 0.1), class = "imagesasdata_error",
                regexp = "start_lr")
-  # The book's StepLR starts at the rate: the steepest fall. The fast recipe's one-cycle rate is a peak: the valley.
+  # The book's StepLR (head-first) starts at the rate: the steepest fall. The default recipe's one-cycle rate is a
+  # peak: the valley.
   expect_identical(finder$rule, "steepest")
   expect_equal(finder$suggestion, finder$steepest)
-  fast <- lr_find(file.path(sample_data(), "faces"), recipe = "fast", num_steps = 20, image_size = 64,
-                  progress = FALSE)
+  fast <- lr_find(file.path(sample_data(), "faces"), num_steps = 20, image_size = 64, progress = FALSE)
   expect_identical(fast$rule, "valley")
   expect_equal(fast$suggestion, fast$valley)
   expect_output(print(fast), "fastai's valley", fixed = TRUE)
