@@ -22,8 +22,8 @@ from ..data.transforms import MIN_IMAGE_SIZE, NORMALIZE_CHOICES, RESIZE_MODES
 #               epochs; when no epoch count is given and the run is on a CPU, it also stops once the validation loss
 #               has not improved for 2 epochs (CPU_PATIENCE). Measured on a 2-core CPU (3 seeds): the book loop's
 #               best validation accuracy in 0.21 (politicians) and 0.10 (ORL) of the loop's time, and more accurate
-#               than the loop and than head-first; blocks.3 was chosen among blocks.2/3/4 on those sets. Networks other than the EfficientNet-Lites and random weights
-#               freeze nothing (EARLY_STAGES).
+#               than the loop and than head-first; blocks.3 was chosen among blocks.2/3/4 on those sets. Networks
+#               other than the EfficientNet-Lites, and random weights, freeze nothing (FREEZE_MEASURED_ON).
 #   head-first  the default before: the offline EfficientNet-Lite0, ImageNet statistics, and 10 epochs of the new
 #               last layer alone on features computed once before fine-tuning everything with the book's StepLR —
 #               measured more accurate than the book's recipe at equal epochs on every set of
@@ -39,9 +39,9 @@ RECIPES = {
              "progressive_resize": 128, "epochs": 8, "freeze": "blocks.3"},
 }
 DEFAULT_RECIPE = "fast"
-# The early stages a recipe's `freeze` stands for, by network family (name prefix): measured only on the
-# EfficientNet-Lites (timm's stage names); any other network, and random weights, freeze nothing under a recipe.
-EARLY_STAGES = {"efficientnet_lite": "blocks.3", "tf_efficientnet_lite": "blocks.3"}
+# The network families (name prefixes) a recipe's frozen stages were measured on, in timm's stage names: any other
+# network, and random weights, freeze nothing under a recipe.
+FREEZE_MEASURED_ON = ("efficientnet_lite", "tf_efficientnet_lite")
 # Options a recipe may leave unnamed that still need a value: the book's (Listing 1).
 BOOK_DEFAULTS = {"epochs": 25, "learning_rate": 0.001, "schedule": "step", "freeze": "none"}
 # StepLR's own options (the book's values): under another schedule they change nothing, and the run says so.
@@ -152,12 +152,6 @@ OPTION_HELP = {
 }
 
 
-def early_stages(architecture: str) -> str:
-    """The stage a recipe freezes up to for `architecture` (EARLY_STAGES, by name prefix), or "none"."""
-    name = str(architecture).removeprefix("timm/")
-    return next((stage for prefix, stage in EARLY_STAGES.items() if name.startswith(prefix)), "none")
-
-
 def runs_on_cpu(device) -> bool:
     """True when a run with this `device` option trains on the CPU: "cpu", or "auto" on a machine without a CUDA
     GPU or Apple's Metal backend (asks torch, so only called when a recipe's CPU default depends on it)."""
@@ -262,10 +256,11 @@ class TrainConfig:
             # Random weights have no features worth probing: the head would learn noise (measured: a ResNet-18 from
             # random weights learnt a trivial task to 0.5 in 3 epochs with head-first, 1.0 with the book's recipe).
             self.head_epochs = 0
-        if "freeze" in self.recipe_chose and self.freeze != "none":
-            # A recipe's frozen stages are its network family's early ones (EARLY_STAGES); random weights, or a
-            # network the recipe was not measured on, fine-tune every layer.
-            self.freeze = "none" if random_weights else early_stages(self.architecture)
+        measured_on = str(self.architecture).removeprefix("timm/").startswith(FREEZE_MEASURED_ON)
+        if "freeze" in self.recipe_chose and (random_weights or not measured_on):
+            # A recipe's frozen stages are those of the network it was measured on; random weights, or another
+            # network, fine-tune every layer.
+            self.freeze = "none"
         unused = [setting(name, getattr(self, name)) for name, value in BOOK_STEP.items() if getattr(self, name) != value]
         if unused and self.schedule != "step":
             # The default recipe's one-cycle schedule ignores StepLR's options: say so rather than drop them silently.
