@@ -255,8 +255,9 @@ def test_early_stopping(sample_data, tmp_path, monkeypatch):
     every epoch is wrecked before validation (loss ~25, far above any trained epoch's), so the loss improves only
     at epoch 1 on every CPU and the run must stop after epoch 3 and keep epoch 1."""
     wreck_before_validation(monkeypatch, from_epoch=2)
+    # recipe "head-first" (StepLR): early stopping counts from epoch 1 (the default's one-cycle warm-up is not counted)
     run = iad.finetune(sample_data / "faces", out=tmp_path / "run", image_size=64, epochs=10, patience=2,
-                       progress=False, seed=0)
+                       recipe="head-first", progress=False, seed=0)
     assert run.description["stopped_early"] is True
     assert run.description["epochs_run"] == 3
     assert run.best_epoch == 1
@@ -348,7 +349,8 @@ def test_early_stopping_repeats_and_resumes_to_the_same_end(sample_data, tmp_pat
     first did, without training another epoch. From epoch 2 on the validation is wrecked, so patience=1 stops
     every CPU after epoch 2."""
     wreck_before_validation(monkeypatch, from_epoch=2)
-    options = dict(image_size=32, epochs=3, patience=1, freeze="backbone", augment_crop=False, progress=False, seed=0)
+    options = dict(image_size=32, epochs=3, patience=1, freeze="backbone", augment_crop=False, progress=False, seed=0,
+                   recipe="head-first")   # StepLR: early stopping counts from epoch 1
     reference = iad.finetune(sample_data / "faces", out=tmp_path / "reference", **options)
     assert (reference.description["stopped_early"], reference.description["epochs_run"]) == (True, 2)
     checkpoint = train_module.Trainer._checkpoint

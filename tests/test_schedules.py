@@ -218,10 +218,13 @@ def test_the_fast_recipe_stops_early_on_a_cpu_when_no_epoch_count_is_given():
     assert TrainConfig(recipe="head-first", device="cpu").patience is None        # the others never stop early
     assert TrainConfig(recipe="fast", schedule="step", learning_rate=0.001).schedule == "step"
     # The trainer's callbacks follow: the head first, then early stopping on the validation loss.
-    trainer = types.SimpleNamespace(config=fast)
+    trainer = types.SimpleNamespace(config=fast, train_sizes=training_sizes(8, 128, 224))
     from imagesasdata.train.trainer import Trainer
 
-    assert [type(c) for c in Trainer.callbacks(trainer)] == [HeadFirst, EarlyStopping]
+    callbacks = Trainer.callbacks(trainer)
+    assert [type(c) for c in callbacks] == [HeadFirst, EarlyStopping]
+    # ... counting from epoch 5, the first at full size (the one-cycle peak is at epoch 2).
+    assert callbacks[1].start == 5
 
 
 def test_the_fast_recipe_freezes_early_stages_only_where_it_was_measured():
@@ -257,10 +260,30 @@ def test_early_stopping_stops_on_a_plateau_of_the_validation_loss():
     trainer = types.SimpleNamespace(_say=said.append)
     stopping = EarlyStopping(2)
     for epoch, loss in enumerate([1.0, 0.8, 0.85, 0.7, 0.75, 0.7, 0.6], start=1):
-        stopping.after_epoch(trainer, state, types.SimpleNamespace(val_loss=loss))
+        stopping.after_epoch(trainer, state, types.SimpleNamespace(epoch=epoch, val_loss=loss))
         if state.stopped_early:
             break
     assert epoch == 6 and state.best_val_loss == 0.7 and said
+
+
+def test_early_stopping_counts_from_the_first_settled_epoch():
+    """Under a one-cycle warm-up and progressive resizing the validation loss of the first epochs says little:
+    early stopping neither counts them nor takes its best loss from them."""
+    from imagesasdata.train.schedules import first_settled_epoch
+    from imagesasdata.train.trainer import TrainingState
+
+    fast = TrainConfig(recipe="fast", device="cpu")
+    assert first_settled_epoch(fast, training_sizes(8, 128, 224)) == 5        # full size from epoch 5
+    assert first_settled_epoch(fast, [64] * 8) == 3                           # no resizing: past the 2-epoch rise
+    assert first_settled_epoch(TrainConfig(recipe="head-first"), [224] * 25) == 1   # StepLR: from the start
+    state, said = TrainingState(), []
+    stopping = EarlyStopping(2, start=5)
+    # The loss rises during the warm-up (epochs 2-4): the run goes on, and stops two epochs after its best from 5.
+    for epoch, loss in enumerate([0.5, 0.9, 1.2, 1.0, 0.7, 0.6, 0.65, 0.62], start=1):
+        stopping.after_epoch(types.SimpleNamespace(_say=said.append), state, types.SimpleNamespace(epoch=epoch, val_loss=loss))
+        if state.stopped_early:
+            break
+    assert epoch == 8 and state.best_val_loss == 0.6
 
 
 @pytest.mark.trains

@@ -161,13 +161,17 @@ def train_head_first(trainer, epochs: int | None = None) -> bool:
 
 
 class EarlyStopping:
-    """Stop when the validation loss has not improved (by more than 1e-12) for `patience` epochs in a row. What it
-    counts lives in the training state, so a resumed run stops where the uninterrupted one would."""
+    """Stop when the validation loss has not improved (by more than 1e-12) for `patience` epochs in a row, counting
+    from epoch `start` (schedules.first_settled_epoch: epochs before it neither count nor set the best loss). What
+    it counts lives in the training state, so a resumed run stops where the uninterrupted one would."""
 
-    def __init__(self, patience: int):
+    def __init__(self, patience: int, start: int = 1):
         self.patience = int(patience)
+        self.start = int(start)
 
     def after_epoch(self, trainer, state, result) -> None:
+        if result.epoch < self.start:
+            return
         if result.val_loss < state.best_val_loss - 1e-12:
             state.best_val_loss, state.epochs_without_improvement = result.val_loss, 0
         else:

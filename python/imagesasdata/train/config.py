@@ -134,7 +134,9 @@ OPTION_HELP = {
               "such as 'layer3' (frozen up to and including it); default: the recipe's ('blocks.3' for fast on an "
               "EfficientNet-Lite: its stem and first four stages; 'none' for other networks, random weights, "
               "head-first and book)",
-    "patience": "early stopping: stop after this many epochs without a lower validation loss (default: never)",
+    "patience": "early stopping: stop after this many epochs without a lower validation loss, counted from the first "
+                "epoch past a one_cycle or warmup_cosine warm-up and at full size under progressive_resize (default: "
+                "the recipe's: 2 for fast on a CPU when no epoch count is given; never for head-first and book)",
     "select_on": "validation measure that picks the kept epoch: accuracy (the book's), loss or f1",
     "positive_class": "in a binary task, the class whose precision, recall and F1 are reported (default 'positive', "
                       "else the second class in sorted order; from R, the first level of a factor label)",

@@ -128,3 +128,14 @@ def progressive_start(config: TrainConfig, full: int) -> int | None:
         raise option_error("progressive_resize", start, f"below image_size ({full}), or 0 for off",
                            hint=f"e.g. {max(MIN_IMAGE_SIZE, full // 2)}")
     return start
+
+
+def first_settled_epoch(config: TrainConfig, sizes: list[int]) -> int:
+    """The first epoch early stopping counts: past a per-step schedule's warm-up and at the full training size.
+    While the rate still rises and the images are small, the validation loss says little about the end (measured:
+    recipe "fast" with patience 2 stopped the sample faces after 3 of 8 epochs at 0.83-0.92 accuracy, where all 8
+    reach 1.0). `sizes`: the training side per epoch (training_sizes). Returns 1 for the book's StepLR at full size."""
+    warmup = math.ceil(config.warmup * int(config.epochs)) if per_step(config) else 0
+    full = max(sizes) if sizes else None
+    first_full = next((epoch for epoch, side in enumerate(sizes, start=1) if side == full), 1)
+    return max(warmup + 1, first_full)

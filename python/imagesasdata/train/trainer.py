@@ -30,7 +30,8 @@ from .callbacks import (EarlyStopping, HeadFirst, Phase, StopTraining, TrainingD
                         epoch_order, make_optimizer)
 from .config import TrainConfig, selection_score
 from .features import HeadFeatures, flip_decisions, head_is_final, shared_features
-from .schedules import LearningRateSchedule, make_scheduler, per_step, progressive_start, training_sizes
+from .schedules import (LearningRateSchedule, first_settled_epoch, make_scheduler, per_step, progressive_start,
+                        training_sizes)
 from ..data.table import check_labeled, choose_positive_class, image_table, order_classes
 from ..model.devices import autocast, resolve_channels_last, resolve_device, resolve_precision
 from ..errors import ImagesAsDataError, listing, setting
@@ -294,7 +295,7 @@ class Trainer:
         if self.config.head_epochs:
             found.append(HeadFirst(self.config.head_epochs))
         if self.config.patience:
-            found.append(EarlyStopping(self.config.patience))
+            found.append(EarlyStopping(self.config.patience, start=first_settled_epoch(self.config, self.train_sizes)))
         return found
 
     def fit(self, resume: bool = False, callbacks=None) -> Run:
