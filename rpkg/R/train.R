@@ -17,8 +17,8 @@
 #' trains under a one-cycle learning-rate schedule (`schedule`) with lower rates for earlier layers
 #' (`lr_decay_per_block`) and progressive resizing from 128 px (`progressive_resize`), for 8 epochs; on a CPU
 #' when `epochs` is not given it stops once the validation loss has not improved for 2 epochs. On a quiet 2-core
-#' CPU (3 seeds, `benchmarks/time_to_accuracy.py`) it reached the book loop's best validation accuracy in 0.21 of
-#' the loop's time on six politicians' news photos and 0.10 on ORL's 40 faces, and ended more accurate than the
+#' CPU (3 seeds, `benchmarks/time_to_accuracy.py`) it reached the book loop's best validation accuracy in 0.22 of
+#' the loop's time on six politicians' news photos and 0.11 on ORL's 40 faces, and ended more accurate than the
 #' loop and than the default before it. `recipe = "head-first"` is that earlier default (10 head epochs, then the
 #' whole network with the book's StepLR); `recipe = "book"` runs the book's Listing 1 (ResNet-18 from ImageNet
 #' weights, the whole network fine-tuned from the first step). `step_size` and `gamma` only act under
@@ -112,8 +112,10 @@
 #'   name such as 'layer3' (frozen up to and including it); default: the recipe's ('blocks.3' for fast on an
 #'   EfficientNet-Lite: its stem and first four stages; 'none' for other networks, random weights, head-first and
 #'   book). `NULL` for the recipe's.
-#' @param patience early stopping: stop after this many epochs without a lower validation loss (default:
-#'   never). `NULL` never stops early.
+#' @param patience early stopping: stop after this many epochs without a lower validation loss, counted from the
+#'   first epoch past a one_cycle or warmup_cosine warm-up and at full size under progressive_resize (default: the
+#'   recipe's: 2 for fast on a CPU when no epoch count is given; never for head-first and book). `NULL` for the
+#'   recipe's.
 #' @param select_on validation measure that picks the kept epoch: accuracy (the book's), loss or f1. In R,
 #'   `"f_meas"` (yardstick's name) is f1.
 #' @param positive_class in a binary task, the class whose precision, recall and F1 are reported (default

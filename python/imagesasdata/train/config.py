@@ -21,7 +21,7 @@ from ..data.transforms import MIN_IMAGE_SIZE, NORMALIZE_CHOICES, RESIZE_MODES
 #               block above them, progressive resizing from 128 px (the last half of the epochs at full size), 8
 #               epochs; when no epoch count is given and the run is on a CPU, it also stops once the validation loss
 #               has not improved for 2 epochs (CPU_PATIENCE). Measured on a 2-core CPU (3 seeds): the book loop's
-#               best validation accuracy in 0.21 (politicians) and 0.10 (ORL) of the loop's time, and more accurate
+#               best validation accuracy in 0.22 (politicians) and 0.11 (ORL) of the loop's time, and more accurate
 #               than the loop and than head-first; blocks.3 was chosen among blocks.2/3/4 on those sets. Networks
 #               other than the EfficientNet-Lites, and random weights, freeze nothing (FREEZE_MEASURED_ON).
 #   head-first  the default before: the offline EfficientNet-Lite0, ImageNet statistics, and 10 epochs of the new
