@@ -136,6 +136,5 @@ def first_settled_epoch(config: TrainConfig, sizes: list[int]) -> int:
     recipe "fast" with patience 2 stopped the sample faces after 3 of 8 epochs at 0.83-0.92 accuracy, where all 8
     reach 1.0). `sizes`: the training side per epoch (training_sizes). Returns 1 for the book's StepLR at full size."""
     warmup = math.ceil(config.warmup * int(config.epochs)) if per_step(config) else 0
-    full = max(sizes) if sizes else None
-    first_full = next((epoch for epoch, side in enumerate(sizes, start=1) if side == full), 1)
+    first_full = sizes.index(max(sizes)) + 1 if sizes else 1   # sizes only grow: the first at the largest
     return max(warmup + 1, first_full)
